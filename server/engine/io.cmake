@@ -1,0 +1,4 @@
+# Owned by the I/O component: records, event files, readers.
+tblog_engine_component(tblog_engine_io
+  tensor_view.cc
+)

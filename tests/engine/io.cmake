@@ -1,0 +1,1 @@
+tblog_add_test(tensor_view_test SOURCES engine/tensor_view_test.cc LIBS tblog_engine_io)
