@@ -38,6 +38,9 @@ struct EventFileOptions {
   absl::Duration sync_interval = absl::Seconds(5);
   // Host name in the file name; empty = gethostname().
   std::string hostname;
+  // Written as source_metadata.writer in each file's first event, as
+  // TensorBoard's writer does (it puts its module name there).
+  std::string source_writer = "tblogd";
   // Clock for file names and the file_version event; tests replace it.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
@@ -50,6 +53,8 @@ struct EventFileStats {
   // Records that reached a file which was then deleted or moved away before
   // tblog noticed; they are gone from the run.
   uint64_t records_lost = 0;
+  // Write() or Flush() calls that failed with an I/O error (see Flush()).
+  uint64_t write_errors = 0;
 };
 
 class EventFileWriter {

@@ -4,4 +4,5 @@ tblog_engine_component(tblog_engine_io
   crc32c.cc
   record_writer.cc
   record_reader.cc
+  event_file_writer.cc
 )
