@@ -1,0 +1,233 @@
+#include "daemon/config.h"
+
+#include <cctype>
+#include <cstdio>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "engine/status_util.h"
+#include "spdlog/pattern_formatter.h"
+#include "spdlog/sinks/stdout_sinks.h"
+#include "spdlog/spdlog.h"
+
+namespace tblog::daemon {
+
+absl::StatusOr<uint64_t> ParseByteSize(std::string_view text) {
+  std::string s = absl::AsciiStrToLower(absl::StripAsciiWhitespace(Sv(text)));
+  size_t digits = 0;
+  while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
+  uint64_t number = 0;
+  if (digits == 0 || !absl::SimpleAtoi(s.substr(0, digits), &number)) {
+    return absl::InvalidArgumentError(absl::StrCat("'", Sv(text), "' is not a size (e.g. 64MiB)"));
+  }
+  std::string unit = s.substr(digits);
+  if (unit.size() >= 2 && unit.substr(unit.size() - 2) == "ib") unit.resize(unit.size() - 2);
+  else if (!unit.empty() && unit.back() == 'b') unit.pop_back();
+  int shift;
+  if (unit.empty()) shift = 0;
+  else if (unit == "k") shift = 10;
+  else if (unit == "m") shift = 20;
+  else if (unit == "g") shift = 30;
+  else if (unit == "t") shift = 40;
+  else return absl::InvalidArgumentError(absl::StrCat("'", Sv(text), "' has an unknown unit"));
+  if (shift > 0 && number > (std::numeric_limits<uint64_t>::max() >> shift)) {
+    return absl::InvalidArgumentError(absl::StrCat("'", Sv(text), "' is too large"));
+  }
+  return number << shift;
+}
+
+absl::StatusOr<absl::Duration> ParseDurationFlag(std::string_view text) {
+  absl::Duration d;
+  if (!absl::ParseDuration(Sv(text), &d)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", Sv(text), "' is not a duration (e.g. 1s, 250ms, 2m)"));
+  }
+  if (d < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("'", Sv(text), "' is negative"));
+  }
+  return d;
+}
+
+namespace {
+
+// spdlog flag %j: the message, escaped for a JSON string.
+class JsonEscapedMessage : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
+      switch (c) {
+        case '"': dest.append(std::string_view("\\\"")); break;
+        case '\\': dest.append(std::string_view("\\\\")); break;
+        case '\n': dest.append(std::string_view("\\n")); break;
+        case '\r': dest.append(std::string_view("\\r")); break;
+        case '\t': dest.append(std::string_view("\\t")); break;
+        default:
+          if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned char>(c));
+            dest.append(std::string_view(buf));
+          } else {
+            dest.push_back(c);
+          }
+      }
+    }
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonEscapedMessage>();
+  }
+};
+
+}  // namespace
+
+absl::Status SetUpLogging(std::string_view format, std::string_view level) {
+  const spdlog::level::level_enum lvl = spdlog::level::from_str(std::string(level));
+  if (lvl == spdlog::level::off && level != "off") {
+    return absl::InvalidArgumentError(absl::StrCat("unknown log level '", Sv(level), "'"));
+  }
+  auto logger = spdlog::stderr_logger_mt("tblogd");
+  if (format == "json") {
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<JsonEscapedMessage>('j').set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n","msg":"%j"})",
+        spdlog::pattern_time_type::utc);
+    logger->set_formatter(std::move(formatter));
+  } else if (format == "text") {
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown log format '", Sv(format), "' (text or json)"));
+  }
+  logger->set_level(lvl);
+  logger->flush_on(spdlog::level::warn);
+  spdlog::set_default_logger(std::move(logger));
+  return absl::OkStatus();
+}
+
+Command ParseCommandLine(int argc, const char* const* argv) {
+  Command cmd;
+  DaemonOptions& o = cmd.options;
+  CLI::App app{
+      "tblogd: writes TensorBoard logs for training processes that stream metrics, tensors\n"
+      "and images to it over gRPC (API: proto/tblog/v1/tblog.proto).\n"
+      "Every flag can also be set by the environment variable shown, or in a config file\n"
+      "(--config; TOML keys named like the flags). Flags win over the environment, which\n"
+      "wins over the file.",
+      "tblogd"};
+  app.set_version_flag("--version", "tblogd 0.1.0");
+  app.set_config("--config", "", "Read flags from this TOML/INI file")->envname("TBLOG_CONFIG");
+
+  // Durations and sizes are read as text, then parsed, so "--flush-interval 250ms" works.
+  std::string flush_interval = "1s", fsync = "interval", fsync_interval = "5s";
+  std::string shutdown_grace = "30s", max_file_size = "0", max_inflight = "256MiB";
+  std::string max_message = "64MiB";
+
+  auto env = [](CLI::Option* opt, const char* name) { return opt->envname(name); };
+  env(app.add_option("--logdir", o.logdir, "Root directory of all runs (created if missing)")
+          ->capture_default_str(), "TBLOG_LOGDIR");
+  env(app.add_option("--listen", o.listen,
+                     "TCP address to serve on, host:port ('' = no TCP; port 0 = any free port)")
+          ->capture_default_str(), "TBLOG_LISTEN");
+  env(app.add_option("--unix-socket", o.unix_socket, "Unix socket path to serve on ('' = none)"),
+      "TBLOG_UNIX_SOCKET");
+  env(app.add_option("--workers", o.workers,
+                     "Worker threads for histograms, PNG, WAV, PR curves (0 = one per core)")
+          ->capture_default_str()->check(CLI::Range(0, 1024)), "TBLOG_WORKERS");
+  env(app.add_option("--flush-interval", flush_interval,
+                     "Longest time written data waits before TensorBoard can see it")
+          ->capture_default_str(), "TBLOG_FLUSH_INTERVAL");
+  env(app.add_option("--fsync", fsync,
+                     "When event files are fsynced: never, flush (every flush), interval")
+          ->capture_default_str()->check(CLI::IsMember({"never", "flush", "interval"})),
+      "TBLOG_FSYNC");
+  env(app.add_option("--fsync-interval", fsync_interval, "Time between fsyncs with --fsync interval")
+          ->capture_default_str(), "TBLOG_FSYNC_INTERVAL");
+  env(app.add_option("--max-file-size", max_file_size,
+                     "Start a new event file past this size (0 = never), e.g. 1GiB")
+          ->capture_default_str(), "TBLOG_MAX_FILE_SIZE");
+  env(app.add_option("--max-inflight-bytes", max_inflight,
+                     "Client data held in memory at once; past it, clients are slowed down")
+          ->capture_default_str(), "TBLOG_MAX_INFLIGHT_BYTES");
+  env(app.add_option("--max-message-size", max_message, "Largest request accepted")
+          ->capture_default_str(), "TBLOG_MAX_MESSAGE_SIZE");
+  env(app.add_option("--shutdown-grace", shutdown_grace,
+                     "On SIGTERM/SIGINT, time allowed to drain queues before exit")
+          ->capture_default_str(), "TBLOG_SHUTDOWN_GRACE");
+  env(app.add_option("--max-tensor-elements", o.limits.max_tensor_elements,
+                     "Elements of one tensor (histogram, embedding, PR inputs)")
+          ->capture_default_str(), "TBLOG_MAX_TENSOR_ELEMENTS");
+  env(app.add_option("--max-image-pixels", o.limits.max_image_pixels,
+                     "Pixels (height x width) of one image")
+          ->capture_default_str(), "TBLOG_MAX_IMAGE_PIXELS");
+  env(app.add_option("--max-runs", o.limits.max_runs, "Runs open at once")
+          ->capture_default_str(), "TBLOG_MAX_RUNS");
+  env(app.add_option("--max-streams", o.limits.max_streams, "Write streams open at once")
+          ->capture_default_str(), "TBLOG_MAX_STREAMS");
+  env(app.add_option("--max-tag-bytes", o.limits.max_tag_bytes, "Bytes of one tag")
+          ->capture_default_str(), "TBLOG_MAX_TAG_BYTES");
+  env(app.add_option("--log-format", o.log_format, "Log lines as text or json")
+          ->capture_default_str()->check(CLI::IsMember({"text", "json"})), "TBLOG_LOG_FORMAT");
+  env(app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")
+          ->capture_default_str()
+          ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"})),
+      "TBLOG_LOG_LEVEL");
+  env(app.add_option("--metrics-listen", o.metrics_listen,
+                     "Serve Prometheus metrics on http://host:port/metrics ('' = off)"),
+      "TBLOG_METRICS_LISTEN");
+
+  CLI::App* inspect = app.add_subcommand(
+      "inspect", "Print the runs, tags, kinds and steps of a log directory, and exit");
+  inspect->add_option("logdir", cmd.inspect_logdir, "Log directory to read")->required();
+  inspect->add_flag("--json", cmd.inspect_json, "Print JSON instead of a table");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    cmd.kind = Command::Kind::kExit;
+    cmd.exit_code = app.exit(e);
+    return cmd;
+  }
+  if (inspect->parsed()) {
+    cmd.kind = Command::Kind::kInspect;
+    return cmd;
+  }
+
+  auto fail = [&](const absl::Status& status, std::string_view flag) {
+    std::cerr << "tblogd: " << flag << ": " << status.message() << "\n";
+    cmd.kind = Command::Kind::kExit;
+    cmd.exit_code = 2;
+    return cmd;
+  };
+  if (auto d = ParseDurationFlag(flush_interval); d.ok()) o.flush_interval = *d;
+  else return fail(d.status(), "--flush-interval");
+  if (auto d = ParseDurationFlag(fsync_interval); d.ok()) o.file.sync_interval = *d;
+  else return fail(d.status(), "--fsync-interval");
+  if (auto d = ParseDurationFlag(shutdown_grace); d.ok()) o.shutdown_grace = *d;
+  else return fail(d.status(), "--shutdown-grace");
+  if (auto b = ParseByteSize(max_file_size); b.ok()) o.file.max_file_bytes = *b;
+  else return fail(b.status(), "--max-file-size");
+  if (auto b = ParseByteSize(max_inflight); b.ok()) o.max_inflight_bytes = *b;
+  else return fail(b.status(), "--max-inflight-bytes");
+  if (auto b = ParseByteSize(max_message); b.ok() && *b > 0 && *b <= (uint64_t{2} << 30)) {
+    o.limits.max_message_bytes = *b;
+  } else {
+    return fail(b.ok() ? absl::InvalidArgumentError("must be between 1 byte and 2GiB") : b.status(),
+                "--max-message-size");
+  }
+  o.file.sync = fsync == "never"   ? SyncPolicy::kNever
+                : fsync == "flush" ? SyncPolicy::kOnFlush
+                                   : SyncPolicy::kInterval;
+  if (o.listen.empty() && o.unix_socket.empty()) {
+    return fail(absl::InvalidArgumentError("nothing to serve on: set --listen or --unix-socket"),
+                "--listen");
+  }
+  return cmd;
+}
+
+}  // namespace tblog::daemon

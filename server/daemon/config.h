@@ -1,0 +1,48 @@
+// The daemon's command line: flags, their environment variables and a config
+// file, parsed into DaemonOptions; and the logging setup they select.
+#ifndef TBLOG_DAEMON_CONFIG_H_
+#define TBLOG_DAEMON_CONFIG_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "daemon/options.h"
+
+namespace tblog::daemon {
+
+// What the command line asked for.
+struct Command {
+  enum class Kind {
+    kServe,    // run the daemon with `options`
+    kInspect,  // print what a log directory holds (`tblogd inspect`)
+    kExit,     // --help, --version or a usage error: exit with exit_code
+  };
+  Kind kind = Kind::kServe;
+  DaemonOptions options;
+  std::string inspect_logdir;
+  bool inspect_json = false;
+  int exit_code = 0;
+};
+
+// Parses argv. Precedence: flag, then environment variable (TBLOG_<FLAG>),
+// then the config file (--config / TBLOG_CONFIG, TOML or INI keys named like
+// the flags), then the default. Help and errors are printed to stdout/stderr.
+Command ParseCommandLine(int argc, const char* const* argv);
+
+// "64MiB", "1G", "512k", "100" -> bytes (binary multiples; k/M/G/T with or
+// without "iB"/"B"). INVALID_ARGUMENT for anything else or an overflow.
+absl::StatusOr<uint64_t> ParseByteSize(std::string_view text);
+// "1s", "250ms", "2m" (absl::ParseDuration syntax); negative is an error.
+absl::StatusOr<absl::Duration> ParseDurationFlag(std::string_view text);
+
+// Installs the default spdlog logger: text or JSON lines on stderr.
+// INVALID_ARGUMENT for an unknown format or level.
+absl::Status SetUpLogging(std::string_view format, std::string_view level);
+
+}  // namespace tblog::daemon
+
+#endif  // TBLOG_DAEMON_CONFIG_H_
