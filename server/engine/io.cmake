@@ -5,4 +5,5 @@ tblog_engine_component(tblog_engine_io
   record_writer.cc
   record_reader.cc
   event_file_writer.cc
+  event_reader.cc
 )
