@@ -93,10 +93,9 @@ absl::Status SetUpLogging(std::string_view format, std::string_view level) {
   }
   auto logger = spdlog::stderr_logger_mt("tblogd");
   if (format == "json") {
-    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
     formatter->add_flag<JsonEscapedMessage>('j').set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n","msg":"%j"})",
-        spdlog::pattern_time_type::utc);
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n","msg":"%j"})");
     logger->set_formatter(std::move(formatter));
   } else if (format == "text") {
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
