@@ -185,6 +185,14 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   inspect->add_option("logdir", cmd.inspect_logdir, "Log directory to read")->required();
   inspect->add_flag("--json", cmd.inspect_json, "Print JSON instead of a table");
 
+  CLI::App* health = app.add_subcommand(
+      "health", "Exit 0 if the tblogd at --address reports SERVING, 1 otherwise");
+  std::string health_timeout = "3s";
+  health->add_option("--address", cmd.health_address, "host:port or unix:/path")
+      ->capture_default_str()->envname("TBLOG_HEALTH_ADDRESS");
+  health->add_option("--service", cmd.health_service, "Service to ask about ('' = the server)");
+  health->add_option("--timeout", health_timeout, "Give up after this long")->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -194,6 +202,17 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   }
   if (inspect->parsed()) {
     cmd.kind = Command::Kind::kInspect;
+    return cmd;
+  }
+  if (health->parsed()) {
+    cmd.kind = Command::Kind::kHealth;
+    if (auto d = ParseDurationFlag(health_timeout); d.ok()) {
+      cmd.health_timeout = *d;
+    } else {
+      std::cerr << "tblogd health: --timeout: " << d.status().message() << "\n";
+      cmd.kind = Command::Kind::kExit;
+      cmd.exit_code = 2;
+    }
     return cmd;
   }
 

@@ -19,12 +19,16 @@ struct Command {
   enum class Kind {
     kServe,    // run the daemon with `options`
     kInspect,  // print what a log directory holds (`tblogd inspect`)
+    kHealth,   // ask a running tblogd whether it is serving (`tblogd health`)
     kExit,     // --help, --version or a usage error: exit with exit_code
   };
   Kind kind = Kind::kServe;
   DaemonOptions options;
   std::string inspect_logdir;
   bool inspect_json = false;
+  std::string health_address = "127.0.0.1:6066";
+  std::string health_service;
+  absl::Duration health_timeout = absl::Seconds(3);
   int exit_code = 0;
 };
 

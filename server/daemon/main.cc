@@ -8,6 +8,7 @@
 
 #include "daemon/config.h"
 #include "daemon/daemon.h"
+#include "daemon/health_probe.h"
 #include "engine/inspect.h"
 #include "spdlog/spdlog.h"
 
@@ -31,6 +32,12 @@ int main(int argc, char** argv) {
   Command cmd = tblog::daemon::ParseCommandLine(argc, argv);
   if (cmd.kind == Command::Kind::kExit) return cmd.exit_code;
   if (cmd.kind == Command::Kind::kInspect) return RunInspect(cmd);
+  if (cmd.kind == Command::Kind::kHealth) {
+    absl::Status health =
+        tblog::daemon::CheckHealth(cmd.health_address, cmd.health_service, cmd.health_timeout);
+    std::cout << (health.ok() ? std::string("SERVING") : std::string(health.message())) << "\n";
+    return health.ok() ? 0 : 1;
+  }
 
   if (auto s = tblog::daemon::SetUpLogging(cmd.options.log_format, cmd.options.log_level);
       !s.ok()) {
