@@ -1,0 +1,485 @@
+#include "engine/histogram.h"
+
+#include <algorithm>
+#include <bit>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "engine/status_util.h"
+#include "tblog/tensorboard/plugins.pb.h"
+
+namespace tblog {
+namespace {
+
+// ---- Element access, one specialisation per dtype -------------------------
+// Value is the type the hot loops work in: float for 32- and 16-bit floats
+// (exact, and cheaper than double), double otherwise. Comparisons and
+// min/max give the same answer in Value and in double, since the widening is
+// exact for floats and monotonic for integers.
+
+template <typename T>
+T LoadRaw(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <typename Stored, typename V>
+struct PlainElement {
+  using Value = V;
+  static constexpr size_t kSize = sizeof(Stored);
+  static constexpr bool kMayBeNonFinite = std::is_floating_point_v<Stored>;
+  static Value Load(const char* p) { return static_cast<Value>(LoadRaw<Stored>(p)); }
+};
+
+struct HalfElement {
+  using Value = float;
+  static constexpr size_t kSize = 2;
+  static constexpr bool kMayBeNonFinite = true;
+  static Value Load(const char* p) { return HalfToFloat(LoadRaw<uint16_t>(p)); }
+};
+
+struct Bfloat16Element {
+  using Value = float;
+  static constexpr size_t kSize = 2;
+  static constexpr bool kMayBeNonFinite = true;
+  static Value Load(const char* p) { return Bfloat16ToFloat(LoadRaw<uint16_t>(p)); }
+};
+
+struct BoolElement {
+  using Value = double;
+  static constexpr size_t kSize = 1;
+  static constexpr bool kMayBeNonFinite = false;
+  static Value Load(const char* p) { return *p != 0 ? 1.0 : 0.0; }
+};
+
+// Calls fn(Element{}) with the element type of `dtype` (already validated).
+template <typename Fn>
+auto VisitDType(DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::kFloat32: return fn(PlainElement<float, float>{});
+    case DType::kFloat64: return fn(PlainElement<double, double>{});
+    case DType::kInt32: return fn(PlainElement<int32_t, double>{});
+    case DType::kUint8: return fn(PlainElement<uint8_t, double>{});
+    case DType::kInt16: return fn(PlainElement<int16_t, double>{});
+    case DType::kInt8: return fn(PlainElement<int8_t, double>{});
+    case DType::kInt64: return fn(PlainElement<int64_t, double>{});
+    case DType::kBool: return fn(BoolElement{});
+    case DType::kBfloat16: return fn(Bfloat16Element{});
+    case DType::kUint16: return fn(PlainElement<uint16_t, double>{});
+    case DType::kFloat16: return fn(HalfElement{});
+    case DType::kUint32: return fn(PlainElement<uint32_t, double>{});
+    case DType::kUint64: return fn(PlainElement<uint64_t, double>{});
+  }
+  return fn(PlainElement<float, float>{});  // unreachable for a validated view
+}
+
+template <typename E>
+bool IsFinite(typename E::Value v) {
+  if constexpr (E::kMayBeNonFinite) {
+    return std::isfinite(v);
+  } else {
+    return true;
+  }
+}
+
+// ---- Splitting into tasks ----------------------------------------------------
+
+// Tasks cover whole chunks: task t gets chunks [begin, end). Task boundaries
+// never change a result (see the header), only how the work is shared.
+struct TaskPlan {
+  int64_t num_elements;
+  int64_t num_chunks;
+  int num_tasks;
+
+  int64_t ChunkBegin(int task) const { return num_chunks * task / num_tasks; }
+  int64_t ElementAt(int64_t chunk) const {
+    return std::min(num_elements, chunk * HistogramBuilder::kChunkElements);
+  }
+};
+
+TaskPlan PlanTasks(int64_t num_elements, const ParallelRunner* runner) {
+  TaskPlan plan;
+  plan.num_elements = num_elements;
+  plan.num_chunks =
+      (num_elements + HistogramBuilder::kChunkElements - 1) / HistogramBuilder::kChunkElements;
+  // A few tasks per thread so that an unlucky slow thread does not hold up
+  // the others for long.
+  const int64_t wanted = runner == nullptr ? 1 : int64_t{4} * runner->Concurrency();
+  plan.num_tasks = static_cast<int>(std::clamp<int64_t>(plan.num_chunks, 1, wanted));
+  return plan;
+}
+
+void RunTasks(const TaskPlan& plan, ParallelRunner* runner, absl::FunctionRef<void(int)> fn) {
+  if (plan.num_tasks == 1 || runner == nullptr) {
+    for (int t = 0; t < plan.num_tasks; ++t) fn(t);
+  } else {
+    runner->ParallelFor(plan.num_tasks, fn);
+  }
+}
+
+// Non-finite values seen by one task.
+struct NonFiniteTally {
+  int64_t count = 0;
+  int64_t first_index = -1;
+
+  void Merge(const NonFiniteTally& other) {
+    if (other.count == 0) return;
+    if (count == 0 || other.first_index < first_index) first_index = other.first_index;
+    count += other.count;
+  }
+};
+
+absl::Status CheckNonFinite(std::string_view tag, const NonFiniteTally& tally,
+                            NonFinitePolicy policy) {
+  if (tally.count == 0 || policy == NonFinitePolicy::kSkip) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "histogram '", Sv(tag), "': ", tally.count,
+      " non-finite value(s) (NaN or infinity), the first at flat index ", tally.first_index));
+}
+
+absl::Status ValidateInput(std::string_view tag, const TensorView& data) {
+  return Annotate(data.Validate(), absl::StrCat("histogram '", Sv(tag), "'"));
+}
+
+// ---- Uniform layout ------------------------------------------------------------
+
+struct MinMax {
+  double min = std::numeric_limits<double>::infinity();
+  double max = -std::numeric_limits<double>::infinity();
+  int64_t finite_count = 0;
+  NonFiniteTally nonfinite;
+};
+
+template <typename E>
+MinMax ScanMinMax(const char* base, int64_t begin, int64_t end) {
+  using V = typename E::Value;
+  V lo = std::numeric_limits<V>::infinity();
+  V hi = -std::numeric_limits<V>::infinity();
+  MinMax out;
+  for (int64_t i = begin; i < end; ++i) {
+    const V v = E::Load(base + static_cast<size_t>(i) * E::kSize);
+    if (!IsFinite<E>(v)) {
+      if (out.nonfinite.count++ == 0) out.nonfinite.first_index = i;
+      continue;
+    }
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
+  }
+  out.min = static_cast<double>(lo);
+  out.max = static_cast<double>(hi);
+  out.finite_count = (end - begin) - out.nonfinite.count;
+  return out;
+}
+
+template <typename E>
+void CountUniform(const char* base, int64_t begin, int64_t end, double min, double width,
+                  std::vector<uint64_t>& counts) {
+  const int64_t last = static_cast<int64_t>(counts.size()) - 1;
+  const double max_index = static_cast<double>(last);
+  uint64_t* count = counts.data();
+  for (int64_t i = begin; i < end; ++i) {
+    const auto v = E::Load(base + static_cast<size_t>(i) * E::kSize);
+    if (!IsFinite<E>(v)) continue;
+    // TensorBoard: floor((x - min) / width), clamped to k-1. x >= min, so the
+    // quotient is >= 0 and truncation is floor; NaN (inf/inf) lands in k-1.
+    const double q = (static_cast<double>(v) - min) / width;
+    const int64_t index = q < max_index ? static_cast<int64_t>(q) : last;
+    ++count[index];
+  }
+}
+
+// Appends doubles to `bytes` little-endian (the engine assumes a
+// little-endian host, as TensorView does).
+void AppendDoubles(std::string& bytes, std::initializer_list<double> values) {
+  for (double v : values) {
+    char raw[sizeof v];
+    std::memcpy(raw, &v, sizeof v);
+    bytes.append(raw, sizeof raw);
+  }
+}
+
+tb::Summary::Value UniformValue(std::string_view tag, int k, const MinMax& range,
+                                const std::vector<uint64_t>& counts) {
+  std::string content;
+  content.reserve(static_cast<size_t>(k) * 3 * sizeof(double));
+  if (k > 0 && range.finite_count == 0) {
+    content.assign(static_cast<size_t>(k) * 3 * sizeof(double), '\0');
+  } else if (k > 0 && range.max == range.min) {
+    for (int i = 0; i < k; ++i) {
+      const double count = i == k - 1 ? static_cast<double>(range.finite_count) : 0.0;
+      AppendDoubles(content, {range.min, range.min, count});
+    }
+  } else if (k > 0) {
+    // numpy.linspace(min, max, k+1): step = delta/div, y_i = i*step + start
+    // (i/div*delta when step underflows to 0), last edge forced to max.
+    const double delta = range.max - range.min;
+    const double step = delta / k;
+    std::vector<double> edges(static_cast<size_t>(k) + 1);
+    for (int i = 0; i < k; ++i) {
+      const double scaled =
+          step == 0 ? static_cast<double>(i) / k * delta : static_cast<double>(i) * step;
+      edges[static_cast<size_t>(i)] = scaled + range.min;
+    }
+    edges[static_cast<size_t>(k)] = range.max;
+    for (size_t i = 0; i < static_cast<size_t>(k); ++i) {
+      AppendDoubles(content, {edges[i], edges[i + 1], static_cast<double>(counts[i])});
+    }
+  }
+
+  tb::Summary::Value out;
+  out.set_tag(std::string(tag));
+  tb::TensorProto* tensor = out.mutable_tensor();
+  tensor->set_dtype(tb::DT_DOUBLE);
+  tensor->mutable_tensor_shape()->add_dim()->set_size(k);
+  tensor->mutable_tensor_shape()->add_dim()->set_size(3);
+  tensor->set_tensor_content(std::move(content));
+  tb::SummaryMetadata* metadata = out.mutable_metadata();
+  metadata->mutable_plugin_data()->set_plugin_name("histograms");
+  metadata->mutable_plugin_data()->set_content(tb::HistogramPluginData().SerializeAsString());
+  metadata->set_data_class(tb::DATA_CLASS_TENSOR);
+  return out;
+}
+
+// ---- Exponential layout ----------------------------------------------------------
+
+// TensorFlow's default positive limits: 1e-12 times 1.1 while below 1e20.
+// The bucket edges are their mirror, 0, then them.
+constexpr int kPositiveEdges = 774;
+constexpr int kNumEdges = 2 * kPositiveEdges + 1;  // 1549
+constexpr int kNumBins = kNumEdges - 1;            // 1548
+constexpr int kZeroBin = kPositiveEdges;           // [0, 1e-12)
+
+// Finds bins by table lookup instead of a binary search. The key of a
+// positive double is its exponent and top kKeyMantissaBits mantissa bits, so
+// a key's cell spans a ratio of at most 1 + 2^-6 < 1.1: at most one edge lies
+// inside it, and one comparison settles the bin.
+class ExponentialBins {
+ public:
+  static const ExponentialBins& Get() {
+    static const ExponentialBins* const bins = new ExponentialBins();
+    return *bins;
+  }
+
+  std::span<const double> edges() const { return edges_; }
+
+  // The bin of finite x in [0, kNumBins), or -1 when x is outside the edges.
+  int BinOf(double x) const {
+    if (x >= 0) {
+      if (x < positive_[0]) return kZeroBin;
+      if (x >= positive_[kPositiveEdges - 1]) {
+        return x == positive_[kPositiveEdges - 1] ? kNumBins - 1 : -1;  // last bin is closed
+      }
+      return kZeroBin + EdgesAtOrBelow(x);  // bin [p[i], p[i+1]) with i = count-1
+    }
+    const double a = -x;  // x in [-p[j], -p[j-1]) <=> a in (p[j-1], p[j])
+    if (a <= positive_[0]) return kZeroBin - 1;
+    if (a > positive_[kPositiveEdges - 1]) return -1;
+    const int at_or_below = EdgesAtOrBelow(a);
+    const int j = positive_[at_or_below - 1] == a ? at_or_below - 1 : at_or_below;
+    return kZeroBin - 1 - j;
+  }
+
+ private:
+  static constexpr int kKeyShift = 52 - 6;  // keep 6 mantissa bits
+
+  ExponentialBins() {
+    double v = 1e-12;
+    while (v < 1e20) {
+      positive_.push_back(v);
+      v *= 1.1;
+    }
+    positive_.push_back(std::numeric_limits<double>::infinity());  // sentinel
+    for (int i = kPositiveEdges - 1; i >= 0; --i) edges_.push_back(-positive_[i]);
+    edges_.push_back(0.0);
+    for (int i = 0; i < kPositiveEdges; ++i) edges_.push_back(positive_[i]);
+
+    key_base_ = Key(positive_[0]);
+    const uint64_t key_end = Key(positive_[kPositiveEdges - 1]) + 1;
+    at_or_below_.resize(key_end - key_base_);
+    int count = 0;
+    for (uint64_t key = key_base_; key < key_end; ++key) {
+      const double cell_low = std::bit_cast<double>(key << kKeyShift);
+      while (count < kPositiveEdges && positive_[static_cast<size_t>(count)] <= cell_low) ++count;
+      at_or_below_[key - key_base_] = static_cast<uint16_t>(count);
+    }
+  }
+
+  static uint64_t Key(double positive) { return std::bit_cast<uint64_t>(positive) >> kKeyShift; }
+
+  // Number of positive edges <= a, for a in [p[0], p[last]).
+  int EdgesAtOrBelow(double a) const {
+    const int count = at_or_below_[Key(a) - key_base_];
+    return count + (positive_[static_cast<size_t>(count)] <= a ? 1 : 0);
+  }
+
+  std::vector<double> positive_;  // kPositiveEdges edges, then +inf
+  std::vector<double> edges_;     // kNumEdges
+  uint64_t key_base_ = 0;
+  std::vector<uint16_t> at_or_below_;  // per key: edges <= the cell's low end
+};
+
+struct ExponentialTally {
+  std::vector<uint64_t> counts = std::vector<uint64_t>(kNumBins);
+  double min = std::numeric_limits<double>::infinity();
+  double max = -std::numeric_limits<double>::infinity();
+  NonFiniteTally nonfinite;
+};
+
+template <typename E>
+void TallyExponentialChunk(const char* base, int64_t begin, int64_t end,
+                           const ExponentialBins& bins, ExponentialTally& tally, double& sum,
+                           double& sum_squares) {
+  uint64_t* count = tally.counts.data();
+  double lo = tally.min, hi = tally.max, s = 0, s2 = 0;
+  for (int64_t i = begin; i < end; ++i) {
+    const auto raw = E::Load(base + static_cast<size_t>(i) * E::kSize);
+    if (!IsFinite<E>(raw)) {
+      if (tally.nonfinite.count++ == 0) tally.nonfinite.first_index = i;
+      continue;
+    }
+    const double x = static_cast<double>(raw);
+    lo = x < lo ? x : lo;
+    hi = x > hi ? x : hi;
+    s += x;
+    s2 += x * x;
+    const int bin = bins.BinOf(x);
+    if (bin >= 0) ++count[bin];
+  }
+  tally.min = lo;
+  tally.max = hi;
+  sum = s;
+  sum_squares = s2;
+}
+
+}  // namespace
+
+std::span<const double> HistogramBuilder::ExponentialEdges() {
+  return ExponentialBins::Get().edges();
+}
+
+absl::StatusOr<HistogramSummary> HistogramBuilder::Uniform(std::string_view tag,
+                                                           const TensorView& data) const {
+  TBLOG_RETURN_IF_ERROR(ValidateInput(tag, data));
+  const int k = options_.bucket_count;
+  if (k < 0 || k > kMaxBucketCount) {
+    return absl::InvalidArgumentError(absl::StrCat("histogram '", Sv(tag), "': bucket count ", k,
+                                                   " is outside [0, ", kMaxBucketCount, "]"));
+  }
+  const char* base = data.data.data();
+  const TaskPlan plan = PlanTasks(data.num_elements(), options_.runner);
+
+  // Pass 1: range and non-finite values.
+  std::vector<MinMax> ranges(static_cast<size_t>(plan.num_tasks));
+  RunTasks(plan, options_.runner, [&](int task) {
+    const int64_t begin = plan.ElementAt(plan.ChunkBegin(task));
+    const int64_t end = plan.ElementAt(plan.ChunkBegin(task + 1));
+    ranges[static_cast<size_t>(task)] = VisitDType(
+        data.dtype, [&](auto element) { return ScanMinMax<decltype(element)>(base, begin, end); });
+  });
+  MinMax range;
+  for (const MinMax& part : ranges) {
+    range.min = std::min(range.min, part.min);
+    range.max = std::max(range.max, part.max);
+    range.finite_count += part.finite_count;
+    range.nonfinite.Merge(part.nonfinite);
+  }
+  TBLOG_RETURN_IF_ERROR(CheckNonFinite(tag, range.nonfinite, options_.non_finite));
+
+  // Pass 2: counts, only when the buckets have a width.
+  std::vector<uint64_t> counts(static_cast<size_t>(k));
+  if (k > 0 && range.finite_count > 0 && range.max > range.min) {
+    const double width = (range.max - range.min) / k;
+    std::vector<std::vector<uint64_t>> task_counts(static_cast<size_t>(plan.num_tasks));
+    RunTasks(plan, options_.runner, [&](int task) {
+      const int64_t begin = plan.ElementAt(plan.ChunkBegin(task));
+      const int64_t end = plan.ElementAt(plan.ChunkBegin(task + 1));
+      std::vector<uint64_t>& local = task_counts[static_cast<size_t>(task)];
+      local.assign(static_cast<size_t>(k), 0);
+      VisitDType(data.dtype, [&](auto element) {
+        CountUniform<decltype(element)>(base, begin, end, range.min, width, local);
+      });
+    });
+    for (const std::vector<uint64_t>& local : task_counts) {
+      for (size_t i = 0; i < counts.size(); ++i) counts[i] += local[i];
+    }
+  }
+  return HistogramSummary{UniformValue(tag, k, range, counts), range.nonfinite.count};
+}
+
+absl::StatusOr<HistogramSummary> HistogramBuilder::Exponential(std::string_view tag,
+                                                               const TensorView& data) const {
+  TBLOG_RETURN_IF_ERROR(ValidateInput(tag, data));
+  const char* base = data.data.data();
+  const TaskPlan plan = PlanTasks(data.num_elements(), options_.runner);
+  const ExponentialBins& bins = ExponentialBins::Get();
+
+  std::vector<ExponentialTally> tallies(static_cast<size_t>(plan.num_tasks));
+  std::vector<double> chunk_sums(static_cast<size_t>(plan.num_chunks));
+  std::vector<double> chunk_sum_squares(static_cast<size_t>(plan.num_chunks));
+  RunTasks(plan, options_.runner, [&](int task) {
+    ExponentialTally& tally = tallies[static_cast<size_t>(task)];
+    VisitDType(data.dtype, [&](auto element) {
+      for (int64_t c = plan.ChunkBegin(task); c < plan.ChunkBegin(task + 1); ++c) {
+        TallyExponentialChunk<decltype(element)>(base, plan.ElementAt(c), plan.ElementAt(c + 1),
+                                                 bins, tally, chunk_sums[static_cast<size_t>(c)],
+                                                 chunk_sum_squares[static_cast<size_t>(c)]);
+      }
+    });
+  });
+
+  ExponentialTally total;
+  for (const ExponentialTally& part : tallies) {
+    for (int b = 0; b < kNumBins; ++b) total.counts[b] += part.counts[b];
+    total.min = std::min(total.min, part.min);
+    total.max = std::max(total.max, part.max);
+    total.nonfinite.Merge(part.nonfinite);
+  }
+  TBLOG_RETURN_IF_ERROR(CheckNonFinite(tag, total.nonfinite, options_.non_finite));
+  double sum = 0, sum_squares = 0;
+  for (size_t c = 0; c < chunk_sums.size(); ++c) {
+    sum += chunk_sums[c];
+    sum_squares += chunk_sum_squares[c];
+  }
+  const int64_t finite_count = data.num_elements() - total.nonfinite.count;
+
+  tb::Summary::Value out;
+  out.set_tag(std::string(tag));
+  tb::HistogramProto* histo = out.mutable_histo();
+  if (finite_count > 0) {
+    histo->set_min(total.min);
+    histo->set_max(total.max);
+  }
+  histo->set_num(static_cast<double>(finite_count));
+  histo->set_sum(sum);
+  histo->set_sum_squares(sum_squares);
+
+  // PyTorch's trim: buckets first..last non-empty, plus one empty bucket on
+  // the left; limits are right edges, so bucket j of the output is bin
+  // first-1+j with limit edges[first+j].
+  int first = 0;
+  while (first < kNumBins && total.counts[first] == 0) ++first;
+  if (first == kNumBins) {
+    histo->add_bucket_limit(DBL_MAX);
+    histo->add_bucket(0);
+  } else {
+    int last = kNumBins - 1;
+    while (total.counts[last] == 0) --last;
+    const std::span<const double> edges = bins.edges();
+    histo->add_bucket_limit(edges[static_cast<size_t>(first)]);
+    histo->add_bucket(0.0);  // bin first-1 (or nothing) is empty by definition
+    for (int b = first; b <= last; ++b) {
+      histo->add_bucket_limit(edges[static_cast<size_t>(b) + 1]);
+      histo->add_bucket(static_cast<double>(total.counts[b]));
+    }
+  }
+  return HistogramSummary{std::move(out), total.nonfinite.count};
+}
+
+}  // namespace tblog
