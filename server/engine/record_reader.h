@@ -28,9 +28,9 @@ class RecordReader {
   RecordReader(const RecordReader&) = delete;
   RecordReader& operator=(const RecordReader&) = delete;
 
-  // Reads the next record. After kTornTail or kCorrupt, the reader stays in
-  // that state. After kEnd or kTornTail, a later call reads on from the same
-  // record start, so bytes appended since are picked up (tailing a live file).
+  // Reads the next record. After kCorrupt, the reader stays in that state.
+  // After kEnd or kTornTail, a later call reads on from the same record
+  // start, so bytes appended since are picked up (tailing a live file).
   State Next(std::string* payload);
 
   // Byte offset of the start of the next unread record.
