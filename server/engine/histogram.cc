@@ -178,20 +178,77 @@ MinMax ScanMinMax(const char* base, int64_t begin, int64_t end) {
   return out;
 }
 
+// Bucket boundaries of the uniform layout as offsets from min: bucket(x) is
+// the number of thresholds t_i (i = 1..k-1) with x - min >= t_i, where t_i is
+// the smallest offset whose quotient fl(offset / width) reaches i. That is
+// exactly TensorBoard's min(floor((x - min) / width), k - 1), because a
+// correctly rounded quotient never decreases as the offset grows; it lets the
+// hot loop guess with a multiplication and settle with two comparisons
+// instead of dividing.
+class UniformBoundaries {
+ public:
+  UniformBoundaries(int k, double width) : inverse_width_(1.0 / width), last_(k - 1) {
+    thresholds_.resize(static_cast<size_t>(k) + 1);
+    thresholds_[0] = -std::numeric_limits<double>::infinity();
+    for (int i = 1; i < k; ++i)
+      thresholds_[static_cast<size_t>(i)] = SmallestOffsetReaching(i, width);
+    thresholds_[static_cast<size_t>(k)] = std::numeric_limits<double>::infinity();
+  }
+
+  // The bucket of a finite offset >= 0.
+  int64_t BucketOf(double offset) const {
+    const double guess = offset * inverse_width_;
+    // The product is within a few ulps of the quotient: off by at most one.
+    int64_t index = guess < static_cast<double>(last_) ? static_cast<int64_t>(guess) : last_;
+    const double* t = thresholds_.data();
+    index += offset >= t[index + 1] ? 1 : 0;
+    index -= offset < t[index] ? 1 : 0;
+    return index;
+  }
+
+ private:
+  // Binary search over the non-negative doubles, ordered like their bits.
+  static double SmallestOffsetReaching(int i, double width) {
+    uint64_t lo = 0, hi = std::bit_cast<uint64_t>(std::numeric_limits<double>::max());
+    while (lo < hi) {
+      const uint64_t mid = lo + (hi - lo) / 2;
+      if (std::bit_cast<double>(mid) / width >= i) {
+        hi = mid;
+      } else {
+        lo = mid + 1;
+      }
+    }
+    return std::bit_cast<double>(lo);
+  }
+
+  std::vector<double> thresholds_;  // k+1: -inf, t_1 .. t_{k-1}, +inf
+  double inverse_width_;
+  int64_t last_;
+};
+
 template <typename E>
-void CountUniform(const char* base, int64_t begin, int64_t end, double min, double width,
-                  std::vector<uint64_t>& counts) {
-  const int64_t last = static_cast<int64_t>(counts.size()) - 1;
-  const double max_index = static_cast<double>(last);
+void CountUniform(const char* base, int64_t begin, int64_t end, double min,
+                  const UniformBoundaries& boundaries, std::vector<uint64_t>& counts) {
   uint64_t* count = counts.data();
   for (int64_t i = begin; i < end; ++i) {
     const auto v = E::Load(base + static_cast<size_t>(i) * E::kSize);
     if (!IsFinite<E>(v)) continue;
-    // TensorBoard: floor((x - min) / width), clamped to k-1. x >= min, so the
-    // quotient is >= 0 and truncation is floor; NaN (inf/inf) lands in k-1.
+    ++count[boundaries.BucketOf(static_cast<double>(v) - min)];
+  }
+}
+
+// The same by division, for a range so wide that (max - min) overflows.
+template <typename E>
+void CountUniformByDivision(const char* base, int64_t begin, int64_t end, double min, double width,
+                            std::vector<uint64_t>& counts) {
+  const int64_t last = static_cast<int64_t>(counts.size()) - 1;
+  for (int64_t i = begin; i < end; ++i) {
+    const auto v = E::Load(base + static_cast<size_t>(i) * E::kSize);
+    if (!IsFinite<E>(v)) continue;
+    // floor((x - min) / width) clamped to k-1; x >= min, so truncation is
+    // floor. inf/inf (NaN) also lands in k-1.
     const double q = (static_cast<double>(v) - min) / width;
-    const int64_t index = q < max_index ? static_cast<int64_t>(q) : last;
-    ++count[index];
+    ++counts[static_cast<size_t>(q < static_cast<double>(last) ? static_cast<int64_t>(q) : last)];
   }
 }
 
@@ -270,61 +327,72 @@ class ExponentialBins {
   std::span<const double> edges() const { return edges_; }
 
   // The bin of finite x in [0, kNumBins), or -1 when x is outside the edges.
+  // Branch-free except for |x| >= the last edge, which real data rarely has:
+  // signs and zeros are mixed in most tensors, so a branch on them would be
+  // mispredicted half the time.
   int BinOf(double x) const {
-    if (x >= 0) {
-      if (x < positive_[0]) return kZeroBin;
-      if (x >= positive_[kPositiveEdges - 1]) {
-        return x == positive_[kPositiveEdges - 1] ? kNumBins - 1 : -1;  // last bin is closed
-      }
-      return kZeroBin + EdgesAtOrBelow(x);  // bin [p[i], p[i+1]) with i = count-1
+    const double a = std::fabs(x);
+    if (a >= positive_[kPositiveEdges]) {  // at or beyond the outermost edges
+      if (a > positive_[kPositiveEdges]) return -1;
+      return x < 0 ? 0 : kNumBins - 1;  // the last bin is closed
     }
-    const double a = -x;  // x in [-p[j], -p[j-1]) <=> a in (p[j-1], p[j])
-    if (a <= positive_[0]) return kZeroBin - 1;
-    if (a > positive_[kPositiveEdges - 1]) return -1;
-    const int at_or_below = EdgesAtOrBelow(a);
-    const int j = positive_[at_or_below - 1] == a ? at_or_below - 1 : at_or_below;
-    return kZeroBin - 1 - j;
+    // count = edges <= a. x >= 0 (-0.0 included, as numpy compares it equal
+    // to 0) lies in [p[count-1], p[count]); x < 0 lies in (-p[j], -p[j-1]]
+    // with j the first edge >= a, i.e. count minus one when a is an edge.
+    const int count = EdgesAtOrBelow(a);
+    const int a_is_edge = positive_[static_cast<size_t>(count)] == a ? 1 : 0;
+    const int positive_bin = kZeroBin + count;
+    const int negative_bin = kZeroBin - 1 - count + a_is_edge;
+    const int negative = x < 0 ? 1 : 0;  // arithmetic select: GCC branches on ?: here
+    return positive_bin + negative * (negative_bin - positive_bin);
   }
 
  private:
   static constexpr int kKeyShift = 52 - 6;  // keep 6 mantissa bits
 
   ExponentialBins() {
+    // positive_[0] = -1 so that positive_[count] is the largest edge <= a
+    // (and never equals a when count is 0); then the edges; then +inf.
+    positive_.push_back(-1.0);
     double v = 1e-12;
     while (v < 1e20) {
       positive_.push_back(v);
       v *= 1.1;
     }
-    positive_.push_back(std::numeric_limits<double>::infinity());  // sentinel
-    for (int i = kPositiveEdges - 1; i >= 0; --i) edges_.push_back(-positive_[i]);
+    positive_.push_back(std::numeric_limits<double>::infinity());
+    for (int i = kPositiveEdges; i >= 1; --i) edges_.push_back(-positive_[static_cast<size_t>(i)]);
     edges_.push_back(0.0);
-    for (int i = 0; i < kPositiveEdges; ++i) edges_.push_back(positive_[i]);
+    for (int i = 1; i <= kPositiveEdges; ++i) edges_.push_back(positive_[static_cast<size_t>(i)]);
 
-    key_base_ = Key(positive_[0]);
-    const uint64_t key_end = Key(positive_[kPositiveEdges - 1]) + 1;
-    at_or_below_.resize(key_end - key_base_);
+    key_base_ = Key(positive_[1]);
+    key_last_ = Key(positive_[kPositiveEdges]) - key_base_;
+    at_or_below_.resize(key_last_ + 1);
     int count = 0;
-    for (uint64_t key = key_base_; key < key_end; ++key) {
-      const double cell_low = std::bit_cast<double>(key << kKeyShift);
-      while (count < kPositiveEdges && positive_[static_cast<size_t>(count)] <= cell_low) ++count;
-      at_or_below_[key - key_base_] = static_cast<uint16_t>(count);
+    for (uint64_t key = 0; key <= key_last_; ++key) {
+      const double cell_low = std::bit_cast<double>((key + key_base_) << kKeyShift);
+      while (count < kPositiveEdges && positive_[static_cast<size_t>(count) + 1] <= cell_low) {
+        ++count;
+      }
+      at_or_below_[key] = static_cast<uint16_t>(count);
     }
   }
 
   static uint64_t Key(double positive) { return std::bit_cast<uint64_t>(positive) >> kKeyShift; }
 
-  // Number of positive edges <= a, for a in [p[0], p[last]).
+  // Number of edges <= a, for a in [0, last edge). Keys below the first
+  // edge's cell clamp to it: its count is 0 and the one comparison decides.
   int EdgesAtOrBelow(double a) const {
-    const int count = at_or_below_[Key(a) - key_base_];
-    return count + (positive_[static_cast<size_t>(count)] <= a ? 1 : 0);
+    const uint64_t key = std::min(std::max(Key(a), key_base_) - key_base_, key_last_);
+    const int count = at_or_below_[key];
+    return count + (positive_[static_cast<size_t>(count) + 1] <= a ? 1 : 0);
   }
 
-  std::vector<double> positive_;  // kPositiveEdges edges, then +inf
+  std::vector<double> positive_;  // -1, the kPositiveEdges edges, +inf
   std::vector<double> edges_;     // kNumEdges
   uint64_t key_base_ = 0;
+  uint64_t key_last_ = 0;
   std::vector<uint16_t> at_or_below_;  // per key: edges <= the cell's low end
 };
-
 struct ExponentialTally {
   std::vector<uint64_t> counts = std::vector<uint64_t>(kNumBins);
   double min = std::numeric_limits<double>::infinity();
@@ -396,6 +464,8 @@ absl::StatusOr<HistogramSummary> HistogramBuilder::Uniform(std::string_view tag,
   std::vector<uint64_t> counts(static_cast<size_t>(k));
   if (k > 0 && range.finite_count > 0 && range.max > range.min) {
     const double width = (range.max - range.min) / k;
+    const bool use_boundaries = std::isfinite(range.max - range.min);
+    const UniformBoundaries boundaries(use_boundaries ? k : 1, use_boundaries ? width : 1.0);
     std::vector<std::vector<uint64_t>> task_counts(static_cast<size_t>(plan.num_tasks));
     RunTasks(plan, options_.runner, [&](int task) {
       const int64_t begin = plan.ElementAt(plan.ChunkBegin(task));
@@ -403,7 +473,11 @@ absl::StatusOr<HistogramSummary> HistogramBuilder::Uniform(std::string_view tag,
       std::vector<uint64_t>& local = task_counts[static_cast<size_t>(task)];
       local.assign(static_cast<size_t>(k), 0);
       VisitDType(data.dtype, [&](auto element) {
-        CountUniform<decltype(element)>(base, begin, end, range.min, width, local);
+        if (use_boundaries) {
+          CountUniform<decltype(element)>(base, begin, end, range.min, boundaries, local);
+        } else {
+          CountUniformByDivision<decltype(element)>(base, begin, end, range.min, width, local);
+        }
       });
     });
     for (const std::vector<uint64_t>& local : task_counts) {
