@@ -1,0 +1,354 @@
+// tblog::client: the C++ client of tblogd. A Writer streams records to the
+// daemon, which writes TensorBoard event files.
+//
+//   auto writer = tblog::Writer::Open({.experiment = "mnist"});
+//   if (!writer.ok()) return writer.status();
+//   for (int64_t step = 0; step < n; ++step) (*writer)->scalar("loss", step, loss);
+//   (*writer)->close();
+//
+// A record call only appends to a bounded in-process buffer (scalars into
+// columns, about 0.1 us each); a background thread batches the buffer onto one
+// gRPC stream, keeps every batch until the daemon acknowledges it, and after a
+// broken stream or a daemon restart reconnects and resends what was not
+// acknowledged. The daemon drops batches it already wrote, so each record is
+// written exactly once, in the order of the calls.
+//
+// Every Writer method is thread-safe: several threads may log through one
+// Writer; records of one thread keep their order.
+#ifndef TBLOG_CLIENT_H_
+#define TBLOG_CLIENT_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <ranges>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "tblog/v1/tblog.pb.h"
+
+namespace tblog {
+
+// What a record call does when the buffer (queued + unacknowledged bytes) is
+// full, which happens when the daemon is slower than the trainer or gone.
+enum class OverflowPolicy {
+  // The call waits until the daemon acknowledges enough to make room: no
+  // record is lost, but training stalls while the daemon is unreachable.
+  kBlock,
+  // The call returns RESOURCE_EXHAUSTED at once and the record is dropped and
+  // counted in WriterStats::dropped: training never waits, data may be lost.
+  kDropNewest,
+};
+
+// When the Writer may forget a sent batch.
+enum class AckLevel {
+  // Once the daemon has written it to the OS (WriteResponse.written_sequence).
+  // Survives stream breaks and daemon restarts after a clean shutdown; a
+  // daemon crash (kill -9, machine loss) can lose what was not yet fsynced.
+  kWritten,
+  // Once it is fsynced and checkpointed (durable_sequence): survives a daemon
+  // crash, at the price of holding up to one daemon sync interval of data in
+  // the buffer (size max_buffer_bytes accordingly).
+  kDurable,
+};
+
+// A hyperparameter value: a number, a string or a flag.
+class HParamValue {
+ public:
+  template <typename T>
+    requires(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>)
+  HParamValue(T number) : value_(static_cast<double>(number)) {}  // NOLINT: implicit on purpose
+  HParamValue(bool flag) : value_(flag) {}                        // NOLINT
+  HParamValue(std::string text) : value_(std::move(text)) {}      // NOLINT
+  HParamValue(const char* text) : value_(std::string(text)) {}    // NOLINT
+
+  const std::variant<double, bool, std::string>& value() const { return value_; }
+  v1::HParamValue ToProto() const;
+
+ private:
+  std::variant<double, bool, std::string> value_;
+};
+
+// A metric the hparams dashboard judges a run by: a scalar tag of the run, or
+// of one of its sub-runs ("validation").
+struct HParamMetric {
+  HParamMetric(const char* metric_tag) : tag(metric_tag) {}  // NOLINT: implicit on purpose
+  HParamMetric(std::string metric_tag, std::string metric_subrun = "")
+      : tag(std::move(metric_tag)), subrun(std::move(metric_subrun)) {}
+  std::string tag;
+  std::string subrun;
+};
+
+// Hyperparameters of a run: {{"lr", 0.01}, {"optimizer", "adam"}} and the
+// metrics they are judged by.
+struct HParams {
+  std::map<std::string, HParamValue> values;
+  std::vector<HParamMetric> metrics;
+  // PyTorch add_hparams' layout instead of TensorBoard's.
+  bool torch_style = false;
+
+  bool empty() const { return values.empty() && metrics.empty(); }
+  v1::HParams ToProto() const;
+};
+
+// The daemon address: $TBLOG_ADDRESS when set, else "127.0.0.1:6066".
+std::string DefaultTarget();
+
+struct WriterOptions {
+  // gRPC target: "host:port", or "unix:/path/to.sock" (faster on one host).
+  std::string target = DefaultTarget();
+  // The run: <logdir>/<experiment>/<timestamp>[-<name>], or exactly
+  // <logdir>/<run_path> when run_path is set (see tblog.proto, OpenRunRequest).
+  std::string experiment;
+  std::string name;
+  std::string run_path;
+  v1::OpenMode mode = v1::OPEN_MODE_DEFAULT;
+  // Written as the run's hparams session when the run is first opened.
+  HParams hparams;
+  // Reported by the daemon's ListRuns (host, rank, job, ...).
+  std::map<std::string, std::string> labels;
+  // Identifies this writer across reconnects and daemon restarts, so resent
+  // batches are recognised. "" = a random 128-bit hex id.
+  std::string writer_id;
+  // How scalars are stored: TensorBoard 2's tensors, or PyTorch's simple_value.
+  v1::ScalarStyle scalar_style = v1::SCALAR_STYLE_TENSOR;
+
+  // Bound on queued + sent-but-unacknowledged bytes, and what a call does when
+  // it is reached. A single record larger than the bound is refused.
+  size_t max_buffer_bytes = size_t{64} << 20;
+  OverflowPolicy overflow = OverflowPolicy::kBlock;
+  // A batch is sent when it holds max_batch_bytes, or batch_delay after its
+  // first record: larger/longer = fewer messages, smaller/shorter = fresher.
+  size_t max_batch_bytes = size_t{1} << 20;
+  absl::Duration batch_delay = absl::Milliseconds(50);
+  // Reconnect delays after a broken stream: doubling from initial to max.
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(5);
+  // When a sent batch may be forgotten (see AckLevel): what a reconnect resends.
+  AckLevel retain_until = AckLevel::kWritten;
+
+  // false: Open() fails unless the daemon opens the run. true: Open() returns
+  // at once and the run is opened when the daemon becomes reachable (a sidecar
+  // that starts after the trainer); records are buffered meanwhile.
+  bool open_in_background = false;
+  // Deadline of each unary RPC (OpenRun, Flush, CloseRun).
+  absl::Duration rpc_timeout = absl::Seconds(10);
+  // How long close() waits for unacknowledged batches before giving up.
+  absl::Duration close_timeout = absl::Seconds(30);
+  // close() ends the run with CloseRun (hparams session end, files closed).
+  // Set false on all but one writer when several processes share one run.
+  bool close_run = true;
+};
+
+// Per-call options: every record method takes them last.
+struct RecordOptions {
+  // Seconds since the epoch; 0 = the time of the call.
+  double wall_time = 0;
+  // A sub-run ("train", "validation"): a subdirectory of the run that
+  // TensorBoard shows as a run of its own. "" = the run itself.
+  std::string_view subrun;
+};
+
+struct HistogramOptions {
+  v1::HistogramLayout layout = v1::HISTOGRAM_LAYOUT_UNIFORM;
+  uint32_t bucket_count = 0;  // UNIFORM only; 0 = 30
+};
+
+struct ImageOptions {
+  v1::PixelLayout layout = v1::PIXEL_LAYOUT_HWC;
+  v1::ImageStyle style = v1::IMAGE_STYLE_TENSOR;
+  uint32_t max_outputs = 0;  // batches only; 0 = 3
+};
+
+struct TextOptions {
+  bool torch_style = false;  // PyTorch add_text's layout: tag "<tag>/text_summary"
+};
+
+struct AudioOptions {
+  bool torch_style = false;  // PyTorch add_audio's layout (Summary.Audio)
+};
+
+// Counters of one Writer, for monitoring and tests. Records count scalar
+// points one by one.
+struct WriterStats {
+  uint64_t enqueued = 0;         // records accepted into the buffer
+  uint64_t sent = 0;             // records sent at least once
+  uint64_t acknowledged = 0;     // records acknowledged (per retain_until)
+  uint64_t dropped = 0;          // records refused: kDropNewest with a full buffer
+  uint64_t blocked_calls = 0;    // calls that waited for room (kBlock)
+  uint64_t reconnects = 0;       // streams re-established after a break
+  uint64_t resent_batches = 0;   // batches sent again after a reconnect
+  uint64_t errors = 0;           // errors the daemon reported (records, streams)
+  uint64_t buffered_bytes = 0;   // queued + unacknowledged bytes now
+};
+
+namespace client_internal {
+// The wire dtype of a C++ arithmetic type.
+template <typename T>
+constexpr v1::DType DTypeOf() {
+  using U = std::remove_cv_t<T>;
+  if constexpr (std::is_same_v<U, bool>) {
+    return v1::DTYPE_BOOL;
+  } else if constexpr (std::is_floating_point_v<U>) {
+    static_assert(sizeof(U) == 4 || sizeof(U) == 8, "use the raw overload with a dtype for this type");
+    return sizeof(U) == 4 ? v1::DTYPE_FLOAT32 : v1::DTYPE_FLOAT64;
+  } else {
+    static_assert(sizeof(U) <= 8);
+    if constexpr (std::is_signed_v<U>) {
+      return sizeof(U) == 1 ? v1::DTYPE_INT8 : sizeof(U) == 2 ? v1::DTYPE_INT16
+             : sizeof(U) == 4 ? v1::DTYPE_INT32 : v1::DTYPE_INT64;
+    } else {
+      return sizeof(U) == 1 ? v1::DTYPE_UINT8 : sizeof(U) == 2 ? v1::DTYPE_UINT16
+             : sizeof(U) == 4 ? v1::DTYPE_UINT32 : v1::DTYPE_UINT64;
+    }
+  }
+}
+
+template <typename R>
+concept ArithmeticRange =
+    std::ranges::contiguous_range<R> && std::ranges::sized_range<R> &&
+    std::is_arithmetic_v<std::ranges::range_value_t<R>>;
+
+// The bytes of a contiguous range of numbers, borrowed.
+template <ArithmeticRange R>
+std::span<const std::byte> BytesOf(const R& values) {
+  return std::as_bytes(std::span(std::ranges::data(values), std::ranges::size(values)));
+}
+}  // namespace client_internal
+
+// Streams records to tblogd. Create with Open(); destroying it closes it
+// (flushing what is buffered). Record methods return OK once the record is
+// buffered; the daemon's verdict on it arrives later through status().
+// They return FAILED_PRECONDITION after close(), RESOURCE_EXHAUSTED when the
+// record was dropped (kDropNewest), INVALID_ARGUMENT for inputs that cannot be
+// right (a shape that does not match the data), or the writer's fatal error.
+class Writer {
+ public:
+  // Starts the background thread and (unless open_in_background) opens the
+  // run, returning the daemon's error when that fails.
+  static absl::StatusOr<std::unique_ptr<Writer>> Open(WriterOptions options);
+  // close() if it was not called; joins the background threads.
+  ~Writer();
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  // One scalar point. The hot path: a lock, a tag lookup and four appends.
+  absl::Status scalar(std::string_view tag, int64_t step, float value,
+                      const RecordOptions& at = {});
+  // PyTorch's add_scalars: each value goes to sub-run
+  // "<main_tag with / as _>_<tag>" under tag main_tag, so the curves overlay.
+  absl::Status scalars(std::string_view main_tag, int64_t step,
+                       const std::map<std::string, float>& values, const RecordOptions& at = {});
+
+  // A histogram of any contiguous range of numbers (vector, span, array). The
+  // values are copied once; the daemon computes the buckets.
+  template <client_internal::ArithmeticRange R>
+  absl::Status histogram(std::string_view tag, int64_t step, const R& values,
+                         const HistogramOptions& options = {}, const RecordOptions& at = {}) {
+    return histogram(tag, step, client_internal::DTypeOf<std::ranges::range_value_t<R>>(),
+                     client_internal::BytesOf(values), options, at);
+  }
+  // Raw little-endian elements of `dtype`: float16/bfloat16 bit patterns, ...
+  absl::Status histogram(std::string_view tag, int64_t step, v1::DType dtype,
+                         std::span<const std::byte> data, const HistogramOptions& options = {},
+                         const RecordOptions& at = {});
+
+  // Pixels (uint8 in [0,255], float/double in [0,1]) of `shape` in
+  // options.layout ({H, W, C} for HWC); the daemon encodes PNG.
+  template <client_internal::ArithmeticRange R>
+  absl::Status image(std::string_view tag, int64_t step, const R& pixels,
+                     const std::vector<int64_t>& shape, const ImageOptions& options = {},
+                     const RecordOptions& at = {}) {
+    return image(tag, step, client_internal::DTypeOf<std::ranges::range_value_t<R>>(),
+                 client_internal::BytesOf(pixels), shape, options, at);
+  }
+  absl::Status image(std::string_view tag, int64_t step, v1::DType dtype,
+                     std::span<const std::byte> data, const std::vector<int64_t>& shape,
+                     const ImageOptions& options = {}, const RecordOptions& at = {});
+  // An already encoded PNG or JPEG, passed through.
+  absl::Status image_encoded(std::string_view tag, int64_t step, std::string_view encoded,
+                             const ImageOptions& options = {}, const RecordOptions& at = {});
+
+  // Markdown text.
+  absl::Status text(std::string_view tag, int64_t step, std::string_view markdown,
+                    const TextOptions& options = {}, const RecordOptions& at = {});
+
+  // float32 PCM in [-1, 1]: `channels` interleaved channels.
+  absl::Status audio(std::string_view tag, int64_t step, std::span<const float> samples,
+                     float sample_rate, int64_t channels = 1, const AudioOptions& options = {},
+                     const RecordOptions& at = {});
+
+  // A PR curve from labels (bool or 0/1) and predictions in [0,1], counted by
+  // the daemon at num_thresholds thresholds.
+  template <client_internal::ArithmeticRange L, client_internal::ArithmeticRange P>
+  absl::Status pr_curve(std::string_view tag, int64_t step, const L& labels, const P& predictions,
+                        uint32_t num_thresholds = 127, const RecordOptions& at = {}) {
+    return pr_curve(tag, step, client_internal::DTypeOf<std::ranges::range_value_t<L>>(),
+                    client_internal::BytesOf(labels),
+                    client_internal::DTypeOf<std::ranges::range_value_t<P>>(),
+                    client_internal::BytesOf(predictions), num_thresholds, at);
+  }
+  absl::Status pr_curve(std::string_view tag, int64_t step, v1::DType labels_dtype,
+                        std::span<const std::byte> labels, v1::DType predictions_dtype,
+                        std::span<const std::byte> predictions, uint32_t num_thresholds = 127,
+                        const RecordOptions& at = {});
+  // A PR curve from counts already computed per threshold.
+  absl::Status pr_curve(std::string_view tag, int64_t step, const v1::PrCounts& counts,
+                        const RecordOptions& at = {});
+
+  // Hyperparameters (usually given at Open instead, in WriterOptions).
+  absl::Status hparams(const HParams& hparams, const RecordOptions& at = {});
+  // A model graph: a serialized tensorflow.GraphDef, or nodes the daemon
+  // turns into one.
+  absl::Status graph_def(std::string_view serialized_graph_def, const RecordOptions& at = {});
+  absl::Status graph(const v1::NodeList& nodes, const RecordOptions& at = {});
+  // A [rows, cols] float32 matrix for the projector, with optional metadata
+  // (one label per row, or rows of len(metadata_header) columns).
+  absl::Status embedding(std::string_view tag, int64_t step, std::span<const float> matrix,
+                         int64_t rows, int64_t cols, std::vector<std::string> metadata = {},
+                         std::vector<std::string> metadata_header = {},
+                         const RecordOptions& at = {});
+  // The custom-scalars dashboard's layout.
+  absl::Status custom_scalars(const v1::CustomScalarLayout& layout, const RecordOptions& at = {});
+  // Any record, as is (wall_time 0 is set to now): for what the helpers above
+  // do not cover.
+  absl::Status record(v1::Record record);
+
+  // A barrier: returns when every record buffered before the call is written
+  // by the daemon (and fsynced when `sync`), or with the writer's first error.
+  // Waits across reconnects; a close() from another thread ends the wait.
+  absl::Status flush(bool sync = false);
+  // Sends what is buffered, waits (up to close_timeout) for it to be
+  // acknowledged, ends the stream and (if close_run) the run with `status`,
+  // and joins the threads. Later record calls fail. Returns status(), or the
+  // reason buffered records could not be delivered. Idempotent.
+  absl::Status close(v1::SessionStatus status = v1::SESSION_STATUS_SUCCESS);
+
+  // The first error the daemon reported: a rejected record (RecordError) or a
+  // stream/RPC failure that is not retried. OK otherwise.
+  absl::Status status() const;
+  WriterStats stats() const;
+  // The run as the daemon named it; empty until the run is opened (see
+  // WriterOptions::open_in_background).
+  std::string run_id() const;
+  std::string run_path() const;
+  const std::string& writer_id() const;
+
+ private:
+  class Impl;
+  explicit Writer(std::unique_ptr<Impl> impl);
+  absl::Status Append(v1::Record record);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tblog
+
+#endif  // TBLOG_CLIENT_H_

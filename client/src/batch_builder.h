@@ -1,0 +1,74 @@
+// Builds the next WriteRequest of a Writer: scalar points go into columns
+// (ScalarColumns) with a per-batch tag dictionary, other records are appended
+// as they come, and the order of all of them is kept.
+#ifndef TBLOG_CLIENT_BATCH_BUILDER_H_
+#define TBLOG_CLIENT_BATCH_BUILDER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "tblog/v1/tblog.pb.h"
+
+namespace tblog {
+
+// Not thread-safe: the Writer guards it with its mutex.
+class BatchBuilder {
+ public:
+  // Estimated wire bytes of one scalar point in columns (index, step, value,
+  // wall time), used for batch sizes and the buffer bound.
+  static constexpr size_t kScalarPointBytes = 24;
+
+  explicit BatchBuilder(v1::ScalarStyle style = v1::SCALAR_STYLE_TENSOR) : style_(style) {}
+  BatchBuilder(const BatchBuilder&) = delete;
+  BatchBuilder& operator=(const BatchBuilder&) = delete;
+
+  // Appends one point to the open columns record (starting one if the last
+  // record is not columns). Interns (subrun, tag) process-wide; a batch's
+  // dictionary holds only the tags used in it.
+  void AddScalar(std::string_view tag, std::string_view subrun, int64_t step, float value,
+                 double wall_time);
+  // Appends a record after everything added before. `bytes` is its size
+  // (ByteSizeLong), computed by the caller outside any lock.
+  void AddRecord(v1::Record&& record, size_t bytes);
+
+  bool empty() const { return records_ == 0; }
+  // Estimated wire bytes of the open batch.
+  size_t bytes() const { return bytes_; }
+  // Scalar points + other records in the open batch.
+  size_t records() const { return records_; }
+  // Distinct (subrun, tag) pairs seen since construction.
+  size_t interned_tags() const { return tags_.size(); }
+
+  // Returns the open batch (records only: sequence, ids and flush are the
+  // caller's) and starts an empty one.
+  v1::WriteRequest TakeBatch();
+
+ private:
+  // The process-wide id of (subrun, tag).
+  uint32_t Intern(std::string_view tag, std::string_view subrun);
+
+  v1::ScalarStyle style_;
+  // (subrun '\0' tag) -> id; tags_[id] = {tag, subrun}.
+  absl::flat_hash_map<std::string, uint32_t> tag_ids_;
+  std::vector<std::pair<std::string, std::string>> tags_;
+  std::string key_scratch_;
+  // Per global id: its index in the open columns' dictionary, valid when
+  // local_epoch_[id] == epoch_ (a new columns record bumps the epoch).
+  std::vector<uint32_t> local_index_;
+  std::vector<uint32_t> local_epoch_;
+  uint32_t epoch_ = 0;
+
+  v1::WriteRequest batch_;
+  v1::ScalarColumns* columns_ = nullptr;  // in batch_; null when the last record is not columns
+  size_t bytes_ = 0;
+  size_t records_ = 0;
+};
+
+}  // namespace tblog
+
+#endif  // TBLOG_CLIENT_BATCH_BUILDER_H_

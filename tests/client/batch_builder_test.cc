@@ -1,0 +1,95 @@
+#include "batch_builder.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace tblog {
+namespace {
+
+TEST(BatchBuilderTest, ScalarsGoIntoOneColumnsRecordWithADictionary) {
+  BatchBuilder builder;
+  builder.AddScalar("loss", "", 1, 0.5f, 100.0);
+  builder.AddScalar("acc", "", 1, 0.25f, 100.5);
+  builder.AddScalar("loss", "", 2, 0.4f, 101.0);
+  builder.AddScalar("loss", "train", 2, 0.3f, 101.0);
+  EXPECT_EQ(builder.records(), 4u);
+  EXPECT_EQ(builder.interned_tags(), 3u);
+
+  const v1::WriteRequest batch = builder.TakeBatch();
+  ASSERT_EQ(batch.records_size(), 1);
+  ASSERT_TRUE(batch.records(0).has_scalars());
+  const v1::ScalarColumns& columns = batch.records(0).scalars();
+  ASSERT_EQ(columns.tags_size(), 3);
+  EXPECT_EQ(columns.tags(0).tag(), "loss");
+  EXPECT_EQ(columns.tags(0).subrun(), "");
+  EXPECT_EQ(columns.tags(1).tag(), "acc");
+  EXPECT_EQ(columns.tags(2).tag(), "loss");
+  EXPECT_EQ(columns.tags(2).subrun(), "train");
+  EXPECT_EQ(std::vector<uint32_t>(columns.tag_index().begin(), columns.tag_index().end()),
+            (std::vector<uint32_t>{0, 1, 0, 2}));
+  EXPECT_EQ(std::vector<int64_t>(columns.steps().begin(), columns.steps().end()),
+            (std::vector<int64_t>{1, 1, 2, 2}));
+  EXPECT_EQ(std::vector<float>(columns.values().begin(), columns.values().end()),
+            (std::vector<float>{0.5f, 0.25f, 0.4f, 0.3f}));
+  EXPECT_EQ(std::vector<double>(columns.wall_times().begin(), columns.wall_times().end()),
+            (std::vector<double>{100.0, 100.5, 101.0, 101.0}));
+}
+
+TEST(BatchBuilderTest, OtherRecordsKeepTheirPlaceBetweenColumns) {
+  BatchBuilder builder;
+  builder.AddScalar("loss", "", 1, 1.0f, 1.0);
+  v1::Record text;
+  text.set_tag("notes");
+  text.mutable_text()->set_markdown("hi");
+  builder.AddRecord(std::move(text), 10);
+  builder.AddScalar("acc", "", 2, 2.0f, 2.0);
+  builder.AddScalar("loss", "", 2, 3.0f, 2.0);
+
+  const v1::WriteRequest batch = builder.TakeBatch();
+  ASSERT_EQ(batch.records_size(), 3);
+  EXPECT_TRUE(batch.records(0).has_scalars());
+  EXPECT_EQ(batch.records(1).tag(), "notes");
+  ASSERT_TRUE(batch.records(2).has_scalars());
+  // A new columns record has its own dictionary, in first-use order.
+  const v1::ScalarColumns& second = batch.records(2).scalars();
+  ASSERT_EQ(second.tags_size(), 2);
+  EXPECT_EQ(second.tags(0).tag(), "acc");
+  EXPECT_EQ(second.tags(1).tag(), "loss");
+  EXPECT_EQ(second.tag_index(1), 1u);
+}
+
+TEST(BatchBuilderTest, TakeBatchStartsAnEmptyBatchAndKeepsInternedTags) {
+  BatchBuilder builder(v1::SCALAR_STYLE_SIMPLE_VALUE);
+  EXPECT_TRUE(builder.empty());
+  builder.AddScalar("loss", "", 1, 1.0f, 1.0);
+  const size_t one_point = builder.bytes();
+  EXPECT_GE(one_point, BatchBuilder::kScalarPointBytes);
+  builder.AddScalar("loss", "", 2, 1.0f, 1.0);
+  EXPECT_EQ(builder.bytes(), one_point + BatchBuilder::kScalarPointBytes);
+
+  v1::WriteRequest first = builder.TakeBatch();
+  EXPECT_EQ(first.records(0).scalars().style(), v1::SCALAR_STYLE_SIMPLE_VALUE);
+  EXPECT_TRUE(builder.empty());
+  EXPECT_EQ(builder.bytes(), 0u);
+
+  builder.AddScalar("loss", "", 3, 1.0f, 1.0);
+  const v1::WriteRequest second = builder.TakeBatch();
+  EXPECT_EQ(builder.interned_tags(), 1u);
+  // The tag is sent again in the new batch's dictionary: batches stand alone.
+  ASSERT_EQ(second.records(0).scalars().tags_size(), 1);
+  EXPECT_EQ(second.records(0).scalars().tags(0).tag(), "loss");
+  EXPECT_EQ(second.records(0).scalars().tag_index(0), 0u);
+}
+
+TEST(BatchBuilderTest, TagAndSubrunDoNotCollide) {
+  BatchBuilder builder;
+  // "a" in sub-run "b" versus "b\0a"-style concatenations: distinct keys.
+  builder.AddScalar("a", "b", 1, 1.0f, 1.0);
+  builder.AddScalar("b", "a", 1, 1.0f, 1.0);
+  builder.AddScalar("ab", "", 1, 1.0f, 1.0);
+  EXPECT_EQ(builder.interned_tags(), 3u);
+}
+
+}  // namespace
+}  // namespace tblog
