@@ -1,0 +1,599 @@
+"""The background half of a SummaryWriter: a buffer the training thread
+appends to, and a sender thread that turns it into sequenced WriteRequest
+batches on a Write stream, keeps every batch until the daemon acknowledges
+it, and resends what the daemon lacks after a reconnect or a daemon restart.
+
+Threads: the training thread(s) call Buffer methods (short critical sections
+under one lock, no protobuf work); the sender thread builds protos, sends and
+reconnects; one receiver thread per stream reads acknowledgements. Everything
+shared is guarded by `_lock` (with the condition `_cv`).
+"""
+
+import collections
+import logging
+import threading
+import time
+
+import grpc
+
+from tblog.v1 import tblog_pb2 as pb
+from tblog.v1 import tblog_pb2_grpc as pb_grpc
+
+_log = logging.getLogger("tblog")
+
+# A batch is closed once its records pass this many bytes (one larger record
+# still travels alone); the daemon accepts messages up to 64 MiB by default.
+_BATCH_BYTES = 4 << 20
+# Scalar points per ScalarColumns record.
+_COLUMN_POINTS = 1 << 16
+# Estimated bytes of one buffered scalar point (tuple, ints, float).
+_POINT_BYTES = 48
+# gRPC codes after which the writer reconnects and resends.
+_RETRYABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", 64 << 20),
+    ("grpc.max_receive_message_length", 64 << 20),
+    ("grpc.enable_retries", 1),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
+
+
+class TblogError(Exception):
+    """Raised on the training thread for what the daemon refused: a rejected
+    record (with the daemon's message), a failed stream, or a timeout.
+    `code` is the gRPC status code name ("INVALID_ARGUMENT") when known."""
+
+    def __init__(self, message, code=None, errors=()):
+        super().__init__(message)
+        self.code = code
+        self.errors = list(errors)
+
+
+_INT_CODES = {c.value[0]: c.name for c in grpc.StatusCode}
+
+
+class _Record:
+    """A non-scalar record waiting in the buffer: its common fields and a
+    function that fills the Record's `kind` (run on the sender thread)."""
+
+    __slots__ = ("tag", "step", "wall_time", "subrun", "fill", "nbytes")
+
+    def __init__(self, tag, step, wall_time, subrun, fill, nbytes):
+        self.tag = tag
+        self.step = step
+        self.wall_time = wall_time
+        self.subrun = subrun
+        self.fill = fill
+        self.nbytes = nbytes
+
+
+class _Batch:
+    __slots__ = ("sequence", "request", "nbytes", "written")
+
+    def __init__(self, sequence, request, nbytes):
+        self.sequence = sequence
+        self.request = request
+        self.nbytes = nbytes
+        self.written = False
+
+
+class Stream:
+    """Buffer + sender for one writer of one run. Thread-safe: any thread may
+    call the add_* methods, flush() and close()."""
+
+    def __init__(self, channel, open_request, *, writer_id, max_buffer_bytes,
+                 wake_records, flush_secs, connect_timeout, retain_bytes=None,
+                 send_interval=0.05):
+        self._channel = channel
+        self._stub = pb_grpc.TBLogStub(channel)
+        self._open_request = open_request
+        self.writer_id = writer_id
+        self._max_buffer_bytes = int(max_buffer_bytes)
+        self.max_points = max(1024, self._max_buffer_bytes // _POINT_BYTES)
+        self._retain_bytes = int(retain_bytes if retain_bytes is not None else max_buffer_bytes)
+        self._wake_records = max(1, int(wake_records))
+        self._flush_secs = float(flush_secs) if flush_secs else 0.0
+        self._send_interval = send_interval
+
+        self._lock = threading.Lock()
+        self._cv = threading.Condition(self._lock)
+        # Buffer (training threads -> sender).
+        # Scalar points (global tag index, step, value, wall_time). The list
+        # object never changes: training threads append without the lock
+        # (list.append is atomic under the GIL) and takers cut a prefix with
+        # `del points[:n]` under the lock, so no append is ever lost.
+        self.points = []
+        self._items = []           # _Record or list of points, in call order
+        self._item_bytes = 0
+        self._item_records = 0
+        self._tags = []            # global tag index -> (tag, subrun, style)
+        self._tag_index = {}       # (tag, subrun, style) -> global index
+        # Sender state.
+        self._sequence = 0
+        self._unacked = collections.deque()   # _Batch, by sequence
+        self._unwritten_bytes = 0             # sent, not yet written by the daemon
+        self._retained_bytes = 0              # written, kept until durable
+        self._written_seq = 0
+        self._durable_seq = 0
+        self._flushed_seq = 0
+        self._flush_requested = 0
+        self._flush_served = 0
+        self._flush_served_seq = 0
+        # Errors for the training thread: rejected records and stream failures.
+        self._errors = []
+        self.failure = None        # not None while errors wait to be raised
+        self._fatal = None         # set when the writer cannot go on
+        self._closing = False
+        self._stopped = False
+        # The live Write stream.
+        self._stream_gen = 0
+        self._stream_queue = None
+        self._stream_call = None
+        self._stream_broken = True
+        self._consecutive_failures = 0
+
+        response = self._open(connect_timeout, self._open_request, wait_for_ready=True)
+        self.run_id = response.run_id
+        self.run_path = response.run_path
+        self.directory = response.directory
+        self._connect(response)
+        self._sender = threading.Thread(target=self._sender_main, name="tblog-sender", daemon=True)
+        self._sender.start()
+
+    # ----------------------------------------------------------------- buffer
+
+    def tag_index(self, tag, subrun, style):
+        """The writer-wide index of (tag, subrun, style), created on first use."""
+        key = (tag, subrun, style)
+        with self._lock:
+            index = self._tag_index.get(key)
+            if index is None:
+                index = len(self._tags)
+                self._tags.append(key)
+                self._tag_index[key] = index
+            return index
+
+    def _take_points_locked(self):
+        points = self.points
+        n = len(points)
+        if n:
+            self._items.append(points[:n])
+            del points[:n]
+
+    def add_record(self, record):
+        """Appends a non-scalar record; blocks while the buffer is full."""
+        with self._cv:
+            self._take_points_locked()
+            self._items.append(record)
+            self._item_bytes += record.nbytes
+            self._item_records += 1
+            if self._item_records >= self._wake_records or self._item_bytes >= _BATCH_BYTES:
+                self._cv.notify_all()
+            if self._item_bytes + self._unwritten_bytes <= self._max_buffer_bytes:
+                return
+        self._wait_for_room()
+
+    def wait_for_room(self):
+        """Blocks while the buffer is over its bounds (the daemon is slower
+        than the training loop, or unreachable)."""
+        self._wait_for_room()
+
+    def _wait_for_room(self):
+        with self._cv:
+            self._cv.notify_all()
+            while (not self._stopped and self._fatal is None and
+                   (len(self.points) >= self.max_points or
+                    self._item_bytes + self._unwritten_bytes > self._max_buffer_bytes)):
+                self._cv.wait(0.5)
+
+    # ------------------------------------------------------ flush, close, errors
+
+    def take_errors(self):
+        """Raises (once) a TblogError for what went wrong since the last call."""
+        with self._lock:
+            errors, self._errors = self._errors, []
+            self.failure = self._fatal
+            fatal = self._fatal
+        if fatal is not None and not errors:
+            raise fatal
+        if errors:
+            first = errors[0]
+            more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
+            raise TblogError(f"{first.args[0]}{more}", code=first.code, errors=errors)
+
+    def flush(self, timeout=None):
+        """Sends everything buffered and waits until the daemon has written and
+        flushed it (visible to TensorBoard); then raises pending errors."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cv:
+            self._flush_requested += 1
+            token = self._flush_requested
+            self._cv.notify_all()
+            while self._fatal is None and not self._stopped and self._flush_served < token:
+                if not self._wait(deadline):
+                    break
+            target = self._flush_served_seq
+            # The daemon reports flushed_sequence once the flush batch's files
+            # are flushed; errors of earlier batches arrive with their acks.
+            while (self._fatal is None and self._flush_served >= token and
+                   self._flushed_seq < target and not self._stopped):
+                if not self._wait(deadline):
+                    break
+            done = self._flush_served >= token and self._flushed_seq >= target
+        self.take_errors()
+        if not done:
+            raise TblogError(f"tblog: flush did not complete within {timeout} s "
+                             f"(daemon unreachable or too slow)", code="DEADLINE_EXCEEDED")
+
+    def _wait(self, deadline):
+        if deadline is None:
+            self._cv.wait(1.0)
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        self._cv.wait(min(remaining, 1.0))
+        return True
+
+    def close(self, status=pb.SESSION_STATUS_SUCCESS, timeout=None):
+        """Flushes, ends the stream and closes the run (CloseRun). Idempotent."""
+        error = None
+        try:
+            self.flush(timeout)
+        except TblogError as e:
+            error = e
+        with self._cv:
+            self._closing = True
+            self._cv.notify_all()
+        self._sender.join(timeout=5)
+        self._end_stream()
+        if self._fatal is None:
+            try:
+                self._stub.CloseRun(pb.CloseRunRequest(run_id=self.run_id, status=status),
+                                    timeout=30 if timeout is None else timeout)
+            except grpc.RpcError as e:
+                if error is None:
+                    error = TblogError(f"tblog: CloseRun failed: {e.code().name}: {e.details()}",
+                                       code=e.code().name)
+        with self._cv:
+            self._stopped = True
+            self._cv.notify_all()
+        if error is not None:
+            raise error
+
+    # ------------------------------------------------------------- connection
+
+    def _open(self, timeout, request, wait_for_ready=False):
+        try:
+            return self._stub.OpenRun(request, timeout=timeout, wait_for_ready=wait_for_ready)
+        except grpc.RpcError as e:
+            raise TblogError(f"tblog: OpenRun failed: {e.code().name}: {e.details()}",
+                             code=e.code().name) from None
+
+    def _connect(self, response):
+        """Starts a Write stream after OpenRun answered `response`, dropping the
+        batches the daemon already has and resending the others in order."""
+        have = response.writer_sequences.get(self.writer_id, 0)
+        with self._cv:
+            while self._unacked and self._unacked[0].sequence <= have:
+                self._release(self._unacked.popleft())
+            self._written_seq = max(self._written_seq, have)
+            self._durable_seq = max(self._durable_seq, have)
+            self._flushed_seq = max(self._flushed_seq, have)
+            resend = [b.request for b in self._unacked]
+            for batch in self._unacked:
+                if batch.written:
+                    batch.written = False
+                    self._retained_bytes -= batch.nbytes
+                    self._unwritten_bytes += batch.nbytes
+            self._stream_gen += 1
+            generation = self._stream_gen
+            self._stream_queue = _RequestQueue()
+            for request in resend:
+                self._stream_queue.put(request)
+            self._stream_broken = False
+            self._cv.notify_all()
+        call = self._stub.Write(iter(self._stream_queue))
+        self._stream_call = call
+        threading.Thread(target=self._receiver_main, args=(call, generation),
+                         name="tblog-receiver", daemon=True).start()
+
+    def _end_stream(self):
+        queue, call = self._stream_queue, self._stream_call
+        if queue is not None:
+            queue.close()
+        if call is not None:
+            # Give the daemon a moment to answer the half-close, then cancel.
+            deadline = time.monotonic() + 2
+            while call.is_active() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            call.cancel()
+
+    def _reconnect(self):
+        """After a broken stream: OpenRun(RESUME) with backoff until the daemon
+        answers, then a new stream. Returns False when closing gave up."""
+        old_queue, old_call = self._stream_queue, self._stream_call
+        if old_queue is not None:
+            old_queue.close()
+        if old_call is not None:
+            old_call.cancel()
+        backoff = 0.05
+        give_up = None
+        while True:
+            request = pb.OpenRunRequest()
+            request.CopyFrom(self._open_request)
+            request.run_path = self.run_path
+            request.mode = pb.OPEN_MODE_RESUME
+            request.ClearField("purge_step")
+            try:
+                response = self._stub.OpenRun(request, timeout=5)
+                self._connect(response)
+                return True
+            except grpc.RpcError as e:
+                code = e.code()
+                if code not in _RETRYABLE:
+                    self._set_fatal(TblogError(
+                        f"tblog: cannot resume run {self.run_path!r}: {code.name}: {e.details()}",
+                        code=code.name))
+                    return False
+            with self._cv:
+                if self._closing:
+                    if give_up is None:
+                        give_up = time.monotonic() + 10
+                    elif time.monotonic() > give_up:
+                        self._set_fatal_locked(TblogError(
+                            "tblog: daemon unreachable at close; unsent data dropped",
+                            code="UNAVAILABLE"))
+                        return False
+                self._cv.wait(backoff)
+            backoff = min(backoff * 2, 1.0)
+
+    def _set_fatal(self, error):
+        with self._cv:
+            self._set_fatal_locked(error)
+
+    def _set_fatal_locked(self, error):
+        if self._fatal is None:
+            self._fatal = error
+            self.failure = error
+        self._cv.notify_all()
+
+    # ------------------------------------------------------------- receiving
+
+    def _receiver_main(self, call, generation):
+        status = None
+        try:
+            for response in call:
+                self._on_response(response)
+        except grpc.RpcError as e:
+            status = e
+        with self._cv:
+            if generation != self._stream_gen:
+                return
+            self._stream_broken = True
+            if status is not None and status.code() not in _RETRYABLE:
+                self._consecutive_failures += 1
+                message = f"tblog: Write stream failed: {status.code().name}: {status.details()}"
+                error = TblogError(message, code=status.code().name)
+                self._errors.append(error)
+                self.failure = error
+                if self._consecutive_failures >= 3:
+                    self._set_fatal_locked(error)
+                elif self._unacked:
+                    # The oldest unacknowledged batch is the likely cause: drop it
+                    # so a resend does not fail the same way.
+                    self._release(self._unacked.popleft())
+            self._cv.notify_all()
+
+    def _on_response(self, response):
+        with self._cv:
+            self._consecutive_failures = 0
+            for e in response.errors:
+                name = _INT_CODES.get(e.code, str(e.code))
+                self._errors.append(TblogError(
+                    f"tblogd rejected record {e.index} (tag {e.tag!r}) of batch {e.sequence}: "
+                    f"{name}: {e.message}", code=name))
+            if response.errors:
+                self.failure = self._errors[0]
+            if response.written_sequence > self._written_seq:
+                self._written_seq = response.written_sequence
+            if response.durable_sequence > self._durable_seq:
+                self._durable_seq = response.durable_sequence
+            if response.flushed_sequence > self._flushed_seq:
+                self._flushed_seq = response.flushed_sequence
+            for batch in self._unacked:
+                if batch.sequence > self._written_seq:
+                    break
+                if not batch.written:
+                    batch.written = True
+                    self._unwritten_bytes -= batch.nbytes
+                    self._retained_bytes += batch.nbytes
+            # Keep written batches until durable (a daemon crash loses what is
+            # not durable), but never more than retain_bytes of them.
+            while self._unacked and (
+                    self._unacked[0].sequence <= self._durable_seq or
+                    (self._unacked[0].written and self._retained_bytes > self._retain_bytes)):
+                self._release(self._unacked.popleft())
+            self._cv.notify_all()
+
+    def _release(self, batch):
+        if batch.written:
+            self._retained_bytes -= batch.nbytes
+        else:
+            self._unwritten_bytes -= batch.nbytes
+
+    # --------------------------------------------------------------- sending
+
+    def _sender_main(self):
+        next_flush = time.monotonic() + self._flush_secs if self._flush_secs else None
+        while True:
+            with self._cv:
+                deadline = time.monotonic() + self._send_interval
+                while (not self._closing and not self._stream_broken and
+                       self._flush_requested == self._flush_served and self._fatal is None):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    if (self._item_records >= self._wake_records or
+                            self._item_bytes >= _BATCH_BYTES or
+                            len(self.points) >= _COLUMN_POINTS):
+                        break
+                    self._cv.wait(remaining)
+                if self._fatal is not None:
+                    self._drop_buffer_locked()
+                    if self._closing:
+                        return
+                    self._cv.wait(0.5)
+                    continue
+                broken = self._stream_broken
+                closing = self._closing
+            if broken and not self._reconnect():
+                if closing or self._fatal is not None:
+                    return
+                continue
+            with self._cv:
+                self._take_points_locked()
+                items = self._items
+                self._items = []
+                taken_bytes = self._item_bytes
+                self._item_bytes = 0
+                self._item_records = 0
+                flush_token = self._flush_requested
+                tags = list(self._tags)
+                self._unwritten_bytes += taken_bytes
+            now = time.monotonic()
+            periodic = next_flush is not None and now >= next_flush
+            want_flush = flush_token != self._flush_served or periodic
+            if periodic:
+                next_flush = now + self._flush_secs
+            batches = self._build_batches(items, tags)
+            if not batches and want_flush:
+                batches = [([], 0)]
+            # The buffer's bytes were counted as unwritten when taken; the
+            # batches carry their own counts from here on.
+            with self._cv:
+                self._unwritten_bytes -= taken_bytes
+            for i, (records, nbytes) in enumerate(batches):
+                last = i == len(batches) - 1
+                request = pb.WriteRequest(run_id=self.run_id, writer_id=self.writer_id,
+                                          records=records)
+                if last and want_flush:
+                    request.flush = pb.FLUSH_MODE_FLUSH
+                with self._cv:
+                    self._sequence += 1
+                    request.sequence = self._sequence
+                    batch = _Batch(self._sequence, request, nbytes)
+                    self._unacked.append(batch)
+                    self._unwritten_bytes += nbytes
+                    if not self._stream_broken:
+                        self._stream_queue.put(request)
+            with self._cv:
+                if flush_token != self._flush_served:
+                    self._flush_served = flush_token
+                    self._flush_served_seq = self._sequence
+                self._cv.notify_all()
+                if self._closing and not self._items and not self.points:
+                    return
+
+    def _drop_buffer_locked(self):
+        self._items = []
+        del self.points[:]
+        self._item_bytes = 0
+        self._item_records = 0
+        self._flush_served = self._flush_requested
+
+    def _build_batches(self, items, tags):
+        """Records for `items`, cut into batches of about _BATCH_BYTES:
+        a list of (records, bytes)."""
+        batches = []
+        records, nbytes = [], 0
+
+        def close():
+            nonlocal records, nbytes
+            if records:
+                batches.append((records, nbytes))
+                records, nbytes = [], 0
+
+        for item in items:
+            if isinstance(item, _Record):
+                record = pb.Record(tag=item.tag, step=item.step, wall_time=item.wall_time,
+                                   subrun=item.subrun)
+                item.fill(record)
+                if nbytes and nbytes + item.nbytes > _BATCH_BYTES:
+                    close()
+                records.append(record)
+                nbytes += item.nbytes + 64
+            else:
+                for start in range(0, len(item), _COLUMN_POINTS):
+                    chunk = item[start:start + _COLUMN_POINTS]
+                    for columns in _scalar_columns(chunk, tags):
+                        records.append(pb.Record(scalars=columns))
+                    nbytes += len(chunk) * 24
+                    if nbytes >= _BATCH_BYTES:
+                        close()
+            if nbytes >= _BATCH_BYTES:
+                close()
+        close()
+        return batches
+
+
+def _scalar_columns(points, tags):
+    """ScalarColumns records for points (global tag index, step, value,
+    wall_time): the dictionary is the writer's whole tag list up to the
+    highest index used, so indices need no remapping. One record per scalar
+    style present (almost always one)."""
+    index, steps, values, walls = zip(*points)
+    used = set(index)
+    top = max(used) + 1
+    dictionary = [pb.ColumnTag(tag=tag, subrun=subrun) for tag, subrun, _ in tags[:top]]
+    styles = {tags[i][2] for i in used}
+    if len(styles) == 1:
+        return [pb.ScalarColumns(tags=dictionary, tag_index=index, steps=steps, values=values,
+                                 wall_times=walls, style=styles.pop())]
+    out = []
+    for style in sorted(styles):
+        chosen = [p for p in points if tags[p[0]][2] == style]
+        i, s, v, w = zip(*chosen)
+        out.append(pb.ScalarColumns(tags=dictionary, tag_index=i, steps=s, values=v,
+                                    wall_times=w, style=style))
+    return out
+
+
+class _RequestQueue:
+    """The request iterator of one Write stream: blocks until a request is
+    put or the queue is closed (which half-closes the stream)."""
+
+    def __init__(self):
+        self._items = collections.deque()
+        self._cv = threading.Condition()
+        self._closed = False
+
+    def put(self, request):
+        with self._cv:
+            self._items.append(request)
+            self._cv.notify()
+
+    def close(self):
+        with self._cv:
+            self._closed = True
+            self._cv.notify()
+
+    def __iter__(self):
+        while True:
+            with self._cv:
+                while not self._items and not self._closed:
+                    self._cv.wait()
+                if not self._items:
+                    return
+                request = self._items.popleft()
+            yield request

@@ -1,0 +1,575 @@
+"""tblog.SummaryWriter: torch.utils.tensorboard.SummaryWriter's API, writing
+through the tblogd daemon instead of in-process.
+
+Every add_* call only converts its arguments to plain numbers or one bytes
+copy of an array and appends them to a buffer; a background thread builds
+the protobuf batches and streams them to the daemon (see _stream.py). The
+daemon computes histograms, encodes PNG/WAV and writes the event files.
+Errors the daemon reports surface as TblogError on the next add_*, flush()
+or close() call.
+"""
+
+import atexit
+import datetime
+import os
+import posixpath
+import socket
+import threading
+import time
+import uuid
+import weakref
+
+import grpc
+import numpy as np
+
+from tblog import _convert
+from tblog._stream import CHANNEL_OPTIONS, Stream, TblogError, _Record
+from tblog.v1 import tblog_pb2 as pb
+
+DEFAULT_ADDRESS = "127.0.0.1:6066"
+
+_SIMPLE = pb.SCALAR_STYLE_SIMPLE_VALUE
+_TENSOR = pb.SCALAR_STYLE_TENSOR
+_FLOATS = (1, 2)            # DTYPE_FLOAT32, DTYPE_FLOAT64
+_PIXELS = (1, 2, 4)         # float32, float64, uint8
+
+# Daemon logdirs learned from OpenRun answers, by address: lets an absolute
+# log_dir inside the daemon's logdir be turned into a relative run path.
+_known_logdirs = {}
+_live_writers = weakref.WeakSet()
+_live_lock = threading.Lock()
+
+
+def _default_address():
+    return os.environ.get("TBLOG_ADDRESS") or DEFAULT_ADDRESS
+
+
+def run_path_for(log_dir, comment="", address=None):
+    """The run path (relative to the daemon's logdir) for a torch-style log_dir.
+
+    - None: "runs/<Mon DD_HH-MM-SS>_<host><comment>", as PyTorch names it.
+    - relative: used as is (normalized: no "./", no trailing "/").
+    - absolute: made relative to the daemon's logdir when it is known and the
+      path lies inside it: TBLOG_LOGDIR (the daemon's logdir as this process
+      sees it, e.g. a shared volume), or the logdir the daemon reported to an
+      earlier writer of this process. Otherwise only the last component is
+      kept ("/home/me/runs/exp1" -> "exp1"), since the daemon never writes
+      outside its own logdir.
+    """
+    if log_dir is None:
+        stamp = datetime.datetime.now().strftime("%b%d_%H-%M-%S")
+        return posixpath.join("runs", f"{stamp}_{socket.gethostname()}{comment}")
+    log_dir = os.fspath(log_dir)
+    if not os.path.isabs(log_dir):
+        path = posixpath.normpath(log_dir.replace(os.sep, "/"))
+        if path in (".", "") or path.startswith("../") or path == "..":
+            raise ValueError(f"log_dir {log_dir!r} does not name a directory below the logdir")
+        return path
+    roots = []
+    if os.environ.get("TBLOG_LOGDIR"):
+        roots.append(os.environ["TBLOG_LOGDIR"])
+    if address in _known_logdirs:
+        roots.append(_known_logdirs[address])
+    path = os.path.normpath(log_dir)
+    for root in roots:
+        root = os.path.normpath(os.path.abspath(root))
+        if path.startswith(root + os.sep):
+            return os.path.relpath(path, root).replace(os.sep, "/")
+    name = os.path.basename(path)
+    if not name:
+        raise ValueError(f"log_dir {log_dir!r} has no last component to use as the run")
+    return name
+
+
+def _step(global_step):
+    if global_step is None:
+        return 0
+    if isinstance(global_step, (int, np.integer)):
+        return int(global_step)
+    return int(_convert.to_float(global_step))
+
+
+def _tensor(parts):
+    """A Tensor message from tensor_parts(): built on the sender thread."""
+    code, shape, data = parts
+    return pb.Tensor(dtype=code, shape=shape, data=data)
+
+
+class SummaryWriter:
+    """Writes TensorBoard logs through tblogd; a drop-in replacement for
+    torch.utils.tensorboard.SummaryWriter.
+
+    Extra keyword arguments: `address` (default: $TBLOG_ADDRESS or
+    127.0.0.1:6066; "unix:/path" for a unix socket), `experiment` and `name`
+    (use the daemon's timestamped layout <experiment>/<YYYYmmdd-HHMMSS>-<name>
+    instead of a torch log_dir), `labels` (dict, reported by ListRuns),
+    `connect_timeout` (seconds to wait for the daemon at start),
+    `max_buffer_bytes` (memory the buffer may hold before add_* calls wait).
+
+    max_queue: after this many non-scalar records the background thread sends
+    at once instead of at its next tick (50 ms). flush_secs: the longest time
+    between flushes of the daemon's files requested by this writer (the daemon
+    also flushes on its own, about every second).
+    Thread-safe: several threads may log through one writer.
+    """
+
+    def __init__(self, log_dir=None, comment="", purge_step=None, max_queue=10,
+                 flush_secs=120, filename_suffix="", *, address=None, experiment=None,
+                 name=None, labels=None, connect_timeout=30.0, max_buffer_bytes=256 << 20):
+        self._address = address or _default_address()
+        self._closed = True
+        request = pb.OpenRunRequest(filename_suffix=filename_suffix)
+        if log_dir is None and (experiment is not None or name is not None):
+            request.experiment = experiment or ""
+            request.name = name or ""
+        else:
+            request.run_path = run_path_for(log_dir, comment, self._address)
+        if purge_step is not None:
+            request.purge_step = int(purge_step)
+        request.labels["host"] = socket.gethostname()
+        request.labels["pid"] = str(os.getpid())
+        for key, value in (labels or {}).items():
+            request.labels[str(key)] = str(value)
+        self._channel = grpc.insecure_channel(self._address,
+                                              options=CHANNEL_OPTIONS)
+        try:
+            self._stream = Stream(self._channel, request, writer_id=uuid.uuid4().hex,
+                                  max_buffer_bytes=max_buffer_bytes, wake_records=max_queue,
+                                  flush_secs=flush_secs, connect_timeout=connect_timeout)
+        except BaseException:
+            self._channel.close()
+            raise
+        self._closed = False
+        directory = self._stream.directory
+        run_path = self._stream.run_path
+        if directory.endswith(run_path):
+            _known_logdirs[self._address] = directory[: len(directory) - len(run_path)].rstrip("/")
+        self.log_dir = directory
+        self._scalar_tags = {}     # (tag, subrun, style) -> index, without the lock
+        self._simple_tags = {}     # tag -> index: add_scalar's own, for speed
+        self._tensor_tags = {}
+        self._points = self._stream.points
+        self._max_points = self._stream.max_points
+        with _live_lock:
+            _live_writers.add(self)
+
+    # ---------------------------------------------------------------- basics
+
+    def get_logdir(self):
+        """The run's directory as the daemon sees it (absolute)."""
+        return self.log_dir
+
+    @property
+    def run_path(self):
+        """The run's directory relative to the daemon's logdir."""
+        return self._stream.run_path
+
+    def _check(self):
+        if self._closed:
+            raise TblogError("tblog: the SummaryWriter is closed", code="FAILED_PRECONDITION")
+        if self._stream.failure is not None:
+            self._stream.take_errors()
+
+    def _scalar(self, tag, subrun, value, global_step, walltime, style):
+        key = (tag, subrun, style)
+        index = self._scalar_tags.get(key)
+        if index is None:
+            index = self._stream.tag_index(tag, subrun, style)
+            self._scalar_tags[key] = index
+        points = self._points
+        points.append((index, global_step, value,
+                       time.time() if walltime is None else float(walltime)))
+        if len(points) >= self._max_points:
+            self._stream.wait_for_room()
+
+    def _record(self, tag, global_step, walltime, fill, nbytes, subrun=""):
+        self._stream.add_record(_Record(
+            tag, _step(global_step), time.time() if walltime is None else float(walltime),
+            subrun, fill, nbytes))
+
+    # --------------------------------------------------------------- scalars
+
+    def add_scalar(self, tag, scalar_value, global_step=None, walltime=None, new_style=False,
+                   double_precision=False):
+        """One point of a scalar curve. new_style=True stores TensorBoard 2's
+        tensor form (default: PyTorch's simple_value). double_precision is
+        accepted for compatibility; values travel as float32."""
+        # The hot path: a few dict/list operations, no lock, no protobuf.
+        if self._stream.failure is not None or self._closed:
+            self._check()
+        kind = type(scalar_value)
+        if kind is not float:
+            scalar_value = float(scalar_value) if kind is int else _convert.to_float(scalar_value)
+        if type(global_step) is not int:
+            global_step = _step(global_step)
+        index = (self._tensor_tags if new_style else self._simple_tags).get(tag)
+        if index is None:
+            index = self._new_tag(tag, new_style)
+        points = self._points
+        points.append((index, global_step, scalar_value,
+                       time.time() if walltime is None else walltime))
+        if len(points) >= self._max_points:
+            self._stream.wait_for_room()
+
+    def _new_tag(self, tag, new_style):
+        style = _TENSOR if new_style else _SIMPLE
+        index = self._stream.tag_index(tag, "", style)
+        (self._tensor_tags if new_style else self._simple_tags)[tag] = index
+        return index
+
+    def add_scalars(self, main_tag, tag_scalar_dict, global_step=None, walltime=None):
+        """Several curves on one chart, as PyTorch does it: each key is a
+        sub-run "<main_tag>_<key>" ('/' in main_tag becomes '_') holding the
+        scalar `main_tag`."""
+        self._check()
+        step = _step(global_step)
+        wall = time.time() if walltime is None else float(walltime)
+        prefix = main_tag.replace("/", "_")
+        for key, value in tag_scalar_dict.items():
+            self._scalar(main_tag, f"{prefix}_{key}", _convert.to_float(value), step, wall,
+                         _SIMPLE)
+
+    # ------------------------------------------------------------ histograms
+
+    def add_histogram(self, tag, values, global_step=None, bins="tensorflow", walltime=None,
+                      max_bins=None):
+        """A histogram of `values` (any shape), computed by the daemon.
+        bins='tensorflow': TensorFlow's exponential buckets, as PyTorch writes
+        them; an int: that many equal-width buckets; any other numpy bins
+        method: TensorBoard 2's 30 equal-width buckets (max_bins, if given,
+        caps the count)."""
+        self._check()
+        # The training thread pays one copy (tobytes); the message is built
+        # on the sender thread.
+        parts = _convert.tensor_parts(_convert.to_numpy(values))
+        layout, bucket_count = pb.HISTOGRAM_LAYOUT_UNIFORM, 0
+        if isinstance(bins, str) and bins == "tensorflow":
+            layout = pb.HISTOGRAM_LAYOUT_EXPONENTIAL
+        elif isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):
+            bucket_count = int(bins)
+        elif not isinstance(bins, str):
+            bucket_count = max(1, len(bins) - 1)
+        if max_bins is not None and layout == pb.HISTOGRAM_LAYOUT_UNIFORM:
+            bucket_count = min(bucket_count or 30, int(max_bins))
+
+        def fill(record):
+            h = record.histogram
+            h.values.CopyFrom(_tensor(parts))
+            h.layout = layout
+            h.bucket_count = bucket_count
+        self._record(tag, global_step, walltime, fill, len(parts[2]))
+
+    # ---------------------------------------------------------------- images
+
+    def add_image(self, tag, img_tensor, global_step=None, walltime=None, dataformats="CHW"):
+        """An image: uint8 in [0, 255] or float in [0, 1]; dataformats CHW,
+        HWC or HW. The daemon encodes PNG (PyTorch's Summary.Image form)."""
+        self._check()
+        array = _convert.to_numpy(img_tensor)
+        fmt = dataformats.upper()
+        layouts = {"CHW": pb.PIXEL_LAYOUT_CHW, "HWC": pb.PIXEL_LAYOUT_HWC,
+                   "HW": pb.PIXEL_LAYOUT_HWC}
+        if fmt not in layouts:
+            raise ValueError(f"add_image: dataformats {dataformats!r}: expected CHW, HWC or HW")
+        if array.ndim != len(fmt):
+            raise ValueError(f"add_image: image of shape {array.shape} does not match "
+                             f"dataformats {dataformats!r}")
+        self._image(tag, array, layouts[fmt], global_step, walltime)
+
+    def add_images(self, tag, img_tensor, global_step=None, walltime=None, dataformats="NCHW"):
+        """A batch of images, tiled into one grid image as PyTorch does;
+        dataformats NCHW, NHWC or NHW."""
+        self._check()
+        array = _convert.to_numpy(img_tensor)
+        fmt = dataformats.upper()
+        if fmt == "NHW":
+            array = array.reshape(array.shape + (1,))
+            fmt = "NHWC"
+        layouts = {"NCHW": pb.PIXEL_LAYOUT_NCHW, "NHWC": pb.PIXEL_LAYOUT_NHWC}
+        if fmt not in layouts:
+            raise ValueError(f"add_images: dataformats {dataformats!r}: expected NCHW, NHWC or NHW")
+        if array.ndim != 4:
+            raise ValueError(f"add_images: images of shape {array.shape} do not match "
+                             f"dataformats {dataformats!r}")
+        self._image(tag, array, layouts[fmt], global_step, walltime)
+
+    def _image(self, tag, array, layout, global_step, walltime):
+        if array.dtype == np.bool_:
+            array = array.astype(np.uint8) * 255
+        parts = _convert.tensor_parts(array, _PIXELS)
+
+        def fill(record):
+            image = record.image
+            image.pixels.CopyFrom(_tensor(parts))
+            image.layout = layout
+            image.style = pb.IMAGE_STYLE_SUMMARY_IMAGE
+        self._record(tag, global_step, walltime, fill, len(parts[2]))
+
+    def add_image_with_boxes(self, *args, **kwargs):
+        raise NotImplementedError("tblog: add_image_with_boxes is not supported; draw the boxes "
+                                  "into the image and use add_image")
+
+    def add_figure(self, tag, figure, global_step=None, close=True, walltime=None):
+        """A matplotlib figure (or a list of them), rendered to RGBA pixels."""
+        figures = figure if isinstance(figure, (list, tuple)) else [figure]
+        images = []
+        for fig in figures:
+            canvas = fig.canvas
+            canvas.draw()
+            width, height = canvas.get_width_height()
+            images.append(np.frombuffer(canvas.buffer_rgba(), dtype=np.uint8)
+                          .reshape(height, width, 4).copy())
+            if close:
+                try:
+                    import matplotlib.pyplot as plt
+                    plt.close(fig)
+                except ImportError:
+                    pass
+        if isinstance(figure, (list, tuple)):
+            self.add_images(tag, np.stack(images), global_step, walltime, dataformats="NHWC")
+        else:
+            self.add_image(tag, images[0], global_step, walltime, dataformats="HWC")
+
+    # ------------------------------------------------------------ text, audio
+
+    def add_text(self, tag, text_string, global_step=None, walltime=None):
+        """Markdown text, under "<tag>/text_summary" as PyTorch writes it."""
+        self._check()
+        text = pb.Text(markdown=str(text_string), torch_style=True)
+
+        def fill(record):
+            record.text.CopyFrom(text)
+        self._record(tag, global_step, walltime, fill, len(text.markdown))
+
+    def add_audio(self, tag, snd_tensor, global_step=None, sample_rate=44100, walltime=None):
+        """A clip of float samples in [-1, 1] (clipped), shape [L], [1, L] or
+        [L, channels]; encoded to 16-bit WAV by the daemon."""
+        self._check()
+        array = _convert.to_numpy(snd_tensor)
+        if array.ndim == 2 and array.shape[0] == 1:
+            array = array.reshape(-1)
+        array = np.clip(array, -1.0, 1.0).astype(np.float32, copy=False)
+        parts = _convert.tensor_parts(array)
+        rate = float(sample_rate)
+
+        def fill(record):
+            record.audio.CopyFrom(pb.Audio(samples=_tensor(parts), sample_rate=rate,
+                                           torch_style=True))
+        self._record(tag, global_step, walltime, fill, len(parts[2]))
+
+    def add_video(self, *args, **kwargs):
+        raise NotImplementedError("tblog: add_video is not supported by tblogd")
+
+    def add_mesh(self, *args, **kwargs):
+        raise NotImplementedError("tblog: add_mesh is not supported by tblogd")
+
+    def add_onnx_graph(self, *args, **kwargs):
+        raise NotImplementedError("tblog: add_onnx_graph is not supported by tblogd")
+
+    # ------------------------------------------------------------- PR curves
+
+    def add_pr_curve(self, tag, labels, predictions, global_step=None, num_thresholds=127,
+                     weights=None, walltime=None):
+        """A precision-recall curve from labels (bool or 0/1) and predictions
+        in [0, 1]; the daemon counts them at num_thresholds thresholds."""
+        self._check()
+        label_parts = _convert.tensor_parts(
+            _convert.to_numpy(labels).astype(np.float32, copy=False), _FLOATS)
+        pred_parts = _convert.tensor_parts(_convert.to_numpy(predictions), _FLOATS)
+        weight_parts = None
+        if weights is not None:
+            weight_parts = _convert.tensor_parts(_convert.to_numpy(weights), _FLOATS)
+        thresholds = int(num_thresholds)
+
+        def fill(record):
+            data = record.pr_curve.predictions
+            data.labels.CopyFrom(_tensor(label_parts))
+            data.predictions.CopyFrom(_tensor(pred_parts))
+            data.num_thresholds = thresholds
+            if weight_parts is not None:
+                data.weights.CopyFrom(_tensor(weight_parts))
+        self._record(tag, global_step, walltime, fill, 2 * len(pred_parts[2]))
+
+    def add_pr_curve_raw(self, tag, true_positive_counts, false_positive_counts,
+                         true_negative_counts, false_negative_counts, precision=None,
+                         recall=None, global_step=None, num_thresholds=127, weights=None,
+                         walltime=None):
+        """A PR curve from counts per threshold (precision and recall are
+        recomputed by the daemon from the counts)."""
+        self._check()
+
+        def row(values):
+            return _convert.to_numpy(values).astype(np.float32).reshape(-1).tolist()
+        counts = pb.PrCounts(true_positives=row(true_positive_counts),
+                             false_positives=row(false_positive_counts),
+                             true_negatives=row(true_negative_counts),
+                             false_negatives=row(false_negative_counts))
+        curve = pb.PrCurve(counts=counts)
+
+        def fill(record):
+            record.pr_curve.CopyFrom(curve)
+        self._record(tag, global_step, walltime, fill, 16 * len(counts.true_positives))
+
+    # --------------------------------------------------------------- hparams
+
+    def add_hparams(self, hparam_dict, metric_dict, hparam_domain_discrete=None, run_name=None,
+                    global_step=None):
+        """PyTorch's add_hparams: a sub-run named run_name (default
+        str(time.time())) holding the hparams session and the metric values
+        as scalars, so the HParams dashboard lists one session per call."""
+        self._check()
+        if not isinstance(hparam_dict, dict) or not isinstance(metric_dict, dict):
+            raise TypeError("hparam_dict and metric_dict should be dictionaries.")
+        subrun = run_name if run_name else str(time.time())
+        hparams = pb.HParams(torch_style=True)
+        for key, value in hparam_dict.items():
+            hparams.values[key].CopyFrom(_hparam_value(key, value))
+        for key, values in (hparam_domain_discrete or {}).items():
+            domain = hparams.domains[key].discrete
+            for value in values:
+                domain.values.append(_hparam_value(key, value))
+        for key in metric_dict:
+            hparams.metrics.append(pb.MetricSpec(tag=key))
+
+        def fill(record):
+            record.hparams.CopyFrom(hparams)
+        self._record("_hparams_", global_step, None, fill, 64 * len(hparam_dict), subrun=subrun)
+        step = _step(global_step)
+        wall = time.time()
+        for key, value in metric_dict.items():
+            self._scalar(key, subrun, _convert.to_float(value), step, wall, _SIMPLE)
+
+    # ----------------------------------------------------- graphs, embeddings
+
+    def add_graph(self, model, input_to_model=None, verbose=False, use_strict_trace=True):
+        """A graph for the Graphs dashboard: a serialized tensorflow GraphDef
+        (bytes), or an object with SerializeToString() (a GraphDef message).
+        Tracing a torch.nn.Module is not supported: export its GraphDef."""
+        self._check()
+        if isinstance(model, (bytes, bytearray, memoryview)):
+            data = bytes(model)
+        elif hasattr(model, "SerializeToString"):
+            data = model.SerializeToString()
+        else:
+            raise TypeError("tblog: add_graph takes a GraphDef (bytes or a message with "
+                            f"SerializeToString), not {type(model).__name__}")
+        graph = pb.Graph(graph_def=data)
+
+        def fill(record):
+            record.graph.CopyFrom(graph)
+        self._record("__run_graph__", 0, None, fill, len(data))
+
+    def add_embedding(self, mat, metadata=None, label_img=None, global_step=None, tag="default",
+                      metadata_header=None):
+        """Vectors for the projector: mat [N, D]; metadata one label per row,
+        or rows of len(metadata_header) columns. label_img is not supported."""
+        self._check()
+        if label_img is not None:
+            raise NotImplementedError("tblog: add_embedding(label_img=...) is not supported")
+        array = _convert.to_numpy(mat)
+        if array.ndim != 2:
+            raise ValueError(f"add_embedding: mat must be 2-D [N, D], got shape {array.shape}")
+        parts = _convert.tensor_parts(array, _FLOATS)
+        embedding = pb.Embedding()
+        if metadata is not None:
+            if len(metadata) != array.shape[0]:
+                raise ValueError(f"add_embedding: {len(metadata)} metadata rows for "
+                                 f"{array.shape[0]} vectors")
+            if metadata_header is not None:
+                embedding.metadata_header.extend(str(h) for h in metadata_header)
+                for row in metadata:
+                    embedding.metadata.append("\t".join(str(cell) for cell in row))
+            else:
+                embedding.metadata.extend(str(label) for label in metadata)
+
+        def fill(record):
+            record.embedding.CopyFrom(embedding)
+            record.embedding.matrix.CopyFrom(_tensor(parts))
+        self._record(tag, global_step, None, fill, len(parts[2]))
+
+    # ------------------------------------------------------- custom scalars
+
+    def add_custom_scalars(self, layout):
+        """The custom-scalars dashboard's layout, as PyTorch takes it:
+        {category: {chart title: ['Multiline', [tag regexes]] or
+        ['Margin', [value, lower, upper]]}}."""
+        self._check()
+        message = pb.CustomScalarLayout()
+        for category_title, charts in layout.items():
+            category = message.categories.add(title=category_title)
+            for chart_title, (kind, tags) in charts.items():
+                chart = category.charts.add(title=chart_title)
+                if kind.lower() == "multiline":
+                    chart.multiline.tags.extend(tags)
+                elif kind.lower() == "margin":
+                    if len(tags) != 3:
+                        raise ValueError(f"add_custom_scalars: a Margin chart takes "
+                                         f"[value, lower, upper], got {tags!r}")
+                    chart.margin.series.add(value=tags[0], lower=tags[1], upper=tags[2])
+                else:
+                    raise ValueError(f"add_custom_scalars: chart kind {kind!r}: expected "
+                                     "'Multiline' or 'Margin'")
+
+        def fill(record):
+            record.custom_scalars.CopyFrom(message)
+        self._record("custom_scalars__config__", 0, None, fill, message.ByteSize())
+
+    def add_custom_scalars_multilinechart(self, tags, category="default", title="untitled"):
+        self.add_custom_scalars({category: {title: ["Multiline", tags]}})
+
+    def add_custom_scalars_marginchart(self, tags, category="default", title="untitled"):
+        self.add_custom_scalars({category: {title: ["Margin", tags]}})
+
+    # ---------------------------------------------------------- flush, close
+
+    def flush(self, timeout=None):
+        """Blocks until everything logged so far is written by the daemon and
+        visible to TensorBoard; raises TblogError for rejected records."""
+        if self._closed:
+            return
+        self._stream.flush(timeout)
+
+    def close(self, timeout=None):
+        """Flushes, closes the run on the daemon (its hparams session ends as
+        SUCCESS) and stops the background threads. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with _live_lock:
+            _live_writers.discard(self)
+        try:
+            self._stream.close(timeout=timeout)
+        finally:
+            self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close()
+
+
+def _hparam_value(name, value):
+    """An HParamValue as PyTorch's add_hparams types it: numbers (and bools,
+    which torch tests as ints) as numbers, strings as text, 0-d tensors by
+    their item."""
+    if isinstance(value, (bool, int, float, np.integer, np.floating)):
+        return pb.HParamValue(number=float(value))
+    if isinstance(value, str):
+        return pb.HParamValue(text=value)
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        return pb.HParamValue(number=float(value.item()))
+    raise ValueError(f"add_hparams: value of {name!r} is {type(value).__name__}; "
+                     "expected int, float, str, bool or a 0-d tensor")
+
+
+@atexit.register
+def _close_live_writers():
+    # Data must not be lost at exit: flush and close writers the program forgot.
+    with _live_lock:
+        writers = list(_live_writers)
+    for writer in writers:
+        try:
+            writer.close(timeout=10)
+        except Exception:  # noqa: BLE001 - nothing to report to at exit
+            pass

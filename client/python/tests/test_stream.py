@@ -1,0 +1,129 @@
+"""The client's protocol against an in-process fake of the API: batching,
+sequencing, acks, resend after a broken stream, error surfacing. These need
+no daemon binary; test_writer.py covers the real daemon."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import tblog
+from fake_daemon import FakeDaemon
+from tblog.v1 import tblog_pb2 as pb
+
+
+@pytest.fixture
+def fake():
+    daemon = FakeDaemon()
+    address = daemon.start()
+    daemon.address = address
+    yield daemon
+    daemon.stop()
+
+
+def test_scalars_arrive_in_order_as_columns(fake):
+    with tblog.SummaryWriter("exp/a", address=fake.address) as writer:
+        for step in range(5000):
+            writer.add_scalar("loss", step * 0.5, step)
+            writer.add_scalar("acc", 1.0, step, new_style=True)
+        writer.flush()
+        points = fake.scalars("exp/a")
+        loss = [(s, v) for (_, t, s, v) in points if t == "loss"]
+        assert loss == [(s, s * 0.5) for s in range(5000)]
+        assert len([p for p in points if p[1] == "acc"]) == 5000
+        styles = {r.scalars.style for r in fake.runs["exp/a"] if r.WhichOneof("kind") == "scalars"}
+        assert styles == {pb.SCALAR_STYLE_SIMPLE_VALUE, pb.SCALAR_STYLE_TENSOR}
+    assert fake.closed == ["exp/a"]
+    sequences = [b.sequence for b in fake.batches]
+    assert sequences == list(range(1, len(sequences) + 1))
+    assert all(b.writer_id and b.run_id == "exp/a" for b in fake.batches)
+
+
+def test_records_keep_call_order_with_scalars(fake):
+    with tblog.SummaryWriter("exp/order", address=fake.address) as writer:
+        writer.add_scalar("a", 1.0, 1)
+        writer.add_text("t", "between", 1)
+        writer.add_scalar("a", 2.0, 2)
+        writer.flush()
+    kinds = [r.WhichOneof("kind") for r in fake.runs["exp/order"]]
+    assert kinds == ["scalars", "text", "scalars"]
+
+
+def test_rejected_record_raises_on_flush_with_the_daemon_message(fake):
+    fake.reject_tag = "bad"
+    writer = tblog.SummaryWriter("exp/err", address=fake.address)
+    writer.add_scalar("good", 1.0, 0)
+    writer.add_text("bad", "x", 0)
+    with pytest.raises(tblog.TblogError, match="refused by the fake") as info:
+        writer.flush()
+    assert info.value.code == "INVALID_ARGUMENT"
+    # Raised once: the writer goes on.
+    writer.add_scalar("good", 2.0, 1)
+    writer.close()
+    assert [p[3] for p in fake.scalars("exp/err")] == [1.0, 2.0]
+
+
+def test_error_surfaces_on_the_next_add_call(fake):
+    fake.reject_tag = "bad"
+    writer = tblog.SummaryWriter("exp/next", address=fake.address)
+    writer.add_text("bad", "x", 0)
+    try:
+        writer.flush()
+    except tblog.TblogError:
+        pass
+    writer.add_text("bad", "y", 1)
+    # Wait for the ack without raising, then the next add_* raises.
+    with pytest.raises(tblog.TblogError):
+        for step in range(100000):
+            writer.add_scalar("s", 1.0, step)
+            if step % 1000 == 0:
+                threading.Event().wait(0.01)
+    writer.close()
+
+
+def test_broken_stream_resends_without_loss_or_duplicates(fake):
+    writer = tblog.SummaryWriter("exp/resend", address=fake.address)
+    fake.break_after = 2
+    for step in range(20000):
+        writer.add_scalar("x", float(step), step)
+        if step % 2000 == 0:
+            threading.Event().wait(0.06)
+    writer.add_histogram("h", np.arange(10.0), 1)
+    writer.close()
+    steps = [p[2] for p in fake.scalars("exp/resend") if p[1] == "x"]
+    assert steps == list(range(20000))
+    assert [r.tag for r in fake.runs["exp/resend"] if r.WhichOneof("kind") == "histogram"] == ["h"]
+
+
+def test_threads_share_one_writer(fake):
+    writer = tblog.SummaryWriter("exp/threads", address=fake.address)
+
+    def log(name):
+        for step in range(3000):
+            writer.add_scalar(name, 1.0, step)
+    threads = [threading.Thread(target=log, args=(f"t{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    writer.close()
+    points = fake.scalars("exp/threads")
+    for i in range(4):
+        assert [p[2] for p in points if p[1] == f"t{i}"] == list(range(3000))
+
+
+def test_run_path_rules(monkeypatch):
+    assert tblog.run_path_for("exp/run1") == "exp/run1"
+    assert tblog.run_path_for("./exp/run1/") == "exp/run1"
+    assert tblog.run_path_for(None, "_lr0.1").startswith("runs/")
+    assert tblog.run_path_for(None, "_lr0.1").endswith("_lr0.1")
+    monkeypatch.setenv("TBLOG_LOGDIR", "/data/logs")
+    assert tblog.run_path_for("/data/logs/mnist/a") == "mnist/a"
+    assert tblog.run_path_for("/elsewhere/runs/b") == "b"
+    with pytest.raises(ValueError):
+        tblog.run_path_for("../outside")
+
+
+def test_unreachable_daemon_fails_at_open():
+    with pytest.raises(tblog.TblogError, match="OpenRun failed"):
+        tblog.SummaryWriter("x", address="unix:/nonexistent/tblog.sock", connect_timeout=0.5)
