@@ -135,6 +135,33 @@ TEST(HistogramUniformTest, MatchesReferenceOnRandomData) {
   }
 }
 
+// Values on and next to every bucket boundary, where a guessed index is most
+// likely to be off by one.
+TEST(HistogramUniformTest, MatchesReferenceAtBucketBoundaries) {
+  for (int k : {3, 7, 30, 1000}) {
+    const double min = -1.3, max = 2.9, width = (max - min) / k;
+    std::vector<double> values = {min, max};
+    for (int i = 1; i < k; ++i) {
+      const double boundary = i * width + min;
+      values.push_back(boundary);
+      values.push_back(std::nextafter(boundary, -DBL_MAX));
+      values.push_back(std::nextafter(boundary, DBL_MAX));
+    }
+    const HistogramSummary h =
+        BuildUniform(MakeTensor(values, DType::kFloat64), {.bucket_count = k});
+    EXPECT_EQ(Rows(h.value), ReferenceUniform(values, k)) << "k " << k;
+  }
+}
+
+// max - min overflows a double: counted by division instead, nothing lost.
+TEST(HistogramUniformTest, HugeRangeStillCountsEveryValue) {
+  const HistogramSummary h =
+      BuildUniform(MakeTensor(std::vector<double>{-DBL_MAX, 0.0, DBL_MAX}, DType::kFloat64));
+  double total = 0;
+  for (const Row& row : Rows(h.value)) total += row[2];
+  EXPECT_EQ(total, 3);
+}
+
 TEST(HistogramUniformTest, EmptyInputGivesZeroRows) {
   const HistogramSummary h = BuildUniform(FloatTensor({}));
   EXPECT_EQ(h.value.tensor().tensor_shape().dim(0).size(), 30);
