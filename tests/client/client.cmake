@@ -3,3 +3,12 @@
 tblog_add_test(batch_builder_test SOURCES client/batch_builder_test.cc LIBS tblog_client)
 target_include_directories(batch_builder_test PRIVATE ${PROJECT_SOURCE_DIR}/client/src)
 tblog_add_test(writer_test SOURCES client/writer_test.cc LIBS tblog_client)
+
+# find_package(tblog) from an install prefix. Installs only the tblog_client
+# component, so it needs tblog_client built, nothing else.
+add_test(NAME client_install_test
+  COMMAND ${CMAKE_COMMAND} -DBUILD_DIR=${PROJECT_BINARY_DIR}
+    -DCONSUMER_DIR=${CMAKE_CURRENT_SOURCE_DIR}/client/consumer
+    -DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/client_install_test
+    -P ${CMAKE_CURRENT_SOURCE_DIR}/client/install_test.cmake)
+set_tests_properties(client_install_test PROPERTIES TIMEOUT 600)
