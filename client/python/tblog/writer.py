@@ -239,6 +239,9 @@ class SummaryWriter:
         method: TensorBoard 2's 30 equal-width buckets (max_bins, if given,
         caps the count)."""
         self._check()
+        self._histogram(tag, values, global_step, bins, walltime, max_bins, "")
+
+    def _histogram(self, tag, values, global_step, bins, walltime, max_bins, subrun):
         # The training thread pays one copy (tobytes); the message is built
         # on the sender thread.
         parts = _convert.tensor_parts(_convert.to_numpy(values))
@@ -257,7 +260,7 @@ class SummaryWriter:
             h.values.CopyFrom(_tensor(parts))
             h.layout = layout
             h.bucket_count = bucket_count
-        self._record(tag, global_step, walltime, fill, len(parts[2]))
+        self._record(tag, global_step, walltime, fill, len(parts[2]), subrun)
 
     # ---------------------------------------------------------------- images
 
@@ -293,7 +296,7 @@ class SummaryWriter:
                              f"dataformats {dataformats!r}")
         self._image(tag, array, layouts[fmt], global_step, walltime)
 
-    def _image(self, tag, array, layout, global_step, walltime):
+    def _image(self, tag, array, layout, global_step, walltime, subrun=""):
         if array.dtype == np.bool_:
             array = array.astype(np.uint8) * 255
         parts = _convert.tensor_parts(array, _PIXELS)
@@ -303,7 +306,7 @@ class SummaryWriter:
             image.pixels.CopyFrom(_tensor(parts))
             image.layout = layout
             image.style = pb.IMAGE_STYLE_SUMMARY_IMAGE
-        self._record(tag, global_step, walltime, fill, len(parts[2]))
+        self._record(tag, global_step, walltime, fill, len(parts[2]), subrun)
 
     def add_image_with_boxes(self, *args, **kwargs):
         raise NotImplementedError("tblog: add_image_with_boxes is not supported; draw the boxes "
@@ -460,7 +463,7 @@ class SummaryWriter:
         self._record("__run_graph__", 0, None, fill, len(data))
 
     def add_embedding(self, mat, metadata=None, label_img=None, global_step=None, tag="default",
-                      metadata_header=None):
+                      metadata_header=None, *, subrun=""):
         """Vectors for the projector: mat [N, D]; metadata one label per row,
         or rows of len(metadata_header) columns. label_img is not supported."""
         self._check()
@@ -485,7 +488,7 @@ class SummaryWriter:
         def fill(record):
             record.embedding.CopyFrom(embedding)
             record.embedding.matrix.CopyFrom(_tensor(parts))
-        self._record(tag, global_step, None, fill, len(parts[2]))
+        self._record(tag, global_step, None, fill, len(parts[2]), subrun)
 
     # ------------------------------------------------------- custom scalars
 
