@@ -1,0 +1,167 @@
+#include "daemon/checkpoint.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "engine/event_file_writer.h"
+#include "engine/event_reader.h"
+#include "gtest/gtest.h"
+
+namespace tblog::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path TempDir(const std::string& name) {
+  fs::path dir = fs::path(::testing::TempDir()) / ("checkpoint_test_" + name + "_" +
+                                                   std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+int CountEvents(const std::string& path) {
+  auto reader = EventFileReader::Open(path);
+  EXPECT_TRUE(reader.ok()) << reader.status();
+  if (!reader.ok()) return -1;
+  tensorboard::Event event;
+  int n = 0;
+  EventFileReader::State state;
+  while ((state = (*reader)->Next(&event)) == EventFileReader::State::kEvent) ++n;
+  EXPECT_EQ(state, EventFileReader::State::kEnd) << (*reader)->error();
+  return n;
+}
+
+tensorboard::Event ScalarEvent(int64_t step) {
+  tensorboard::Event event;
+  event.set_step(step);
+  event.set_wall_time(1700000000.0 + static_cast<double>(step));
+  auto* value = event.mutable_summary()->add_value();
+  value->set_tag("loss");
+  value->set_simple_value(static_cast<float>(step));
+  return event;
+}
+
+TEST(CheckpointTest, EncodeDecodeRoundTripWithOddNames) {
+  CheckpointState state;
+  state.writer_sequences["plain"] = 7;
+  state.writer_sequences["with space\nand%percent"] = 123456789012345ull;
+  state.writer_sequences["."] = 1;
+  state.files.push_back({"", "events.out.tfevents.1.host.1.000001", 1234});
+  state.files.push_back({"eval/top 1", "events.out.tfevents.2.host.1.000002.v2", 0});
+  const std::string text = EncodeCheckpoint(state);
+  auto decoded = DecodeCheckpoint(text);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(*decoded, state);
+
+  // Trailing bytes of an older, longer checkpoint are ignored.
+  EXPECT_TRUE(DecodeCheckpoint(text + "writer x 9\ngarbage").ok());
+  // A flipped byte or a cut is detected.
+  std::string corrupt = text;
+  corrupt[text.find("1234")] = '9';
+  EXPECT_EQ(DecodeCheckpoint(corrupt).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeCheckpoint(text.substr(0, text.size() / 2)).status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(CheckpointTest, FileRewritesInPlaceAndReadsBack) {
+  const fs::path run = TempDir("file");
+  auto file = CheckpointFile::Open(run.string());
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto none = ReadCheckpoint(run.string());
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());  // created, not yet written
+
+  CheckpointState big;
+  for (int i = 0; i < 50; ++i) big.writer_sequences["writer-" + std::to_string(i)] = 10;
+  ASSERT_TRUE((*file)->Write(big, /*sync=*/false).ok());
+  CheckpointState small;
+  small.writer_sequences["w"] = 3;
+  ASSERT_TRUE((*file)->Write(small, /*sync=*/true).ok());
+  auto read = ReadCheckpoint(run.string());
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_TRUE(read->has_value());
+  EXPECT_EQ(**read, small);
+}
+
+TEST(CheckpointTest, ResumeCutsRecordsWrittenAfterTheCheckpoint) {
+  const fs::path run = TempDir("resume");
+  std::string path;
+  uint64_t checkpointed_length = 0;
+  {
+    auto writer = EventFileWriter::Create((run / "train").string(), EventFileOptions{});
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    for (int step = 0; step < 3; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
+    ASSERT_TRUE((*writer)->Flush().ok());
+    path = (*writer)->current_path();
+    checkpointed_length = fs::file_size(path);
+    auto checkpoint = CheckpointFile::Open(run.string());
+    ASSERT_TRUE(checkpoint.ok());
+    CheckpointState state;
+    state.writer_sequences["w1"] = 2;
+    state.files.push_back({"train", fs::path(path).filename().string(), checkpointed_length});
+    ASSERT_TRUE((*checkpoint)->Write(state, true).ok());
+    // Batch 3 reaches the file but the daemon dies before the checkpoint.
+    for (int step = 3; step < 5; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
+    ASSERT_TRUE((*writer)->Flush().ok());
+  }
+  {  // and a torn half record on top
+    std::ofstream out(path, std::ios::app | std::ios::binary);
+    out << "\x20\x00\x00";
+  }
+  ASSERT_GT(fs::file_size(path), checkpointed_length);
+  auto repair = RepairRunForResume(run.string());
+  ASSERT_TRUE(repair.ok()) << repair.status();
+  EXPECT_TRUE(repair->had_checkpoint);
+  EXPECT_EQ(repair->writer_sequences.at("w1"), 2u);
+  EXPECT_EQ(repair->files_truncated, 1);
+  EXPECT_EQ(fs::file_size(path), checkpointed_length);
+  EXPECT_EQ(CountEvents(path), 4);  // file_version + steps 0..2
+}
+
+TEST(CheckpointTest, ResumeWithoutCheckpointCutsATornTail) {
+  const fs::path run = TempDir("torn");
+  std::string path;
+  {
+    auto writer = EventFileWriter::Create(run.string(), EventFileOptions{});
+    ASSERT_TRUE(writer.ok());
+    for (int step = 0; step < 4; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
+    ASSERT_TRUE((*writer)->Close().ok());
+    path = (*writer)->current_path();
+  }
+  const uint64_t whole = fs::file_size(path);
+  {
+    std::ofstream out(path, std::ios::app | std::ios::binary);
+    const std::string half_record = ScalarEvent(9).SerializeAsString().substr(0, 7);
+    out << std::string("\x30\0\0\0\0\0\0\0", 8) << half_record;
+  }
+  auto repair = RepairRunForResume(run.string());
+  ASSERT_TRUE(repair.ok()) << repair.status();
+  EXPECT_FALSE(repair->had_checkpoint);
+  EXPECT_TRUE(repair->writer_sequences.empty());
+  EXPECT_EQ(repair->files_truncated, 1);
+  EXPECT_EQ(fs::file_size(path), whole);
+  EXPECT_EQ(CountEvents(path), 5);
+
+  // A clean file is left alone.
+  auto again = RepairRunForResume(run.string());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->files_truncated, 0);
+}
+
+TEST(CheckpointTest, CorruptCheckpointFallsBackToScanning) {
+  const fs::path run = TempDir("corrupt");
+  fs::create_directories(run / kCheckpointDir);
+  std::ofstream(run / kCheckpointDir / kCheckpointFile) << "tblogd-checkpoint 1\nwriter w 5\n";
+  auto repair = RepairRunForResume(run.string());
+  ASSERT_TRUE(repair.ok()) << repair.status();
+  EXPECT_FALSE(repair->had_checkpoint);
+  EXPECT_TRUE(repair->writer_sequences.empty());
+  ASSERT_FALSE(repair->warnings.empty());
+}
+
+}  // namespace
+}  // namespace tblog::daemon
