@@ -26,8 +26,9 @@ bool IsFloat(DType dtype) {
 }
 
 absl::Status CheckSampleRate(double sample_rate) {
-  if (!std::isfinite(sample_rate) || sample_rate <= 0 || std::llround(sample_rate) < 1 ||
-      sample_rate >= 4294967295.0) {
+  // The range check comes before llround, which is undefined beyond long long.
+  if (!std::isfinite(sample_rate) || sample_rate <= 0 || sample_rate >= 4294967295.0 ||
+      std::llround(sample_rate) < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("sample rate ", sample_rate, " Hz is not a positive number below 2^32"));
   }

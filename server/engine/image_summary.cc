@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -124,10 +125,21 @@ void SetV2Tensor(int width, int height, std::vector<std::string> blobs, tb::Summ
   for (std::string& blob : blobs) tensor->add_string_val(std::move(blob));
 }
 
+// ImagesFromTensor, converting only the first `max_images` of the batch.
+absl::StatusOr<std::vector<RawImage>> ConvertImages(const TensorView& pixels, ImageLayout layout,
+                                                    int64_t max_images);
+
 }  // namespace
 
 absl::StatusOr<std::vector<RawImage>> ImagesFromTensor(const TensorView& pixels,
                                                        ImageLayout layout) {
+  return ConvertImages(pixels, layout, INT64_MAX);
+}
+
+namespace {
+
+absl::StatusOr<std::vector<RawImage>> ConvertImages(const TensorView& pixels, ImageLayout layout,
+                                                    int64_t max_images) {
   absl::StatusOr<PixelDims> dims = ResolveDims(pixels, layout);
   if (!dims.ok()) return dims.status();
   const PixelDims d = *dims;
@@ -137,9 +149,10 @@ absl::StatusOr<std::vector<RawImage>> ImagesFromTensor(const TensorView& pixels,
   }
   const int64_t plane = d.height * d.width;
   const int64_t per_image = plane * d.channels;
+  const int64_t count = std::min(d.batch, max_images);
   std::vector<RawImage> images;
-  images.reserve(static_cast<size_t>(d.batch));
-  for (int64_t n = 0; n < d.batch; ++n) {
+  images.reserve(static_cast<size_t>(count));
+  for (int64_t n = 0; n < count; ++n) {
     RawImage image{static_cast<int>(d.height), static_cast<int>(d.width),
                    static_cast<int>(d.channels), {}};
     image.pixels.resize(static_cast<size_t>(per_image));
@@ -165,6 +178,8 @@ absl::StatusOr<std::vector<RawImage>> ImagesFromTensor(const TensorView& pixels,
   }
   return images;
 }
+
+}  // namespace
 
 absl::StatusOr<RawImage> TileImages(std::span<const RawImage> images, int max_columns) {
   if (images.empty()) return absl::InvalidArgumentError("no images to tile");
@@ -254,9 +269,9 @@ absl::StatusOr<tb::Summary::Value> MakeImageSummaryV2(std::string_view tag,
                                                       ImageLayout layout, int max_outputs) {
   TBLOG_RETURN_IF_ERROR(CheckTag(tag));
   TBLOG_RETURN_IF_ERROR(CheckMaxOutputs(max_outputs));
-  absl::StatusOr<std::vector<RawImage>> images = ImagesFromTensor(pixels, layout);
+  absl::StatusOr<std::vector<RawImage>> images = ConvertImages(pixels, layout, max_outputs);
   if (!images.ok()) return images.status();
-  const size_t kept = std::min(images->size(), static_cast<size_t>(max_outputs));
+  const size_t kept = images->size();
   std::vector<std::string> blobs;
   blobs.reserve(kept);
   for (size_t i = 0; i < kept; ++i) {

@@ -2,7 +2,10 @@
 
 #include <png.h>
 
+#include <algorithm>
+#include <climits>
 #include <csetjmp>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 
@@ -88,7 +91,8 @@ bool RunPngEncoder(PngIo* io, const RawImage& image, int compression_level) {
 }
 
 // Runs libpng's decoder into *image (owned by the caller, so a longjmp leaves
-// nothing to destroy here). *limit_error is set for images beyond the limits.
+// nothing to destroy here); false with io->error set on failure, including
+// images beyond kMaxImageSide / kMaxImageBytes.
 bool RunPngDecoder(PngIo* io, RawImage* image) {
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, io, OnPngError, OnPngWarning);
   if (png == nullptr) {
