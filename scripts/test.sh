@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+scripts/install-client-deps.sh
 scripts/build.sh build
 ctest --test-dir build --output-on-failure -j "${TBLOG_JOBS:-2}" --timeout 600
