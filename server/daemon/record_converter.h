@@ -1,0 +1,88 @@
+// Turns the records of the tblog.v1 API into TensorBoard events and projector
+// side files, validating every field on the way. The summaries themselves are
+// built by the engine (engine/*_summary.h, histogram.h, graph_summary.h, ...);
+// this layer maps API fields onto those builders, enforces the daemon's
+// Limits and names the offending field in every error.
+//
+// Conventions, for every record kind:
+//  - Errors are INVALID_ARGUMENT, "<kind> \"<tag>\": <field>: <reason>".
+//  - wall_time must be finite; 0 means the time the daemon received it.
+//  - Any int64 step is accepted, negative ones included: TensorBoard stores
+//    steps as int64 and orders points by them, it does not require them >= 0.
+//  - Unknown enum values (proto3 keeps them) are rejected, naming the field.
+//  - display_name and description go into the value's metadata. They are
+//    ignored by kinds whose tag TensorBoard fixes (hparams, graph, custom
+//    scalars), for which Record.tag is optional too.
+#ifndef TBLOG_DAEMON_RECORD_CONVERTER_H_
+#define TBLOG_DAEMON_RECORD_CONVERTER_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "daemon/options.h"
+#include "engine/parallel.h"
+#include "tblog/v1/tblog.pb.h"
+
+namespace tblog::daemon {
+
+// One event for the run's event file (subrun "") or a sub-run's.
+struct EventOut {
+  std::string subrun;
+  std::string event;  // a serialized tb::Event with wall_time, step and its payload
+};
+
+// A file beside the event files (the projector's). Written at
+// <run>/<subrun>/<relative_path>. With append_unique, `contents` is appended
+// to the file unless the file already contains it (projector_config.pbtxt
+// gathers one block per embedding); otherwise the file is replaced.
+struct SideFile {
+  std::string subrun;
+  std::string relative_path;
+  std::string contents;
+  bool append_unique = false;
+};
+
+// What one record becomes, in write order.
+struct Converted {
+  std::vector<EventOut> events;
+  std::vector<SideFile> files;
+  // Things written but worth a log line, e.g. "histogram \"w\": values: 3
+  // NaN/Inf values left out".
+  std::vector<std::string> warnings;
+};
+
+// Stateless apart from its borrowed limits and runner, so every method is
+// thread-safe and the daemon calls Convert on its worker threads.
+class RecordConverter {
+ public:
+  // `parallel` (may be null) splits the histogram of a large tensor across
+  // threads. Both are borrowed and must outlive the converter.
+  RecordConverter(const Limits& limits, ParallelRunner* parallel);
+
+  // Validates and converts one record; `receive_time` (seconds since the
+  // epoch) stands in for a wall_time of 0. CPU-heavy for histograms, images,
+  // audio, PR curves from predictions and embeddings.
+  absl::StatusOr<Converted> Convert(const v1::Record& record, double receive_time) const;
+
+  // The events written when a run opens: with hparams (values or metrics set),
+  // the experiment config and session start at step 0 (style per
+  // hparams.torch_style); with purge_step, a SessionLog START at that step, as
+  // PyTorch's SummaryWriter(purge_step=...) writes it. Only the hparams and
+  // purge_step fields are looked at; names are the registry's to check.
+  absl::StatusOr<Converted> OpenRunEvents(const v1::OpenRunRequest& request, double now) const;
+
+  // The hparams session end written when a run closes, at step 0; nothing if
+  // `hparams` has no values or metrics. UNSPECIFIED is written as SUCCESS, an
+  // unknown status value as UNKNOWN. Cannot fail: every input maps to a valid
+  // session end.
+  Converted CloseRunEvents(v1::SessionStatus status, const v1::HParams& hparams, double now) const;
+
+ private:
+  const Limits& limits_;
+  ParallelRunner* const parallel_;
+};
+
+}  // namespace tblog::daemon
+
+#endif  // TBLOG_DAEMON_RECORD_CONVERTER_H_
