@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-  golang-go golang-google-grpc-dev golang-goprotobuf-dev protoc-gen-go-grpc
+  golang-go golang-google-grpc-dev golang-goprotobuf-dev protoc-gen-go-1-3 protoc-gen-go-grpc
   protobuf-compiler nodejs npm
 )
 

@@ -1,0 +1,279 @@
+package tblog
+
+// End-to-end tests against the real tblogd ($TBLOGD_BINARY) on a unix socket
+// in a temporary directory; what it wrote is checked with
+// `tblogd inspect --json`. Run by client/go/run_tests.sh.
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+)
+
+type daemon struct {
+	binary  string
+	logdir  string
+	address string
+}
+
+// startDaemon spawns tblogd and waits for its socket; it is stopped when
+// the test ends.
+func startDaemon(t *testing.T) *daemon {
+	t.Helper()
+	binary := os.Getenv("TBLOGD_BINARY")
+	if binary == "" {
+		t.Skip("TBLOGD_BINARY is not set")
+	}
+	dir := t.TempDir()
+	logdir := filepath.Join(dir, "logs")
+	socket := filepath.Join(dir, "tblogd.sock")
+	if err := os.Mkdir(logdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd := exec.Command(binary, "--logdir", logdir, "--unix-socket", socket, "--listen", "")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", binary, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	for i := 0; ; i++ {
+		if _, err := os.Stat(socket); err == nil {
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("tblogd exited before listening:\n%s", stderr.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if i == 300 {
+			t.Fatalf("tblogd did not create %s:\n%s", socket, stderr.String())
+		}
+	}
+	return &daemon{binary: binary, logdir: logdir, address: "unix:" + socket}
+}
+
+type tagReport struct {
+	Tag        string   `json:"tag"`
+	Kind       string   `json:"kind"`
+	Count      int64    `json:"count"`
+	FirstStep  int64    `json:"first_step"`
+	LastStep   int64    `json:"last_step"`
+	LastScalar *float64 `json:"last_scalar"`
+}
+
+// inspect returns run name -> tag -> report from `tblogd inspect --json`.
+func (d *daemon) inspect(t *testing.T) map[string]map[string]tagReport {
+	t.Helper()
+	out, err := exec.Command(d.binary, "inspect", "--json", d.logdir).Output()
+	if err != nil {
+		t.Fatalf("tblogd inspect: %v", err)
+	}
+	var report struct {
+		Runs []struct {
+			Name  string `json:"name"`
+			Files []struct {
+				Name  string `json:"name"`
+				State string `json:"state"`
+			} `json:"files"`
+			Tags []tagReport `json:"tags"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(out, &report); err != nil {
+		t.Fatalf("inspect output: %v\n%s", err, out)
+	}
+	runs := map[string]map[string]tagReport{}
+	for _, run := range report.Runs {
+		for _, f := range run.Files {
+			if f.State != "ok" {
+				t.Errorf("%s/%s: state %s", run.Name, f.Name, f.State)
+			}
+		}
+		tags := map[string]tagReport{}
+		for _, tag := range run.Tags {
+			tags[tag.Tag] = tag
+		}
+		runs[run.Name] = tags
+	}
+	return runs
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestEveryMethodReachesTheEventFiles(t *testing.T) {
+	d := startDaemon(t)
+	ctx := testContext(t)
+	w, err := Open(ctx, Options{Address: d.address, RunPath: "go/every",
+		HParams: map[string]interface{}{"lr": 0.01, "layers": 3, "optimizer": "adam", "warmup": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.RunPath != "go/every" || !filepath.IsAbs(w.Directory) {
+		t.Fatalf("OpenRun answered run_path %q, directory %q", w.RunPath, w.Directory)
+	}
+	for step := int64(0); step < 10; step++ {
+		if err := w.Scalar("loss", step, float32(1/float64(step+1))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.ScalarIn("validation", "accuracy", 9, 0.75)
+	w.Histogram("weights", 1, []float64{0.5, -1, 2, 3.25}, HistogramOptions{})
+	w.Histogram("grads", 2, []float64{0.1, 0.2, -0.3}, HistogramOptions{Exponential: true})
+	w.Histogram("few", 2, []float64{1, 2, 3}, HistogramOptions{Buckets: 4})
+	w.Text("notes", 4, "# hello\n*from go*")
+	w.Scalar("loss", 10, 0.05) // after other records: a second ScalarColumns record
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	runs := d.inspect(t)
+	run, ok := runs["go/every"]
+	if !ok {
+		t.Fatalf("run go/every missing: %v", runs)
+	}
+	loss := run["loss"]
+	if loss.Kind != "scalar" || loss.Count != 11 || loss.FirstStep != 0 || loss.LastStep != 10 {
+		t.Errorf("loss: %+v", loss)
+	}
+	if loss.LastScalar == nil || math.Abs(*loss.LastScalar-0.05) > 1e-6 {
+		t.Errorf("loss last scalar: %v", loss.LastScalar)
+	}
+	for tag, kind := range map[string]string{"weights": "histogram", "grads": "histogram", "few": "histogram", "notes": "text"} {
+		if run[tag].Kind != kind {
+			t.Errorf("%s: kind %q, want %q", tag, run[tag].Kind, kind)
+		}
+	}
+	hasHParams := false
+	for _, tag := range run {
+		hasHParams = hasHParams || tag.Kind == "hparams"
+	}
+	if !hasHParams {
+		t.Errorf("no hparams tag in %v", run)
+	}
+	if acc := runs["go/every/validation"]["accuracy"]; acc.Count != 1 || acc.LastStep != 9 {
+		t.Errorf("validation accuracy: %+v", acc)
+	}
+
+	w.Scalar("loss", 11, 0.04) // sent by Close
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.inspect(t)["go/every"]["loss"].Count; n != 12 {
+		t.Errorf("after Close: %d loss points, want 12", n)
+	}
+	if err := w.Scalar("loss", 12, 0); err == nil {
+		t.Error("Scalar after Close succeeded")
+	}
+}
+
+func TestRejectedRecordSurfacesAndNeighboursAreWritten(t *testing.T) {
+	d := startDaemon(t)
+	ctx := testContext(t)
+	w, err := Open(ctx, Options{Address: d.address, RunPath: "go/bad", SendInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Scalar("good", 1, 1.5)
+	w.Text("bad\x01tag", 1, "control character in the tag")
+	w.Text("fine", 1, "after the bad one")
+	err = w.Flush(ctx)
+	e, ok := err.(*Error)
+	if !ok {
+		t.Fatalf("Flush: %v, want an *Error", err)
+	}
+	if e.Code != codes.InvalidArgument || len(e.Errors) != 1 || e.Errors[0].Index != 1 {
+		t.Fatalf("Flush: code %v, errors %v", e.Code, e.Errors)
+	}
+	if e.Errors[0].Message == "" || !strings.Contains(e.Error(), e.Errors[0].Message) {
+		t.Errorf("the message %q lacks the daemon's %q", e.Error(), e.Errors[0].Message)
+	}
+	// Reported once: the next flush succeeds.
+	w.Scalar("good", 2, 2.5)
+	if err := w.Flush(ctx); err != nil {
+		t.Fatalf("second Flush: %v", err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	run := d.inspect(t)["go/bad"]
+	if run["good"].Count != 2 || run["fine"].Kind != "text" {
+		t.Errorf("neighbours of the bad record: %v", run)
+	}
+	for tag := range run {
+		if strings.HasPrefix(tag, "bad") {
+			t.Errorf("rejected tag %q was written", tag)
+		}
+	}
+}
+
+func TestCloseReportsARejectedRecord(t *testing.T) {
+	d := startDaemon(t)
+	ctx := testContext(t)
+	w, err := Open(ctx, Options{Address: d.address, RunPath: "go/bad-close"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Scalar("", 1, 1)
+	if e, ok := w.Close(ctx).(*Error); !ok || e.Code != codes.InvalidArgument {
+		t.Fatalf("Close: %v, want INVALID_ARGUMENT", e)
+	}
+}
+
+func TestOpenRunErrors(t *testing.T) {
+	d := startDaemon(t)
+	ctx := testContext(t)
+	if _, err := Open(ctx, Options{Address: d.address, RunPath: "../outside"}); err == nil ||
+		err.(*Error).Code != codes.InvalidArgument {
+		t.Errorf("run path outside the logdir: %v", err)
+	}
+	if _, err := Open(ctx, Options{Address: d.address, HParams: map[string]interface{}{"x": []int{1}}}); err == nil {
+		t.Error("an hparam of type []int was accepted")
+	}
+}
+
+func TestExampleProgram(t *testing.T) {
+	example := os.Getenv("TBLOG_GO_EXAMPLE")
+	if example == "" {
+		t.Skip("TBLOG_GO_EXAMPLE is not set (run_tests.sh builds it)")
+	}
+	d := startDaemon(t)
+	out, err := exec.Command(example, "-address", d.address, "-run", "go/example", "-steps", "50").CombinedOutput()
+	if err != nil {
+		t.Fatalf("example: %v\n%s", err, out)
+	}
+	runs := d.inspect(t)
+	if loss := runs["go/example"]["loss"]; loss.Count != 50 || loss.LastStep != 49 {
+		t.Errorf("example loss: %+v", loss)
+	}
+	if w := runs["go/example"]["weights"]; w.Kind != "histogram" || w.Count != 5 {
+		t.Errorf("example weights: %+v", w)
+	}
+	if acc := runs["go/example/validation"]["accuracy"]; acc.Count != 5 {
+		t.Errorf("example accuracy: %+v", acc)
+	}
+}
