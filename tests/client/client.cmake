@@ -3,6 +3,11 @@
 tblog_add_test(batch_builder_test SOURCES client/batch_builder_test.cc LIBS tblog_client)
 target_include_directories(batch_builder_test PRIVATE ${PROJECT_SOURCE_DIR}/client/src)
 tblog_add_test(writer_test SOURCES client/writer_test.cc LIBS tblog_client)
+# Runs the real tblogd (tests/daemon_process.h) and reads its files back.
+tblog_add_test(writer_e2e_test SOURCES client/writer_e2e_test.cc LIBS tblog_client tblog_engine)
+if(TARGET tblogd)
+  add_dependencies(writer_e2e_test tblogd)
+endif()
 
 # find_package(tblog) from an install prefix. Installs only the tblog_client
 # component, so it needs tblog_client built, nothing else.

@@ -1,0 +1,291 @@
+// The Writer against the real tblogd: every record kind, read back with the
+// engine's reader; resends across a daemon restart and a daemon crash.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "daemon_process.h"
+#include "engine/event_reader.h"
+#include "tblog/client.h"
+
+namespace tblog {
+namespace {
+
+using ::tblog::testing::DaemonProcess;
+
+// Events of every run under a logdir, by run name ("exp/run/train"), in file
+// order. Fails the test on a corrupt or torn file.
+std::map<std::string, std::vector<tb::Event>> ReadLogdir(const std::string& logdir) {
+  std::map<std::string, std::vector<tb::Event>> runs;
+  auto listed = ListRuns(logdir);
+  EXPECT_TRUE(listed.ok()) << listed.status();
+  if (!listed.ok()) return runs;
+  for (const RunFiles& run : *listed) {
+    for (const std::string& file : run.files) {
+      auto reader = EventFileReader::Open(file);
+      EXPECT_TRUE(reader.ok()) << reader.status();
+      if (!reader.ok()) continue;
+      tb::Event event;
+      EventFileReader::State state;
+      while ((state = (*reader)->Next(&event)) == EventFileReader::State::kEvent) {
+        runs[run.name].push_back(event);
+      }
+      EXPECT_EQ(state, EventFileReader::State::kEnd) << (*reader)->error();
+    }
+  }
+  return runs;
+}
+
+float ScalarOf(const tb::Summary::Value& value) {
+  if (value.has_simple_value()) return value.simple_value();
+  if (value.tensor().float_val_size() > 0) return value.tensor().float_val(0);
+  float result = 0;
+  if (value.tensor().tensor_content().size() == sizeof(float)) {
+    std::memcpy(&result, value.tensor().tensor_content().data(), sizeof(float));
+  }
+  return result;
+}
+
+// (step, value) of every point of `tag` in `events`, in file order.
+std::vector<std::pair<int64_t, float>> Points(const std::vector<tb::Event>& events,
+                                              const std::string& tag) {
+  std::vector<std::pair<int64_t, float>> points;
+  for (const tb::Event& event : events) {
+    for (const tb::Summary::Value& value : event.summary().value()) {
+      if (value.tag() == tag) points.emplace_back(event.step(), ScalarOf(value));
+    }
+  }
+  return points;
+}
+
+// Number of summary values whose tag starts with `prefix`.
+int CountTag(const std::vector<tb::Event>& events, const std::string& prefix) {
+  int count = 0;
+  for (const tb::Event& event : events) {
+    for (const tb::Summary::Value& value : event.summary().value()) {
+      if (value.tag().rfind(prefix, 0) == 0) ++count;
+    }
+  }
+  return count;
+}
+
+WriterOptions OptionsFor(const DaemonProcess& daemon, std::string run_path) {
+  WriterOptions options;
+  options.target = daemon.target();
+  options.run_path = std::move(run_path);
+  options.initial_backoff = absl::Milliseconds(20);
+  options.max_backoff = absl::Milliseconds(200);
+  options.batch_delay = absl::Milliseconds(5);
+  return options;
+}
+
+class WriterE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto daemon = DaemonProcess::Start({});
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    daemon_ = std::move(*daemon);
+  }
+  std::unique_ptr<DaemonProcess> daemon_;
+};
+
+TEST_F(WriterE2eTest, EveryRecordKindIsWrittenAndReadBack) {
+  WriterOptions options = OptionsFor(*daemon_, "e2e/all");
+  options.hparams.values = {{"lr", 0.01}, {"optimizer", "adam"}, {"shuffle", true}};
+  options.hparams.metrics = {"loss"};
+  auto opened = Writer::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Writer& writer = **opened;
+  EXPECT_EQ(writer.run_path(), "e2e/all");
+
+  for (int64_t step = 0; step < 100; ++step) {
+    ASSERT_TRUE(writer.scalar("loss", step, 0.5f * static_cast<float>(step)).ok());
+    ASSERT_TRUE(writer.scalar("acc", step, 1.0f, {.subrun = "train"}).ok());
+  }
+  for (int64_t step = 0; step < 10; ++step) {
+    ASSERT_TRUE(writer.scalars("losses", step, {{"a", 1.0f}, {"b", 2.0f}}).ok());
+  }
+  const std::vector<float> floats = {1.0f, 2.0f, 2.5f, 7.0f};
+  const std::vector<double> doubles = {-1.0, 0.0, 1.0};
+  const std::vector<int32_t> ints = {1, 2, 3, 4, 5};
+  const std::vector<uint16_t> halves = {0x3c00, 0x4000, 0x4200};  // 1, 2, 3 as float16
+  ASSERT_TRUE(writer.histogram("hist/float", 1, floats).ok());
+  ASSERT_TRUE(writer.histogram("hist/float", 2, floats,
+                               {.layout = v1::HISTOGRAM_LAYOUT_EXPONENTIAL}).ok());
+  ASSERT_TRUE(writer.histogram("hist/double", 1, doubles).ok());
+  ASSERT_TRUE(writer.histogram("hist/int", 1, ints).ok());
+  ASSERT_TRUE(
+      writer.histogram("hist/half", 1, v1::DTYPE_FLOAT16, std::as_bytes(std::span(halves))).ok());
+  std::vector<uint8_t> pixels(4 * 6 * 3, 200);
+  ASSERT_TRUE(writer.image("image/rgb", 3, pixels, {4, 6, 3}).ok());
+  ASSERT_TRUE(writer.text("notes", 4, "**bold** text").ok());
+  std::vector<float> samples(1600, 0.25f);
+  ASSERT_TRUE(writer.audio("sound", 5, samples, 16000.0f).ok());
+  const std::vector<uint8_t> labels = {0, 1, 1, 0, 1};
+  const std::vector<float> predictions = {0.1f, 0.9f, 0.7f, 0.4f, 0.6f};
+  ASSERT_TRUE(writer.pr_curve("pr", 6, labels, predictions, 11).ok());
+  const std::vector<float> matrix = {1, 2, 3, 4, 5, 6};
+  ASSERT_TRUE(writer.embedding("emb", 7, matrix, 3, 2, {"x", "y", "z"}).ok());
+  v1::CustomScalarLayout layout;
+  v1::Category* category = layout.add_categories();
+  category->set_title("losses");
+  v1::Chart* chart = category->add_charts();
+  chart->set_title("loss");
+  chart->mutable_multiline()->add_tags("loss.*");
+  ASSERT_TRUE(writer.custom_scalars(layout).ok());
+  v1::NodeList nodes;
+  v1::Node* input = nodes.add_node();
+  input->set_name("input");
+  input->set_op("Placeholder");
+  v1::Node* relu = nodes.add_node();
+  relu->set_name("relu");
+  relu->set_op("Relu");
+  relu->add_inputs("input");
+  ASSERT_TRUE(writer.graph(nodes).ok());
+
+  EXPECT_TRUE(writer.flush(/*sync=*/true).ok()) << writer.status();
+  EXPECT_TRUE(writer.close().ok()) << writer.status();
+  const WriterStats stats = writer.stats();
+  EXPECT_EQ(stats.dropped, 0u);
+  EXPECT_EQ(stats.errors, 0u);
+  EXPECT_EQ(stats.sent, stats.enqueued);
+  EXPECT_EQ(stats.acknowledged, stats.enqueued);
+  EXPECT_EQ(stats.buffered_bytes, 0u);
+
+  const auto runs = ReadLogdir(daemon_->logdir());
+  ASSERT_TRUE(runs.count("e2e/all")) << "runs found: " << runs.size();
+  const std::vector<tb::Event>& run = runs.at("e2e/all");
+  const auto loss = Points(run, "loss");
+  ASSERT_EQ(loss.size(), 100u);
+  for (int64_t step = 0; step < 100; ++step) {
+    EXPECT_EQ(loss[static_cast<size_t>(step)].first, step);
+    EXPECT_EQ(loss[static_cast<size_t>(step)].second, 0.5f * static_cast<float>(step));
+  }
+  ASSERT_TRUE(runs.count("e2e/all/train"));
+  EXPECT_EQ(Points(runs.at("e2e/all/train"), "acc").size(), 100u);
+  ASSERT_TRUE(runs.count("e2e/all/losses_a"));
+  ASSERT_TRUE(runs.count("e2e/all/losses_b"));
+  const auto losses_b = Points(runs.at("e2e/all/losses_b"), "losses");
+  ASSERT_EQ(losses_b.size(), 10u);
+  EXPECT_EQ(losses_b[3].second, 2.0f);
+
+  EXPECT_EQ(CountTag(run, "hist/float"), 2);
+  EXPECT_EQ(CountTag(run, "hist/double"), 1);
+  EXPECT_EQ(CountTag(run, "hist/int"), 1);
+  EXPECT_EQ(CountTag(run, "hist/half"), 1);
+  EXPECT_EQ(CountTag(run, "image/rgb"), 1);
+  EXPECT_EQ(CountTag(run, "notes"), 1);
+  EXPECT_EQ(CountTag(run, "sound"), 1);
+  EXPECT_EQ(CountTag(run, "pr"), 1);
+  EXPECT_GE(CountTag(run, "_hparams_/"), 1);
+  EXPECT_EQ(CountTag(run, "custom_scalars__config__"), 1);
+  int graphs = 0;
+  for (const tb::Event& event : run) graphs += event.has_graph_def() ? 1 : 0;
+  EXPECT_EQ(graphs, 1);
+}
+
+TEST_F(WriterE2eTest, FlushIsABarrierBeforeClose) {
+  auto opened = Writer::Open(OptionsFor(*daemon_, "e2e/flush"));
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  for (int64_t step = 0; step < 1000; ++step) {
+    ASSERT_TRUE((*opened)->scalar("x", step, 1.0f).ok());
+  }
+  ASSERT_TRUE((*opened)->flush().ok()) << (*opened)->status();
+  // Visible to a reader now, with the writer still open.
+  const auto runs = ReadLogdir(daemon_->logdir());
+  ASSERT_TRUE(runs.count("e2e/flush"));
+  EXPECT_EQ(Points(runs.at("e2e/flush"), "x").size(), 1000u);
+  EXPECT_TRUE((*opened)->close().ok());
+}
+
+TEST_F(WriterE2eTest, RejectedRecordIsReportedAndItsNeighboursWritten) {
+  auto opened = Writer::Open(OptionsFor(*daemon_, "e2e/rejected"));
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Writer& writer = **opened;
+  ASSERT_TRUE(writer.scalar("good", 1, 1.0f).ok());
+  ASSERT_TRUE(writer.text("bad\x01tag", 1, "control characters are not allowed in tags").ok());
+  ASSERT_TRUE(writer.scalar("good", 2, 2.0f).ok());
+  const absl::Status flushed = writer.flush();
+  EXPECT_TRUE(absl::IsInvalidArgument(flushed)) << flushed;
+  EXPECT_EQ(writer.status(), flushed);
+  EXPECT_EQ(writer.stats().errors, 1u);
+  // The writer goes on after a rejected record.
+  ASSERT_TRUE(writer.scalar("good", 3, 3.0f).ok());
+  EXPECT_EQ(writer.close(), flushed);
+  const auto runs = ReadLogdir(daemon_->logdir());
+  ASSERT_TRUE(runs.count("e2e/rejected"));
+  EXPECT_EQ(Points(runs.at("e2e/rejected"), "good").size(), 3u);
+}
+
+// Steps 0..n-1 of `tag` exactly once each, in order.
+void ExpectEachStepOnce(const std::vector<tb::Event>& events, const std::string& tag, int64_t n) {
+  const auto points = Points(events, tag);
+  ASSERT_EQ(points.size(), static_cast<size_t>(n));
+  for (int64_t step = 0; step < n; ++step) {
+    ASSERT_EQ(points[static_cast<size_t>(step)].first, step);
+  }
+}
+
+TEST_F(WriterE2eTest, NothingLostOrDuplicatedAcrossADaemonRestart) {
+  auto opened = Writer::Open(OptionsFor(*daemon_, "e2e/restart"));
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Writer& writer = **opened;
+  for (int64_t step = 0; step < 500; ++step) ASSERT_TRUE(writer.scalar("x", step, 1.0f).ok());
+  ASSERT_TRUE(writer.flush().ok()) << writer.status();
+  for (int64_t step = 500; step < 700; ++step) ASSERT_TRUE(writer.scalar("x", step, 1.0f).ok());
+
+  const std::string logdir = daemon_->logdir();
+  const std::string socket = daemon_->socket_path();
+  ASSERT_TRUE(daemon_->Stop(SIGTERM).ok());
+  // Buffered while the daemon is down.
+  for (int64_t step = 700; step < 1000; ++step) ASSERT_TRUE(writer.scalar("x", step, 1.0f).ok());
+  DaemonProcess::Options again;
+  again.logdir = logdir;
+  again.socket_path = socket;
+  auto restarted = DaemonProcess::Start(again);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+
+  EXPECT_TRUE(writer.flush().ok()) << writer.status();
+  EXPECT_TRUE(writer.close().ok()) << writer.status();
+  EXPECT_GE(writer.stats().reconnects, 1u);
+  const auto runs = ReadLogdir(logdir);
+  ASSERT_TRUE(runs.count("e2e/restart"));
+  ExpectEachStepOnce(runs.at("e2e/restart"), "x", 1000);
+  daemon_ = std::move(*restarted);
+}
+
+TEST_F(WriterE2eTest, DurableAcksSurviveADaemonCrash) {
+  WriterOptions options = OptionsFor(*daemon_, "e2e/crash");
+  options.retain_until = AckLevel::kDurable;
+  auto opened = Writer::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Writer& writer = **opened;
+  for (int64_t step = 0; step < 300; ++step) ASSERT_TRUE(writer.scalar("x", step, 1.0f).ok());
+  ASSERT_TRUE(writer.flush(/*sync=*/true).ok()) << writer.status();
+  for (int64_t step = 300; step < 600; ++step) ASSERT_TRUE(writer.scalar("x", step, 1.0f).ok());
+
+  const std::string logdir = daemon_->logdir();
+  const std::string socket = daemon_->socket_path();
+  EXPECT_FALSE(daemon_->Stop(SIGKILL).ok());  // a crash: killed by signal 9
+  for (int64_t step = 600; step < 800; ++step) ASSERT_TRUE(writer.scalar("x", step, 1.0f).ok());
+  DaemonProcess::Options again;
+  again.logdir = logdir;
+  again.socket_path = socket;
+  auto restarted = DaemonProcess::Start(again);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+
+  EXPECT_TRUE(writer.flush(/*sync=*/true).ok()) << writer.status();
+  EXPECT_TRUE(writer.close().ok()) << writer.status();
+  const auto runs = ReadLogdir(logdir);
+  ASSERT_TRUE(runs.count("e2e/crash"));
+  ExpectEachStepOnce(runs.at("e2e/crash"), "x", 800);
+  daemon_ = std::move(*restarted);
+}
+
+}  // namespace
+}  // namespace tblog
