@@ -14,6 +14,7 @@
 #include "daemon/names.h"
 #include "engine/audio_summary.h"
 #include "engine/custom_scalars_summary.h"
+#include "engine/embedding.h"
 #include "engine/graph_summary.h"
 #include "engine/histogram.h"
 #include "engine/hparams_summary.h"
@@ -691,6 +692,41 @@ absl::Status ConvertHParamsRecord(const v1::HParams& hparams, const Header& head
 }
 
 // ---------------------------------------------------------------------------
+// Embeddings
+
+// The projector files of an embedding, as add_embedding lays them out: no
+// event, only files under the (sub-)run, and a block for projector_config.pbtxt.
+absl::Status ConvertEmbedding(const v1::Embedding& embedding, const Header& header,
+                              const Limits& limits, Converted& out) {
+  if (!embedding.has_matrix()) return Bad("matrix", "not set");
+  absl::StatusOr<TensorView> matrix = ViewTensor(embedding.matrix(), "matrix", limits);
+  if (!matrix.ok()) return matrix.status();
+  TBLOG_RETURN_IF_ERROR(RequireFloat(*matrix, "matrix"));
+  if (matrix->shape.size() != 2) {
+    return Bad("matrix", absl::StrCat("shape ", ShapeString(matrix->shape),
+                                      " must be [points, dims]"));
+  }
+  if (header.step < 0) {
+    return Bad("step", absl::StrCat(header.step, " is negative; an embedding's step names its ",
+                                    "directory and must be >= 0"));
+  }
+  EmbeddingLabels labels;
+  labels.header.assign(embedding.metadata_header().begin(), embedding.metadata_header().end());
+  labels.cells.assign(embedding.metadata().begin(), embedding.metadata().end());
+  const bool has_labels = !labels.cells.empty() || !labels.header.empty();
+  absl::StatusOr<ProjectorFiles> files =
+      BuildProjectorFiles(header.tag, header.step, *matrix, has_labels ? &labels : nullptr);
+  if (!files.ok()) return files.status();
+  const std::string subrun(header.subrun);
+  for (auto& [path, contents] : files->files) {
+    out.files.push_back(SideFile{subrun, std::move(path), std::move(contents), false});
+  }
+  out.files.push_back(
+      SideFile{subrun, "projector_config.pbtxt", std::move(files->config_block), true});
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
 // Graphs and custom scalars
 
 absl::StatusOr<tb::AttrValue> ToAttr(const v1::AttrValue& attr, std::string_view field) {
@@ -915,7 +951,8 @@ absl::StatusOr<Converted> RecordConverter::Convert(const v1::Record& record,
         return out;
       }
       case v1::Record::kEmbedding:
-        return absl::UnimplementedError("embedding records are not converted yet");
+        TBLOG_RETURN_IF_ERROR(ConvertEmbedding(record.embedding(), header, limits_, out));
+        return out;
       case v1::Record::kScalars:
       case v1::Record::KIND_NOT_SET: break;
     }
