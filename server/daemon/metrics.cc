@@ -1,0 +1,112 @@
+#include "daemon/metrics.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace tblog::daemon {
+
+RecordKind KindOf(const v1::Record& record) {
+  switch (record.kind_case()) {
+    case v1::Record::kScalar: return RecordKind::kScalar;
+    case v1::Record::kScalars: return RecordKind::kScalars;
+    case v1::Record::kHistogram: return RecordKind::kHistogram;
+    case v1::Record::kImage: return RecordKind::kImage;
+    case v1::Record::kText: return RecordKind::kText;
+    case v1::Record::kAudio: return RecordKind::kAudio;
+    case v1::Record::kPrCurve: return RecordKind::kPrCurve;
+    case v1::Record::kHparams: return RecordKind::kHParams;
+    case v1::Record::kGraph: return RecordKind::kGraph;
+    case v1::Record::kEmbedding: return RecordKind::kEmbedding;
+    case v1::Record::kCustomScalars: return RecordKind::kCustomScalars;
+    case v1::Record::KIND_NOT_SET: break;
+  }
+  return RecordKind::kNone;
+}
+
+const char* KindName(RecordKind kind) {
+  static constexpr const char* kNames[kNumRecordKinds] = {
+      "none", "scalar", "scalars", "histogram", "image", "text", "audio", "pr_curve", "hparams",
+      "graph", "embedding", "custom_scalars"};
+  return kNames[static_cast<size_t>(kind)];
+}
+
+namespace {
+
+void Family(std::string* out, const char* name, const char* type, const char* help) {
+  absl::StrAppendFormat(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+template <typename T>
+void Sample(std::string* out, const char* name, const std::atomic<T>& value) {
+  absl::StrAppend(out, name, " ", value.load(std::memory_order_relaxed), "\n");
+}
+
+}  // namespace
+
+std::string Metrics::RenderPrometheus() const {
+  std::string out;
+  Family(&out, "tblogd_records_received_total", "counter", "Records received, by kind.");
+  for (int k = 0; k < kNumRecordKinds; ++k) {
+    absl::StrAppend(&out, "tblogd_records_received_total{kind=\"",
+                    KindName(static_cast<RecordKind>(k)), "\"} ",
+                    received_[static_cast<size_t>(k)].load(std::memory_order_relaxed), "\n");
+  }
+  Family(&out, "tblogd_records_written_total", "counter",
+         "Records written to event files, by kind.");
+  for (int k = 0; k < kNumRecordKinds; ++k) {
+    absl::StrAppend(&out, "tblogd_records_written_total{kind=\"",
+                    KindName(static_cast<RecordKind>(k)), "\"} ",
+                    written_[static_cast<size_t>(k)].load(std::memory_order_relaxed), "\n");
+  }
+  Family(&out, "tblogd_records_rejected_total", "counter",
+         "Records answered with an error, by gRPC status code.");
+  for (int code = 0; code < 17; ++code) {
+    const uint64_t n = rejected_[static_cast<size_t>(code)].load(std::memory_order_relaxed);
+    if (n == 0) continue;
+    absl::StrAppend(&out, "tblogd_records_rejected_total{code=\"",
+                    absl::StatusCodeToString(static_cast<absl::StatusCode>(code)), "\"} ", n,
+                    "\n");
+  }
+  struct Simple {
+    const char* name;
+    const char* type;
+    const char* help;
+    const std::atomic<uint64_t>* u;
+    const std::atomic<int64_t>* s;
+  };
+  const Simple simple[] = {
+      {"tblogd_received_bytes_total", "counter", "Bytes of write requests accepted.",
+       &bytes_received, nullptr},
+      {"tblogd_event_file_bytes_written_total", "counter", "Event file bytes handed to the OS.",
+       &event_bytes_written, nullptr},
+      {"tblogd_batches_written_total", "counter", "Batches written.", &batches_written, nullptr},
+      {"tblogd_batches_duplicate_total", "counter", "Resent batches dropped as already written.",
+       &batches_duplicate, nullptr},
+      {"tblogd_streams_refused_total", "counter",
+       "Write streams refused (stream limit or shutdown).", &streams_refused, nullptr},
+      {"tblogd_io_errors_total", "counter", "Event file or checkpoint I/O errors.", &io_errors,
+       nullptr},
+      {"tblogd_checkpoint_writes_total", "counter", "Run checkpoints written.",
+       &checkpoint_writes, nullptr},
+      {"tblogd_flushes_total", "counter", "Run flushes (to the OS, synced per policy).",
+       &flushes_, nullptr},
+      {"tblogd_inflight_bytes", "gauge", "Bytes received and not yet written.", nullptr,
+       &inflight_bytes},
+      {"tblogd_parked_streams", "gauge", "Streams waiting for the in-flight byte budget.",
+       nullptr, &parked_streams},
+      {"tblogd_active_runs", "gauge", "Open runs.", nullptr, &active_runs},
+      {"tblogd_active_streams", "gauge", "Open Write streams.", nullptr, &active_streams},
+  };
+  for (const Simple& m : simple) {
+    Family(&out, m.name, m.type, m.help);
+    if (m.u != nullptr) Sample(&out, m.name, *m.u);
+    if (m.s != nullptr) Sample(&out, m.name, *m.s);
+  }
+  Family(&out, "tblogd_flush_latency_seconds_sum", "counter", "Total time spent in flushes.");
+  absl::StrAppendFormat(&out, "tblogd_flush_latency_seconds_sum %.6f\n",
+                        static_cast<double>(flush_micros_.load(std::memory_order_relaxed)) / 1e6);
+  return out;
+}
+
+}  // namespace tblog::daemon

@@ -1,0 +1,70 @@
+// The daemon's counters, rendered in Prometheus text format. Lock-free
+// (relaxed atomics): every part of the daemon bumps them from any thread.
+#ifndef TBLOG_DAEMON_METRICS_H_
+#define TBLOG_DAEMON_METRICS_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "absl/time/time.h"
+#include "tblog/v1/tblog.pb.h"
+
+namespace tblog::daemon {
+
+// Record kinds, in tblog.v1.Record's oneof order; kNone for a record without one.
+enum class RecordKind {
+  kNone, kScalar, kScalars, kHistogram, kImage, kText, kAudio, kPrCurve, kHParams, kGraph,
+  kEmbedding, kCustomScalars,
+};
+inline constexpr int kNumRecordKinds = 12;
+RecordKind KindOf(const v1::Record& record);
+const char* KindName(RecordKind kind);
+
+class Metrics {
+ public:
+  Metrics() = default;
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  void AddReceived(RecordKind kind, uint64_t records) { Add(received_[Index(kind)], records); }
+  void AddWritten(RecordKind kind, uint64_t records) { Add(written_[Index(kind)], records); }
+  // `code` is a google.rpc code (0..16).
+  void AddRejected(int code) { Add(rejected_[code >= 0 && code < 17 ? code : 2], 1); }
+  void AddFlush(absl::Duration latency) {
+    Add(flushes_, 1);
+    Add(flush_micros_, static_cast<uint64_t>(absl::ToInt64Microseconds(latency)));
+  }
+
+  std::atomic<uint64_t> bytes_received{0};        // WriteRequest bytes accepted
+  std::atomic<uint64_t> event_bytes_written{0};   // event file bytes handed to the OS
+  std::atomic<uint64_t> batches_duplicate{0};
+  std::atomic<uint64_t> batches_written{0};
+  std::atomic<int64_t> inflight_bytes{0};         // gauge: the ByteBudget's usage
+  std::atomic<int64_t> parked_streams{0};         // gauge
+  std::atomic<int64_t> active_runs{0};            // gauge
+  std::atomic<int64_t> active_streams{0};         // gauge
+  std::atomic<uint64_t> streams_refused{0};       // past max_streams or shutting down
+  std::atomic<uint64_t> io_errors{0};
+  std::atomic<uint64_t> checkpoint_writes{0};
+
+  // The Prometheus text exposition (version 0.0.4) of every counter.
+  std::string RenderPrometheus() const;
+
+ private:
+  static size_t Index(RecordKind kind) { return static_cast<size_t>(kind); }
+  static void Add(std::atomic<uint64_t>& counter, uint64_t n) {
+    counter.fetch_add(n, std::memory_order_relaxed);
+  }
+
+  std::array<std::atomic<uint64_t>, kNumRecordKinds> received_{};
+  std::array<std::atomic<uint64_t>, kNumRecordKinds> written_{};
+  std::array<std::atomic<uint64_t>, 17> rejected_{};
+  std::atomic<uint64_t> flushes_{0};
+  std::atomic<uint64_t> flush_micros_{0};
+};
+
+}  // namespace tblog::daemon
+
+#endif  // TBLOG_DAEMON_METRICS_H_

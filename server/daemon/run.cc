@@ -1,0 +1,616 @@
+#include "daemon/run.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "daemon/names.h"
+#include "engine/status_util.h"
+#include "spdlog/spdlog.h"
+
+namespace tblog::daemon {
+
+absl::Status MakeDirectoriesUnder(const std::string& base, std::string_view relative) {
+  std::string path = base;
+  for (absl::string_view part : absl::StrSplit(Sv(relative), '/', absl::SkipEmpty())) {
+    absl::StrAppend(&path, "/", part);
+    if (::mkdir(path.c_str(), 0755) == 0) continue;
+    if (errno != EEXIST) return absl::ErrnoToStatus(errno, absl::StrCat("creating ", path));
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+      return absl::ErrnoToStatus(errno, absl::StrCat("checking ", path));
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, " exists and is not a directory (symlinks are not followed)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+struct Run::Entry {
+  enum class Type { kBatch, kDuplicate, kEvents, kFlush, kClose };
+  Type type = Type::kBatch;
+  bool ready = false;  // guarded by the run's mu_
+  // kBatch, kDuplicate. Immutable once queued, except `converted`, which only
+  // the converting worker writes before it sets `ready`.
+  v1::WriteRequest request;
+  double receive_time = 0;
+  std::vector<absl::StatusOr<Converted>> converted;
+  std::shared_ptr<AckSink> sink;
+  size_t charged_bytes = 0;
+  // kEvents, kClose
+  Converted events;
+  // kFlush, kClose
+  bool sync = false;
+  Done done;
+  absl::Time queued_at;
+};
+
+struct Run::GroupResult {
+  std::vector<std::vector<v1::RecordError>> errors;  // per group entry
+  std::vector<uint64_t> records_written;             // per group entry
+  std::vector<absl::Status> status;                  // per group entry (control entries)
+  absl::Status io_error;                             // first I/O error: becomes sticky
+  bool flushed = false;
+  bool durable = false;
+  uint64_t bytes_written = 0;  // totals of the run's files after the group
+  uint32_t files = 0;
+};
+
+namespace {
+
+double NowSeconds() { return absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()); }
+
+v1::RecordError MakeRecordError(uint64_t sequence, int index, const v1::Record& record,
+                                const absl::Status& status) {
+  v1::RecordError error;
+  error.set_sequence(sequence);
+  error.set_index(static_cast<uint32_t>(index));
+  error.set_tag(record.tag());
+  error.set_code(static_cast<int32_t>(status.code()));
+  error.set_message(absl::StrCat("batch ", sequence, ", record ", index, " (tag \"",
+                                 EscapeForMessage(record.tag()), "\"): ", status.message()));
+  return error;
+}
+
+std::string BaseName(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+}  // namespace
+
+Run::Run(RunContext context, std::string run_id, std::string directory,
+         std::map<std::string, std::string> labels, std::string filename_suffix,
+         std::map<std::string, uint64_t> writer_sequences)
+    : context_(context),
+      run_id_(std::move(run_id)),
+      directory_(std::move(directory)),
+      labels_(std::move(labels)),
+      file_options_(context.options->file) {
+  if (!filename_suffix.empty()) file_options_.filename_suffix = std::move(filename_suffix);
+  absl::MutexLock lock(&mu_);
+  absl::MutexLock io_lock(&io_mu_);
+  for (const auto& [writer, sequence] : writer_sequences) {
+    WriterState& state = writers_[writer];
+    state.enqueued = state.written = state.flushed = state.durable = sequence;
+  }
+  checkpoint_sequences_ = std::move(writer_sequences);
+}
+
+Run::~Run() {
+  absl::MutexLock io_lock(&io_mu_);
+  (void)CloseAll();  // only reached without Close() in tests and failed opens
+}
+
+absl::Status Run::Submit(v1::WriteRequest request, std::shared_ptr<AckSink> sink,
+                         size_t charged_bytes) {
+  auto entry = std::make_unique<Entry>();
+  Entry* raw = entry.get();
+  bool convert = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("run \"", run_id_, "\" is closed; open it again to resume it"));
+    }
+    if (!sticky_error_.ok()) {
+      return absl::UnavailableError(absl::StrCat("run \"", run_id_, "\" cannot write: ",
+                                                 sticky_error_.message(), "; retrying"));
+    }
+    WriterState& writer = writers_[request.writer_id()];
+    const uint64_t sequence = request.sequence();
+    if (sequence != 0 && sequence <= writer.enqueued) {
+      entry->type = Entry::Type::kDuplicate;
+      entry->ready = true;
+      ++batches_duplicate_;
+      context_.metrics->batches_duplicate.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      if (sequence != 0) writer.enqueued = sequence;
+      entry->type = Entry::Type::kBatch;
+      entry->receive_time = NowSeconds();
+      convert = true;
+    }
+    entry->request = std::move(request);
+    entry->sink = std::move(sink);
+    entry->charged_bytes = charged_bytes;
+    entry->queued_at = absl::Now();
+    Enqueue(std::move(entry));
+    // Flushes that waited for this writer's batches can go now, behind them.
+    const std::string& writer_id = raw->request.writer_id();
+    for (auto it = parked_flushes_.begin(); it != parked_flushes_.end();) {
+      if (it->second.writer_id == writer_id && it->second.through_sequence <= writer.enqueued) {
+        auto flush = std::make_unique<Entry>();
+        flush->type = Entry::Type::kFlush;
+        flush->ready = true;
+        flush->sync = it->second.sync;
+        flush->done = std::move(it->second.done);
+        Enqueue(std::move(flush));
+        it = parked_flushes_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    MaybeScheduleWriter();
+  }
+  if (convert) {
+    context_.workers->Submit([self = shared_from_this(), raw] { self->ConvertBatch(raw); });
+  }
+  return absl::OkStatus();
+}
+
+void Run::Subscribe(const std::string& writer_id, std::weak_ptr<AckSink> sink) {
+  absl::MutexLock lock(&mu_);
+  writers_[writer_id].subscriber = std::move(sink);
+}
+
+uint64_t Run::Flush(const std::string& writer_id, uint64_t through_sequence, bool sync,
+                    Done done) {
+  absl::ReleasableMutexLock lock(&mu_);
+  if (closed_) {
+    lock.Release();
+    std::move(done)(absl::FailedPreconditionError(absl::StrCat("run \"", run_id_, "\" is closed")));
+    return 0;
+  }
+  if (!writer_id.empty()) {
+    auto it = writers_.find(writer_id);
+    const uint64_t enqueued = it == writers_.end() ? 0 : it->second.enqueued;
+    if (through_sequence > enqueued) {
+      const uint64_t ticket = next_ticket_++;
+      parked_flushes_.emplace(ticket,
+                              ParkedFlush{writer_id, through_sequence, sync, std::move(done)});
+      return ticket;
+    }
+  }
+  auto entry = std::make_unique<Entry>();
+  entry->type = Entry::Type::kFlush;
+  entry->ready = true;
+  entry->sync = sync;
+  entry->done = std::move(done);
+  Enqueue(std::move(entry));
+  MaybeScheduleWriter();
+  return 0;
+}
+
+bool Run::CancelFlush(uint64_t ticket) {
+  absl::MutexLock lock(&mu_);
+  return parked_flushes_.erase(ticket) > 0;
+}
+
+void Run::SubmitEvents(Converted events, Done done) {
+  absl::ReleasableMutexLock lock(&mu_);
+  if (closed_) {
+    lock.Release();
+    std::move(done)(absl::FailedPreconditionError(absl::StrCat("run \"", run_id_, "\" is closed")));
+    return;
+  }
+  auto entry = std::make_unique<Entry>();
+  entry->type = Entry::Type::kEvents;
+  entry->ready = true;
+  entry->events = std::move(events);
+  entry->done = std::move(done);
+  Enqueue(std::move(entry));
+  MaybeScheduleWriter();
+}
+
+void Run::Close(Converted final_events, Done done) {
+  std::vector<ParkedFlush> orphans;
+  {
+    absl::ReleasableMutexLock lock(&mu_);
+    if (closed_) {
+      lock.Release();
+      std::move(done)(
+          absl::FailedPreconditionError(absl::StrCat("run \"", run_id_, "\" is already closed")));
+      return;
+    }
+    closed_ = true;
+    for (auto& [ticket, flush] : parked_flushes_) orphans.push_back(std::move(flush));
+    parked_flushes_.clear();
+    auto entry = std::make_unique<Entry>();
+    entry->type = Entry::Type::kClose;
+    entry->ready = true;
+    entry->sync = true;
+    entry->events = std::move(final_events);
+    entry->done = std::move(done);
+    Enqueue(std::move(entry));
+    MaybeScheduleWriter();
+  }
+  for (ParkedFlush& flush : orphans) {
+    std::move(flush.done)(absl::FailedPreconditionError(absl::StrCat(
+        "run \"", run_id_, "\" was closed before writer \"", flush.writer_id, "\" sent batch ",
+        flush.through_sequence)));
+  }
+}
+
+v1::RunInfo Run::Info() const {
+  v1::RunInfo info;
+  info.set_run_id(run_id_);
+  info.set_run_path(run_id_);
+  absl::MutexLock lock(&mu_);
+  info.set_open(!closed_);
+  for (const auto& [key, value] : labels_) (*info.mutable_labels())[key] = value;
+  info.set_records_written(records_written_);
+  info.set_records_rejected(records_rejected_);
+  info.set_batches_duplicate(batches_duplicate_);
+  info.set_bytes_written(bytes_written_);
+  info.set_writers(static_cast<uint32_t>(writers_.size()));
+  info.set_files(files_);
+  if (!sticky_error_.ok()) info.set_last_error(std::string(sticky_error_.message()));
+  return info;
+}
+
+bool Run::open() const {
+  absl::MutexLock lock(&mu_);
+  return !closed_;
+}
+
+bool Run::has_unflushed() const {
+  absl::MutexLock lock(&mu_);
+  return unflushed_ || !sticky_error_.ok();
+}
+
+void Run::Enqueue(std::unique_ptr<Entry> entry) { queue_.push_back(std::move(entry)); }
+
+void Run::MaybeScheduleWriter() {
+  if (writing_ || queue_.empty() || !queue_.front()->ready) return;
+  writing_ = true;
+  context_.workers->Submit([self = shared_from_this()] { self->WriteGroups(); });
+}
+
+void Run::ConvertBatch(Entry* entry) {
+  const auto& records = entry->request.records();
+  entry->converted.reserve(static_cast<size_t>(records.size()));
+  for (const v1::Record& record : records) {
+    entry->converted.push_back(context_.converter->Convert(record, entry->receive_time));
+    if (!entry->converted.back().ok()) continue;
+    for (const std::string& warning : entry->converted.back()->warnings) {
+      spdlog::debug("run={} writer={} {}", run_id_, entry->request.writer_id(), warning);
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  entry->ready = true;
+  MaybeScheduleWriter();
+}
+
+void Run::WriteGroups() {
+  while (true) {
+    std::vector<std::unique_ptr<Entry>> group;
+    {
+      absl::MutexLock lock(&mu_);
+      while (!queue_.empty() && queue_.front()->ready) {
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      if (group.empty()) {
+        writing_ = false;
+        return;
+      }
+    }
+
+    GroupResult result;
+    {
+      absl::MutexLock io_lock(&io_mu_);
+      WriteGroup(group, result);
+    }
+
+    // Publish, and gather the acks to send once the lock is dropped.
+    struct PendingAck {
+      std::shared_ptr<AckSink> sink;
+      v1::WriteResponse response;
+      int completed = 0;
+    };
+    std::map<AckSink*, PendingAck> acks;
+    size_t release_bytes = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      std::vector<std::string> touched;
+      for (size_t i = 0; i < group.size(); ++i) {
+        Entry& entry = *group[i];
+        if (entry.type != Entry::Type::kBatch && entry.type != Entry::Type::kDuplicate) continue;
+        WriterState& writer = writers_[entry.request.writer_id()];
+        if (entry.type == Entry::Type::kBatch) {
+          writer.written = std::max(writer.written, entry.request.sequence());
+          records_written_ += result.records_written[i];
+          records_rejected_ += result.errors[i].size();
+          if (result.records_written[i] > 0) unflushed_ = true;
+        }
+        touched.push_back(entry.request.writer_id());
+      }
+      for (const auto& entry : group) {
+        if (entry->type == Entry::Type::kEvents) unflushed_ = true;
+      }
+      if (result.flushed) {
+        unflushed_ = false;
+        for (auto& [id, writer] : writers_) {
+          const bool advanced = writer.flushed != writer.written ||
+                                (result.durable && writer.durable != writer.written);
+          writer.flushed = writer.written;
+          if (result.durable) writer.durable = writer.written;
+          if (advanced) touched.push_back(id);
+        }
+      }
+      context_.metrics->event_bytes_written.fetch_add(result.bytes_written - bytes_written_,
+                                                      std::memory_order_relaxed);
+      bytes_written_ = result.bytes_written;
+      files_ = result.files;
+      if (!result.io_error.ok()) {
+        if (sticky_error_.ok()) {
+          spdlog::error("run={} I/O error, writes refused until a flush succeeds: {}", run_id_,
+                        std::string(result.io_error.message()));
+        }
+        sticky_error_ = result.io_error;
+        context_.metrics->io_errors.fetch_add(1, std::memory_order_relaxed);
+      } else if (result.flushed && !sticky_error_.ok()) {
+        spdlog::info("run={} recovered from I/O error: {}", run_id_,
+                     std::string(sticky_error_.message()));
+        sticky_error_ = absl::OkStatus();
+      }
+      auto fill = [](v1::WriteResponse& response, const WriterState& writer) {
+        response.set_written_sequence(writer.written);
+        response.set_durable_sequence(writer.durable);
+        response.set_flushed_sequence(writer.flushed);
+      };
+      for (size_t i = 0; i < group.size(); ++i) {
+        Entry& entry = *group[i];
+        if (entry.type != Entry::Type::kBatch && entry.type != Entry::Type::kDuplicate) continue;
+        release_bytes += entry.charged_bytes;
+        if (!entry.sink) continue;
+        PendingAck& ack = acks[entry.sink.get()];
+        ack.sink = entry.sink;
+        ++ack.completed;
+        fill(ack.response, writers_[entry.request.writer_id()]);
+        if (entry.type == Entry::Type::kBatch) {
+          for (auto& error : result.errors[i]) *ack.response.add_errors() = std::move(error);
+        }
+      }
+      for (const std::string& id : touched) {
+        const WriterState& writer = writers_[id];
+        std::shared_ptr<AckSink> subscriber = writer.subscriber.lock();
+        if (!subscriber || acks.count(subscriber.get()) > 0) continue;
+        PendingAck& ack = acks[subscriber.get()];
+        ack.sink = std::move(subscriber);
+        fill(ack.response, writer);
+      }
+    }
+
+    if (release_bytes > 0) {
+      context_.metrics->inflight_bytes.fetch_sub(static_cast<int64_t>(release_bytes),
+                                                 std::memory_order_relaxed);
+      context_.budget->Release(release_bytes);
+    }
+    for (auto& [key, ack] : acks) ack.sink->OnAck(std::move(ack.response), ack.completed);
+    for (size_t i = 0; i < group.size(); ++i) {
+      if (group[i]->done) std::move(group[i]->done)(result.status[i]);
+    }
+  }
+}
+
+void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, GroupResult& result) {
+  result.errors.resize(group.size());
+  result.records_written.assign(group.size(), 0);
+  result.status.assign(group.size(), absl::OkStatus());
+  bool flush = false;
+  bool sync = false;
+  bool close = false;
+  const absl::Time start = absl::Now();
+  auto write_converted = [&](const Converted& converted) -> absl::Status {
+    for (const SideFile& file : converted.files) TBLOG_RETURN_IF_ERROR(WriteSideFile(file));
+    for (const EventOut& event : converted.events) TBLOG_RETURN_IF_ERROR(WriteEvent(event));
+    return absl::OkStatus();
+  };
+  for (size_t i = 0; i < group.size(); ++i) {
+    Entry& entry = *group[i];
+    switch (entry.type) {
+      case Entry::Type::kBatch: {
+        const uint64_t sequence = entry.request.sequence();
+        for (int j = 0; j < entry.request.records_size(); ++j) {
+          const v1::Record& record = entry.request.records(j);
+          const auto& converted = entry.converted[static_cast<size_t>(j)];
+          absl::Status status =
+              converted.ok() ? write_converted(*converted) : converted.status();
+          if (status.ok()) {
+            ++result.records_written[i];
+            context_.metrics->AddWritten(KindOf(record), 1);
+          } else {
+            if (result.io_error.ok() && converted.ok() &&
+                status.code() != absl::StatusCode::kResourceExhausted &&
+                status.code() != absl::StatusCode::kInvalidArgument) {
+              result.io_error = status;
+              status = absl::UnavailableError(status.message());
+            }
+            context_.metrics->AddRejected(static_cast<int>(status.code()));
+            result.errors[i].push_back(MakeRecordError(sequence, j, record, status));
+          }
+        }
+        if (sequence != 0) {
+          uint64_t& checkpointed = checkpoint_sequences_[entry.request.writer_id()];
+          checkpointed = std::max(checkpointed, sequence);
+        }
+        if (entry.request.flush() != v1::FLUSH_MODE_NONE) flush = true;
+        if (entry.request.flush() == v1::FLUSH_MODE_SYNC) sync = true;
+        context_.metrics->batches_written.fetch_add(1, std::memory_order_relaxed);
+        break;
+      }
+      case Entry::Type::kDuplicate:
+        break;
+      case Entry::Type::kEvents:
+        result.status[i] = write_converted(entry.events);
+        if (!result.status[i].ok() && result.io_error.ok()) result.io_error = result.status[i];
+        break;
+      case Entry::Type::kFlush:
+        flush = true;
+        sync = sync || entry.sync;
+        break;
+      case Entry::Type::kClose:
+        result.status[i] = write_converted(entry.events);
+        flush = sync = close = true;
+        break;
+    }
+  }
+
+  if (flush) {
+    bool durable = false;
+    absl::Status status = FlushAll(sync, &durable);
+    if (status.ok()) {
+      CheckpointState state;
+      state.writer_sequences = checkpoint_sequences_;
+      for (const auto& [subrun, writer] : subruns_) {
+        struct stat st {};
+        const std::string& path = writer.writer->current_path();
+        if (::stat(path.c_str(), &st) != 0) continue;
+        state.files.push_back({subrun, BaseName(path), static_cast<uint64_t>(st.st_size)});
+      }
+      if (!checkpoint_) {
+        auto opened = CheckpointFile::Open(directory_);
+        if (opened.ok()) {
+          checkpoint_ = std::move(*opened);
+        } else {
+          status = opened.status();
+        }
+      }
+      if (checkpoint_) status = checkpoint_->Write(state, durable);
+      if (status.ok()) context_.metrics->checkpoint_writes.fetch_add(1, std::memory_order_relaxed);
+    }
+    result.flushed = status.ok();
+    result.durable = status.ok() && durable;
+    if (!status.ok() && result.io_error.ok()) result.io_error = status;
+    for (size_t i = 0; i < group.size(); ++i) {
+      if (group[i]->type == Entry::Type::kFlush || group[i]->type == Entry::Type::kClose) {
+        if (result.status[i].ok()) result.status[i] = status;
+      }
+    }
+    context_.metrics->AddFlush(absl::Now() - start);
+  }
+  if (close) {
+    const absl::Status status = CloseAll();
+    for (size_t i = 0; i < group.size(); ++i) {
+      if (group[i]->type == Entry::Type::kClose && result.status[i].ok()) result.status[i] = status;
+    }
+  }
+  result.bytes_written = closed_files_bytes_;
+  result.files = closed_files_count_;
+  for (const auto& [subrun, writer] : subruns_) {
+    result.bytes_written += writer.writer->stats().bytes_written;
+    result.files += static_cast<uint32_t>(writer.writer->stats().files_opened);
+  }
+}
+
+absl::Status Run::WriteEvent(const EventOut& event) {
+  auto it = subruns_.find(event.subrun);
+  if (it == subruns_.end()) {
+    if (static_cast<int>(subruns_.size()) >= context_.options->limits.max_subruns_per_run) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("run \"", run_id_, "\" already has ",
+                       context_.options->limits.max_subruns_per_run,
+                       " sub-runs (--max-subruns-per-run); sub-run \"",
+                       EscapeForMessage(event.subrun), "\" refused"));
+    }
+    std::string dir = directory_;
+    if (!event.subrun.empty()) {
+      TBLOG_RETURN_IF_ERROR(ValidateRelativePath(event.subrun, "sub-run", context_.options->limits));
+      TBLOG_RETURN_IF_ERROR(MakeDirectoriesUnder(directory_, event.subrun));
+      absl::StrAppend(&dir, "/", Sv(event.subrun));
+    }
+    auto writer = EventFileWriter::Create(dir, file_options_);
+    if (!writer.ok()) return writer.status();
+    it = subruns_.emplace(event.subrun, SubrunWriter{std::move(*writer), 0}).first;
+  }
+  ++it->second.records_since_sync;
+  return it->second.writer->WriteSerialized(event.event);
+}
+
+absl::Status Run::WriteSideFile(const SideFile& file) {
+  const Limits& limits = context_.options->limits;
+  std::string relative = file.relative_path;
+  if (!file.subrun.empty()) {
+    TBLOG_RETURN_IF_ERROR(ValidateRelativePath(file.subrun, "sub-run", limits));
+    relative = absl::StrCat(Sv(file.subrun), "/", Sv(file.relative_path));
+  }
+  TBLOG_RETURN_IF_ERROR(ValidateRelativePath(relative, "side file", limits));
+  const size_t slash = relative.rfind('/');
+  if (slash != std::string::npos) {
+    TBLOG_RETURN_IF_ERROR(MakeDirectoriesUnder(directory_, relative.substr(0, slash)));
+  }
+  const std::string path = absl::StrCat(directory_, "/", relative);
+  const int flags = O_CREAT | O_NOFOLLOW | O_CLOEXEC | (file.append_unique ? O_RDWR : O_WRONLY | O_TRUNC);
+  const int fd = ::open(path.c_str(), flags, 0644);
+  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("opening ", path));
+  absl::Status status;
+  bool skip = false;
+  if (file.append_unique) {
+    std::string existing;
+    char buffer[8192];
+    ssize_t n;
+    while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) existing.append(buffer, static_cast<size_t>(n));
+    skip = existing.find(file.contents) != std::string::npos;
+    if (!skip) ::lseek(fd, 0, SEEK_END);
+  }
+  size_t done = 0;
+  while (!skip && done < file.contents.size()) {
+    const ssize_t n = ::write(fd, file.contents.data() + done, file.contents.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      status = absl::ErrnoToStatus(errno, absl::StrCat("writing ", path));
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  return status;
+}
+
+absl::Status Run::FlushAll(bool sync, bool* synced) {
+  absl::Status first_error;
+  bool all_synced = true;
+  for (auto& [subrun, entry] : subruns_) {
+    const uint64_t syncs_before = entry.writer->stats().syncs;
+    absl::Status status = entry.writer->Flush(sync && entry.records_since_sync > 0);
+    if (status.ok() && entry.writer->stats().syncs > syncs_before) entry.records_since_sync = 0;
+    if (entry.records_since_sync > 0) all_synced = false;
+    if (!status.ok() && first_error.ok()) first_error = status;
+  }
+  *synced = first_error.ok() && all_synced;
+  return first_error;
+}
+
+absl::Status Run::CloseAll() {
+  absl::Status first_error;
+  for (auto& [subrun, entry] : subruns_) {
+    absl::Status status = entry.writer->Close();
+    closed_files_bytes_ += entry.writer->stats().bytes_written;
+    closed_files_count_ += static_cast<uint32_t>(entry.writer->stats().files_opened);
+    if (!status.ok() && first_error.ok()) first_error = status;
+  }
+  subruns_.clear();
+  return first_error;
+}
+
+}  // namespace tblog::daemon

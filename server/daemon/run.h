@@ -1,0 +1,181 @@
+// One open run: its directory, its sub-runs' event files, and the ordered
+// queue every write to it goes through.
+//
+// Queue: entries are batches (converted on the worker pool, possibly out of
+// order) and control messages (events, flush, close) carrying a completion
+// callback, so flush and close stay in order with the data. Whoever completes
+// the front entry becomes the run's writer: it pops every ready entry, drops
+// the lock, writes them (group commit), flushes when asked, rewrites the
+// checkpoint, retakes the lock to publish sequences, then sends acks. One
+// writer at a time; never a lock held across I/O except io_mu_, which only
+// the writer takes.
+#ifndef TBLOG_DAEMON_RUN_H_
+#define TBLOG_DAEMON_RUN_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/byte_budget.h"
+#include "daemon/checkpoint.h"
+#include "daemon/metrics.h"
+#include "daemon/options.h"
+#include "daemon/record_converter.h"
+#include "daemon/worker_pool.h"
+#include "engine/event_file_writer.h"
+#include "tblog/v1/tblog.pb.h"
+
+namespace tblog::daemon {
+
+// The daemon-wide parts a run uses. All borrowed: they are owned by the
+// Daemon and outlive every run (the daemon drains runs before destroying them).
+struct RunContext {
+  const DaemonOptions* options = nullptr;
+  const RecordConverter* converter = nullptr;
+  WorkerPool* workers = nullptr;
+  ByteBudget* budget = nullptr;
+  Metrics* metrics = nullptr;
+};
+
+// Receives the acknowledgements of a writer's batches: a Write stream or a
+// WriteBatch call. Called on a worker thread, outside the run's locks; must
+// not block.
+class AckSink {
+ public:
+  virtual ~AckSink() = default;
+  // `ack` holds the writer's cumulative sequences and the RecordErrors of
+  // this sink's batches completed now; `completed_batches` counts them (0 for
+  // a progress-only ack, e.g. durable_sequence advanced).
+  virtual void OnAck(v1::WriteResponse ack, int completed_batches) = 0;
+};
+
+// Creates `relative` ("a/b") under `base`, one component at a time with
+// mkdir, refusing any component that exists as a symlink or non-directory.
+// `relative` must be validated already (no "..", not absolute).
+absl::Status MakeDirectoriesUnder(const std::string& base, std::string_view relative);
+
+class Run : public std::enable_shared_from_this<Run> {
+ public:
+  using Done = absl::AnyInvocable<void(absl::Status) &&>;
+
+  // `directory` exists (and was repaired if resumed); `writer_sequences` come
+  // from its checkpoint. Nothing is written until the first entry.
+  Run(RunContext context, std::string run_id, std::string directory,
+      std::map<std::string, std::string> labels, std::string filename_suffix,
+      std::map<std::string, uint64_t> writer_sequences);
+  ~Run();
+  Run(const Run&) = delete;
+  Run& operator=(const Run&) = delete;
+
+  // Queues one batch (request.writer_id set). `charged_bytes` were charged to
+  // the ByteBudget and are released once the batch is written. `sink` gets
+  // its ack (duplicates included). FAILED_PRECONDITION when the run is
+  // closed, UNAVAILABLE while it has a sticky I/O error; nothing is queued
+  // (and nothing released) then. Never blocks; thread-safe.
+  absl::Status Submit(v1::WriteRequest request, std::shared_ptr<AckSink> sink,
+                      size_t charged_bytes);
+
+  // Makes `sink` the receiver of the writer's progress acks (durable_sequence
+  // advancing with no new batch). The newest subscriber wins.
+  void Subscribe(const std::string& writer_id, std::weak_ptr<AckSink> sink);
+
+  // Queues a flush (fsync too when `sync`); `done` runs once it is done. With
+  // a writer_id, waits first until that writer's batches through
+  // `through_sequence` are queued. Returns a ticket for CancelFlush.
+  uint64_t Flush(const std::string& writer_id, uint64_t through_sequence, bool sync, Done done);
+  // Drops a flush that still waits for its batches; `done` is not called.
+  // False when it is already queued (then `done` runs as usual).
+  bool CancelFlush(uint64_t ticket);
+
+  // Queues events that were converted already (the hparams session start).
+  void SubmitEvents(Converted events, Done done);
+
+  // Writes `final_events`, flushes, syncs, writes the checkpoint and closes
+  // the files; later Submits fail. `done` runs when it is all done.
+  void Close(Converted final_events, Done done);
+
+  v1::RunInfo Info() const;
+  bool open() const;
+  // True when data was written since the last flush (the flusher's test).
+  bool has_unflushed() const;
+  const std::string& run_id() const { return run_id_; }
+  const std::string& directory() const { return directory_; }
+
+ private:
+  struct Entry;
+  struct WriterState {
+    uint64_t enqueued = 0;  // highest sequence queued
+    uint64_t written = 0;   // highest sequence written to the event writers
+    uint64_t flushed = 0;   // written and flushed to the OS
+    uint64_t durable = 0;   // flushed, fsynced and in the checkpoint
+    std::weak_ptr<AckSink> subscriber;
+  };
+  struct ParkedFlush {
+    std::string writer_id;
+    uint64_t through_sequence;
+    bool sync;
+    Done done;
+  };
+  struct SubrunWriter {
+    std::unique_ptr<EventFileWriter> writer;
+    uint64_t records_since_sync = 0;  // written and not known fsynced
+  };
+  // What one group did, for publishing under mu_.
+  struct GroupResult;
+
+  void Enqueue(std::unique_ptr<Entry> entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts a writer on the pool if the front entry is ready and none runs.
+  void MaybeScheduleWriter() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ConvertBatch(Entry* entry);
+  // The group-commit loop; runs on a worker while writing_ is true.
+  void WriteGroups();
+  void WriteGroup(std::vector<std::unique_ptr<Entry>>& group, GroupResult& result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  absl::Status WriteEvent(const EventOut& event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  absl::Status WriteSideFile(const SideFile& file) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  absl::Status FlushAll(bool sync, bool* synced) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  absl::Status CloseAll() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+
+  const RunContext context_;
+  const std::string run_id_;
+  const std::string directory_;
+  const std::map<std::string, std::string> labels_;
+  EventFileOptions file_options_;
+
+  mutable absl::Mutex mu_;
+  std::deque<std::unique_ptr<Entry>> queue_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;   // Close() called: no new entries
+  absl::Status sticky_error_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, WriterState> writers_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, ParkedFlush> parked_flushes_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
+  bool unflushed_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t records_written_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t records_rejected_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t batches_duplicate_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t bytes_written_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t files_ ABSL_GUARDED_BY(mu_) = 0;
+
+  // Taken only by the writer (writing_ == true), across its I/O.
+  absl::Mutex io_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::map<std::string, SubrunWriter> subruns_ ABSL_GUARDED_BY(io_mu_);
+  std::unique_ptr<CheckpointFile> checkpoint_ ABSL_GUARDED_BY(io_mu_);
+  // Writer sequences as of the last flush: what the checkpoint records.
+  std::map<std::string, uint64_t> checkpoint_sequences_ ABSL_GUARDED_BY(io_mu_);
+  uint64_t closed_files_bytes_ ABSL_GUARDED_BY(io_mu_) = 0;
+  uint32_t closed_files_count_ ABSL_GUARDED_BY(io_mu_) = 0;
+};
+
+}  // namespace tblog::daemon
+
+#endif  // TBLOG_DAEMON_RUN_H_

@@ -1,0 +1,65 @@
+// Helpers shared by the daemon's tests: reading a run's events back.
+#ifndef TBLOG_TESTS_DAEMON_DAEMON_TEST_UTIL_H_
+#define TBLOG_TESTS_DAEMON_DAEMON_TEST_UTIL_H_
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "engine/event_reader.h"
+#include "gtest/gtest.h"
+#include "tblog/tensorboard/event.pb.h"
+
+namespace tblog::daemon::testing {
+
+inline std::filesystem::path FreshTempDir(const std::string& name) {
+  std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) /
+                              (name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+// Every event with a summary in the event files directly in `dir`, files in
+// name order (the order TensorBoard reads them). Fails the test on a torn or
+// corrupt file.
+inline std::vector<tensorboard::Event> ReadSummaryEvents(const std::filesystem::path& dir) {
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.is_regular_file() && IsEventFileName(entry.path().filename().string())) {
+      files.push_back(entry.path().string());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  std::vector<tensorboard::Event> events;
+  for (const std::string& file : files) {
+    auto reader = EventFileReader::Open(file);
+    EXPECT_TRUE(reader.ok()) << reader.status();
+    if (!reader.ok()) continue;
+    tensorboard::Event event;
+    EventFileReader::State state;
+    while ((state = (*reader)->Next(&event)) == EventFileReader::State::kEvent) {
+      if (event.has_summary()) events.push_back(event);
+    }
+    EXPECT_EQ(state, EventFileReader::State::kEnd) << (*reader)->error();
+  }
+  return events;
+}
+
+// "tag@step" for every summary value, in file order.
+inline std::vector<std::string> TagSteps(const std::vector<tensorboard::Event>& events) {
+  std::vector<std::string> out;
+  for (const auto& event : events) {
+    for (const auto& value : event.summary().value()) {
+      out.push_back(value.tag() + "@" + std::to_string(event.step()));
+    }
+  }
+  return out;
+}
+
+}  // namespace tblog::daemon::testing
+
+#endif  // TBLOG_TESTS_DAEMON_DAEMON_TEST_UTIL_H_

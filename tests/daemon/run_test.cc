@@ -1,0 +1,246 @@
+#include "daemon/run.h"
+
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "daemon/byte_budget.h"
+#include "daemon/checkpoint.h"
+#include "daemon/metrics.h"
+#include "daemon/record_converter.h"
+#include "daemon/worker_pool.h"
+#include "daemon_test_util.h"
+#include "gtest/gtest.h"
+
+namespace tblog::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::FreshTempDir;
+using testing::ReadSummaryEvents;
+using testing::TagSteps;
+
+// Collects acks, as a Write stream would.
+class RecordingSink : public AckSink {
+ public:
+  void OnAck(v1::WriteResponse ack, int completed_batches) override {
+    absl::MutexLock lock(&mu_);
+    completed_ += completed_batches;
+    acks_.push_back(std::move(ack));
+  }
+  // Waits until `n` batches are acknowledged; returns every ack so far.
+  std::vector<v1::WriteResponse> WaitForBatches(int n) {
+    absl::MutexLock lock(&mu_);
+    auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return completed_ >= n; };
+    mu_.Await(absl::Condition(&done));
+    return acks_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  int completed_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<v1::WriteResponse> acks_ ABSL_GUARDED_BY(mu_);
+};
+
+v1::Record Scalar(const std::string& tag, int64_t step, float value) {
+  v1::Record record;
+  record.set_tag(tag);
+  record.set_step(step);
+  record.set_wall_time(1700000000.0 + static_cast<double>(step));
+  record.mutable_scalar()->set_value(value);
+  return record;
+}
+
+// A histogram of `n` float32 values: slow to convert next to a scalar.
+v1::Record Histogram(const std::string& tag, int64_t step, int n) {
+  v1::Record record;
+  record.set_tag(tag);
+  record.set_step(step);
+  record.set_wall_time(1700000000.0 + static_cast<double>(step));
+  v1::Tensor* values = record.mutable_histogram()->mutable_values();
+  values->set_dtype(v1::DTYPE_FLOAT32);
+  values->add_shape(n);
+  std::vector<float> data(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) data[static_cast<size_t>(i)] = static_cast<float>(i % 1000);
+  values->set_data(std::string(reinterpret_cast<const char*>(data.data()), data.size() * 4));
+  return record;
+}
+
+v1::WriteRequest Batch(const std::string& writer, uint64_t sequence, std::vector<v1::Record> records) {
+  v1::WriteRequest request;
+  request.set_writer_id(writer);
+  request.set_sequence(sequence);
+  for (auto& record : records) *request.add_records() = std::move(record);
+  return request;
+}
+
+class RunTest : public ::testing::Test {
+ protected:
+  RunTest() : workers_(4), budget_(1 << 30), converter_(options_.limits, &workers_) {
+    context_ = {&options_, &converter_, &workers_, &budget_, &metrics_};
+  }
+
+  std::shared_ptr<daemon::Run> MakeRun(const fs::path& dir,
+                               std::map<std::string, uint64_t> sequences = {}) {
+    return std::make_shared<daemon::Run>(context_, "run", dir.string(), std::map<std::string, std::string>{},
+                                 "", std::move(sequences));
+  }
+
+  static absl::Status CloseAndWait(daemon::Run& run) {
+    absl::Notification done;
+    absl::Status result;
+    run.Close(Converted{}, [&](absl::Status status) {
+      result = status;
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return result;
+  }
+
+  DaemonOptions options_;
+  WorkerPool workers_;
+  ByteBudget budget_;
+  Metrics metrics_;
+  RecordConverter converter_;
+  RunContext context_;
+};
+
+TEST_F(RunTest, BatchesConvertedOutOfOrderAreWrittenInArrivalOrder) {
+  const fs::path dir = FreshTempDir("run_order");
+  auto run = MakeRun(dir);
+  auto sink = std::make_shared<RecordingSink>();
+  // Batch 1 holds a slow histogram; 2..20 are scalars, converted long before it.
+  ASSERT_TRUE(run->Submit(Batch("w", 1, {Histogram("weights", 0, 2'000'000)}), sink, 0).ok());
+  for (int seq = 2; seq <= 20; ++seq) {
+    ASSERT_TRUE(run->Submit(Batch("w", seq, {Scalar("loss", seq, 1.0f * seq)}), sink, 0).ok());
+  }
+  const auto acks = sink->WaitForBatches(20);
+  ASSERT_FALSE(acks.empty());
+  EXPECT_EQ(acks.back().written_sequence(), 20u);
+  ASSERT_TRUE(CloseAndWait(*run).ok());
+
+  std::vector<std::string> expected = {"weights@0"};
+  for (int seq = 2; seq <= 20; ++seq) expected.push_back("loss@" + std::to_string(seq));
+  EXPECT_EQ(TagSteps(ReadSummaryEvents(dir)), expected);
+  EXPECT_EQ(run->Info().records_written(), 20u);
+}
+
+TEST_F(RunTest, BadRecordIsReportedAndTheOthersAreWritten) {
+  const fs::path dir = FreshTempDir("run_bad");
+  auto run = MakeRun(dir);
+  auto sink = std::make_shared<RecordingSink>();
+  ASSERT_TRUE(run->Submit(Batch("w", 1, {Scalar("a", 1, 1), Scalar("bad\ttag", 1, 2),
+                                         Scalar("c", 1, 3)}),
+                          sink, 0)
+                  .ok());
+  const auto acks = sink->WaitForBatches(1);
+  int errors = 0;
+  for (const auto& ack : acks) {
+    for (const auto& error : ack.errors()) {
+      ++errors;
+      EXPECT_EQ(error.sequence(), 1u);
+      EXPECT_EQ(error.index(), 1u);
+      EXPECT_EQ(error.tag(), "bad\ttag");
+      EXPECT_EQ(error.code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
+      EXPECT_NE(error.message().find("batch 1, record 1"), std::string::npos) << error.message();
+    }
+  }
+  EXPECT_EQ(errors, 1);
+  ASSERT_TRUE(CloseAndWait(*run).ok());
+  EXPECT_EQ(TagSteps(ReadSummaryEvents(dir)), (std::vector<std::string>{"a@1", "c@1"}));
+  EXPECT_EQ(run->Info().records_rejected(), 1u);
+}
+
+TEST_F(RunTest, DuplicatesAreDroppedAndAcknowledged) {
+  const fs::path dir = FreshTempDir("run_dup");
+  auto run = MakeRun(dir);
+  auto sink = std::make_shared<RecordingSink>();
+  ASSERT_TRUE(run->Submit(Batch("w", 1, {Scalar("x", 1, 1)}), sink, 0).ok());
+  ASSERT_TRUE(run->Submit(Batch("w", 2, {Scalar("x", 2, 2)}), sink, 0).ok());
+  ASSERT_TRUE(run->Submit(Batch("w", 2, {Scalar("x", 2, 2)}), sink, 0).ok());  // resent
+  ASSERT_TRUE(run->Submit(Batch("w", 1, {Scalar("x", 1, 1)}), sink, 0).ok());  // resent
+  ASSERT_TRUE(run->Submit(Batch("w", 0, {Scalar("y", 5, 5)}), sink, 0).ok());  // unsequenced
+  ASSERT_TRUE(run->Submit(Batch("w", 0, {Scalar("y", 5, 5)}), sink, 0).ok());  // never deduped
+  ASSERT_TRUE(run->Submit(Batch("other", 1, {Scalar("z", 1, 1)}), sink, 0).ok());
+  sink->WaitForBatches(7);
+  ASSERT_TRUE(CloseAndWait(*run).ok());
+  EXPECT_EQ(TagSteps(ReadSummaryEvents(dir)),
+            (std::vector<std::string>{"x@1", "x@2", "y@5", "y@5", "z@1"}));
+  EXPECT_EQ(run->Info().batches_duplicate(), 2u);
+  EXPECT_EQ(run->Info().writers(), 2u);
+}
+
+TEST_F(RunTest, FlushWaitsForTheWritersSequenceThenSyncsAndCheckpoints) {
+  const fs::path dir = FreshTempDir("run_flush");
+  auto run = MakeRun(dir);
+  auto sink = std::make_shared<RecordingSink>();
+  absl::Notification flushed;
+  absl::Status flush_status = absl::UnknownError("not called");
+  run->Flush("w", 2, /*sync=*/true, [&](absl::Status status) {
+    flush_status = status;
+    flushed.Notify();
+  });
+  ASSERT_TRUE(run->Submit(Batch("w", 1, {Scalar("x", 1, 1)}), sink, 0).ok());
+  sink->WaitForBatches(1);
+  EXPECT_FALSE(flushed.HasBeenNotified());  // batch 2 has not arrived
+  ASSERT_TRUE(run->Submit(Batch("w", 2, {Scalar("x", 2, 2)}), sink, 0).ok());
+  flushed.WaitForNotification();
+  EXPECT_TRUE(flush_status.ok()) << flush_status;
+  // Visible without closing, and recorded as durable.
+  EXPECT_EQ(TagSteps(ReadSummaryEvents(dir)), (std::vector<std::string>{"x@1", "x@2"}));
+  auto checkpoint = ReadCheckpoint(dir.string());
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+  ASSERT_TRUE(checkpoint->has_value());
+  EXPECT_EQ((*checkpoint)->writer_sequences.at("w"), 2u);
+  ASSERT_EQ((*checkpoint)->files.size(), 1u);
+  const auto acks = sink->WaitForBatches(2);
+  EXPECT_EQ(acks.back().durable_sequence(), 2u);
+  EXPECT_EQ(acks.back().flushed_sequence(), 2u);
+
+  // A cancelled parked flush never runs.
+  bool called = false;
+  const uint64_t ticket = run->Flush("w", 9, false, [&](absl::Status) { called = true; });
+  ASSERT_NE(ticket, 0u);
+  EXPECT_TRUE(run->CancelFlush(ticket));
+  ASSERT_TRUE(CloseAndWait(*run).ok());
+  EXPECT_FALSE(called);
+}
+
+TEST_F(RunTest, ClosedRunRefusesWrites) {
+  const fs::path dir = FreshTempDir("run_closed");
+  auto run = MakeRun(dir);
+  ASSERT_TRUE(CloseAndWait(*run).ok());
+  EXPECT_FALSE(run->open());
+  const absl::Status status = run->Submit(Batch("w", 1, {Scalar("x", 1, 1)}), nullptr, 0);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(RunTest, ResumedSequencesAreDuplicates) {
+  const fs::path dir = FreshTempDir("run_resumed");
+  auto run = MakeRun(dir, {{"w", 5}});
+  auto sink = std::make_shared<RecordingSink>();
+  ASSERT_TRUE(run->Submit(Batch("w", 5, {Scalar("x", 5, 5)}), sink, 0).ok());
+  ASSERT_TRUE(run->Submit(Batch("w", 6, {Scalar("x", 6, 6)}), sink, 0).ok());
+  const auto acks = sink->WaitForBatches(2);
+  EXPECT_EQ(acks.back().written_sequence(), 6u);
+  ASSERT_TRUE(CloseAndWait(*run).ok());
+  EXPECT_EQ(TagSteps(ReadSummaryEvents(dir)), (std::vector<std::string>{"x@6"}));
+}
+
+TEST_F(RunTest, BudgetIsReleasedOnceWritten) {
+  const fs::path dir = FreshTempDir("run_budget");
+  auto run = MakeRun(dir);
+  auto sink = std::make_shared<RecordingSink>();
+  budget_.Charge(1000);
+  ASSERT_TRUE(run->Submit(Batch("w", 1, {Scalar("x", 1, 1)}), sink, 1000).ok());
+  sink->WaitForBatches(1);
+  EXPECT_EQ(budget_.used(), 0u);
+  ASSERT_TRUE(CloseAndWait(*run).ok());
+}
+
+}  // namespace
+}  // namespace tblog::daemon
