@@ -3,6 +3,9 @@
 tblog_add_test(batch_builder_test SOURCES client/batch_builder_test.cc LIBS tblog_client)
 target_include_directories(batch_builder_test PRIVATE ${PROJECT_SOURCE_DIR}/client/src)
 tblog_add_test(writer_test SOURCES client/writer_test.cc LIBS tblog_client)
+# Against an in-process fake daemon that breaks streams and loses acks.
+tblog_add_test(writer_protocol_test SOURCES client/writer_protocol_test.cc
+  LIBS tblog_client gRPC::grpc++ absl::synchronization)
 # Runs the real tblogd (tests/daemon_process.h) and reads its files back.
 tblog_add_test(writer_e2e_test SOURCES client/writer_e2e_test.cc LIBS tblog_client tblog_engine)
 if(TARGET tblogd)

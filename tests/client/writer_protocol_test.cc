@@ -1,0 +1,301 @@
+// The Writer's side of the tblog.v1 protocol, against an in-process fake
+// daemon that can break streams and forget acks: sequences, resends after a
+// reconnect (no loss, no duplicates), resume, flush and record errors.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "daemon_process.h"
+#include "tblog/client.h"
+#include "tblog/v1/tblog.grpc.pb.h"
+
+namespace tblog {
+namespace {
+
+// A point as the fake daemon stored it.
+struct Point {
+  std::string tag;
+  std::string subrun;
+  int64_t step;
+  float value;
+};
+
+// Implements the write path the way tblogd promises to: a batch whose
+// sequence was already written is acknowledged and dropped. Faults: break
+// the stream after every `break_every`-th batch, before or after writing it.
+class FakeDaemon final : public v1::TBLog::Service {
+ public:
+  int break_every ABSL_GUARDED_BY(mu) = 0;
+  bool write_before_break ABSL_GUARDED_BY(mu) = false;
+
+  mutable absl::Mutex mu;
+  std::vector<v1::OpenRunRequest> opens ABSL_GUARDED_BY(mu);
+  std::vector<v1::CloseRunRequest> closes ABSL_GUARDED_BY(mu);
+  std::vector<v1::FlushRequest> flushes ABSL_GUARDED_BY(mu);
+  std::vector<Point> points ABSL_GUARDED_BY(mu);
+  std::vector<std::string> other_tags ABSL_GUARDED_BY(mu);
+  std::map<std::string, uint64_t> written ABSL_GUARDED_BY(mu);  // by writer id
+  std::vector<uint64_t> sequences ABSL_GUARDED_BY(mu);           // every batch received
+  std::vector<v1::FlushMode> flush_modes ABSL_GUARDED_BY(mu);
+  int duplicates ABSL_GUARDED_BY(mu) = 0;
+  int gaps ABSL_GUARDED_BY(mu) = 0;
+  int streams ABSL_GUARDED_BY(mu) = 0;
+
+  grpc::Status OpenRun(grpc::ServerContext*, const v1::OpenRunRequest* request,
+                       v1::OpenRunResponse* response) override {
+    absl::MutexLock lock(&mu);
+    opens.push_back(*request);
+    const std::string path = request->run_path().empty() ? "fake/run" : request->run_path();
+    response->set_run_id(path);
+    response->set_run_path(path);
+    response->set_resumed(request->mode() == v1::OPEN_MODE_RESUME);
+    for (const auto& [writer, sequence] : written) {
+      (*response->mutable_writer_sequences())[writer] = sequence;
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Write(grpc::ServerContext*,
+                     grpc::ServerReaderWriter<v1::WriteResponse, v1::WriteRequest>* stream) override {
+    std::string writer_id;
+    v1::WriteRequest request;
+    int batches_on_stream = 0;
+    {
+      absl::MutexLock lock(&mu);
+      ++streams;
+    }
+    while (stream->Read(&request)) {
+      if (!request.writer_id().empty()) writer_id = request.writer_id();
+      if (writer_id.empty()) return grpc::Status(grpc::INVALID_ARGUMENT, "no writer_id");
+      v1::WriteResponse response;
+      {
+        absl::MutexLock lock(&mu);
+        sequences.push_back(request.sequence());
+        flush_modes.push_back(request.flush());
+        const bool fault = break_every > 0 && ++batches_on_stream % break_every == 0;
+        if (fault && !write_before_break) return grpc::Status(grpc::UNAVAILABLE, "injected");
+        uint64_t& last = written[writer_id];
+        if (request.sequence() <= last) {
+          ++duplicates;
+        } else {
+          if (request.sequence() != last + 1) ++gaps;
+          last = request.sequence();
+          Store(request, &response);
+        }
+        if (fault) return grpc::Status(grpc::UNAVAILABLE, "injected after write");
+        response.set_written_sequence(last);
+        response.set_durable_sequence(last);
+        if (request.flush() != v1::FLUSH_MODE_NONE) response.set_flushed_sequence(last);
+      }
+      if (!stream->Write(response)) break;
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Flush(grpc::ServerContext*, const v1::FlushRequest* request,
+                     v1::FlushResponse*) override {
+    absl::MutexLock lock(&mu);
+    flushes.push_back(*request);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status CloseRun(grpc::ServerContext*, const v1::CloseRunRequest* request,
+                        v1::CloseRunResponse*) override {
+    absl::MutexLock lock(&mu);
+    closes.push_back(*request);
+    return grpc::Status::OK;
+  }
+
+ private:
+  void Store(const v1::WriteRequest& request, v1::WriteResponse* response)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    for (int i = 0; i < request.records_size(); ++i) {
+      const v1::Record& record = request.records(i);
+      if (record.has_scalars()) {
+        const v1::ScalarColumns& columns = record.scalars();
+        for (int p = 0; p < columns.tag_index_size(); ++p) {
+          const v1::ColumnTag& tag = columns.tags(static_cast<int>(columns.tag_index(p)));
+          points.push_back({tag.tag(), tag.subrun(), columns.steps(p), columns.values(p)});
+        }
+      } else if (record.tag() == "bad") {
+        v1::RecordError* error = response->add_errors();
+        error->set_sequence(request.sequence());
+        error->set_index(static_cast<uint32_t>(i));
+        error->set_tag(record.tag());
+        error->set_code(grpc::INVALID_ARGUMENT);
+        error->set_message("rejected by the fake");
+      } else {
+        other_tags.push_back(record.tag());
+      }
+    }
+  }
+};
+
+class WriterProtocolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(dir_.path().empty());
+    target_ = "unix:" + dir_.path() + "/fake.sock";
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(target_, grpc::InsecureServerCredentials());
+    builder.RegisterService(&fake_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+  }
+  void TearDown() override { server_->Shutdown(std::chrono::system_clock::now()); }
+
+  WriterOptions Options() const {
+    WriterOptions options;
+    options.target = target_;
+    options.run_path = "exp/run";
+    options.batch_delay = absl::Milliseconds(2);
+    options.initial_backoff = absl::Milliseconds(5);
+    options.max_backoff = absl::Milliseconds(20);
+    return options;
+  }
+
+  // Steps 0..n-1 of `tag`, each exactly once, in order.
+  void ExpectSteps(const std::string& tag, int64_t n) {
+    absl::MutexLock lock(&fake_.mu);
+    std::vector<int64_t> steps;
+    for (const Point& point : fake_.points) {
+      if (point.tag == tag) steps.push_back(point.step);
+    }
+    ASSERT_EQ(steps.size(), static_cast<size_t>(n));
+    for (int64_t step = 0; step < n; ++step) ASSERT_EQ(steps[static_cast<size_t>(step)], step);
+  }
+
+  testing::TempDir dir_;
+  std::string target_;
+  FakeDaemon fake_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+TEST_F(WriterProtocolTest, ScalarsArriveInOrderInConsecutiveBatches) {
+  WriterOptions options = Options();
+  options.max_batch_bytes = 2000;  // many batches
+  options.labels = {{"rank", "0"}};
+  options.hparams.values = {{"lr", 0.5}};
+  auto writer = Writer::Open(options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  for (int64_t step = 0; step < 5000; ++step) {
+    ASSERT_TRUE((*writer)->scalar("loss", step, static_cast<float>(step)).ok());
+    if (step % 10 == 0) {
+      ASSERT_TRUE((*writer)->scalar("acc", step, 1.0f, {.subrun = "val"}).ok());
+    }
+  }
+  ASSERT_TRUE((*writer)->close(v1::SESSION_STATUS_FAILURE).ok()) << (*writer)->status();
+
+  ExpectSteps("loss", 5000);
+  absl::MutexLock lock(&fake_.mu);
+  ASSERT_EQ(fake_.opens.size(), 1u);
+  EXPECT_EQ(fake_.opens[0].run_path(), "exp/run");
+  EXPECT_EQ(fake_.opens[0].labels().at("rank"), "0");
+  EXPECT_EQ(fake_.opens[0].hparams().values().at("lr").number(), 0.5);
+  ASSERT_EQ(fake_.closes.size(), 1u);
+  EXPECT_EQ(fake_.closes[0].run_id(), "exp/run");
+  EXPECT_EQ(fake_.closes[0].status(), v1::SESSION_STATUS_FAILURE);
+  EXPECT_GT(fake_.sequences.size(), 10u);
+  for (size_t i = 0; i < fake_.sequences.size(); ++i) EXPECT_EQ(fake_.sequences[i], i + 1);
+  EXPECT_EQ(fake_.gaps, 0);
+  int val_points = 0;
+  for (const Point& point : fake_.points) val_points += point.subrun == "val" ? 1 : 0;
+  EXPECT_EQ(val_points, 500);
+  const WriterStats stats = (*writer)->stats();
+  EXPECT_EQ(stats.enqueued, 5500u);
+  EXPECT_EQ(stats.acknowledged, 5500u);
+}
+
+TEST_F(WriterProtocolTest, BrokenStreamsAreResentWithoutLossOrDuplicates) {
+  {
+    absl::MutexLock lock(&fake_.mu);
+    fake_.break_every = 3;  // the third batch of every stream is lost
+  }
+  WriterOptions options = Options();
+  options.max_batch_bytes = 1000;
+  auto writer = Writer::Open(options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  for (int64_t step = 0; step < 3000; ++step) {
+    ASSERT_TRUE((*writer)->scalar("loss", step, 1.0f).ok());
+  }
+  ASSERT_TRUE((*writer)->flush().ok()) << (*writer)->status();
+  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+
+  ExpectSteps("loss", 3000);
+  const WriterStats stats = (*writer)->stats();
+  EXPECT_GE(stats.reconnects, 1u);
+  EXPECT_GE(stats.resent_batches, 1u);
+  EXPECT_EQ(stats.acknowledged, 3000u);
+  absl::MutexLock lock(&fake_.mu);
+  EXPECT_EQ(fake_.gaps, 0);
+  EXPECT_EQ(fake_.duplicates, 0);
+  ASSERT_GE(fake_.opens.size(), 2u);
+  EXPECT_EQ(fake_.opens[1].mode(), v1::OPEN_MODE_RESUME);
+  EXPECT_EQ(fake_.opens[1].run_path(), "exp/run");
+  EXPECT_FALSE(fake_.opens[1].has_hparams());  // the session exists already
+}
+
+TEST_F(WriterProtocolTest, WrittenButUnacknowledgedBatchesAreNotWrittenTwice) {
+  {
+    absl::MutexLock lock(&fake_.mu);
+    fake_.break_every = 2;
+    fake_.write_before_break = true;  // written, then the ack is lost
+  }
+  WriterOptions options = Options();
+  options.max_batch_bytes = 1000;
+  auto writer = Writer::Open(options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  for (int64_t step = 0; step < 2000; ++step) {
+    ASSERT_TRUE((*writer)->scalar("loss", step, 1.0f).ok());
+  }
+  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+  ExpectSteps("loss", 2000);
+  absl::MutexLock lock(&fake_.mu);
+  EXPECT_EQ(fake_.gaps, 0);
+  // OpenRun's writer_sequences told the writer what the daemon had: nothing
+  // written was sent again.
+  EXPECT_EQ(fake_.duplicates, 0);
+}
+
+TEST_F(WriterProtocolTest, FlushCompletesAfterTheFlushBatchAndErrorsAreReported) {
+  auto writer = Writer::Open(Options());
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->scalar("loss", 1, 1.0f).ok());
+  ASSERT_TRUE((*writer)->text("notes", 1, "fine").ok());
+  ASSERT_TRUE((*writer)->text("bad", 1, "rejected").ok());
+  const absl::Status flushed = (*writer)->flush(/*sync=*/true);
+  EXPECT_TRUE(absl::IsInvalidArgument(flushed)) << flushed;
+  EXPECT_NE(flushed.message().find("'bad'"), std::string::npos) << flushed;
+  EXPECT_EQ((*writer)->stats().errors, 1u);
+  {
+    absl::MutexLock lock(&fake_.mu);
+    ASSERT_FALSE(fake_.flush_modes.empty());
+    EXPECT_EQ(fake_.flush_modes.back(), v1::FLUSH_MODE_SYNC);
+    EXPECT_EQ(fake_.points.size(), 1u);
+    EXPECT_EQ(fake_.other_tags, std::vector<std::string>{"notes"});
+  }
+  EXPECT_EQ((*writer)->close(), flushed);
+}
+
+TEST_F(WriterProtocolTest, ScalarsAsPyTorchAddScalarsSubRuns) {
+  auto writer = Writer::Open(Options());
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->scalars("loss/all", 7, {{"train", 1.0f}, {"val", 2.0f}}).ok());
+  ASSERT_TRUE((*writer)->close().ok());
+  absl::MutexLock lock(&fake_.mu);
+  ASSERT_EQ(fake_.points.size(), 2u);
+  EXPECT_EQ(fake_.points[0].tag, "loss/all");
+  EXPECT_EQ(fake_.points[0].subrun, "loss_all_train");
+  EXPECT_EQ(fake_.points[1].subrun, "loss_all_val");
+  EXPECT_EQ(fake_.points[1].value, 2.0f);
+  EXPECT_EQ(fake_.points[1].step, 7);
+}
+
+}  // namespace
+}  // namespace tblog
