@@ -246,54 +246,63 @@ absl::StatusOr<HistogramSummary> ConvertHistogram(std::string_view tag, const v1
 // ---------------------------------------------------------------------------
 // Images
 
-// The engine's layout for `pixels` shaped `shape`, after checking the rank and
-// the per-image and per-record limits.
-absl::StatusOr<ImageLayout> ImageLayoutOf(int layout, std::span<const int64_t> shape,
-                                          const Limits& limits) {
-  int64_t batch = 1;
+// A pixel tensor's engine layout and sizes.
+struct PixelShape {
+  ImageLayout layout = ImageLayout::kHW;
+  int64_t batch = 1;  // images in the tensor (1 for the unbatched layouts)
   int64_t height = 0;
   int64_t width = 0;
-  ImageLayout out;
+};
+
+// The engine's layout for `pixels` shaped `shape`, after checking the rank and
+// the per-image and per-record limits.
+absl::StatusOr<PixelShape> PixelShapeOf(int layout, std::span<const int64_t> shape,
+                                        const Limits& limits) {
+  PixelShape out;
   const size_t rank = shape.size();
   switch (layout) {
     case v1::PIXEL_LAYOUT_HWC:
     case v1::PIXEL_LAYOUT_CHW:
       if (rank == 2) {
-        out = ImageLayout::kHW;
-        height = shape[0], width = shape[1];
+        out.layout = ImageLayout::kHW;
+        out.height = shape[0], out.width = shape[1];
       } else if (rank == 3 && layout == v1::PIXEL_LAYOUT_HWC) {
-        out = ImageLayout::kHWC;
-        height = shape[0], width = shape[1];
+        out.layout = ImageLayout::kHWC;
+        out.height = shape[0], out.width = shape[1];
       } else if (rank == 3) {
-        out = ImageLayout::kCHW;
-        height = shape[1], width = shape[2];
+        out.layout = ImageLayout::kCHW;
+        out.height = shape[1], out.width = shape[2];
       } else {
-        return Bad("pixels", absl::StrCat("shape ", ShapeString(shape),
-                                          " has rank ", rank, "; layout ",
-                                          Sv(v1::PixelLayout_Name(layout)), " needs 2 or 3"));
+        return Bad("pixels", absl::StrCat("shape ", ShapeString(shape), " has rank ", rank,
+                                          "; layout ", Sv(v1::PixelLayout_Name(layout)),
+                                          " needs 2 or 3"));
       }
       break;
     case v1::PIXEL_LAYOUT_NHWC:
-    case v1::PIXEL_LAYOUT_NCHW:
+    case v1::PIXEL_LAYOUT_NCHW: {
       if (rank != 4) {
         return Bad("pixels", absl::StrCat("shape ", ShapeString(shape), " has rank ", rank,
                                           "; layout ", Sv(v1::PixelLayout_Name(layout)),
                                           " needs 4"));
       }
-      batch = shape[0];
-      out = layout == v1::PIXEL_LAYOUT_NHWC ? ImageLayout::kNHWC : ImageLayout::kNCHW;
-      height = layout == v1::PIXEL_LAYOUT_NHWC ? shape[1] : shape[2];
-      width = layout == v1::PIXEL_LAYOUT_NHWC ? shape[2] : shape[3];
+      const bool nhwc = layout == v1::PIXEL_LAYOUT_NHWC;
+      out.layout = nhwc ? ImageLayout::kNHWC : ImageLayout::kNCHW;
+      out.batch = shape[0];
+      out.height = nhwc ? shape[1] : shape[2];
+      out.width = nhwc ? shape[2] : shape[3];
       break;
+    }
     default: return Bad("layout", UnknownEnum(layout));
   }
-  if (batch > limits.max_images_per_record) {
-    return Bad("pixels", absl::StrCat("batch of ", batch, " images is more than the limit of ",
+  if (out.batch > limits.max_images_per_record) {
+    return Bad("pixels", absl::StrCat("batch of ", out.batch,
+                                      " images is more than the limit of ",
                                       limits.max_images_per_record));
   }
-  // Dims are bounded by max_tensor_elements, so the product cannot overflow.
-  if (height * width > limits.max_image_pixels) {
-    return Bad("pixels", absl::StrCat(height, "x", width, " = ", height * width,
+  // Dims are bounded by max_tensor_elements (ViewTensor), so products of two
+  // or three of them cannot overflow.
+  if (out.height * out.width > limits.max_image_pixels) {
+    return Bad("pixels", absl::StrCat(out.height, "x", out.width, " = ", out.height * out.width,
                                       " pixels is more than the limit of ",
                                       limits.max_image_pixels));
   }
@@ -316,23 +325,24 @@ absl::StatusOr<tb::Summary::Value> ConvertImage(std::string_view tag, const v1::
         return Bad("pixels", absl::StrCat("dtype ", Sv(DTypeName(view->dtype)),
                                           " is not supported (uint8, or float in [0,1])"));
       }
-      absl::StatusOr<ImageLayout> layout = ImageLayoutOf(image.layout(), view->shape, limits);
-      if (!layout.ok()) return layout.status();
-      const bool batched = *layout == ImageLayout::kNHWC || *layout == ImageLayout::kNCHW;
+      absl::StatusOr<PixelShape> shape = PixelShapeOf(image.layout(), view->shape, limits);
+      if (!shape.ok()) return shape.status();
+      const bool batched =
+          shape->layout == ImageLayout::kNHWC || shape->layout == ImageLayout::kNCHW;
       absl::StatusOr<tb::Summary::Value> value;
       if (tensor_style) {
-        value = MakeImageSummaryV2(tag, *view, *layout, max_outputs);
+        value = MakeImageSummaryV2(tag, *view, shape->layout, max_outputs);
       } else if (batched) {
         // The grid holds every image: bound its size as one image's.
-        const int64_t grid_pixels = view->num_elements() / view->shape[*layout == ImageLayout::kNHWC ? 3 : 1];
+        const int64_t grid_pixels = shape->batch * shape->height * shape->width;
         if (grid_pixels > limits.max_image_pixels) {
           return Bad("pixels", absl::StrCat("the tiled grid would have ", grid_pixels,
                                             " pixels, more than the limit of ",
                                             limits.max_image_pixels));
         }
-        value = MakeImageGridSummaryV1(tag, *view, *layout);
+        value = MakeImageGridSummaryV1(tag, *view, shape->layout);
       } else {
-        value = MakeImageSummaryV1(tag, *view, *layout);
+        value = MakeImageSummaryV1(tag, *view, shape->layout);
       }
       return value.ok() ? value : Annotate(value.status(), "pixels");
     }

@@ -5,6 +5,7 @@
 #include <initializer_list>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/hparams_summary.h"
@@ -308,6 +309,25 @@ TEST_F(RecordConverterTest, HistogramWithParallelRunnerMatchesSerial) {
   EXPECT_EQ(serial->events[0].event, split->events[0].event);
 }
 
+TEST_F(RecordConverterTest, ConvertIsSafeFromManyThreads) {
+  ThreadParallelRunner runner(2);
+  const RecordConverter shared(limits_, &runner);
+  v1::Record record = Base("concurrent");
+  *record.mutable_histogram()->mutable_values() = Floats({200000}, Ramp(200000, 0.01f));
+  absl::StatusOr<Converted> expected = converter_.Convert(record, kReceiveTime);
+  ASSERT_TRUE(expected.ok());
+  std::vector<std::string> results(4);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < results.size(); ++t) {
+    threads.emplace_back([&, t] {
+      absl::StatusOr<Converted> out = shared.Convert(record, kReceiveTime);
+      if (out.ok()) results[t] = out->events[0].event;
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const std::string& result : results) EXPECT_EQ(result, expected->events[0].event);
+}
+
 TEST_F(RecordConverterTest, HistogramNonFiniteValuesAreCountedInWarnings) {
   v1::Record record = Base("w");
   *record.mutable_histogram()->mutable_values() =
@@ -461,6 +481,28 @@ TEST_F(RecordConverterTest, ImageRejectsBadInput) {
   *layout.mutable_image()->mutable_pixels() = Floats({1, 1}, {0});
   layout.mutable_image()->set_layout(static_cast<v1::PixelLayout>(9));
   ExpectInvalid(layout, {"layout", "unknown enum value 9"});
+
+  // Empty dims are refused by the engine, never divided by.
+  for (v1::ImageStyle style : {v1::IMAGE_STYLE_TENSOR, v1::IMAGE_STYLE_SUMMARY_IMAGE}) {
+    v1::Record zero = Base("img");
+    *zero.mutable_image()->mutable_pixels() = MakeTensor(v1::DTYPE_UINT8, {2, 0, 4, 5},
+                                                         std::vector<uint8_t>{});
+    zero.mutable_image()->set_layout(v1::PIXEL_LAYOUT_NCHW);
+    zero.mutable_image()->set_style(style);
+    ExpectInvalid(zero, {"image \"img\"", "pixels"});
+  }
+
+  v1::Record grid = Base("img");
+  *grid.mutable_image()->mutable_pixels() =
+      MakeTensor(v1::DTYPE_UINT8, {2, 2, 3, 1}, std::vector<uint8_t>(12));
+  grid.mutable_image()->set_layout(v1::PIXEL_LAYOUT_NHWC);
+  grid.mutable_image()->set_style(v1::IMAGE_STYLE_SUMMARY_IMAGE);
+  Limits tight;
+  tight.max_image_pixels = 8;
+  const RecordConverter tight_converter(tight, nullptr);
+  absl::StatusOr<Converted> tiled = tight_converter.Convert(grid, kReceiveTime);
+  ASSERT_FALSE(tiled.ok());
+  EXPECT_THAT(std::string(tiled.status().message()), HasSubstr("tiled grid would have 12 pixels"));
 
   Limits small;
   small.max_image_pixels = 10;
