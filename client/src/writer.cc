@@ -848,19 +848,19 @@ absl::Status Writer::pr_curve(std::string_view tag, int64_t step, const v1::PrCo
 }
 
 absl::Status Writer::hparams(const HParams& hparams, const RecordOptions& at) {
-  v1::Record record = BaseRecord("_hparams_/session_start_info", 0, at);
+  v1::Record record = BaseRecord("", 0, at);
   *record.mutable_hparams() = hparams.ToProto();
   return Append(std::move(record));
 }
 
 absl::Status Writer::graph_def(std::string_view serialized_graph_def, const RecordOptions& at) {
-  v1::Record record = BaseRecord("graph", 0, at);
+  v1::Record record = BaseRecord("", 0, at);
   record.mutable_graph()->set_graph_def(std::string(serialized_graph_def));
   return Append(std::move(record));
 }
 
 absl::Status Writer::graph(const v1::NodeList& nodes, const RecordOptions& at) {
-  v1::Record record = BaseRecord("graph", 0, at);
+  v1::Record record = BaseRecord("", 0, at);
   *record.mutable_graph()->mutable_nodes() = nodes;
   return Append(std::move(record));
 }
@@ -883,7 +883,7 @@ absl::Status Writer::embedding(std::string_view tag, int64_t step, std::span<con
 
 absl::Status Writer::custom_scalars(const v1::CustomScalarLayout& layout,
                                     const RecordOptions& at) {
-  v1::Record record = BaseRecord("custom_scalars__config__", 0, at);
+  v1::Record record = BaseRecord("", 0, at);
   *record.mutable_custom_scalars() = layout;
   return Append(std::move(record));
 }
