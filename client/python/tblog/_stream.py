@@ -36,7 +36,6 @@ _RETRYABLE = {
     grpc.StatusCode.UNKNOWN,
     grpc.StatusCode.ABORTED,
     grpc.StatusCode.INTERNAL,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 CHANNEL_OPTIONS = [
@@ -46,6 +45,55 @@ CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),
 ]
+
+
+def _varint(value):
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+class Wire:
+    """A serialized protobuf message kept as a list of byte chunks, so large
+    payloads (tensor data) are never copied into a message object: the chunks
+    are joined once, into the request bytes. Fields may come in any order on
+    the wire, so a message is its small fields (serialized by protobuf) plus
+    appended length-delimited fields."""
+
+    __slots__ = ("chunks", "size")
+
+    def __init__(self, head=b""):
+        self.chunks = [head] if head else []
+        self.size = len(head)
+
+    def add(self, number, value):
+        """Appends length-delimited field `number`: bytes or another Wire."""
+        if isinstance(value, Wire):
+            chunks, size = value.chunks, value.size
+        else:
+            chunks, size = [value], len(value)
+        prefix = _varint(number << 3 | 2) + _varint(size)
+        self.chunks.append(prefix)
+        self.chunks.extend(chunks)
+        self.size += len(prefix) + size
+        return self
+
+
+def tensor_wire(code, shape, data):
+    """A tblog.v1.Tensor whose `data` is the given bytes object, uncopied."""
+    return Wire(pb.Tensor(dtype=code, shape=shape).SerializeToString()).add(
+        pb.Tensor.DESCRIPTOR.fields_by_name["data"].number, data)
+
+
+def kind_number(name):
+    """The field number of Record.<name> (its oneof `kind`)."""
+    return pb.Record.DESCRIPTOR.fields_by_name[name].number
+
+
+_RECORDS_FIELD = pb.WriteRequest.DESCRIPTOR.fields_by_name["records"].number
 
 
 class TblogError(Exception):
@@ -64,7 +112,9 @@ _INT_CODES = {c.value[0]: c.name for c in grpc.StatusCode}
 
 class _Record:
     """A non-scalar record waiting in the buffer: its common fields and a
-    function that fills the Record's `kind` (run on the sender thread)."""
+    function, run on the sender thread, that either fills the Record's `kind`
+    in the message it is given and returns None, or returns (field number,
+    Wire) of the kind, for records carrying large tensors."""
 
     __slots__ = ("tag", "step", "wall_time", "subrun", "fill", "nbytes")
 
@@ -96,6 +146,10 @@ class Stream:
                  send_interval=0.05):
         self._channel = channel
         self._stub = pb_grpc.TBLogStub(channel)
+        # Write with requests serialized by the sender (bytes pass through).
+        self._write_call = channel.stream_stream(
+            "/tblog.v1.TBLog/Write", request_serializer=None,
+            response_deserializer=pb.WriteResponse.FromString)
         self._open_request = open_request
         self.writer_id = writer_id
         self._max_buffer_bytes = int(max_buffer_bytes)
@@ -303,7 +357,7 @@ class Stream:
                 self._stream_queue.put(request)
             self._stream_broken = False
             self._cv.notify_all()
-        call = self._stub.Write(iter(self._stream_queue))
+        call = self._write_call(iter(self._stream_queue))
         self._stream_call = call
         threading.Thread(target=self._receiver_main, args=(call, generation),
                          name="tblog-receiver", daemon=True).start()
@@ -478,20 +532,22 @@ class Stream:
                 next_flush = now + self._flush_secs
             batches = self._build_batches(items, tags)
             if not batches and want_flush:
-                batches = [([], 0)]
+                batches = [Wire()]
             # The buffer's bytes were counted as unwritten when taken; the
             # batches carry their own counts from here on.
             with self._cv:
                 self._unwritten_bytes -= taken_bytes
-            for i, (records, nbytes) in enumerate(batches):
-                last = i == len(batches) - 1
-                request = pb.WriteRequest(run_id=self.run_id, writer_id=self.writer_id,
-                                          records=records)
-                if last and want_flush:
-                    request.flush = pb.FLUSH_MODE_FLUSH
+            for i, records in enumerate(batches):
+                head = pb.WriteRequest(run_id=self.run_id, writer_id=self.writer_id)
+                if i == len(batches) - 1 and want_flush:
+                    head.flush = pb.FLUSH_MODE_FLUSH
                 with self._cv:
                     self._sequence += 1
-                    request.sequence = self._sequence
+                    head.sequence = self._sequence
+                    # The serialized request: the only copy of tensor data the
+                    # sender makes; resends reuse it.
+                    request = b"".join([head.SerializeToString()] + records.chunks)
+                    nbytes = len(request)
                     batch = _Batch(self._sequence, request, nbytes)
                     self._unacked.append(batch)
                     self._unwritten_bytes += nbytes
@@ -513,37 +569,34 @@ class Stream:
         self._flush_served = self._flush_requested
 
     def _build_batches(self, items, tags):
-        """Records for `items`, cut into batches of about _BATCH_BYTES:
-        a list of (records, bytes)."""
+        """The records of `items` as Wires of WriteRequest.records fields, cut
+        into batches of about _BATCH_BYTES (a larger record travels alone)."""
         batches = []
-        records, nbytes = [], 0
-
-        def close():
-            nonlocal records, nbytes
-            if records:
-                batches.append((records, nbytes))
-                records, nbytes = [], 0
-
+        batch = Wire()
         for item in items:
             if isinstance(item, _Record):
                 record = pb.Record(tag=item.tag, step=item.step, wall_time=item.wall_time,
                                    subrun=item.subrun)
-                item.fill(record)
-                if nbytes and nbytes + item.nbytes > _BATCH_BYTES:
-                    close()
-                records.append(record)
-                nbytes += item.nbytes + 64
+                kind = item.fill(record)
+                wire = Wire(record.SerializeToString())
+                if kind is not None:
+                    wire.add(*kind)
+                if batch.size and batch.size + wire.size > _BATCH_BYTES:
+                    batches.append(batch)
+                    batch = Wire()
+                batch.add(_RECORDS_FIELD, wire)
             else:
                 for start in range(0, len(item), _COLUMN_POINTS):
-                    chunk = item[start:start + _COLUMN_POINTS]
-                    for columns in _scalar_columns(chunk, tags):
-                        records.append(pb.Record(scalars=columns))
-                    nbytes += len(chunk) * 24
-                    if nbytes >= _BATCH_BYTES:
-                        close()
-            if nbytes >= _BATCH_BYTES:
-                close()
-        close()
+                    for columns in _scalar_columns(item[start:start + _COLUMN_POINTS], tags):
+                        batch.add(_RECORDS_FIELD, pb.Record(scalars=columns).SerializeToString())
+                    if batch.size >= _BATCH_BYTES:
+                        batches.append(batch)
+                        batch = Wire()
+            if batch.size >= _BATCH_BYTES:
+                batches.append(batch)
+                batch = Wire()
+        if batch.size:
+            batches.append(batch)
         return batches
 
 

@@ -23,7 +23,8 @@ import grpc
 import numpy as np
 
 from tblog import _convert
-from tblog._stream import CHANNEL_OPTIONS, Stream, TblogError, _Record
+from tblog._stream import (CHANNEL_OPTIONS, Stream, TblogError, Wire, _Record, kind_number,
+                           tensor_wire)
 from tblog.v1 import tblog_pb2 as pb
 
 DEFAULT_ADDRESS = "127.0.0.1:6066"
@@ -90,9 +91,16 @@ def _step(global_step):
 
 
 def _tensor(parts):
-    """A Tensor message from tensor_parts(): built on the sender thread."""
-    code, shape, data = parts
-    return pb.Tensor(dtype=code, shape=shape, data=data)
+    """A Tensor Wire from tensor_parts(), its data uncopied: built on the
+    sender thread."""
+    return tensor_wire(*parts)
+
+
+_HISTOGRAM = kind_number("histogram")
+_IMAGE = kind_number("image")
+_AUDIO = kind_number("audio")
+_PR_CURVE = kind_number("pr_curve")
+_EMBEDDING = kind_number("embedding")
 
 
 class SummaryWriter:
@@ -256,10 +264,8 @@ class SummaryWriter:
             bucket_count = min(bucket_count or 30, int(max_bins))
 
         def fill(record):
-            h = record.histogram
-            h.values.CopyFrom(_tensor(parts))
-            h.layout = layout
-            h.bucket_count = bucket_count
+            head = pb.Histogram(layout=layout, bucket_count=bucket_count)
+            return _HISTOGRAM, Wire(head.SerializeToString()).add(1, _tensor(parts))
         self._record(tag, global_step, walltime, fill, len(parts[2]), subrun)
 
     # ---------------------------------------------------------------- images
@@ -302,10 +308,8 @@ class SummaryWriter:
         parts = _convert.tensor_parts(array, _PIXELS)
 
         def fill(record):
-            image = record.image
-            image.pixels.CopyFrom(_tensor(parts))
-            image.layout = layout
-            image.style = pb.IMAGE_STYLE_SUMMARY_IMAGE
+            head = pb.Image(layout=layout, style=pb.IMAGE_STYLE_SUMMARY_IMAGE)
+            return _IMAGE, Wire(head.SerializeToString()).add(1, _tensor(parts))
         self._record(tag, global_step, walltime, fill, len(parts[2]), subrun)
 
     def add_image_with_boxes(self, *args, **kwargs):
@@ -356,8 +360,8 @@ class SummaryWriter:
         rate = float(sample_rate)
 
         def fill(record):
-            record.audio.CopyFrom(pb.Audio(samples=_tensor(parts), sample_rate=rate,
-                                           torch_style=True))
+            head = pb.Audio(sample_rate=rate, torch_style=True)
+            return _AUDIO, Wire(head.SerializeToString()).add(1, _tensor(parts))
         self._record(tag, global_step, walltime, fill, len(parts[2]))
 
     def add_video(self, *args, **kwargs):
@@ -385,12 +389,11 @@ class SummaryWriter:
         thresholds = int(num_thresholds)
 
         def fill(record):
-            data = record.pr_curve.predictions
-            data.labels.CopyFrom(_tensor(label_parts))
-            data.predictions.CopyFrom(_tensor(pred_parts))
-            data.num_thresholds = thresholds
+            data = Wire(pb.PrPredictions(num_thresholds=thresholds).SerializeToString())
+            data.add(1, _tensor(label_parts)).add(2, _tensor(pred_parts))
             if weight_parts is not None:
-                data.weights.CopyFrom(_tensor(weight_parts))
+                data.add(3, _tensor(weight_parts))
+            return _PR_CURVE, Wire().add(2, data)
         self._record(tag, global_step, walltime, fill, 2 * len(pred_parts[2]))
 
     def add_pr_curve_raw(self, tag, true_positive_counts, false_positive_counts,
@@ -486,8 +489,7 @@ class SummaryWriter:
                 embedding.metadata.extend(str(label) for label in metadata)
 
         def fill(record):
-            record.embedding.CopyFrom(embedding)
-            record.embedding.matrix.CopyFrom(_tensor(parts))
+            return _EMBEDDING, Wire(embedding.SerializeToString()).add(1, _tensor(parts))
         self._record(tag, global_step, None, fill, len(parts[2]), subrun)
 
     # ------------------------------------------------------- custom scalars

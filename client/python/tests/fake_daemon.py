@@ -26,7 +26,8 @@ class FakeDaemon(pb_grpc.TBLogServicer):
 
     # ------------------------------------------------------------ lifecycle
     def start(self, port=0):
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
+                                  options=[("grpc.max_receive_message_length", 64 << 20)])
         pb_grpc.add_TBLogServicer_to_server(self, self.server)
         self.port = self.server.add_insecure_port(f"127.0.0.1:{port}")
         self.server.start()

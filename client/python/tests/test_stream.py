@@ -127,3 +127,34 @@ def test_run_path_rules(monkeypatch):
 def test_unreachable_daemon_fails_at_open():
     with pytest.raises(tblog.TblogError, match="OpenRun failed"):
         tblog.SummaryWriter("x", address="unix:/nonexistent/tblog.sock", connect_timeout=0.5)
+
+
+def test_tensor_records_arrive_intact(fake):
+    """The sender splices tensor bytes into the request by hand (no copy into
+    messages): what the daemon parses must be the exact data and fields."""
+    values = np.random.default_rng(3).normal(size=(7, 5)).astype(np.float32)
+    with tblog.SummaryWriter("exp/wire", address=fake.address) as writer:
+        writer.add_histogram("h", values, 3, bins=7)
+        writer.add_image("img", np.arange(24, dtype=np.uint8).reshape(2, 3, 4), 4)
+        writer.add_audio("a", np.zeros(100, np.float32), 5, sample_rate=8000)
+        writer.add_pr_curve("pr", [0, 1, 1], np.array([0.2, 0.7, 0.9]), 6, num_thresholds=9,
+                            weights=[1.0, 2.0, 1.0])
+        writer.add_embedding(values, metadata=list("abcdefg"), tag="emb", global_step=7)
+    records = {r.tag: r for r in fake.runs["exp/wire"]}
+    h = records["h"]
+    assert (h.step, h.histogram.bucket_count, h.histogram.layout) == (3, 7, pb.HISTOGRAM_LAYOUT_UNIFORM)
+    assert list(h.histogram.values.shape) == [7, 5] and h.histogram.values.dtype == pb.DTYPE_FLOAT32
+    assert h.histogram.values.data == values.tobytes()
+    image = records["img"].image
+    assert image.layout == pb.PIXEL_LAYOUT_CHW and image.style == pb.IMAGE_STYLE_SUMMARY_IMAGE
+    assert image.pixels.data == bytes(range(24)) and image.pixels.dtype == pb.DTYPE_UINT8
+    audio = records["a"].audio
+    assert audio.sample_rate == 8000 and audio.torch_style and len(audio.samples.data) == 400
+    pr = records["pr"].pr_curve.predictions
+    assert pr.num_thresholds == 9
+    assert np.frombuffer(pr.labels.data, np.float32).tolist() == [0, 1, 1]
+    assert np.frombuffer(pr.predictions.data, np.float64).tolist() == [0.2, 0.7, 0.9]
+    assert np.frombuffer(pr.weights.data, np.float64).tolist() == [1.0, 2.0, 1.0]
+    emb = records["emb"]
+    assert emb.step == 7 and list(emb.embedding.metadata) == list("abcdefg")
+    assert emb.embedding.matrix.data == values.tobytes()
