@@ -91,6 +91,7 @@ tb::Summary::Value CustomScalarsLayoutValue(const tb::Layout& layout) {
   tb::Summary::Value value;
   value.set_tag(kCustomScalarsConfigTag);
   value.mutable_metadata()->mutable_plugin_data()->set_plugin_name(kPluginName);
+  value.mutable_metadata()->set_data_class(tb::DATA_CLASS_TENSOR);  // TensorBoard leaves it unset
   tb::TensorProto* tensor = value.mutable_tensor();
   tensor->set_dtype(tb::DT_STRING);
   tensor->mutable_tensor_shape();  // rank 0, written as an empty shape like TensorBoard does

@@ -129,7 +129,11 @@ tb::Summary::Value MakeValue(std::string_view tag, std::string content, HParamsS
   plugin->set_plugin_name(kPluginName);
   plugin->set_content(std::move(content));
   if (style == HParamsStyle::kTensorBoard) {
-    // TensorBoard's summary_v2 writes an empty float tensor of shape [0].
+    // TensorBoard's summary_v2 writes an empty float tensor of shape [0]. Its
+    // data_class is left unset there (inferred as TENSOR); we set it. The
+    // PyTorch style must stay UNKNOWN: its values carry no tensor, which the
+    // loaders only accept when they may infer the class themselves.
+    value.mutable_metadata()->set_data_class(tb::DATA_CLASS_TENSOR);
     tb::TensorProto* tensor = value.mutable_tensor();
     tensor->set_dtype(tb::DT_FLOAT);
     tensor->mutable_tensor_shape()->add_dim()->set_size(0);

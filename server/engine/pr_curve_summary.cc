@@ -175,6 +175,9 @@ absl::StatusOr<tb::Summary::Value> PrCurveValue(std::string_view tag, const PrCu
   tb::SummaryMetadata::PluginData* plugin = value.mutable_metadata()->mutable_plugin_data();
   plugin->set_plugin_name(kPluginName);
   plugin->set_content(plugin_data.SerializeAsString());
+  // TensorBoard's writer leaves data_class unset and the loaders infer TENSOR;
+  // setting it makes both loaders trust the shape as is.
+  value.mutable_metadata()->set_data_class(tb::DATA_CLASS_TENSOR);
 
   tb::TensorProto* tensor = value.mutable_tensor();
   tensor->set_dtype(tb::DT_FLOAT);

@@ -41,6 +41,10 @@ TEST(HParamsSummaryTest, TensorBoardStyleCarriesAnEmptyFloatTensor) {
   absl::StatusOr<tb::Summary::Value> value =
       HParamsExperimentValue(GoldenExperiment(), HParamsStyle::kTensorBoard);
   ASSERT_TRUE(value.ok()) << value.status();
+  // We set data_class (tensorboard-format.md §3); TensorBoard's writer leaves
+  // it unset. Everything else is byte-equal.
+  EXPECT_EQ(value->metadata().data_class(), tb::DATA_CLASS_TENSOR);
+  value->mutable_metadata()->clear_data_class();
   EXPECT_EQ(value->tag(), kHParamsExperimentTag);
   EXPECT_EQ(value->metadata().plugin_data().plugin_name(), "hparams");
   ASSERT_TRUE(value->has_tensor());
@@ -66,6 +70,10 @@ TEST(HParamsSummaryTest, SessionStartKeepsTypedValuesInGivenOrder) {
   absl::StatusOr<tb::Summary::Value> value =
       HParamsSessionStartValue(session, HParamsStyle::kTensorBoard);
   ASSERT_TRUE(value.ok()) << value.status();
+  // We set data_class (tensorboard-format.md §3); TensorBoard's writer leaves
+  // it unset. Everything else is byte-equal.
+  EXPECT_EQ(value->metadata().data_class(), tb::DATA_CLASS_TENSOR);
+  value->mutable_metadata()->clear_data_class();
   const hp::HParamsPluginData data = Content(*value);
   ASSERT_TRUE(data.has_session_start_info());
   const hp::SessionStartInfo& start = data.session_start_info();
@@ -164,6 +172,10 @@ TEST(HParamsGoldenTest, ExperimentMatchesTensorBoardByteForByte) {
   absl::StatusOr<tb::Summary::Value> value =
       HParamsExperimentValue(GoldenExperiment(), HParamsStyle::kTensorBoard);
   ASSERT_TRUE(value.ok()) << value.status();
+  // We set data_class (tensorboard-format.md §3); TensorBoard's writer leaves
+  // it unset. Everything else is byte-equal.
+  EXPECT_EQ(value->metadata().data_class(), tb::DATA_CLASS_TENSOR);
+  value->mutable_metadata()->clear_data_class();
   EXPECT_EQ(value->SerializeAsString(), golden->SerializeAsString())
       << "ours:\n" << value->DebugString() << "golden:\n" << golden->DebugString();
 }
@@ -179,6 +191,10 @@ TEST(HParamsGoldenTest, SessionStartMatchesTensorBoardByteForByte) {
   absl::StatusOr<tb::Summary::Value> value =
       HParamsSessionStartValue(session, HParamsStyle::kTensorBoard);
   ASSERT_TRUE(value.ok()) << value.status();
+  // We set data_class (tensorboard-format.md §3); TensorBoard's writer leaves
+  // it unset. Everything else is byte-equal.
+  EXPECT_EQ(value->metadata().data_class(), tb::DATA_CLASS_TENSOR);
+  value->mutable_metadata()->clear_data_class();
   EXPECT_EQ(value->SerializeAsString(), golden->SerializeAsString());
 }
 

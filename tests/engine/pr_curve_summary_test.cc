@@ -119,6 +119,10 @@ TEST(PrCurveGoldenTest, FromCountsMatchesTensorBoardByteForByte) {
   absl::StatusOr<tb::Summary::Value> value =
       PrCurveValue("pr/class0", *curve, PrCurveEncoding::kTensorContent);
   ASSERT_TRUE(value.ok()) << value.status();
+  // We set data_class (tensorboard-format.md §3); TensorBoard's writer leaves
+  // it unset. Everything else is byte-equal.
+  EXPECT_EQ(value->metadata().data_class(), tb::DATA_CLASS_TENSOR);
+  value->mutable_metadata()->clear_data_class();
   EXPECT_EQ(value->SerializeAsString(), golden->SerializeAsString())
       << "ours:\n" << value->DebugString() << "golden:\n" << golden->DebugString();
 }
@@ -137,6 +141,10 @@ TEST(PrCurveGoldenTest, FromLabelsMatchesPyTorchByteForByte) {
   ASSERT_TRUE(curve.ok()) << curve.status();
   absl::StatusOr<tb::Summary::Value> value = PrCurveValue("pr", *curve, PrCurveEncoding::kFloatVal);
   ASSERT_TRUE(value.ok()) << value.status();
+  // We set data_class (tensorboard-format.md §3); TensorBoard's writer leaves
+  // it unset. Everything else is byte-equal.
+  EXPECT_EQ(value->metadata().data_class(), tb::DATA_CLASS_TENSOR);
+  value->mutable_metadata()->clear_data_class();
   EXPECT_EQ(value->SerializeAsString(), golden->SerializeAsString());
   ASSERT_EQ(golden->tensor().float_val_size(), 6 * 127);
   for (int i = 0; i < 6 * 127; ++i) {
