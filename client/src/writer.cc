@@ -245,6 +245,8 @@ class Writer::Impl {
   void AckThroughLocked(uint64_t sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleResponseLocked(const v1::WriteResponse& response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetFatalLocked(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds `base` to every sequence number, sent batches having none yet.
+  void RebaseLocked(uint64_t base) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool HasUnsentLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return !unacked_.empty() && unacked_.back().sequence > sent_through_;
   }
@@ -274,6 +276,7 @@ class Writer::Impl {
   std::deque<SealedBatch> unacked_ ABSL_GUARDED_BY(mu_);
   size_t unacked_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t sequence_base_ ABSL_GUARDED_BY(mu_) = 0;  // see RebaseLocked
   uint64_t sent_through_ ABSL_GUARDED_BY(mu_) = 0;     // on the current stream
   uint64_t ever_sent_through_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t written_ ABSL_GUARDED_BY(mu_) = 0;
@@ -381,11 +384,16 @@ absl::Status Writer::Impl::Flush(bool sync) {
   if (fatal_) return error_;
   const uint64_t sequence = SealLocked(sync ? v1::FLUSH_MODE_SYNC : v1::FLUSH_MODE_FLUSH);
   flush_wanted_through_ = std::max(flush_wanted_through_, sequence);
-  auto done = [this, sequence]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return flushed_ >= sequence || fatal_ || sender_done_;
+  // The batch may be renumbered by the first OpenRun (RebaseLocked).
+  const uint64_t unbased = sequence - sequence_base_;
+  auto flushed = [this, unbased]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return flushed_ >= unbased + sequence_base_;
+  };
+  auto done = [this, &flushed]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return flushed() || fatal_ || sender_done_;
   };
   mu_.Await(absl::Condition(&done));
-  if (flushed_ >= sequence) return error_;
+  if (flushed()) return error_;
   if (fatal_) return error_;
   return absl::FailedPreconditionError("tblog writer closed before the flush completed");
 }
@@ -486,6 +494,11 @@ absl::Status Writer::Impl::Connect() {
     run_path_ = response.run_path();
     auto it = response.writer_sequences().find(writer_id_);
     const uint64_t daemon_has = it == response.writer_sequences().end() ? 0 : it->second;
+    // A writer id the run already knows (a restarted trainer that passes a
+    // fixed writer_id): continue after its sequences, or the daemon would
+    // drop our batches as duplicates. Nothing was sent yet, so renumbering
+    // the sealed batches is safe.
+    if (first_open && daemon_has > 0) RebaseLocked(daemon_has);
     written_ = std::max(written_, daemon_has);
     if (options_.retain_until == AckLevel::kWritten) AckThroughLocked(daemon_has);
     // A flush whose batch the daemon already has was perhaps never reported
@@ -510,6 +523,16 @@ absl::Status Writer::Impl::Connect() {
     flushed_ = std::max(flushed_, flush_through);
   }
   return absl::OkStatus();
+}
+
+void Writer::Impl::RebaseLocked(uint64_t base) {
+  for (SealedBatch& batch : unacked_) {
+    batch.sequence += base;
+    batch.request->set_sequence(batch.sequence);
+  }
+  next_sequence_ += base;
+  if (flush_wanted_through_ > 0) flush_wanted_through_ += base;
+  sequence_base_ = base;
 }
 
 void Writer::Impl::ReadLoop(

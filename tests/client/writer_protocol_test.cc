@@ -283,6 +283,29 @@ TEST_F(WriterProtocolTest, FlushCompletesAfterTheFlushBatchAndErrorsAreReported)
   EXPECT_EQ((*writer)->close(), flushed);
 }
 
+TEST_F(WriterProtocolTest, ARestartedWriterContinuesAfterItsEarlierSequences) {
+  {
+    absl::MutexLock lock(&fake_.mu);
+    fake_.written["rank-0"] = 5;  // a previous process with this writer id
+  }
+  WriterOptions options = Options();
+  options.writer_id = "rank-0";
+  options.open_in_background = true;  // batches may be sealed before the open
+  auto writer = Writer::Open(options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  for (int64_t step = 0; step < 100; ++step) {
+    ASSERT_TRUE((*writer)->scalar("loss", step, 1.0f).ok());
+  }
+  ASSERT_TRUE((*writer)->flush().ok()) << (*writer)->status();
+  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+  ExpectSteps("loss", 100);
+  absl::MutexLock lock(&fake_.mu);
+  EXPECT_EQ(fake_.duplicates, 0);
+  EXPECT_EQ(fake_.gaps, 0);
+  ASSERT_FALSE(fake_.sequences.empty());
+  EXPECT_EQ(fake_.sequences.front(), 6u);
+}
+
 TEST_F(WriterProtocolTest, ScalarsAsPyTorchAddScalarsSubRuns) {
   auto writer = Writer::Open(Options());
   ASSERT_TRUE(writer.ok()) << writer.status();
