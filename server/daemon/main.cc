@@ -5,10 +5,12 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/health_probe.h"
+#include "daemon/metrics_server.h"
 #include "engine/inspect.h"
 #include "spdlog/spdlog.h"
 
@@ -63,11 +65,25 @@ int main(int argc, char** argv) {
     spdlog::info("tblogd listening on {} logdir={}", address, cmd.options.logdir);
   }
 
+  std::unique_ptr<tblog::daemon::MetricsServer> metrics;
+  if (!cmd.options.metrics_listen.empty()) {
+    tblog::daemon::Daemon* d = daemon->get();
+    auto started = tblog::daemon::MetricsServer::Start(cmd.options.metrics_listen,
+                                                       [d] { return d->RenderMetrics(); });
+    if (!started.ok()) {
+      spdlog::critical("tblogd could not serve metrics: {}", std::string(started.status().message()));
+      return 1;
+    }
+    metrics = std::move(*started);
+    spdlog::info("tblogd metrics on http://{}/metrics", metrics->address());
+  }
+
   int signo = 0;
   sigwait(&signals, &signo);
   spdlog::info("received {}, draining (grace {})", signo == SIGTERM ? "SIGTERM" : "SIGINT",
                absl::FormatDuration(cmd.options.shutdown_grace));
   absl::Status status = (*daemon)->Shutdown(cmd.options.shutdown_grace);
+  metrics.reset();  // after the drain, so a scrape during shutdown still answers
   if (!status.ok()) {
     spdlog::error("shutdown: {}", std::string(status.message()));
     return 1;
