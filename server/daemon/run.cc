@@ -267,6 +267,13 @@ v1::RunInfo Run::Info() const {
   return info;
 }
 
+std::map<std::string, uint64_t> Run::WriterSequences() const {
+  std::map<std::string, uint64_t> sequences;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, writer] : writers_) sequences[id] = writer.written;
+  return sequences;
+}
+
 bool Run::open() const {
   absl::MutexLock lock(&mu_);
   return !closed_;

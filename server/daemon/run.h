@@ -103,6 +103,9 @@ class Run : public std::enable_shared_from_this<Run> {
   void Close(Converted final_events, Done done);
 
   v1::RunInfo Info() const;
+  // Per writer, the last batch sequence written (what a reconnecting client
+  // need not resend).
+  std::map<std::string, uint64_t> WriterSequences() const;
   bool open() const;
   // True when data was written since the last flush (the flusher's test).
   bool has_unflushed() const;

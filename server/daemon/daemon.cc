@@ -1,0 +1,173 @@
+#include "daemon/daemon.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/status_util.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "spdlog/spdlog.h"
+
+namespace tblog::daemon {
+namespace {
+
+constexpr char kServiceName[] = "tblog.v1.TBLog";
+
+// Removes a socket file left by a previous tblogd; refuses anything else.
+absl::Status RemoveStaleSocket(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return absl::ErrnoToStatus(errno, absl::StrCat("checking unix socket path ", path));
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("unix socket path ", path, " exists and is not a socket"));
+  }
+  if (::unlink(path.c_str()) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("removing stale socket ", path));
+  }
+  return absl::OkStatus();
+}
+
+std::chrono::system_clock::time_point ToChrono(absl::Time t) {
+  return std::chrono::system_clock::from_time_t(0) +
+         std::chrono::microseconds(absl::ToUnixMicros(t));
+}
+
+}  // namespace
+
+Daemon::Daemon(const DaemonOptions& options)
+    : options_(options), budget_(options.max_inflight_bytes) {}
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
+  if (options.listen.empty() && options.unix_socket.empty()) {
+    return absl::InvalidArgumentError("nothing to listen on: set --listen or --unix-socket");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options.logdir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("creating logdir ", options.logdir, ": ", ec.message()));
+  const std::string logdir = std::filesystem::canonical(options.logdir, ec).string();
+  if (ec) return absl::InternalError(absl::StrCat("resolving logdir ", options.logdir, ": ", ec.message()));
+
+  std::unique_ptr<Daemon> daemon(new Daemon(options));
+  daemon->workers_ = std::make_unique<WorkerPool>(options.workers);
+  daemon->converter_ = std::make_unique<RecordConverter>(daemon->options_.limits, daemon->workers_.get());
+  const RunContext context{&daemon->options_, daemon->converter_.get(), daemon->workers_.get(),
+                           &daemon->budget_, &daemon->metrics_};
+  daemon->registry_ = std::make_unique<RunRegistry>(context, logdir);
+  daemon->service_ = std::make_unique<TBLogService>(daemon->registry_.get(), context);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.SetMaxReceiveMessageSize(static_cast<int>(
+      std::min<size_t>(options.limits.max_message_bytes, std::numeric_limits<int>::max())));
+  builder.RegisterService(daemon->service_.get());
+  int tcp_port = 0;
+  if (!options.listen.empty()) {
+    builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &tcp_port);
+  }
+  std::string unix_uri;
+  if (!options.unix_socket.empty()) {
+    TBLOG_RETURN_IF_ERROR(RemoveStaleSocket(options.unix_socket));
+    unix_uri = absl::StrCat("unix:", options.unix_socket);
+    builder.AddListeningPort(unix_uri, grpc::InsecureServerCredentials());
+  }
+  daemon->server_ = builder.BuildAndStart();
+  if (!daemon->server_) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ",
+                                               options.listen.empty() ? "" : options.listen,
+                                               options.listen.empty() || unix_uri.empty() ? "" : " and ",
+                                               unix_uri));
+  }
+  if (!options.listen.empty()) {
+    if (tcp_port == 0) {
+      daemon->server_->Shutdown();
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+    }
+    const size_t colon = options.listen.rfind(':');
+    daemon->addresses_.push_back(
+        absl::StrCat(options.listen.substr(0, colon == std::string::npos ? 0 : colon), ":", tcp_port));
+  }
+  if (!unix_uri.empty()) daemon->addresses_.push_back(unix_uri);
+  auto* health = daemon->server_->GetHealthCheckService();
+  if (health != nullptr) {
+    health->SetServingStatus("", true);
+    health->SetServingStatus(kServiceName, true);
+  }
+  daemon->flusher_ = std::thread([d = daemon.get()] { d->FlusherLoop(); });
+  return daemon;
+}
+
+Daemon::~Daemon() {
+  (void)Shutdown(absl::ZeroDuration());
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (flusher_.joinable()) flusher_.join();
+  // Order matters: no call may reach the service once it is gone, and the
+  // pool runs its last tasks (which use runs, converter, budget) before those go.
+  server_.reset();
+  service_.reset();
+  workers_.reset();
+  registry_.reset();
+}
+
+void Daemon::FlusherLoop() {
+  absl::MutexLock lock(&mu_);
+  while (!stopping_) {
+    auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+    if (mu_.AwaitWithTimeout(absl::Condition(&stop), options_.flush_interval)) break;
+    mu_.Unlock();
+    for (const auto& run : registry_->OpenRuns()) {
+      if (!run->has_unflushed()) continue;
+      // Synced per the event file sync policy; errors stay sticky on the run.
+      run->Flush("", 0, /*sync=*/false, [](absl::Status) {});
+    }
+    mu_.Lock();
+  }
+}
+
+absl::Status Daemon::Shutdown(absl::Duration grace) {
+  absl::MutexLock shutdown_lock(&shutdown_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return shutdown_status_;
+  }
+  const absl::Time deadline = absl::Now() + grace;
+  spdlog::info("shutting down: draining runs (deadline in {})", absl::FormatDuration(grace));
+  if (auto* health = server_->GetHealthCheckService(); health != nullptr) {
+    health->SetServingStatus("", false);
+    health->SetServingStatus(kServiceName, false);
+  }
+  service_->BeginShutdown();
+  absl::Status status = registry_->CloseAllForShutdown(deadline);
+  if (!service_->WaitForStreams(deadline) && status.ok()) {
+    status = absl::DeadlineExceededError("Write streams still open at the shutdown deadline");
+  }
+  server_->Shutdown(ToChrono(deadline));
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    shut_down_ = true;
+    shutdown_status_ = status;
+  }
+  return status;
+}
+
+void Daemon::Wait() { server_->Wait(); }
+
+}  // namespace tblog::daemon

@@ -1,0 +1,82 @@
+// tblogd as an object: the gRPC server (TCP and/or unix socket, health,
+// reflection), the run registry, the worker pool, the byte budget and the
+// flusher thread. main.cc parses flags and signals around it; tests start it
+// in-process.
+#ifndef TBLOG_DAEMON_DAEMON_H_
+#define TBLOG_DAEMON_DAEMON_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "daemon/byte_budget.h"
+#include "daemon/metrics.h"
+#include "daemon/options.h"
+#include "daemon/record_converter.h"
+#include "daemon/run_registry.h"
+#include "daemon/tblog_service.h"
+#include "daemon/worker_pool.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace tblog::daemon {
+
+class Daemon {
+ public:
+  // Creates the log directory, binds every address and starts serving.
+  // Errors name the address or path that failed.
+  static absl::StatusOr<std::unique_ptr<Daemon>> Start(const DaemonOptions& options);
+  // Shutdown(0) if it was not called, then joins every thread.
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // "127.0.0.1:41234" (the port chosen when options.listen asked for 0) and
+  // "unix:/path/to.sock", as clients dial them.
+  std::vector<std::string> listening_addresses() const { return addresses_; }
+
+  // Health NOT_SERVING; new calls refused with UNAVAILABLE; streams stop
+  // reading; every run's queue drained, flushed, synced, checkpointed and
+  // closed; open streams finished with UNAVAILABLE once acknowledged; then the
+  // gRPC server stops. Waits at most `grace`. Idempotent; thread-safe.
+  absl::Status Shutdown(absl::Duration grace) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Blocks until the server has shut down.
+  void Wait();
+
+  // The counters in Prometheus text format.
+  std::string RenderMetrics() const { return metrics_.RenderPrometheus(); }
+  RunRegistry& registry() { return *registry_; }
+
+ private:
+  explicit Daemon(const DaemonOptions& options);
+  void FlusherLoop();
+
+  const DaemonOptions options_;
+  Metrics metrics_;
+  ByteBudget budget_;
+  std::unique_ptr<WorkerPool> workers_;
+  std::unique_ptr<RecordConverter> converter_;
+  std::unique_ptr<RunRegistry> registry_;
+  std::unique_ptr<TBLogService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::vector<std::string> addresses_;
+
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // wakes the flusher
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status shutdown_status_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex shutdown_mu_;  // one Shutdown at a time
+  std::thread flusher_;
+};
+
+}  // namespace tblog::daemon
+
+#endif  // TBLOG_DAEMON_DAEMON_H_

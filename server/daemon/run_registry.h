@@ -1,0 +1,76 @@
+// The runs this daemon process knows: OpenRun (create, resume, the
+// timestamped layout), lookup by run id, CloseRun, ListRuns. Every directory
+// is built from validated components joined under the log directory, and
+// created with mkdir without following symlinks.
+#ifndef TBLOG_DAEMON_RUN_REGISTRY_H_
+#define TBLOG_DAEMON_RUN_REGISTRY_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "daemon/run.h"
+#include "tblog/v1/tblog.pb.h"
+
+namespace tblog::daemon {
+
+// Thread-safe.
+class RunRegistry {
+ public:
+  using CloseDone = absl::AnyInvocable<void(absl::StatusOr<v1::RunInfo>) &&>;
+
+  // `logdir` exists. `context`'s parts are borrowed and outlive the registry.
+  RunRegistry(RunContext context, std::string logdir);
+  RunRegistry(const RunRegistry&) = delete;
+  RunRegistry& operator=(const RunRegistry&) = delete;
+
+  // OpenRun as tblog.proto describes it. Does file I/O (mkdir, resume repair):
+  // call it from a worker, not a gRPC thread. Opening a run that is open in
+  // this process returns the same run (several writers, one run).
+  absl::StatusOr<v1::OpenRunResponse> OpenRun(const v1::OpenRunRequest& request);
+
+  // The run with this id (open or closed), or null.
+  std::shared_ptr<Run> Find(std::string_view run_id) const;
+
+  // Writes the hparams session end, flushes, syncs and closes the run; `done`
+  // gets its final RunInfo. NOT_FOUND / FAILED_PRECONDITION (already closed).
+  void CloseRun(const std::string& run_id, v1::SessionStatus status, CloseDone done);
+
+  // Closes every open run without a session end (the daemon stops; the runs
+  // may be resumed later) and waits until they are closed or `deadline`.
+  // DEADLINE_EXCEEDED names the runs still closing.
+  absl::Status CloseAllForShutdown(absl::Time deadline);
+
+  std::vector<v1::RunInfo> List() const;
+  std::vector<std::shared_ptr<Run>> OpenRuns() const;
+
+  const std::string& logdir() const { return logdir_; }
+
+ private:
+  struct Known {
+    std::shared_ptr<Run> run;
+    v1::HParams hparams;  // for the session end at CloseRun
+  };
+
+  // Creates the directory of a new timestamped run; returns its run path.
+  absl::StatusOr<std::string> CreateTimestampedDir(const v1::OpenRunRequest& request);
+
+  const RunContext context_;
+  const std::string logdir_;  // absolute
+  // Serializes OpenRun: the check for an open run, the directory work and
+  // the registration are one step. Held across that I/O, never by gRPC threads.
+  absl::Mutex open_mu_;
+  mutable absl::Mutex mu_ ABSL_ACQUIRED_AFTER(open_mu_);
+  std::map<std::string, Known, std::less<>> runs_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace tblog::daemon
+
+#endif  // TBLOG_DAEMON_RUN_REGISTRY_H_

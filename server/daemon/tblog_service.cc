@@ -1,0 +1,583 @@
+#include "daemon/tblog_service.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/status_util.h"
+#include "spdlog/spdlog.h"
+
+namespace tblog::daemon {
+namespace {
+
+constexpr char kShuttingDown[] = "tblogd is shutting down";
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+grpc::Status Unavailable() { return grpc::Status(grpc::StatusCode::UNAVAILABLE, kShuttingDown); }
+
+// Merges a newer ack into a pending one: sequences only grow, errors add up.
+void MergeAck(v1::WriteResponse& into, v1::WriteResponse&& from) {
+  into.set_written_sequence(std::max(into.written_sequence(), from.written_sequence()));
+  into.set_durable_sequence(std::max(into.durable_sequence(), from.durable_sequence()));
+  into.set_flushed_sequence(std::max(into.flushed_sequence(), from.flushed_sequence()));
+  for (auto& error : *from.mutable_errors()) *into.add_errors() = std::move(error);
+}
+
+}  // namespace
+
+// One Write stream. Owns its state; deleted in OnDone(). Reading is the flow
+// control: the next StartRead waits while the ByteBudget is spent.
+class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::WriteResponse> {
+ public:
+  WriteStream(TBLogService* service, grpc::CallbackServerContext* context)
+      : service_(service), context_(context), sink_(std::make_shared<Sink>(this)) {
+    grpc::Status refusal;
+    if (!service_->RegisterStream(this, &refusal)) {
+      {
+        absl::MutexLock lock(&mu_);
+        finished_ = true;
+      }
+      Finish(refusal);
+      return;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      reading_ = true;
+    }
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      {
+        absl::MutexLock lock(&mu_);
+        reading_ = false;
+        reads_done_ = true;
+      }
+      Progress();
+      return;
+    }
+    size_t release_bytes = 0;
+    bool read_on = false;
+    {
+      absl::MutexLock lock(&mu_);
+      reading_ = false;
+      if (shutdown_ || !error_.ok()) {
+        // Not acknowledged: the client resends it to the next daemon.
+      } else if (absl::Status status = AcceptLocked(); !status.ok()) {
+        error_ = status;
+      } else {
+        const size_t bytes = request_.ByteSizeLong();
+        ByteBudget* budget = service_->context_.budget;
+        const ByteBudget::ParkId parked =
+            budget->ChargeOrPark(bytes, [this] { Resume(); });  // runs after we unlock
+        service_->context_.metrics->inflight_bytes.fetch_add(static_cast<int64_t>(bytes),
+                                                             std::memory_order_relaxed);
+        service_->context_.metrics->bytes_received.fetch_add(bytes, std::memory_order_relaxed);
+        for (const auto& record : request_.records()) {
+          service_->context_.metrics->AddReceived(KindOf(record), 1);
+        }
+        absl::Status submitted = run_->Submit(std::move(request_), sink_, bytes);
+        request_.Clear();
+        if (!submitted.ok()) {
+          error_ = submitted;
+          if (parked != 0 && !budget->Unpark(parked)) {
+            parked_ = parked;  // Resume() is on its way and clears it
+            service_->context_.metrics->parked_streams.fetch_add(1, std::memory_order_relaxed);
+          }
+          release_bytes = bytes;
+        } else {
+          ++outstanding_;
+          if (parked != 0) {
+            parked_ = parked;
+            service_->context_.metrics->parked_streams.fetch_add(1, std::memory_order_relaxed);
+          } else {
+            reading_ = read_on = true;
+          }
+        }
+      }
+    }
+    if (release_bytes > 0) {
+      service_->context_.metrics->inflight_bytes.fetch_sub(static_cast<int64_t>(release_bytes),
+                                                           std::memory_order_relaxed);
+      service_->context_.budget->Release(release_bytes);
+    }
+    if (read_on) {
+      StartRead(&request_);
+    } else {
+      Progress();
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok) reads_done_ = true;  // the client is gone
+    }
+    Progress();
+  }
+
+  void OnCancel() override {
+    ByteBudget::ParkId parked = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      reads_done_ = true;
+      parked = parked_;
+    }
+    if (parked != 0 && service_->context_.budget->Unpark(parked)) {
+      absl::MutexLock lock(&mu_);
+      parked_ = 0;
+      service_->context_.metrics->parked_streams.fetch_sub(1, std::memory_order_relaxed);
+    }
+    Progress();
+  }
+
+  void OnDone() override {
+    sink_->Detach();
+    service_->UnregisterStream(this);
+    delete this;
+  }
+
+  // From TBLogService::BeginShutdown: stop reading, finish once acknowledged.
+  void StopForShutdown() {
+    ByteBudget::ParkId parked = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      shutdown_ = true;
+      parked = parked_;
+    }
+    if (parked != 0 && service_->context_.budget->Unpark(parked)) {
+      absl::MutexLock lock(&mu_);
+      parked_ = 0;
+      service_->context_.metrics->parked_streams.fetch_sub(1, std::memory_order_relaxed);
+    }
+    Progress();
+  }
+
+ private:
+  // Forwards acks from runs to the stream while it lives. Runs hold it by
+  // shared_ptr, so it may outlive the stream; Detach() cuts the link.
+  class Sink final : public AckSink {
+   public:
+    explicit Sink(WriteStream* stream) : stream_(stream) {}
+    void OnAck(v1::WriteResponse ack, int completed_batches) override {
+      absl::MutexLock lock(&mu_);
+      if (stream_ != nullptr) stream_->OnAck(std::move(ack), completed_batches);
+    }
+    void Detach() {
+      absl::MutexLock lock(&mu_);
+      stream_ = nullptr;
+    }
+
+   private:
+    absl::Mutex mu_;
+    WriteStream* stream_ ABSL_GUARDED_BY(mu_);  // null once the stream is done
+  };
+
+  // Checks the message just read and binds the stream to its run and writer.
+  absl::Status AcceptLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!run_) {
+      if (request_.run_id().empty()) {
+        return absl::InvalidArgumentError("run_id: required in the first WriteRequest of a stream");
+      }
+      if (request_.writer_id().empty()) {
+        return absl::InvalidArgumentError(
+            "writer_id: required in the first WriteRequest of a stream");
+      }
+      run_ = service_->registry_->Find(request_.run_id());
+      if (!run_) {
+        return absl::NotFoundError(absl::StrCat("run_id \"", request_.run_id(),
+                                                "\" is not known to this daemon; call OpenRun"));
+      }
+      writer_id_ = request_.writer_id();
+      run_->Subscribe(writer_id_, sink_);
+    } else {
+      if (!request_.run_id().empty() && request_.run_id() != run_->run_id()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "run_id: a stream writes to one run (\"", run_->run_id(), "\"), got \"",
+            request_.run_id(), "\"; open another stream"));
+      }
+      if (!request_.writer_id().empty() && request_.writer_id() != writer_id_) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "writer_id: a stream belongs to one writer (\"", writer_id_, "\")"));
+      }
+      request_.set_writer_id(writer_id_);
+    }
+    return absl::OkStatus();
+  }
+
+  void OnAck(v1::WriteResponse ack, int completed_batches) {
+    {
+      absl::MutexLock lock(&mu_);
+      outstanding_ -= completed_batches;
+      if (pending_ack_) {
+        MergeAck(*pending_ack_, std::move(ack));
+      } else {
+        pending_ack_ = std::move(ack);
+      }
+    }
+    Progress();
+  }
+
+  // The ByteBudget has room again (runs on the thread that released it).
+  void Resume() {
+    bool read_on = false;
+    {
+      absl::MutexLock lock(&mu_);
+      parked_ = 0;
+      service_->context_.metrics->parked_streams.fetch_sub(1, std::memory_order_relaxed);
+      if (!reads_done_ && !shutdown_ && error_.ok() && !finished_) reading_ = read_on = true;
+    }
+    if (read_on) {
+      StartRead(&request_);
+    } else {
+      Progress();
+    }
+  }
+
+  // Sends the pending ack, or finishes when nothing is left to wait for.
+  void Progress() {
+    bool write = false;
+    std::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || writing_) return;
+      if (pending_ack_) {
+        response_ = *std::move(pending_ack_);
+        pending_ack_.reset();
+        writing_ = write = true;
+      } else if (outstanding_ == 0 && parked_ == 0 &&
+                 (reads_done_ || shutdown_ || !error_.ok())) {
+        // A read still in flight is cancelled by Finish.
+        finished_ = true;
+        if (!error_.ok()) {
+          finish = ToGrpc(error_);
+        } else if (shutdown_) {
+          finish = Unavailable();
+        } else {
+          finish = grpc::Status::OK;
+        }
+      }
+    }
+    if (write) StartWrite(&response_);
+    if (finish) {
+      if (!finish->ok() && finish->error_code() != grpc::StatusCode::UNAVAILABLE) {
+        spdlog::debug("write stream writer={} finished: {}", writer_id_, finish->error_message());
+      }
+      Finish(*finish);
+    }
+  }
+
+  TBLogService* const service_;              // outlives every stream
+  grpc::CallbackServerContext* const context_;  // valid until OnDone
+  const std::shared_ptr<Sink> sink_;
+  v1::WriteRequest request_;    // the read buffer; touched only while no read is in flight
+  v1::WriteResponse response_;  // the write buffer; touched only while no write is in flight
+
+  absl::Mutex mu_;
+  std::shared_ptr<Run> run_ ABSL_GUARDED_BY(mu_);
+  std::string writer_id_;  // set once, before any ack can arrive
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;  // client done, cancelled or gone
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  ByteBudget::ParkId parked_ ABSL_GUARDED_BY(mu_) = 0;
+  int outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // batches submitted, not yet acknowledged
+  std::optional<v1::WriteResponse> pending_ack_ ABSL_GUARDED_BY(mu_);
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+};
+
+namespace {
+
+// WriteBatch's ack: finishes the unary call when its one batch is written.
+// gRPC sends no response message with a non-OK status, so the full
+// WriteResponse (every RecordError) also travels in the trailing metadata
+// under kWriteResponseTrailer.
+class UnaryAckSink final : public AckSink {
+ public:
+  // `context`, `reactor` and `response` stay valid until Finish is called here.
+  UnaryAckSink(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+               v1::WriteResponse* response)
+      : context_(context), reactor_(reactor), response_(response) {}
+  void OnAck(v1::WriteResponse ack, int completed_batches) override {
+    if (completed_batches == 0) return;
+    grpc::Status status = grpc::Status::OK;
+    if (ack.errors_size() > 0) {
+      status = grpc::Status(static_cast<grpc::StatusCode>(ack.errors(0).code()),
+                            ack.errors(0).message());
+      context_->AddTrailingMetadata(kWriteResponseTrailer, ack.SerializeAsString());
+    }
+    *response_ = std::move(ack);
+    reactor_->Finish(status);
+  }
+
+ private:
+  grpc::CallbackServerContext* const context_;
+  grpc::ServerUnaryReactor* const reactor_;
+  v1::WriteResponse* const response_;
+};
+
+// A Flush call: waits for one or more runs' flush entries, or the call's
+// cancellation / deadline, whichever comes first.
+class FlushCall final : public grpc::ServerUnaryReactor {
+ public:
+  FlushCall(grpc::CallbackServerContext* context, const v1::FlushRequest& request,
+            RunRegistry* registry, Metrics* metrics)
+      : context_(context), state_(std::make_shared<State>()) {
+    state_->call = this;
+    std::vector<std::shared_ptr<Run>> runs;
+    if (request.run_id().empty()) {
+      runs = registry->OpenRuns();
+    } else if (auto run = registry->Find(request.run_id())) {
+      runs.push_back(std::move(run));
+    } else {
+      FinishOnce(state_, grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                      absl::StrCat("run_id \"", request.run_id(),
+                                                   "\" is not known to this daemon")));
+      return;
+    }
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->pending = static_cast<int>(runs.size());
+    }
+    if (runs.empty()) {
+      FinishOnce(state_, grpc::Status::OK);
+      return;
+    }
+    const std::string writer_id = request.run_id().empty() ? "" : request.writer_id();
+    const absl::Time start = absl::Now();
+    for (const auto& run : runs) {
+      const uint64_t ticket = run->Flush(
+          writer_id, request.through_sequence(), request.sync(),
+          [state = state_, metrics, start](absl::Status status) {
+            bool last = false;
+            {
+              absl::MutexLock lock(&state->mu);
+              if (!status.ok() && state->first_error.ok()) state->first_error = status;
+              last = --state->pending == 0;
+            }
+            if (last) {
+              metrics->AddFlush(absl::Now() - start);
+              absl::Status first;
+              {
+                absl::MutexLock lock(&state->mu);
+                first = state->first_error;
+              }
+              FinishOnce(state, ToGrpc(first));
+            }
+          });
+      if (ticket != 0) {
+        absl::MutexLock lock(&state_->mu);
+        state_->parked.emplace_back(run, ticket);
+      }
+    }
+  }
+
+  void OnCancel() override {
+    std::vector<std::pair<std::shared_ptr<Run>, uint64_t>> parked;
+    {
+      absl::MutexLock lock(&state_->mu);
+      parked.swap(state_->parked);
+    }
+    for (auto& [run, ticket] : parked) run->CancelFlush(ticket);
+    const bool deadline_passed = context_->deadline() <= std::chrono::system_clock::now();
+    FinishOnce(state_, deadline_passed
+                           ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                          "flush: deadline passed before the batches arrived")
+                           : grpc::Status(grpc::StatusCode::CANCELLED, "flush: cancelled"));
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  struct State {
+    absl::Mutex mu;
+    FlushCall* call = nullptr;  // valid until finished; OnDone follows Finish
+    bool finished ABSL_GUARDED_BY(mu) = false;
+    int pending ABSL_GUARDED_BY(mu) = 0;
+    absl::Status first_error ABSL_GUARDED_BY(mu);
+    std::vector<std::pair<std::shared_ptr<Run>, uint64_t>> parked ABSL_GUARDED_BY(mu);
+  };
+
+  static void FinishOnce(const std::shared_ptr<State>& state, grpc::Status status) {
+    {
+      absl::MutexLock lock(&state->mu);
+      if (state->finished) return;
+      state->finished = true;
+    }
+    state->call->Finish(status);
+  }
+
+  grpc::CallbackServerContext* const context_;  // valid until OnDone
+  const std::shared_ptr<State> state_;
+};
+
+}  // namespace
+
+TBLogService::TBLogService(RunRegistry* registry, RunContext context)
+    : registry_(registry), context_(context) {}
+
+TBLogService::~TBLogService() = default;
+
+bool TBLogService::RegisterStream(WriteStream* stream, grpc::Status* refusal) {
+  absl::MutexLock lock(&mu_);
+  if (shutting_down()) {
+    *refusal = Unavailable();
+  } else if (static_cast<int>(streams_.size()) >= context_.options->limits.max_streams) {
+    *refusal = grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("tblogd has ", streams_.size(),
+                     " open Write streams, the limit (--max-streams); retry later"));
+  } else {
+    streams_.insert(stream);
+    context_.metrics->active_streams.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  context_.metrics->streams_refused.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+void TBLogService::UnregisterStream(WriteStream* stream) {
+  absl::MutexLock lock(&mu_);
+  if (streams_.erase(stream) > 0) {
+    context_.metrics->active_streams.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+void TBLogService::BeginShutdown() {
+  shutting_down_.store(true, std::memory_order_release);
+  // Held while stopping: a stream's OnDone (which unregisters) runs on
+  // gRPC's threads after Finish, never inline, so it just waits for us.
+  absl::MutexLock lock(&mu_);
+  for (WriteStream* stream : streams_) stream->StopForShutdown();
+}
+
+bool TBLogService::WaitForStreams(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto none = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return streams_.empty(); };
+  return mu_.AwaitWithDeadline(absl::Condition(&none), deadline);
+}
+
+grpc::ServerBidiReactor<v1::WriteRequest, v1::WriteResponse>* TBLogService::Write(
+    grpc::CallbackServerContext* context) {
+  return new WriteStream(this, context);
+}
+
+grpc::ServerUnaryReactor* TBLogService::OpenRun(grpc::CallbackServerContext* context,
+                                                const v1::OpenRunRequest* request,
+                                                v1::OpenRunResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (shutting_down()) {
+    reactor->Finish(Unavailable());
+    return reactor;
+  }
+  // Directory work and resume repair are file I/O: off the gRPC thread.
+  context_.workers->Submit([this, reactor, request, response] {
+    auto opened = registry_->OpenRun(*request);
+    if (opened.ok()) {
+      *response = *std::move(opened);
+      reactor->Finish(grpc::Status::OK);
+    } else {
+      reactor->Finish(ToGrpc(opened.status()));
+    }
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TBLogService::WriteBatch(grpc::CallbackServerContext* context,
+                                                   const v1::WriteRequest* request,
+                                                   v1::WriteResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (shutting_down()) {
+    reactor->Finish(Unavailable());
+    return reactor;
+  }
+  if (request->run_id().empty()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "run_id: required"));
+    return reactor;
+  }
+  if (request->writer_id().empty() && request->sequence() != 0) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 "writer_id: required for a sequenced batch"));
+    return reactor;
+  }
+  std::shared_ptr<Run> run = registry_->Find(request->run_id());
+  if (!run) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                 absl::StrCat("run_id \"", request->run_id(),
+                                              "\" is not known to this daemon; call OpenRun")));
+    return reactor;
+  }
+  const size_t bytes = request->ByteSizeLong();
+  context_.budget->Charge(bytes);  // one message per call: bounded by the call count
+  context_.metrics->inflight_bytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+  context_.metrics->bytes_received.fetch_add(bytes, std::memory_order_relaxed);
+  for (const auto& record : request->records()) context_.metrics->AddReceived(KindOf(record), 1);
+  absl::Status status =
+      run->Submit(*request, std::make_shared<UnaryAckSink>(context, reactor, response), bytes);
+  if (!status.ok()) {
+    context_.metrics->inflight_bytes.fetch_sub(static_cast<int64_t>(bytes),
+                                               std::memory_order_relaxed);
+    context_.budget->Release(bytes);
+    reactor->Finish(ToGrpc(status));
+  }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TBLogService::Flush(grpc::CallbackServerContext* context,
+                                              const v1::FlushRequest* request,
+                                              v1::FlushResponse* /*response*/) {
+  return new FlushCall(context, *request, registry_, context_.metrics);
+}
+
+grpc::ServerUnaryReactor* TBLogService::CloseRun(grpc::CallbackServerContext* context,
+                                                 const v1::CloseRunRequest* request,
+                                                 v1::CloseRunResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  registry_->CloseRun(request->run_id(), request->status(),
+                      [reactor, response](absl::StatusOr<v1::RunInfo> info) {
+                        if (!info.ok()) {
+                          reactor->Finish(ToGrpc(info.status()));
+                          return;
+                        }
+                        *response->mutable_run() = *std::move(info);
+                        reactor->Finish(grpc::Status::OK);
+                      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TBLogService::ListRuns(grpc::CallbackServerContext* context,
+                                                 const v1::ListRunsRequest* /*request*/,
+                                                 v1::ListRunsResponse* response) {
+  for (auto& info : registry_->List()) *response->add_runs() = std::move(info);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TBLogService::GetRun(grpc::CallbackServerContext* context,
+                                               const v1::GetRunRequest* request,
+                                               v1::RunInfo* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (auto run = registry_->Find(request->run_id())) {
+    *response = run->Info();
+    reactor->Finish(grpc::Status::OK);
+  } else {
+    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                 absl::StrCat("run_id \"", request->run_id(),
+                                              "\" is not known to this daemon")));
+  }
+  return reactor;
+}
+
+}  // namespace tblog::daemon

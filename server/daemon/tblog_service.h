@@ -1,0 +1,85 @@
+// The gRPC edge: tblog.v1.TBLog on gRPC's callback API. Reactions never block
+// and do no file I/O: they validate, charge the ByteBudget, and hand work to
+// the run registry, the runs' queues and the worker pool.
+#ifndef TBLOG_DAEMON_TBLOG_SERVICE_H_
+#define TBLOG_DAEMON_TBLOG_SERVICE_H_
+
+#include <atomic>
+#include <set>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "daemon/run_registry.h"
+
+// gRPC's generated CallbackService overrides the callback signatures of
+// methods whose sync signatures stay in the base class: hiding them is its
+// design, not a mistake here.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverloaded-virtual"
+#include "tblog/v1/tblog.grpc.pb.h"
+
+namespace tblog::daemon {
+
+class WriteStream;
+
+// WriteBatch answers a batch with rejected records with the first error's
+// status; since gRPC then sends no response message, the serialized
+// WriteResponse (every RecordError) is in this binary trailing metadata key.
+inline constexpr char kWriteResponseTrailer[] = "tblog-write-response-bin";
+
+class TBLogService final : public v1::TBLog::CallbackService {
+ public:
+  // `registry` and `context`'s parts are borrowed: they outlive the service,
+  // and the service outlives the grpc::Server that calls it.
+  TBLogService(RunRegistry* registry, RunContext context);
+  ~TBLogService() override;
+  TBLogService(const TBLogService&) = delete;
+  TBLogService& operator=(const TBLogService&) = delete;
+
+  // Refuses new calls with UNAVAILABLE; open Write streams stop reading and
+  // finish with UNAVAILABLE once their submitted batches are acknowledged.
+  void BeginShutdown() ABSL_LOCKS_EXCLUDED(mu_);
+  // Waits until every Write stream is done, or `deadline`; false on timeout.
+  bool WaitForStreams(absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
+
+  grpc::ServerUnaryReactor* OpenRun(grpc::CallbackServerContext* context,
+                                    const v1::OpenRunRequest* request,
+                                    v1::OpenRunResponse* response) override;
+  grpc::ServerBidiReactor<v1::WriteRequest, v1::WriteResponse>* Write(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* WriteBatch(grpc::CallbackServerContext* context,
+                                       const v1::WriteRequest* request,
+                                       v1::WriteResponse* response) override;
+  grpc::ServerUnaryReactor* Flush(grpc::CallbackServerContext* context,
+                                  const v1::FlushRequest* request,
+                                  v1::FlushResponse* response) override;
+  grpc::ServerUnaryReactor* CloseRun(grpc::CallbackServerContext* context,
+                                     const v1::CloseRunRequest* request,
+                                     v1::CloseRunResponse* response) override;
+  grpc::ServerUnaryReactor* ListRuns(grpc::CallbackServerContext* context,
+                                     const v1::ListRunsRequest* request,
+                                     v1::ListRunsResponse* response) override;
+  grpc::ServerUnaryReactor* GetRun(grpc::CallbackServerContext* context,
+                                   const v1::GetRunRequest* request,
+                                   v1::RunInfo* response) override;
+
+ private:
+  friend class WriteStream;
+  // A new stream counts against max_streams; false (with the status to
+  // finish with) when refused.
+  bool RegisterStream(WriteStream* stream, grpc::Status* refusal) ABSL_LOCKS_EXCLUDED(mu_);
+  void UnregisterStream(WriteStream* stream) ABSL_LOCKS_EXCLUDED(mu_);
+  bool shutting_down() const { return shutting_down_.load(std::memory_order_acquire); }
+
+  RunRegistry* const registry_;
+  const RunContext context_;
+  std::atomic<bool> shutting_down_{false};
+  absl::Mutex mu_;
+  std::set<WriteStream*> streams_ ABSL_GUARDED_BY(mu_);
+};
+#pragma GCC diagnostic pop
+
+}  // namespace tblog::daemon
+
+#endif  // TBLOG_DAEMON_TBLOG_SERVICE_H_
