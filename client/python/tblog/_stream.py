@@ -36,6 +36,9 @@ _RETRYABLE = {
     grpc.StatusCode.UNKNOWN,
     grpc.StatusCode.ABORTED,
     grpc.StatusCode.INTERNAL,
+    # The run was closed under this writer (another writer of the same run
+    # called CloseRun): reopening it (RESUME) and resending is right.
+    grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 CHANNEL_OPTIONS = [

@@ -283,6 +283,7 @@ class SummaryWriter:
         if array.ndim != len(fmt):
             raise ValueError(f"add_image: image of shape {array.shape} does not match "
                              f"dataformats {dataformats!r}")
+        _check_channels(array, fmt, dataformats)
         self._image(tag, array, layouts[fmt], global_step, walltime)
 
     def add_images(self, tag, img_tensor, global_step=None, walltime=None, dataformats="NCHW"):
@@ -300,6 +301,7 @@ class SummaryWriter:
         if array.ndim != 4:
             raise ValueError(f"add_images: images of shape {array.shape} do not match "
                              f"dataformats {dataformats!r}")
+        _check_channels(array, fmt, dataformats)
         self._image(tag, array, layouts[fmt], global_step, walltime)
 
     def _image(self, tag, array, layout, global_step, walltime, subrun=""):
@@ -439,7 +441,7 @@ class SummaryWriter:
 
         def fill(record):
             record.hparams.CopyFrom(hparams)
-        self._record("_hparams_", global_step, None, fill, 64 * len(hparam_dict), subrun=subrun)
+        self._record("", global_step, None, fill, 64 * len(hparam_dict), subrun=subrun)
         step = _step(global_step)
         wall = time.time()
         for key, value in metric_dict.items():
@@ -463,12 +465,13 @@ class SummaryWriter:
 
         def fill(record):
             record.graph.CopyFrom(graph)
-        self._record("__run_graph__", 0, None, fill, len(data))
+        self._record("", 0, None, fill, len(data))
 
     def add_embedding(self, mat, metadata=None, label_img=None, global_step=None, tag="default",
                       metadata_header=None, *, subrun=""):
         """Vectors for the projector: mat [N, D]; metadata one label per row,
-        or rows of len(metadata_header) columns. label_img is not supported."""
+        or N rows of len(metadata_header) cells (sent flattened, row-major).
+        label_img is not supported."""
         self._check()
         if label_img is not None:
             raise NotImplementedError("tblog: add_embedding(label_img=...) is not supported")
@@ -483,8 +486,12 @@ class SummaryWriter:
                                  f"{array.shape[0]} vectors")
             if metadata_header is not None:
                 embedding.metadata_header.extend(str(h) for h in metadata_header)
+                columns = len(embedding.metadata_header)
                 for row in metadata:
-                    embedding.metadata.append("\t".join(str(cell) for cell in row))
+                    if len(row) != columns:
+                        raise ValueError(f"add_embedding: metadata row {row!r} does not have "
+                                         f"{columns} columns like metadata_header")
+                    embedding.metadata.extend(str(cell) for cell in row)
             else:
                 embedding.metadata.extend(str(label) for label in metadata)
 
@@ -517,7 +524,7 @@ class SummaryWriter:
 
         def fill(record):
             record.custom_scalars.CopyFrom(message)
-        self._record("custom_scalars__config__", 0, None, fill, message.ByteSize())
+        self._record("", 0, None, fill, message.ByteSize())
 
     def add_custom_scalars_multilinechart(self, tags, category="default", title="untitled"):
         self.add_custom_scalars({category: {title: ["Multiline", tags]}})
@@ -552,6 +559,15 @@ class SummaryWriter:
 
     def __exit__(self, exc_type, exc, tb):
         self.close()
+
+
+def _check_channels(array, fmt, dataformats):
+    """ValueError unless the channel axis of an image holds 1 to 4 channels
+    (gray, gray+alpha, RGB, RGBA): a wrong dataformats shows here, not later
+    as a record the daemon rejects."""
+    if "C" in fmt and not 1 <= array.shape[fmt.index("C")] <= 4:
+        raise ValueError(f"image of shape {array.shape} with dataformats {dataformats!r} has "
+                         f"{array.shape[fmt.index('C')]} channels; expected 1 to 4")
 
 
 def _hparam_value(name, value):
