@@ -20,7 +20,6 @@ import argparse
 import os
 import sys
 
-import numpy as np
 import torch
 from torch import nn
 

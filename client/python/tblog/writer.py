@@ -96,11 +96,23 @@ def _tensor(parts):
     return tensor_wire(*parts)
 
 
+def _field(message, name):
+    return message.DESCRIPTOR.fields_by_name[name].number
+
+
 _HISTOGRAM = kind_number("histogram")
 _IMAGE = kind_number("image")
 _AUDIO = kind_number("audio")
 _PR_CURVE = kind_number("pr_curve")
 _EMBEDDING = kind_number("embedding")
+_HISTOGRAM_VALUES = _field(pb.Histogram, "values")
+_IMAGE_PIXELS = _field(pb.Image, "pixels")
+_AUDIO_SAMPLES = _field(pb.Audio, "samples")
+_PR_CURVE_PREDICTIONS = _field(pb.PrCurve, "predictions")
+_PR_LABELS = _field(pb.PrPredictions, "labels")
+_PR_PREDICTIONS = _field(pb.PrPredictions, "predictions")
+_PR_WEIGHTS = _field(pb.PrPredictions, "weights")
+_EMBEDDING_MATRIX = _field(pb.Embedding, "matrix")
 
 
 class SummaryWriter:
@@ -265,7 +277,7 @@ class SummaryWriter:
 
         def fill(record):
             head = pb.Histogram(layout=layout, bucket_count=bucket_count)
-            return _HISTOGRAM, Wire(head.SerializeToString()).add(1, _tensor(parts))
+            return _HISTOGRAM, Wire(head.SerializeToString()).add(_HISTOGRAM_VALUES, _tensor(parts))
         self._record(tag, global_step, walltime, fill, len(parts[2]), subrun)
 
     # ---------------------------------------------------------------- images
@@ -311,7 +323,7 @@ class SummaryWriter:
 
         def fill(record):
             head = pb.Image(layout=layout, style=pb.IMAGE_STYLE_SUMMARY_IMAGE)
-            return _IMAGE, Wire(head.SerializeToString()).add(1, _tensor(parts))
+            return _IMAGE, Wire(head.SerializeToString()).add(_IMAGE_PIXELS, _tensor(parts))
         self._record(tag, global_step, walltime, fill, len(parts[2]), subrun)
 
     def add_image_with_boxes(self, *args, **kwargs):
@@ -363,7 +375,7 @@ class SummaryWriter:
 
         def fill(record):
             head = pb.Audio(sample_rate=rate, torch_style=True)
-            return _AUDIO, Wire(head.SerializeToString()).add(1, _tensor(parts))
+            return _AUDIO, Wire(head.SerializeToString()).add(_AUDIO_SAMPLES, _tensor(parts))
         self._record(tag, global_step, walltime, fill, len(parts[2]))
 
     def add_video(self, *args, **kwargs):
@@ -392,10 +404,10 @@ class SummaryWriter:
 
         def fill(record):
             data = Wire(pb.PrPredictions(num_thresholds=thresholds).SerializeToString())
-            data.add(1, _tensor(label_parts)).add(2, _tensor(pred_parts))
+            data.add(_PR_LABELS, _tensor(label_parts)).add(_PR_PREDICTIONS, _tensor(pred_parts))
             if weight_parts is not None:
-                data.add(3, _tensor(weight_parts))
-            return _PR_CURVE, Wire().add(2, data)
+                data.add(_PR_WEIGHTS, _tensor(weight_parts))
+            return _PR_CURVE, Wire().add(_PR_CURVE_PREDICTIONS, data)
         self._record(tag, global_step, walltime, fill, 2 * len(pred_parts[2]))
 
     def add_pr_curve_raw(self, tag, true_positive_counts, false_positive_counts,
@@ -496,7 +508,8 @@ class SummaryWriter:
                 embedding.metadata.extend(str(label) for label in metadata)
 
         def fill(record):
-            return _EMBEDDING, Wire(embedding.SerializeToString()).add(1, _tensor(parts))
+            return _EMBEDDING, Wire(embedding.SerializeToString()).add(_EMBEDDING_MATRIX,
+                                                                       _tensor(parts))
         self._record(tag, global_step, None, fill, len(parts[2]), subrun)
 
     # ------------------------------------------------------- custom scalars

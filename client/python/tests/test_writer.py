@@ -46,7 +46,8 @@ def test_scalars_from_python_numpy_and_torch(daemon):
         writer.add_scalar("new", 4.0, 4, new_style=True)
         writer.add_scalar("wall", 1.0, 5, walltime=1700000005.0)
         if torch is not None:
-            writer.add_scalar("torch/0d", torch.tensor(3.5, requires_grad=True) * 1, torch.tensor(6))
+            value = torch.tensor(3.5, requires_grad=True) * 1     # a tensor that needs grad
+            writer.add_scalar("torch/0d", value, torch.tensor(6))
         for step in range(100):
             writer.add_scalar("loss", 1.0 / (step + 1), step)
     scalars = eventfile.scalars(run_dir(daemon))
