@@ -1,6 +1,7 @@
 """examples/python/train_mnist_like.py against the real daemon: it trains,
 and the run it leaves has every tag, with steps in order."""
 
+import json
 import os
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import sys
 import pytest
 
 import eventfile
-from conftest import REPO
+from conftest import REPO, tblogd_binary
 
 EXAMPLE = os.path.join(REPO, "examples", "python", "train_mnist_like.py")
 
@@ -51,3 +52,16 @@ def test_example_trains_and_logs_everything(daemon):
     hparams = os.path.join(run, "hparams")
     assert "_hparams_/session_start_info" in eventfile.tags_by_plugin(hparams)
     assert set(eventfile.scalars(hparams)) == {"hparam/accuracy", "hparam/loss"}
+
+    # The project's own reader agrees: every file intact, every run and tag found.
+    inspect = subprocess.run([tblogd_binary(), "inspect", "--json", daemon.logdir],
+                             capture_output=True, text=True, timeout=60)
+    assert inspect.returncode == 0, inspect.stderr
+    report = {r["name"]: r for r in json.loads(inspect.stdout)["runs"]}
+    assert set(report) >= {"mnist/example", "mnist/example/loss_train",
+                           "mnist/example/loss_validation", "mnist/example/accuracy_train",
+                           "mnist/example/accuracy_validation", "mnist/example/hparams"}
+    assert all(f["state"] == "ok" for r in report.values() for f in r["files"])
+    tags = {t["tag"]: t for t in report["mnist/example"]["tags"]}
+    assert tags["batch/loss"]["count"] == epochs * 47
+    assert tags["weights/0.weight"]["last_step"] == epochs - 1
