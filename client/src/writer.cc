@@ -178,15 +178,7 @@ class Writer::Impl {
       : options_(std::move(options)),
         writer_id_(options_.writer_id.empty() ? RandomWriterId() : options_.writer_id),
         builder_(options_.scalar_style) {
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-                static_cast<int>(absl::ToInt64Milliseconds(options_.initial_backoff)));
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
-                static_cast<int>(absl::ToInt64Milliseconds(options_.initial_backoff)));
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-                static_cast<int>(absl::ToInt64Milliseconds(options_.max_backoff)));
-    stub_ = v1::TBLog::NewStub(
-        grpc::CreateCustomChannel(options_.target, grpc::InsecureChannelCredentials(), args));
+    NewChannel();
   }
   ~Impl() {
     if (sender_.joinable()) (void)Close(v1::SESSION_STATUS_SUCCESS);
@@ -254,6 +246,11 @@ class Writer::Impl {
     return builder_.empty() && unacked_.empty();
   }
 
+  // A fresh channel (sender thread only). Our backoff decides when to retry:
+  // a channel that failed keeps failing fast for its own backoff period
+  // (seconds) after the daemon is back, so each attempt after a failure
+  // starts on a new channel with its own subchannel.
+  void NewChannel();
   void SenderLoop() ABSL_LOCKS_EXCLUDED(mu_);
   // OpenRun (a resume after the first time), then the Flush RPC that
   // completes flushes the daemon already had the batches of.
@@ -654,6 +651,13 @@ absl::Status Writer::Impl::CloseRun() {
   return FromGrpc(status, "CloseRun");
 }
 
+void Writer::Impl::NewChannel() {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  stub_ = v1::TBLog::NewStub(
+      grpc::CreateCustomChannel(options_.target, grpc::InsecureChannelCredentials(), args));
+}
+
 void Writer::Impl::SenderLoop() {
   absl::Duration backoff = options_.initial_backoff;
   std::mt19937_64 jitter_source(std::random_device{}());
@@ -667,6 +671,7 @@ void Writer::Impl::SenderLoop() {
       if (closing_ && NothingPendingLocked() && run_id_.empty()) break;
     }
     absl::Status connected = Connect();
+    bool retry = false;
     {
       absl::MutexLock lock(&mu_);
       if (!first_open_done_) {
@@ -684,17 +689,22 @@ void Writer::Impl::SenderLoop() {
           SetFatalLocked(connected);
           break;
         }
-        // Full jitter in [backoff/2, backoff]: writers that lost one daemon do
-        // not all come back in the same millisecond.
+        // A wait in [backoff/2, backoff]: writers that lost one daemon do not
+        // all come back in the same millisecond.
         std::uniform_real_distribution<double> jitter(0.5, 1.0);
         const absl::Duration wait = backoff * jitter(jitter_source);
         backoff = std::min(backoff * 2, options_.max_backoff);
         mu_.AwaitWithTimeout(absl::Condition(&abort_), wait);
-        continue;
+        retry = true;
+      } else {
+        backoff = options_.initial_backoff;
+        if (connected_before) ++stats_.reconnects;
+        connected_before = true;
       }
-      backoff = options_.initial_backoff;
-      if (connected_before) ++stats_.reconnects;
-      connected_before = true;
+    }
+    if (retry) {
+      NewChannel();
+      continue;
     }
     const StreamEnd end = RunStream();
     if (end == StreamEnd::kDrained) {
@@ -702,6 +712,7 @@ void Writer::Impl::SenderLoop() {
       break;
     }
     if (end == StreamEnd::kAborted) break;
+    NewChannel();
   }
 
   absl::Status result;
