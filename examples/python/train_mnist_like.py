@@ -14,6 +14,7 @@ What it logs (the only change from torch.utils.tensorboard is the import):
   samples               validation images, and samples/labels: a Markdown
                         table of their true and predicted classes
   hparams               the run's hyperparameters with its final metrics
+  graph                 the model, traced
 """
 
 import argparse
@@ -86,6 +87,7 @@ def main(argv=None):
     loss_fn = nn.CrossEntropyLoss()
 
     writer = SummaryWriter(args.log_dir, address=args.address)
+    writer.add_graph(model, train_x[:1])                          # traced, as PyTorch does
     step = 0
     for epoch in range(args.epochs):
         order = torch.randperm(len(train_x), generator=generator)

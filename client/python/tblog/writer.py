@@ -462,22 +462,28 @@ class SummaryWriter:
     # ----------------------------------------------------- graphs, embeddings
 
     def add_graph(self, model, input_to_model=None, verbose=False, use_strict_trace=True):
-        """A graph for the Graphs dashboard: a serialized tensorflow GraphDef
-        (bytes), or an object with SerializeToString() (a GraphDef message).
-        Tracing a torch.nn.Module is not supported: export its GraphDef."""
+        """A graph for the Graphs dashboard: a torch.nn.Module traced with
+        input_to_model (as PyTorch does; nodes named by module path), or a
+        serialized tensorflow GraphDef (bytes, or a message with
+        SerializeToString)."""
         self._check()
         if isinstance(model, (bytes, bytearray, memoryview)):
-            data = bytes(model)
+            graph = pb.Graph(graph_def=bytes(model))
         elif hasattr(model, "SerializeToString"):
-            data = model.SerializeToString()
+            graph = pb.Graph(graph_def=model.SerializeToString())
+        elif hasattr(model, "named_modules") and input_to_model is not None:
+            from tblog._torch_graph import module_graph
+            graph = pb.Graph(nodes=module_graph(model, input_to_model, use_strict_trace))
+            if verbose:
+                for node in graph.nodes.node:
+                    print(node.name, node.op, list(node.inputs))
         else:
-            raise TypeError("tblog: add_graph takes a GraphDef (bytes or a message with "
-                            f"SerializeToString), not {type(model).__name__}")
-        graph = pb.Graph(graph_def=data)
+            raise TypeError("tblog: add_graph takes a torch.nn.Module with input_to_model, or "
+                            f"a GraphDef (bytes or a message), not {type(model).__name__}")
 
         def fill(record):
             record.graph.CopyFrom(graph)
-        self._record("", 0, None, fill, len(data))
+        self._record("", 0, None, fill, graph.ByteSize())
 
     def add_embedding(self, mat, metadata=None, label_img=None, global_step=None, tag="default",
                       metadata_header=None, *, subrun=""):

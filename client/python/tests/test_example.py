@@ -49,6 +49,7 @@ def test_example_trains_and_logs_everything(daemon):
     assert plugins["samples"] == "image"
     assert plugins["weights/0.weight"] == "histo"
 
+    assert sum(1 for e in eventfile.events(run) if e.HasField("graph_def")) == 1
     hparams = os.path.join(run, "hparams")
     assert "_hparams_/session_start_info" in eventfile.tags_by_plugin(hparams)
     assert set(eventfile.scalars(hparams)) == {"hparam/accuracy", "hparam/loss"}

@@ -322,3 +322,26 @@ def test_big_histogram_and_many_scalars(daemon):
               if v.tag == "w"]
     assert histos == [1 << 20] * 5
     assert not math.isnan(scalars["s"][-1][1])
+
+
+def test_add_graph_traces_a_torch_module(daemon):
+    if torch is None:
+        pytest.skip("torch not installed")
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 6 * 6, 10))
+    with writer_for(daemon, "exp/graph") as writer:
+        writer.add_graph(model, torch.zeros(2, 1, 8, 8))
+    graphs = [e.graph_def for e in eventfile.events(run_dir(daemon, "exp/graph"))
+              if e.HasField("graph_def")]
+    assert len(graphs) == 1
+    graph = graph_pb2.GraphDef()
+    graph.ParseFromString(graphs[0])
+    nodes = {n.name: n for n in graph.node}
+    ops = [n.op for n in graph.node]
+    assert "aten::_convolution" in ops or "aten::conv2d" in ops
+    assert "aten::linear" in ops and "aten::relu" in ops
+    assert "Sequential/0/weight" in nodes and "Sequential/3/bias" in nodes
+    linear = next(n for n in graph.node if n.op == "aten::linear")
+    assert "Sequential/3/weight" in linear.input
+    outputs = [n for n in graph.node if n.name.startswith("Sequential/output/")]
+    assert len(outputs) == 1 and outputs[0].input == [linear.name]
