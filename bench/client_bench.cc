@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -106,6 +107,26 @@ void BM_BaselineCopy(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * state.range(0) * 4);
 }
 BENCHMARK(BM_BaselineCopy)->Arg(1 << 20)->Unit(benchmark::kMicrosecond);
+
+// End to end, when $TBLOG_ADDRESS names a running tblogd: 100k scalars then
+// a flush barrier per iteration, so the rate is what the daemon wrote.
+void BM_WriterScalarsThroughDaemon(benchmark::State& state) {
+  if (std::getenv("TBLOG_ADDRESS") == nullptr) {
+    return state.SkipWithError("set TBLOG_ADDRESS to a running tblogd");
+  }
+  tblog::WriterOptions options;
+  options.experiment = "client_bench";
+  auto writer = tblog::Writer::Open(options);
+  if (!writer.ok()) return state.SkipWithError("Open failed");
+  constexpr int64_t kPerFlush = 100'000;
+  int64_t step = 0;
+  for (auto _ : state) {
+    for (int64_t i = 0; i < kPerFlush; ++i) (void)(*writer)->scalar("loss", step++, 0.5f);
+    if (!(*writer)->flush().ok()) return state.SkipWithError("flush failed");
+  }
+  state.SetItemsProcessed(state.iterations() * kPerFlush);
+}
+BENCHMARK(BM_WriterScalarsThroughDaemon)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

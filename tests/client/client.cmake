@@ -8,6 +8,7 @@ tblog_add_test(writer_protocol_test SOURCES client/writer_protocol_test.cc
   LIBS tblog_client gRPC::grpc++ absl::synchronization)
 # Runs the real tblogd (tests/daemon_process.h) and reads its files back.
 tblog_add_test(writer_e2e_test SOURCES client/writer_e2e_test.cc LIBS tblog_client tblog_engine)
+add_dependencies(writer_e2e_test tblog_train_example)
 if(TARGET tblogd)
   add_dependencies(writer_e2e_test tblogd)
 endif()

@@ -2,7 +2,9 @@
 // engine's reader; resends across a daemon restart and a daemon crash.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -285,6 +287,32 @@ TEST_F(WriterE2eTest, DurableAcksSurviveADaemonCrash) {
   ASSERT_TRUE(runs.count("e2e/crash"));
   ExpectEachStepOnce(runs.at("e2e/crash"), "x", 800);
   daemon_ = std::move(*restarted);
+}
+
+TEST_F(WriterE2eTest, TheExampleTrainerLogsARun) {
+  const std::string command = std::string(TBLOG_BINARY_DIR "/client/tblog_train_example ") +
+                              daemon_->target() + " 2>&1";
+  std::FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buffer[256];
+  while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) output += buffer;
+  ASSERT_EQ(pclose(pipe), 0) << output;
+  const size_t at = output.find("run: ");
+  ASSERT_NE(at, std::string::npos) << output;
+  const std::string run_path = output.substr(at + 5, output.find('\n', at) - at - 5);
+  EXPECT_EQ(run_path.rfind("example/", 0), 0u) << run_path;
+
+  const auto runs = ReadLogdir(daemon_->logdir());
+  ASSERT_TRUE(runs.count(run_path)) << output;
+  ASSERT_TRUE(runs.count(run_path + "/train")) << output;
+  ASSERT_TRUE(runs.count(run_path + "/validation")) << output;
+  EXPECT_EQ(Points(runs.at(run_path + "/train"), "loss").size(), 200u);
+  EXPECT_EQ(Points(runs.at(run_path + "/validation"), "accuracy").size(), 10u);
+  EXPECT_EQ(CountTag(runs.at(run_path), "weights/layer1"), 10);
+  EXPECT_EQ(CountTag(runs.at(run_path), "samples/gradient"), 1);
+  EXPECT_EQ(CountTag(runs.at(run_path), "notes"), 1);
+  EXPECT_GE(CountTag(runs.at(run_path), "_hparams_/"), 1);
 }
 
 }  // namespace
