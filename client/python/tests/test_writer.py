@@ -4,6 +4,7 @@ with the tests' own TFRecord reader."""
 
 import math
 import os
+import signal
 import time
 
 import numpy as np
@@ -307,6 +308,26 @@ def test_writer_survives_a_daemon_restart(daemon):
     histograms = [s for s, _, v in eventfile.values(run_dir(daemon, "exp/restart")) if v.tag == "h"]
     assert histograms == list(range(0, total, 500))
     assert len(eventfile.event_files(run_dir(daemon, "exp/restart"))) >= 2   # resumed, new file
+
+
+def test_writer_survives_a_daemon_crash(daemon):
+    """SIGKILL instead of SIGTERM: the writer keeps batches until the daemon
+    reports them durable, and the restarted daemon says what it has, so the
+    resend neither loses nor repeats a point."""
+    writer = writer_for(daemon, "exp/crash", flush_secs=1)
+    total = 6000
+    for step in range(total):
+        writer.add_scalar("x", float(step), step)
+        if step == total // 3:
+            time.sleep(0.3)                    # some batches written, some durable
+            daemon.stop(sig=signal.SIGKILL)
+        if step == total // 2:
+            daemon.start()
+        if step % 100 == 0:
+            time.sleep(0.01)
+    writer.close()
+    steps = [s for s, _ in eventfile.scalars(run_dir(daemon, "exp/crash"))["x"]]
+    assert steps == list(range(total))
 
 
 def test_big_histogram_and_many_scalars(daemon):
