@@ -560,9 +560,11 @@ class SummaryWriter:
             return
         self._stream.flush(timeout)
 
-    def close(self, timeout=None):
+    def close(self, timeout=60.0):
         """Flushes, closes the run on the daemon (its hparams session ends as
-        SUCCESS) and stops the background threads. Idempotent."""
+        SUCCESS) and stops the background threads. Idempotent. Waits at most
+        about `timeout` seconds for an unreachable daemon, then raises
+        TblogError (what was not sent is lost)."""
         if self._closed:
             return
         self._closed = True
