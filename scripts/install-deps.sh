@@ -10,7 +10,7 @@ packages=(
   libabsl-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libpng-dev zlib1g-dev libcpp-httplib-dev
-  python3 python3-grpcio python3-protobuf python3-numpy python3-pytest python3-yaml
+  python3 python3-grpcio python3-protobuf python3-numpy python3-pytest python3-yaml python3-torch
 )
 
 missing=()
