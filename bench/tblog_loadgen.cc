@@ -1,0 +1,590 @@
+// tblog-loadgen: end-to-end throughput of tblogd next to the same work done
+// in-process, in one run, on one machine.
+//
+// Each workload is run twice, back to back:
+//   through tblogd  tblog::Writer calls (the C++ client) into a daemon, then
+//                   flush(): the rate counts from the first call to the flush
+//                   returning, the caller cost is the time spent in the calls;
+//   in-process      the engine directly on the calling thread (summary value,
+//                   Event, EventFileWriter::Write, one Flush at the end), as a
+//                   trainer without tblogd would write the same records.
+// Afterwards both run directories are read back and every tag's count is
+// checked against what was sent (exit status 1 on a mismatch).
+//
+//   tblog-loadgen --spawn-daemon build/server/daemon/tblogd   # child tblogd on a temp dir
+//   tblog-loadgen --address unix:/run/tblogd.sock --logdir /logs   # a running daemon
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <latch>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "loadgen.h"
+#include "tblog/client.h"
+
+namespace tblog::loadgen {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsBetween(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+// ---------------------------------------------------------------------------
+// The machine.
+
+std::string FirstLineStartingWith(const std::string& path, std::string_view prefix) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) {
+      const size_t colon = line.find(':');
+      std::string value = colon == std::string::npos ? line : line.substr(colon + 1);
+      value.erase(0, value.find_first_not_of(" \t"));
+      return value;
+    }
+  }
+  return "unknown";
+}
+
+// The whole file, or "" when it cannot be read.
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string one, five, fifteen;
+  if (!(in >> one >> five >> fifteen)) return "unknown";
+  return absl::StrCat(one, " ", five, " ", fifteen);
+}
+
+std::string Kernel() {
+  utsname name{};
+  if (uname(&name) != 0) return "unknown";
+  return absl::StrCat(name.sysname, " ", name.release, " ", name.machine);
+}
+
+// CPU seconds used so far by process `pid` (utime + stime of /proc/pid/stat),
+// or nullopt when it cannot be read (not our child, not Linux).
+std::optional<double> ProcessCpuSeconds(pid_t pid) {
+  const std::string stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  const size_t paren = stat.rfind(')');  // the command name may hold spaces
+  if (paren == std::string::npos) return std::nullopt;
+  std::istringstream fields(stat.substr(paren + 2));
+  std::string field;
+  // Fields after the name start at 3 (state); utime and stime are 14 and 15.
+  for (int i = 3; i < 14; ++i) fields >> field;
+  uint64_t utime = 0, stime = 0;
+  if (!(fields >> utime >> stime)) return std::nullopt;
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// ---------------------------------------------------------------------------
+// A child tblogd on a temporary log dir and unix socket.
+
+class DaemonChild {
+ public:
+  // Starts `binary --logdir <dir>/logs --unix-socket <dir>/tblogd.sock
+  // --listen '' <args>` with its output in <dir>/tblogd.log, and waits until
+  // its health service answers SERVING.
+  static absl::StatusOr<std::unique_ptr<DaemonChild>> Start(const std::string& binary,
+                                                            const std::vector<std::string>& args,
+                                                            const std::string& dir) {
+    if (access(binary.c_str(), X_OK) != 0) {
+      return absl::NotFoundError(absl::StrCat("tblogd binary not executable: ", binary));
+    }
+    auto child = std::unique_ptr<DaemonChild>(new DaemonChild());
+    child->logdir_ = dir + "/logs";
+    child->log_path_ = dir + "/tblogd.log";
+    const std::string socket = dir + "/tblogd.sock";
+    child->target_ = "unix:" + socket;
+    std::vector<std::string> argv_strings = {binary, "--logdir", child->logdir_, "--unix-socket",
+                                             socket, "--listen", ""};
+    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& arg : argv_strings) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+
+    const pid_t pid = fork();
+    if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
+    if (pid == 0) {
+      const int fd = ::open(child->log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+      }
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    child->pid_ = pid;
+
+    auto channel = grpc::CreateChannel(child->target_, grpc::InsecureChannelCredentials());
+    auto health = grpc::health::v1::Health::NewStub(channel);
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (true) {
+      int wstatus = 0;
+      if (waitpid(pid, &wstatus, WNOHANG) == pid) {
+        child->pid_ = -1;
+        return absl::InternalError(absl::StrCat("tblogd exited during start-up (status ", wstatus,
+                                                "); its log:\n", child->LogTail()));
+      }
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+      grpc::health::v1::HealthCheckResponse response;
+      grpc::Status status = health->Check(&context, {}, &response);
+      if (status.ok() && response.status() == grpc::health::v1::HealthCheckResponse::SERVING) break;
+      if (absl::Now() > deadline) {
+        return absl::DeadlineExceededError(
+            absl::StrCat("tblogd not SERVING within 60 s on ", child->target_));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return child;
+  }
+
+  ~DaemonChild() {
+    if (pid_ > 0) (void)Stop();
+  }
+
+  // SIGTERM (the daemon drains), then waits; SIGKILL after 60 s. OK when it
+  // exited with status 0.
+  absl::Status Stop() {
+    if (pid_ <= 0) return absl::OkStatus();
+    kill(pid_, SIGTERM);
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    int wstatus = 0;
+    while (waitpid(pid_, &wstatus, WNOHANG) != pid_) {
+      if (absl::Now() > deadline) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &wstatus, 0);
+        pid_ = -1;
+        return absl::DeadlineExceededError("tblogd did not exit within 60 s of SIGTERM; killed");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    pid_ = -1;
+    if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) return absl::OkStatus();
+    return absl::InternalError(absl::StrCat("tblogd exit status ", wstatus, "; log:\n", LogTail()));
+  }
+
+  // Peak resident memory of the daemon so far (VmHWM), or "unknown".
+  std::string PeakRss() const {
+    return FirstLineStartingWith(absl::StrCat("/proc/", pid_, "/status"), "VmHWM");
+  }
+
+  pid_t pid() const { return pid_; }
+  const std::string& target() const { return target_; }
+  const std::string& logdir() const { return logdir_; }
+
+ private:
+  DaemonChild() = default;
+
+  std::string LogTail() const {
+    const std::string text = ReadFile(log_path_);
+    return text.size() > 4000 ? text.substr(text.size() - 4000) : text;
+  }
+
+  pid_t pid_ = -1;
+  std::string target_;
+  std::string logdir_;
+  std::string log_path_;
+};
+
+// ---------------------------------------------------------------------------
+// Measurements.
+
+struct Row {
+  std::string workload;
+  std::string unit;  // "scalars", "elements", "images"
+  Side daemon;
+  Side in_process;
+};
+
+// Measures CPU of this process and (when known) of the daemon around a block.
+class CpuMeter {
+ public:
+  explicit CpuMeter(pid_t daemon_pid) : daemon_pid_(daemon_pid) { start_ = Now(); }
+  double Elapsed() const { return Now() - start_; }
+
+ private:
+  double Now() const {
+    double total = OwnCpuSeconds();
+    if (daemon_pid_ > 0) total += ProcessCpuSeconds(daemon_pid_).value_or(0);
+    return total;
+  }
+  pid_t daemon_pid_;
+  double start_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+// Through tblogd.
+
+// Runs `calls` record calls through `writer`, then flush().
+template <typename Call>
+Side ThroughDaemon(Writer& writer, pid_t daemon_pid, int64_t calls, double units, Call call) {
+  Side side;
+  side.calls = calls;
+  side.units = units;
+  const uint64_t blocked_before = writer.stats().blocked_calls;
+  CpuMeter cpu(daemon_pid);
+  const Clock::time_point start = Clock::now();
+  for (int64_t i = 0; i < calls; ++i) {
+    absl::Status status = call(i);
+    if (!status.ok()) {
+      side.status = absl::Status(status.code(), absl::StrCat("call ", i, ": ", std::string(status.message())));
+      return side;
+    }
+  }
+  const Clock::time_point calls_done = Clock::now();
+  side.status = writer.flush();
+  const Clock::time_point flushed = Clock::now();
+  side.cpu_seconds = cpu.Elapsed();
+  side.seconds = SecondsBetween(start, flushed);
+  side.caller_seconds = SecondsBetween(start, calls_done);
+  side.blocked_calls = writer.stats().blocked_calls - blocked_before;
+  return side;
+}
+
+// (d): `writers` threads, each with its own Writer (stream) into the run at
+// `run_path`, each logging config.writer_scalars scalars, then flush().
+Side MultiWriterThroughDaemon(const Config& config, const std::string& target,
+                              const std::string& run_path, pid_t daemon_pid) {
+  Side side;
+  std::vector<std::unique_ptr<Writer>> writers;
+  for (int w = 0; w < config.writers; ++w) {
+    WriterOptions options;
+    options.target = target;
+    options.run_path = run_path;
+    options.close_run = false;  // the main writer closes the run
+    auto writer = Writer::Open(options);
+    if (!writer.ok()) {
+      side.status = writer.status();
+      return side;
+    }
+    writers.push_back(std::move(*writer));
+  }
+  std::vector<absl::Status> statuses(writers.size());
+  std::vector<double> caller_seconds(writers.size());
+  std::latch start_line(config.writers + 1);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < config.writers; ++w) {
+    threads.emplace_back([&, w] {
+      const std::vector<std::string> tags = MultiWriterTags(config, w);
+      start_line.arrive_and_wait();
+      const Clock::time_point start = Clock::now();
+      for (int64_t i = 0; i < config.writer_scalars; ++i) {
+        absl::Status status =
+            writers[w]->scalar(tags[i % config.tags], i / config.tags, ScalarValueAt(i));
+        if (!status.ok()) {
+          statuses[w] = status;
+          return;
+        }
+      }
+      caller_seconds[w] = SecondsBetween(start, Clock::now());
+      statuses[w] = writers[w]->flush();
+    });
+  }
+  CpuMeter cpu(daemon_pid);
+  const Clock::time_point start = Clock::now();
+  start_line.arrive_and_wait();
+  for (std::thread& thread : threads) thread.join();
+  side.seconds = SecondsBetween(start, Clock::now());
+  side.cpu_seconds = cpu.Elapsed();
+  side.calls = config.writers * config.writer_scalars;
+  side.units = static_cast<double>(side.calls);
+  for (int w = 0; w < config.writers; ++w) {
+    side.caller_seconds += caller_seconds[w];
+    side.blocked_calls += writers[w]->stats().blocked_calls;
+    if (side.status.ok() && !statuses[w].ok()) side.status = statuses[w];
+  }
+  for (auto& writer : writers) {
+    absl::Status closed = writer->close();
+    if (side.status.ok() && !closed.ok()) side.status = closed;
+  }
+  return side;
+}
+
+// ---------------------------------------------------------------------------
+// The report.
+
+// 1234567 -> "1.23M"; the rate's unit follows.
+std::string Si(double value) {
+  const char* suffixes[] = {"", "k", "M", "G", "T"};
+  int i = 0;
+  while (std::abs(value) >= 1000 && i < 4) {
+    value /= 1000;
+    ++i;
+  }
+  return absl::StrFormat("%.3g%s", value, suffixes[i]);
+}
+
+std::string Duration(double seconds) {
+  if (seconds < 1e-6) return absl::StrFormat("%.0f ns", seconds * 1e9);
+  if (seconds < 1e-3) return absl::StrFormat("%.1f us", seconds * 1e6);
+  if (seconds < 1) return absl::StrFormat("%.2f ms", seconds * 1e3);
+  return absl::StrFormat("%.2f s", seconds);
+}
+
+std::string Describe(const Side& side, std::string_view unit) {
+  if (!side.status.ok()) return absl::StrCat("FAILED: ", std::string(side.status.message()));
+  return absl::StrFormat("%s %s/s, %s/call", Si(side.rate()), unit, Duration(side.per_call()));
+}
+
+void PrintTable(const std::vector<Row>& rows) {
+  std::cout << absl::StrFormat("\n%-34s | %-34s | %-34s | %-6s | %s\n", "workload",
+                               "through tblogd: rate, caller/call", "in-process: rate, cost/call",
+                               "rate x", "CPU s tblogd(app+daemon) / in-proc, notes");
+  std::cout << std::string(160, '-') << "\n";
+  for (const Row& row : rows) {
+    const bool both_ok = row.daemon.status.ok() && row.in_process.status.ok();
+    const double ratio = both_ok && row.in_process.rate() > 0 ? row.daemon.rate() / row.in_process.rate() : 0;
+    std::cout << absl::StrFormat("%-34s | %-34s | %-34s | %-6s | %.2f / %.2f, %.3f s / %.3f s wall, %d blocked calls\n",
+                                 row.workload, Describe(row.daemon, row.unit),
+                                 Describe(row.in_process, row.unit),
+                                 both_ok ? absl::StrFormat("%.2f", ratio) : std::string("-"),
+                                 row.daemon.cpu_seconds, row.in_process.cpu_seconds,
+                                 row.daemon.seconds, row.in_process.seconds,
+                                 row.daemon.blocked_calls);
+  }
+  std::cout << "rate x = rate through tblogd / in-process rate (>1: tblogd faster end to end).\n"
+               "caller/call = time inside the Writer call on the training thread; the in-process\n"
+               "cost/call is all the work (summary, event, write) on that thread.\n";
+}
+
+std::string MakeTempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string pattern = absl::StrCat(base != nullptr && *base != '\0' ? base : "/tmp", "/tblog-loadgen-XXXXXX");
+  return mkdtemp(pattern.data()) != nullptr ? pattern : std::string();
+}
+
+// Where the daemon is, from the command line.
+struct Target {
+  std::string address;        // a running daemon
+  std::string logdir;         // its log directory, for the read-back
+  std::string daemon_binary;  // or a child daemon started from this binary
+  std::vector<std::string> daemon_args;
+  bool keep = false;          // keep the temp directory
+};
+
+int Run(const Config& config, const Target& where) {
+  const std::string temp = MakeTempDir();
+  if (temp.empty()) {
+    std::cerr << "tblog-loadgen: mkdtemp: " << std::strerror(errno) << "\n";
+    return 1;
+  }
+  const std::string load_at_start = LoadAverage();
+  std::unique_ptr<DaemonChild> child;
+  std::string target = where.address;
+  std::string logdir = where.logdir;
+  if (!where.daemon_binary.empty()) {
+    auto started = DaemonChild::Start(where.daemon_binary, where.daemon_args, temp);
+    if (!started.ok()) {
+      std::cerr << "tblog-loadgen: " << started.status().message() << "\n";
+      return 1;
+    }
+    child = std::move(*started);
+    target = child->target();
+    logdir = child->logdir();
+  }
+  const pid_t daemon_pid = child != nullptr ? child->pid() : -1;
+
+  WriterOptions options;
+  options.target = target;
+  options.experiment = "loadgen";
+  options.name = "bench";
+  auto opened = Writer::Open(options);
+  if (!opened.ok()) {
+    std::cerr << "tblog-loadgen: Writer::Open(" << target << "): " << opened.status().message()
+              << "\n";
+    return 1;
+  }
+  std::unique_ptr<Writer> writer = std::move(*opened);
+  const std::string run_path = writer->run_path();
+
+  const std::string in_process_dir = temp + "/in-process";
+  auto in_process = InProcessRun::Create(in_process_dir);
+  if (!in_process.ok()) {
+    std::cerr << "tblog-loadgen: " << in_process.status().message() << "\n";
+    return 1;
+  }
+
+  const Inputs inputs = MakeInputs(config);
+  const std::string histogram_tag(kHistogramTag);
+  const std::string image_tag(kImageTag);
+  TagCounts expected;
+  std::vector<Row> rows;
+  if (config.scalars > 0) {
+    Row row{absl::StrCat("(a) scalars: ", Si(static_cast<double>(config.scalars)), " over ",
+                         config.tags, " tags"),
+            "scalars", {}, {}};
+    const auto& tags = inputs.scalar_tags;
+    const int k = config.tags;
+    row.daemon = ThroughDaemon(*writer, daemon_pid, config.scalars,
+                               static_cast<double>(config.scalars), [&](int64_t i) {
+                                 return writer->scalar(tags[i % k], i / k, ScalarValueAt(i));
+                               });
+    row.in_process = (*in_process)->Scalars(config, inputs);
+    ExpectScalars("scalars/t", config.scalars, config.tags, &expected);
+    rows.push_back(std::move(row));
+  }
+  if (config.histograms > 0) {
+    Row row{absl::StrCat("(b) histograms: ", config.histograms, " x ",
+                         Si(static_cast<double>(config.histogram_elements)), " f32"),
+            "elements", {}, {}};
+    const double units =
+        static_cast<double>(config.histograms) * static_cast<double>(config.histogram_elements);
+    row.daemon = ThroughDaemon(*writer, daemon_pid, config.histograms, units, [&](int64_t i) {
+      return writer->histogram(histogram_tag, i, inputs.histogram_values);
+    });
+    row.in_process = (*in_process)->Histograms(config, inputs);
+    expected[histogram_tag] += config.histograms;
+    rows.push_back(std::move(row));
+  }
+  if (config.images > 0) {
+    Row row{absl::StrCat("(c) images: ", config.images, " x ", config.image_side, "x",
+                         config.image_side, "x3 u8"),
+            "images", {}, {}};
+    row.daemon = ThroughDaemon(*writer, daemon_pid, config.images,
+                               static_cast<double>(config.images), [&](int64_t i) {
+                                 return writer->image(image_tag, i, inputs.image_pixels,
+                                                      inputs.image_shape);
+                               });
+    row.in_process = (*in_process)->Images(config, inputs);
+    expected[image_tag] += config.images;
+    rows.push_back(std::move(row));
+  }
+  if (config.writers > 0 && config.writer_scalars > 0) {
+    Row row{absl::StrCat("(d) ", config.writers, " writer threads x ",
+                         Si(static_cast<double>(config.writer_scalars)), " scalars"),
+            "scalars", {}, {}};
+    row.daemon = MultiWriterThroughDaemon(config, target, run_path, daemon_pid);
+    row.in_process = (*in_process)->MultiWriterScalars(config);
+    for (int w = 0; w < config.writers; ++w) {
+      ExpectScalars(absl::StrCat("multi/w", w, "/t"), config.writer_scalars, config.tags,
+                    &expected);
+    }
+    rows.push_back(std::move(row));
+  }
+
+  bool ok = true;
+  if (absl::Status closed = writer->close(); !closed.ok()) {
+    std::cout << "Writer::close: " << closed.message() << "\n";
+    ok = false;
+  }
+  if (absl::Status closed = (*in_process)->Close(); !closed.ok()) {
+    std::cout << "in-process Close: " << closed.message() << "\n";
+    ok = false;
+  }
+  const std::string peak_rss = child != nullptr ? child->PeakRss() : std::string("n/a");
+  const std::string load_at_end = LoadAverage();
+
+  std::cout << "tblog-loadgen: " << FirstLineStartingWith("/proc/cpuinfo", "model name") << ", "
+            << std::thread::hardware_concurrency() << " cores, "
+            << FirstLineStartingWith("/proc/meminfo", "MemTotal") << " RAM, " << Kernel() << "\n"
+            << "load average (1/5/15 min): " << load_at_start << " at start, " << load_at_end
+            << " at end\n"
+            << "daemon: "
+            << (child != nullptr ? absl::StrCat("spawned ", where.daemon_binary, " (pid ",
+                                                daemon_pid, "), peak RSS ", peak_rss)
+                                 : absl::StrCat("at ", target))
+            << "; run " << run_path << "\n";
+  PrintTable(rows);
+  for (const Row& row : rows) ok = ok && row.daemon.status.ok() && row.in_process.status.ok();
+
+  std::cout << "\n";
+  if (!logdir.empty()) {
+    ok = VerifyRun("through tblogd", logdir + "/" + run_path, expected) && ok;
+  } else {
+    std::cout << "read-back through tblogd: skipped (pass --logdir, the daemon's log directory)\n";
+  }
+  ok = VerifyRun("in-process", in_process_dir, expected) && ok;
+
+  if (child != nullptr) {
+    if (absl::Status stopped = child->Stop(); !stopped.ok()) {
+      std::cout << "tblogd shutdown: " << stopped.message() << "\n";
+      ok = false;
+    }
+  }
+  if (!where.keep) {
+    std::error_code ignored;  // best effort: a leftover temp dir is harmless
+    std::filesystem::remove_all(temp, ignored);
+  } else {
+    std::cout << "kept " << temp << "\n";
+  }
+  std::cout << (ok ? "PASS" : "FAIL") << "\n";
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace tblog::loadgen
+
+int main(int argc, char** argv) {
+  tblog::loadgen::Config config;
+  tblog::loadgen::Target where;
+  CLI::App app{"tblog-loadgen: end-to-end rates through tblogd next to the same work in-process"};
+  auto* address = app.add_option("--address", where.address,
+                                 "gRPC target of a running tblogd (host:port or unix:/path)");
+  app.add_option("--logdir", where.logdir,
+                 "With --address: the daemon's log directory, to read the run back");
+  auto* spawn = app.add_option("--spawn-daemon", where.daemon_binary,
+                               "Start this tblogd on a temp logdir + unix socket, stop it at the end");
+  app.add_option("--daemon-arg", where.daemon_args,
+                 "Extra argument for the spawned tblogd (repeatable, e.g. --daemon-arg=--workers=2)");
+  address->excludes(spawn);
+  app.add_option("--scalars", config.scalars, "(a) scalars through one writer")->capture_default_str();
+  app.add_option("--tags", config.tags, "Scalar tags, in rotation")->capture_default_str()->check(CLI::Range(1, 100000));
+  app.add_option("--histograms", config.histograms, "(b) histogram calls")->capture_default_str();
+  app.add_option("--histogram-elements", config.histogram_elements, "float32 values per histogram")
+      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 27));
+  app.add_option("--images", config.images, "(c) image calls")->capture_default_str();
+  app.add_option("--image-side", config.image_side, "Images are side x side x 3 uint8")
+      ->capture_default_str()->check(CLI::Range(1, 4096));
+  app.add_option("--writers", config.writers, "(d) writer threads, one stream each, into the run (0 = skip)")
+      ->capture_default_str()->check(CLI::Range(0, 64));
+  app.add_option("--writer-scalars", config.writer_scalars, "(d) scalars per writer thread")
+      ->capture_default_str();
+  app.add_flag("--keep", where.keep, "Keep the temp directory (logs, in-process run)");
+  CLI11_PARSE(app, argc, argv);
+  if (where.address.empty() && where.daemon_binary.empty()) {
+    std::cerr << "tblog-loadgen: give --address or --spawn-daemon\n";
+    return 2;
+  }
+  return tblog::loadgen::Run(config, where);
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Every benchmark in one command: builds Release in build-release/, then runs
+# histogram_bench (engine), client_bench (C++ client call cost) and
+# tblog-loadgen against a tblogd child it starts (end-to-end rates next to the
+# same work in-process, with a read-back check). Prints everything.
+#
+#   scripts/bench.sh [extra tblog-loadgen args, e.g. --scalars 5000000]
+# Environment: TBLOG_JOBS (default 2); BENCH_BUILD_DIR (default build-release);
+# BENCH_FILTER, a Google Benchmark filter for the micro-benchmarks (default: all).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build_dir=${BENCH_BUILD_DIR:-build-release}
+generator=()
+if command -v ninja >/dev/null; then generator=(-G Ninja); fi
+
+cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release >/dev/null
+targets=(histogram_bench tblogd tblog_loadgen)
+if ls bench/client_bench*.cc >/dev/null 2>&1; then targets+=(client_bench); fi
+cmake --build "$build_dir" -j "${TBLOG_JOBS:-2}" --target "${targets[@]}"
+
+filter=()
+if [[ -n "${BENCH_FILTER:-}" ]]; then filter=(--benchmark_filter="$BENCH_FILTER"); fi
+status=0
+
+echo "== histogram_bench (engine: histogram elements/s next to a plain sum) =="
+"$build_dir/bench/histogram_bench" "${filter[@]}" || status=1
+
+for bench in "$build_dir"/bench/client_bench*; do
+  [[ -x "$bench" && -f "$bench" ]] || continue
+  echo
+  echo "== $(basename "$bench") (C++ client: cost of a record call on the caller's thread) =="
+  "$bench" "${filter[@]}" || status=1
+done
+
+echo
+echo "== tblog-loadgen (end to end through tblogd next to the same work in-process) =="
+echo "+ $build_dir/bench/tblog-loadgen --spawn-daemon $build_dir/server/daemon/tblogd $*"
+"$build_dir/bench/tblog-loadgen" --spawn-daemon "$build_dir/server/daemon/tblogd" "$@" || status=1
+exit "$status"
