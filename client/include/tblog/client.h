@@ -323,8 +323,10 @@ class Writer {
   absl::Status record(v1::Record record);
 
   // A barrier: returns when every record buffered before the call is written
-  // by the daemon (and fsynced when `sync`), or with the writer's first error.
-  // Waits across reconnects; a close() from another thread ends the wait.
+  // by the daemon (and fsynced when `sync`). Returns status(), so a record the
+  // daemon rejected earlier shows here. Sent in-stream (FLUSH_MODE), ordered
+  // with the data; waits across reconnects; close() from another thread ends
+  // the wait with FAILED_PRECONDITION.
   absl::Status flush(bool sync = false);
   // Sends what is buffered, waits (up to close_timeout) for it to be
   // acknowledged, ends the stream and (if close_run) the run with `status`,
