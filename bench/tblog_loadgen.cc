@@ -155,8 +155,6 @@ class DaemonChild {
     }
     child->pid_ = pid;
 
-    auto channel = grpc::CreateChannel(child->target_, grpc::InsecureChannelCredentials());
-    auto health = grpc::health::v1::Health::NewStub(channel);
     const absl::Time deadline = absl::Now() + absl::Seconds(60);
     while (true) {
       int wstatus = 0;
@@ -165,6 +163,13 @@ class DaemonChild {
         return absl::InternalError(absl::StrCat("tblogd exited during start-up (status ", wstatus,
                                                 "); its log:\n", child->LogTail()));
       }
+      // A fresh channel with its own subchannel each try: a failed connect
+      // before the socket exists would otherwise leave gRPC's reconnect
+      // backoff (seconds) on the shared subchannel the Writer then reuses.
+      grpc::ChannelArguments channel_args;
+      channel_args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+      auto health = grpc::health::v1::Health::NewStub(grpc::CreateCustomChannel(
+          child->target_, grpc::InsecureChannelCredentials(), channel_args));
       grpc::ClientContext context;
       context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
       grpc::health::v1::HealthCheckResponse response;
@@ -536,6 +541,7 @@ int Run(const Config& config, const Target& where) {
   }
   ok = VerifyRun("in-process", in_process_dir, expected) && ok;
 
+  writer.reset();  // its channel too: the daemon's drain waits for open connections
   if (child != nullptr) {
     if (absl::Status stopped = child->Stop(); !stopped.ok()) {
       std::cout << "tblogd shutdown: " << stopped.message() << "\n";
