@@ -146,6 +146,10 @@ absl::Status Daemon::Shutdown(absl::Duration grace) {
   {
     absl::MutexLock lock(&mu_);
     if (shut_down_) return shutdown_status_;
+    if (!server_) {  // Start() failed before the server ran
+      stopping_ = shut_down_ = true;
+      return absl::OkStatus();
+    }
   }
   const absl::Time deadline = absl::Now() + grace;
   spdlog::info("shutting down: draining runs (deadline in {})", absl::FormatDuration(grace));

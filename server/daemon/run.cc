@@ -51,7 +51,6 @@ struct Run::Entry {
   // kFlush, kClose
   bool sync = false;
   Done done;
-  absl::Time queued_at;
 };
 
 struct Run::GroupResult {
@@ -142,7 +141,6 @@ absl::Status Run::Submit(v1::WriteRequest request, std::shared_ptr<AckSink> sink
     entry->request = std::move(request);
     entry->sink = std::move(sink);
     entry->charged_bytes = charged_bytes;
-    entry->queued_at = absl::Now();
     Enqueue(std::move(entry));
     // Flushes that waited for this writer's batches can go now, behind them.
     const std::string& writer_id = raw->request.writer_id();

@@ -37,8 +37,8 @@ void MergeAck(v1::WriteResponse& into, v1::WriteResponse&& from) {
 // control: the next StartRead waits while the ByteBudget is spent.
 class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::WriteResponse> {
  public:
-  WriteStream(TBLogService* service, grpc::CallbackServerContext* context)
-      : service_(service), context_(context), sink_(std::make_shared<Sink>(this)) {
+  explicit WriteStream(TBLogService* service)
+      : service_(service), sink_(std::make_shared<Sink>(this)) {
     grpc::Status refusal;
     if (!service_->RegisterStream(this, &refusal)) {
       {
@@ -278,7 +278,6 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
   }
 
   TBLogService* const service_;              // outlives every stream
-  grpc::CallbackServerContext* const context_;  // valid until OnDone
   const std::shared_ptr<Sink> sink_;
   v1::WriteRequest request_;    // the read buffer; touched only while no read is in flight
   v1::WriteResponse response_;  // the write buffer; touched only while no write is in flight
@@ -469,8 +468,8 @@ bool TBLogService::WaitForStreams(absl::Time deadline) {
 }
 
 grpc::ServerBidiReactor<v1::WriteRequest, v1::WriteResponse>* TBLogService::Write(
-    grpc::CallbackServerContext* context) {
-  return new WriteStream(this, context);
+    grpc::CallbackServerContext* /*context*/) {
+  return new WriteStream(this);
 }
 
 grpc::ServerUnaryReactor* TBLogService::OpenRun(grpc::CallbackServerContext* context,
