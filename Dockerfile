@@ -24,10 +24,12 @@ COPY server server
 COPY client client
 COPY tests tests
 COPY bench bench
+COPY examples examples
+# Only the daemon is built unless the tests run: nothing else is shipped.
 RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DTBLOG_BUILD_TESTS=$([ "$TBLOG_RUN_TESTS" = 1 ] && echo ON || echo OFF) \
       -DTBLOG_BUILD_BENCHMARKS=OFF \
- && cmake --build /build -j "$TBLOG_JOBS" \
+ && cmake --build /build -j "$TBLOG_JOBS" $([ "$TBLOG_RUN_TESTS" = 1 ] || echo --target tblogd) \
  && if [ "$TBLOG_RUN_TESTS" = 1 ]; then ctest --test-dir /build -E 'e2e|python|install' --output-on-failure; fi \
  && strip /build/server/daemon/tblogd
 
@@ -36,10 +38,13 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libgrpc++1.51 libgrpc29 libprotobuf32 libspdlog1.10 libfmt9 libpng16-16 zlib1g \
- && rm -rf /var/lib/apt/lists/* \
+      libcpp-httplib0.11 \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent tblog \
  && mkdir -p /logs && chown 10001:10001 /logs
 COPY --from=build /build/server/daemon/tblogd /usr/local/bin/tblogd
+# Fails the build here, not at first start, if a shared library is missing.
+RUN /usr/local/bin/tblogd --version
 USER 10001:10001
 VOLUME ["/logs"]
 # gRPC (TCP) and Prometheus metrics.
