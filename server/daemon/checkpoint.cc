@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "engine/crc32c.h"
+#include "engine/event_file_writer.h"
 #include "engine/event_reader.h"
 #include "engine/record_reader.h"
 #include "engine/status_util.h"
@@ -96,6 +97,75 @@ absl::Status RepairTail(const std::string& path, ResumeRepair* repair) {
   return absl::OkStatus();
 }
 
+// The run directory and every directory below it but .tblogd, symlinks not
+// followed.
+absl::StatusOr<std::vector<std::string>> RunDirectories(const std::string& run_dir) {
+  std::vector<std::string> dirs = {run_dir};
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(run_dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_symlink()) continue;
+    if (it->is_directory()) {
+      if (it->path().filename() == kCheckpointDir) {
+        it.disable_recursion_pending();
+        continue;
+      }
+      dirs.push_back(it->path().string());
+    }
+  }
+  if (ec) return absl::InternalError(absl::StrCat("listing ", run_dir, ": ", ec.message()));
+  return dirs;
+}
+
+// True when `path` starts with a file_version event that tblogd wrote later
+// than `time`. Unreadable or foreign files are not.
+bool CreatedByTblogdAfter(const std::string& path, double time) {
+  auto reader = EventFileReader::Open(path);
+  if (!reader.ok()) return false;
+  tensorboard::Event first;
+  if ((*reader)->Next(&first) != EventFileReader::State::kEvent) return false;
+  return !first.file_version().empty() &&
+         first.source_metadata().writer() == EventFileOptions{}.source_writer &&
+         first.wall_time() > time;
+}
+
+// Removes the event files of the run that tblogd created after the
+// checkpoint, other than those it lists (`listed`, full paths).
+absl::Status RemoveFilesAfterCheckpoint(const std::string& run_dir, double time,
+                                        const std::vector<std::string>& listed,
+                                        ResumeRepair* repair) {
+  auto dirs = RunDirectories(run_dir);
+  if (!dirs.ok()) return dirs.status();
+  for (const std::string& dir : *dirs) {
+    bool removed_here = false;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      const std::string path = entry.path().string();
+      if (entry.is_symlink() || !entry.is_regular_file() ||
+          !IsEventFileName(entry.path().filename().string()) ||
+          std::find(listed.begin(), listed.end(), path) != listed.end() ||
+          !CreatedByTblogdAfter(path, time)) {
+        continue;
+      }
+      std::error_code size_ec;
+      const uint64_t size = std::filesystem::file_size(path, size_ec);
+      if (::unlink(path.c_str()) != 0) {
+        return absl::ErrnoToStatus(errno, absl::StrCat("removing ", path));
+      }
+      repair->warnings.push_back(absl::StrCat(
+          path, ": created after the checkpoint, so its batches are resent; removed"));
+      ++repair->files_removed;
+      if (!size_ec) repair->bytes_removed += size;
+      removed_here = true;
+    }
+    if (ec) return absl::InternalError(absl::StrCat("listing ", dir, ": ", ec.message()));
+    // Durably gone, or a crash could bring back files the next checkpoint no
+    // longer tells apart.
+    if (removed_here) TBLOG_RETURN_IF_ERROR(SyncDirectory(dir));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string EncodeCheckpoint(const CheckpointState& state) {
@@ -107,6 +177,7 @@ std::string EncodeCheckpoint(const CheckpointState& state) {
     absl::StrAppend(&body, "file ", Encode(file.subrun), " ", Encode(file.file_name), " ",
                     file.length, "\n");
   }
+  if (state.time != 0) absl::StrAppendFormat(&body, "time %.17g\n", state.time);
   absl::StrAppendFormat(&body, "end %08x\n", crc32c::Value(body));
   return body;
 }
@@ -142,6 +213,8 @@ absl::StatusOr<CheckpointState> DecodeCheckpoint(std::string_view text) {
         return bad("bad file line");
       }
       state.files.push_back(std::move(file));
+    } else if (fields[0] == "time" && fields.size() == 2) {
+      if (!absl::SimpleAtod(fields[1], &state.time)) return bad("bad time line");
     } else if (fields[0] == "end" && fields.size() == 2) {
       uint32_t crc = 0;
       if (!absl::SimpleHexAtoi(fields[1], &crc) || crc != crc32c::Value(text.substr(0, pos))) {
@@ -156,24 +229,42 @@ absl::StatusOr<CheckpointState> DecodeCheckpoint(std::string_view text) {
   return bad("no end line");
 }
 
-absl::StatusOr<std::unique_ptr<CheckpointFile>> CheckpointFile::Open(const std::string& run_dir) {
+absl::StatusOr<std::unique_ptr<CheckpointFile>> CheckpointFile::Open(const std::string& run_dir,
+                                                                     bool sync_directories) {
   const std::string dir = absl::StrCat(run_dir, "/", kCheckpointDir);
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+  const bool created_dir = ::mkdir(dir.c_str(), 0755) == 0;
+  if (!created_dir && errno != EEXIST) {
     return absl::ErrnoToStatus(errno, absl::StrCat("creating ", dir));
   }
   struct stat st {};
   if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return absl::FailedPreconditionError(absl::StrCat(dir, " is not a directory"));
   }
+  if (created_dir && sync_directories) TBLOG_RETURN_IF_ERROR(SyncDirectory(run_dir));
+  double previous_time = 0;
+  if (auto previous = ReadCheckpoint(run_dir); previous.ok() && previous->has_value()) {
+    previous_time = (*previous)->time;
+  }
   std::string path = absl::StrCat(dir, "/", kCheckpointFile);
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+  constexpr int kFlags = O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC;
+  int fd = ::open(path.c_str(), kFlags | O_EXCL, 0644);
+  const bool created_file = fd >= 0;
+  if (!created_file && errno == EEXIST) fd = ::open(path.c_str(), kFlags, 0644);
   if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("opening checkpoint ", path));
-  return std::unique_ptr<CheckpointFile>(new CheckpointFile(std::move(path), fd));
+  if (created_file && sync_directories) {
+    if (absl::Status status = SyncDirectory(dir); !status.ok()) {
+      ::close(fd);
+      return status;
+    }
+  }
+  return std::unique_ptr<CheckpointFile>(new CheckpointFile(std::move(path), fd, previous_time));
 }
 
 CheckpointFile::~CheckpointFile() { ::close(fd_); }
 
-absl::Status CheckpointFile::Write(const CheckpointState& state, bool sync) {
+absl::Status CheckpointFile::Write(CheckpointState state, bool sync) {
+  state.time = std::max(state.time, previous_time_);
+  previous_time_ = state.time;
   const std::string text = EncodeCheckpoint(state);
   size_t done = 0;
   while (done < text.size()) {
@@ -230,10 +321,12 @@ absl::StatusOr<ResumeRepair> RepairRunForResume(const std::string& run_dir) {
     const CheckpointState& state = **checkpoint;
     repair.had_checkpoint = true;
     repair.writer_sequences = state.writer_sequences;
+    std::vector<std::string> listed;
     for (const auto& file : state.files) {
       const std::string path = file.subrun.empty()
                                    ? absl::StrCat(run_dir, "/", file.file_name)
                                    : absl::StrCat(run_dir, "/", file.subrun, "/", file.file_name);
+      listed.push_back(path);
       struct stat st {};
       if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
         repair.warnings.push_back(absl::StrCat(path, ": listed in the checkpoint but missing"));
@@ -251,27 +344,24 @@ absl::StatusOr<ResumeRepair> RepairRunForResume(const std::string& run_dir) {
         TBLOG_RETURN_IF_ERROR(Truncate(path, file.length));
         ++repair.files_truncated;
         repair.bytes_removed += size - file.length;
+        repair.warnings.push_back(absl::StrCat(path, ": cut from ", size, " to ", file.length,
+                                               " bytes (written after the checkpoint)"));
       }
+    }
+    if (state.time > 0) {
+      TBLOG_RETURN_IF_ERROR(RemoveFilesAfterCheckpoint(run_dir, state.time, listed, &repair));
+    } else {
+      repair.warnings.push_back(
+          "checkpoint has no time (older tblogd): event files created after it are kept");
     }
     return repair;
   }
   if (!checkpoint.ok()) repair.warnings.push_back(std::string(checkpoint.status().message()));
   // No usable checkpoint: repair the newest file of every directory.
-  std::vector<std::string> dirs = {run_dir};
+  auto dirs = RunDirectories(run_dir);
+  if (!dirs.ok()) return dirs.status();
   std::error_code ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(run_dir, ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_symlink()) continue;
-    if (it->is_directory()) {
-      if (it->path().filename() == kCheckpointDir) {
-        it.disable_recursion_pending();
-        continue;
-      }
-      dirs.push_back(it->path().string());
-    }
-  }
-  if (ec) return absl::InternalError(absl::StrCat("listing ", run_dir, ": ", ec.message()));
-  for (const std::string& dir : dirs) {
+  for (const std::string& dir : *dirs) {
     std::string newest;
     for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
       if (entry.is_regular_file() && !entry.is_symlink() &&

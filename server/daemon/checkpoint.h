@@ -10,6 +10,7 @@
 //   tblogd-checkpoint 1
 //   writer <writer-id> <last written sequence>
 //   file <sub-run or "."> <event file name> <length in bytes>
+//   time <seconds since the epoch, %.17g>        (optional)
 //   end <crc32c of the lines above, hex>
 // Bytes after the "end" line are ignored (a shorter rewrite whose ftruncate
 // did not happen).
@@ -41,6 +42,10 @@ struct CheckpointState {
   };
   std::map<std::string, uint64_t> writer_sequences;  // writer id -> last written sequence
   std::vector<EventFile> files;                      // one per sub-run
+  // When it was taken, on the event files' clock, and never earlier than the
+  // file_version wall_time of any event file the run created before it: an
+  // event file of tblogd's with a later one was created after it. 0 = unknown.
+  double time = 0;
   bool operator==(const CheckpointState&) const = default;
 };
 
@@ -53,21 +58,28 @@ absl::StatusOr<CheckpointState> DecodeCheckpoint(std::string_view text);
 class CheckpointFile {
  public:
   // Creates <run_dir>/.tblogd if needed and opens (creates) the checkpoint
-  // file, refusing symlinks at either. Errors name the path.
-  static absl::StatusOr<std::unique_ptr<CheckpointFile>> Open(const std::string& run_dir);
+  // file, refusing symlinks at either; fsyncs the directory of whatever it
+  // created when `sync_directories`. Errors name the path.
+  static absl::StatusOr<std::unique_ptr<CheckpointFile>> Open(const std::string& run_dir,
+                                                              bool sync_directories = true);
   ~CheckpointFile();
   CheckpointFile(const CheckpointFile&) = delete;
   CheckpointFile& operator=(const CheckpointFile&) = delete;
 
-  // Replaces the file's contents with `state`; fsyncs when `sync`.
-  absl::Status Write(const CheckpointState& state, bool sync);
+  // Replaces the file's contents with `state`; fsyncs when `sync`. Raises
+  // state.time to the previous checkpoint's (this one's or, for a resumed run,
+  // the one found at Open), so a clock stepped back cannot make older files
+  // look newer than the checkpoint.
+  absl::Status Write(CheckpointState state, bool sync);
 
   const std::string& path() const { return path_; }
 
  private:
-  CheckpointFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  CheckpointFile(std::string path, int fd, double previous_time)
+      : path_(std::move(path)), fd_(fd), previous_time_(previous_time) {}
   std::string path_;
   int fd_;
+  double previous_time_;  // the latest CheckpointState::time written or found
 };
 
 // Reads <run_dir>/.tblogd/checkpoint. nullopt when there is none; DATA_LOSS
@@ -79,15 +91,21 @@ struct ResumeRepair {
   bool had_checkpoint = false;
   std::map<std::string, uint64_t> writer_sequences;  // from the checkpoint
   int files_truncated = 0;
+  int files_removed = 0;  // event files created after the checkpoint
   uint64_t bytes_removed = 0;
   std::vector<std::string> warnings;  // e.g. a file shorter than its checkpoint
 };
 
 // Prepares an existing run directory to be written again (new event files are
 // always started; old ones are never appended to). With a checkpoint: cuts
-// each listed event file back to its recorded length. Without one (or with a
-// corrupt one): scans the newest event file of every directory of the run
-// and cuts a torn or corrupt tail. Never follows symlinks.
+// each listed event file back to its recorded length, and removes every other
+// event file of the run (any sub-run, listed or not) that tblogd created after
+// the checkpoint (its file_version event says writer "tblogd" and has a later
+// wall_time): those hold only batches the checkpoint does not count, which
+// the clients resend. Files of other writers, and tblogd's older files, are
+// left alone. Without a checkpoint (or with a corrupt one): scans the newest
+// event file of every directory of the run and cuts a torn or corrupt tail.
+// Never follows symlinks. Every cut or removal is listed in `warnings`.
 absl::StatusOr<ResumeRepair> RepairRunForResume(const std::string& run_dir);
 
 }  // namespace tblog::daemon

@@ -17,11 +17,16 @@
 
 namespace tblog::daemon {
 
-absl::Status MakeDirectoriesUnder(const std::string& base, std::string_view relative) {
+absl::Status MakeDirectoriesUnder(const std::string& base, std::string_view relative,
+                                  bool sync_parents) {
   std::string path = base;
   for (absl::string_view part : absl::StrSplit(Sv(relative), '/', absl::SkipEmpty())) {
+    const std::string parent = path;
     absl::StrAppend(&path, "/", part);
-    if (::mkdir(path.c_str(), 0755) == 0) continue;
+    if (::mkdir(path.c_str(), 0755) == 0) {
+      if (sync_parents) TBLOG_RETURN_IF_ERROR(SyncDirectory(parent));
+      continue;
+    }
     if (errno != EEXIST) return absl::ErrnoToStatus(errno, absl::StrCat("creating ", path));
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) {
@@ -487,14 +492,18 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, GroupResult& re
     if (status.ok()) {
       CheckpointState state;
       state.writer_sequences = checkpoint_sequences_;
+      // Not before any file it accounts for was created (a resume removes
+      // tblogd's files created after the checkpoint's time).
+      state.time = absl::ToDoubleSeconds(file_options_.clock() - absl::UnixEpoch());
       for (const auto& [subrun, writer] : subruns_) {
         struct stat st {};
         const std::string& path = writer.writer->current_path();
         if (::stat(path.c_str(), &st) != 0) continue;
         state.files.push_back({subrun, BaseName(path), static_cast<uint64_t>(st.st_size)});
+        state.time = std::max(state.time, writer.writer->stats().latest_file_time);
       }
       if (!checkpoint_) {
-        auto opened = CheckpointFile::Open(directory_);
+        auto opened = CheckpointFile::Open(directory_, file_options_.sync != SyncPolicy::kNever);
         if (opened.ok()) {
           checkpoint_ = std::move(*opened);
         } else {
@@ -541,7 +550,8 @@ absl::Status Run::WriteEvent(const EventOut& event) {
     std::string dir = directory_;
     if (!event.subrun.empty()) {
       TBLOG_RETURN_IF_ERROR(ValidateRelativePath(event.subrun, "sub-run", context_.options->limits));
-      TBLOG_RETURN_IF_ERROR(MakeDirectoriesUnder(directory_, event.subrun));
+      TBLOG_RETURN_IF_ERROR(MakeDirectoriesUnder(directory_, event.subrun,
+                                                file_options_.sync != SyncPolicy::kNever));
       absl::StrAppend(&dir, "/", Sv(event.subrun));
     }
     auto writer = EventFileWriter::Create(dir, file_options_);

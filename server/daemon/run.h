@@ -59,8 +59,11 @@ class AckSink {
 
 // Creates `relative` ("a/b") under `base`, one component at a time with
 // mkdir, refusing any component that exists as a symlink or non-directory.
-// `relative` must be validated already (no "..", not absolute).
-absl::Status MakeDirectoriesUnder(const std::string& base, std::string_view relative);
+// `relative` must be validated already (no "..", not absolute). With
+// `sync_parents`, fsyncs the parent of each directory it creates, so the new
+// entries survive a machine crash.
+absl::Status MakeDirectoriesUnder(const std::string& base, std::string_view relative,
+                                  bool sync_parents = false);
 
 class Run : public std::enable_shared_from_this<Run> {
  public:

@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "daemon/checkpoint.h"
 #include "daemon/names.h"
+#include "engine/event_file_writer.h"
 #include "engine/status_util.h"
 #include "spdlog/spdlog.h"
 
@@ -19,6 +20,11 @@ namespace {
 
 double NowSeconds() { return absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()); }
 
+// A machine crash must not lose a run directory whose files were fsynced.
+bool SyncNewDirectories(const DaemonOptions& options) {
+  return options.file.sync != SyncPolicy::kNever;
+}
+
 }  // namespace
 
 RunRegistry::RunRegistry(RunContext context, std::string logdir)
@@ -26,7 +32,8 @@ RunRegistry::RunRegistry(RunContext context, std::string logdir)
 
 absl::StatusOr<std::string> RunRegistry::CreateTimestampedDir(const v1::OpenRunRequest& request) {
   if (!request.experiment().empty()) {
-    TBLOG_RETURN_IF_ERROR(MakeDirectoriesUnder(logdir_, request.experiment()));
+    TBLOG_RETURN_IF_ERROR(MakeDirectoriesUnder(logdir_, request.experiment(),
+                                               SyncNewDirectories(*context_.options)));
   }
   const std::string base = TimestampedRunName(absl::Now(), request.name());
   const std::string prefix = request.experiment().empty() ? "" : request.experiment() + "/";
@@ -36,7 +43,12 @@ absl::StatusOr<std::string> RunRegistry::CreateTimestampedDir(const v1::OpenRunR
     const std::string dir = absl::StrCat(logdir_, "/", run_path);
     // mkdir is the atomic test: two runs opened in the same second get
     // different directories.
-    if (::mkdir(dir.c_str(), 0755) == 0) return run_path;
+    if (::mkdir(dir.c_str(), 0755) == 0) {
+      if (SyncNewDirectories(*context_.options)) {
+        TBLOG_RETURN_IF_ERROR(SyncDirectory(dir.substr(0, dir.rfind('/'))));
+      }
+      return run_path;
+    }
     if (errno != EEXIST) return absl::ErrnoToStatus(errno, absl::StrCat("creating ", dir));
   }
   return absl::ResourceExhaustedError(
@@ -116,7 +128,8 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
     }
     // Creates the missing components and checks the existing ones, refusing
     // symlinks anywhere under the log directory.
-    TBLOG_RETURN_IF_ERROR(MakeDirectoriesUnder(logdir_, run_path));
+    TBLOG_RETURN_IF_ERROR(
+        MakeDirectoriesUnder(logdir_, run_path, SyncNewDirectories(*context_.options)));
     if (exists) {
       auto repair = RepairRunForResume(dir);
       if (!repair.ok()) return Annotate(repair.status(), absl::StrCat("resuming ", run_path));

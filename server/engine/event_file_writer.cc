@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <climits>
@@ -32,6 +33,15 @@ std::string LocalHostName() {
 
 }  // namespace
 
+absl::Status SyncDirectory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("opening directory ", dir));
+  absl::Status status;
+  if (::fsync(fd) != 0) status = absl::ErrnoToStatus(errno, absl::StrCat("syncing directory ", dir));
+  ::close(fd);
+  return status;
+}
+
 class EventFileWriter::Impl {
  public:
   Impl(std::string dir, EventFileOptions options)
@@ -53,7 +63,9 @@ class EventFileWriter::Impl {
     }
     AppendRecord(event_bytes, /*is_event=*/true);
     ++stats_.records_written;
-    if (buffer_.size() >= options_.buffer_bytes) return WriteBuffer();
+    // Accepted: a failure here leaves the event buffered for the next file,
+    // and error_ reports it from the next call on.
+    if (buffer_.size() >= options_.buffer_bytes) (void)WriteBuffer();
     return absl::OkStatus();
   }
 
@@ -108,10 +120,23 @@ class EventFileWriter::Impl {
       fd_ = -1;
     }
     std::error_code ec;
+    const bool sync_dirs = options_.sync != SyncPolicy::kNever;
+    std::vector<std::filesystem::path> missing;  // innermost first
+    for (std::filesystem::path p = dir_; sync_dirs && !p.empty() && p != p.parent_path() &&
+                                         !std::filesystem::exists(p, ec);
+         p = p.parent_path()) {
+      missing.push_back(p);
+    }
     std::filesystem::create_directories(dir_, ec);
     if (ec) {
       return error_ = absl::InternalError(
                  absl::StrCat("creating directory ", dir_, ": ", ec.message()));
+    }
+    for (const std::filesystem::path& created : missing) {
+      if (absl::Status status = SyncDirectory(created.parent_path().string()); !status.ok()) {
+        return error_ = status;
+      }
+      ++stats_.directory_syncs;
     }
     const absl::Time now = options_.clock();
     path_ = absl::StrCat(dir_, "/",
@@ -133,6 +158,11 @@ class EventFileWriter::Impl {
     last_sync_ = now;
     events_in_file_ = 0;
     error_ = absl::OkStatus();
+    if (sync_dirs) {
+      // The file's data gets fsynced on flush; its name needs the directory's.
+      if (absl::Status status = SyncDirectory(dir_); !status.ok()) return error_ = status;
+      ++stats_.directory_syncs;
+    }
 
     // Keep the buffered events, drop a file_version meant for an older file.
     std::string carried;
@@ -150,6 +180,7 @@ class EventFileWriter::Impl {
     file_bytes_ = 0;
     tensorboard::Event version;
     version.set_wall_time(absl::ToDoubleSeconds(now - absl::UnixEpoch()));
+    stats_.latest_file_time = std::max(stats_.latest_file_time, version.wall_time());
     version.set_file_version("brain.Event:2");
     version.mutable_source_metadata()->set_writer(options_.source_writer);
     AppendRecord(version.SerializeAsString(), /*is_event=*/false);

@@ -55,14 +55,27 @@ struct EventFileStats {
   uint64_t records_lost = 0;
   // Write() or Flush() calls that failed with an I/O error (see Flush()).
   uint64_t write_errors = 0;
+  // fsyncs of a directory after an entry was created in it (sync != kNever),
+  // so a machine crash cannot lose a synced file's name.
+  uint64_t directory_syncs = 0;
+  // The latest file_version wall_time of the files opened (seconds since the
+  // epoch, on options.clock): a checkpoint taken no earlier tells the files
+  // created after it from those before.
+  double latest_file_time = 0;
 };
+
+// fsyncs directory `dir`, which makes the entries created in it durable.
+// Errors name the path.
+absl::Status SyncDirectory(const std::string& dir);
 
 class EventFileWriter {
  public:
   // Creates directory `dir` if needed and opens a new event file in it named
   // events.out.tfevents.<10-digit secs>.<host>.<pid>.<counter><suffix>; the
   // counter makes names unique within the process even in the same second.
-  // Writes the file_version "brain.Event:2" record first.
+  // Writes the file_version "brain.Event:2" record first. Unless the policy
+  // is kNever, fsyncs the directory after creating each file (and its parent
+  // when the directory itself was created): once per file, never per write.
   static absl::StatusOr<std::unique_ptr<EventFileWriter>> Create(std::string dir,
                                                                  EventFileOptions options);
   ~EventFileWriter();  // Close()s, ignoring the error (call Close() to see it).
@@ -70,7 +83,10 @@ class EventFileWriter {
   EventFileWriter& operator=(const EventFileWriter&) = delete;
 
   // Appends one event. Rotates to a new file first when the current one has
-  // reached max_file_bytes. Fails (and keeps failing) after an I/O error that
+  // reached max_file_bytes. An error means the event was NOT accepted (the
+  // caller may offer it again later); an accepted event that could not be
+  // handed to the OS stays buffered for the next file, and the I/O error shows
+  // at the next call. Fails (and keeps failing) after an I/O error that
   // leaves the file's tail unknown; a later Flush() tries a fresh file.
   absl::Status Write(const tensorboard::Event& event);
   // Same, for an already-serialized Event.

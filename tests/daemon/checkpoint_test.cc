@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -161,6 +162,122 @@ TEST(CheckpointTest, CorruptCheckpointFallsBackToScanning) {
   EXPECT_FALSE(repair->had_checkpoint);
   EXPECT_TRUE(repair->writer_sequences.empty());
   ASSERT_FALSE(repair->warnings.empty());
+}
+
+// Event files rotated or sub-runs opened between the checkpoint and a crash
+// hold only batches the checkpoint does not count: they go; files older than
+// the checkpoint, and other writers' files, stay.
+TEST(CheckpointTest, ResumeRemovesTblogdFilesCreatedAfterTheCheckpoint) {
+  const fs::path run = TempDir("rotated");
+  absl::Time now = absl::FromUnixSeconds(1700000000);
+  EventFileOptions options;
+  options.clock = [&now] { return now; };
+  options.max_file_bytes = 150;
+  options.buffer_bytes = 1;
+  std::vector<std::string> events_per_dir;
+  auto old_writer = EventFileWriter::Create((run / "old").string(), options);  // before
+  ASSERT_TRUE(old_writer.ok());
+  ASSERT_TRUE((*old_writer)->Write(ScalarEvent(0)).ok());
+  ASSERT_TRUE((*old_writer)->Close().ok());
+  const std::string old_path = (*old_writer)->current_path();
+
+  now += absl::Seconds(1);
+  auto writer = EventFileWriter::Create((run / "train").string(), options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  for (int step = 0; step < 6; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
+  ASSERT_TRUE((*writer)->Flush().ok());
+  ASSERT_GT((*writer)->stats().files_opened, 1u);  // rotated before the checkpoint: kept
+  const std::string checkpointed = (*writer)->current_path();
+  const uint64_t checkpointed_length = fs::file_size(checkpointed);
+  {
+    auto checkpoint = CheckpointFile::Open(run.string());
+    ASSERT_TRUE(checkpoint.ok());
+    CheckpointState state;
+    state.writer_sequences["w1"] = 6;
+    state.files.push_back({"train", fs::path(checkpointed).filename().string(),
+                           checkpointed_length});
+    state.time = absl::ToDoubleSeconds(now - absl::UnixEpoch());
+    ASSERT_TRUE((*checkpoint)->Write(state, true).ok());
+  }
+  std::vector<std::string> kept;
+  for (const auto& entry : fs::recursive_directory_iterator(run)) {
+    if (entry.is_regular_file() && IsEventFileName(entry.path().filename().string())) {
+      kept.push_back(entry.path().string());
+    }
+  }
+  // After the checkpoint, within the same second as it: rotations in train/,
+  // a new sub-run, and a file of another writer.
+  now += absl::Milliseconds(1);
+  for (int step = 6; step < 12; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
+  ASSERT_TRUE((*writer)->Flush().ok());
+  now += absl::Milliseconds(1);
+  auto eval = EventFileWriter::Create((run / "eval").string(), options);
+  ASSERT_TRUE(eval.ok());
+  ASSERT_TRUE((*eval)->Write(ScalarEvent(6)).ok());
+  ASSERT_TRUE((*eval)->Close().ok());
+  EventFileOptions foreign_options = options;
+  foreign_options.source_writer = "pytorch";
+  auto foreign = EventFileWriter::Create((run / "train").string(), foreign_options);
+  ASSERT_TRUE(foreign.ok());
+  ASSERT_TRUE((*foreign)->Write(ScalarEvent(99)).ok());
+  ASSERT_TRUE((*foreign)->Close().ok());
+  kept.push_back((*foreign)->current_path());
+  const uint64_t train_files = (*writer)->stats().files_opened;
+  ASSERT_TRUE((*writer)->Close().ok());  // the crash: no checkpoint since
+
+  auto repair = RepairRunForResume(run.string());
+  ASSERT_TRUE(repair.ok()) << repair.status();
+  EXPECT_TRUE(repair->had_checkpoint);
+  std::vector<std::string> left;
+  for (const auto& entry : fs::recursive_directory_iterator(run)) {
+    if (entry.is_regular_file() && IsEventFileName(entry.path().filename().string())) {
+      left.push_back(entry.path().string());
+    }
+  }
+  std::sort(kept.begin(), kept.end());
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, kept);
+  EXPECT_EQ(fs::file_size(checkpointed), checkpointed_length);
+  EXPECT_EQ(CountEvents(old_path), 2);
+  // Removed: train's files opened after the checkpointed one, and eval's.
+  const auto train_files_before = static_cast<int>(
+      std::count_if(kept.begin(), kept.end(), [](const std::string& path) {
+        return path.find("/train/") != std::string::npos;
+      })) - 1;  // the foreign one
+  EXPECT_EQ(repair->files_removed, static_cast<int>(train_files) - train_files_before + 1);
+  EXPECT_GE(repair->files_removed, 2);
+  bool said_so = false;
+  for (const std::string& warning : repair->warnings) {
+    said_so = said_so || warning.find("created after the checkpoint") != std::string::npos;
+  }
+  EXPECT_TRUE(said_so);
+
+  // Idempotent: a second resume (say, after another crash) removes nothing.
+  auto again = RepairRunForResume(run.string());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->files_removed, 0);
+}
+
+TEST(CheckpointTest, TimeRoundTripsAndNeverGoesBack) {
+  const fs::path run = TempDir("time");
+  CheckpointState state;
+  state.time = 1700000000.123456789;
+  auto decoded = DecodeCheckpoint(EncodeCheckpoint(state));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->time, state.time);  // bit-exact
+  {
+    auto file = CheckpointFile::Open(run.string());
+    ASSERT_TRUE(file.ok());
+    ASSERT_TRUE((*file)->Write(state, false).ok());
+  }
+  auto reopened = CheckpointFile::Open(run.string());  // a resumed run
+  ASSERT_TRUE(reopened.ok());
+  CheckpointState earlier;
+  earlier.time = 1600000000.0;  // the clock was stepped back
+  ASSERT_TRUE((*reopened)->Write(earlier, false).ok());
+  auto read = ReadCheckpoint(run.string());
+  ASSERT_TRUE(read.ok() && read->has_value());
+  EXPECT_EQ((*read)->time, state.time);
 }
 
 }  // namespace

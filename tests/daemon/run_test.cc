@@ -242,5 +242,49 @@ TEST_F(RunTest, BudgetIsReleasedOnceWritten) {
   ASSERT_TRUE(CloseAndWait(*run).ok());
 }
 
+// The daemon dies (no Close, no checkpoint) after its event file rotated
+// past the last checkpoint; the resumed run plus the client's resend from the
+// durable sequence hold every batch exactly once.
+TEST_F(RunTest, RotationAfterTheCheckpointThenACrashResumesExactlyOnce) {
+  const fs::path dir = FreshTempDir("run_rotate_crash");
+  options_.file.max_file_bytes = 150;
+  options_.file.buffer_bytes = 1;  // each record reaches the OS at once
+  std::vector<std::string> expected;
+  {
+    auto run = MakeRun(dir);
+    auto sink = std::make_shared<RecordingSink>();
+    for (int seq = 1; seq <= 5; ++seq) {
+      ASSERT_TRUE(run->Submit(Batch("w", seq, {Scalar("x", seq, 1.0f * seq)}), sink, 0).ok());
+    }
+    absl::Notification flushed;
+    run->Flush("w", 5, /*sync=*/true, [&](absl::Status status) {
+      EXPECT_TRUE(status.ok()) << status;
+      flushed.Notify();
+    });
+    flushed.WaitForNotification();
+    const uint32_t files_at_checkpoint = run->Info().files();
+    for (int seq = 6; seq <= 15; ++seq) {
+      ASSERT_TRUE(run->Submit(Batch("w", seq, {Scalar("x", seq, 1.0f * seq)}), sink, 0).ok());
+    }
+    sink->WaitForBatches(15);
+    ASSERT_GT(run->Info().files(), files_at_checkpoint);  // rotated since the checkpoint
+    // The crash: the run is dropped with no Close and no checkpoint.
+  }
+  auto repair = RepairRunForResume(dir.string());
+  ASSERT_TRUE(repair.ok()) << repair.status();
+  ASSERT_EQ(repair->writer_sequences.at("w"), 5u);
+  EXPECT_GE(repair->files_removed, 1);
+  auto run = MakeRun(dir, repair->writer_sequences);
+  auto sink = std::make_shared<RecordingSink>();
+  // The client resends everything it holds; the daemon keeps what is new.
+  for (int seq = 1; seq <= 15; ++seq) {
+    ASSERT_TRUE(run->Submit(Batch("w", seq, {Scalar("x", seq, 1.0f * seq)}), sink, 0).ok());
+    expected.push_back("x@" + std::to_string(seq));
+  }
+  sink->WaitForBatches(15);
+  ASSERT_TRUE(CloseAndWait(*run).ok());
+  EXPECT_EQ(TagSteps(ReadSummaryEvents(dir)), expected);
+}
+
 }  // namespace
 }  // namespace tblog::daemon

@@ -331,5 +331,58 @@ TEST_F(EventFileWriterTest, WriteFaultIsStickyAndRecoveredOnFlush) {
   EXPECT_EQ((*writer)->stats().records_lost, 0u);
 }
 
+TEST_F(EventFileWriterTest, NewFilesAndDirectoriesAreSyncedUnlessPolicyIsNever) {
+  for (SyncPolicy policy : {SyncPolicy::kNever, SyncPolicy::kOnFlush, SyncPolicy::kInterval}) {
+    SCOPED_TRACE(static_cast<int>(policy));
+    fs::remove_all(dir_);
+    EventFileOptions options = FakeClockOptions();
+    options.sync = policy;
+    options.max_file_bytes = 200;
+    options.buffer_bytes = 1;  // written at once, so rotation sees the bytes
+    // dir_ and one sub-directory are created; each needs its parent synced.
+    auto writer = EventFileWriter::Create(dir_ + "/train", options);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    const uint64_t expected_at_create = policy == SyncPolicy::kNever ? 0 : 3;
+    EXPECT_EQ((*writer)->stats().directory_syncs, expected_at_create);
+    for (int64_t step = 0; step < 20; ++step) {
+      ASSERT_TRUE((*writer)->Write(ScalarEvent(step, std::string(40, 'p'))).ok());
+    }
+    ASSERT_TRUE((*writer)->Close().ok());
+    const uint64_t files = (*writer)->stats().files_opened;
+    ASSERT_GT(files, 2u);  // rotated
+    EXPECT_EQ((*writer)->stats().directory_syncs,
+              policy == SyncPolicy::kNever ? 0 : 2 + files);  // one per file, no more
+    std::vector<std::string> paths;
+    for (const auto& entry : fs::directory_iterator(dir_ + "/train")) {
+      paths.push_back(entry.path().string());
+    }
+    std::sort(paths.begin(), paths.end());
+    EXPECT_EQ(StepsAcross(paths), Range(0, 20));
+  }
+}
+
+TEST_F(EventFileWriterTest, AnEventAcceptedBeforeAFaultIsKeptAndARefusedOneIsNot) {
+  EventFileOptions options = FakeClockOptions();
+  options.buffer_bytes = 1;  // every Write hands its record to the OS at once
+  auto writer = EventFileWriter::Create(dir_, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const std::string padding(60, 'p');
+  for (int64_t step = 0; step < 5; ++step) {
+    ASSERT_TRUE((*writer)->Write(ScalarEvent(step, padding)).ok());
+  }
+  FileSizeLimit limit(fs::file_size((*writer)->current_path()) + 10);
+  ASSERT_TRUE(limit.ok());
+  // Accepted (kept buffered) although write() failed half way: OK.
+  EXPECT_TRUE((*writer)->Write(ScalarEvent(5, padding)).ok());
+  EXPECT_GE((*writer)->stats().write_errors, 1u);
+  // Refused: the caller keeps it and offers it again after recovery.
+  EXPECT_FALSE((*writer)->Write(ScalarEvent(6, padding)).ok());
+  limit.Lift();
+  ASSERT_TRUE((*writer)->Flush().ok());
+  ASSERT_TRUE((*writer)->Write(ScalarEvent(6, padding)).ok());
+  ASSERT_TRUE((*writer)->Close().ok());
+  EXPECT_EQ(StepsAcross(Files()), Range(0, 7));
+}
+
 }  // namespace
 }  // namespace tblog
