@@ -13,7 +13,9 @@
 # debootstrap when missing.
 # Environment: TBLOG_JOBS (build jobs in the image, default 2),
 # TBLOG_CONTAINER_IMAGE (tag, default tblogd:test), TBLOG_CONTAINER_KEEP=1
-# (keep the logdir and container after a failure, for a look).
+# (keep the logdir and container after a failure, for a look),
+# TBLOG_CONTAINER_NETWORK=host (skip port publishing: the fallback used where
+# the sandbox cannot forward published ports).
 # Exits non-zero, with a FAIL line saying why, on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,8 +79,11 @@ if [[ ! -f $build_dir/CMakeCache.txt ]]; then
   if command -v ninja >/dev/null; then generator=(-G Ninja); fi
   cmake -S "$root" -B "$build_dir" "${generator[@]}" >/dev/null
 fi
-cmake --build "$build_dir" -j "${TBLOG_JOBS:-2}" --target tblogd tblog-stream-every-kind >/dev/null \
-  || fail "building tblogd and tblog-stream-every-kind in $build_dir"
+if ! cmake --build "$build_dir" -j "${TBLOG_JOBS:-2}" --target tblogd tblog-stream-every-kind \
+     >/tmp/tblog-container-host-build.log 2>&1; then
+  grep -E -A5 'error|FAILED' /tmp/tblog-container-host-build.log | head -40 >&2
+  fail "building tblogd and tblog-stream-every-kind in $build_dir (log: /tmp/tblog-container-host-build.log)"
+fi
 tblogd_host=$build_dir/server/daemon/tblogd
 streamer=$build_dir/tests/tblog-stream-every-kind
 [[ -x $tblogd_host && -x $streamer ]] || fail "$tblogd_host or $streamer not built"
@@ -146,18 +151,27 @@ common=(--name "$name" --user 10001:10001 -v "$logdir:/logs:Z"
         -e TBLOG_UNIX_SOCKET=/logs/.sock/tblogd.sock -e TBLOG_LOG_FORMAT=json
         -e TBLOG_SHUTDOWN_GRACE=30s)
 network_mode="published ports (-p 127.0.0.1:$grpc_port:6066 -p 127.0.0.1:$metrics_port:9100)"
+# Starts the container with published ports; 1 (reason in run.err) if it does
+# not run or is not reachable through them.
+start_published() {
+  if [[ ${TBLOG_CONTAINER_NETWORK:-publish} == host ]]; then
+    echo "TBLOG_CONTAINER_NETWORK=host" >"$work/run.err"
+    return 1
+  fi
+  podman run -d "${common[@]}" -p "127.0.0.1:$grpc_port:6066" -p "127.0.0.1:$metrics_port:9100" \
+    "$image" >/dev/null 2>"$work/run.err" || return 1
+  wait_healthy
+}
 t0=$(date +%s.%N)
-if ! podman run -d "${common[@]}" -p "127.0.0.1:$grpc_port:6066" \
-       -p "127.0.0.1:$metrics_port:9100" "$image" >/dev/null 2>"$work/run.err" ||
-   ! wait_healthy; then
-  say "published ports do not work in this sandbox: $(head -c 300 "$work/run.err" | tr '\n' ' ')"
+if ! start_published; then
+  say "no published ports: $(head -c 300 "$work/run.err" | tr '\n' ' ')"
   podman logs --tail 10 "$name" 2>/dev/null || true
   podman rm -f -t 0 "$name" >/dev/null 2>&1 || true
-  network_mode="--network host (FALLBACK: port publishing failed here), TBLOG_LISTEN=127.0.0.1:$grpc_port"
+  network_mode="--network host (FALLBACK: no published ports), TBLOG_LISTEN=127.0.0.1:$grpc_port"
   podman run -d "${common[@]}" --network host \
     -e "TBLOG_LISTEN=127.0.0.1:$grpc_port" -e "TBLOG_METRICS_LISTEN=127.0.0.1:$metrics_port" \
-    -e "TBLOG_HEALTH_ADDRESS=127.0.0.1:$grpc_port" "$image" >/dev/null ||
-    fail "podman run --network host failed"
+    -e "TBLOG_HEALTH_ADDRESS=127.0.0.1:$grpc_port" "$image" >/dev/null 2>"$work/run.err" ||
+    fail "podman run --network host failed: $(cat "$work/run.err")"
   wait_healthy || fail "tblogd in the container did not become healthy"
 fi
 say "container $name healthy in $(since "$t0") s; network: $network_mode"
