@@ -1,7 +1,7 @@
 // Shared between the two halves of tblog-loadgen. The client side
 // (tblog_loadgen.cc, tblog/client.h) and the engine side
-// (loadgen_in_process.cc, engine/*.h) live in separate files because both
-// headers define a tblog::HistogramOptions; this header includes neither.
+// (loadgen_in_process.cc, engine/*.h) live in separate files so that each
+// half compiles against one API only; this header includes neither.
 #ifndef TBLOG_BENCH_LOADGEN_H_
 #define TBLOG_BENCH_LOADGEN_H_
 

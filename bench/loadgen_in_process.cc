@@ -100,11 +100,9 @@ class InProcessRun::Impl {
   explicit Impl(std::unique_ptr<EventFileWriter> file)
       : file_(std::move(file)),
         runner_(static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
-        // Aggregate initialization: the client's tblog::HistogramOptions has
-        // the same name (see loadgen.h), so no implicit constructor is emitted.
-        histograms_(HistogramOptions{.bucket_count = HistogramBuilder::kDefaultBucketCount,
-                                     .non_finite = NonFinitePolicy::kSkip,
-                                     .runner = &runner_}) {}
+        histograms_(HistogramBuilderOptions{.bucket_count = HistogramBuilder::kDefaultBucketCount,
+                                            .non_finite = NonFinitePolicy::kSkip,
+                                            .runner = &runner_}) {}
 
   // Runs `calls` calls of make_value, each written as one event, then Flush().
   template <typename MakeValue>

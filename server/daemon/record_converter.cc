@@ -221,7 +221,7 @@ absl::StatusOr<HistogramSummary> ConvertHistogram(std::string_view tag, const v1
   if (!h.has_values()) return Bad("values", "not set");
   absl::StatusOr<TensorView> view = ViewTensor(h.values(), "values", limits);
   if (!view.ok()) return view.status();
-  HistogramOptions options;
+  HistogramBuilderOptions options;
   options.non_finite = NonFinitePolicy::kSkip;
   options.runner = parallel;
   switch (h.layout()) {

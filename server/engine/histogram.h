@@ -38,7 +38,7 @@ enum class NonFinitePolicy {
   kReject,  // fail with INVALID_ARGUMENT
 };
 
-struct HistogramOptions {
+struct HistogramBuilderOptions {
   // Uniform layout only: number of equal-width buckets. 0 is allowed (an empty
   // [0,3] tensor, as TensorBoard allows); more than kMaxBucketCount is an error.
   int bucket_count = 30;
@@ -63,7 +63,7 @@ class HistogramBuilder {
   // Elements per summation chunk (see the determinism note above).
   static constexpr int64_t kChunkElements = int64_t{1} << 16;
 
-  explicit HistogramBuilder(HistogramOptions options = {}) : options_(options) {}
+  explicit HistogramBuilder(HistogramBuilderOptions options = {}) : options_(options) {}
 
   // Uniform layout. TensorBoard's rules, on values converted to double:
   // width = (max-min)/k; bucket = floor((x-min)/width) clamped to k-1; edges as
@@ -88,7 +88,7 @@ class HistogramBuilder {
   static std::span<const double> ExponentialEdges();
 
  private:
-  HistogramOptions options_;
+  HistogramBuilderOptions options_;
 };
 
 }  // namespace tblog

@@ -51,13 +51,13 @@ std::vector<Row> Rows(const tb::Summary::Value& value) {
   return rows;
 }
 
-HistogramSummary BuildUniform(const OwnedTensor& t, HistogramOptions options = {}) {
+HistogramSummary BuildUniform(const OwnedTensor& t, HistogramBuilderOptions options = {}) {
   auto built = HistogramBuilder(options).Uniform("h", t.view());
   EXPECT_TRUE(built.ok()) << built.status();
   return built.ok() ? *std::move(built) : HistogramSummary{};
 }
 
-HistogramSummary BuildExponential(const OwnedTensor& t, HistogramOptions options = {}) {
+HistogramSummary BuildExponential(const OwnedTensor& t, HistogramBuilderOptions options = {}) {
   auto built = HistogramBuilder(options).Exponential("h", t.view());
   EXPECT_TRUE(built.ok()) << built.status();
   return built.ok() ? *std::move(built) : HistogramSummary{};
