@@ -1,11 +1,13 @@
 #include "engine/histogram.h"
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -14,8 +16,70 @@
 #include "engine/status_util.h"
 #include "tblog/tensorboard/plugins.pb.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define TBLOG_HISTOGRAM_HAVE_AVX2_KERNELS 1
+#else
+#define TBLOG_HISTOGRAM_HAVE_AVX2_KERNELS 0
+#endif
+
 namespace tblog {
 namespace {
+
+// ---- Kernel choice ------------------------------------------------------------
+// float32 inputs (the common case) have AVX2 kernels, compiled per function
+// (no -march flag in the build) and chosen at run time; every other input,
+// and machines without AVX2, take the portable scalar code. Both give the
+// same bits: the kernels only change how an index is found, never which.
+
+std::atomic<bool> portable_kernels_only{false};
+
+bool CpuHasAvx2() {
+#if TBLOG_HISTOGRAM_HAVE_AVX2_KERNELS
+  static const bool supported = __builtin_cpu_supports("avx2") != 0;
+  return supported;
+#else
+  return false;
+#endif
+}
+
+bool UseAvx2Kernels() {
+  return CpuHasAvx2() && !portable_kernels_only.load(std::memory_order_relaxed);
+}
+
+float LoadFloat(const char* base, int64_t i) {
+  float v;
+  std::memcpy(&v, base + static_cast<size_t>(i) * sizeof v, sizeof v);
+  return v;
+}
+
+// Finite floats in order as unsigned integers (-0 just below +0), so that a
+// binary search can walk them.
+uint32_t OrderedKey(float f) {
+  const auto bits = std::bit_cast<uint32_t>(f);
+  return (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
+}
+
+float FromOrderedKey(uint32_t key) {
+  return std::bit_cast<float>((key & 0x80000000u) != 0 ? key & 0x7fffffffu : ~key);
+}
+
+// The smallest float in [lo, hi] for which `reaches` holds, +inf if none;
+// `reaches` must be monotone (false then true) over that interval.
+template <typename Predicate>
+float SmallestFloatWhere(float lo, float hi, Predicate reaches) {
+  uint64_t first = OrderedKey(lo), last = uint64_t{OrderedKey(hi)} + 1;
+  while (first < last) {
+    const uint64_t mid = first + (last - first) / 2;
+    if (reaches(FromOrderedKey(static_cast<uint32_t>(mid)))) {
+      last = mid;
+    } else {
+      first = mid + 1;
+    }
+  }
+  return first == uint64_t{OrderedKey(hi)} + 1 ? std::numeric_limits<float>::infinity()
+                                               : FromOrderedKey(static_cast<uint32_t>(first));
+}
 
 // ---- Element access, one specialisation per dtype -------------------------
 // Value is the type the hot loops work in: float for 32- and 16-bit floats
@@ -195,6 +259,9 @@ class UniformBoundaries {
     thresholds_[static_cast<size_t>(k)] = std::numeric_limits<double>::infinity();
   }
 
+  // t_i: the smallest offset in bucket i (1 <= i < k).
+  double threshold(int i) const { return thresholds_[static_cast<size_t>(i)]; }
+
   // The bucket of a finite offset >= 0.
   int64_t BucketOf(double offset) const {
     const double guess = offset * inverse_width_;
@@ -250,6 +317,209 @@ void CountUniformByDivision(const char* base, int64_t begin, int64_t end, double
     const double q = (static_cast<double>(v) - min) / width;
     ++counts[static_cast<size_t>(q < static_cast<double>(last) ? static_cast<int64_t>(q) : last)];
   }
+}
+
+// ---- Uniform layout, float32 kernels -------------------------------------------
+
+// The min and max of a range of floats, and whether all of them are finite
+// (if not, lo and hi mean nothing and the caller rescans with ScanMinMax).
+struct FloatRange {
+  float lo = std::numeric_limits<float>::infinity();
+  float hi = -std::numeric_limits<float>::infinity();
+  bool all_finite = true;
+};
+
+// The scalar scans keep the first of equal extremes, which only shows for
+// zeros (-0 == +0): a lane-parallel scan gives a zero extreme the sign of the
+// first zero of its range to match.
+float FirstZero(const char* base, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    const float v = LoadFloat(base, i);
+    if (v == 0) return v;
+  }
+  return 0.0f;
+}
+
+void MatchScalarZeroSigns(const char* base, int64_t begin, int64_t end, FloatRange& range) {
+  if (range.lo == 0) range.lo = FirstZero(base, begin, end);
+  if (range.hi == 0) range.hi = FirstZero(base, begin, end);
+}
+
+// The buckets of UniformBoundaries as float thresholds: bucket(x) is the
+// number of X_i (i = 1..k-1) with x >= X_i, X_i being the smallest float
+// whose offset double(x) - min reaches t_i. As that offset never decreases
+// with x, these are exactly the same buckets, but found in float: a guess
+// (x - min) * scale that is provably off by at most one, then two compares.
+class FloatUniformBuckets {
+ public:
+  // nullopt where the guess is not provably within one bucket: a range
+  // wider than FLT_MAX, or a scale that is not a normal float.
+  static std::optional<FloatUniformBuckets> Make(int k, double min, double max,
+                                                 const UniformBoundaries& boundaries) {
+    const double range = max - min;
+    const double scale = k / range;
+    if (!(range > 0 && range <= FLT_MAX && scale >= FLT_MIN && scale <= FLT_MAX)) {
+      return std::nullopt;
+    }
+    FloatUniformBuckets out;
+    out.min_ = static_cast<float>(min);
+    out.scale_ = static_cast<float>(scale);
+    out.last_ = k - 1;
+    out.thresholds_.reserve(static_cast<size_t>(k) + 1);
+    out.thresholds_.push_back(-std::numeric_limits<float>::infinity());
+    for (int i = 1; i < k; ++i) {
+      const double t = boundaries.threshold(i);
+      out.thresholds_.push_back(
+          SmallestFloatWhere(out.min_, static_cast<float>(max),
+                             [&](float x) { return static_cast<double>(x) - min >= t; }));
+    }
+    out.thresholds_.push_back(std::numeric_limits<float>::infinity());
+    return out;
+  }
+
+  // The bucket of a finite x in [min, max]. Why the guess is within one:
+  // every rounding above is relative (2^-24 each; a subnormal difference is
+  // off by at most 2^-150, times a scale below 2^128), so the guess is within
+  // k * 2^-22 < 0.003 of the exact quotient, and floors of reals less than 1
+  // apart differ by at most 1.
+  int Of(float x) const {
+    const float guess = (x - min_) * scale_;
+    const int index = guess < static_cast<float>(last_) ? static_cast<int>(guess) : last_;
+    return index - 1 + (x >= thresholds_[static_cast<size_t>(index)] ? 1 : 0) +
+           (x >= thresholds_[static_cast<size_t>(index) + 1] ? 1 : 0);
+  }
+
+  float min() const { return min_; }
+  float scale() const { return scale_; }
+  int last() const { return last_; }
+  const float* thresholds() const { return thresholds_.data(); }  // k+1: -inf, X_1.., +inf
+
+ private:
+  FloatUniformBuckets() = default;
+
+  float min_ = 0;
+  float scale_ = 0;
+  int last_ = 0;
+  std::vector<float> thresholds_;
+};
+
+#if TBLOG_HISTOGRAM_HAVE_AVX2_KERNELS
+
+const float* FloatsAt(const char* base, int64_t i) {
+  return reinterpret_cast<const float*>(base + static_cast<size_t>(i) * sizeof(float));
+}
+
+// ScanMinMax for float32 with eight lanes; see FloatRange.
+[[gnu::target("avx2")]] FloatRange ScanFloatRangeAvx2(const char* base, int64_t begin,
+                                                       int64_t end) {
+  __m256 lo0 = _mm256_set1_ps(std::numeric_limits<float>::infinity()), lo1 = lo0;
+  __m256 hi0 = _mm256_set1_ps(-std::numeric_limits<float>::infinity()), hi1 = hi0;
+  const __m256i magnitude_mask = _mm256_set1_epi32(0x7fffffff);
+  __m256i largest_magnitude = _mm256_setzero_si256();  // as bits: >= 0x7f800000 is NaN/Inf
+  int64_t i = begin;
+  for (; i + 16 <= end; i += 16) {
+    const __m256 a = _mm256_loadu_ps(FloatsAt(base, i));
+    const __m256 b = _mm256_loadu_ps(FloatsAt(base, i + 8));
+    lo0 = _mm256_min_ps(a, lo0);
+    lo1 = _mm256_min_ps(b, lo1);
+    hi0 = _mm256_max_ps(a, hi0);
+    hi1 = _mm256_max_ps(b, hi1);
+    largest_magnitude = _mm256_max_epu32(
+        largest_magnitude, _mm256_and_si256(_mm256_castps_si256(a), magnitude_mask));
+    largest_magnitude = _mm256_max_epu32(
+        largest_magnitude, _mm256_and_si256(_mm256_castps_si256(b), magnitude_mask));
+  }
+  alignas(32) float lows[8], highs[8];
+  alignas(32) uint32_t magnitudes[8];
+  _mm256_store_ps(lows, _mm256_min_ps(lo0, lo1));
+  _mm256_store_ps(highs, _mm256_max_ps(hi0, hi1));
+  _mm256_store_si256(reinterpret_cast<__m256i*>(magnitudes), largest_magnitude);
+  FloatRange out;
+  uint32_t largest = 0;
+  for (int lane = 0; lane < 8; ++lane) {
+    out.lo = std::min(out.lo, lows[lane]);
+    out.hi = std::max(out.hi, highs[lane]);
+    largest = std::max(largest, magnitudes[lane]);
+  }
+  for (; i < end; ++i) {
+    const float v = LoadFloat(base, i);
+    out.lo = std::min(out.lo, v);
+    out.hi = std::max(out.hi, v);
+    largest = std::max(largest, std::bit_cast<uint32_t>(v) & 0x7fffffffu);
+  }
+  out.all_finite = largest < 0x7f800000u;
+  return out;
+}
+
+// CountUniform for all-finite float32 data in [min, max], eight at a time.
+// Indices go through a block buffer into four count arrays, so that runs of
+// equal buckets do not wait on each other's increments.
+[[gnu::target("avx2")]] void CountUniformFloatAvx2(const char* base, int64_t begin, int64_t end,
+                                                   const FloatUniformBuckets& buckets,
+                                                   std::vector<uint64_t>& counts) {
+  constexpr int64_t kBlock = 1024;
+  const size_t k = counts.size();
+  std::vector<uint64_t> lanes(4 * k);
+  uint64_t* const lane0 = lanes.data();
+  uint64_t* const lane1 = lane0 + k;
+  uint64_t* const lane2 = lane1 + k;
+  uint64_t* const lane3 = lane2 + k;
+  const __m256 min = _mm256_set1_ps(buckets.min());
+  const __m256 scale = _mm256_set1_ps(buckets.scale());
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i last = _mm256_set1_epi32(buckets.last());
+  const __m256i minus_one = _mm256_set1_epi32(-1);
+  const float* const thresholds = buckets.thresholds();
+  alignas(32) int32_t index[kBlock];
+  for (int64_t block = begin; block < end; block += kBlock) {
+    const int64_t n = std::min(kBlock, end - block);
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+      const __m256 x = _mm256_loadu_ps(FloatsAt(base, block + j));
+      const __m256 guess = _mm256_mul_ps(_mm256_sub_ps(x, min), scale);
+      const __m256i i =
+          _mm256_min_epi32(_mm256_max_epi32(_mm256_cvttps_epi32(guess), zero), last);
+      const __m256 below = _mm256_i32gather_ps(thresholds, i, 4);
+      const __m256 above = _mm256_i32gather_ps(thresholds + 1, i, 4);
+      // A true compare is all ones, i.e. -1: subtracting it adds one.
+      const __m256i reached_below = _mm256_castps_si256(_mm256_cmp_ps(x, below, _CMP_GE_OQ));
+      const __m256i reached_above = _mm256_castps_si256(_mm256_cmp_ps(x, above, _CMP_GE_OQ));
+      const __m256i bucket = _mm256_sub_epi32(
+          _mm256_sub_epi32(_mm256_add_epi32(i, minus_one), reached_below), reached_above);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(index + j), bucket);
+    }
+    for (; j < n; ++j) index[j] = buckets.Of(LoadFloat(base, block + j));
+    j = 0;
+    for (; j + 4 <= n; j += 4) {
+      ++lane0[index[j]];
+      ++lane1[index[j + 1]];
+      ++lane2[index[j + 2]];
+      ++lane3[index[j + 3]];
+    }
+    for (; j < n; ++j) ++lane0[index[j]];
+  }
+  for (size_t b = 0; b < k; ++b) counts[b] += lane0[b] + lane1[b] + lane2[b] + lane3[b];
+}
+
+#endif  // TBLOG_HISTOGRAM_HAVE_AVX2_KERNELS
+
+// Pass 1 of the uniform layout over elements [begin, end).
+MinMax ScanRange(DType dtype, const char* base, int64_t begin, int64_t end) {
+#if TBLOG_HISTOGRAM_HAVE_AVX2_KERNELS
+  if (dtype == DType::kFloat32 && UseAvx2Kernels()) {
+    FloatRange range = ScanFloatRangeAvx2(base, begin, end);
+    if (range.all_finite) {
+      MatchScalarZeroSigns(base, begin, end, range);
+      MinMax out;
+      out.min = range.lo;
+      out.max = range.hi;
+      out.finite_count = end - begin;
+      return out;
+    }
+  }
+#endif
+  return VisitDType(dtype,
+                    [&](auto element) { return ScanMinMax<decltype(element)>(base, begin, end); });
 }
 
 // Appends doubles to `bytes` little-endian (the engine assumes a
@@ -448,8 +718,7 @@ absl::StatusOr<HistogramSummary> HistogramBuilder::Uniform(std::string_view tag,
   RunTasks(plan, options_.runner, [&](int task) {
     const int64_t begin = plan.ElementAt(plan.ChunkBegin(task));
     const int64_t end = plan.ElementAt(plan.ChunkBegin(task + 1));
-    ranges[static_cast<size_t>(task)] = VisitDType(
-        data.dtype, [&](auto element) { return ScanMinMax<decltype(element)>(base, begin, end); });
+    ranges[static_cast<size_t>(task)] = ScanRange(data.dtype, base, begin, end);
   });
   MinMax range;
   for (const MinMax& part : ranges) {
@@ -466,12 +735,24 @@ absl::StatusOr<HistogramSummary> HistogramBuilder::Uniform(std::string_view tag,
     const double width = (range.max - range.min) / k;
     const bool use_boundaries = std::isfinite(range.max - range.min);
     const UniformBoundaries boundaries(use_boundaries ? k : 1, use_boundaries ? width : 1.0);
+    // The float kernels need every value in [min, max], so no NaN/Inf.
+    const std::optional<FloatUniformBuckets> float_buckets =
+        data.dtype == DType::kFloat32 && use_boundaries && range.nonfinite.count == 0 &&
+                UseAvx2Kernels()
+            ? FloatUniformBuckets::Make(k, range.min, range.max, boundaries)
+            : std::nullopt;
     std::vector<std::vector<uint64_t>> task_counts(static_cast<size_t>(plan.num_tasks));
     RunTasks(plan, options_.runner, [&](int task) {
       const int64_t begin = plan.ElementAt(plan.ChunkBegin(task));
       const int64_t end = plan.ElementAt(plan.ChunkBegin(task + 1));
       std::vector<uint64_t>& local = task_counts[static_cast<size_t>(task)];
       local.assign(static_cast<size_t>(k), 0);
+#if TBLOG_HISTOGRAM_HAVE_AVX2_KERNELS
+      if (float_buckets.has_value()) {
+        CountUniformFloatAvx2(base, begin, end, *float_buckets, local);
+        return;
+      }
+#endif
       VisitDType(data.dtype, [&](auto element) {
         if (use_boundaries) {
           CountUniform<decltype(element)>(base, begin, end, range.min, boundaries, local);
@@ -556,4 +837,13 @@ absl::StatusOr<HistogramSummary> HistogramBuilder::Exponential(std::string_view 
   return HistogramSummary{std::move(out), total.nonfinite.count};
 }
 
+namespace histogram_internal {
+
+void UsePortableKernelsOnly(bool portable_only) {
+  portable_kernels_only.store(portable_only, std::memory_order_relaxed);
+}
+
+bool Avx2KernelsAvailable() { return CpuHasAvx2(); }
+
+}  // namespace histogram_internal
 }  // namespace tblog

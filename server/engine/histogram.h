@@ -91,6 +91,16 @@ class HistogramBuilder {
   HistogramBuilderOptions options_;
 };
 
+namespace histogram_internal {
+
+// For tests that compare the two code paths: true makes every build use the
+// portable scalar code instead of the AVX2 kernels (which give the same bits).
+// Must not be called while a build is running.
+void UsePortableKernelsOnly(bool portable_only);
+// Whether this machine runs the AVX2 kernels (unless told not to).
+bool Avx2KernelsAvailable();
+
+}  // namespace histogram_internal
 }  // namespace tblog
 
 #endif  // TBLOG_ENGINE_HISTOGRAM_H_

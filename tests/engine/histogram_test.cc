@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/parallel.h"
@@ -341,6 +343,140 @@ TEST(HistogramTest, ResultDoesNotDependOnThreadCount) {
               exponential.value.SerializeAsString())
         << threads << " threads";
   }
+}
+
+// ---- Fast kernels against the portable code -------------------------------------
+
+// Builds with the portable scalar code for the lifetime of the object.
+class PortableKernelsOnly {
+ public:
+  PortableKernelsOnly() { histogram_internal::UsePortableKernelsOnly(true); }
+  ~PortableKernelsOnly() { histogram_internal::UsePortableKernelsOnly(false); }
+  PortableKernelsOnly(const PortableKernelsOnly&) = delete;
+  PortableKernelsOnly& operator=(const PortableKernelsOnly&) = delete;
+};
+
+// Float32 inputs that stress the kernels: many distributions, values on and
+// next to bucket boundaries, subnormals, signed zeros, huge and tiny ranges.
+std::vector<std::pair<std::string, std::vector<float>>> KernelInputs() {
+  std::mt19937 rng(2024);
+  std::vector<std::pair<std::string, std::vector<float>>> inputs;
+  const auto add = [&](std::string name, int64_t n, auto draw) {
+    std::vector<float> values(static_cast<size_t>(n));
+    for (float& v : values) v = draw();
+    inputs.emplace_back(std::move(name), std::move(values));
+  };
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  std::uniform_int_distribution<uint32_t> bits;
+  const auto random_finite = [&] {  // any finite float, uniform over bit patterns
+    for (;;) {
+      const float v = std::bit_cast<float>(bits(rng));
+      if (std::isfinite(v)) return v;
+    }
+  };
+  for (int64_t n : {1, 2, 7, 8, 9, 15, 16, 17, 31, 1023, 1024, 1025, 5000, 140000}) {
+    add("normal/" + std::to_string(n), n, [&] { return normal(rng); });
+  }
+  add("uniform", 3000, [&] { return unit(rng); });
+  add("shifted_narrow", 3000, [&] { return 1e6f + unit(rng) * 0.5f; });
+  add("lognormal_wide", 3000, [&] { return std::exp(normal(rng) * 20.0f); });
+  add("random_bits", 3000, random_finite);
+  add("random_bits_half_range", 3000, [&] { return random_finite() * 0.49f; });
+  add("subnormals", 3000, [&] {
+    return std::bit_cast<float>(bits(rng) % 0x00800000u | (bits(rng) & 0x80000000u));
+  });
+  add("signed_zeros", 3000, [&] { return bits(rng) % 2 ? 0.0f : -0.0f; });
+  add("zeros_and_ones", 3000, [&] { return std::array{0.0f, -0.0f, 1.0f}[bits(rng) % 3]; });
+  add("relu", 3000, [&] { return std::max(normal(rng), 0.0f); });
+  add("negative_relu", 3000, [&] { return std::min(normal(rng), -0.0f); });
+  add("adjacent_floats", 3000, [&] { return std::nextafter(1.0f, 2.0f * (bits(rng) % 2)); });
+  add("few_ulps", 3000, [&] { return 1.0f + static_cast<float>(bits(rng) % 5) * FLT_EPSILON; });
+  add("near_float_max", 3000, [&] { return unit(rng) * FLT_MAX; });
+  add("all_equal", 100, [] { return 2.5f; });
+  add("edge_of_exponential_table", 3000, [&] {
+    const std::span<const double> edges = HistogramBuilder::ExponentialEdges();
+    const float e = static_cast<float>(edges[bits(rng) % edges.size()]);
+    return std::array{e, std::nextafter(e, -FLT_MAX), std::nextafter(e, FLT_MAX)}[bits(rng) % 3];
+  });
+  // Values on and next to the bucket boundaries of k = 30 and 7.
+  for (int k : {7, 30}) {
+    std::vector<float> values = {-1.3f, 2.9f};
+    const double min = -1.3f, max = 2.9f, width = (max - min) / k;
+    for (int i = 1; i < k; ++i) {
+      const float boundary = static_cast<float>(i * width + min);
+      for (float v : {boundary, std::nextafter(boundary, -FLT_MAX),
+                      std::nextafter(boundary, FLT_MAX)}) {
+        values.push_back(v);
+      }
+    }
+    inputs.emplace_back("boundaries/" + std::to_string(k), values);
+  }
+  return inputs;
+}
+
+TEST(HistogramKernelTest, FastKernelsGiveTheSameBytesAsThePortableCode) {
+  if (!histogram_internal::Avx2KernelsAvailable()) {
+    GTEST_SKIP() << "no AVX2 on this machine: only the portable code runs";
+  }
+  ThreadParallelRunner runner(3);
+  for (const auto& [name, values] : KernelInputs()) {
+    const OwnedTensor t = FloatTensor(values);
+    for (int k : {1, 2, 3, 30, 31, 100, 10000}) {
+      for (ParallelRunner* threads : {static_cast<ParallelRunner*>(nullptr),
+                                      static_cast<ParallelRunner*>(&runner)}) {
+        const HistogramBuilderOptions options{.bucket_count = k, .runner = threads};
+        const std::string fast = BuildUniform(t, options).value.SerializeAsString();
+        std::string portable;
+        {
+          const PortableKernelsOnly scope;
+          portable = BuildUniform(t, options).value.SerializeAsString();
+        }
+        EXPECT_EQ(fast, portable) << name << " k " << k << (threads ? " threaded" : "");
+      }
+      // The plain double reference, where the range is finite.
+      const std::vector<double> wide(values.begin(), values.end());
+      const auto [lo, hi] = std::minmax_element(wide.begin(), wide.end());
+      if (std::isfinite(*hi - *lo)) {
+        EXPECT_EQ(Rows(BuildUniform(t, {.bucket_count = k}).value), ReferenceUniform(wide, k))
+            << name << " k " << k;
+      }
+    }
+    for (ParallelRunner* threads :
+         {static_cast<ParallelRunner*>(nullptr), static_cast<ParallelRunner*>(&runner)}) {
+      const std::string fast = BuildExponential(t, {.runner = threads}).value.SerializeAsString();
+      std::string portable;
+      {
+        const PortableKernelsOnly scope;
+        portable = BuildExponential(t, {.runner = threads}).value.SerializeAsString();
+      }
+      EXPECT_EQ(fast, portable) << name << (threads ? " threaded" : "");
+    }
+  }
+}
+
+// Non-finite values take the kernels' fallback; the bytes must not change.
+TEST(HistogramKernelTest, NonFiniteValuesGiveTheSameBytesAsThePortableCode) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> values(200000);
+  for (float& v : values) v = normal(rng);
+  for (size_t i : {size_t{3}, size_t{1500}, size_t{70001}, size_t{199999}}) {
+    values[i] = i % 2 ? std::numeric_limits<float>::infinity()
+                      : std::numeric_limits<float>::quiet_NaN();
+  }
+  const OwnedTensor t = FloatTensor(values);
+  ThreadParallelRunner runner(2);
+  const HistogramBuilderOptions options{.runner = &runner};
+  const HistogramSummary fast_uniform = BuildUniform(t, options);
+  const HistogramSummary fast_exponential = BuildExponential(t, options);
+  const PortableKernelsOnly scope;
+  const HistogramSummary uniform = BuildUniform(t, options);
+  const HistogramSummary exponential = BuildExponential(t, options);
+  EXPECT_EQ(fast_uniform.value.SerializeAsString(), uniform.value.SerializeAsString());
+  EXPECT_EQ(fast_exponential.value.SerializeAsString(), exponential.value.SerializeAsString());
+  EXPECT_EQ(fast_uniform.nonfinite_count, 4);
+  EXPECT_EQ(fast_exponential.nonfinite_count, 4);
 }
 
 // ---- Exponential layout -------------------------------------------------------------
