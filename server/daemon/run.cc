@@ -56,10 +56,23 @@ struct Run::Entry {
   // kFlush, kClose
   bool sync = false;
   Done done;
+  // kBatch, kEvents: where a write stopped by an I/O error resumes (the
+  // record, then its part: side files first, then events), so a retried
+  // entry writes nothing twice. Touched only by the writer.
+  int next_record = 0;
+  size_t next_part = 0;
+  std::vector<v1::RecordError> errors;  // kBatch: rejected records so far
 };
 
 struct Run::GroupResult {
-  std::vector<std::vector<v1::RecordError>> errors;  // per group entry
+  // The group entries from `stuck` on were not (fully) written because of an
+  // I/O error: they go back to the front of the queue, except flushes (which
+  // fail) and, when the group closes the run, those before the close, which
+  // are given up unwritten (acknowledged, but not as written).
+  static constexpr size_t kNone = static_cast<size_t>(-1);
+  size_t stuck = kNone;
+  size_t close_index = kNone;
+  bool recovered = false;  // a retry found the files writable again
   std::vector<uint64_t> records_written;             // per group entry
   std::vector<absl::Status> status;                  // per group entry (control entries)
   absl::Status io_error;                             // first I/O error: becomes sticky
@@ -83,6 +96,12 @@ v1::RecordError MakeRecordError(uint64_t sequence, int index, const v1::Record& 
   error.set_message(absl::StrCat("batch ", sequence, ", record ", index, " (tag \"",
                                  EscapeForMessage(record.tag()), "\"): ", status.message()));
   return error;
+}
+
+// An error of the file system (full, read-only, failing) rather than a
+// refusal of what a client sent (a path through a non-directory).
+bool IsIoError(const absl::Status& status) {
+  return status.code() != absl::StatusCode::kFailedPrecondition;
 }
 
 std::string BaseName(const std::string& path) {
@@ -313,8 +332,10 @@ void Run::ConvertBatch(Entry* entry) {
 void Run::WriteGroups() {
   while (true) {
     std::vector<std::unique_ptr<Entry>> group;
+    bool recovering = false;
     {
       absl::MutexLock lock(&mu_);
+      recovering = !sticky_error_.ok();
       while (!queue_.empty() && queue_.front()->ready) {
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -328,8 +349,23 @@ void Run::WriteGroups() {
     GroupResult result;
     {
       absl::MutexLock io_lock(&io_mu_);
-      WriteGroup(group, result);
+      WriteGroup(group, recovering, result);
     }
+    // What was not written goes back to the front of the queue, in order
+    // (never acknowledged: the clients keep it), unless the run is closing.
+    std::vector<std::unique_ptr<Entry>> requeue;
+    uint64_t requeued_records_written = 0;  // the part of a batch written before the error
+    if (result.stuck != GroupResult::kNone && result.close_index == GroupResult::kNone) {
+      for (size_t i = result.stuck; i < group.size(); ++i) {
+        if (group[i]->type == Entry::Type::kFlush) continue;
+        requeued_records_written += result.records_written[i];
+        requeue.push_back(std::move(group[i]));
+      }
+    }
+    auto abandoned = [&](size_t i) {
+      return result.stuck != GroupResult::kNone && result.close_index != GroupResult::kNone &&
+             i >= result.stuck && i < result.close_index;
+    };
 
     // Publish, and gather the acks to send once the lock is dropped.
     struct PendingAck {
@@ -339,23 +375,32 @@ void Run::WriteGroups() {
     };
     std::map<AckSink*, PendingAck> acks;
     size_t release_bytes = 0;
+    bool stop = false;  // entries wait for the I/O error to clear
     {
       absl::MutexLock lock(&mu_);
+      records_written_ += requeued_records_written;
       std::vector<std::string> touched;
       for (size_t i = 0; i < group.size(); ++i) {
+        if (group[i] == nullptr) continue;  // requeued
         Entry& entry = *group[i];
         if (entry.type != Entry::Type::kBatch && entry.type != Entry::Type::kDuplicate) continue;
         WriterState& writer = writers_[entry.request.writer_id()];
         if (entry.type == Entry::Type::kBatch) {
-          writer.written = std::max(writer.written, entry.request.sequence());
+          if (!abandoned(i)) writer.written = std::max(writer.written, entry.request.sequence());
           records_written_ += result.records_written[i];
-          records_rejected_ += result.errors[i].size();
+          records_rejected_ += entry.errors.size();
           if (result.records_written[i] > 0) unflushed_ = true;
         }
         touched.push_back(entry.request.writer_id());
       }
       for (const auto& entry : group) {
-        if (entry->type == Entry::Type::kEvents) unflushed_ = true;
+        if (entry != nullptr && entry->type == Entry::Type::kEvents) unflushed_ = true;
+      }
+      for (size_t i = 0; i < group.size(); ++i) {
+        if (!abandoned(i) || group[i]->type != Entry::Type::kBatch) continue;
+        spdlog::warn("run={} closing with I/O error: batch {} of writer {} not written; the "
+                     "writer resends it to the reopened run",
+                     run_id_, group[i]->request.sequence(), group[i]->request.writer_id());
       }
       if (result.flushed) {
         unflushed_ = false;
@@ -378,7 +423,7 @@ void Run::WriteGroups() {
         }
         sticky_error_ = result.io_error;
         context_.metrics->io_errors.fetch_add(1, std::memory_order_relaxed);
-      } else if (result.flushed && !sticky_error_.ok()) {
+      } else if ((result.flushed || result.recovered) && !sticky_error_.ok()) {
         spdlog::info("run={} recovered from I/O error: {}", run_id_,
                      std::string(sticky_error_.message()));
         sticky_error_ = absl::OkStatus();
@@ -389,6 +434,7 @@ void Run::WriteGroups() {
         response.set_flushed_sequence(writer.flushed);
       };
       for (size_t i = 0; i < group.size(); ++i) {
+        if (group[i] == nullptr) continue;  // requeued
         Entry& entry = *group[i];
         if (entry.type != Entry::Type::kBatch && entry.type != Entry::Type::kDuplicate) continue;
         release_bytes += entry.charged_bytes;
@@ -398,8 +444,18 @@ void Run::WriteGroups() {
         ++ack.completed;
         fill(ack.response, writers_[entry.request.writer_id()]);
         if (entry.type == Entry::Type::kBatch) {
-          for (auto& error : result.errors[i]) *ack.response.add_errors() = std::move(error);
+          for (auto& error : entry.errors) *ack.response.add_errors() = std::move(error);
         }
+      }
+      // Requeued entries wait for the next attempt: the flusher's next tick
+      // while the error lasts (has_unflushed() stays true), or at once once
+      // it cleared.
+      for (auto it = requeue.rbegin(); it != requeue.rend(); ++it) {
+        queue_.push_front(std::move(*it));
+      }
+      if (!requeue.empty() && !sticky_error_.ok()) {
+        writing_ = false;
+        stop = true;
       }
       for (const std::string& id : touched) {
         const WriterState& writer = writers_[id];
@@ -418,48 +474,79 @@ void Run::WriteGroups() {
     }
     for (auto& [key, ack] : acks) ack.sink->OnAck(std::move(ack.response), ack.completed);
     for (size_t i = 0; i < group.size(); ++i) {
-      if (group[i]->done) std::move(group[i]->done)(result.status[i]);
+      if (group[i] != nullptr && group[i]->done) std::move(group[i]->done)(result.status[i]);
     }
+    if (stop) return;
   }
 }
 
-void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, GroupResult& result) {
-  result.errors.resize(group.size());
+void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering,
+                     GroupResult& result) {
   result.records_written.assign(group.size(), 0);
   result.status.assign(group.size(), absl::OkStatus());
   bool flush = false;
   bool sync = false;
   bool close = false;
   const absl::Time start = absl::Now();
-  auto write_converted = [&](const Converted& converted) -> absl::Status {
-    for (const SideFile& file : converted.files) TBLOG_RETURN_IF_ERROR(WriteSideFile(file));
-    for (const EventOut& event : converted.events) TBLOG_RETURN_IF_ERROR(WriteEvent(event));
+  // Writes the parts of `converted` from *next_part on (side files, then
+  // events), advancing it; `*io` tells an I/O error (retry the part later)
+  // from a refusal of the record itself.
+  auto write_parts = [&](const Converted& converted, size_t* next_part,
+                         bool* io) -> absl::Status {
+    const size_t files = converted.files.size();
+    for (; *next_part < files + converted.events.size(); ++*next_part) {
+      const absl::Status status = *next_part < files
+                                      ? WriteSideFile(converted.files[*next_part], io)
+                                      : WriteEvent(converted.events[*next_part - files], io);
+      if (!status.ok()) return status;
+    }
     return absl::OkStatus();
   };
   for (size_t i = 0; i < group.size(); ++i) {
+    if (group[i]->type == Entry::Type::kClose) {
+      result.close_index = i;
+      break;
+    }
+  }
+  if (recovering) {
+    // Retry after an I/O error: the files must take data again first (each
+    // writer carries what it still buffers into a fresh file).
+    bool synced = false;
+    result.io_error = FlushAll(/*sync=*/false, &synced);
+    if (result.io_error.ok()) {
+      result.recovered = true;
+    } else {
+      result.stuck = 0;
+    }
+  }
+  for (size_t i = 0; i < group.size() && result.stuck == GroupResult::kNone; ++i) {
     Entry& entry = *group[i];
     switch (entry.type) {
       case Entry::Type::kBatch: {
         const uint64_t sequence = entry.request.sequence();
-        for (int j = 0; j < entry.request.records_size(); ++j) {
+        for (int j = entry.next_record; j < entry.request.records_size(); ++j) {
+          entry.next_record = j;
           const v1::Record& record = entry.request.records(j);
           const auto& converted = entry.converted[static_cast<size_t>(j)];
+          bool io = false;
           absl::Status status =
-              converted.ok() ? write_converted(*converted) : converted.status();
+              converted.ok() ? write_parts(*converted, &entry.next_part, &io) : converted.status();
+          if (io) {
+            result.io_error = status;
+            result.stuck = i;
+            break;
+          }
+          entry.next_part = 0;
           if (status.ok()) {
             ++result.records_written[i];
             context_.metrics->AddWritten(KindOf(record), 1);
           } else {
-            if (result.io_error.ok() && converted.ok() &&
-                status.code() != absl::StatusCode::kResourceExhausted &&
-                status.code() != absl::StatusCode::kInvalidArgument) {
-              result.io_error = status;
-              status = absl::UnavailableError(status.message());
-            }
             context_.metrics->AddRejected(static_cast<int>(status.code()));
-            result.errors[i].push_back(MakeRecordError(sequence, j, record, status));
+            entry.errors.push_back(MakeRecordError(sequence, j, record, status));
           }
         }
+        if (result.stuck == i) break;
+        entry.next_record = entry.request.records_size();
         if (sequence != 0) {
           uint64_t& checkpointed = checkpoint_sequences_[entry.request.writer_id()];
           checkpointed = std::max(checkpointed, sequence);
@@ -471,19 +558,40 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, GroupResult& re
       }
       case Entry::Type::kDuplicate:
         break;
-      case Entry::Type::kEvents:
-        result.status[i] = write_converted(entry.events);
-        if (!result.status[i].ok() && result.io_error.ok()) result.io_error = result.status[i];
+      case Entry::Type::kEvents: {
+        bool io = false;
+        result.status[i] = write_parts(entry.events, &entry.next_part, &io);
+        if (io) {
+          result.io_error = result.status[i];
+          result.stuck = i;
+        }
         break;
+      }
       case Entry::Type::kFlush:
         flush = true;
         sync = sync || entry.sync;
         break;
       case Entry::Type::kClose:
-        result.status[i] = write_converted(entry.events);
-        flush = sync = close = true;
-        break;
+        break;  // below
     }
+  }
+  if (result.stuck != GroupResult::kNone) {
+    // Nothing from the stuck entry on is flushed now: flushes among them fail
+    // (the others are retried, or given up by a close).
+    flush = false;
+    for (size_t i = result.stuck; i < group.size(); ++i) {
+      if (group[i]->type == Entry::Type::kFlush || group[i]->type == Entry::Type::kEvents) {
+        result.status[i] = absl::UnavailableError(absl::StrCat(
+            "run \"", run_id_, "\" cannot write: ", result.io_error.message(), "; retrying"));
+      }
+    }
+  }
+  if (result.close_index != GroupResult::kNone) {
+    Entry& entry = *group[result.close_index];
+    bool io = false;
+    result.status[result.close_index] = write_parts(entry.events, &entry.next_part, &io);
+    if (io && result.io_error.ok()) result.io_error = result.status[result.close_index];
+    flush = sync = close = true;
   }
 
   if (flush) {
@@ -537,7 +645,7 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, GroupResult& re
   }
 }
 
-absl::Status Run::WriteEvent(const EventOut& event) {
+absl::Status Run::WriteEvent(const EventOut& event, bool* io) {
   auto it = subruns_.find(event.subrun);
   if (it == subruns_.end()) {
     if (static_cast<int>(subruns_.size()) >= context_.options->limits.max_subruns_per_run) {
@@ -550,19 +658,32 @@ absl::Status Run::WriteEvent(const EventOut& event) {
     std::string dir = directory_;
     if (!event.subrun.empty()) {
       TBLOG_RETURN_IF_ERROR(ValidateRelativePath(event.subrun, "sub-run", context_.options->limits));
-      TBLOG_RETURN_IF_ERROR(MakeDirectoriesUnder(directory_, event.subrun,
-                                                file_options_.sync != SyncPolicy::kNever));
+      absl::Status made = MakeDirectoriesUnder(directory_, event.subrun,
+                                               file_options_.sync != SyncPolicy::kNever);
+      if (!made.ok()) {
+        *io = IsIoError(made);
+        return made;
+      }
       absl::StrAppend(&dir, "/", Sv(event.subrun));
     }
     auto writer = EventFileWriter::Create(dir, file_options_);
-    if (!writer.ok()) return writer.status();
+    if (!writer.ok()) {
+      *io = true;
+      return writer.status();
+    }
     it = subruns_.emplace(event.subrun, SubrunWriter{std::move(*writer), 0}).first;
   }
+  // An error means the event was not taken (EventFileWriter's contract).
+  absl::Status status = it->second.writer->WriteSerialized(event.event);
+  if (!status.ok()) {
+    *io = true;
+    return status;
+  }
   ++it->second.records_since_sync;
-  return it->second.writer->WriteSerialized(event.event);
+  return status;
 }
 
-absl::Status Run::WriteSideFile(const SideFile& file) {
+absl::Status Run::WriteSideFile(const SideFile& file, bool* io) {
   const Limits& limits = context_.options->limits;
   std::string relative = file.relative_path;
   if (!file.subrun.empty()) {
@@ -572,12 +693,19 @@ absl::Status Run::WriteSideFile(const SideFile& file) {
   TBLOG_RETURN_IF_ERROR(ValidateRelativePath(relative, "side file", limits));
   const size_t slash = relative.rfind('/');
   if (slash != std::string::npos) {
-    TBLOG_RETURN_IF_ERROR(MakeDirectoriesUnder(directory_, relative.substr(0, slash)));
+    absl::Status made = MakeDirectoriesUnder(directory_, relative.substr(0, slash));
+    if (!made.ok()) {
+      *io = IsIoError(made);
+      return made;
+    }
   }
   const std::string path = absl::StrCat(directory_, "/", relative);
   const int flags = O_CREAT | O_NOFOLLOW | O_CLOEXEC | (file.append_unique ? O_RDWR : O_WRONLY | O_TRUNC);
   const int fd = ::open(path.c_str(), flags, 0644);
-  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("opening ", path));
+  if (fd < 0) {
+    *io = errno != ELOOP;  // a symlink there is refused for good
+    return absl::ErrnoToStatus(errno, absl::StrCat("opening ", path));
+  }
   absl::Status status;
   bool skip = false;
   if (file.append_unique) {
@@ -599,6 +727,8 @@ absl::Status Run::WriteSideFile(const SideFile& file) {
     done += static_cast<size_t>(n);
   }
   ::close(fd);
+  // Rewriting it whole (or skipping what is there) is safe: retry.
+  *io = !status.ok();
   return status;
 }
 

@@ -9,6 +9,17 @@
 // checkpoint, retakes the lock to publish sequences, then sends acks. One
 // writer at a time; never a lock held across I/O except io_mu_, which only
 // the writer takes.
+//
+// I/O errors (disk full, a failing disk): the batch being written and every
+// entry behind it go back to the front of the queue, unacknowledged, with
+// the record (and part) to resume from, so nothing is lost nor written
+// twice; flushes among them fail. The error is sticky: Submit() refuses new
+// batches with UNAVAILABLE (the client reconnects and resends what was not
+// acknowledged; what is still queued counts as a duplicate), has_unflushed()
+// stays true so the daemon's flusher retries at every tick, and the first
+// retry that finds the files writable again clears it. Queued bytes stay
+// charged to the ByteBudget meanwhile. Closing the run during the error
+// gives the queued batches up without acknowledging them as written.
 #ifndef TBLOG_DAEMON_RUN_H_
 #define TBLOG_DAEMON_RUN_H_
 
@@ -143,11 +154,16 @@ class Run : public std::enable_shared_from_this<Run> {
   void ConvertBatch(Entry* entry);
   // The group-commit loop; runs on a worker while writing_ is true.
   void WriteGroups();
-  void WriteGroup(std::vector<std::unique_ptr<Entry>>& group, GroupResult& result)
+  // Writes `group`; with `recovering` (the run has an I/O error) first checks
+  // that the files take data again.
+  void WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering,
+                  GroupResult& result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // On failure `*io` says whether it was an I/O error (nothing was taken; retry
+  // later) rather than a refusal of this record.
+  absl::Status WriteEvent(const EventOut& event, bool* io)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  absl::Status WriteEvent(const EventOut& event)
+  absl::Status WriteSideFile(const SideFile& file, bool* io)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  absl::Status WriteSideFile(const SideFile& file) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   absl::Status FlushAll(bool sync, bool* synced) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   absl::Status CloseAll() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
 

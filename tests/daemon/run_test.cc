@@ -1,5 +1,8 @@
 #include "daemon/run.h"
 
+#include <sys/resource.h>
+
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -284,6 +287,103 @@ TEST_F(RunTest, RotationAfterTheCheckpointThenACrashResumesExactlyOnce) {
   sink->WaitForBatches(15);
   ASSERT_TRUE(CloseAndWait(*run).ok());
   EXPECT_EQ(TagSteps(ReadSummaryEvents(dir)), expected);
+}
+
+// Lowers RLIMIT_FSIZE for this process with SIGXFSZ ignored, so writes past
+// `bytes` fail with EFBIG: a real "disk full" for every file of the run.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    ::getrlimit(RLIMIT_FSIZE, &saved_);
+    saved_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit lowered = saved_;
+    lowered.rlim_cur = bytes;
+    ok_ = ::setrlimit(RLIMIT_FSIZE, &lowered) == 0;
+  }
+  ~FileSizeLimit() { Lift(); }
+  void Lift() {
+    if (lifted_) return;
+    ::setrlimit(RLIMIT_FSIZE, &saved_);
+    std::signal(SIGXFSZ, saved_handler_);
+    lifted_ = true;
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  rlimit saved_{};
+  void (*saved_handler_)(int) = nullptr;
+  bool ok_ = false;
+  bool lifted_ = false;
+};
+
+absl::Status FlushAndWait(daemon::Run& run) {
+  absl::Notification done;
+  absl::Status result;
+  run.Flush("", 0, /*sync=*/false, [&](absl::Status status) {
+    result = status;
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return result;
+}
+
+// The disk fills up in the middle of a batch: nothing after the failure is
+// acknowledged or dropped; the run refuses new batches while the error lasts;
+// once space returns, the next flush tick writes every record exactly once.
+TEST_F(RunTest, BatchesStuckOnAFullDiskAreWrittenOnceSpaceReturns) {
+  const fs::path dir = FreshTempDir("run_disk_full");
+  options_.file.buffer_bytes = 1;  // each record reaches the OS at once
+  auto run = MakeRun(dir);
+  auto sink = std::make_shared<RecordingSink>();
+  std::vector<std::string> expected;
+  auto batch = [&](int seq) {
+    std::vector<v1::Record> records;
+    for (int k = 0; k < 3; ++k) records.push_back(Scalar("t" + std::to_string(k), seq, 1.0f));
+    return Batch("w", static_cast<uint64_t>(seq), std::move(records));
+  };
+  ASSERT_TRUE(run->Submit(batch(1), sink, 0).ok());
+  sink->WaitForBatches(1);
+  std::vector<v1::WriteResponse> acks;
+  int accepted = 0;
+  {
+    FileSizeLimit limit(16);  // smaller than any file: even a fresh one fails
+    ASSERT_TRUE(limit.ok());
+    // Taken until the writer meets the error, refused from then on.
+    for (int seq = 2; seq <= 6; ++seq) {
+      const absl::Status submitted = run->Submit(batch(seq), sink, 0);
+      if (!submitted.ok()) {
+        EXPECT_EQ(submitted.code(), absl::StatusCode::kUnavailable) << submitted;
+        break;
+      }
+      ++accepted;
+    }
+    ASSERT_GE(accepted, 1);
+    // Flush ticks while the disk is full: each fails and nothing moves.
+    for (int tick = 0; tick < 3; ++tick) EXPECT_FALSE(FlushAndWait(*run).ok());
+    EXPECT_FALSE(run->Info().last_error().empty());
+    EXPECT_TRUE(run->has_unflushed());
+    EXPECT_EQ(run->Submit(batch(7), sink, 0).code(), absl::StatusCode::kUnavailable);
+    acks = sink->WaitForBatches(1);
+    limit.Lift();
+  }
+  for (const auto& ack : acks) {
+    EXPECT_EQ(ack.written_sequence(), 1u);
+    EXPECT_EQ(ack.errors_size(), 0);
+  }
+  ASSERT_TRUE(FlushAndWait(*run).ok());  // the flusher's next tick
+  acks = sink->WaitForBatches(1 + accepted);
+  EXPECT_EQ(acks.back().written_sequence(), static_cast<uint64_t>(1 + accepted));
+  EXPECT_TRUE(run->Info().last_error().empty());
+  // The client resends what it had not seen acknowledged, then goes on.
+  for (int seq = 2; seq <= 7; ++seq) ASSERT_TRUE(run->Submit(batch(seq), sink, 0).ok());
+  acks = sink->WaitForBatches(1 + accepted + 6);
+  for (const auto& ack : acks) EXPECT_EQ(ack.errors_size(), 0);
+  ASSERT_TRUE(CloseAndWait(*run).ok());
+  for (int seq = 1; seq <= 7; ++seq) {
+    for (int k = 0; k < 3; ++k) expected.push_back("t" + std::to_string(k) + "@" + std::to_string(seq));
+  }
+  EXPECT_EQ(TagSteps(ReadSummaryEvents(dir)), expected);
+  EXPECT_EQ(run->Info().records_written(), 21u);
 }
 
 }  // namespace
