@@ -645,9 +645,68 @@ class ExponentialBins {
       }
       at_or_below_[key] = static_cast<uint16_t>(count);
     }
+    BuildFloatTables();
   }
 
   static uint64_t Key(double positive) { return std::bit_cast<uint64_t>(positive) >> kKeyShift; }
+
+ public:
+  // ---- The same bins for float magnitudes, for the float32 kernels ----
+  // For x >= 0 the bin counts the edges <= |x|, for x < 0 the edges < |x|;
+  // for a float a, "edge e <= a" is "a >= the smallest float >= e" and
+  // "e < a" is "a >= the smallest float > e". Row s (0: x >= 0, 1: x < 0)
+  // of float_thresholds holds those floats, -1 first and +inf last as
+  // positive_ does; row s of float_counts holds, per key (a float's exponent
+  // and top 6 mantissa bits, less float_key_base), how many of row s's
+  // thresholds are <= the key's lowest float. A key cell spans a ratio below
+  // 1.1, so at most one threshold lies inside it: one compare settles it.
+  static constexpr int kFloatKeyShift = 23 - 6;
+  static constexpr int kThresholdRow = kPositiveEdges + 2;
+
+  const float* float_thresholds() const { return float_thresholds_.data(); }
+  const int32_t* float_counts() const { return float_counts_.data(); }
+  uint32_t float_key_base() const { return float_key_base_; }
+  int32_t float_keys_per_row() const { return float_keys_per_row_; }
+  // |x| >= this: beyond the last edge, in no bin.
+  float float_outside() const {
+    return float_thresholds_[kThresholdRow + kPositiveEdges];
+  }
+
+ private:
+  void BuildFloatTables() {
+    for (int strict = 0; strict < 2; ++strict) {
+      for (int j = 0; j < kThresholdRow; ++j) {
+        const double edge = positive_[static_cast<size_t>(j)];
+        float f = static_cast<float>(edge);
+        if (std::isfinite(edge) && edge >= 0 &&
+            (strict ? static_cast<double>(f) <= edge : static_cast<double>(f) < edge)) {
+          f = std::nextafter(f, std::numeric_limits<float>::infinity());
+        }
+        float_thresholds_.push_back(f);
+      }
+    }
+    const auto key = [](float a) { return std::bit_cast<uint32_t>(a) >> kFloatKeyShift; };
+    // One key below the first threshold's, so that the clamped low key has
+    // no threshold at or below its cell.
+    float_key_base_ = key(float_thresholds_[1]) - 1;
+    const uint32_t top = key(float_thresholds_[kThresholdRow + kPositiveEdges]);
+    float_keys_per_row_ = static_cast<int32_t>(top - float_key_base_ + 1);
+    for (int strict = 0; strict < 2; ++strict) {
+      const float* row = float_thresholds_.data() + strict * kThresholdRow;
+      int count = 0;
+      for (int32_t k = 0; k < float_keys_per_row_; ++k) {
+        const float cell_low =
+            std::bit_cast<float>((float_key_base_ + static_cast<uint32_t>(k)) << kFloatKeyShift);
+        while (count < kPositiveEdges && row[count + 1] <= cell_low) ++count;
+        float_counts_.push_back(count);
+      }
+    }
+  }
+
+  std::vector<float> float_thresholds_;  // 2 rows of kThresholdRow
+  std::vector<int32_t> float_counts_;    // 2 rows of float_keys_per_row_
+  uint32_t float_key_base_ = 0;
+  int32_t float_keys_per_row_ = 0;
 
   // Number of edges <= a, for a in [0, last edge). Keys below the first
   // edge's cell clamp to it: its count is 0 and the one comparison decides.
@@ -670,12 +729,13 @@ struct ExponentialTally {
   NonFiniteTally nonfinite;
 };
 
+// Adds elements [begin, end) to the tally, the running min/max and the
+// running sums (in index order).
 template <typename E>
-void TallyExponentialChunk(const char* base, int64_t begin, int64_t end,
-                           const ExponentialBins& bins, ExponentialTally& tally, double& sum,
-                           double& sum_squares) {
+void TallyExponentialRange(const char* base, int64_t begin, int64_t end,
+                           const ExponentialBins& bins, ExponentialTally& tally, double& lo,
+                           double& hi, double& s, double& s2) {
   uint64_t* count = tally.counts.data();
-  double lo = tally.min, hi = tally.max, s = 0, s2 = 0;
   for (int64_t i = begin; i < end; ++i) {
     const auto raw = E::Load(base + static_cast<size_t>(i) * E::kSize);
     if (!IsFinite<E>(raw)) {
@@ -690,11 +750,158 @@ void TallyExponentialChunk(const char* base, int64_t begin, int64_t end,
     const int bin = bins.BinOf(x);
     if (bin >= 0) ++count[bin];
   }
-  tally.min = lo;
-  tally.max = hi;
+}
+
+// One summation chunk: its sums start from zero (see the header).
+template <typename E>
+void TallyExponentialChunk(const char* base, int64_t begin, int64_t end,
+                           const ExponentialBins& bins, ExponentialTally& tally, double& sum,
+                           double& sum_squares) {
+  double s = 0, s2 = 0;
+  TallyExponentialRange<E>(base, begin, end, bins, tally, tally.min, tally.max, s, s2);
   sum = s;
   sum_squares = s2;
 }
+
+#if TBLOG_HISTOGRAM_HAVE_AVX2_KERNELS
+
+// Per-task counts of the float32 kernel: four interleaved sets (so runs of
+// one bin do not wait on each other's increments), each with one more slot
+// for values beyond the outer edges.
+constexpr int kLaneBins = kNumBins + 1;
+using ExponentialLanes = std::vector<uint64_t>;  // 4 * kLaneBins
+
+// TallyExponentialChunk for float32. Bins of eight values at a time come
+// from ExponentialBins' float tables; a block with a NaN or Inf is redone by
+// the scalar code. The sums stay one sequential chain in index order, as the
+// determinism contract and byte equality with PyTorch need: they bound the
+// speed, and the rest of the work hides under them.
+[[gnu::target("avx2")]] void TallyExponentialFloatChunkAvx2(
+    const char* base, int64_t begin, int64_t end, const ExponentialBins& bins,
+    ExponentialTally& tally, ExponentialLanes& lanes, double& sum, double& sum_squares) {
+  constexpr int64_t kBlock = 512;
+  uint64_t* const lane0 = lanes.data();
+  uint64_t* const lane1 = lane0 + kLaneBins;
+  uint64_t* const lane2 = lane1 + kLaneBins;
+  uint64_t* const lane3 = lane2 + kLaneBins;
+  const __m256i magnitude_mask = _mm256_set1_epi32(0x7fffffff);
+  const __m256i key_base = _mm256_set1_epi32(static_cast<int32_t>(bins.float_key_base()));
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i last_key = _mm256_set1_epi32(bins.float_keys_per_row() - 1);
+  const __m256i negative_row_key = _mm256_set1_epi32(bins.float_keys_per_row());
+  const __m256i negative_row = _mm256_set1_epi32(ExponentialBins::kThresholdRow);
+  const __m256i zero_bin = _mm256_set1_epi32(kZeroBin);
+  const __m256i last_bin = _mm256_set1_epi32(kNumBins - 1);
+  const __m256i below_zero_bin = _mm256_set1_epi32(kZeroBin - 1);
+  const __m256i outside_bin = _mm256_set1_epi32(kNumBins);
+  const __m256 outside = _mm256_set1_ps(bins.float_outside());
+  const int32_t* const counts = bins.float_counts();
+  const float* const next_thresholds = bins.float_thresholds() + 1;
+  __m256 lo = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  __m256 hi = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  double scalar_lo = tally.min, scalar_hi = tally.max, s = 0, s2 = 0;
+  alignas(32) int32_t bin_of[kBlock];
+  for (int64_t block = begin; block < end; block += kBlock) {
+    const int64_t n = std::min(kBlock, end - block);
+    __m256 block_lo = lo, block_hi = hi;
+    __m256i largest_magnitude = zero;
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+      const __m256 x = _mm256_loadu_ps(FloatsAt(base, block + j));
+      const __m256i magnitude_bits = _mm256_and_si256(_mm256_castps_si256(x), magnitude_mask);
+      largest_magnitude = _mm256_max_epu32(largest_magnitude, magnitude_bits);
+      block_lo = _mm256_min_ps(x, block_lo);
+      block_hi = _mm256_max_ps(x, block_hi);
+      const __m256 a = _mm256_castsi256_ps(magnitude_bits);
+      const __m256i negative =
+          _mm256_castps_si256(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
+      __m256i key = _mm256_sub_epi32(
+          _mm256_srli_epi32(magnitude_bits, ExponentialBins::kFloatKeyShift), key_base);
+      key = _mm256_min_epi32(_mm256_max_epi32(key, zero), last_key);
+      key = _mm256_add_epi32(key, _mm256_and_si256(negative, negative_row_key));
+      __m256i count = _mm256_i32gather_epi32(counts, key, 4);
+      const __m256 next = _mm256_i32gather_ps(
+          next_thresholds, _mm256_add_epi32(count, _mm256_and_si256(negative, negative_row)), 4);
+      count = _mm256_sub_epi32(count, _mm256_castps_si256(_mm256_cmp_ps(a, next, _CMP_GE_OQ)));
+      const __m256i positive_bin = _mm256_min_epi32(_mm256_add_epi32(count, zero_bin), last_bin);
+      const __m256i negative_bin = _mm256_sub_epi32(below_zero_bin, count);
+      __m256i bin = _mm256_blendv_epi8(positive_bin, negative_bin, negative);
+      bin = _mm256_blendv_epi8(bin, outside_bin,
+                               _mm256_castps_si256(_mm256_cmp_ps(a, outside, _CMP_GE_OQ)));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(bin_of + j), bin);
+    }
+    bool finite = true;
+    for (; j < n; ++j) {
+      const float v = LoadFloat(base, block + j);
+      finite = finite && std::isfinite(v);
+      const int bin = finite ? bins.BinOf(v) : 0;
+      bin_of[j] = bin < 0 ? kNumBins : bin;
+    }
+    alignas(32) uint32_t magnitudes[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(magnitudes), largest_magnitude);
+    for (uint32_t m : magnitudes) finite = finite && m < 0x7f800000u;
+    if (!finite) {
+      TallyExponentialRange<PlainElement<float, float>>(base, block, block + n, bins, tally,
+                                                         scalar_lo, scalar_hi, s, s2);
+      continue;
+    }
+    lo = block_lo;
+    hi = block_hi;
+    for (j = 0; j < n - 8 + 1; j += 8) {  // the vector part's values, whole
+      for (int64_t v = j; v < j + 8; v += 4) {
+        const double x0 = LoadFloat(base, block + v), x1 = LoadFloat(base, block + v + 1);
+        const double x2 = LoadFloat(base, block + v + 2), x3 = LoadFloat(base, block + v + 3);
+        s += x0;
+        s2 += x0 * x0;
+        s += x1;
+        s2 += x1 * x1;
+        s += x2;
+        s2 += x2 * x2;
+        s += x3;
+        s2 += x3 * x3;
+        ++lane0[bin_of[v]];
+        ++lane1[bin_of[v + 1]];
+        ++lane2[bin_of[v + 2]];
+        ++lane3[bin_of[v + 3]];
+      }
+    }
+    for (; j < n; ++j) {  // the scalar tail, whose min/max the vectors did not see
+      const double x = LoadFloat(base, block + j);
+      scalar_lo = x < scalar_lo ? x : scalar_lo;
+      scalar_hi = x > scalar_hi ? x : scalar_hi;
+      s += x;
+      s2 += x * x;
+      ++lane0[bin_of[j]];
+    }
+  }
+  alignas(32) float lows[8], highs[8];
+  _mm256_store_ps(lows, lo);
+  _mm256_store_ps(highs, hi);
+  for (int lane = 0; lane < 8; ++lane) {
+    scalar_lo = std::min(scalar_lo, static_cast<double>(lows[lane]));
+    scalar_hi = std::max(scalar_hi, static_cast<double>(highs[lane]));
+  }
+  tally.min = scalar_lo;
+  tally.max = scalar_hi;
+  sum = s;
+  sum_squares = s2;
+}
+
+// Adds the kernel's lanes into the tally's counts (the outside slot is
+// dropped) and matches the scalar code's sign for a zero min or max.
+void FinishExponentialFloatTask(const char* base, int64_t begin, int64_t end,
+                                const ExponentialLanes& lanes, ExponentialTally& tally) {
+  for (int b = 0; b < kNumBins; ++b) {
+    tally.counts[static_cast<size_t>(b)] += lanes[static_cast<size_t>(b)] +
+                                            lanes[static_cast<size_t>(kLaneBins + b)] +
+                                            lanes[static_cast<size_t>(2 * kLaneBins + b)] +
+                                            lanes[static_cast<size_t>(3 * kLaneBins + b)];
+  }
+  if (tally.min == 0) tally.min = FirstZero(base, begin, end);
+  if (tally.max == 0) tally.max = FirstZero(base, begin, end);
+}
+
+#endif  // TBLOG_HISTOGRAM_HAVE_AVX2_KERNELS
 
 }  // namespace
 
@@ -780,6 +987,19 @@ absl::StatusOr<HistogramSummary> HistogramBuilder::Exponential(std::string_view 
   std::vector<double> chunk_sum_squares(static_cast<size_t>(plan.num_chunks));
   RunTasks(plan, options_.runner, [&](int task) {
     ExponentialTally& tally = tallies[static_cast<size_t>(task)];
+#if TBLOG_HISTOGRAM_HAVE_AVX2_KERNELS
+    if (data.dtype == DType::kFloat32 && UseAvx2Kernels()) {
+      ExponentialLanes lanes(4 * kLaneBins);
+      for (int64_t c = plan.ChunkBegin(task); c < plan.ChunkBegin(task + 1); ++c) {
+        TallyExponentialFloatChunkAvx2(base, plan.ElementAt(c), plan.ElementAt(c + 1), bins, tally,
+                                       lanes, chunk_sums[static_cast<size_t>(c)],
+                                       chunk_sum_squares[static_cast<size_t>(c)]);
+      }
+      FinishExponentialFloatTask(base, plan.ElementAt(plan.ChunkBegin(task)),
+                                 plan.ElementAt(plan.ChunkBegin(task + 1)), lanes, tally);
+      return;
+    }
+#endif
     VisitDType(data.dtype, [&](auto element) {
       for (int64_t c = plan.ChunkBegin(task); c < plan.ChunkBegin(task + 1); ++c) {
         TallyExponentialChunk<decltype(element)>(base, plan.ElementAt(c), plan.ElementAt(c + 1),
