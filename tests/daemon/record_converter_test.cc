@@ -12,6 +12,7 @@
 #include "engine/hparams_summary.h"
 #include "engine/parallel.h"
 #include "engine/png.h"
+#include "engine/scalar_summary.h"
 #include "engine/tensor_view.h"
 #include "gmock/gmock.h"
 #include "golden_util.h"
@@ -235,6 +236,63 @@ TEST_F(RecordConverterTest, ScalarColumnsWithoutWallTimesUseReceiveTimeAndSimple
   const tb::Event event = ParseEvent(out.events[0]);
   EXPECT_EQ(event.wall_time(), kReceiveTime);
   EXPECT_EQ(event.summary().value(0).simple_value(), 0.9f);
+}
+
+// Scalar columns' events are serialized by hand: they must be the very bytes
+// protobuf writes for the Event built from the engine's scalar values, for
+// any step (negative, varint lengths 1 to 10), wall time, value (NaN, -0,
+// infinities, denormals) and tag length (1- and 2-byte length prefixes).
+TEST_F(RecordConverterTest, ScalarColumnsEventsAreByteIdenticalToProtobuf) {
+  const std::vector<std::string> tags = {"a", "loss/train", std::string(100, 'x'),
+                                         std::string(256, 'y'), "\xc3\xa9t\xc3\xa9/\xe2\x88\x86"};
+  const std::vector<int64_t> steps = {0,   1,   -1,  127, 128, 16383, 16384, -128,
+                                      std::numeric_limits<int64_t>::max(),
+                                      std::numeric_limits<int64_t>::min(), 1LL << 40};
+  const std::vector<float> values = {0.0f,
+                                     -0.0f,
+                                     1.0f,
+                                     -2.5f,
+                                     std::numeric_limits<float>::quiet_NaN(),
+                                     -std::numeric_limits<float>::quiet_NaN(),
+                                     std::numeric_limits<float>::infinity(),
+                                     -std::numeric_limits<float>::infinity(),
+                                     std::numeric_limits<float>::denorm_min(),
+                                     std::numeric_limits<float>::max(),
+                                     1e-30f};
+  const std::vector<double> walls = {0.0, -0.0, 1.5, 1700000000.125, -3.0,
+                                     std::numeric_limits<double>::denorm_min(), 1e300};
+  for (const v1::ScalarStyle style : {v1::SCALAR_STYLE_TENSOR, v1::SCALAR_STYLE_SIMPLE_VALUE}) {
+    // A receive time of 0 leaves wall_time out of the Event, as protobuf does.
+    for (const double receive_time : {kReceiveTime, 0.0}) {
+      v1::Record record;
+      v1::ScalarColumns* columns = record.mutable_scalars();
+      columns->set_style(style);
+      for (const std::string& tag : tags) columns->add_tags()->set_tag(tag);
+      const size_t points = steps.size() * values.size();
+      for (size_t i = 0; i < points; ++i) {
+        columns->add_tag_index(static_cast<uint32_t>(i % tags.size()));
+        columns->add_steps(steps[i % steps.size()]);
+        columns->add_values(values[(i / steps.size()) % values.size()]);
+        columns->add_wall_times(walls[i % walls.size()]);
+      }
+      absl::StatusOr<Converted> out = converter_.Convert(record, receive_time);
+      ASSERT_TRUE(out.ok()) << out.status();
+      ASSERT_EQ(out->events.size(), points);
+      for (size_t i = 0; i < points; ++i) {
+        const std::string& tag = tags[i % tags.size()];
+        const float value = columns->values(static_cast<int>(i));
+        tb::Event expected;
+        const double wall = walls[i % walls.size()];
+        expected.set_wall_time(wall == 0 ? receive_time : wall);
+        expected.set_step(steps[i % steps.size()]);
+        *expected.mutable_summary()->add_value() = style == v1::SCALAR_STYLE_TENSOR
+                                                       ? ScalarValue(tag, value)
+                                                       : SimpleScalarValue(tag, value);
+        ASSERT_EQ(out->events[i].event, expected.SerializeAsString())
+            << "point " << i << " style " << style << " receive_time " << receive_time;
+      }
+    }
+  }
 }
 
 TEST_F(RecordConverterTest, ScalarColumnsRejectInconsistentColumns) {
