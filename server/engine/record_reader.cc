@@ -1,6 +1,8 @@
 #include "engine/record_reader.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -23,39 +25,66 @@ uint64_t DecodeLe(const unsigned char* p, int bytes) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RecordReader>> RecordReader::Open(const std::string& path) {
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (file == nullptr) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("opening ", path, " for reading"));
   }
-  return std::unique_ptr<RecordReader>(new RecordReader(path, file));
+  return std::unique_ptr<RecordReader>(new RecordReader(path, fd));
 }
 
-RecordReader::RecordReader(std::string path, std::FILE* file)
-    : path_(std::move(path)), file_(file) {}
+RecordReader::RecordReader(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
 
-RecordReader::~RecordReader() { std::fclose(file_); }
+RecordReader::~RecordReader() { ::close(fd_); }
+
+int64_t RecordReader::Buffer(size_t bytes) {
+  size_t held = static_cast<size_t>(buffer_offset_ + buffer_size_ - offset_);
+  if (held >= bytes) return static_cast<int64_t>(held);
+  // Keep the unread bytes, moved to the front, and read after them.
+  if (buffer_.empty()) buffer_.resize(kBufferBytes);
+  std::memmove(buffer_.data(), buffer_.data() + (offset_ - buffer_offset_), held);
+  buffer_offset_ = offset_;
+  buffer_size_ = held;
+  while (buffer_size_ < bytes && buffer_size_ < buffer_.size()) {
+    const ssize_t got = ::pread(fd_, buffer_.data() + buffer_size_, buffer_.size() - buffer_size_,
+                                static_cast<off_t>(buffer_offset_ + buffer_size_));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      error_ = absl::StrCat(path_, ": reading at offset ", buffer_offset_ + buffer_size_,
+                            " failed: ", std::strerror(errno));
+      return -1;
+    }
+    if (got == 0) break;  // the end of the file, for now
+    buffer_size_ += static_cast<size_t>(got);
+  }
+  return static_cast<int64_t>(buffer_size_);
+}
+
+void RecordReader::DropUnconsumed() {
+  buffer_offset_ = offset_;
+  buffer_size_ = 0;
+}
+
+RecordReader::State RecordReader::TornTail(std::string message) {
+  error_ = std::move(message);
+  DropUnconsumed();
+  return State::kTornTail;
+}
 
 RecordReader::State RecordReader::Next(std::string* payload) {
   if (corrupt_) return State::kCorrupt;
-  // After an end or a torn tail the stream sits past offset_ with EOF set;
-  // go back to the record start so appended bytes are read whole.
-  if (::fseeko(file_, static_cast<off_t>(offset_), SEEK_SET) != 0) {
-    error_ = absl::StrCat(path_, ": seek to offset ", offset_, " failed: ", std::strerror(errno));
-    return State::kTornTail;
-  }
-  std::clearerr(file_);
-
-  unsigned char header[kRecordHeaderBytes];
-  const size_t got = std::fread(header, 1, sizeof(header), file_);
-  if (got == 0) {
+  const int64_t held = Buffer(kRecordHeaderBytes);
+  if (held < 0) return TornTail(error_);
+  if (held == 0) {
     error_.clear();
+    DropUnconsumed();
     return State::kEnd;
   }
-  if (got < sizeof(header)) {
-    error_ = absl::StrCat(path_, ": file ends inside the header of the record at offset ",
-                          offset_, " (", got, " of ", sizeof(header), " bytes)");
-    return State::kTornTail;
+  if (static_cast<size_t>(held) < kRecordHeaderBytes) {
+    return TornTail(absl::StrCat(path_, ": file ends inside the header of the record at offset ",
+                                 offset_, " (", held, " of ", kRecordHeaderBytes, " bytes)"));
   }
+  const auto* header =
+      reinterpret_cast<const unsigned char*>(buffer_.data() + (offset_ - buffer_offset_));
   const uint64_t length = DecodeLe(header, 8);
   const uint32_t length_crc = static_cast<uint32_t>(DecodeLe(header + 8, 4));
   if (crc32c::Mask(crc32c::Extend(0, reinterpret_cast<const char*>(header), 8)) != length_crc) {
@@ -63,25 +92,51 @@ RecordReader::State RecordReader::Next(std::string* payload) {
     error_ = absl::StrCat(path_, ": length CRC mismatch in the record at offset ", offset_);
     return State::kCorrupt;
   }
+  const auto torn = [&] {
+    return absl::StrCat(path_, ": file ends inside the record at offset ", offset_,
+                        " (payload of ", length, " bytes)");
+  };
 
-  // Do not allocate for bytes the file does not hold (yet).
-  struct stat st {};
-  if (::fstat(fileno(file_), &st) == 0) {
-    const uint64_t available = static_cast<uint64_t>(st.st_size) - offset_ - kRecordHeaderBytes;
-    if (static_cast<uint64_t>(st.st_size) < offset_ + kRecordHeaderBytes ||
-        available < length || available - length < kRecordFooterBytes) {
-      error_ = absl::StrCat(path_, ": file ends inside the record at offset ", offset_,
-                            " (payload of ", length, " bytes)");
-      return State::kTornTail;
-    }
-  }
-  payload->resize(length);
   unsigned char footer[kRecordFooterBytes];
-  if (std::fread(payload->data(), 1, length, file_) != length ||
-      std::fread(footer, 1, sizeof(footer), file_) != sizeof(footer)) {
-    error_ = absl::StrCat(path_, ": file ends inside the record at offset ", offset_,
-                          " (payload of ", length, " bytes)");
-    return State::kTornTail;
+  if (length <= kBufferBytes - kRecordHeaderBytes - kRecordFooterBytes) {
+    const size_t framed = FramedRecordSize(length);
+    const int64_t got = Buffer(framed);
+    if (got < 0) return TornTail(error_);
+    if (static_cast<size_t>(got) < framed) return TornTail(torn());
+    const char* record = buffer_.data() + (offset_ - buffer_offset_);
+    payload->assign(record + kRecordHeaderBytes, length);
+    std::memcpy(footer, record + kRecordHeaderBytes + length, sizeof footer);
+  } else {
+    // Larger than the buffer: read it in place, but do not allocate for
+    // bytes the file does not hold (yet).
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) {
+      return TornTail(absl::StrCat(path_, ": stat failed: ", std::strerror(errno)));
+    }
+    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    if (size < offset_ + kRecordHeaderBytes ||
+        size - offset_ - kRecordHeaderBytes < length ||
+        size - offset_ - kRecordHeaderBytes - length < kRecordFooterBytes) {
+      return TornTail(torn());
+    }
+    payload->resize(length);
+    uint64_t at = offset_ + kRecordHeaderBytes;
+    const auto read_fully = [&](char* to, size_t bytes) {
+      while (bytes > 0) {
+        const ssize_t got = ::pread(fd_, to, bytes, static_cast<off_t>(at));
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return false;
+        to += got;
+        at += static_cast<uint64_t>(got);
+        bytes -= static_cast<size_t>(got);
+      }
+      return true;
+    };
+    if (!read_fully(payload->data(), length) ||
+        !read_fully(reinterpret_cast<char*>(footer), sizeof footer)) {
+      return TornTail(torn());
+    }
+    DropUnconsumed();
   }
   if (crc32c::Mask(crc32c::Value(*payload)) != static_cast<uint32_t>(DecodeLe(footer, 4))) {
     corrupt_ = true;
@@ -90,6 +145,7 @@ RecordReader::State RecordReader::Next(std::string* payload) {
     return State::kCorrupt;
   }
   offset_ += FramedRecordSize(length);
+  if (offset_ > buffer_offset_ + buffer_size_) DropUnconsumed();  // read past the buffer
   error_.clear();
   return State::kRecord;
 }

@@ -149,5 +149,94 @@ TEST(RecordReaderTest, TailsAGrowingFile) {
   std::remove(path.c_str());
 }
 
+// Many records through the buffer, which refills inside records of every
+// kind: all come back in order, each at its offset.
+TEST(RecordReaderTest, ReadsALargeFileInOrder) {
+  const std::string path = TempPath("large");
+  constexpr int kRecords = 200000;
+  const auto payload_of = [](int i) {
+    return std::to_string(i) + std::string(static_cast<size_t>(i % 97), static_cast<char>(i));
+  };
+  {
+    std::string bytes;
+    for (int i = 0; i < kRecords; ++i) AppendFramedRecord(payload_of(i), &bytes);
+    WriteBytes(path, bytes);
+    ASSERT_GT(bytes.size(), 4 * RecordReader::kBufferBytes);
+  }
+  auto reader = RecordReader::Open(path);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  std::string payload;
+  uint64_t offset = 0;
+  for (int i = 0; i < kRecords; ++i) {
+    ASSERT_EQ((*reader)->offset(), offset) << i;
+    ASSERT_EQ((*reader)->Next(&payload), State::kRecord) << i << ": " << (*reader)->error();
+    ASSERT_EQ(payload, payload_of(i));
+    offset += FramedRecordSize(payload.size());
+  }
+  EXPECT_EQ((*reader)->Next(&payload), State::kEnd);
+  EXPECT_EQ((*reader)->offset(), offset);
+  std::remove(path.c_str());
+}
+
+// Records around and beyond the buffer size, read whole and torn.
+TEST(RecordReaderTest, RecordsLargerThanTheBuffer) {
+  const std::string path = TempPath("huge");
+  const size_t buffer = RecordReader::kBufferBytes;
+  std::vector<std::string> payloads;
+  for (size_t size : {buffer - 17, buffer - 16, buffer - 15, buffer, 3 * buffer + 5}) {
+    payloads.push_back(std::string(size, static_cast<char>('a' + payloads.size())));
+    payloads.push_back("small " + std::to_string(size));
+  }
+  const std::string bytes = Framed(payloads);
+  WriteBytes(path, bytes);
+  {
+    auto reader = RecordReader::Open(path);
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    std::string payload;
+    for (const std::string& expected : payloads) {
+      ASSERT_EQ((*reader)->Next(&payload), State::kRecord) << (*reader)->error();
+      EXPECT_EQ(payload, expected);
+    }
+    EXPECT_EQ((*reader)->Next(&payload), State::kEnd);
+  }
+  // Cut inside the last big record, then finish it: torn, then read whole.
+  const std::string head = Framed({payloads.begin(), payloads.end() - 2});
+  const std::string last = Framed({payloads.end() - 2, payloads.end() - 1});
+  for (size_t cut : {size_t{5}, size_t{12}, buffer, last.size() - 1}) {
+    WriteBytes(path, head + last.substr(0, cut));
+    auto reader = RecordReader::Open(path);
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    std::string payload;
+    for (size_t i = 0; i + 2 < payloads.size(); ++i) {
+      ASSERT_EQ((*reader)->Next(&payload), State::kRecord) << (*reader)->error();
+    }
+    EXPECT_EQ((*reader)->Next(&payload), State::kTornTail) << "cut " << cut;
+    EXPECT_EQ((*reader)->offset(), head.size());
+    WriteBytes(path, last.substr(cut), /*append=*/true);
+    ASSERT_EQ((*reader)->Next(&payload), State::kRecord) << "cut " << cut;
+    EXPECT_EQ(payload, payloads[payloads.size() - 2]);
+    EXPECT_EQ((*reader)->Next(&payload), State::kEnd);
+  }
+  std::remove(path.c_str());
+}
+
+// A torn tail repaired by truncation and rewritten differently (as a
+// restarted daemon does) is read from the file again, not from the buffer.
+TEST(RecordReaderTest, RereadsARewrittenTornTail) {
+  const std::string path = TempPath("rewrite");
+  const std::string first = Framed({"first"});
+  WriteBytes(path, first + Framed({"lost record"}).substr(0, 10));
+  auto reader = RecordReader::Open(path);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  std::string payload;
+  ASSERT_EQ((*reader)->Next(&payload), State::kRecord);
+  ASSERT_EQ((*reader)->Next(&payload), State::kTornTail);
+  WriteBytes(path, first + Framed({"replacement"}));
+  ASSERT_EQ((*reader)->Next(&payload), State::kRecord) << (*reader)->error();
+  EXPECT_EQ(payload, "replacement");
+  EXPECT_EQ((*reader)->Next(&payload), State::kEnd);
+  std::remove(path.c_str());
+}
+
 }  // namespace
 }  // namespace tblog
