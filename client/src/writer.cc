@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "batch_builder.h"
+#include "engine/sync.h"
 #include "tblog/client.h"
 #include "tblog/v1/tblog.grpc.pb.h"
 
@@ -196,21 +196,21 @@ class Writer::Impl {
   absl::Status Close(v1::SessionStatus status) ABSL_LOCKS_EXCLUDED(mu_);
 
   absl::Status status() const ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return error_;
   }
   WriterStats stats() const ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     WriterStats copy = stats_;
     copy.buffered_bytes = BufferedBytesLocked();
     return copy;
   }
   std::string run_id() const ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return run_id_;
   }
   std::string run_path() const ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return run_path_;
   }
   const std::string& writer_id() const { return writer_id_; }
@@ -267,7 +267,7 @@ class Writer::Impl {
   std::unique_ptr<v1::TBLog::Stub> stub_;
   std::thread sender_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   BatchBuilder builder_ ABSL_GUARDED_BY(mu_);
   absl::Time batch_started_ ABSL_GUARDED_BY(mu_);
   std::deque<SealedBatch> unacked_ ABSL_GUARDED_BY(mu_);
@@ -303,8 +303,8 @@ absl::Status Writer::Impl::Start() {
   if (options_.open_in_background) return absl::OkStatus();
   absl::Status status;
   {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(&first_open_done_));
+    MutexLock lock(&mu_);
+    mu_.Await(Condition(&first_open_done_));
     status = first_open_status_;
   }
   if (!status.ok()) {
@@ -331,7 +331,7 @@ absl::Status Writer::Impl::ReserveLocked(size_t bytes) {
   auto room = [this, bytes]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return closing_ || fatal_ || BufferedBytesLocked() + bytes <= options_.max_buffer_bytes;
   };
-  mu_.Await(absl::Condition(&room));
+  mu_.Await(Condition(&room));
   if (closing_) {
     return absl::FailedPreconditionError("tblog writer closed while the call waited for buffer room");
   }
@@ -358,7 +358,7 @@ void Writer::Impl::AfterAppendLocked() {
 
 absl::Status Writer::Impl::AddScalar(std::string_view tag, std::string_view subrun, int64_t step,
                                      float value, double wall_time) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status room = ReserveLocked(BatchBuilder::kScalarPointBytes); !room.ok()) return room;
   if (builder_.empty()) batch_started_ = absl::Now();
   builder_.AddScalar(tag, subrun, step, value, wall_time);
@@ -367,7 +367,7 @@ absl::Status Writer::Impl::AddScalar(std::string_view tag, std::string_view subr
 }
 
 absl::Status Writer::Impl::AddRecord(v1::Record&& record, size_t bytes) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status room = ReserveLocked(bytes); !room.ok()) return room;
   if (builder_.empty()) batch_started_ = absl::Now();
   builder_.AddRecord(std::move(record), bytes);
@@ -376,7 +376,7 @@ absl::Status Writer::Impl::AddRecord(v1::Record&& record, size_t bytes) {
 }
 
 absl::Status Writer::Impl::Flush(bool sync) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (closing_) return absl::FailedPreconditionError("tblog writer is closed");
   if (fatal_) return error_;
   const uint64_t sequence = SealLocked(sync ? v1::FLUSH_MODE_SYNC : v1::FLUSH_MODE_FLUSH);
@@ -389,7 +389,7 @@ absl::Status Writer::Impl::Flush(bool sync) {
   auto done = [this, &flushed]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return flushed() || fatal_ || sender_done_;
   };
-  mu_.Await(absl::Condition(&done));
+  mu_.Await(Condition(&done));
   if (flushed()) return error_;
   if (fatal_) return error_;
   return absl::FailedPreconditionError("tblog writer closed before the flush completed");
@@ -397,21 +397,21 @@ absl::Status Writer::Impl::Flush(bool sync) {
 
 absl::Status Writer::Impl::Close(v1::SessionStatus status) {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (closing_) {
-      mu_.Await(absl::Condition(&sender_done_));
+      mu_.Await(Condition(&sender_done_));
       return close_result_;
     }
     closing_ = true;
     close_status_ = status;
     auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return sender_done_; };
-    if (!mu_.AwaitWithTimeout(absl::Condition(&done), options_.close_timeout)) {
+    if (!mu_.AwaitWithTimeout(Condition(&done), options_.close_timeout)) {
       abort_ = true;
       if (active_call_ != nullptr) active_call_->TryCancel();
     }
   }
   if (sender_.joinable()) sender_.join();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return close_result_;
 }
 
@@ -447,7 +447,7 @@ void Writer::Impl::HandleResponseLocked(const v1::WriteResponse& response) {
 }
 
 void Writer::Impl::SetActiveCall(grpc::ClientContext* context) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   active_call_ = context;
   if (context != nullptr && abort_) context->TryCancel();
 }
@@ -456,7 +456,7 @@ absl::Status Writer::Impl::Connect() {
   v1::OpenRunRequest request;
   bool first_open;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     first_open = run_path_.empty();
     if (first_open) {
       request.set_experiment(options_.experiment);
@@ -486,7 +486,7 @@ absl::Status Writer::Impl::Connect() {
   uint64_t flush_through = 0;
   bool need_flush_rpc = false;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     run_id_ = response.run_id();
     run_path_ = response.run_path();
     auto it = response.writer_sequences().find(writer_id_);
@@ -516,7 +516,7 @@ absl::Status Writer::Impl::Connect() {
     const grpc::Status flush_status = stub_->Flush(&flush_context, flush, &flushed);
     SetActiveCall(nullptr);
     if (!flush_status.ok()) return FromGrpc(flush_status, "Flush after reconnect");
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     flushed_ = std::max(flushed_, flush_through);
   }
   return absl::OkStatus();
@@ -536,10 +536,10 @@ void Writer::Impl::ReadLoop(
     grpc::ClientReaderWriter<v1::WriteRequest, v1::WriteResponse>* stream) {
   v1::WriteResponse response;
   while (stream->Read(&response)) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     HandleResponseLocked(response);
   }
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   stream_broken_ = true;
 }
 
@@ -549,7 +549,7 @@ Writer::Impl::StreamEnd Writer::Impl::RunStream() {
       stub_->Write(&context);
   std::string run_id;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stream_broken_ = false;
     sent_through_ = unacked_.empty() ? next_sequence_ - 1 : unacked_.front().sequence - 1;
     run_id = run_id_;
@@ -563,7 +563,7 @@ Writer::Impl::StreamEnd Writer::Impl::RunStream() {
   while (true) {
     to_send.clear();
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return abort_ || fatal_ || stream_broken_ || HasUnsentLocked() ||
                (closing_ && (!builder_.empty() || unacked_.empty()));
@@ -573,7 +573,7 @@ Writer::Impl::StreamEnd Writer::Impl::RunStream() {
       // every batch_delay and seals batches that are due.
       const absl::Time wake =
           builder_.empty() ? absl::Now() + options_.batch_delay : batch_started_ + options_.batch_delay;
-      mu_.AwaitWithDeadline(absl::Condition(&ready), wake);
+      mu_.AwaitWithDeadline(Condition(&ready), wake);
       if (abort_ || fatal_) {
         end = StreamEnd::kAborted;
         break;
@@ -626,7 +626,7 @@ Writer::Impl::StreamEnd Writer::Impl::RunStream() {
   if (!finish.ok() && end != StreamEnd::kAborted) {
     const absl::Status status = FromGrpc(finish, "Write stream");
     if (!IsRetryable(status.code())) {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       SetFatalLocked(status);
       return StreamEnd::kAborted;
     }
@@ -638,7 +638,7 @@ Writer::Impl::StreamEnd Writer::Impl::RunStream() {
 absl::Status Writer::Impl::CloseRun() {
   v1::CloseRunRequest request;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     request.set_run_id(run_id_);
     request.set_status(close_status_);
   }
@@ -665,7 +665,7 @@ void Writer::Impl::SenderLoop() {
   bool drained = false;
   while (true) {
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (abort_ || fatal_) break;
       // Closing with nothing to deliver and no run to close: done.
       if (closing_ && NothingPendingLocked() && run_id_.empty()) break;
@@ -673,7 +673,7 @@ void Writer::Impl::SenderLoop() {
     absl::Status connected = Connect();
     bool retry = false;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (!first_open_done_) {
         first_open_done_ = true;
         first_open_status_ = connected;
@@ -694,7 +694,7 @@ void Writer::Impl::SenderLoop() {
         std::uniform_real_distribution<double> jitter(0.5, 1.0);
         const absl::Duration wait = backoff * jitter(jitter_source);
         backoff = std::min(backoff * 2, options_.max_backoff);
-        mu_.AwaitWithTimeout(absl::Condition(&abort_), wait);
+        mu_.AwaitWithTimeout(Condition(&abort_), wait);
         retry = true;
       } else {
         backoff = options_.initial_backoff;
@@ -718,11 +718,11 @@ void Writer::Impl::SenderLoop() {
   absl::Status result;
   bool close_run = false;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     close_run = drained && options_.close_run && !run_id_.empty();
   }
   if (close_run) result = CloseRun();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!unacked_.empty() || !builder_.empty()) {
     size_t records = builder_.records();
     for (const SealedBatch& batch : unacked_) records += batch.records;

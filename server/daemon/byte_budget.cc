@@ -9,7 +9,7 @@ namespace tblog::daemon {
 ByteBudget::ByteBudget(size_t capacity) : capacity_(std::max<size_t>(capacity, 1)) {}
 
 ByteBudget::ParkId ByteBudget::ChargeOrPark(size_t bytes, absl::AnyInvocable<void() &&> resume) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   used_ += bytes;
   if (used_ < capacity_) return 0;
   const ParkId id = next_id_++;
@@ -18,14 +18,14 @@ ByteBudget::ParkId ByteBudget::ChargeOrPark(size_t bytes, absl::AnyInvocable<voi
 }
 
 void ByteBudget::Charge(size_t bytes) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   used_ += bytes;
 }
 
 void ByteBudget::Release(size_t bytes) {
   std::vector<absl::AnyInvocable<void() &&>> wake;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     used_ -= std::min(bytes, used_);
     if (used_ >= capacity_ || parked_.empty()) return;
     wake.reserve(parked_.size());
@@ -36,17 +36,17 @@ void ByteBudget::Release(size_t bytes) {
 }
 
 bool ByteBudget::Unpark(ParkId id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return parked_.erase(id) > 0;
 }
 
 size_t ByteBudget::used() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return used_;
 }
 
 int ByteBudget::parked() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return static_cast<int>(parked_.size());
 }
 

@@ -11,7 +11,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
-#include "absl/synchronization/mutex.h"
+#include "engine/sync.h"
 
 namespace tblog::daemon {
 
@@ -50,7 +50,7 @@ class ByteBudget {
 
  private:
   const size_t capacity_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   size_t used_ ABSL_GUARDED_BY(mu_) = 0;
   ParkId next_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<ParkId, absl::AnyInvocable<void() &&>> parked_ ABSL_GUARDED_BY(mu_);

@@ -114,7 +114,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
 Daemon::~Daemon() {
   (void)Shutdown(absl::ZeroDuration());
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
   if (flusher_.joinable()) flusher_.join();
@@ -127,10 +127,10 @@ Daemon::~Daemon() {
 }
 
 void Daemon::FlusherLoop() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   while (!stopping_) {
     auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-    if (mu_.AwaitWithTimeout(absl::Condition(&stop), options_.flush_interval)) break;
+    if (mu_.AwaitWithTimeout(Condition(&stop), options_.flush_interval)) break;
     mu_.Unlock();
     for (const auto& run : registry_->OpenRuns()) {
       if (!run->has_unflushed()) continue;
@@ -142,9 +142,9 @@ void Daemon::FlusherLoop() {
 }
 
 absl::Status Daemon::Shutdown(absl::Duration grace) {
-  absl::MutexLock shutdown_lock(&shutdown_mu_);
+  MutexLock shutdown_lock(&shutdown_mu_);
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (shut_down_) return shutdown_status_;
     if (!server_) {  // Start() failed before the server ran
       stopping_ = shut_down_ = true;
@@ -164,7 +164,7 @@ absl::Status Daemon::Shutdown(absl::Duration grace) {
   }
   server_->Shutdown(ToChrono(deadline));
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
     shut_down_ = true;
     shutdown_status_ = status;

@@ -12,7 +12,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "daemon/byte_budget.h"
 #include "daemon/metrics.h"
@@ -21,6 +20,7 @@
 #include "daemon/run_registry.h"
 #include "daemon/tblog_service.h"
 #include "daemon/worker_pool.h"
+#include "engine/sync.h"
 
 namespace grpc {
 class Server;
@@ -69,11 +69,11 @@ class Daemon {
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::string> addresses_;
 
-  absl::Mutex mu_;
+  Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // wakes the flusher
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status shutdown_status_ ABSL_GUARDED_BY(mu_);
-  absl::Mutex shutdown_mu_;  // one Shutdown at a time
+  Mutex shutdown_mu_;  // one Shutdown at a time
   std::thread flusher_;
 };
 

@@ -120,8 +120,8 @@ Run::Run(RunContext context, std::string run_id, std::string directory,
       labels_(std::move(labels)),
       file_options_(context.options->file) {
   if (!filename_suffix.empty()) file_options_.filename_suffix = std::move(filename_suffix);
-  absl::MutexLock lock(&mu_);
-  absl::MutexLock io_lock(&io_mu_);
+  MutexLock lock(&mu_);
+  MutexLock io_lock(&io_mu_);
   for (const auto& [writer, sequence] : writer_sequences) {
     WriterState& state = writers_[writer];
     state.enqueued = state.written = state.flushed = state.durable = sequence;
@@ -130,7 +130,7 @@ Run::Run(RunContext context, std::string run_id, std::string directory,
 }
 
 Run::~Run() {
-  absl::MutexLock io_lock(&io_mu_);
+  MutexLock io_lock(&io_mu_);
   (void)CloseAll();  // only reached without Close() in tests and failed opens
 }
 
@@ -140,7 +140,7 @@ absl::Status Run::Submit(v1::WriteRequest request, std::shared_ptr<AckSink> sink
   Entry* raw = entry.get();
   bool convert = false;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (closed_) {
       return absl::FailedPreconditionError(
           absl::StrCat("run \"", run_id_, "\" is closed; open it again to resume it"));
@@ -190,13 +190,13 @@ absl::Status Run::Submit(v1::WriteRequest request, std::shared_ptr<AckSink> sink
 }
 
 void Run::Subscribe(const std::string& writer_id, std::weak_ptr<AckSink> sink) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   writers_[writer_id].subscriber = std::move(sink);
 }
 
 uint64_t Run::Flush(const std::string& writer_id, uint64_t through_sequence, bool sync,
                     Done done) {
-  absl::ReleasableMutexLock lock(&mu_);
+  ReleasableMutexLock lock(&mu_);
   if (closed_) {
     lock.Release();
     std::move(done)(absl::FailedPreconditionError(absl::StrCat("run \"", run_id_, "\" is closed")));
@@ -223,12 +223,12 @@ uint64_t Run::Flush(const std::string& writer_id, uint64_t through_sequence, boo
 }
 
 bool Run::CancelFlush(uint64_t ticket) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return parked_flushes_.erase(ticket) > 0;
 }
 
 void Run::SubmitEvents(Converted events, Done done) {
-  absl::ReleasableMutexLock lock(&mu_);
+  ReleasableMutexLock lock(&mu_);
   if (closed_) {
     lock.Release();
     std::move(done)(absl::FailedPreconditionError(absl::StrCat("run \"", run_id_, "\" is closed")));
@@ -246,7 +246,7 @@ void Run::SubmitEvents(Converted events, Done done) {
 void Run::Close(Converted final_events, Done done) {
   std::vector<ParkedFlush> orphans;
   {
-    absl::ReleasableMutexLock lock(&mu_);
+    ReleasableMutexLock lock(&mu_);
     if (closed_) {
       lock.Release();
       std::move(done)(
@@ -276,7 +276,7 @@ v1::RunInfo Run::Info() const {
   v1::RunInfo info;
   info.set_run_id(run_id_);
   info.set_run_path(run_id_);
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   info.set_open(!closed_);
   for (const auto& [key, value] : labels_) (*info.mutable_labels())[key] = value;
   info.set_records_written(records_written_);
@@ -291,18 +291,18 @@ v1::RunInfo Run::Info() const {
 
 std::map<std::string, uint64_t> Run::WriterSequences() const {
   std::map<std::string, uint64_t> sequences;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (const auto& [id, writer] : writers_) sequences[id] = writer.written;
   return sequences;
 }
 
 bool Run::open() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return !closed_;
 }
 
 bool Run::has_unflushed() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return unflushed_ || !sticky_error_.ok();
 }
 
@@ -324,7 +324,7 @@ void Run::ConvertBatch(Entry* entry) {
       spdlog::debug("run={} writer={} {}", run_id_, entry->request.writer_id(), warning);
     }
   }
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   entry->ready = true;
   MaybeScheduleWriter();
 }
@@ -334,7 +334,7 @@ void Run::WriteGroups() {
     std::vector<std::unique_ptr<Entry>> group;
     bool recovering = false;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       recovering = !sticky_error_.ok();
       while (!queue_.empty() && queue_.front()->ready) {
         group.push_back(std::move(queue_.front()));
@@ -348,7 +348,7 @@ void Run::WriteGroups() {
 
     GroupResult result;
     {
-      absl::MutexLock io_lock(&io_mu_);
+      MutexLock io_lock(&io_mu_);
       WriteGroup(group, recovering, result);
     }
     // What was not written goes back to the front of the queue, in order
@@ -377,7 +377,7 @@ void Run::WriteGroups() {
     size_t release_bytes = 0;
     bool stop = false;  // entries wait for the I/O error to clear
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       records_written_ += requeued_records_written;
       std::vector<std::string> touched;
       for (size_t i = 0; i < group.size(); ++i) {

@@ -34,7 +34,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "daemon/byte_budget.h"
 #include "daemon/checkpoint.h"
 #include "daemon/metrics.h"
@@ -42,6 +41,7 @@
 #include "daemon/record_converter.h"
 #include "daemon/worker_pool.h"
 #include "engine/event_file_writer.h"
+#include "engine/sync.h"
 #include "tblog/v1/tblog.pb.h"
 
 namespace tblog::daemon {
@@ -173,7 +173,7 @@ class Run : public std::enable_shared_from_this<Run> {
   const std::map<std::string, std::string> labels_;
   EventFileOptions file_options_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::deque<std::unique_ptr<Entry>> queue_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;   // Close() called: no new entries
@@ -189,7 +189,7 @@ class Run : public std::enable_shared_from_this<Run> {
   uint32_t files_ ABSL_GUARDED_BY(mu_) = 0;
 
   // Taken only by the writer (writing_ == true), across its I/O.
-  absl::Mutex io_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  Mutex io_mu_ ABSL_ACQUIRED_AFTER(mu_);
   std::map<std::string, SubrunWriter> subruns_ ABSL_GUARDED_BY(io_mu_);
   std::unique_ptr<CheckpointFile> checkpoint_ ABSL_GUARDED_BY(io_mu_);
   // Writer sequences as of the last flush: what the checkpoint records.

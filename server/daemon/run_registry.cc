@@ -81,12 +81,12 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
   auto open_events = context_.converter->OpenRunEvents(request, NowSeconds());
   if (!open_events.ok()) return open_events.status();
 
-  absl::MutexLock open_lock(&open_mu_);
+  MutexLock open_lock(&open_mu_);
   v1::OpenRunResponse response;
   std::string run_path = request.run_path();
   int open_runs = 0;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (const auto& [id, known] : runs_) open_runs += known.run->open() ? 1 : 0;
     auto it = run_path.empty() ? runs_.end() : runs_.find(run_path);
     if (it != runs_.end() && it->second.run->open()) {
@@ -157,7 +157,7 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
     });
   }
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     runs_[run_path] = Known{run, request.hparams()};
   }
   context_.metrics->active_runs.fetch_add(1, std::memory_order_relaxed);
@@ -174,7 +174,7 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
 }
 
 std::shared_ptr<Run> RunRegistry::Find(std::string_view run_id) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = runs_.find(run_id);
   return it == runs_.end() ? nullptr : it->second.run;
 }
@@ -183,7 +183,7 @@ void RunRegistry::CloseRun(const std::string& run_id, v1::SessionStatus status, 
   std::shared_ptr<Run> run;
   v1::HParams hparams;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = runs_.find(run_id);
     if (it != runs_.end()) {
       run = it->second.run;
@@ -217,31 +217,31 @@ void RunRegistry::CloseRun(const std::string& run_id, v1::SessionStatus status, 
 absl::Status RunRegistry::CloseAllForShutdown(absl::Time deadline) {
   std::vector<std::shared_ptr<Run>> runs = OpenRuns();
   struct Pending {
-    absl::Mutex mu;
+    Mutex mu;
     int left ABSL_GUARDED_BY(mu) = 0;
     std::vector<std::string> errors ABSL_GUARDED_BY(mu);
   };
   auto pending = std::make_shared<Pending>();
   {
-    absl::MutexLock lock(&pending->mu);
+    MutexLock lock(&pending->mu);
     pending->left = static_cast<int>(runs.size());
   }
   Metrics* metrics = context_.metrics;
   for (const auto& run : runs) {
     run->Close(Converted{}, [pending, run, metrics](absl::Status status) {
       metrics->active_runs.fetch_sub(1, std::memory_order_relaxed);
-      absl::MutexLock lock(&pending->mu);
+      MutexLock lock(&pending->mu);
       --pending->left;
       if (!status.ok() && status.code() != absl::StatusCode::kFailedPrecondition) {
         pending->errors.push_back(absl::StrCat(run->run_id(), ": ", status.message()));
       }
     });
   }
-  absl::MutexLock lock(&pending->mu);
+  MutexLock lock(&pending->mu);
   auto all_closed = [&pending]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending->mu) {
     return pending->left == 0;
   };
-  if (!pending->mu.AwaitWithDeadline(absl::Condition(&all_closed), deadline)) {
+  if (!pending->mu.AwaitWithDeadline(Condition(&all_closed), deadline)) {
     return absl::DeadlineExceededError(
         absl::StrCat(pending->left, " runs still closing at the shutdown deadline"));
   }
@@ -254,7 +254,7 @@ absl::Status RunRegistry::CloseAllForShutdown(absl::Time deadline) {
 std::vector<v1::RunInfo> RunRegistry::List() const {
   std::vector<std::shared_ptr<Run>> runs;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (const auto& [id, known] : runs_) runs.push_back(known.run);
   }
   std::vector<v1::RunInfo> infos;
@@ -265,7 +265,7 @@ std::vector<v1::RunInfo> RunRegistry::List() const {
 
 std::vector<std::shared_ptr<Run>> RunRegistry::OpenRuns() const {
   std::vector<std::shared_ptr<Run>> runs;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (const auto& [id, known] : runs_) {
     if (known.run->open()) runs.push_back(known.run);
   }

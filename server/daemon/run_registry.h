@@ -14,9 +14,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "daemon/run.h"
+#include "engine/sync.h"
 #include "tblog/v1/tblog.pb.h"
 
 namespace tblog::daemon {
@@ -66,8 +66,8 @@ class RunRegistry {
   const std::string logdir_;  // absolute
   // Serializes OpenRun: the check for an open run, the directory work and
   // the registration are one step. Held across that I/O, never by gRPC threads.
-  absl::Mutex open_mu_;
-  mutable absl::Mutex mu_ ABSL_ACQUIRED_AFTER(open_mu_);
+  Mutex open_mu_;
+  mutable Mutex mu_ ABSL_ACQUIRED_AFTER(open_mu_);
   std::map<std::string, Known, std::less<>> runs_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -42,14 +42,14 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
     grpc::Status refusal;
     if (!service_->RegisterStream(this, &refusal)) {
       {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         finished_ = true;
       }
       Finish(refusal);
       return;
     }
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       reading_ = true;
     }
     StartRead(&request_);
@@ -58,7 +58,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
   void OnReadDone(bool ok) override {
     if (!ok) {
       {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         reading_ = false;
         reads_done_ = true;
       }
@@ -68,7 +68,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
     size_t release_bytes = 0;
     bool read_on = false;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       reading_ = false;
       if (shutdown_ || !error_.ok()) {
         // Not acknowledged: the client resends it to the next daemon.
@@ -119,7 +119,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
 
   void OnWriteDone(bool ok) override {
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       writing_ = false;
       if (!ok) reads_done_ = true;  // the client is gone
     }
@@ -129,12 +129,12 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
   void OnCancel() override {
     ByteBudget::ParkId parked = 0;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       reads_done_ = true;
       parked = parked_;
     }
     if (parked != 0 && service_->context_.budget->Unpark(parked)) {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       parked_ = 0;
       service_->context_.metrics->parked_streams.fetch_sub(1, std::memory_order_relaxed);
     }
@@ -151,12 +151,12 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
   void StopForShutdown() {
     ByteBudget::ParkId parked = 0;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       shutdown_ = true;
       parked = parked_;
     }
     if (parked != 0 && service_->context_.budget->Unpark(parked)) {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       parked_ = 0;
       service_->context_.metrics->parked_streams.fetch_sub(1, std::memory_order_relaxed);
     }
@@ -170,16 +170,16 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
    public:
     explicit Sink(WriteStream* stream) : stream_(stream) {}
     void OnAck(v1::WriteResponse ack, int completed_batches) override {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (stream_ != nullptr) stream_->OnAck(std::move(ack), completed_batches);
     }
     void Detach() {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       stream_ = nullptr;
     }
 
    private:
-    absl::Mutex mu_;
+    Mutex mu_;
     WriteStream* stream_ ABSL_GUARDED_BY(mu_);  // null once the stream is done
   };
 
@@ -217,7 +217,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
 
   void OnAck(v1::WriteResponse ack, int completed_batches) {
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       outstanding_ -= completed_batches;
       if (pending_ack_) {
         MergeAck(*pending_ack_, std::move(ack));
@@ -232,7 +232,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
   void Resume() {
     bool read_on = false;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       parked_ = 0;
       service_->context_.metrics->parked_streams.fetch_sub(1, std::memory_order_relaxed);
       if (!reads_done_ && !shutdown_ && error_.ok() && !finished_) reading_ = read_on = true;
@@ -249,7 +249,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
     bool write = false;
     std::optional<grpc::Status> finish;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (finished_ || writing_) return;
       if (pending_ack_) {
         response_ = *std::move(pending_ack_);
@@ -282,7 +282,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
   v1::WriteRequest request_;    // the read buffer; touched only while no read is in flight
   v1::WriteResponse response_;  // the write buffer; touched only while no write is in flight
 
-  absl::Mutex mu_;
+  Mutex mu_;
   std::shared_ptr<Run> run_ ABSL_GUARDED_BY(mu_);
   std::string writer_id_;  // set once, before any ack can arrive
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
@@ -346,7 +346,7 @@ class FlushCall final : public grpc::ServerUnaryReactor {
       return;
     }
     {
-      absl::MutexLock lock(&state_->mu);
+      MutexLock lock(&state_->mu);
       state_->pending = static_cast<int>(runs.size());
     }
     if (runs.empty()) {
@@ -361,7 +361,7 @@ class FlushCall final : public grpc::ServerUnaryReactor {
           [state = state_, metrics, start](absl::Status status) {
             bool last = false;
             {
-              absl::MutexLock lock(&state->mu);
+              MutexLock lock(&state->mu);
               if (!status.ok() && state->first_error.ok()) state->first_error = status;
               last = --state->pending == 0;
             }
@@ -369,14 +369,14 @@ class FlushCall final : public grpc::ServerUnaryReactor {
               metrics->AddFlush(absl::Now() - start);
               absl::Status first;
               {
-                absl::MutexLock lock(&state->mu);
+                MutexLock lock(&state->mu);
                 first = state->first_error;
               }
               FinishOnce(state, ToGrpc(first));
             }
           });
       if (ticket != 0) {
-        absl::MutexLock lock(&state_->mu);
+        MutexLock lock(&state_->mu);
         state_->parked.emplace_back(run, ticket);
       }
     }
@@ -385,7 +385,7 @@ class FlushCall final : public grpc::ServerUnaryReactor {
   void OnCancel() override {
     std::vector<std::pair<std::shared_ptr<Run>, uint64_t>> parked;
     {
-      absl::MutexLock lock(&state_->mu);
+      MutexLock lock(&state_->mu);
       parked.swap(state_->parked);
     }
     for (auto& [run, ticket] : parked) run->CancelFlush(ticket);
@@ -400,7 +400,7 @@ class FlushCall final : public grpc::ServerUnaryReactor {
 
  private:
   struct State {
-    absl::Mutex mu;
+    Mutex mu;
     FlushCall* call = nullptr;  // valid until finished; OnDone follows Finish
     bool finished ABSL_GUARDED_BY(mu) = false;
     int pending ABSL_GUARDED_BY(mu) = 0;
@@ -410,7 +410,7 @@ class FlushCall final : public grpc::ServerUnaryReactor {
 
   static void FinishOnce(const std::shared_ptr<State>& state, grpc::Status status) {
     {
-      absl::MutexLock lock(&state->mu);
+      MutexLock lock(&state->mu);
       if (state->finished) return;
       state->finished = true;
     }
@@ -429,7 +429,7 @@ TBLogService::TBLogService(RunRegistry* registry, RunContext context)
 TBLogService::~TBLogService() = default;
 
 bool TBLogService::RegisterStream(WriteStream* stream, grpc::Status* refusal) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (shutting_down()) {
     *refusal = Unavailable();
   } else if (static_cast<int>(streams_.size()) >= context_.options->limits.max_streams) {
@@ -447,7 +447,7 @@ bool TBLogService::RegisterStream(WriteStream* stream, grpc::Status* refusal) {
 }
 
 void TBLogService::UnregisterStream(WriteStream* stream) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (streams_.erase(stream) > 0) {
     context_.metrics->active_streams.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -457,14 +457,14 @@ void TBLogService::BeginShutdown() {
   shutting_down_.store(true, std::memory_order_release);
   // Held while stopping: a stream's OnDone (which unregisters) runs on
   // gRPC's threads after Finish, never inline, so it just waits for us.
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (WriteStream* stream : streams_) stream->StopForShutdown();
 }
 
 bool TBLogService::WaitForStreams(absl::Time deadline) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto none = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return streams_.empty(); };
-  return mu_.AwaitWithDeadline(absl::Condition(&none), deadline);
+  return mu_.AwaitWithDeadline(Condition(&none), deadline);
 }
 
 grpc::ServerBidiReactor<v1::WriteRequest, v1::WriteResponse>* TBLogService::Write(

@@ -8,9 +8,9 @@
 #include <set>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "daemon/run_registry.h"
+#include "engine/sync.h"
 
 // gRPC's generated CallbackService overrides the callback signatures of
 // methods whose sync signatures stay in the base class: hiding them is its
@@ -75,7 +75,7 @@ class TBLogService final : public v1::TBLog::CallbackService {
   RunRegistry* const registry_;
   const RunContext context_;
   std::atomic<bool> shutting_down_{false};
-  absl::Mutex mu_;
+  Mutex mu_;
   std::set<WriteStream*> streams_ ABSL_GUARDED_BY(mu_);
 };
 #pragma GCC diagnostic pop

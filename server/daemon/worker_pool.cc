@@ -16,19 +16,19 @@ WorkerPool::WorkerPool(int num_threads) {
 
 WorkerPool::~WorkerPool() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
   for (std::thread& thread : threads_) thread.join();
 }
 
 void WorkerPool::Submit(absl::AnyInvocable<void() &&> task) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   queue_.push_back(std::move(task));
 }
 
 int64_t WorkerPool::queued_tasks() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return static_cast<int64_t>(queue_.size());
 }
 
@@ -36,11 +36,11 @@ void WorkerPool::WorkerLoop() {
   while (true) {
     absl::AnyInvocable<void() &&> task;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stopping_ || !queue_.empty();
       };
-      mu_.Await(absl::Condition(&ready));
+      mu_.Await(Condition(&ready));
       if (queue_.empty()) return;  // stopping, and every task has run
       task = std::move(queue_.front());
       queue_.pop_front();
@@ -58,7 +58,7 @@ struct ParallelJob {
   absl::FunctionRef<void(int)> fn;
   const int num_tasks;
   std::atomic<int> next{0};
-  absl::Mutex mu;
+  Mutex mu;
   int done ABSL_GUARDED_BY(mu) = 0;
 
   // Claims and runs chunks until none is left unclaimed.
@@ -69,7 +69,7 @@ struct ParallelJob {
       ++ran;
     }
     if (ran > 0) {
-      absl::MutexLock lock(&mu);
+      MutexLock lock(&mu);
       done += ran;
     }
   }
@@ -86,7 +86,7 @@ void WorkerPool::ParallelFor(int num_tasks, absl::FunctionRef<void(int)> fn) {
   auto job = std::make_shared<ParallelJob>(fn, num_tasks);
   const int helpers = std::min(num_tasks - 1, static_cast<int>(threads_.size()));
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (int i = 0; i < helpers; ++i) {
       queue_.push_front([job]() mutable { job->RunChunks(); });
     }
@@ -94,11 +94,11 @@ void WorkerPool::ParallelFor(int num_tasks, absl::FunctionRef<void(int)> fn) {
   job->RunChunks();
   // Every chunk is claimed now; wait only for those running on other threads,
   // which never wait on anything themselves.
-  absl::MutexLock lock(&job->mu);
+  MutexLock lock(&job->mu);
   auto all_done = [&job]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(job->mu) {
     return job->done == job->num_tasks;
   };
-  job->mu.Await(absl::Condition(&all_done));
+  job->mu.Await(Condition(&all_done));
 }
 
 }  // namespace tblog::daemon

@@ -12,8 +12,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/functional/function_ref.h"
-#include "absl/synchronization/mutex.h"
 #include "engine/parallel.h"
+#include "engine/sync.h"
 
 namespace tblog::daemon {
 
@@ -49,7 +49,7 @@ class WorkerPool final : public ParallelRunner {
  private:
   void WorkerLoop();
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::deque<absl::AnyInvocable<void() &&>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;

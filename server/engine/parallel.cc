@@ -12,7 +12,7 @@ ThreadParallelRunner::ThreadParallelRunner(int num_threads)
 
 ThreadParallelRunner::~ThreadParallelRunner() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     shutting_down_ = true;
     work_cv_.SignalAll();
   }
@@ -44,7 +44,7 @@ void ThreadParallelRunner::ParallelFor(int num_tasks, absl::FunctionRef<void(int
 void ThreadParallelRunner::RunOnPool(int num_tasks, absl::FunctionRef<void(int)> fn) {
   Job job{fn, num_tasks};
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     job_ = &job;
     ++job_generation_;
     work_cv_.SignalAll();
@@ -52,7 +52,7 @@ void ThreadParallelRunner::RunOnPool(int num_tasks, absl::FunctionRef<void(int)>
   RunTasks(job);
   // The job lives on this stack frame: wait until every task has finished
   // and no worker still holds a pointer to it.
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   job_ = nullptr;
   while (workers_in_job_ > 0 || job.tasks_done.load(std::memory_order_acquire) < num_tasks) {
     done_cv_.Wait(&mu_);
@@ -61,7 +61,7 @@ void ThreadParallelRunner::RunOnPool(int num_tasks, absl::FunctionRef<void(int)>
 
 void ThreadParallelRunner::WorkerLoop() {
   uint64_t seen_generation = 0;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   while (true) {
     while (!shutting_down_ && (job_ == nullptr || job_generation_ == seen_generation)) {
       work_cv_.Wait(&mu_);

@@ -12,7 +12,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
-#include "absl/synchronization/mutex.h"
+#include "engine/sync.h"
 
 namespace tblog {
 
@@ -73,10 +73,10 @@ class ThreadParallelRunner final : public ParallelRunner {
   static void RunTasks(Job& job);
 
   const int num_threads_;
-  absl::Mutex call_mu_;  // held by the one call using the pool
-  absl::Mutex mu_;
-  absl::CondVar work_cv_;  // a new job, or shutdown
-  absl::CondVar done_cv_;  // a job's last task finished, or a worker left it
+  Mutex call_mu_;  // held by the one call using the pool
+  Mutex mu_;
+  CondVar work_cv_;  // a new job, or shutdown
+  CondVar done_cv_;  // a job's last task finished, or a worker left it
   Job* job_ ABSL_GUARDED_BY(mu_) = nullptr;
   uint64_t job_generation_ ABSL_GUARDED_BY(mu_) = 0;
   int workers_in_job_ ABSL_GUARDED_BY(mu_) = 0;

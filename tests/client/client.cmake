@@ -6,6 +6,7 @@ tblog_add_test(writer_test SOURCES client/writer_test.cc LIBS tblog_client)
 # Against an in-process fake daemon that breaks streams and loses acks.
 tblog_add_test(writer_protocol_test SOURCES client/writer_protocol_test.cc
   LIBS tblog_client gRPC::grpc++ absl::synchronization)
+target_include_directories(writer_protocol_test PRIVATE ${PROJECT_SOURCE_DIR}/server)  # engine/sync.h
 # Runs the real tblogd (tests/daemon_process.h) and reads its files back.
 tblog_add_test(writer_e2e_test SOURCES client/writer_e2e_test.cc LIBS tblog_client tblog_engine)
 add_dependencies(writer_e2e_test tblog_train_example)

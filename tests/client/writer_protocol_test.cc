@@ -10,8 +10,8 @@
 #include <utility>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "daemon_process.h"
+#include "engine/sync.h"
 #include "tblog/client.h"
 #include "tblog/v1/tblog.grpc.pb.h"
 
@@ -34,7 +34,7 @@ class FakeDaemon final : public v1::TBLog::Service {
   int break_every ABSL_GUARDED_BY(mu) = 0;
   bool write_before_break ABSL_GUARDED_BY(mu) = false;
 
-  mutable absl::Mutex mu;
+  mutable Mutex mu;
   std::vector<v1::OpenRunRequest> opens ABSL_GUARDED_BY(mu);
   std::vector<v1::CloseRunRequest> closes ABSL_GUARDED_BY(mu);
   std::vector<v1::FlushRequest> flushes ABSL_GUARDED_BY(mu);
@@ -49,7 +49,7 @@ class FakeDaemon final : public v1::TBLog::Service {
 
   grpc::Status OpenRun(grpc::ServerContext*, const v1::OpenRunRequest* request,
                        v1::OpenRunResponse* response) override {
-    absl::MutexLock lock(&mu);
+    MutexLock lock(&mu);
     opens.push_back(*request);
     const std::string path = request->run_path().empty() ? "fake/run" : request->run_path();
     response->set_run_id(path);
@@ -67,7 +67,7 @@ class FakeDaemon final : public v1::TBLog::Service {
     v1::WriteRequest request;
     int batches_on_stream = 0;
     {
-      absl::MutexLock lock(&mu);
+      MutexLock lock(&mu);
       ++streams;
     }
     while (stream->Read(&request)) {
@@ -75,7 +75,7 @@ class FakeDaemon final : public v1::TBLog::Service {
       if (writer_id.empty()) return grpc::Status(grpc::INVALID_ARGUMENT, "no writer_id");
       v1::WriteResponse response;
       {
-        absl::MutexLock lock(&mu);
+        MutexLock lock(&mu);
         sequences.push_back(request.sequence());
         flush_modes.push_back(request.flush());
         const bool fault = break_every > 0 && ++batches_on_stream % break_every == 0;
@@ -100,14 +100,14 @@ class FakeDaemon final : public v1::TBLog::Service {
 
   grpc::Status Flush(grpc::ServerContext*, const v1::FlushRequest* request,
                      v1::FlushResponse*) override {
-    absl::MutexLock lock(&mu);
+    MutexLock lock(&mu);
     flushes.push_back(*request);
     return grpc::Status::OK;
   }
 
   grpc::Status CloseRun(grpc::ServerContext*, const v1::CloseRunRequest* request,
                         v1::CloseRunResponse*) override {
-    absl::MutexLock lock(&mu);
+    MutexLock lock(&mu);
     closes.push_back(*request);
     return grpc::Status::OK;
   }
@@ -162,7 +162,7 @@ class WriterProtocolTest : public ::testing::Test {
 
   // Steps 0..n-1 of `tag`, each exactly once, in order.
   void ExpectSteps(const std::string& tag, int64_t n) {
-    absl::MutexLock lock(&fake_.mu);
+    MutexLock lock(&fake_.mu);
     std::vector<int64_t> steps;
     for (const Point& point : fake_.points) {
       if (point.tag == tag) steps.push_back(point.step);
@@ -193,7 +193,7 @@ TEST_F(WriterProtocolTest, ScalarsArriveInOrderInConsecutiveBatches) {
   ASSERT_TRUE((*writer)->close(v1::SESSION_STATUS_FAILURE).ok()) << (*writer)->status();
 
   ExpectSteps("loss", 5000);
-  absl::MutexLock lock(&fake_.mu);
+  MutexLock lock(&fake_.mu);
   ASSERT_EQ(fake_.opens.size(), 1u);
   EXPECT_EQ(fake_.opens[0].run_path(), "exp/run");
   EXPECT_EQ(fake_.opens[0].labels().at("rank"), "0");
@@ -214,7 +214,7 @@ TEST_F(WriterProtocolTest, ScalarsArriveInOrderInConsecutiveBatches) {
 
 TEST_F(WriterProtocolTest, BrokenStreamsAreResentWithoutLossOrDuplicates) {
   {
-    absl::MutexLock lock(&fake_.mu);
+    MutexLock lock(&fake_.mu);
     fake_.break_every = 3;  // the third batch of every stream is lost
   }
   WriterOptions options = Options();
@@ -232,7 +232,7 @@ TEST_F(WriterProtocolTest, BrokenStreamsAreResentWithoutLossOrDuplicates) {
   EXPECT_GE(stats.reconnects, 1u);
   EXPECT_GE(stats.resent_batches, 1u);
   EXPECT_EQ(stats.acknowledged, 3000u);
-  absl::MutexLock lock(&fake_.mu);
+  MutexLock lock(&fake_.mu);
   EXPECT_EQ(fake_.gaps, 0);
   EXPECT_EQ(fake_.duplicates, 0);
   ASSERT_GE(fake_.opens.size(), 2u);
@@ -243,7 +243,7 @@ TEST_F(WriterProtocolTest, BrokenStreamsAreResentWithoutLossOrDuplicates) {
 
 TEST_F(WriterProtocolTest, WrittenButUnacknowledgedBatchesAreNotWrittenTwice) {
   {
-    absl::MutexLock lock(&fake_.mu);
+    MutexLock lock(&fake_.mu);
     fake_.break_every = 2;
     fake_.write_before_break = true;  // written, then the ack is lost
   }
@@ -256,7 +256,7 @@ TEST_F(WriterProtocolTest, WrittenButUnacknowledgedBatchesAreNotWrittenTwice) {
   }
   ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
   ExpectSteps("loss", 2000);
-  absl::MutexLock lock(&fake_.mu);
+  MutexLock lock(&fake_.mu);
   EXPECT_EQ(fake_.gaps, 0);
   // OpenRun's writer_sequences told the writer what the daemon had: nothing
   // written was sent again.
@@ -274,7 +274,7 @@ TEST_F(WriterProtocolTest, FlushCompletesAfterTheFlushBatchAndErrorsAreReported)
   EXPECT_NE(flushed.message().find("'bad'"), std::string::npos) << flushed;
   EXPECT_EQ((*writer)->stats().errors, 1u);
   {
-    absl::MutexLock lock(&fake_.mu);
+    MutexLock lock(&fake_.mu);
     ASSERT_FALSE(fake_.flush_modes.empty());
     EXPECT_EQ(fake_.flush_modes.back(), v1::FLUSH_MODE_SYNC);
     EXPECT_EQ(fake_.points.size(), 1u);
@@ -285,7 +285,7 @@ TEST_F(WriterProtocolTest, FlushCompletesAfterTheFlushBatchAndErrorsAreReported)
 
 TEST_F(WriterProtocolTest, ARestartedWriterContinuesAfterItsEarlierSequences) {
   {
-    absl::MutexLock lock(&fake_.mu);
+    MutexLock lock(&fake_.mu);
     fake_.written["rank-0"] = 5;  // a previous process with this writer id
   }
   WriterOptions options = Options();
@@ -299,7 +299,7 @@ TEST_F(WriterProtocolTest, ARestartedWriterContinuesAfterItsEarlierSequences) {
   ASSERT_TRUE((*writer)->flush().ok()) << (*writer)->status();
   ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
   ExpectSteps("loss", 100);
-  absl::MutexLock lock(&fake_.mu);
+  MutexLock lock(&fake_.mu);
   EXPECT_EQ(fake_.duplicates, 0);
   EXPECT_EQ(fake_.gaps, 0);
   ASSERT_FALSE(fake_.sequences.empty());
@@ -311,7 +311,7 @@ TEST_F(WriterProtocolTest, ScalarsAsPyTorchAddScalarsSubRuns) {
   ASSERT_TRUE(writer.ok()) << writer.status();
   ASSERT_TRUE((*writer)->scalars("loss/all", 7, {{"train", 1.0f}, {"val", 2.0f}}).ok());
   ASSERT_TRUE((*writer)->close().ok());
-  absl::MutexLock lock(&fake_.mu);
+  MutexLock lock(&fake_.mu);
   ASSERT_EQ(fake_.points.size(), 2u);
   EXPECT_EQ(fake_.points[0].tag, "loss/all");
   EXPECT_EQ(fake_.points[0].subrun, "loss_all_train");

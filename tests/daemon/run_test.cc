@@ -9,14 +9,13 @@
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "daemon/byte_budget.h"
 #include "daemon/checkpoint.h"
 #include "daemon/metrics.h"
 #include "daemon/record_converter.h"
 #include "daemon/worker_pool.h"
 #include "daemon_test_util.h"
+#include "engine/sync.h"
 #include "gtest/gtest.h"
 
 namespace tblog::daemon {
@@ -31,20 +30,20 @@ using testing::TagSteps;
 class RecordingSink : public AckSink {
  public:
   void OnAck(v1::WriteResponse ack, int completed_batches) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     completed_ += completed_batches;
     acks_.push_back(std::move(ack));
   }
   // Waits until `n` batches are acknowledged; returns every ack so far.
   std::vector<v1::WriteResponse> WaitForBatches(int n) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return completed_ >= n; };
-    mu_.Await(absl::Condition(&done));
+    mu_.Await(Condition(&done));
     return acks_;
   }
 
  private:
-  absl::Mutex mu_;
+  Mutex mu_;
   int completed_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<v1::WriteResponse> acks_ ABSL_GUARDED_BY(mu_);
 };
@@ -94,7 +93,7 @@ class RunTest : public ::testing::Test {
   }
 
   static absl::Status CloseAndWait(daemon::Run& run) {
-    absl::Notification done;
+    Notification done;
     absl::Status result;
     run.Close(Converted{}, [&](absl::Status status) {
       result = status;
@@ -181,7 +180,7 @@ TEST_F(RunTest, FlushWaitsForTheWritersSequenceThenSyncsAndCheckpoints) {
   const fs::path dir = FreshTempDir("run_flush");
   auto run = MakeRun(dir);
   auto sink = std::make_shared<RecordingSink>();
-  absl::Notification flushed;
+  Notification flushed;
   absl::Status flush_status = absl::UnknownError("not called");
   run->Flush("w", 2, /*sync=*/true, [&](absl::Status status) {
     flush_status = status;
@@ -259,7 +258,7 @@ TEST_F(RunTest, RotationAfterTheCheckpointThenACrashResumesExactlyOnce) {
     for (int seq = 1; seq <= 5; ++seq) {
       ASSERT_TRUE(run->Submit(Batch("w", seq, {Scalar("x", seq, 1.0f * seq)}), sink, 0).ok());
     }
-    absl::Notification flushed;
+    Notification flushed;
     run->Flush("w", 5, /*sync=*/true, [&](absl::Status status) {
       EXPECT_TRUE(status.ok()) << status;
       flushed.Notify();
@@ -317,7 +316,7 @@ class FileSizeLimit {
 };
 
 absl::Status FlushAndWait(daemon::Run& run) {
-  absl::Notification done;
+  Notification done;
   absl::Status result;
   run.Flush("", 0, /*sync=*/false, [&](absl::Status status) {
     result = status;

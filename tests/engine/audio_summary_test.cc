@@ -86,7 +86,8 @@ TEST(AudioSummaryTest, RejectsInvalidInput) {
   EXPECT_EQ(inf.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(inf.status().message().find("index 1"), std::string_view::npos) << inf.status();
   const std::vector<int32_t> ints = {1, 2};
-  const TensorView int_view{DType::kInt32, std::vector<int64_t>{2},
+  const std::vector<int64_t> int_shape = {2};  // outlives the view's span
+  const TensorView int_view{DType::kInt32, int_shape,
                             std::string_view(reinterpret_cast<const char*>(ints.data()), 8)};
   EXPECT_FALSE(EncodeWav(int_view, 16000).ok());
   EXPECT_FALSE(MakeAudioSummaryV1("", F32View(ok, {2}), 16000).ok());

@@ -191,7 +191,8 @@ TEST(ImageSummaryTest, RejectsInvalidInput) {
   EXPECT_NE(nan.status().message().find("index 2"), std::string_view::npos) << nan.status();
 
   const std::vector<int32_t> ints(4);
-  const TensorView int_view{DType::kInt32, std::vector<int64_t>{2, 2},
+  const std::vector<int64_t> int_shape = {2, 2};  // outlives the view's span
+  const TensorView int_view{DType::kInt32, int_shape,
                             std::string_view(reinterpret_cast<const char*>(ints.data()), 16)};
   EXPECT_FALSE(MakeImageSummaryV1("t", int_view, ImageLayout::kHW).ok());
 }

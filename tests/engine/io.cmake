@@ -6,3 +6,4 @@ tblog_add_test(event_reader_test SOURCES engine/event_reader_test.cc LIBS tblog_
 tblog_add_test(golden_read_test SOURCES engine/golden_read_test.cc LIBS tblog_engine_io)
 tblog_add_test(inspect_test SOURCES engine/inspect_test.cc LIBS tblog_engine_io)
 add_dependencies(inspect_test tblog-inspect)
+tblog_add_test(sync_test SOURCES engine/sync_test.cc LIBS tblog_engine_io)
