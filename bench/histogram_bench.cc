@@ -2,16 +2,20 @@
 // elements, both layouts, on 1 thread and on all hardware threads, next to a
 // plain sum over the same buffer: the memory-bandwidth bound. Each histogram
 // benchmark reports the sum's rate on the same threads and the ratio
-// histogram/sum as counters; the CPU model and thread count are printed in
-// the context header.
+// histogram/sum as counters, in wall time and in process CPU time (on a
+// loaded machine the CPU-time rates say what the code costs, the wall-time
+// ones what the box gave it). The CPU model, thread count and load average
+// are printed in the context header; the load average again at the end.
 //
 //   histogram_bench [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <fstream>
+#include <iostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -39,6 +43,20 @@ std::string CpuModel() {
     }
   }
   return "unknown";
+}
+
+std::string LoadAverage() {
+  std::ifstream loadavg("/proc/loadavg");
+  std::string one, five, fifteen;
+  loadavg >> one >> five >> fifteen;
+  return one + " " + five + " " + fifteen;
+}
+
+// CPU seconds used by all threads of this process so far.
+double ProcessCpuSeconds() {
+  timespec now{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
 }
 
 // Roughly normal data (sum of four uniforms, scaled), made once per size
@@ -91,8 +109,13 @@ float ParallelSum(const std::vector<float>& data, ParallelRunner& runner) {
 void BM_Sum(benchmark::State& state) {
   const std::vector<float>& data = Data(state.range(0));
   ThreadParallelRunner runner(static_cast<int>(state.range(1)));
+  const double cpu_start = ProcessCpuSeconds();
   for (auto _ : state) benchmark::DoNotOptimize(ParallelSum(data, runner));
+  const double cpu_seconds = ProcessCpuSeconds() - cpu_start;
   state.SetItemsProcessed(state.iterations() * state.range(0));
+  // Elements per CPU second of all threads together.
+  state.counters["cpu_items_per_second"] =
+      static_cast<double>(state.iterations() * state.range(0)) / cpu_seconds;
 }
 
 enum class Layout { kUniform, kExponential };
@@ -108,18 +131,23 @@ void BM_Histogram(benchmark::State& state) {
   const HistogramBuilder builder({.runner = &runner});
   // The sum runs right after each histogram, on the same threads and under
   // the same machine load, outside the timed region.
-  double histogram_seconds = 0, sum_seconds = 0;
+  double histogram_seconds = 0, sum_seconds = 0, histogram_cpu = 0, sum_cpu = 0;
   for (auto _ : state) {
     const auto start = std::chrono::steady_clock::now();
+    const double cpu_start = ProcessCpuSeconds();
     auto built =
         kLayout == Layout::kUniform ? builder.Uniform("w", view) : builder.Exponential("w", view);
     benchmark::DoNotOptimize(built);
+    const double histogram_cpu_end = ProcessCpuSeconds();
     const auto histogram_end = std::chrono::steady_clock::now();
     state.PauseTiming();
+    const double sum_cpu_start = ProcessCpuSeconds();
     benchmark::DoNotOptimize(ParallelSum(data, runner));
+    sum_cpu += ProcessCpuSeconds() - sum_cpu_start;
     sum_seconds +=
         std::chrono::duration<double>(std::chrono::steady_clock::now() - histogram_end).count();
     histogram_seconds += std::chrono::duration<double>(histogram_end - start).count();
+    histogram_cpu += histogram_cpu_end - cpu_start;
     state.ResumeTiming();
     if (!built.ok()) {
       state.SkipWithError(std::string(built.status().message()).c_str());
@@ -131,6 +159,10 @@ void BM_Histogram(benchmark::State& state) {
   state.counters["sum_items_per_second"] = elements / sum_seconds;
   // Histogram rate / sum rate: 1.0 would mean as fast as reading the buffer.
   state.counters["ratio_vs_sum"] = sum_seconds / histogram_seconds;
+  // The same in CPU seconds of all threads: elements per CPU second.
+  state.counters["cpu_items_per_second"] = elements / histogram_cpu;
+  state.counters["sum_cpu_items_per_second"] = elements / sum_cpu;
+  state.counters["cpu_ratio_vs_sum"] = sum_cpu / histogram_cpu;
 }
 
 std::vector<int> ThreadCounts() {
@@ -161,9 +193,11 @@ BENCHMARK(BM_Histogram<Layout::kExponential>)->Apply(LargeInput);
 int main(int argc, char** argv) {
   benchmark::AddCustomContext("cpu_model", tblog::CpuModel());
   benchmark::AddCustomContext("hardware_threads", std::to_string(tblog::HardwareThreads()));
+  benchmark::AddCustomContext("load_average_at_start", tblog::LoadAverage());
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
+  std::cout << "load_average_at_end: " << tblog::LoadAverage() << std::endl;
   benchmark::Shutdown();
   return 0;
 }
