@@ -443,7 +443,8 @@ absl::StatusOr<tb::Summary::Value> ConvertImage(std::string_view tag, const v1::
       } else {
         value = MakeImageSummaryV1(tag, *view, shape->layout);
       }
-      return value.ok() ? value : Annotate(value.status(), "pixels");
+      if (!value.ok()) return Annotate(value.status(), "pixels");
+      return value;
     }
     case v1::Image::kEncoded: {
       const std::string& encoded = image.encoded();
@@ -466,7 +467,8 @@ absl::StatusOr<tb::Summary::Value> ConvertImage(std::string_view tag, const v1::
       } else {
         value = MakeEncodedImageSummaryV1(tag, encoded);
       }
-      return value.ok() ? value : Annotate(value.status(), "encoded");
+      if (!value.ok()) return Annotate(value.status(), "encoded");
+      return value;
     }
     case v1::Image::SOURCE_NOT_SET: break;
   }
@@ -546,7 +548,8 @@ absl::StatusOr<tb::Summary::Value> ConvertAudio(std::string_view tag, const v1::
   absl::StatusOr<tb::Summary::Value> value = audio.torch_style()
                                                  ? MakeAudioSummaryV1(tag, *view, rate)
                                                  : MakeAudioSummaryV2(tag, *view, rate, 1);
-  return value.ok() ? value : Annotate(value.status(), "samples");
+  if (!value.ok()) return Annotate(value.status(), "samples");
+  return value;
 }
 
 // ---------------------------------------------------------------------------
@@ -880,7 +883,8 @@ absl::StatusOr<tb::Event> ConvertGraph(const v1::Graph& graph, const Limits& lim
     case v1::Graph::kGraphDef: {
       if (graph.graph_def().empty()) return Bad("graph_def", "is empty");
       absl::StatusOr<tb::Event> event = GraphDefEvent(graph.graph_def());
-      return event.ok() ? event : Annotate(event.status(), "graph_def");
+      if (!event.ok()) return Annotate(event.status(), "graph_def");
+      return event;
     }
     case v1::Graph::kNodes: {
       const v1::NodeList& list = graph.nodes();
@@ -1004,12 +1008,17 @@ absl::StatusOr<Converted> RecordConverter::Convert(const v1::Record& record,
     return absl::InvalidArgumentError(absl::StrCat(
         "record ", EscapeForMessage(record.tag()), ": kind: no record kind is set"));
   }
-  const std::string prefix =
-      record.tag().empty() ? std::string(KindName(kind))
-                           : absl::StrCat(Sv(KindName(kind)), " ", EscapeForMessage(record.tag()));
+  // Only for messages: built when needed, not for every record.
+  const auto prefix = [&] {
+    return record.tag().empty()
+               ? std::string(KindName(kind))
+               : absl::StrCat(Sv(KindName(kind)), " ", EscapeForMessage(record.tag()));
+  };
+  // Returned as is (`cond ? out : status` would copy every event).
   if (kind == v1::Record::kScalars) {
     absl::StatusOr<Converted> out = ConvertScalarColumns(record.scalars(), receive_time, limits_);
-    return out.ok() ? out : Annotate(out.status(), prefix);
+    if (!out.ok()) return Annotate(out.status(), prefix());
+    return out;
   }
 
   const auto convert = [&]() -> absl::StatusOr<Converted> {
@@ -1036,7 +1045,7 @@ absl::StatusOr<Converted> RecordConverter::Convert(const v1::Record& record,
             ConvertHistogram(tag, record.histogram(), limits_, parallel_);
         if (!histogram.ok()) return histogram.status();
         if (histogram->nonfinite_count > 0) {
-          out.warnings.push_back(absl::StrCat(prefix, ": values: ", histogram->nonfinite_count,
+          out.warnings.push_back(absl::StrCat(prefix(), ": values: ", histogram->nonfinite_count,
                                               " NaN/Inf values left out of the histogram"));
         }
         value = std::move(histogram->value);
@@ -1071,7 +1080,8 @@ absl::StatusOr<Converted> RecordConverter::Convert(const v1::Record& record,
     return out;
   };
   absl::StatusOr<Converted> out = convert();
-  return out.ok() ? out : Annotate(out.status(), prefix);
+  if (!out.ok()) return Annotate(out.status(), prefix());
+  return out;
 }
 
 absl::StatusOr<Converted> RecordConverter::OpenRunEvents(const v1::OpenRunRequest& request,
