@@ -722,6 +722,11 @@ void Writer::Impl::SenderLoop() {
     close_run = drained && options_.close_run && !run_id_.empty();
   }
   if (close_run) result = CloseRun();
+  // No call follows: drop the channel now, closing its connection. An idle
+  // connection that a closed Writer kept open held up the daemon's shutdown
+  // (the server waits for its connections to go; nothing here polls it, so
+  // the client only noticed the server's GOAWAY at gRPC's 5 s backup poll).
+  stub_.reset();
   MutexLock lock(&mu_);
   if (!unacked_.empty() || !builder_.empty()) {
     size_t records = builder_.records();

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
@@ -23,6 +24,8 @@ namespace tblog::daemon {
 namespace {
 
 constexpr char kServiceName[] = "tblog.v1.TBLog";
+// How long Shutdown lets unary calls finish once the runs are drained.
+constexpr absl::Duration kCallsGrace = absl::Seconds(1);
 
 // Removes a socket file left by a previous tblogd; refuses anything else.
 absl::Status RemoveStaleSocket(const std::string& path) {
@@ -162,7 +165,12 @@ absl::Status Daemon::Shutdown(absl::Duration grace) {
   if (!service_->WaitForStreams(deadline) && status.ok()) {
     status = absl::DeadlineExceededError("Write streams still open at the shutdown deadline");
   }
-  server_->Shutdown(ToChrono(deadline));
+  // Runs are closed and Write streams done: what gRPC still waits for is
+  // unary calls in flight (quick now) and client connections, which it waits
+  // to see closed after its GOAWAY. An idle client channel may notice that
+  // only at its next backup poll (5 s) or never (a stopped process), so give
+  // the calls kCallsGrace, then gRPC cancels them and drops the connections.
+  server_->Shutdown(ToChrono(std::min(deadline, absl::Now() + kCallsGrace)));
   {
     MutexLock lock(&mu_);
     stopping_ = true;

@@ -8,9 +8,12 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "daemon_process.h"
 #include "engine/event_reader.h"
 #include "tblog/client.h"
@@ -203,6 +206,49 @@ TEST_F(WriterE2eTest, FlushIsABarrierBeforeClose) {
   ASSERT_TRUE(runs.count("e2e/flush"));
   EXPECT_EQ(Points(runs.at("e2e/flush"), "x").size(), 1000u);
   EXPECT_TRUE((*opened)->close().ok());
+}
+
+// Sockets this process has open: the Writers' connections to tblogd.
+int OpenSockets() {
+  int count = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    std::error_code link_error;
+    const std::filesystem::path target = std::filesystem::read_symlink(entry.path(), link_error);
+    if (!link_error && target.string().rfind("socket:", 0) == 0) ++count;
+  }
+  return count;
+}
+
+// A trainer keeps its closed Writer until it exits. The Writer must not keep
+// its connection meanwhile: tblogd's shutdown waits for its clients'
+// connections to close, and an idle one was noticed only at gRPC's 5 s
+// backup poll, so SIGTERM took seconds instead of milliseconds.
+TEST_F(WriterE2eTest, ClosedWriterDropsItsConnectionSoSigtermIsQuick) {
+  const int sockets_before = OpenSockets();
+  auto opened = Writer::Open(OptionsFor(*daemon_, "e2e/closed"));
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  // The run is open, so the connection is up: the count sees it.
+  EXPECT_GT(OpenSockets(), sockets_before);
+  for (int64_t step = 0; step < 100; ++step) {
+    ASSERT_TRUE((*opened)->scalar("x", step, 1.0f).ok());
+  }
+  ASSERT_TRUE((*opened)->close().ok()) << (*opened)->status();
+  // The socket closes within moments; the generous bound is for a loaded box.
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  int sockets = OpenSockets();
+  while (sockets > sockets_before && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(10));
+    sockets = OpenSockets();
+  }
+  EXPECT_LE(sockets, sockets_before) << "the closed Writer still holds a connection";
+
+  const absl::Time sigterm = absl::Now();
+  EXPECT_TRUE(daemon_->Stop().ok());  // exit status 0: drained cleanly
+  const absl::Duration took = absl::Now() - sigterm;
+  RecordProperty("sigterm_to_exit_ms", static_cast<int>(absl::ToInt64Milliseconds(took)));
+  std::printf("tblogd exited %s after SIGTERM, a closed Writer still alive\n",
+              absl::FormatDuration(took).c_str());
 }
 
 TEST_F(WriterE2eTest, RejectedRecordIsReportedAndItsNeighboursWritten) {
