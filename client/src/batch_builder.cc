@@ -1,10 +1,24 @@
 #include "batch_builder.h"
 
+#include <cstdint>
 #include <utility>
 
 namespace tblog {
 
 uint32_t BatchBuilder::Intern(std::string_view tag, std::string_view subrun) {
+  RecentTag& recent =
+      recent_[((reinterpret_cast<uintptr_t>(tag.data()) >> 3) ^ tag.size()) & (kRecentTags - 1)];
+  if (recent.used && recent.tag_data == tag.data() &&
+      std::string_view(tags_[recent.id].first) == tag &&
+      std::string_view(tags_[recent.id].second) == subrun) {
+    return recent.id;
+  }
+  const uint32_t id = InternSlow(tag, subrun);
+  recent = RecentTag{tag.data(), id, true};
+  return id;
+}
+
+uint32_t BatchBuilder::InternSlow(std::string_view tag, std::string_view subrun) {
   key_scratch_.assign(subrun);
   key_scratch_.push_back('\0');
   key_scratch_.append(tag);

@@ -4,6 +4,7 @@
 #ifndef TBLOG_CLIENT_BATCH_BUILDER_H_
 #define TBLOG_CLIENT_BATCH_BUILDER_H_
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -51,6 +52,20 @@ class BatchBuilder {
  private:
   // The process-wide id of (subrun, tag).
   uint32_t Intern(std::string_view tag, std::string_view subrun);
+  // Intern without the recent-tags cache: the map lookup, adding new ids.
+  uint32_t InternSlow(std::string_view tag, std::string_view subrun);
+
+  // A few recently interned tags, by the address of the caller's tag chars:
+  // a training loop passes the same literals or strings every step, so the
+  // usual call compares an address and a few bytes instead of building and
+  // hashing a key. An entry is used only if its tag and subrun are equal too.
+  struct RecentTag {
+    const char* tag_data = nullptr;
+    uint32_t id = 0;
+    bool used = false;
+  };
+  static constexpr size_t kRecentTags = 16;  // a power of two
+  std::array<RecentTag, kRecentTags> recent_{};
 
   v1::ScalarStyle style_;
   // (subrun '\0' tag) -> id; tags_[id] = {tag, subrun}.

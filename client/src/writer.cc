@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "batch_builder.h"
 #include "engine/sync.h"
 #include "tblog/client.h"
@@ -94,9 +95,12 @@ size_t DTypeSize(v1::DType dtype) {
 }
 
 // Fills `tensor` with a copy of `data`; checks that data holds whole
-// elements, and product(shape) of them when a shape is given.
+// elements, and product(shape) of them when a shape is given. The copy goes
+// into `buffer` when given (a spare one, see Writer::Impl::TakeSpareBuffer),
+// which the tensor then owns: no allocation when its capacity suffices.
 absl::Status FillTensor(v1::DType dtype, std::span<const std::byte> data,
-                        const std::vector<int64_t>* shape, v1::Tensor* tensor) {
+                        const std::vector<int64_t>* shape, v1::Tensor* tensor,
+                        std::string* buffer = nullptr) {
   const size_t element_size = DTypeSize(dtype);
   if (element_size == 0) {
     return absl::InvalidArgumentError(absl::StrCat("unsupported dtype ", static_cast<int>(dtype)));
@@ -121,7 +125,12 @@ absl::Status FillTensor(v1::DType dtype, std::span<const std::byte> data,
     tensor->add_shape(elements);
   }
   tensor->set_dtype(dtype);
-  tensor->set_data(reinterpret_cast<const char*>(data.data()), data.size());
+  if (buffer != nullptr) {
+    buffer->assign(reinterpret_cast<const char*>(data.data()), data.size());
+    tensor->set_data(std::move(*buffer));  // moved in: no second copy
+  } else {
+    tensor->set_data(reinterpret_cast<const char*>(data.data()), data.size());
+  }
   return absl::OkStatus();
 }
 
@@ -194,6 +203,10 @@ class Writer::Impl {
   absl::Status AddRecord(v1::Record&& record, size_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Flush(bool sync) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Close(v1::SessionStatus status) ABSL_LOCKS_EXCLUDED(mu_);
+  // A buffer of at least `bytes` capacity from the tensors of acknowledged
+  // batches, or an empty string when none is spare: a training loop that logs
+  // a large tensor every step copies it into warm memory, not fresh pages.
+  std::string TakeSpareBuffer(size_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
 
   absl::Status status() const ABSL_LOCKS_EXCLUDED(mu_) {
     MutexLock lock(&mu_);
@@ -235,6 +248,9 @@ class Writer::Impl {
   uint64_t SealLocked(v1::FlushMode flush) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AfterAppendLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AckThroughLocked(uint64_t sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Keeps the tensor data of an acknowledged batch for TakeSpareBuffer,
+  // within kMaxSpareBuffers and max_buffer_bytes / 4.
+  void ReclaimBuffersLocked(v1::WriteRequest& request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleResponseLocked(const v1::WriteResponse& response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetFatalLocked(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds `base` to every sequence number, sent batches having none yet.
@@ -261,6 +277,12 @@ class Writer::Impl {
   absl::Status CloseRun() ABSL_LOCKS_EXCLUDED(mu_);
   // Registers the context of a blocking call so an abort can cancel it.
   void SetActiveCall(grpc::ClientContext* context) ABSL_LOCKS_EXCLUDED(mu_);
+  // Wakes the sender's wait in RunStream; called after a change that may make
+  // it ready (a sealed batch, close, abort, a fatal error, a broken stream,
+  // the last ack while closing). May be called with mu_ held.
+  void WakeSender() ABSL_LOCKS_EXCLUDED(wake_mu_);
+  // The sender's wait: until WakeSender() or `deadline`. Called without mu_.
+  void WaitForWake(absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_, wake_mu_);
 
   const WriterOptions options_;
   const std::string writer_id_;
@@ -296,6 +318,16 @@ class Writer::Impl {
   v1::SessionStatus close_status_ ABSL_GUARDED_BY(mu_) = v1::SESSION_STATUS_SUCCESS;
   absl::Status close_result_ ABSL_GUARDED_BY(mu_);
   WriterStats stats_ ABSL_GUARDED_BY(mu_);
+  // Spare tensor buffers (see TakeSpareBuffer): held beyond max_buffer_bytes,
+  // at most a quarter of it.
+  static constexpr size_t kMaxSpareBuffers = 4;
+  static constexpr size_t kMinSpareBufferBytes = size_t{64} << 10;
+  std::vector<std::string> spare_buffers_ ABSL_GUARDED_BY(mu_);
+  size_t spare_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+
+  // The sender's wake-up flag (see WaitForWake), set after the state change.
+  Mutex wake_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  bool wake_ ABSL_GUARDED_BY(wake_mu_) = false;
 };
 
 absl::Status Writer::Impl::Start() {
@@ -348,6 +380,7 @@ uint64_t Writer::Impl::SealLocked(v1::FlushMode flush) {
   request->set_flush(flush);
   unacked_.push_back(SealedBatch{sequence, std::move(request), bytes, records});
   unacked_bytes_ += bytes;
+  WakeSender();
   return sequence;
 }
 
@@ -404,9 +437,11 @@ absl::Status Writer::Impl::Close(v1::SessionStatus status) {
     }
     closing_ = true;
     close_status_ = status;
+    WakeSender();
     auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return sender_done_; };
     if (!mu_.AwaitWithTimeout(Condition(&done), options_.close_timeout)) {
       abort_ = true;
+      WakeSender();
       if (active_call_ != nullptr) active_call_->TryCancel();
     }
   }
@@ -419,14 +454,65 @@ void Writer::Impl::SetFatalLocked(const absl::Status& status) {
   if (error_.ok()) error_ = status;
   fatal_ = true;
   ++stats_.errors;
+  WakeSender();
+}
+
+void Writer::Impl::WakeSender() {
+  MutexLock lock(&wake_mu_);
+  wake_ = true;
+}
+
+void Writer::Impl::WaitForWake(absl::Time deadline) {
+  MutexLock lock(&wake_mu_);
+  wake_mu_.AwaitWithDeadline(Condition(&wake_), deadline);
+  wake_ = false;
 }
 
 void Writer::Impl::AckThroughLocked(uint64_t sequence) {
   while (!unacked_.empty() && unacked_.front().sequence <= sequence) {
     unacked_bytes_ -= unacked_.front().bytes;
     stats_.acknowledged += unacked_.front().records;
+    // Only when the sender no longer holds the request (it writes it unlocked).
+    if (unacked_.front().request.use_count() == 1) ReclaimBuffersLocked(*unacked_.front().request);
     unacked_.pop_front();
   }
+  if (closing_ && unacked_.empty()) WakeSender();  // close() waits for the last ack
+}
+
+void Writer::Impl::ReclaimBuffersLocked(v1::WriteRequest& request) {
+  for (v1::Record& record : *request.mutable_records()) {
+    v1::Tensor* tensor = nullptr;
+    if (record.has_histogram()) {
+      tensor = record.mutable_histogram()->mutable_values();
+    } else if (record.has_image() && record.image().has_pixels()) {
+      tensor = record.mutable_image()->mutable_pixels();
+    }
+    if (tensor == nullptr) continue;
+    const size_t capacity = tensor->data().capacity();
+    if (capacity < kMinSpareBufferBytes || spare_buffers_.size() >= kMaxSpareBuffers ||
+        spare_bytes_ + capacity > options_.max_buffer_bytes / 4) {
+      continue;
+    }
+    spare_bytes_ += capacity;
+    spare_buffers_.push_back(std::move(*tensor->mutable_data()));
+  }
+}
+
+std::string Writer::Impl::TakeSpareBuffer(size_t bytes) {
+  if (bytes < kMinSpareBufferBytes) return {};
+  MutexLock lock(&mu_);
+  // The smallest that fits, so a small tensor does not take a large buffer.
+  auto best = spare_buffers_.end();
+  for (auto it = spare_buffers_.begin(); it != spare_buffers_.end(); ++it) {
+    if (it->capacity() >= bytes && (best == spare_buffers_.end() || it->capacity() < best->capacity())) {
+      best = it;
+    }
+  }
+  if (best == spare_buffers_.end()) return {};
+  std::string buffer = std::move(*best);
+  spare_bytes_ -= buffer.capacity();
+  spare_buffers_.erase(best);
+  return buffer;
 }
 
 void Writer::Impl::HandleResponseLocked(const v1::WriteResponse& response) {
@@ -541,6 +627,7 @@ void Writer::Impl::ReadLoop(
   }
   MutexLock lock(&mu_);
   stream_broken_ = true;
+  WakeSender();
 }
 
 Writer::Impl::StreamEnd Writer::Impl::RunStream() {
@@ -573,7 +660,13 @@ Writer::Impl::StreamEnd Writer::Impl::RunStream() {
       // every batch_delay and seals batches that are due.
       const absl::Time wake =
           builder_.empty() ? absl::Now() + options_.batch_delay : batch_started_ + options_.batch_delay;
-      mu_.AwaitWithDeadline(Condition(&ready), wake);
+      // Waits on wake_mu_, not mu_: a waiter with a condition on mu_ would
+      // make every unlock by a record call evaluate it (absl's slow unlock).
+      while (!ready() && absl::Now() < wake) {
+        mu_.Unlock();
+        WaitForWake(wake);
+        mu_.Lock();
+      }
       if (abort_ || fatal_) {
         end = StreamEnd::kAborted;
         break;
@@ -694,7 +787,13 @@ void Writer::Impl::SenderLoop() {
         std::uniform_real_distribution<double> jitter(0.5, 1.0);
         const absl::Duration wait = backoff * jitter(jitter_source);
         backoff = std::min(backoff * 2, options_.max_backoff);
-        mu_.AwaitWithTimeout(Condition(&abort_), wait);
+        // On wake_mu_, as in RunStream: record calls go on meanwhile.
+        const absl::Time until = absl::Now() + wait;
+        while (!abort_ && absl::Now() < until) {
+          mu_.Unlock();
+          WaitForWake(until);
+          mu_.Lock();
+        }
         retry = true;
       } else {
         backoff = options_.initial_backoff;
@@ -792,7 +891,9 @@ absl::Status Writer::histogram(std::string_view tag, int64_t step, v1::DType dty
   v1::Histogram* histogram = record.mutable_histogram();
   histogram->set_layout(options.layout);
   histogram->set_bucket_count(options.bucket_count);
-  if (absl::Status filled = FillTensor(dtype, data, nullptr, histogram->mutable_values());
+  std::string buffer = impl_->TakeSpareBuffer(data.size());
+  if (absl::Status filled =
+          FillTensor(dtype, data, nullptr, histogram->mutable_values(), &buffer);
       !filled.ok()) {
     return WithTag(filled, tag);
   }
@@ -807,7 +908,8 @@ absl::Status Writer::image(std::string_view tag, int64_t step, v1::DType dtype,
   image->set_layout(options.layout);
   image->set_style(options.style);
   image->set_max_outputs(options.max_outputs);
-  if (absl::Status filled = FillTensor(dtype, data, &shape, image->mutable_pixels());
+  std::string buffer = impl_->TakeSpareBuffer(data.size());
+  if (absl::Status filled = FillTensor(dtype, data, &shape, image->mutable_pixels(), &buffer);
       !filled.ok()) {
     return WithTag(filled, tag);
   }

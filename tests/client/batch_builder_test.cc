@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace tblog {
 namespace {
@@ -34,6 +35,34 @@ TEST(BatchBuilderTest, ScalarsGoIntoOneColumnsRecordWithADictionary) {
             (std::vector<float>{0.5f, 0.25f, 0.4f, 0.3f}));
   EXPECT_EQ(std::vector<double>(columns.wall_times().begin(), columns.wall_times().end()),
             (std::vector<double>{100.0, 100.5, 101.0, 101.0}));
+}
+
+// Tags are looked up by the address of their chars first: a buffer reused
+// for another tag, or the same tag with another subrun, must still get its own
+// dictionary entry.
+TEST(BatchBuilderTest, ReusedTagBufferWithOtherContentsIsAnotherTag) {
+  BatchBuilder builder;
+  std::string tag = "loss";
+  builder.AddScalar(tag, "", 1, 1.0f, 1.0);
+  tag.assign("lost");  // same buffer (SSO), new contents
+  builder.AddScalar(tag, "", 1, 2.0f, 1.0);
+  builder.AddScalar(tag, "train", 1, 3.0f, 1.0);
+  builder.AddScalar(tag, "", 2, 4.0f, 1.0);
+  tag.assign("loss");
+  builder.AddScalar(tag, "", 2, 5.0f, 1.0);
+  EXPECT_EQ(builder.interned_tags(), 3u);
+
+  const v1::WriteRequest batch = builder.TakeBatch();
+  ASSERT_EQ(batch.records_size(), 1);
+  const v1::ScalarColumns& columns = batch.records(0).scalars();
+  ASSERT_EQ(columns.tags_size(), 3);
+  EXPECT_EQ(columns.tags(0).tag(), "loss");
+  EXPECT_EQ(columns.tags(1).tag(), "lost");
+  EXPECT_EQ(columns.tags(1).subrun(), "");
+  EXPECT_EQ(columns.tags(2).tag(), "lost");
+  EXPECT_EQ(columns.tags(2).subrun(), "train");
+  EXPECT_EQ(std::vector<uint32_t>(columns.tag_index().begin(), columns.tag_index().end()),
+            (std::vector<uint32_t>{0, 1, 2, 1, 0}));
 }
 
 TEST(BatchBuilderTest, OtherRecordsKeepTheirPlaceBetweenColumns) {
