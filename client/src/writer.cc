@@ -705,6 +705,7 @@ Writer::Impl::StreamEnd Writer::Impl::RunStream() {
         break;
       }
     }
+    to_send.clear();  // so an ack finds the batch unshared and reclaims its buffers
     if (write_failed) break;
   }
 

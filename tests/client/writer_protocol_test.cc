@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -40,6 +41,7 @@ class FakeDaemon final : public v1::TBLog::Service {
   std::vector<v1::FlushRequest> flushes ABSL_GUARDED_BY(mu);
   std::vector<Point> points ABSL_GUARDED_BY(mu);
   std::vector<std::string> other_tags ABSL_GUARDED_BY(mu);
+  std::vector<v1::Record> histograms ABSL_GUARDED_BY(mu);
   std::map<std::string, uint64_t> written ABSL_GUARDED_BY(mu);  // by writer id
   std::vector<uint64_t> sequences ABSL_GUARDED_BY(mu);           // every batch received
   std::vector<v1::FlushMode> flush_modes ABSL_GUARDED_BY(mu);
@@ -132,6 +134,7 @@ class FakeDaemon final : public v1::TBLog::Service {
         error->set_message("rejected by the fake");
       } else {
         other_tags.push_back(record.tag());
+        if (record.has_histogram()) histograms.push_back(record);
       }
     }
   }
@@ -210,6 +213,36 @@ TEST_F(WriterProtocolTest, ScalarsArriveInOrderInConsecutiveBatches) {
   const WriterStats stats = (*writer)->stats();
   EXPECT_EQ(stats.enqueued, 5500u);
   EXPECT_EQ(stats.acknowledged, 5500u);
+}
+
+// histogram() copies into buffers reclaimed from acknowledged batches: a
+// reused buffer (larger than the new tensor) must carry exactly the new data.
+TEST_F(WriterProtocolTest, HistogramsInReusedBuffersCarryExactlyTheirValues) {
+  auto writer = Writer::Open(Options());
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  std::vector<std::vector<float>> sent;
+  for (const size_t size : {300000, 200000, 300000, 50000, 400000}) {
+    std::vector<float> values(size);
+    for (size_t i = 0; i < size; ++i) {
+      values[i] = static_cast<float>(i) * (sent.size() % 2 == 0 ? 1.0f : -1.0f) + 0.5f;
+    }
+    ASSERT_TRUE((*writer)->histogram("w", static_cast<int64_t>(sent.size()), values).ok());
+    ASSERT_TRUE((*writer)->flush().ok()) << (*writer)->status();  // acknowledged: reclaimable
+    sent.push_back(std::move(values));
+  }
+  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+
+  MutexLock lock(&fake_.mu);
+  ASSERT_EQ(fake_.histograms.size(), sent.size());
+  for (size_t h = 0; h < sent.size(); ++h) {
+    const v1::Tensor& tensor = fake_.histograms[h].histogram().values();
+    EXPECT_EQ(fake_.histograms[h].step(), static_cast<int64_t>(h));
+    ASSERT_EQ(tensor.shape_size(), 1);
+    EXPECT_EQ(tensor.shape(0), static_cast<int64_t>(sent[h].size()));
+    ASSERT_EQ(tensor.data().size(), sent[h].size() * sizeof(float)) << "histogram " << h;
+    EXPECT_EQ(std::memcmp(tensor.data().data(), sent[h].data(), tensor.data().size()), 0)
+        << "histogram " << h;
+  }
 }
 
 TEST_F(WriterProtocolTest, BrokenStreamsAreResentWithoutLossOrDuplicates) {
