@@ -453,7 +453,11 @@ void Run::WriteGroups() {
       for (auto it = requeue.rbegin(); it != requeue.rend(); ++it) {
         queue_.push_front(std::move(*it));
       }
-      if (!requeue.empty() && !sticky_error_.ok()) {
+      // Stop only when nothing arrived behind them while we wrote: a flush or
+      // close enqueued meanwhile found writing_ set and relies on this loop
+      // (without a flusher tick it would wait forever). Batches are refused
+      // while the error lasts, so this goes round at most once more.
+      if (!requeue.empty() && !sticky_error_.ok() && queue_.size() == requeue.size()) {
         writing_ = false;
         stop = true;
       }

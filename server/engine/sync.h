@@ -94,8 +94,12 @@ class ABSL_LOCKABLE Mutex {
   bool AwaitWithDeadline(const Condition& cond, absl::Time deadline)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(this) {
     std::unique_lock<std::mutex> lock(mu_, std::adopt_lock);
+    // Entering Await releases the mutex: the caller may have changed the state
+    // it guards, so the other awaiters re-check once. Not on later rounds: an
+    // awaiter that finds its condition false changed nothing, and waking the
+    // others again would make two awaiters wake each other forever.
+    if (!cond.Eval()) WakeAwaiters();
     while (!cond.Eval()) {
-      WakeAwaiters();  // our caller may have changed the state it guards
       ++awaiters_;
       if (deadline == absl::InfiniteFuture()) {
         changed_.wait(lock);
