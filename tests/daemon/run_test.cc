@@ -17,6 +17,7 @@
 #include "daemon_test_util.h"
 #include "engine/sync.h"
 #include "gtest/gtest.h"
+#include "file_size_limit.h"
 
 namespace tblog::daemon {
 namespace {
@@ -287,33 +288,6 @@ TEST_F(RunTest, RotationAfterTheCheckpointThenACrashResumesExactlyOnce) {
   ASSERT_TRUE(CloseAndWait(*run).ok());
   EXPECT_EQ(TagSteps(ReadSummaryEvents(dir)), expected);
 }
-
-// Lowers RLIMIT_FSIZE for this process with SIGXFSZ ignored, so writes past
-// `bytes` fail with EFBIG: a real "disk full" for every file of the run.
-class FileSizeLimit {
- public:
-  explicit FileSizeLimit(rlim_t bytes) {
-    ::getrlimit(RLIMIT_FSIZE, &saved_);
-    saved_handler_ = std::signal(SIGXFSZ, SIG_IGN);
-    rlimit lowered = saved_;
-    lowered.rlim_cur = bytes;
-    ok_ = ::setrlimit(RLIMIT_FSIZE, &lowered) == 0;
-  }
-  ~FileSizeLimit() { Lift(); }
-  void Lift() {
-    if (lifted_) return;
-    ::setrlimit(RLIMIT_FSIZE, &saved_);
-    std::signal(SIGXFSZ, saved_handler_);
-    lifted_ = true;
-  }
-  bool ok() const { return ok_; }
-
- private:
-  rlimit saved_{};
-  void (*saved_handler_)(int) = nullptr;
-  bool ok_ = false;
-  bool lifted_ = false;
-};
 
 absl::Status FlushAndWait(daemon::Run& run) {
   Notification done;

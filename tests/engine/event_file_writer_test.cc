@@ -13,6 +13,7 @@
 
 #include "engine/record_reader.h"
 #include "golden_util.h"
+#include "file_size_limit.h"
 
 namespace tblog {
 namespace {
@@ -264,33 +265,6 @@ TEST_F(EventFileWriterTest, SyncPolicies) {
     EXPECT_EQ((*writer)->stats().syncs, 1u);
   }
 }
-
-// Lowers RLIMIT_FSIZE for this process, so write() past `bytes` fails with
-// EFBIG (SIGXFSZ ignored); restores the limit and the signal on destruction.
-class FileSizeLimit {
- public:
-  explicit FileSizeLimit(rlim_t bytes) {
-    ::getrlimit(RLIMIT_FSIZE, &saved_);
-    saved_handler_ = std::signal(SIGXFSZ, SIG_IGN);
-    rlimit lowered = saved_;
-    lowered.rlim_cur = bytes;
-    ok_ = ::setrlimit(RLIMIT_FSIZE, &lowered) == 0;
-  }
-  ~FileSizeLimit() { Lift(); }
-  void Lift() {
-    if (lifted_) return;
-    ::setrlimit(RLIMIT_FSIZE, &saved_);
-    std::signal(SIGXFSZ, saved_handler_);
-    lifted_ = true;
-  }
-  bool ok() const { return ok_; }
-
- private:
-  rlimit saved_{};
-  void (*saved_handler_)(int) = nullptr;
-  bool ok_ = false;
-  bool lifted_ = false;
-};
 
 TEST_F(EventFileWriterTest, WriteFaultIsStickyAndRecoveredOnFlush) {
   EventFileOptions options = FakeClockOptions();
