@@ -85,11 +85,11 @@ TEST(PngTest, DetectsFormatsBySignature) {
 
 TEST(PngTest, ReadsJpegSizeFromTheFrameHeader) {
   // SOI, an APP0 segment of 4 bytes, then SOF0: 8-bit, height 480, width 640, 3 components.
-  const std::string jpeg(
+  static constexpr char kJpeg[] =
       "\xFF\xD8"
       "\xFF\xE0\x00\x04\x00\x00"
-      "\xFF\xC0\x00\x11\x08\x01\xE0\x02\x80\x03",
-      20);
+      "\xFF\xC0\x00\x11\x08\x01\xE0\x02\x80\x03";
+  const std::string jpeg(kJpeg, sizeof kJpeg - 1);  // 18 bytes (the literal has no more)
   absl::StatusOr<ImageHeader> header = ReadImageHeader(jpeg);
   ASSERT_TRUE(header.ok()) << header.status();
   EXPECT_EQ(header->format, ImageFormat::kJpeg);
