@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -276,6 +277,53 @@ void ExpectEachStepOnce(const std::vector<tb::Event>& events, const std::string&
   ASSERT_EQ(points.size(), static_cast<size_t>(n));
   for (int64_t step = 0; step < n; ++step) {
     ASSERT_EQ(points[static_cast<size_t>(step)].first, step);
+  }
+}
+
+// Two processes' worth of writers (two Writers, two streams, two writer ids)
+// into one run at once: one run directory, each writer's points all there,
+// once, in the order that writer sent them; the histograms interleaved with
+// the scalars of the same writer keep their place too. As documented for
+// shared runs, only one writer ends the run (close_run), after the others.
+TEST_F(WriterE2eTest, TwoWritersIntoOneRunKeepEachWritersOrder) {
+  constexpr int64_t kSteps = 3000;
+  auto first = Writer::Open(OptionsFor(*daemon_, "e2e/shared"));
+  WriterOptions helper = OptionsFor(*daemon_, "e2e/shared");
+  helper.close_run = false;
+  auto second = Writer::Open(helper);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_NE((*first)->writer_id(), (*second)->writer_id());
+  auto stream = [&](Writer& writer, const std::string& rank) {
+    const std::vector<float> weights(1000, 0.5f);
+    for (int64_t step = 0; step < kSteps; ++step) {
+      ASSERT_TRUE(writer.scalar("loss/" + rank, step, static_cast<float>(step)).ok());
+      if (step % 500 == 0) {
+        ASSERT_TRUE(writer.histogram("weights/" + rank, step, std::span<const float>(weights)).ok());
+      }
+    }
+    ASSERT_TRUE(writer.flush().ok()) << writer.status();
+  };
+  std::thread a([&] { stream(**first, "rank0"); });
+  std::thread b([&] { stream(**second, "rank1"); });
+  a.join();
+  b.join();
+  ASSERT_TRUE((*second)->close().ok()) << (*second)->status();
+  ASSERT_TRUE((*first)->close().ok()) << (*first)->status();
+
+  const auto runs = ReadLogdir(daemon_->logdir());
+  ASSERT_EQ(runs.count("e2e/shared"), 1u);
+  for (const auto& [name, events] : runs) {
+    EXPECT_TRUE(name == "e2e/shared") << "unexpected run " << name;
+  }
+  const auto& events = runs.at("e2e/shared");
+  for (const std::string rank : {"rank0", "rank1"}) {
+    ExpectEachStepOnce(events, "loss/" + rank, kSteps);
+    const auto points = Points(events, "loss/" + rank);
+    for (int64_t step = 0; step < kSteps; ++step) {
+      EXPECT_EQ(points[static_cast<size_t>(step)].second, static_cast<float>(step));
+    }
+    EXPECT_EQ(CountTag(events, "weights/" + rank), kSteps / 500);
   }
 }
 
