@@ -126,20 +126,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
     Progress();
   }
 
-  void OnCancel() override {
-    ByteBudget::ParkId parked = 0;
-    {
-      MutexLock lock(&mu_);
-      reads_done_ = true;
-      parked = parked_;
-    }
-    if (parked != 0 && service_->context_.budget->Unpark(parked)) {
-      MutexLock lock(&mu_);
-      parked_ = 0;
-      service_->context_.metrics->parked_streams.fetch_sub(1, std::memory_order_relaxed);
-    }
-    Progress();
-  }
+  void OnCancel() override { StopReading(/*shutdown=*/false); }
 
   void OnDone() override {
     sink_->Detach();
@@ -148,11 +135,21 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
   }
 
   // From TBLogService::BeginShutdown: stop reading, finish once acknowledged.
-  void StopForShutdown() {
+  void StopForShutdown() { StopReading(/*shutdown=*/true); }
+
+ private:
+  // Stops reading for good (the client cancelled, or the daemon drains): a
+  // stream parked for budget leaves the queue, and Progress() finishes the
+  // stream once what it sent is acknowledged.
+  void StopReading(bool shutdown) {
     ByteBudget::ParkId parked = 0;
     {
       MutexLock lock(&mu_);
-      shutdown_ = true;
+      if (shutdown) {
+        shutdown_ = true;
+      } else {
+        reads_done_ = true;
+      }
       parked = parked_;
     }
     if (parked != 0 && service_->context_.budget->Unpark(parked)) {
@@ -163,7 +160,6 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
     Progress();
   }
 
- private:
   // Forwards acks from runs to the stream while it lives. Runs hold it by
   // shared_ptr, so it may outlive the stream; Detach() cuts the link.
   class Sink final : public AckSink {
