@@ -19,6 +19,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY CMakeLists.txt ./
 COPY cmake cmake
+COPY base base
 COPY proto proto
 COPY server server
 COPY client client

@@ -20,8 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include "engine/histogram.h"
-#include "engine/parallel.h"
+#include "engine/histogram/histogram.h"
+#include "engine/histogram/parallel.h"
 
 namespace tblog {
 namespace {

@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages that tblogd needs to build, test and run.
 # Safe to run again: apt-get skips what is already installed.
-# Usage: scripts/install-deps.sh [--with-clients]
+# Usage: scripts/install-deps.sh [--daemon]
+#   --daemon  only what building and running tblogd needs (scripts/run.sh);
+#             default: that, plus the test suite's and benchmarks' packages.
 set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libabsl-dev libspdlog-dev libfmt-dev libcli11-dev
-  libgtest-dev libgmock-dev googletest libbenchmark-dev
   libpng-dev zlib1g-dev libcpp-httplib-dev
-  python3 python3-grpcio python3-protobuf python3-numpy python3-pytest python3-yaml python3-torch
 )
+case ${1:-} in
+  --daemon) ;;
+  "") packages+=(
+        libgtest-dev libgmock-dev googletest libbenchmark-dev
+        python3 python3-grpcio python3-protobuf python3-numpy python3-pytest python3-yaml
+        python3-torch) ;;
+  *) echo "usage: $0 [--daemon]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

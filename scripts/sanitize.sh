@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds tblog with clang-14 sanitizers and runs the C++ tests under them.
-# Usage: scripts/sanitize.sh [asan|tsan|all]   (default: all)
+# Usage: scripts/sanitize.sh [asan|tsan|thread-safety|all]   (default: all)
 #   asan: build-asan, -fsanitize=address,undefined
 #   tsan: build-tsan, -fsanitize=thread (tests read tests/tsan.supp)
+#   thread-safety: build-tsa, clang's static lock analysis (-Wthread-safety,
+#         on in every clang build) as errors; builds everything, runs nothing
 # Environment: TBLOG_JOBS (default 2), TBLOG_TEST_TIMEOUT (default 900 s).
 # Tests of the other-language clients, deployment and install are skipped:
 # they exercise no sanitized C++ beyond what the C++ tests already do.
@@ -13,8 +15,9 @@ mode=${1:-all}
 case $mode in
   asan) variants=(asan) ;;
   tsan) variants=(tsan) ;;
-  all) variants=(asan tsan) ;;
-  *) echo "usage: $0 [asan|tsan|all]" >&2; exit 2 ;;
+  thread-safety) variants=(tsa) ;;
+  all) variants=(tsa asan tsan) ;;
+  *) echo "usage: $0 [asan|tsan|thread-safety|all]" >&2; exit 2 ;;
 esac
 
 jobs=${TBLOG_JOBS:-2}
@@ -23,6 +26,19 @@ declare -A summary
 status=0
 
 for variant in "${variants[@]}"; do
+  if [[ $variant == tsa ]]; then
+    echo "== thread-safety: building build-tsa with clang-14 -Werror=thread-safety"
+    if cmake -S . -B build-tsa -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+          -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
+          -DCMAKE_CXX_FLAGS=-Werror=thread-safety >/dev/null &&
+       cmake --build build-tsa -j "$jobs"; then
+      summary[$variant]="built with no thread-safety warning"
+    else
+      summary[$variant]="BUILD FAILED"
+      status=1
+    fi
+    continue
+  fi
   case $variant in
     asan) sanitize=address,undefined ;;
     tsan) sanitize=thread ;;

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/install-client-deps.sh
-scripts/build.sh build
+scripts/build.sh build -DTBLOG_BUILD_TESTS=ON -DTBLOG_BUILD_BENCHMARKS=ON
 
 # The container test goes first (it needs the host build for its checks), so
 # that ctest's summary is what the run ends with.

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/record_reader.h"
+#include "engine/io/record_reader.h"
 #include "tblog/tensorboard/event.pb.h"
 
 namespace tblog {

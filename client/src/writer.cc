@@ -22,8 +22,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/dtype.h"
+#include "base/sync.h"
 #include "batch_builder.h"
-#include "engine/sync.h"
 #include "tblog/client.h"
 #include "tblog/v1/tblog.grpc.pb.h"
 
@@ -70,29 +71,7 @@ std::string RandomWriterId() {
                       absl::Hex(generator(), absl::kZeroPad16));
 }
 
-size_t DTypeSize(v1::DType dtype) {
-  switch (dtype) {
-    case v1::DTYPE_BOOL:
-    case v1::DTYPE_INT8:
-    case v1::DTYPE_UINT8:
-      return 1;
-    case v1::DTYPE_INT16:
-    case v1::DTYPE_UINT16:
-    case v1::DTYPE_FLOAT16:
-    case v1::DTYPE_BFLOAT16:
-      return 2;
-    case v1::DTYPE_FLOAT32:
-    case v1::DTYPE_INT32:
-    case v1::DTYPE_UINT32:
-      return 4;
-    case v1::DTYPE_FLOAT64:
-    case v1::DTYPE_INT64:
-    case v1::DTYPE_UINT64:
-      return 8;
-    default:
-      return 0;
-  }
-}
+size_t DTypeSize(v1::DType dtype) { return ElementSizeOfDataType(static_cast<int>(dtype)); }
 
 // Fills `tensor` with a copy of `data`; checks that data holds whole
 // elements, and product(shape) of them when a shape is given. The copy goes

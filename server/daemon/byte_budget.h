@@ -11,7 +11,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
-#include "engine/sync.h"
+#include "base/sync.h"
 
 namespace tblog::daemon {
 

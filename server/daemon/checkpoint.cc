@@ -15,11 +15,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "engine/crc32c.h"
-#include "engine/event_file_writer.h"
-#include "engine/event_reader.h"
-#include "engine/record_reader.h"
-#include "engine/status_util.h"
+#include "engine/io/crc32c.h"
+#include "engine/io/event_file_writer.h"
+#include "engine/io/event_reader.h"
+#include "engine/io/record_reader.h"
+#include "base/status_util.h"
 
 namespace tblog::daemon {
 namespace {

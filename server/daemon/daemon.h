@@ -20,7 +20,7 @@
 #include "daemon/run_registry.h"
 #include "daemon/tblog_service.h"
 #include "daemon/worker_pool.h"
-#include "engine/sync.h"
+#include "base/sync.h"
 
 namespace grpc {
 class Server;

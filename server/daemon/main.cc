@@ -11,7 +11,7 @@
 #include "daemon/daemon.h"
 #include "daemon/health_probe.h"
 #include "daemon/metrics_server.h"
-#include "engine/inspect.h"
+#include "engine/io/inspect.h"
 #include "spdlog/spdlog.h"
 
 namespace {

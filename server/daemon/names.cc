@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "engine/status_util.h"
+#include "base/status_util.h"
 
 namespace tblog::daemon {
 namespace {

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "absl/time/time.h"
-#include "engine/event_file_writer.h"
+#include "engine/io/event_file_writer.h"
 
 namespace tblog::daemon {
 

@@ -21,7 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/options.h"
-#include "engine/parallel.h"
+#include "engine/histogram/parallel.h"
 #include "tblog/v1/tblog.pb.h"
 
 namespace tblog::daemon {

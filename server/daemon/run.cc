@@ -12,7 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "daemon/names.h"
-#include "engine/status_util.h"
+#include "base/status_util.h"
 #include "spdlog/spdlog.h"
 
 namespace tblog::daemon {

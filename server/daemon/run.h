@@ -40,8 +40,8 @@
 #include "daemon/options.h"
 #include "daemon/record_converter.h"
 #include "daemon/worker_pool.h"
-#include "engine/event_file_writer.h"
-#include "engine/sync.h"
+#include "engine/io/event_file_writer.h"
+#include "base/sync.h"
 #include "tblog/v1/tblog.pb.h"
 
 namespace tblog::daemon {

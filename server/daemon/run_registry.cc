@@ -11,8 +11,8 @@
 #include "absl/time/clock.h"
 #include "daemon/checkpoint.h"
 #include "daemon/names.h"
-#include "engine/event_file_writer.h"
-#include "engine/status_util.h"
+#include "engine/io/event_file_writer.h"
+#include "base/status_util.h"
 #include "spdlog/spdlog.h"
 
 namespace tblog::daemon {

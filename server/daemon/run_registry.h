@@ -16,7 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "daemon/run.h"
-#include "engine/sync.h"
+#include "base/sync.h"
 #include "tblog/v1/tblog.pb.h"
 
 namespace tblog::daemon {

@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "engine/status_util.h"
+#include "base/status_util.h"
 #include "spdlog/spdlog.h"
 
 namespace tblog::daemon {

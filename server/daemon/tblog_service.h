@@ -10,7 +10,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "daemon/run_registry.h"
-#include "engine/sync.h"
+#include "base/sync.h"
 
 // gRPC's generated CallbackService overrides the callback signatures of
 // methods whose sync signatures stay in the base class: hiding them is its

@@ -12,8 +12,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/functional/function_ref.h"
-#include "engine/parallel.h"
-#include "engine/sync.h"
+#include "engine/histogram/parallel.h"
+#include "base/sync.h"
 
 namespace tblog::daemon {
 

@@ -16,7 +16,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "daemon_process.h"
-#include "engine/event_reader.h"
+#include "engine/io/event_reader.h"
 #include "tblog/client.h"
 
 namespace tblog {

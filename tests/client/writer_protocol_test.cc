@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "daemon_process.h"
-#include "engine/sync.h"
+#include "base/sync.h"
 #include "tblog/client.h"
 #include "tblog/v1/tblog.grpc.pb.h"
 

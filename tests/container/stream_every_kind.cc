@@ -30,9 +30,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "engine/inspect.h"
-#include "engine/png.h"
-#include "engine/status_util.h"
+#include "engine/io/inspect.h"
+#include "engine/media/png.h"
+#include "base/status_util.h"
 #include "tblog/client.h"
 
 namespace tblog {

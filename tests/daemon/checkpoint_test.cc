@@ -7,8 +7,8 @@
 #include <fstream>
 #include <string>
 
-#include "engine/event_file_writer.h"
-#include "engine/event_reader.h"
+#include "engine/io/event_file_writer.h"
+#include "engine/io/event_reader.h"
 #include "gtest/gtest.h"
 
 namespace tblog::daemon {

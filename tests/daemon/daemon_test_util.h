@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/event_reader.h"
+#include "engine/io/event_reader.h"
 #include "gtest/gtest.h"
 #include "tblog/tensorboard/event.pb.h"
 

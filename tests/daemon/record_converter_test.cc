@@ -9,11 +9,11 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
-#include "engine/hparams_summary.h"
-#include "engine/parallel.h"
-#include "engine/png.h"
-#include "engine/scalar_summary.h"
-#include "engine/tensor_view.h"
+#include "engine/plugins/hparams_summary.h"
+#include "engine/histogram/parallel.h"
+#include "engine/media/png.h"
+#include "engine/histogram/scalar_summary.h"
+#include "engine/io/tensor_view.h"
 #include "gmock/gmock.h"
 #include "golden_util.h"
 #include "gtest/gtest.h"

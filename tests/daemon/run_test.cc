@@ -15,7 +15,7 @@
 #include "daemon/record_converter.h"
 #include "daemon/worker_pool.h"
 #include "daemon_test_util.h"
-#include "engine/sync.h"
+#include "base/sync.h"
 #include "gtest/gtest.h"
 #include "file_size_limit.h"
 

@@ -1,0 +1,111 @@
+// CRC-32C: the SSE4.2 crc32 instruction when the CPU has it, otherwise a
+// slicing-by-8 table. Both compute the same reflected Castagnoli CRC
+// (polynomial 0x82F63B78, init and final xor 0xFFFFFFFF).
+#include "engine/io/crc32c.h"
+
+#include "base/wire.h"
+
+#include <array>
+#include <cstring>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <nmmintrin.h>
+#define TBLOG_CRC32C_HAVE_SSE42 1
+#else
+#define TBLOG_CRC32C_HAVE_SSE42 0
+#endif
+
+namespace tblog::crc32c {
+namespace {
+
+constexpr uint32_t kPolynomial = 0x82f63b78u;
+
+// kTables[k][b]: the CRC contribution of byte b followed by k zero bytes.
+using Tables = std::array<std::array<uint32_t, 256>, 8>;
+
+constexpr Tables MakeTables() {
+  Tables t{};
+  for (uint32_t b = 0; b < 256; ++b) {
+    uint32_t c = b;
+    for (int bit = 0; bit < 8; ++bit) c = (c & 1u) ? (c >> 1) ^ kPolynomial : c >> 1;
+    t[0][b] = c;
+  }
+  for (size_t k = 1; k < t.size(); ++k) {
+    for (uint32_t b = 0; b < 256; ++b) t[k][b] = (t[k - 1][b] >> 8) ^ t[0][t[k - 1][b] & 0xffu];
+  }
+  return t;
+}
+
+constexpr Tables kTables = MakeTables();
+
+inline uint32_t LoadLe32(const unsigned char* p) {
+  return static_cast<uint32_t>(wire::LoadLittleEndian(p, 4));
+}
+
+#if TBLOG_CRC32C_HAVE_SSE42
+__attribute__((target("sse4.2"))) uint32_t ExtendHardware(uint32_t crc, const char* data,
+                                                           size_t n) {
+  const auto* p = reinterpret_cast<const unsigned char*>(data);
+  uint32_t c = crc ^ 0xffffffffu;
+  // Align to 8 bytes so the 64-bit loads below are aligned.
+  while (n > 0 && (reinterpret_cast<uintptr_t>(p) & 7u) != 0) {
+    c = _mm_crc32_u8(c, *p++);
+    --n;
+  }
+#if defined(__x86_64__)
+  uint64_t c64 = c;
+  while (n >= 8) {
+    uint64_t word;
+    std::memcpy(&word, p, sizeof(word));
+    c64 = _mm_crc32_u64(c64, word);
+    p += 8;
+    n -= 8;
+  }
+  c = static_cast<uint32_t>(c64);
+#endif
+  while (n > 0) {
+    c = _mm_crc32_u8(c, *p++);
+    --n;
+  }
+  return c ^ 0xffffffffu;
+}
+
+bool DetectHardware() { return __builtin_cpu_supports("sse4.2"); }
+#else
+uint32_t ExtendHardware(uint32_t crc, const char* data, size_t n) {
+  return ExtendPortable(crc, data, n);
+}
+bool DetectHardware() { return false; }
+#endif
+
+// Decided once; the CPU does not change under a running process.
+const bool kUseHardware = DetectHardware();
+
+}  // namespace
+
+uint32_t ExtendPortable(uint32_t crc, const char* data, size_t n) {
+  const auto* p = reinterpret_cast<const unsigned char*>(data);
+  uint32_t c = crc ^ 0xffffffffu;
+  while (n >= 8) {
+    const uint32_t lo = LoadLe32(p) ^ c;
+    const uint32_t hi = LoadLe32(p + 4);
+    c = kTables[7][lo & 0xffu] ^ kTables[6][(lo >> 8) & 0xffu] ^ kTables[5][(lo >> 16) & 0xffu] ^
+        kTables[4][lo >> 24] ^ kTables[3][hi & 0xffu] ^ kTables[2][(hi >> 8) & 0xffu] ^
+        kTables[1][(hi >> 16) & 0xffu] ^ kTables[0][hi >> 24];
+    p += 8;
+    n -= 8;
+  }
+  while (n > 0) {
+    c = kTables[0][(c ^ *p++) & 0xffu] ^ (c >> 8);
+    --n;
+  }
+  return c ^ 0xffffffffu;
+}
+
+uint32_t Extend(uint32_t crc, const char* data, size_t n) {
+  return kUseHardware ? ExtendHardware(crc, data, n) : ExtendPortable(crc, data, n);
+}
+
+bool IsHardwareAccelerated() { return kUseHardware; }
+
+}  // namespace tblog::crc32c

@@ -1,0 +1,114 @@
+// Writes one run directory's event files: the policy around RecordWriter.
+// File names, the first file_version record, buffering, flushing, fsync,
+// rotation past a size limit, re-creating a file that was deleted or moved,
+// and errors that stay sticky once the on-disk state is unknown.
+//
+// Thread safety: none. One owner (the daemon's per-run writer) calls it.
+#ifndef TBLOG_ENGINE_IO_EVENT_FILE_WRITER_H_
+#define TBLOG_ENGINE_IO_EVENT_FILE_WRITER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "tblog/tensorboard/event.pb.h"
+
+namespace tblog {
+
+enum class SyncPolicy {
+  kNever,     // leave durability to the OS
+  kOnFlush,   // fsync on every Flush()
+  kInterval,  // fsync on Flush() when sync_interval has passed since the last
+};
+
+struct EventFileOptions {
+  // Appended to the file name, e.g. ".v2" or ".profile-empty".
+  std::string filename_suffix;
+  // Start a new file once the current one is at least this large; 0 = never.
+  // Larger files are fewer to list; smaller ones bound what a reader re-reads.
+  uint64_t max_file_bytes = 0;
+  // Bytes buffered in memory before they are written to the OS.
+  size_t buffer_bytes = 256 * 1024;
+  SyncPolicy sync = SyncPolicy::kOnFlush;
+  absl::Duration sync_interval = absl::Seconds(5);
+  // Host name in the file name; empty = gethostname().
+  std::string hostname;
+  // Written as source_metadata.writer in each file's first event, as
+  // TensorBoard's writer does (it puts its module name there).
+  std::string source_writer = "tblogd";
+  // Clock for file names and the file_version event; tests replace it.
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+};
+
+struct EventFileStats {
+  uint64_t records_written = 0;  // events accepted by Write*, file_version excluded
+  uint64_t bytes_written = 0;    // bytes handed to the OS
+  uint64_t files_opened = 0;
+  uint64_t syncs = 0;
+  // Records that reached a file which was then deleted or moved away before
+  // tblog noticed; they are gone from the run.
+  uint64_t records_lost = 0;
+  // Write() or Flush() calls that failed with an I/O error (see Flush()).
+  uint64_t write_errors = 0;
+  // fsyncs of a directory after an entry was created in it (sync != kNever),
+  // so a machine crash cannot lose a synced file's name.
+  uint64_t directory_syncs = 0;
+  // The latest file_version wall_time of the files opened (seconds since the
+  // epoch, on options.clock): a checkpoint taken no earlier tells the files
+  // created after it from those before.
+  double latest_file_time = 0;
+};
+
+// fsyncs directory `dir`, which makes the entries created in it durable.
+// Errors name the path.
+absl::Status SyncDirectory(const std::string& dir);
+
+class EventFileWriter {
+ public:
+  // Creates directory `dir` if needed and opens a new event file in it named
+  // events.out.tfevents.<10-digit secs>.<host>.<pid>.<counter><suffix>; the
+  // counter makes names unique within the process even in the same second.
+  // Writes the file_version "brain.Event:2" record first. Unless the policy
+  // is kNever, fsyncs the directory after creating each file (and its parent
+  // when the directory itself was created): once per file, never per write.
+  static absl::StatusOr<std::unique_ptr<EventFileWriter>> Create(std::string dir,
+                                                                 EventFileOptions options);
+  ~EventFileWriter();  // Close()s, ignoring the error (call Close() to see it).
+  EventFileWriter(const EventFileWriter&) = delete;
+  EventFileWriter& operator=(const EventFileWriter&) = delete;
+
+  // Appends one event. Rotates to a new file first when the current one has
+  // reached max_file_bytes. An error means the event was NOT accepted (the
+  // caller may offer it again later); an accepted event that could not be
+  // handed to the OS stays buffered for the next file, and the I/O error shows
+  // at the next call. Fails (and keeps failing) after an I/O error that
+  // leaves the file's tail unknown; a later Flush() tries a fresh file.
+  absl::Status Write(const tensorboard::Event& event);
+  // Same, for an already-serialized Event.
+  absl::Status WriteSerialized(std::string_view event_bytes);
+
+  // Hands buffered bytes to the OS and fsyncs per the policy (always when
+  // `sync` is true). Notices a deleted or moved file and starts a new one;
+  // records_lost says what went with it.
+  absl::Status Flush(bool sync = false);
+
+  // Flushes, syncs per policy and closes. Idempotent.
+  absl::Status Close();
+
+  const std::string& current_path() const;
+  const EventFileStats& stats() const;
+
+ private:
+  class Impl;
+  explicit EventFileWriter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tblog
+
+#endif  // TBLOG_ENGINE_IO_EVENT_FILE_WRITER_H_

@@ -1,0 +1,20 @@
+# The C++ client: unit tests without a daemon, end-to-end tests against the
+# real tblogd, and a test that installs the package and builds a consumer.
+tblog_add_test(batch_builder_test SOURCES client/batch_builder_test.cc LIBS tblog_client)
+target_include_directories(batch_builder_test PRIVATE ${PROJECT_SOURCE_DIR}/client/src)
+tblog_add_test(writer_test SOURCES client/writer_test.cc LIBS tblog_client)
+# Against an in-process fake daemon that breaks streams and loses acks.
+tblog_add_test(writer_protocol_test SOURCES client/writer_protocol_test.cc
+  LIBS tblog_client tblog_base gRPC::grpc++ absl::synchronization)
+# Runs the real tblogd (tests/daemon_process.h) and reads its files back.
+tblog_add_test(writer_e2e_test SOURCES client/writer_e2e_test.cc LIBS tblog_client tblog_engine)
+add_dependencies(writer_e2e_test tblog_train_example tblogd)
+
+# find_package(tblog) from an install prefix. Installs only the tblog_client
+# component, so it needs tblog_client built, nothing else.
+add_test(NAME client_install_test
+  COMMAND ${CMAKE_COMMAND} -DBUILD_DIR=${PROJECT_BINARY_DIR}
+    -DCONSUMER_DIR=${CMAKE_CURRENT_SOURCE_DIR}/client/consumer
+    -DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/client_install_test
+    -P ${CMAKE_CURRENT_SOURCE_DIR}/client/install_test.cmake)
+set_tests_properties(client_install_test PROPERTIES TIMEOUT 600)

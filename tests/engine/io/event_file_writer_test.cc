@@ -1,0 +1,362 @@
+#include "engine/io/event_file_writer.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "engine/io/record_reader.h"
+#include "golden_util.h"
+#include "file_size_limit.h"
+
+namespace tblog {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::MatchesRegex;
+
+constexpr int64_t kStartSecs = 1700000000;
+
+class EventFileWriterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "event_file_writer_test_" + std::to_string(::getpid()) + "_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Options with a fake clock that the test moves by hand.
+  EventFileOptions FakeClockOptions() {
+    EventFileOptions options;
+    options.hostname = "testhost";
+    options.clock = [this] { return now_; };
+    return options;
+  }
+
+  std::vector<std::string> Files() const {
+    std::vector<std::string> files;
+    if (!fs::exists(dir_)) return files;
+    for (const auto& entry : fs::directory_iterator(dir_)) files.push_back(entry.path().string());
+    std::sort(files.begin(), files.end());  // TensorBoard's order
+    return files;
+  }
+
+  std::string dir_;
+  absl::Time now_ = absl::FromUnixSeconds(kStartSecs);
+};
+
+tb::Event ScalarEvent(int64_t step, const std::string& padding = "") {
+  tb::Event event;
+  event.set_wall_time(1700000000.0 + static_cast<double>(step));
+  event.set_step(step);
+  tb::Summary::Value* value = event.mutable_summary()->add_value();
+  value->set_tag("loss" + padding);
+  value->set_simple_value(static_cast<float>(step) * 0.5f);
+  return event;
+}
+
+// Steps of the summary events of `files` in order, reading each file up to
+// its end or a torn tail (a failed write leaves one); corruption fails.
+std::vector<int64_t> StepsAcross(const std::vector<std::string>& files) {
+  std::vector<int64_t> steps;
+  for (const std::string& path : files) {
+    auto reader = RecordReader::Open(path);
+    if (!reader.ok()) {
+      ADD_FAILURE() << reader.status();
+      continue;
+    }
+    std::string payload;
+    RecordReader::State state;
+    bool first = true;
+    while ((state = (*reader)->Next(&payload)) == RecordReader::State::kRecord) {
+      tb::Event event;
+      EXPECT_TRUE(event.ParseFromString(payload)) << path;
+      if (first) {
+        EXPECT_EQ(event.file_version(), "brain.Event:2") << path;
+      }
+      first = false;
+      if (event.has_summary()) steps.push_back(event.step());
+    }
+    EXPECT_NE(state, RecordReader::State::kCorrupt) << (*reader)->error();
+  }
+  return steps;
+}
+
+std::vector<int64_t> Range(int64_t begin, int64_t end) {
+  std::vector<int64_t> steps;
+  for (int64_t s = begin; s < end; ++s) steps.push_back(s);
+  return steps;
+}
+
+TEST_F(EventFileWriterTest, NamesAreUniqueWithinOneSecond) {
+  EventFileOptions options = FakeClockOptions();
+  options.filename_suffix = ".v2";
+  std::vector<std::unique_ptr<EventFileWriter>> writers;
+  for (int i = 0; i < 3; ++i) {
+    auto writer = EventFileWriter::Create(dir_, options);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    writers.push_back(std::move(*writer));
+  }
+  const std::string pid = std::to_string(::getpid());
+  for (const auto& writer : writers) {
+    EXPECT_THAT(fs::path(writer->current_path()).filename().string(),
+                MatchesRegex("events\\.out\\.tfevents\\.1700000000\\.testhost\\." + pid +
+                             "\\.[0-9]+\\.v2"));
+  }
+  EXPECT_NE(writers[0]->current_path(), writers[1]->current_path());
+  EXPECT_NE(writers[1]->current_path(), writers[2]->current_path());
+  EXPECT_NE(writers[0]->current_path(), writers[2]->current_path());
+  EXPECT_EQ(Files().size(), 3u);
+}
+
+TEST_F(EventFileWriterTest, FirstRecordIsFileVersionThenEventsInOrder) {
+  now_ += absl::Milliseconds(250);
+  auto writer = EventFileWriter::Create(dir_ + "/nested/run", FakeClockOptions());
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  for (int64_t step = 0; step < 10; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
+  ASSERT_TRUE((*writer)->Close().ok());
+  EXPECT_TRUE((*writer)->Close().ok());  // idempotent
+
+  const std::vector<tb::Event> events = ReadEventFile((*writer)->current_path());
+  ASSERT_EQ(events.size(), 11u);
+  EXPECT_EQ(events[0].file_version(), "brain.Event:2");
+  EXPECT_EQ(events[0].source_metadata().writer(), "tblogd");
+  EXPECT_DOUBLE_EQ(events[0].wall_time(), 1700000000.25);
+  for (int64_t step = 0; step < 10; ++step) {
+    EXPECT_EQ(events[static_cast<size_t>(step) + 1].SerializeAsString(),
+              ScalarEvent(step).SerializeAsString());
+  }
+  const EventFileStats& stats = (*writer)->stats();
+  EXPECT_EQ(stats.records_written, 10u);
+  EXPECT_EQ(stats.files_opened, 1u);
+  EXPECT_EQ(stats.bytes_written, fs::file_size((*writer)->current_path()));
+  EXPECT_FALSE((*writer)->Write(ScalarEvent(10)).ok());  // closed
+}
+
+TEST_F(EventFileWriterTest, WriteSerializedMatchesWrite) {
+  auto writer = EventFileWriter::Create(dir_, FakeClockOptions());
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->WriteSerialized(ScalarEvent(7).SerializeAsString()).ok());
+  ASSERT_TRUE((*writer)->Flush().ok());
+  const std::vector<tb::Event> events = ReadEventFile((*writer)->current_path());
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].step(), 7);
+}
+
+TEST_F(EventFileWriterTest, BufferedUntilFlush) {
+  EventFileOptions options = FakeClockOptions();
+  options.buffer_bytes = 1 << 20;
+  auto writer = EventFileWriter::Create(dir_, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const uintmax_t empty_size = fs::file_size((*writer)->current_path());
+  EXPECT_GT(empty_size, 0u);  // the file_version record is written at once
+  ASSERT_TRUE((*writer)->Write(ScalarEvent(0)).ok());
+  EXPECT_EQ(fs::file_size((*writer)->current_path()), empty_size);
+  ASSERT_TRUE((*writer)->Flush().ok());
+  EXPECT_GT(fs::file_size((*writer)->current_path()), empty_size);
+}
+
+TEST_F(EventFileWriterTest, RotatesBySizeAndKeepsOrder) {
+  EventFileOptions options = FakeClockOptions();
+  options.max_file_bytes = 1000;
+  options.buffer_bytes = 300;
+  auto writer = EventFileWriter::Create(dir_, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const std::string padding(40, 'p');
+  for (int64_t step = 0; step < 200; ++step) {
+    if (step % 50 == 0) now_ += absl::Seconds(1);
+    ASSERT_TRUE((*writer)->Write(ScalarEvent(step, padding)).ok());
+  }
+  ASSERT_TRUE((*writer)->Close().ok());
+  const std::vector<std::string> files = Files();
+  EXPECT_GT(files.size(), 5u);
+  EXPECT_EQ((*writer)->stats().files_opened, files.size());
+  const size_t record_size = ScalarEvent(0, padding).ByteSizeLong() + 16;
+  for (const std::string& path : files) {
+    EXPECT_LT(fs::file_size(path), options.max_file_bytes + record_size) << path;
+  }
+  EXPECT_EQ(StepsAcross(files), Range(0, 200));
+}
+
+TEST_F(EventFileWriterTest, DeletedFileIsNoticedOnFlush) {
+  auto writer = EventFileWriter::Create(dir_, FakeClockOptions());
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  for (int64_t step = 0; step < 5; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
+  ASSERT_TRUE((*writer)->Flush().ok());
+  const std::string first_path = (*writer)->current_path();
+  ASSERT_TRUE(fs::remove(first_path));
+
+  for (int64_t step = 5; step < 8; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
+  ASSERT_TRUE((*writer)->Flush().ok());
+  EXPECT_NE((*writer)->current_path(), first_path);
+  EXPECT_EQ((*writer)->stats().records_lost, 5u);
+  EXPECT_EQ((*writer)->stats().files_opened, 2u);
+  EXPECT_EQ(StepsAcross(Files()), Range(5, 8));
+}
+
+TEST_F(EventFileWriterTest, MovedFileIsNoticedOnFlush) {
+  auto writer = EventFileWriter::Create(dir_, FakeClockOptions());
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->Write(ScalarEvent(0)).ok());
+  ASSERT_TRUE((*writer)->Flush().ok());
+  const std::string first_path = (*writer)->current_path();
+  // Another file now has the name: the inode tells them apart.
+  fs::rename(first_path, dir_ + "/moved_away");
+  { std::ofstream(first_path) << "impostor"; }
+  ASSERT_TRUE((*writer)->Write(ScalarEvent(1)).ok());
+  ASSERT_TRUE((*writer)->Flush().ok());
+  EXPECT_NE((*writer)->current_path(), first_path);
+  EXPECT_EQ((*writer)->stats().records_lost, 1u);
+  EXPECT_EQ(StepsAcross({(*writer)->current_path()}), Range(1, 2));
+}
+
+TEST_F(EventFileWriterTest, DeletedDirectoryIsRecreated) {
+  auto writer = EventFileWriter::Create(dir_ + "/run", FakeClockOptions());
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->Flush().ok());
+  fs::remove_all(dir_);
+  ASSERT_TRUE((*writer)->Write(ScalarEvent(3)).ok());
+  ASSERT_TRUE((*writer)->Flush().ok());
+  EXPECT_EQ(StepsAcross({(*writer)->current_path()}), Range(3, 4));
+}
+
+TEST_F(EventFileWriterTest, SyncPolicies) {
+  {
+    EventFileOptions options = FakeClockOptions();
+    options.sync = SyncPolicy::kNever;
+    auto writer = EventFileWriter::Create(dir_, options);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    ASSERT_TRUE((*writer)->Flush().ok());
+    EXPECT_EQ((*writer)->stats().syncs, 0u);
+    ASSERT_TRUE((*writer)->Flush(/*sync=*/true).ok());
+    EXPECT_EQ((*writer)->stats().syncs, 1u);
+  }
+  {
+    EventFileOptions options = FakeClockOptions();
+    options.sync = SyncPolicy::kOnFlush;
+    auto writer = EventFileWriter::Create(dir_, options);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    ASSERT_TRUE((*writer)->Flush().ok());
+    ASSERT_TRUE((*writer)->Flush().ok());
+    EXPECT_EQ((*writer)->stats().syncs, 2u);
+  }
+  {
+    EventFileOptions options = FakeClockOptions();
+    options.sync = SyncPolicy::kInterval;
+    options.sync_interval = absl::Seconds(5);
+    auto writer = EventFileWriter::Create(dir_, options);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    ASSERT_TRUE((*writer)->Flush().ok());
+    EXPECT_EQ((*writer)->stats().syncs, 0u);
+    now_ += absl::Seconds(4);
+    ASSERT_TRUE((*writer)->Flush().ok());
+    EXPECT_EQ((*writer)->stats().syncs, 0u);
+    now_ += absl::Seconds(2);
+    ASSERT_TRUE((*writer)->Flush().ok());
+    EXPECT_EQ((*writer)->stats().syncs, 1u);
+    ASSERT_TRUE((*writer)->Flush().ok());
+    EXPECT_EQ((*writer)->stats().syncs, 1u);
+  }
+}
+
+TEST_F(EventFileWriterTest, WriteFaultIsStickyAndRecoveredOnFlush) {
+  EventFileOptions options = FakeClockOptions();
+  options.buffer_bytes = 1 << 20;
+  auto writer = EventFileWriter::Create(dir_, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const std::string first_path = (*writer)->current_path();
+  const std::string padding(60, 'p');
+  for (int64_t step = 0; step < 50; ++step) {
+    ASSERT_TRUE((*writer)->Write(ScalarEvent(step, padding)).ok());
+  }
+
+  FileSizeLimit limit(2000);
+  ASSERT_TRUE(limit.ok());
+  const absl::Status failed = (*writer)->Flush();
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.message().find(first_path), absl::string_view::npos) << failed;
+  EXPECT_NE(failed.message().find("File too large"), absl::string_view::npos) << failed;
+  // Sticky: the next write fails the same way rather than write after a hole.
+  EXPECT_EQ((*writer)->Write(ScalarEvent(50, padding)), failed);
+  EXPECT_EQ((*writer)->stats().records_written, 50u);
+  EXPECT_GE((*writer)->stats().write_errors, 1u);
+
+  // Still limited: a fresh file fills up too, and the error stays.
+  EXPECT_FALSE((*writer)->Flush().ok());
+  EXPECT_FALSE((*writer)->Write(ScalarEvent(50, padding)).ok());
+
+  limit.Lift();
+  ASSERT_TRUE((*writer)->Flush().ok());
+  EXPECT_NE((*writer)->current_path(), first_path);
+  for (int64_t step = 50; step < 60; ++step) {
+    ASSERT_TRUE((*writer)->Write(ScalarEvent(step, padding)).ok());
+  }
+  ASSERT_TRUE((*writer)->Close().ok());
+  // Every accepted event is in exactly one file, in order: those written
+  // whole before the fault in the old files, the rest carried to the new one.
+  EXPECT_EQ(StepsAcross(Files()), Range(0, 60));
+  EXPECT_EQ((*writer)->stats().records_lost, 0u);
+}
+
+TEST_F(EventFileWriterTest, NewFilesAndDirectoriesAreSyncedUnlessPolicyIsNever) {
+  for (SyncPolicy policy : {SyncPolicy::kNever, SyncPolicy::kOnFlush, SyncPolicy::kInterval}) {
+    SCOPED_TRACE(static_cast<int>(policy));
+    fs::remove_all(dir_);
+    EventFileOptions options = FakeClockOptions();
+    options.sync = policy;
+    options.max_file_bytes = 200;
+    options.buffer_bytes = 1;  // written at once, so rotation sees the bytes
+    // dir_ and one sub-directory are created; each needs its parent synced.
+    auto writer = EventFileWriter::Create(dir_ + "/train", options);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    const uint64_t expected_at_create = policy == SyncPolicy::kNever ? 0 : 3;
+    EXPECT_EQ((*writer)->stats().directory_syncs, expected_at_create);
+    for (int64_t step = 0; step < 20; ++step) {
+      ASSERT_TRUE((*writer)->Write(ScalarEvent(step, std::string(40, 'p'))).ok());
+    }
+    ASSERT_TRUE((*writer)->Close().ok());
+    const uint64_t files = (*writer)->stats().files_opened;
+    ASSERT_GT(files, 2u);  // rotated
+    EXPECT_EQ((*writer)->stats().directory_syncs,
+              policy == SyncPolicy::kNever ? 0 : 2 + files);  // one per file, no more
+    std::vector<std::string> paths;
+    for (const auto& entry : fs::directory_iterator(dir_ + "/train")) {
+      paths.push_back(entry.path().string());
+    }
+    std::sort(paths.begin(), paths.end());
+    EXPECT_EQ(StepsAcross(paths), Range(0, 20));
+  }
+}
+
+TEST_F(EventFileWriterTest, AnEventAcceptedBeforeAFaultIsKeptAndARefusedOneIsNot) {
+  EventFileOptions options = FakeClockOptions();
+  options.buffer_bytes = 1;  // every Write hands its record to the OS at once
+  auto writer = EventFileWriter::Create(dir_, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const std::string padding(60, 'p');
+  for (int64_t step = 0; step < 5; ++step) {
+    ASSERT_TRUE((*writer)->Write(ScalarEvent(step, padding)).ok());
+  }
+  FileSizeLimit limit(fs::file_size((*writer)->current_path()) + 10);
+  ASSERT_TRUE(limit.ok());
+  // Accepted (kept buffered) although write() failed half way: OK.
+  EXPECT_TRUE((*writer)->Write(ScalarEvent(5, padding)).ok());
+  EXPECT_GE((*writer)->stats().write_errors, 1u);
+  // Refused: the caller keeps it and offers it again after recovery.
+  EXPECT_FALSE((*writer)->Write(ScalarEvent(6, padding)).ok());
+  limit.Lift();
+  ASSERT_TRUE((*writer)->Flush().ok());
+  ASSERT_TRUE((*writer)->Write(ScalarEvent(6, padding)).ok());
+  ASSERT_TRUE((*writer)->Close().ok());
+  EXPECT_EQ(StepsAcross(Files()), Range(0, 7));
+}
+
+}  // namespace
+}  // namespace tblog

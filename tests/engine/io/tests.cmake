@@ -1,0 +1,8 @@
+tblog_add_test(tensor_view_test SOURCES engine/io/tensor_view_test.cc LIBS tblog_engine_io)
+tblog_add_test(crc32c_test SOURCES engine/io/crc32c_test.cc LIBS tblog_engine_io)
+tblog_add_test(record_test SOURCES engine/io/record_test.cc LIBS tblog_engine_io)
+tblog_add_test(event_file_writer_test SOURCES engine/io/event_file_writer_test.cc LIBS tblog_engine_io)
+tblog_add_test(event_reader_test SOURCES engine/io/event_reader_test.cc LIBS tblog_engine_io)
+tblog_add_test(golden_read_test SOURCES engine/io/golden_read_test.cc LIBS tblog_engine_io)
+tblog_add_test(inspect_test SOURCES engine/io/inspect_test.cc LIBS tblog_engine_io)
+add_dependencies(inspect_test tblog-inspect)

@@ -1,0 +1,6 @@
+# Tests of the media component (images, audio, text, embeddings).
+tblog_add_test(png_test SOURCES engine/media/png_test.cc LIBS tblog_engine_media)
+tblog_add_test(image_summary_test SOURCES engine/media/image_summary_test.cc LIBS tblog_engine_media)
+tblog_add_test(audio_summary_test SOURCES engine/media/audio_summary_test.cc LIBS tblog_engine_media)
+tblog_add_test(text_summary_test SOURCES engine/media/text_summary_test.cc LIBS tblog_engine_media)
+tblog_add_test(embedding_test SOURCES engine/media/embedding_test.cc LIBS tblog_engine_media)
