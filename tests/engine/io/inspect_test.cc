@@ -396,7 +396,7 @@ TEST(InspectTest, MissingLogdirIsNotFound) {
 // Runs tblog-inspect with `args`; returns its exit status and stdout.
 std::pair<int, std::string> RunInspect(const std::string& args) {
   const std::string out = ::testing::TempDir() + "inspect_test_out_" + std::to_string(::getpid());
-  const std::string command = std::string(TBLOG_BINARY_DIR) + "/server/engine/tblog-inspect " +
+  const std::string command = std::string(TBLOG_INSPECT_BINARY) + " " +
                               args + " >" + out + " 2>/dev/null";
   const int status = std::system(command.c_str());
   std::string text = ReadFileBytes(out);

@@ -6,3 +6,4 @@ tblog_add_test(event_reader_test SOURCES engine/io/event_reader_test.cc LIBS tbl
 tblog_add_test(golden_read_test SOURCES engine/io/golden_read_test.cc LIBS tblog_engine_io)
 tblog_add_test(inspect_test SOURCES engine/io/inspect_test.cc LIBS tblog_engine_io)
 add_dependencies(inspect_test tblog-inspect)
+target_compile_definitions(inspect_test PRIVATE TBLOG_INSPECT_BINARY="$<TARGET_FILE:tblog-inspect>")
