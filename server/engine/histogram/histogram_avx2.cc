@@ -218,8 +218,8 @@ using ExponentialLanes = std::vector<uint64_t>;  // 4 * kLaneBins
     _mm256_store_si256(reinterpret_cast<__m256i*>(magnitudes), largest_magnitude);
     for (uint32_t m : magnitudes) finite = finite && m < 0x7f800000u;
     if (!finite) {
-      TallyExponentialFloatRange(base, block, block + n, bins, tally, scalar_lo, scalar_hi, s,
-                                 s2);
+      TallyExponentialRange<PlainElement<float, float>>(base, block, block + n, bins, tally,
+                                                         scalar_lo, scalar_hi, s, s2);
       continue;
     }
     lo = block_lo;

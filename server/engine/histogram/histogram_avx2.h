@@ -49,7 +49,7 @@ void CountUniformFloatAvx2(const char* base, int64_t begin, int64_t end,
                            const FloatUniformBuckets& buckets, std::vector<uint64_t>& counts);
 
 // TallyExponentialTask for a float32 buffer. Blocks holding a NaN or Inf are
-// handed to TallyExponentialFloatRange, so any input is accepted.
+// redone by the portable TallyExponentialRange, so any input is accepted.
 void TallyExponentialFloatTaskAvx2(const char* base, const TaskPlan& plan, int task,
                                    const ExponentialBins& bins, ExponentialTally& tally,
                                    std::span<double> chunk_sums,

@@ -8,29 +8,6 @@
 namespace tblog::histogram_internal {
 namespace {
 
-// Adds elements [begin, end) to the tally, the running min/max and the
-// running sums (in index order).
-template <typename E>
-void TallyExponentialRange(const char* base, int64_t begin, int64_t end,
-                           const ExponentialBins& bins, ExponentialTally& tally, double& lo,
-                           double& hi, double& s, double& s2) {
-  uint64_t* count = tally.counts.data();
-  for (int64_t i = begin; i < end; ++i) {
-    const auto raw = E::Load(base + static_cast<size_t>(i) * E::kSize);
-    if (!IsFinite<E>(raw)) {
-      if (tally.nonfinite.count++ == 0) tally.nonfinite.first_index = i;
-      continue;
-    }
-    const double x = static_cast<double>(raw);
-    lo = x < lo ? x : lo;
-    hi = x > hi ? x : hi;
-    s += x;
-    s2 += x * x;
-    const int bin = bins.BinOf(x);
-    if (bin >= 0) ++count[bin];
-  }
-}
-
 // One summation chunk: its sums start from zero (see histogram.h).
 template <typename E>
 void TallyExponentialChunk(const char* base, int64_t begin, int64_t end,
@@ -117,12 +94,6 @@ void TallyExponentialTask(DType dtype, const char* base, const TaskPlan& plan, i
                                                chunk_sum_squares[static_cast<size_t>(c)]);
     }
   });
-}
-
-void TallyExponentialFloatRange(const char* base, int64_t begin, int64_t end,
-                                const ExponentialBins& bins, ExponentialTally& tally, double& lo,
-                                double& hi, double& s, double& s2) {
-  TallyExponentialRange<PlainElement<float, float>>(base, begin, end, bins, tally, lo, hi, s, s2);
 }
 
 tb::Summary::Value ExponentialValue(std::string_view tag, const ExponentialTally& total,

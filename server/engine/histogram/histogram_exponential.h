@@ -101,16 +101,16 @@ class ExponentialBins {
     return count + (positive_[static_cast<size_t>(count) + 1] <= a ? 1 : 0);
   }
 
+  std::vector<float> float_thresholds_;  // 2 rows of kThresholdRow
+  std::vector<int32_t> float_counts_;    // 2 rows of float_keys_per_row_
+  uint32_t float_key_base_ = 0;
+  int32_t float_keys_per_row_ = 0;
+
   std::vector<double> positive_;  // -1, the kPositiveEdges edges, +inf
   std::vector<double> edges_;     // kNumEdges
   uint64_t key_base_ = 0;
   uint64_t key_last_ = 0;
   std::vector<uint16_t> at_or_below_;  // per key: edges <= the cell's low end
-
-  std::vector<float> float_thresholds_;  // 2 rows of kThresholdRow
-  std::vector<int32_t> float_counts_;    // 2 rows of float_keys_per_row_
-  uint32_t float_key_base_ = 0;
-  int32_t float_keys_per_row_ = 0;
 };
 
 // What the pass learns of a range of elements (sums aside: they are kept per
@@ -137,13 +137,32 @@ void TallyExponentialTask(DType dtype, const char* base, const TaskPlan& plan, i
                           const ExponentialBins& bins, ExponentialTally& tally,
                           std::span<double> chunk_sums, std::span<double> chunk_sum_squares);
 
-// The float32 elements [begin, end) added to `tally` and to the running
-// min/max (lo, hi) and sums (s, s2), in index order: what
-// TallyExponentialTask does for one stretch of a chunk, for the float32
-// kernel to hand back a block it cannot do (one with a NaN or Inf).
-void TallyExponentialFloatRange(const char* base, int64_t begin, int64_t end,
-                                const ExponentialBins& bins, ExponentialTally& tally, double& lo,
-                                double& hi, double& s, double& s2);
+// Adds elements [begin, end) (of element type E, see histogram_pass.h) to
+// the tally, the running min/max (lo, hi) and the running sums (s, s2), in
+// index order: the portable pass's loop. A template in the header so that
+// the float32 kernel inlines it for a block it hands back (one with a NaN or
+// Inf): an out-of-line call there changes how the compiler lays out the
+// whole kernel, hot loop included.
+template <typename E>
+void TallyExponentialRange(const char* base, int64_t begin, int64_t end,
+                           const ExponentialBins& bins, ExponentialTally& tally, double& lo,
+                           double& hi, double& s, double& s2) {
+  uint64_t* count = tally.counts.data();
+  for (int64_t i = begin; i < end; ++i) {
+    const auto raw = E::Load(base + static_cast<size_t>(i) * E::kSize);
+    if (!IsFinite<E>(raw)) {
+      if (tally.nonfinite.count++ == 0) tally.nonfinite.first_index = i;
+      continue;
+    }
+    const double x = static_cast<double>(raw);
+    lo = x < lo ? x : lo;
+    hi = x > hi ? x : hi;
+    s += x;
+    s2 += x * x;
+    const int bin = bins.BinOf(x);
+    if (bin >= 0) ++count[bin];
+  }
+}
 
 // The layout's Value from the merged tally of all tasks, `finite_count`
 // values and their sums: min/max/num/sum/sum_squares and the buckets trimmed
