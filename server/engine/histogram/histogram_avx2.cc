@@ -1,0 +1,315 @@
+// The AVX2 kernels of both layouts for float32; see histogram_avx2.h.
+#include "engine/histogram/histogram_avx2.h"
+
+#if TBLOG_HISTOGRAM_HAVE_AVX2_KERNELS
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace tblog::histogram_internal {
+namespace {
+
+float LoadFloat(const char* base, int64_t i) {
+  float v;
+  std::memcpy(&v, base + static_cast<size_t>(i) * sizeof v, sizeof v);
+  return v;
+}
+
+const float* FloatsAt(const char* base, int64_t i) {
+  return reinterpret_cast<const float*>(base + static_cast<size_t>(i) * sizeof(float));
+}
+
+// The min and max of a range of floats, and whether all of them are finite
+// (if not, lo and hi mean nothing and the caller rescans with ScanMinMax).
+struct FloatRange {
+  float lo = std::numeric_limits<float>::infinity();
+  float hi = -std::numeric_limits<float>::infinity();
+  bool all_finite = true;
+};
+
+// The scalar scans keep the first of equal extremes, which only shows for
+// zeros (-0 == +0): a lane-parallel scan gives a zero extreme the sign of the
+// first zero of its range to match.
+float FirstZero(const char* base, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    const float v = LoadFloat(base, i);
+    if (v == 0) return v;
+  }
+  return 0.0f;
+}
+
+void MatchScalarZeroSigns(const char* base, int64_t begin, int64_t end, FloatRange& range) {
+  if (range.lo == 0) range.lo = FirstZero(base, begin, end);
+  if (range.hi == 0) range.hi = FirstZero(base, begin, end);
+}
+
+// ScanMinMax for float32 with eight lanes; see FloatRange.
+[[gnu::target("avx2")]] FloatRange ScanFloatRangeKernel(const char* base, int64_t begin,
+                                                         int64_t end) {
+  __m256 lo0 = _mm256_set1_ps(std::numeric_limits<float>::infinity()), lo1 = lo0;
+  __m256 hi0 = _mm256_set1_ps(-std::numeric_limits<float>::infinity()), hi1 = hi0;
+  const __m256i magnitude_mask = _mm256_set1_epi32(0x7fffffff);
+  __m256i largest_magnitude = _mm256_setzero_si256();  // as bits: >= 0x7f800000 is NaN/Inf
+  int64_t i = begin;
+  for (; i + 16 <= end; i += 16) {
+    const __m256 a = _mm256_loadu_ps(FloatsAt(base, i));
+    const __m256 b = _mm256_loadu_ps(FloatsAt(base, i + 8));
+    lo0 = _mm256_min_ps(a, lo0);
+    lo1 = _mm256_min_ps(b, lo1);
+    hi0 = _mm256_max_ps(a, hi0);
+    hi1 = _mm256_max_ps(b, hi1);
+    largest_magnitude = _mm256_max_epu32(
+        largest_magnitude, _mm256_and_si256(_mm256_castps_si256(a), magnitude_mask));
+    largest_magnitude = _mm256_max_epu32(
+        largest_magnitude, _mm256_and_si256(_mm256_castps_si256(b), magnitude_mask));
+  }
+  alignas(32) float lows[8], highs[8];
+  alignas(32) uint32_t magnitudes[8];
+  _mm256_store_ps(lows, _mm256_min_ps(lo0, lo1));
+  _mm256_store_ps(highs, _mm256_max_ps(hi0, hi1));
+  _mm256_store_si256(reinterpret_cast<__m256i*>(magnitudes), largest_magnitude);
+  FloatRange out;
+  uint32_t largest = 0;
+  for (int lane = 0; lane < 8; ++lane) {
+    out.lo = std::min(out.lo, lows[lane]);
+    out.hi = std::max(out.hi, highs[lane]);
+    largest = std::max(largest, magnitudes[lane]);
+  }
+  for (; i < end; ++i) {
+    const float v = LoadFloat(base, i);
+    out.lo = std::min(out.lo, v);
+    out.hi = std::max(out.hi, v);
+    largest = std::max(largest, std::bit_cast<uint32_t>(v) & 0x7fffffffu);
+  }
+  out.all_finite = largest < 0x7f800000u;
+  return out;
+}
+
+// CountUniform for all-finite float32 data in [min, max], eight at a time.
+// Indices go through a block buffer into four count arrays, so that runs of
+// equal buckets do not wait on each other's increments.
+[[gnu::target("avx2")]] void CountUniformFloatKernel(const char* base, int64_t begin,
+                                                     int64_t end,
+                                                     const FloatUniformBuckets& buckets,
+                                                     std::vector<uint64_t>& counts) {
+  constexpr int64_t kBlock = 1024;
+  const size_t k = counts.size();
+  std::vector<uint64_t> lanes(4 * k);
+  uint64_t* const lane0 = lanes.data();
+  uint64_t* const lane1 = lane0 + k;
+  uint64_t* const lane2 = lane1 + k;
+  uint64_t* const lane3 = lane2 + k;
+  const __m256 min = _mm256_set1_ps(buckets.min());
+  const __m256 scale = _mm256_set1_ps(buckets.scale());
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i last = _mm256_set1_epi32(buckets.last());
+  const __m256i minus_one = _mm256_set1_epi32(-1);
+  const float* const thresholds = buckets.thresholds();
+  alignas(32) int32_t index[kBlock];
+  for (int64_t block = begin; block < end; block += kBlock) {
+    const int64_t n = std::min(kBlock, end - block);
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+      const __m256 x = _mm256_loadu_ps(FloatsAt(base, block + j));
+      const __m256 guess = _mm256_mul_ps(_mm256_sub_ps(x, min), scale);
+      const __m256i i =
+          _mm256_min_epi32(_mm256_max_epi32(_mm256_cvttps_epi32(guess), zero), last);
+      const __m256 below = _mm256_i32gather_ps(thresholds, i, 4);
+      const __m256 above = _mm256_i32gather_ps(thresholds + 1, i, 4);
+      // A true compare is all ones, i.e. -1: subtracting it adds one.
+      const __m256i reached_below = _mm256_castps_si256(_mm256_cmp_ps(x, below, _CMP_GE_OQ));
+      const __m256i reached_above = _mm256_castps_si256(_mm256_cmp_ps(x, above, _CMP_GE_OQ));
+      const __m256i bucket = _mm256_sub_epi32(
+          _mm256_sub_epi32(_mm256_add_epi32(i, minus_one), reached_below), reached_above);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(index + j), bucket);
+    }
+    for (; j < n; ++j) index[j] = buckets.Of(LoadFloat(base, block + j));
+    j = 0;
+    for (; j + 4 <= n; j += 4) {
+      ++lane0[index[j]];
+      ++lane1[index[j + 1]];
+      ++lane2[index[j + 2]];
+      ++lane3[index[j + 3]];
+    }
+    for (; j < n; ++j) ++lane0[index[j]];
+  }
+  for (size_t b = 0; b < k; ++b) counts[b] += lane0[b] + lane1[b] + lane2[b] + lane3[b];
+}
+
+// Per-task counts of the float32 kernel: four interleaved sets (so runs of
+// one bin do not wait on each other's increments), each with one more slot
+// for values beyond the outer edges.
+constexpr int kLaneBins = kNumBins + 1;
+using ExponentialLanes = std::vector<uint64_t>;  // 4 * kLaneBins
+
+// The pass over one summation chunk of float32, its sums starting from zero.
+// Bins of eight values at a time come from ExponentialBins' float tables; a
+// block with a NaN or Inf is redone by the scalar code. The sums stay one
+// sequential chain in index order, as the determinism contract and byte
+// equality with PyTorch need: they bound the speed, and the rest of the work
+// hides under them.
+[[gnu::target("avx2")]] void TallyExponentialFloatChunkKernel(
+    const char* base, int64_t begin, int64_t end, const ExponentialBins& bins,
+    ExponentialTally& tally, ExponentialLanes& lanes, double& sum, double& sum_squares) {
+  constexpr int64_t kBlock = 512;
+  uint64_t* const lane0 = lanes.data();
+  uint64_t* const lane1 = lane0 + kLaneBins;
+  uint64_t* const lane2 = lane1 + kLaneBins;
+  uint64_t* const lane3 = lane2 + kLaneBins;
+  const __m256i magnitude_mask = _mm256_set1_epi32(0x7fffffff);
+  const __m256i key_base = _mm256_set1_epi32(static_cast<int32_t>(bins.float_key_base()));
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i last_key = _mm256_set1_epi32(bins.float_keys_per_row() - 1);
+  const __m256i negative_row_key = _mm256_set1_epi32(bins.float_keys_per_row());
+  const __m256i negative_row = _mm256_set1_epi32(ExponentialBins::kThresholdRow);
+  const __m256i zero_bin = _mm256_set1_epi32(kZeroBin);
+  const __m256i last_bin = _mm256_set1_epi32(kNumBins - 1);
+  const __m256i below_zero_bin = _mm256_set1_epi32(kZeroBin - 1);
+  const __m256i outside_bin = _mm256_set1_epi32(kNumBins);
+  const __m256 outside = _mm256_set1_ps(bins.float_outside());
+  const int32_t* const counts = bins.float_counts();
+  const float* const next_thresholds = bins.float_thresholds() + 1;
+  __m256 lo = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  __m256 hi = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  double scalar_lo = tally.min, scalar_hi = tally.max, s = 0, s2 = 0;
+  alignas(32) int32_t bin_of[kBlock];
+  for (int64_t block = begin; block < end; block += kBlock) {
+    const int64_t n = std::min(kBlock, end - block);
+    __m256 block_lo = lo, block_hi = hi;
+    __m256i largest_magnitude = zero;
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+      const __m256 x = _mm256_loadu_ps(FloatsAt(base, block + j));
+      const __m256i magnitude_bits = _mm256_and_si256(_mm256_castps_si256(x), magnitude_mask);
+      largest_magnitude = _mm256_max_epu32(largest_magnitude, magnitude_bits);
+      block_lo = _mm256_min_ps(x, block_lo);
+      block_hi = _mm256_max_ps(x, block_hi);
+      const __m256 a = _mm256_castsi256_ps(magnitude_bits);
+      const __m256i negative =
+          _mm256_castps_si256(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
+      __m256i key = _mm256_sub_epi32(
+          _mm256_srli_epi32(magnitude_bits, ExponentialBins::kFloatKeyShift), key_base);
+      key = _mm256_min_epi32(_mm256_max_epi32(key, zero), last_key);
+      key = _mm256_add_epi32(key, _mm256_and_si256(negative, negative_row_key));
+      __m256i count = _mm256_i32gather_epi32(counts, key, 4);
+      const __m256 next = _mm256_i32gather_ps(
+          next_thresholds, _mm256_add_epi32(count, _mm256_and_si256(negative, negative_row)), 4);
+      count = _mm256_sub_epi32(count, _mm256_castps_si256(_mm256_cmp_ps(a, next, _CMP_GE_OQ)));
+      const __m256i positive_bin = _mm256_min_epi32(_mm256_add_epi32(count, zero_bin), last_bin);
+      const __m256i negative_bin = _mm256_sub_epi32(below_zero_bin, count);
+      __m256i bin = _mm256_blendv_epi8(positive_bin, negative_bin, negative);
+      bin = _mm256_blendv_epi8(bin, outside_bin,
+                               _mm256_castps_si256(_mm256_cmp_ps(a, outside, _CMP_GE_OQ)));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(bin_of + j), bin);
+    }
+    bool finite = true;
+    for (; j < n; ++j) {
+      const float v = LoadFloat(base, block + j);
+      finite = finite && std::isfinite(v);
+      const int bin = finite ? bins.BinOf(v) : 0;
+      bin_of[j] = bin < 0 ? kNumBins : bin;
+    }
+    alignas(32) uint32_t magnitudes[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(magnitudes), largest_magnitude);
+    for (uint32_t m : magnitudes) finite = finite && m < 0x7f800000u;
+    if (!finite) {
+      TallyExponentialRange<PlainElement<float, float>>(base, block, block + n, bins, tally,
+                                                         scalar_lo, scalar_hi, s, s2);
+      continue;
+    }
+    lo = block_lo;
+    hi = block_hi;
+    for (j = 0; j < n - 8 + 1; j += 8) {  // the vector part's values, whole
+      for (int64_t v = j; v < j + 8; v += 4) {
+        const double x0 = LoadFloat(base, block + v), x1 = LoadFloat(base, block + v + 1);
+        const double x2 = LoadFloat(base, block + v + 2), x3 = LoadFloat(base, block + v + 3);
+        s += x0;
+        s2 += x0 * x0;
+        s += x1;
+        s2 += x1 * x1;
+        s += x2;
+        s2 += x2 * x2;
+        s += x3;
+        s2 += x3 * x3;
+        ++lane0[bin_of[v]];
+        ++lane1[bin_of[v + 1]];
+        ++lane2[bin_of[v + 2]];
+        ++lane3[bin_of[v + 3]];
+      }
+    }
+    for (; j < n; ++j) {  // the scalar tail, whose min/max the vectors did not see
+      const double x = LoadFloat(base, block + j);
+      scalar_lo = x < scalar_lo ? x : scalar_lo;
+      scalar_hi = x > scalar_hi ? x : scalar_hi;
+      s += x;
+      s2 += x * x;
+      ++lane0[bin_of[j]];
+    }
+  }
+  alignas(32) float lows[8], highs[8];
+  _mm256_store_ps(lows, lo);
+  _mm256_store_ps(highs, hi);
+  for (int lane = 0; lane < 8; ++lane) {
+    scalar_lo = std::min(scalar_lo, static_cast<double>(lows[lane]));
+    scalar_hi = std::max(scalar_hi, static_cast<double>(highs[lane]));
+  }
+  tally.min = scalar_lo;
+  tally.max = scalar_hi;
+  sum = s;
+  sum_squares = s2;
+}
+
+// Adds the kernel's lanes into the tally's counts (the outside slot is
+// dropped) and matches the scalar code's sign for a zero min or max.
+void FinishExponentialFloatTask(const char* base, int64_t begin, int64_t end,
+                                const ExponentialLanes& lanes, ExponentialTally& tally) {
+  for (int b = 0; b < kNumBins; ++b) {
+    tally.counts[static_cast<size_t>(b)] += lanes[static_cast<size_t>(b)] +
+                                            lanes[static_cast<size_t>(kLaneBins + b)] +
+                                            lanes[static_cast<size_t>(2 * kLaneBins + b)] +
+                                            lanes[static_cast<size_t>(3 * kLaneBins + b)];
+  }
+  if (tally.min == 0) tally.min = FirstZero(base, begin, end);
+  if (tally.max == 0) tally.max = FirstZero(base, begin, end);
+}
+
+}  // namespace
+
+std::optional<MinMax> ScanFloatMinMaxAvx2(const char* base, int64_t begin, int64_t end) {
+  FloatRange range = ScanFloatRangeKernel(base, begin, end);
+  if (!range.all_finite) return std::nullopt;
+  MatchScalarZeroSigns(base, begin, end, range);
+  MinMax out;
+  out.min = range.lo;
+  out.max = range.hi;
+  out.finite_count = end - begin;
+  return out;
+}
+
+void CountUniformFloatAvx2(const char* base, int64_t begin, int64_t end,
+                           const FloatUniformBuckets& buckets, std::vector<uint64_t>& counts) {
+  CountUniformFloatKernel(base, begin, end, buckets, counts);
+}
+
+void TallyExponentialFloatTaskAvx2(const char* base, const TaskPlan& plan, int task,
+                                   const ExponentialBins& bins, ExponentialTally& tally,
+                                   std::span<double> chunk_sums,
+                                   std::span<double> chunk_sum_squares) {
+  ExponentialLanes lanes(4 * kLaneBins);
+  for (int64_t c = plan.ChunkBegin(task); c < plan.ChunkBegin(task + 1); ++c) {
+    TallyExponentialFloatChunkKernel(base, plan.ElementAt(c), plan.ElementAt(c + 1), bins, tally,
+                                     lanes, chunk_sums[static_cast<size_t>(c)],
+                                     chunk_sum_squares[static_cast<size_t>(c)]);
+  }
+  FinishExponentialFloatTask(base, plan.ElementAt(plan.ChunkBegin(task)),
+                             plan.ElementAt(plan.ChunkBegin(task + 1)), lanes, tally);
+}
+
+}  // namespace tblog::histogram_internal
+
+#endif  // TBLOG_HISTOGRAM_HAVE_AVX2_KERNELS
