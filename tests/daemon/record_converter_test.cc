@@ -238,29 +238,19 @@ TEST_F(RecordConverterTest, ScalarColumnsWithoutWallTimesUseReceiveTimeAndSimple
   EXPECT_EQ(event.summary().value(0).simple_value(), 0.9f);
 }
 
-// Scalar columns' events are serialized by hand: they must be the very bytes
-// protobuf writes for the Event built from the engine's scalar values, for
-// any step (negative, varint lengths 1 to 10), wall time, value (NaN, -0,
-// infinities, denormals) and tag length (1- and 2-byte length prefixes).
+// Scalar columns' events are encoded by hand, by the engine's
+// ScalarEventEncoder: scalar_event_test checks its bytes against protobuf for
+// every kind of step, wall time, value and tag. Here, that the converter gives
+// it each point's tag, style, step, value and wall time (0 standing for the
+// receive time, and a receive time of 0 left out of the Event): the events
+// are the very bytes protobuf writes for the Event built from the engine's
+// scalar values.
 TEST_F(RecordConverterTest, ScalarColumnsEventsAreByteIdenticalToProtobuf) {
-  const std::vector<std::string> tags = {"a", "loss/train", std::string(100, 'x'),
-                                         std::string(256, 'y'), "\xc3\xa9t\xc3\xa9/\xe2\x88\x86"};
-  const std::vector<int64_t> steps = {0,   1,   -1,  127, 128, 16383, 16384, -128,
-                                      std::numeric_limits<int64_t>::max(),
-                                      std::numeric_limits<int64_t>::min(), 1LL << 40};
-  const std::vector<float> values = {0.0f,
-                                     -0.0f,
-                                     1.0f,
-                                     -2.5f,
-                                     std::numeric_limits<float>::quiet_NaN(),
-                                     -std::numeric_limits<float>::quiet_NaN(),
-                                     std::numeric_limits<float>::infinity(),
-                                     -std::numeric_limits<float>::infinity(),
-                                     std::numeric_limits<float>::denorm_min(),
-                                     std::numeric_limits<float>::max(),
-                                     1e-30f};
-  const std::vector<double> walls = {0.0, -0.0, 1.5, 1700000000.125, -3.0,
-                                     std::numeric_limits<double>::denorm_min(), 1e300};
+  const std::vector<std::string> tags = {"a", std::string(256, 'y'), "\xc3\xa9t\xc3\xa9"};
+  const std::vector<int64_t> steps = {0, -1, 128, std::numeric_limits<int64_t>::max()};
+  const std::vector<float> values = {-0.0f, std::numeric_limits<float>::quiet_NaN(), 1.0f,
+                                     -std::numeric_limits<float>::infinity()};
+  const std::vector<double> walls = {0.0, -0.0, 1700000000.125};
   for (const v1::ScalarStyle style : {v1::SCALAR_STYLE_TENSOR, v1::SCALAR_STYLE_SIMPLE_VALUE}) {
     // A receive time of 0 leaves wall_time out of the Event, as protobuf does.
     for (const double receive_time : {kReceiveTime, 0.0}) {
