@@ -60,10 +60,24 @@ constexpr uint32_t FieldKey(int field_number, WireType type) {
   return (static_cast<uint32_t>(field_number) << 3) | type;
 }
 
+// Bytes that a length-delimited field `field_number` of `payload_bytes` takes:
+// its key, its length varint and the payload. What an enclosing message counts
+// for it when its length is written ahead of it.
+constexpr size_t LengthDelimitedSize(int field_number, size_t payload_bytes) {
+  return VarintSize(FieldKey(field_number, kLengthDelimited)) + VarintSize(payload_bytes) +
+         payload_bytes;
+}
+
+// Appends the key and length of a length-delimited field `field_number` whose
+// `payload_bytes` the caller appends next.
+inline void AppendLengthDelimitedHeader(int field_number, size_t payload_bytes, std::string* out) {
+  AppendVarint(FieldKey(field_number, kLengthDelimited), out);
+  AppendVarint(payload_bytes, out);
+}
+
 // Appends field `field_number` holding `bytes` as a length-delimited field.
 inline void AppendLengthDelimited(int field_number, std::string_view bytes, std::string* out) {
-  AppendVarint(FieldKey(field_number, kLengthDelimited), out);
-  AppendVarint(bytes.size(), out);
+  AppendLengthDelimitedHeader(field_number, bytes.size(), out);
   out->append(bytes);
 }
 

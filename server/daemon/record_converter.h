@@ -2,7 +2,8 @@
 // side files, validating every field on the way. The summaries themselves are
 // built by the engine (engine/*_summary.h, histogram.h, graph_summary.h, ...);
 // this layer maps API fields onto those builders, enforces the daemon's
-// Limits and names the offending field in every error.
+// Limits and names the offending field in every error. The conversion of each
+// record kind is its own unit under daemon/convert/.
 //
 // Conventions, for every record kind:
 //  - Errors are INVALID_ARGUMENT, "<kind> \"<tag>\": <field>: <reason>".

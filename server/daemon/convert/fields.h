@@ -1,0 +1,74 @@
+// What every record-kind converter under convert/ shares: the error that names
+// a field, checked views of the API's tensors, the validated header fields of a
+// record, and the Event a summary value is written in. Internal to the record
+// converter (record_converter.h states the conventions these implement).
+//
+// All functions are pure: thread-safe, and what they return borrows only from
+// their arguments where it says so.
+#ifndef TBLOG_DAEMON_CONVERT_FIELDS_H_
+#define TBLOG_DAEMON_CONVERT_FIELDS_H_
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "daemon/options.h"
+#include "daemon/record_converter.h"
+#include "engine/io/tensor_view.h"
+#include "tblog/tensorboard/event.pb.h"
+#include "tblog/v1/tblog.pb.h"
+
+namespace tblog::daemon::convert {
+
+// INVALID_ARGUMENT "<field>: <reason>"; Convert puts the record's kind and tag
+// in front.
+absl::Status Bad(std::string_view field, std::string_view reason);
+
+// "unknown enum value <value>", the reason for an enum proto3 kept but the
+// API does not define.
+std::string UnknownEnum(int value);
+
+// "[2,3]".
+std::string ShapeString(std::span<const int64_t> shape);
+
+// A view of `tensor` after checking its dtype, dims, element count (against
+// limits.max_tensor_elements) and byte size. Borrows from `tensor`.
+absl::StatusOr<TensorView> ViewTensor(const v1::Tensor& tensor, std::string_view field,
+                                      const Limits& limits);
+
+// float16, bfloat16, float32 or float64.
+bool IsFloatDType(DType dtype);
+
+// OK for a floating-point `view`, otherwise an error naming `field`.
+absl::Status RequireFloat(const TensorView& view, std::string_view field);
+
+// Every element as float, NaN and infinities refused (with the first index).
+absl::StatusOr<std::vector<float>> FiniteFloats(const TensorView& view, std::string_view field);
+
+// What every record kind shares once validated. Borrows tag and subrun from
+// the record.
+struct Header {
+  std::string_view tag;
+  std::string_view subrun;
+  int64_t step = 0;
+  double wall_time = 0;
+};
+
+// The wall_time to write: finite, 0 standing for the receive time.
+absl::StatusOr<double> WallTime(double wall_time, double receive_time, std::string_view field);
+
+// OK for "" (the run itself) or a valid relative path.
+absl::Status ValidateSubrun(std::string_view subrun, const Limits& limits);
+
+std::string EventBytes(const tb::Event& event);
+
+// The Event {header's wall_time and step, summary {value}} for header's subrun.
+EventOut SummaryEvent(const Header& header, tb::Summary::Value value);
+
+}  // namespace tblog::daemon::convert
+
+#endif  // TBLOG_DAEMON_CONVERT_FIELDS_H_

@@ -1,0 +1,74 @@
+#include "engine/histogram/scalar_event.h"
+
+#include <bit>
+
+#include "base/wire.h"
+#include "engine/histogram/scalar_summary.h"
+#include "tblog/tensorboard/summary.pb.h"
+
+namespace tblog {
+namespace {
+
+using wire::AppendLengthDelimited;
+using wire::AppendLengthDelimitedHeader;
+using wire::AppendLittleEndian;
+using wire::AppendVarint;
+using wire::FieldKey;
+
+// Field numbers of event.proto and summary.proto (tensorboard-format.md).
+constexpr int kEventWallTime = 1;     // double, fixed64
+constexpr int kEventStep = 2;         // int64, varint
+constexpr int kEventSummary = 5;      // Summary
+constexpr int kSummaryValue = 1;      // repeated Summary.Value
+constexpr int kValueTag = 1;          // string
+constexpr int kValueSimpleValue = 2;  // float, fixed32
+constexpr int kValueTensor = 8;       // TensorProto
+constexpr int kValueMetadata = 9;     // SummaryMetadata
+
+constexpr uint32_t kWallTimeKey = FieldKey(kEventWallTime, wire::kFixed64);
+constexpr uint32_t kStepKey = FieldKey(kEventStep, wire::kVarint);
+
+}  // namespace
+
+ScalarEventEncoder::ScalarEventEncoder(std::string_view tag, ScalarStyle style) {
+  std::string value;  // the Summary.Value up to the float
+  if (!tag.empty()) AppendLengthDelimited(kValueTag, tag, &value);
+  if (style == ScalarStyle::kSimpleValue) {
+    AppendVarint(FieldKey(kValueSimpleValue, wire::kFixed32), &value);
+  } else {
+    // The engine's own Value gives the tensor and metadata bytes, so the two
+    // cannot drift apart. float_val (TensorProto field 5) is the tensor's
+    // last field set: its 4 bytes end it, and the point's value replaces them.
+    const tb::Summary::Value model = ScalarValue(tag, 0.0f);
+    const std::string tensor = model.tensor().SerializeAsString();
+    AppendLengthDelimitedHeader(kValueTensor, tensor.size(), &value);
+    value.append(tensor, 0, tensor.size() - sizeof(float));
+    AppendLengthDelimited(kValueMetadata, model.metadata().SerializeAsString(), &tail_);
+  }
+  const size_t value_bytes = value.size() + sizeof(float) + tail_.size();
+  AppendLengthDelimitedHeader(kEventSummary, wire::LengthDelimitedSize(kSummaryValue, value_bytes),
+                              &head_);
+  AppendLengthDelimitedHeader(kSummaryValue, value_bytes, &head_);
+  head_ += value;
+}
+
+std::string ScalarEventEncoder::Encode(double wall_time, int64_t step, float value) const {
+  std::string out;
+  out.reserve(wire::VarintSize(kWallTimeKey) + sizeof(double) + wire::VarintSize(kStepKey) +
+              wire::kMaxVarintBytes + head_.size() + sizeof(float) + tail_.size());
+  const auto wall_bits = std::bit_cast<uint64_t>(wall_time);
+  if (wall_bits != 0) {  // proto3 leaves out a default (+0.0) double; -0.0 is written
+    AppendVarint(kWallTimeKey, &out);
+    AppendLittleEndian(wall_bits, sizeof(double), &out);
+  }
+  if (step != 0) {
+    AppendVarint(kStepKey, &out);
+    AppendVarint(static_cast<uint64_t>(step), &out);  // negative steps take 10 bytes
+  }
+  out += head_;
+  AppendLittleEndian(std::bit_cast<uint32_t>(value), sizeof(float), &out);
+  out += tail_;
+  return out;
+}
+
+}  // namespace tblog

@@ -1,0 +1,150 @@
+// Scalar columns (convert/scalars.h) through RecordConverter::Convert; the
+// single scalar is in record_converter_test with the common fields.
+#include "daemon/record_converter.h"
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "convert_test_util.h"
+#include "engine/histogram/scalar_summary.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace tblog::daemon {
+namespace {
+
+TEST_F(RecordConverterTest, ScalarColumnsBecomeOneEventPerPointInOrder) {
+  v1::Record record;
+  record.set_tag("ignored");
+  v1::ScalarColumns* columns = record.mutable_scalars();
+  columns->add_tags()->set_tag("loss");
+  v1::ColumnTag* validation = columns->add_tags();
+  validation->set_tag("loss");
+  validation->set_subrun("validation");
+  for (uint32_t index : {0u, 1u, 0u}) columns->add_tag_index(index);
+  for (int64_t step : {1, 1, 2}) columns->add_steps(step);
+  for (float value : {0.5f, 0.75f, 0.25f}) columns->add_values(value);
+  for (double wall : {100.0, 0.0, 300.0}) columns->add_wall_times(wall);
+  const Converted out = Ok(record);
+  ASSERT_EQ(out.events.size(), 3u);
+  EXPECT_EQ(out.events[0].subrun, "");
+  EXPECT_EQ(out.events[1].subrun, "validation");
+  EXPECT_EQ(out.events[2].subrun, "");
+  const float values[] = {0.5f, 0.75f, 0.25f};
+  const int64_t steps[] = {1, 1, 2};
+  const double walls[] = {100.0, kReceiveTime, 300.0};
+  for (size_t i = 0; i < 3; ++i) {
+    const tb::Event event = ParseEvent(out.events[i]);
+    EXPECT_EQ(event.step(), steps[i]);
+    EXPECT_EQ(event.wall_time(), walls[i]);
+    EXPECT_EQ(event.summary().value(0).tag(), "loss");
+    EXPECT_EQ(event.summary().value(0).tensor().float_val(0), values[i]);
+  }
+}
+
+TEST_F(RecordConverterTest, ScalarColumnsWithoutWallTimesUseReceiveTimeAndSimpleStyle) {
+  v1::Record record;
+  v1::ScalarColumns* columns = record.mutable_scalars();
+  columns->add_tags()->set_tag("acc");
+  columns->set_style(v1::SCALAR_STYLE_SIMPLE_VALUE);
+  columns->add_tag_index(0);
+  columns->add_steps(10);
+  columns->add_values(0.9f);
+  const Converted out = Ok(record);
+  ASSERT_EQ(out.events.size(), 1u);
+  const tb::Event event = ParseEvent(out.events[0]);
+  EXPECT_EQ(event.wall_time(), kReceiveTime);
+  EXPECT_EQ(event.summary().value(0).simple_value(), 0.9f);
+}
+
+// Scalar columns' events are encoded by hand, by the engine's
+// ScalarEventEncoder: scalar_event_test checks its bytes against protobuf for
+// every kind of step, wall time, value and tag. Here, that the converter gives
+// it each point's tag, style, step, value and wall time (0 standing for the
+// receive time, and a receive time of 0 left out of the Event): the events
+// are the very bytes protobuf writes for the Event built from the engine's
+// scalar values.
+TEST_F(RecordConverterTest, ScalarColumnsEventsAreByteIdenticalToProtobuf) {
+  const std::vector<std::string> tags = {"a", std::string(256, 'y'), "\xc3\xa9t\xc3\xa9"};
+  const std::vector<int64_t> steps = {0, -1, 128, std::numeric_limits<int64_t>::max()};
+  const std::vector<float> values = {-0.0f, std::numeric_limits<float>::quiet_NaN(), 1.0f,
+                                     -std::numeric_limits<float>::infinity()};
+  const std::vector<double> walls = {0.0, -0.0, 1700000000.125};
+  for (const v1::ScalarStyle style : {v1::SCALAR_STYLE_TENSOR, v1::SCALAR_STYLE_SIMPLE_VALUE}) {
+    // A receive time of 0 leaves wall_time out of the Event, as protobuf does.
+    for (const double receive_time : {kReceiveTime, 0.0}) {
+      v1::Record record;
+      v1::ScalarColumns* columns = record.mutable_scalars();
+      columns->set_style(style);
+      for (const std::string& tag : tags) columns->add_tags()->set_tag(tag);
+      const size_t points = steps.size() * values.size();
+      for (size_t i = 0; i < points; ++i) {
+        columns->add_tag_index(static_cast<uint32_t>(i % tags.size()));
+        columns->add_steps(steps[i % steps.size()]);
+        columns->add_values(values[(i / steps.size()) % values.size()]);
+        columns->add_wall_times(walls[i % walls.size()]);
+      }
+      absl::StatusOr<Converted> out = converter_.Convert(record, receive_time);
+      ASSERT_TRUE(out.ok()) << out.status();
+      ASSERT_EQ(out->events.size(), points);
+      for (size_t i = 0; i < points; ++i) {
+        const std::string& tag = tags[i % tags.size()];
+        const float value = columns->values(static_cast<int>(i));
+        tb::Event expected;
+        const double wall = walls[i % walls.size()];
+        expected.set_wall_time(wall == 0 ? receive_time : wall);
+        expected.set_step(steps[i % steps.size()]);
+        *expected.mutable_summary()->add_value() = style == v1::SCALAR_STYLE_TENSOR
+                                                       ? ScalarValue(tag, value)
+                                                       : SimpleScalarValue(tag, value);
+        ASSERT_EQ(out->events[i].event, expected.SerializeAsString())
+            << "point " << i << " style " << style << " receive_time " << receive_time;
+      }
+    }
+  }
+}
+
+TEST_F(RecordConverterTest, ScalarColumnsRejectInconsistentColumns) {
+  const auto make = [] {
+    v1::Record record;
+    v1::ScalarColumns* columns = record.mutable_scalars();
+    columns->add_tags()->set_tag("a");
+    columns->add_tag_index(0);
+    columns->add_steps(1);
+    columns->add_values(1.0f);
+    return record;
+  };
+  v1::Record lengths = make();
+  lengths.mutable_scalars()->add_steps(2);
+  ExpectInvalid(lengths, {"scalars", "steps", "must agree"});
+
+  v1::Record index = make();
+  index.mutable_scalars()->set_tag_index(0, 1);
+  ExpectInvalid(index, {"tag_index[0]", "out of range"});
+
+  v1::Record tag = make();
+  tag.mutable_scalars()->add_tags()->set_tag("bad\n");
+  ExpectInvalid(tag, {"tags[1]", "control character"});
+
+  v1::Record subrun = make();
+  subrun.mutable_scalars()->mutable_tags(0)->set_subrun("..");
+  ExpectInvalid(subrun, {"tags[0]", "subrun", "not allowed"});
+
+  v1::Record walls = make();
+  walls.mutable_scalars()->add_wall_times(1.0);
+  walls.mutable_scalars()->add_wall_times(2.0);
+  ExpectInvalid(walls, {"wall_times", "one per point"});
+
+  v1::Record nan_wall = make();
+  nan_wall.mutable_scalars()->add_wall_times(std::nan(""));
+  ExpectInvalid(nan_wall, {"wall_times[0]", "finite"});
+
+  v1::Record style = make();
+  style.mutable_scalars()->set_style(static_cast<v1::ScalarStyle>(3));
+  ExpectInvalid(style, {"style", "unknown enum value 3"});
+}
+
+}  // namespace
+}  // namespace tblog::daemon
