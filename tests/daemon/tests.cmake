@@ -3,6 +3,6 @@
 tblog_add_test(names_test SOURCES daemon/names_test.cc LIBS tblog_daemon_convert)
 tblog_add_test(record_converter_test SOURCES daemon/record_converter_test.cc
   LIBS tblog_daemon_convert)
-foreach(unit worker_pool byte_budget checkpoint run service config metrics)
+foreach(unit worker_pool byte_budget checkpoint run run_registry service config metrics)
   tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon)
 endforeach()
