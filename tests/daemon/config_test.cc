@@ -65,6 +65,13 @@ class ConfigTest : public ::testing::Test {
     return ParseCommandLine(static_cast<int>(argv.size()), argv.data(), out_, err_);
   }
 
+  // `cmd` is a refusal whose message names `what` (a flag, key or path).
+  void ExpectRefused(const Command& cmd, const std::string& what) {
+    EXPECT_EQ(cmd.kind, Command::Kind::kExit) << what;
+    EXPECT_NE(cmd.exit_code, 0) << what;
+    EXPECT_THAT(err_.str(), HasSubstr(what));
+  }
+
   std::ostringstream out_;
   std::ostringstream err_;
 
@@ -143,24 +150,16 @@ TEST_F(ConfigTest, ConfigFileFromTheEnvironment) {
   EXPECT_EQ(cmd.options.max_inflight_bytes, size_t{1} << 30);
 
   SetEnv("TBLOG_CONFIG", "/no/such/tblogd.toml");
-  const Command missing = Parse({});
-  EXPECT_EQ(missing.kind, Command::Kind::kExit);
-  EXPECT_NE(missing.exit_code, 0);
-  EXPECT_THAT(err_.str(), HasSubstr("/no/such/tblogd.toml"));
+  ExpectRefused(Parse({}), "/no/such/tblogd.toml");
 }
 
 TEST_F(ConfigTest, UnknownConfigKeyIsAnErrorNamingIt) {
-  const Command cmd = Parse({"--config", WriteConfig("flush-intervall = \"2s\"\n")});
-  EXPECT_EQ(cmd.kind, Command::Kind::kExit);
-  EXPECT_NE(cmd.exit_code, 0);
-  EXPECT_THAT(err_.str(), HasSubstr("flush-intervall"));
+  ExpectRefused(Parse({"--config", WriteConfig("flush-intervall = \"2s\"\n")}),
+                "flush-intervall");
 }
 
 TEST_F(ConfigTest, UnknownFlagIsAnErrorNamingIt) {
-  const Command cmd = Parse({"--max-runz", "3"});
-  EXPECT_EQ(cmd.kind, Command::Kind::kExit);
-  EXPECT_NE(cmd.exit_code, 0);
-  EXPECT_THAT(err_.str(), HasSubstr("--max-runz"));
+  ExpectRefused(Parse({"--max-runz", "3"}), "--max-runz");
 }
 
 TEST_F(ConfigTest, BadValuesAreErrorsNamingTheFlag) {
@@ -180,20 +179,14 @@ TEST_F(ConfigTest, BadValuesAreErrorsNamingTheFlag) {
       {{"--workers", "many"}, "--workers"},
       {{"--listen", ""}, "--listen"},  // and no --unix-socket: nothing to serve on
   };
-  for (const Case& c : cases) {
-    const Command cmd = Parse(c.args);
-    EXPECT_EQ(cmd.kind, Command::Kind::kExit) << c.flag;
-    EXPECT_NE(cmd.exit_code, 0) << c.flag;
-    EXPECT_THAT(err_.str(), HasSubstr(c.flag));
-  }
+  for (const Case& c : cases) ExpectRefused(Parse(c.args), c.flag);
 }
 
 TEST_F(ConfigTest, BadValueFromTheEnvironmentNamesTheFlag) {
   SetEnv("TBLOG_SHUTDOWN_GRACE", "forever");
   const Command cmd = Parse({});
-  EXPECT_EQ(cmd.kind, Command::Kind::kExit);
+  ExpectRefused(cmd, "--shutdown-grace");
   EXPECT_EQ(cmd.exit_code, 2);
-  EXPECT_THAT(err_.str(), HasSubstr("--shutdown-grace"));
 }
 
 TEST_F(ConfigTest, ByteSizesParseAndFormatBack) {
