@@ -5,8 +5,8 @@ if(TARGET tblogd AND TARGET tblog_client)
   add_executable(tblog_loadgen tblog_loadgen.cc loadgen_in_process.cc)
   set_target_properties(tblog_loadgen PROPERTIES OUTPUT_NAME tblog-loadgen)
   target_link_libraries(tblog_loadgen PRIVATE tblog_client tblog_engine tblog_api_proto
-    gRPC::grpc++ CLI11::CLI11 absl::strings absl::str_format absl::synchronization absl::time
-    Threads::Threads)
+    tblog_daemon_process CLI11::CLI11 absl::strings absl::str_format absl::synchronization
+    absl::time Threads::Threads)
   tblog_set_warnings(tblog_loadgen)
 
   # A tiny run that proves the whole path works: every count read back must

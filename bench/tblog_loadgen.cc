@@ -13,11 +13,8 @@
 //
 //   tblog-loadgen --spawn-daemon build/server/daemon/tblogd   # child tblogd on a temp dir
 //   tblog-loadgen --address unix:/run/tblogd.sock --logdir /logs   # a running daemon
-#include <fcntl.h>
-#include <signal.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -44,9 +41,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "grpc/health/v1/health.grpc.pb.h"
-#include "grpcpp/grpcpp.h"
 #include "loadgen.h"
+#include "support/daemon_process.h"
 #include "tblog/client.h"
 
 namespace tblog::loadgen {
@@ -111,121 +107,10 @@ std::optional<double> ProcessCpuSeconds(pid_t pid) {
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
-// ---------------------------------------------------------------------------
-// A child tblogd on a temporary log dir and unix socket.
-
-class DaemonChild {
- public:
-  // Starts `binary --logdir <dir>/logs --unix-socket <dir>/tblogd.sock
-  // --listen '' <args>` with its output in <dir>/tblogd.log, and waits until
-  // its health service answers SERVING.
-  static absl::StatusOr<std::unique_ptr<DaemonChild>> Start(const std::string& binary,
-                                                            const std::vector<std::string>& args,
-                                                            const std::string& dir) {
-    if (access(binary.c_str(), X_OK) != 0) {
-      return absl::NotFoundError(absl::StrCat("tblogd binary not executable: ", binary));
-    }
-    auto child = std::unique_ptr<DaemonChild>(new DaemonChild());
-    child->logdir_ = dir + "/logs";
-    child->log_path_ = dir + "/tblogd.log";
-    const std::string socket = dir + "/tblogd.sock";
-    child->target_ = "unix:" + socket;
-    std::vector<std::string> argv_strings = {binary, "--logdir", child->logdir_, "--unix-socket",
-                                             socket, "--listen", ""};
-    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (std::string& arg : argv_strings) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-
-    const pid_t pid = fork();
-    if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
-    if (pid == 0) {
-      const int fd = ::open(child->log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (fd >= 0) {
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-      }
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    child->pid_ = pid;
-
-    const absl::Time deadline = absl::Now() + absl::Seconds(60);
-    while (true) {
-      int wstatus = 0;
-      if (waitpid(pid, &wstatus, WNOHANG) == pid) {
-        child->pid_ = -1;
-        return absl::InternalError(absl::StrCat("tblogd exited during start-up (status ", wstatus,
-                                                "); its log:\n", child->LogTail()));
-      }
-      // A fresh channel with its own subchannel each try: a failed connect
-      // before the socket exists would otherwise leave gRPC's reconnect
-      // backoff (seconds) on the shared subchannel the Writer then reuses.
-      grpc::ChannelArguments channel_args;
-      channel_args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-      auto health = grpc::health::v1::Health::NewStub(grpc::CreateCustomChannel(
-          child->target_, grpc::InsecureChannelCredentials(), channel_args));
-      grpc::ClientContext context;
-      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
-      grpc::health::v1::HealthCheckResponse response;
-      grpc::Status status = health->Check(&context, {}, &response);
-      if (status.ok() && response.status() == grpc::health::v1::HealthCheckResponse::SERVING) break;
-      if (absl::Now() > deadline) {
-        return absl::DeadlineExceededError(
-            absl::StrCat("tblogd not SERVING within 60 s on ", child->target_));
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return child;
-  }
-
-  ~DaemonChild() {
-    if (pid_ > 0) (void)Stop();
-  }
-
-  // SIGTERM (the daemon drains), then waits; SIGKILL after 60 s. OK when it
-  // exited with status 0.
-  absl::Status Stop() {
-    if (pid_ <= 0) return absl::OkStatus();
-    kill(pid_, SIGTERM);
-    const absl::Time deadline = absl::Now() + absl::Seconds(60);
-    int wstatus = 0;
-    while (waitpid(pid_, &wstatus, WNOHANG) != pid_) {
-      if (absl::Now() > deadline) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &wstatus, 0);
-        pid_ = -1;
-        return absl::DeadlineExceededError("tblogd did not exit within 60 s of SIGTERM; killed");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    pid_ = -1;
-    if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) return absl::OkStatus();
-    return absl::InternalError(absl::StrCat("tblogd exit status ", wstatus, "; log:\n", LogTail()));
-  }
-
-  // Peak resident memory of the daemon so far (VmHWM), or "unknown".
-  std::string PeakRss() const {
-    return FirstLineStartingWith(absl::StrCat("/proc/", pid_, "/status"), "VmHWM");
-  }
-
-  pid_t pid() const { return pid_; }
-  const std::string& target() const { return target_; }
-  const std::string& logdir() const { return logdir_; }
-
- private:
-  DaemonChild() = default;
-
-  std::string LogTail() const {
-    const std::string text = ReadFile(log_path_);
-    return text.size() > 4000 ? text.substr(text.size() - 4000) : text;
-  }
-
-  pid_t pid_ = -1;
-  std::string target_;
-  std::string logdir_;
-  std::string log_path_;
-};
+// Peak resident memory of process `pid` so far (VmHWM), or "unknown".
+std::string PeakRss(pid_t pid) {
+  return FirstLineStartingWith(absl::StrCat("/proc/", pid, "/status"), "VmHWM");
+}
 
 // ---------------------------------------------------------------------------
 // Measurements.
@@ -410,11 +295,17 @@ int Run(const Config& config, const Target& where) {
     return 1;
   }
   const std::string load_at_start = LoadAverage();
-  std::unique_ptr<DaemonChild> child;
+  std::unique_ptr<testing::DaemonProcess> child;
   std::string target = where.address;
   std::string logdir = where.logdir;
   if (!where.daemon_binary.empty()) {
-    auto started = DaemonChild::Start(where.daemon_binary, where.daemon_args, temp);
+    testing::DaemonProcess::Options daemon_options;
+    daemon_options.binary = where.daemon_binary;
+    daemon_options.extra_args = where.daemon_args;
+    daemon_options.logdir = temp + "/logs";
+    daemon_options.socket_path = temp + "/tblogd.sock";
+    daemon_options.log_path = temp + "/tblogd.log";
+    auto started = testing::DaemonProcess::Start(std::move(daemon_options));
     if (!started.ok()) {
       std::cerr << "tblog-loadgen: " << started.status().message() << "\n";
       return 1;
@@ -512,7 +403,7 @@ int Run(const Config& config, const Target& where) {
     std::cout << "in-process Close: " << closed.message() << "\n";
     ok = false;
   }
-  const std::string peak_rss = child != nullptr ? child->PeakRss() : std::string("n/a");
+  const std::string peak_rss = child != nullptr ? PeakRss(daemon_pid) : std::string("n/a");
   const std::string load_at_end = LoadAverage();
 
   std::cout << "tblog-loadgen: " << FirstLineStartingWith("/proc/cpuinfo", "model name") << ", "

@@ -44,6 +44,8 @@ class ByteBudget {
   // already been taken to run (or never was parked).
   bool Unpark(ParkId id);
 
+  // Bytes charged and not yet released, and callbacks parked now: the
+  // daemon's tblogd_inflight_bytes and tblogd_parked_streams gauges.
   size_t used() const;
   size_t capacity() const { return capacity_; }
   int parked() const;

@@ -2,10 +2,14 @@
 
 #include <cctype>
 #include <cstdio>
-#include <iostream>
+#include <cstdlib>
 #include <limits>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/ascii.h"
@@ -42,6 +46,16 @@ absl::StatusOr<uint64_t> ParseByteSize(std::string_view text) {
   return number << shift;
 }
 
+std::string FormatByteSize(uint64_t bytes) {
+  static constexpr std::pair<int, const char*> kUnits[] = {
+      {40, "TiB"}, {30, "GiB"}, {20, "MiB"}, {10, "KiB"}};
+  for (const auto& [shift, unit] : kUnits) {
+    const uint64_t multiple = uint64_t{1} << shift;
+    if (bytes >= multiple && bytes % multiple == 0) return absl::StrCat(bytes >> shift, unit);
+  }
+  return absl::StrCat(bytes);
+}
+
 absl::StatusOr<absl::Duration> ParseDurationFlag(std::string_view text) {
   absl::Duration d;
   if (!absl::ParseDuration(Sv(text), &d)) {
@@ -55,6 +69,67 @@ absl::StatusOr<absl::Duration> ParseDurationFlag(std::string_view text) {
 }
 
 namespace {
+
+// --fsync's spellings of SyncPolicy, in the order --help lists them.
+constexpr std::pair<const char*, SyncPolicy> kSyncPolicyNames[] = {
+    {"never", SyncPolicy::kNever}, {"flush", SyncPolicy::kOnFlush},
+    {"interval", SyncPolicy::kInterval}};
+
+std::vector<std::string> SyncPolicyNames() {
+  std::vector<std::string> names;
+  for (const auto& [name, policy] : kSyncPolicyNames) names.emplace_back(name);
+  return names;
+}
+
+std::string SyncPolicyName(SyncPolicy policy) {
+  for (const auto& [name, candidate] : kSyncPolicyNames) {
+    if (candidate == policy) return name;
+  }
+  return "unknown";
+}
+
+std::optional<SyncPolicy> SyncPolicyFromName(std::string_view text) {
+  for (const auto& [name, policy] : kSyncPolicyNames) {
+    if (text == name) return policy;
+  }
+  return std::nullopt;
+}
+
+// CLI11 (2.1) reads the config file before the environment and then skips
+// the environment for an option the file has set, so the file would win.
+// This reader drops the file's keys whose environment variable is set, which
+// gives the documented order: flag, environment, file, default.
+class ConfigFileUnderEnvironment final : public CLI::ConfigTOML {
+ public:
+  // `env_of_key`: a top-level config key ("flush-interval") -> its variable.
+  explicit ConfigFileUnderEnvironment(std::map<std::string, std::string> env_of_key)
+      : env_of_key_(std::move(env_of_key)) {}
+
+  std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
+    std::vector<CLI::ConfigItem> read = CLI::ConfigTOML::from_config(input);
+    std::erase_if(read, [this](const CLI::ConfigItem& item) {
+      if (!item.parents.empty()) return false;
+      const auto it = env_of_key_.find(item.name);
+      if (it == env_of_key_.end()) return false;
+      const char* value = std::getenv(it->second.c_str());
+      return value != nullptr && *value != '\0';  // CLI11 ignores empty variables too
+    });
+    return read;
+  }
+
+ private:
+  const std::map<std::string, std::string> env_of_key_;
+};
+
+// Config key -> environment variable, for every top-level option that has one.
+std::map<std::string, std::string> EnvironmentOfKeys(const CLI::App& app) {
+  std::map<std::string, std::string> env_of_key;
+  for (const CLI::Option* option : app.get_options()) {
+    if (option->get_envname().empty()) continue;
+    for (const std::string& name : option->get_lnames()) env_of_key[name] = option->get_envname();
+  }
+  return env_of_key;
+}
 
 // spdlog flag %j: the message, escaped for a JSON string.
 class JsonEscapedMessage : public spdlog::custom_flag_formatter {
@@ -109,9 +184,11 @@ absl::Status SetUpLogging(std::string_view format, std::string_view level) {
   return absl::OkStatus();
 }
 
-Command ParseCommandLine(int argc, const char* const* argv) {
+Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
+                         std::ostream& err) {
   Command cmd;
   DaemonOptions& o = cmd.options;
+  const DaemonOptions defaults;
   CLI::App app{
       "tblogd: writes TensorBoard logs for training processes that stream metrics, tensors\n"
       "and images to it over gRPC (API: proto/tblog/v1/tblog.proto).\n"
@@ -120,12 +197,26 @@ Command ParseCommandLine(int argc, const char* const* argv) {
       "wins over the file.",
       "tblogd"};
   app.set_version_flag("--version", "tblogd 0.1.0");
-  app.set_config("--config", "", "Read flags from this TOML/INI file")->envname("TBLOG_CONFIG");
+  // CLI11 (2.1) reads the config file before the environment, too early for
+  // TBLOG_CONFIG; so the variable becomes the default file, which must then
+  // exist like one named by --config.
+  const char* config_env = std::getenv("TBLOG_CONFIG");
+  const std::string config_from_env = config_env != nullptr ? config_env : "";
+  app.set_config("--config", config_from_env, "Read flags from this TOML/INI file",
+                 /*config_required=*/!config_from_env.empty())
+      ->envname("TBLOG_CONFIG");
+  // A misspelled key would otherwise be dropped without a word.
+  app.allow_config_extras(CLI::config_extras_mode::error);
 
-  // Durations and sizes are read as text, then parsed, so "--flush-interval 250ms" works.
-  std::string flush_interval = "1s", fsync = "interval", fsync_interval = "5s";
-  std::string shutdown_grace = "30s", max_file_size = "0", max_inflight = "256MiB";
-  std::string max_message = "64MiB";
+  // Durations, sizes and the fsync policy are read as text, then parsed, so
+  // "--flush-interval 250ms" works; their defaults are the options' own.
+  std::string flush_interval = absl::FormatDuration(defaults.flush_interval);
+  std::string fsync = SyncPolicyName(defaults.file.sync);
+  std::string fsync_interval = absl::FormatDuration(defaults.file.sync_interval);
+  std::string shutdown_grace = absl::FormatDuration(defaults.shutdown_grace);
+  std::string max_file_size = FormatByteSize(defaults.file.max_file_bytes);
+  std::string max_inflight = FormatByteSize(defaults.max_inflight_bytes);
+  std::string max_message = FormatByteSize(defaults.limits.max_message_bytes);
 
   auto env = [](CLI::Option* opt, const char* name) { return opt->envname(name); };
   env(app.add_option("--logdir", o.logdir, "Root directory of all runs (created if missing)")
@@ -143,7 +234,7 @@ Command ParseCommandLine(int argc, const char* const* argv) {
           ->capture_default_str(), "TBLOG_FLUSH_INTERVAL");
   env(app.add_option("--fsync", fsync,
                      "When event files are fsynced: never, flush (every flush), interval")
-          ->capture_default_str()->check(CLI::IsMember({"never", "flush", "interval"})),
+          ->capture_default_str()->check(CLI::IsMember(SyncPolicyNames())),
       "TBLOG_FSYNC");
   env(app.add_option("--fsync-interval", fsync_interval, "Time between fsyncs with --fsync interval")
           ->capture_default_str(), "TBLOG_FSYNC_INTERVAL");
@@ -180,6 +271,8 @@ Command ParseCommandLine(int argc, const char* const* argv) {
                      "Serve Prometheus metrics on http://host:port/metrics ('' = off)"),
       "TBLOG_METRICS_LISTEN");
 
+  app.config_formatter(std::make_shared<ConfigFileUnderEnvironment>(EnvironmentOfKeys(app)));
+
   CLI::App* inspect = app.add_subcommand(
       "inspect", "Print the runs, tags, kinds and steps of a log directory, and exit");
   inspect->add_option("logdir", cmd.inspect_logdir, "Log directory to read")->required();
@@ -187,7 +280,7 @@ Command ParseCommandLine(int argc, const char* const* argv) {
 
   CLI::App* health = app.add_subcommand(
       "health", "Exit 0 if the tblogd at --address reports SERVING, 1 otherwise");
-  std::string health_timeout = "3s";
+  std::string health_timeout = absl::FormatDuration(cmd.health_timeout);
   health->add_option("--address", cmd.health_address, "host:port or unix:/path")
       ->capture_default_str()->envname("TBLOG_HEALTH_ADDRESS");
   health->add_option("--service", cmd.health_service, "Service to ask about ('' = the server)");
@@ -197,7 +290,7 @@ Command ParseCommandLine(int argc, const char* const* argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     cmd.kind = Command::Kind::kExit;
-    cmd.exit_code = app.exit(e);
+    cmd.exit_code = app.exit(e, out, err);
     return cmd;
   }
   if (inspect->parsed()) {
@@ -209,7 +302,7 @@ Command ParseCommandLine(int argc, const char* const* argv) {
     if (auto d = ParseDurationFlag(health_timeout); d.ok()) {
       cmd.health_timeout = *d;
     } else {
-      std::cerr << "tblogd health: --timeout: " << d.status().message() << "\n";
+      err << "tblogd health: --timeout: " << d.status().message() << "\n";
       cmd.kind = Command::Kind::kExit;
       cmd.exit_code = 2;
     }
@@ -217,7 +310,7 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   }
 
   auto fail = [&](const absl::Status& status, std::string_view flag) {
-    std::cerr << "tblogd: " << flag << ": " << status.message() << "\n";
+    err << "tblogd: " << flag << ": " << status.message() << "\n";
     cmd.kind = Command::Kind::kExit;
     cmd.exit_code = 2;
     return cmd;
@@ -238,9 +331,7 @@ Command ParseCommandLine(int argc, const char* const* argv) {
     return fail(b.ok() ? absl::InvalidArgumentError("must be between 1 byte and 2GiB") : b.status(),
                 "--max-message-size");
   }
-  o.file.sync = fsync == "never"   ? SyncPolicy::kNever
-                : fsync == "flush" ? SyncPolicy::kOnFlush
-                                   : SyncPolicy::kInterval;
+  o.file.sync = *SyncPolicyFromName(fsync);  // CLI11 checked it is one of the names
   if (o.listen.empty() && o.unix_socket.empty()) {
     return fail(absl::InvalidArgumentError("nothing to serve on: set --listen or --unix-socket"),
                 "--listen");

@@ -1,10 +1,17 @@
 // The daemon's command line: flags, their environment variables and a config
 // file, parsed into DaemonOptions; and the logging setup they select.
+//
+// Every flag's default is the matching field of a default-constructed
+// DaemonOptions (options.h), written back in the flag's own spelling
+// (FormatByteSize, absl::FormatDuration, the --fsync names), so a default is
+// stated once. Not thread-safe: parsing reads the environment.
 #ifndef TBLOG_DAEMON_CONFIG_H_
 #define TBLOG_DAEMON_CONFIG_H_
 
 #include <cstdint>
+#include <iostream>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 
@@ -26,7 +33,7 @@ struct Command {
   DaemonOptions options;
   std::string inspect_logdir;
   bool inspect_json = false;
-  std::string health_address = "127.0.0.1:6066";
+  std::string health_address = DaemonOptions{}.listen;
   std::string health_service;
   absl::Duration health_timeout = absl::Seconds(3);
   int exit_code = 0;
@@ -34,13 +41,21 @@ struct Command {
 
 // Parses argv. Precedence: flag, then environment variable (TBLOG_<FLAG>),
 // then the config file (--config / TBLOG_CONFIG, TOML or INI keys named like
-// the flags), then the default. Help and errors are printed to stdout/stderr.
-Command ParseCommandLine(int argc, const char* const* argv);
+// the flags), then the default. Help and version go to `out`; errors go to
+// `err`, naming the flag or config key, and give Kind::kExit with exit code 2
+// (a bad value of ours) or CLI11's code (an unknown flag or key, a value
+// outside a flag's set).
+Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out = std::cout,
+                         std::ostream& err = std::cerr);
 
 // "64MiB", "1G", "512k", "100" -> bytes (binary multiples; k/M/G/T with or
 // without "iB"/"B"). INVALID_ARGUMENT for anything else or an overflow.
 absl::StatusOr<uint64_t> ParseByteSize(std::string_view text);
+// The inverse of ParseByteSize for defaults and help: the largest binary unit
+// that divides `bytes` exactly ("256MiB", "1GiB", "1000"; 0 -> "0").
+std::string FormatByteSize(uint64_t bytes);
 // "1s", "250ms", "2m" (absl::ParseDuration syntax); negative is an error.
+// absl::FormatDuration is its inverse.
 absl::StatusOr<absl::Duration> ParseDurationFlag(std::string_view text);
 
 // Installs the default spdlog logger: text or JSON lines on stderr.

@@ -66,6 +66,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
 
   std::unique_ptr<Daemon> daemon(new Daemon(options));
   daemon->workers_ = std::make_unique<WorkerPool>(options.workers);
+  // Before anything serves: a scrape reads the gauges from their owners.
+  daemon->metrics_.ReadGaugesFrom(&daemon->budget_, daemon->workers_.get());
   daemon->converter_ = std::make_unique<RecordConverter>(daemon->options_.limits, daemon->workers_.get());
   const RunContext context{&daemon->options_, daemon->converter_.get(), daemon->workers_.get(),
                            &daemon->budget_, &daemon->metrics_};

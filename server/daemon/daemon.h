@@ -51,7 +51,7 @@ class Daemon {
   // Blocks until the server has shut down.
   void Wait();
 
-  // The counters in Prometheus text format.
+  // The counters and gauges in Prometheus text format. Thread-safe.
   std::string RenderMetrics() const { return metrics_.RenderPrometheus(); }
   RunRegistry& registry() { return *registry_; }
 

@@ -3,6 +3,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "daemon/byte_budget.h"
+#include "daemon/worker_pool.h"
 
 namespace tblog::daemon {
 
@@ -40,6 +42,11 @@ void Family(std::string* out, const char* name, const char* type, const char* he
 template <typename T>
 void Sample(std::string* out, const char* name, const std::atomic<T>& value) {
   absl::StrAppend(out, name, " ", value.load(std::memory_order_relaxed), "\n");
+}
+
+void Gauge(std::string* out, const char* name, const char* help, int64_t value) {
+  Family(out, name, "gauge", help);
+  absl::StrAppend(out, name, " ", value, "\n");
 }
 
 }  // namespace
@@ -91,10 +98,6 @@ std::string Metrics::RenderPrometheus() const {
        &checkpoint_writes, nullptr},
       {"tblogd_flushes_total", "counter", "Run flushes (to the OS, synced per policy).",
        &flushes_, nullptr},
-      {"tblogd_inflight_bytes", "gauge", "Bytes received and not yet written.", nullptr,
-       &inflight_bytes},
-      {"tblogd_parked_streams", "gauge", "Streams waiting for the in-flight byte budget.",
-       nullptr, &parked_streams},
       {"tblogd_active_runs", "gauge", "Open runs.", nullptr, &active_runs},
       {"tblogd_active_streams", "gauge", "Open Write streams.", nullptr, &active_streams},
   };
@@ -103,9 +106,23 @@ std::string Metrics::RenderPrometheus() const {
     if (m.u != nullptr) Sample(&out, m.name, *m.u);
     if (m.s != nullptr) Sample(&out, m.name, *m.s);
   }
-  Family(&out, "tblogd_flush_latency_seconds_sum", "counter", "Total time spent in flushes.");
+  if (budget_ != nullptr) {
+    Gauge(&out, "tblogd_inflight_bytes", "Bytes received and not yet written (budget in use).",
+          static_cast<int64_t>(budget_->used()));
+    Gauge(&out, "tblogd_parked_streams", "Streams waiting for the in-flight byte budget.",
+          budget_->parked());
+  }
+  if (workers_ != nullptr) {
+    Gauge(&out, "tblogd_worker_queued_tasks", "Tasks waiting for a worker thread.",
+          workers_->queued_tasks());
+  }
+  // A summary without quantiles: Prometheus reserves the _sum and _count
+  // suffixes for the samples of a summary or histogram family.
+  Family(&out, "tblogd_flush_latency_seconds", "summary", "Time spent in run flushes.");
   absl::StrAppendFormat(&out, "tblogd_flush_latency_seconds_sum %.6f\n",
                         static_cast<double>(flush_micros_.load(std::memory_order_relaxed)) / 1e6);
+  absl::StrAppend(&out, "tblogd_flush_latency_seconds_count ",
+                  flushes_.load(std::memory_order_relaxed), "\n");
   return out;
 }
 

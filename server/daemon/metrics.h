@@ -1,5 +1,9 @@
-// The daemon's counters, rendered in Prometheus text format. Lock-free
-// (relaxed atomics): every part of the daemon bumps them from any thread.
+// The daemon's counters and gauges, rendered in Prometheus text format.
+// Counters are lock-free (relaxed atomics): every part of the daemon bumps
+// them from any thread. Gauges whose truth lives in a component (the byte
+// budget's bytes in use and parked streams, the worker pool's queue) are
+// read from that component at scrape time, never kept as a copy that could
+// drift from it.
 #ifndef TBLOG_DAEMON_METRICS_H_
 #define TBLOG_DAEMON_METRICS_H_
 
@@ -12,6 +16,9 @@
 #include "tblog/v1/tblog.pb.h"
 
 namespace tblog::daemon {
+
+class ByteBudget;
+class WorkerPool;
 
 // Record kinds, in tblog.v1.Record's oneof order; kNone for a record without one.
 enum class RecordKind {
@@ -41,15 +48,24 @@ class Metrics {
   std::atomic<uint64_t> event_bytes_written{0};   // event file bytes handed to the OS
   std::atomic<uint64_t> batches_duplicate{0};
   std::atomic<uint64_t> batches_written{0};
-  std::atomic<int64_t> inflight_bytes{0};         // gauge: the ByteBudget's usage
-  std::atomic<int64_t> parked_streams{0};         // gauge
   std::atomic<int64_t> active_runs{0};            // gauge
   std::atomic<int64_t> active_streams{0};         // gauge
   std::atomic<uint64_t> streams_refused{0};       // past max_streams or shutting down
   std::atomic<uint64_t> io_errors{0};
   std::atomic<uint64_t> checkpoint_writes{0};
 
-  // The Prometheus text exposition (version 0.0.4) of every counter.
+  // The components whose gauges are rendered: tblogd_inflight_bytes and
+  // tblogd_parked_streams from `budget`, tblogd_worker_queued_tasks from
+  // `workers`. Either may be null (its gauges are left out). Both are
+  // borrowed and must outlive every later RenderPrometheus(); call this
+  // before RenderPrometheus() can run on another thread.
+  void ReadGaugesFrom(const ByteBudget* budget, const WorkerPool* workers) {
+    budget_ = budget;
+    workers_ = workers;
+  }
+
+  // The Prometheus text exposition (version 0.0.4) of every counter and
+  // gauge: a HELP and a TYPE line per family, then its samples. Thread-safe.
   std::string RenderPrometheus() const;
 
  private:
@@ -63,6 +79,8 @@ class Metrics {
   std::array<std::atomic<uint64_t>, 17> rejected_{};
   std::atomic<uint64_t> flushes_{0};
   std::atomic<uint64_t> flush_micros_{0};
+  const ByteBudget* budget_ = nullptr;
+  const WorkerPool* workers_ = nullptr;
 };
 
 }  // namespace tblog::daemon

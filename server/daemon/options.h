@@ -1,6 +1,10 @@
 // Every setting of the daemon, with its default and trade-off. Filled from
 // flags, environment variables and a config file by config.cc; passed by
 // const reference to the parts that need it.
+//
+// The defaults here are the only ones: config.cc derives every flag's
+// default (and its --help text) from a default-constructed DaemonOptions, and
+// config_test checks that parsing no flags gives exactly DaemonOptions{}.
 #ifndef TBLOG_DAEMON_OPTIONS_H_
 #define TBLOG_DAEMON_OPTIONS_H_
 
@@ -43,7 +47,20 @@ struct Limits {
   int max_streams = 1024;
   // Sub-runs of one run (each is a directory with its own event file).
   int max_subruns_per_run = 256;
+
+  friend bool operator==(const Limits&, const Limits&) = default;
 };
+
+// The engine's event-file defaults, except the fsync policy. The engine
+// fsyncs on every flush (a library cannot know its caller's durability
+// needs); the daemon flushes every flush_interval, so it fsyncs at most every
+// sync_interval (5 s) instead: a machine crash loses at most that much, and
+// a run with many small flushes pays no fsync for each.
+inline EventFileOptions DaemonEventFileOptions() {
+  EventFileOptions options;
+  options.sync = SyncPolicy::kInterval;
+  return options;
+}
 
 struct DaemonOptions {
   // Root of every run directory. Created if missing.
@@ -58,8 +75,9 @@ struct DaemonOptions {
   // How long written data may sit in the daemon's buffers before it is handed
   // to the OS, where TensorBoard sees it. Lower = fresher, more syscalls.
   absl::Duration flush_interval = absl::Seconds(1);
-  // Event files: rotation size, buffering, fsync policy.
-  EventFileOptions file;
+  // Event files: rotation size, buffering, fsync policy. See
+  // DaemonEventFileOptions() for how the daemon's default differs.
+  EventFileOptions file = DaemonEventFileOptions();
   // Bytes of client data the daemon holds at once (received but not yet
   // written). When spent, the daemon stops reading from streams (flow
   // control), so memory stays bounded whatever clients do.

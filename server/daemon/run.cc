@@ -472,8 +472,6 @@ void Run::WriteGroups() {
     }
 
     if (release_bytes > 0) {
-      context_.metrics->inflight_bytes.fetch_sub(static_cast<int64_t>(release_bytes),
-                                                 std::memory_order_relaxed);
       context_.budget->Release(release_bytes);
     }
     for (auto& [key, ack] : acks) ack.sink->OnAck(std::move(ack.response), ack.completed);

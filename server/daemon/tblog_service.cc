@@ -79,8 +79,6 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
         ByteBudget* budget = service_->context_.budget;
         const ByteBudget::ParkId parked =
             budget->ChargeOrPark(bytes, [this] { Resume(); });  // runs after we unlock
-        service_->context_.metrics->inflight_bytes.fetch_add(static_cast<int64_t>(bytes),
-                                                             std::memory_order_relaxed);
         service_->context_.metrics->bytes_received.fetch_add(bytes, std::memory_order_relaxed);
         for (const auto& record : request_.records()) {
           service_->context_.metrics->AddReceived(KindOf(record), 1);
@@ -91,14 +89,12 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
           error_ = submitted;
           if (parked != 0 && !budget->Unpark(parked)) {
             parked_ = parked;  // Resume() is on its way and clears it
-            service_->context_.metrics->parked_streams.fetch_add(1, std::memory_order_relaxed);
           }
           release_bytes = bytes;
         } else {
           ++outstanding_;
           if (parked != 0) {
             parked_ = parked;
-            service_->context_.metrics->parked_streams.fetch_add(1, std::memory_order_relaxed);
           } else {
             reading_ = read_on = true;
           }
@@ -106,8 +102,6 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
       }
     }
     if (release_bytes > 0) {
-      service_->context_.metrics->inflight_bytes.fetch_sub(static_cast<int64_t>(release_bytes),
-                                                           std::memory_order_relaxed);
       service_->context_.budget->Release(release_bytes);
     }
     if (read_on) {
@@ -155,7 +149,6 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
     if (parked != 0 && service_->context_.budget->Unpark(parked)) {
       MutexLock lock(&mu_);
       parked_ = 0;
-      service_->context_.metrics->parked_streams.fetch_sub(1, std::memory_order_relaxed);
     }
     Progress();
   }
@@ -230,7 +223,6 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
     {
       MutexLock lock(&mu_);
       parked_ = 0;
-      service_->context_.metrics->parked_streams.fetch_sub(1, std::memory_order_relaxed);
       if (!reads_done_ && !shutdown_ && error_.ok() && !finished_) reading_ = read_on = true;
     }
     if (read_on) {
@@ -515,14 +507,11 @@ grpc::ServerUnaryReactor* TBLogService::WriteBatch(grpc::CallbackServerContext* 
   }
   const size_t bytes = request->ByteSizeLong();
   context_.budget->Charge(bytes);  // one message per call: bounded by the call count
-  context_.metrics->inflight_bytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
   context_.metrics->bytes_received.fetch_add(bytes, std::memory_order_relaxed);
   for (const auto& record : request->records()) context_.metrics->AddReceived(KindOf(record), 1);
   absl::Status status =
       run->Submit(*request, std::make_shared<UnaryAckSink>(context, reactor, response), bytes);
   if (!status.ok()) {
-    context_.metrics->inflight_bytes.fetch_sub(static_cast<int64_t>(bytes),
-                                               std::memory_order_relaxed);
     context_.budget->Release(bytes);
     reactor->Finish(ToGrpc(status));
   }

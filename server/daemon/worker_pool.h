@@ -21,7 +21,8 @@ namespace tblog::daemon {
 //
 // Queue policy: unbounded in count, because what the tasks hold is bounded
 // upstream: every queued batch is charged to the daemon's ByteBudget before
-// it is submitted. queued_tasks() is exported as a metric.
+// it is submitted. queued_tasks() is exported as the metric
+// tblogd_worker_queued_tasks (Metrics reads it at scrape time).
 //
 // Threads start in the constructor; the destructor runs every task already
 // submitted, then joins them. Thread-safe.

@@ -7,7 +7,8 @@ tblog_add_test(writer_test SOURCES client/writer_test.cc LIBS tblog_client)
 tblog_add_test(writer_protocol_test SOURCES client/writer_protocol_test.cc
   LIBS tblog_client tblog_base gRPC::grpc++ absl::synchronization)
 # Runs the real tblogd (tests/daemon_process.h) and reads its files back.
-tblog_add_test(writer_e2e_test SOURCES client/writer_e2e_test.cc LIBS tblog_client tblog_engine)
+tblog_add_test(writer_e2e_test SOURCES client/writer_e2e_test.cc
+  LIBS tblog_client tblog_engine tblog_daemon_process)
 add_dependencies(writer_e2e_test tblog_train_example tblogd)
 
 # find_package(tblog) from an install prefix. Installs only the tblog_client
