@@ -434,6 +434,11 @@ RecordStream::StreamEnd RecordStream::RunStream() {
     if (write_failed) break;
   }
 
+  // Known gap: when the daemon ended the stream (stream_broken_), this cancel
+  // turns its status into CANCELLED, so a final code on the Write stream is
+  // retried like a transient one (tblog.proto, "Retries"). Not cancelling
+  // then would end the writer on it, NOT_FOUND for a run a restarted daemon
+  // does not know yet included; that change of behaviour is left for later.
   if (end == StreamEnd::kDrained) {
     stream->WritesDone();
   } else {
