@@ -2,6 +2,8 @@
 # real tblogd, and a test that installs the package and builds a consumer.
 tblog_add_test(batch_builder_test SOURCES client/batch_builder_test.cc LIBS tblog_client)
 target_include_directories(batch_builder_test PRIVATE ${PROJECT_SOURCE_DIR}/client/src)
+tblog_add_test(tensor_buffer_pool_test SOURCES client/tensor_buffer_pool_test.cc LIBS tblog_client)
+target_include_directories(tensor_buffer_pool_test PRIVATE ${PROJECT_SOURCE_DIR}/client/src)
 tblog_add_test(writer_test SOURCES client/writer_test.cc LIBS tblog_client)
 # Against an in-process fake daemon that breaks streams and loses acks.
 # Also checks the engine's IsRetryable (client/src) against tblog.proto's list.
