@@ -3,7 +3,8 @@
 // stream, keeps each batch until the daemon acknowledges it, and after a
 // broken stream or a daemon restart reconnects (OpenRun RESUME) and resends
 // what was not acknowledged. It knows nothing of record kinds: the Writer
-// facade (writer.cc) builds the v1::Records and hands them over.
+// facade (writer.cc) builds the v1::Records and hands them over; the Writer
+// owns its RecordStream (as Writer::Impl) and outlives its threads.
 //
 // Contract:
 //   - Sequence numbers are assigned when a batch is sealed, consecutive from
@@ -12,8 +13,8 @@
 //     a reconnect resends everything after the acknowledged sequence, and the
 //     daemon drops what it already wrote: each record is written once, in
 //     the order of the calls.
-//   - flush() seals a batch carrying FLUSH_MODE, so it is ordered with the
-//     data, and waits for the daemon's flushed_sequence; close() seals what
+//   - Flush() seals a batch carrying FLUSH_MODE, so it is ordered with the
+//     data, and waits for the daemon's flushed_sequence; Close() seals what
 //     is left, waits up to close_timeout for the acks, ends the stream and
 //     (options.close_run) the run.
 //   - Errors are values: a rejected record or a failure that is not retried
@@ -25,8 +26,9 @@
 //
 // Threads and locks:
 //   - Any number of caller threads use the public methods. The record path
-//     (AddScalar, AddRecord) takes mu_ once and never waits on I/O: it
-//     appends to the BatchBuilder and, at max_batch_bytes, seals a batch.
+//     (AddScalar, AddRecord) takes mu_ once and never waits on I/O (only,
+//     under kBlock, for buffer room): it appends to the BatchBuilder and, at
+//     max_batch_bytes, seals a batch.
 //   - One sender thread (started by Start, joined by Close or the
 //     destructor) owns the channel and the blocking calls: OpenRun, the
 //     Write stream's writes, Flush after a reconnect, CloseRun. It holds no
@@ -64,7 +66,8 @@ namespace tblog {
 // Whether a failed call or stream is tried again (backoff, reconnect,
 // resume, resend) rather than ending the writer: the transient codes listed
 // in tblog.proto ("Retries", on service TBLog). Python's _RETRYABLE
-// (client/python/tblog/_stream.py) is the same set.
+// (client/python/tblog/_stream.py) is the same set. (A Write stream the
+// daemon ended is still retried whatever its code: see RunStream.)
 bool IsRetryable(absl::StatusCode code);
 
 class RecordStream {
