@@ -2,10 +2,16 @@
 # real tblogd, and a test that installs the package and builds a consumer.
 tblog_add_test(batch_builder_test SOURCES client/batch_builder_test.cc LIBS tblog_client)
 target_include_directories(batch_builder_test PRIVATE ${PROJECT_SOURCE_DIR}/client/src)
+tblog_add_test(tensor_buffer_pool_test SOURCES client/tensor_buffer_pool_test.cc LIBS tblog_client)
+target_include_directories(tensor_buffer_pool_test PRIVATE ${PROJECT_SOURCE_DIR}/client/src)
 tblog_add_test(writer_test SOURCES client/writer_test.cc LIBS tblog_client)
 # Against an in-process fake daemon that breaks streams and loses acks.
+# Also checks the engine's IsRetryable (client/src) against tblog.proto's list.
 tblog_add_test(writer_protocol_test SOURCES client/writer_protocol_test.cc
   LIBS tblog_client tblog_base gRPC::grpc++ absl::synchronization)
+target_include_directories(writer_protocol_test PRIVATE ${PROJECT_SOURCE_DIR}/client/src)
+target_compile_definitions(writer_protocol_test PRIVATE
+  TBLOG_PROTO_FILE="${PROJECT_SOURCE_DIR}/proto/tblog/v1/tblog.proto")
 # Runs the real tblogd (tests/daemon_process.h) and reads its files back.
 tblog_add_test(writer_e2e_test SOURCES client/writer_e2e_test.cc
   LIBS tblog_client tblog_engine tblog_daemon_process)

@@ -1,18 +1,23 @@
 // The Writer's side of the tblog.v1 protocol, against an in-process fake
 // daemon that can break streams and forget acks: sequences, resends after a
-// reconnect (no loss, no duplicates), resume, flush and record errors.
+// reconnect (no loss, no duplicates), resume, flush and record errors, and
+// which status codes are retried (the list in tblog.proto).
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <set>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "daemon_process.h"
 #include "base/sync.h"
+#include "record_stream.h"
 #include "tblog/client.h"
 #include "tblog/v1/tblog.grpc.pb.h"
 
@@ -29,11 +34,15 @@ struct Point {
 
 // Implements the write path the way tblogd promises to: a batch whose
 // sequence was already written is acknowledged and dropped. Faults: break
-// the stream after every `break_every`-th batch, before or after writing it.
+// the stream with `break_code` after every `break_every`-th batch, before or
+// after writing it; answer the next `refuse_opens` OpenRuns with `open_refusal`.
 class FakeDaemon final : public v1::TBLog::Service {
  public:
   int break_every ABSL_GUARDED_BY(mu) = 0;
   bool write_before_break ABSL_GUARDED_BY(mu) = false;
+  grpc::StatusCode break_code ABSL_GUARDED_BY(mu) = grpc::UNAVAILABLE;
+  int refuse_opens ABSL_GUARDED_BY(mu) = 0;
+  grpc::StatusCode open_refusal ABSL_GUARDED_BY(mu) = grpc::UNAVAILABLE;
 
   mutable Mutex mu;
   std::vector<v1::OpenRunRequest> opens ABSL_GUARDED_BY(mu);
@@ -52,6 +61,10 @@ class FakeDaemon final : public v1::TBLog::Service {
   grpc::Status OpenRun(grpc::ServerContext*, const v1::OpenRunRequest* request,
                        v1::OpenRunResponse* response) override {
     MutexLock lock(&mu);
+    if (refuse_opens > 0) {
+      --refuse_opens;
+      return grpc::Status(open_refusal, "refused by the fake");
+    }
     opens.push_back(*request);
     const std::string path = request->run_path().empty() ? "fake/run" : request->run_path();
     response->set_run_id(path);
@@ -81,7 +94,7 @@ class FakeDaemon final : public v1::TBLog::Service {
         sequences.push_back(request.sequence());
         flush_modes.push_back(request.flush());
         const bool fault = break_every > 0 && ++batches_on_stream % break_every == 0;
-        if (fault && !write_before_break) return grpc::Status(grpc::UNAVAILABLE, "injected");
+        if (fault && !write_before_break) return grpc::Status(break_code, "injected");
         uint64_t& last = written[writer_id];
         if (request.sequence() <= last) {
           ++duplicates;
@@ -90,7 +103,7 @@ class FakeDaemon final : public v1::TBLog::Service {
           last = request.sequence();
           Store(request, &response);
         }
-        if (fault) return grpc::Status(grpc::UNAVAILABLE, "injected after write");
+        if (fault) return grpc::Status(break_code, "injected after write");
         response.set_written_sequence(last);
         response.set_durable_sequence(last);
         if (request.flush() != v1::FLUSH_MODE_NONE) response.set_flushed_sequence(last);
@@ -294,6 +307,62 @@ TEST_F(WriterProtocolTest, WrittenButUnacknowledgedBatchesAreNotWrittenTwice) {
   // OpenRun's writer_sequences told the writer what the daemon had: nothing
   // written was sent again.
   EXPECT_EQ(fake_.duplicates, 0);
+}
+
+// RESOURCE_EXHAUSTED is transient (tblog.proto, "Retries"): a daemon at its
+// --max-streams or --max-runs limit has room once other writers close.
+TEST_F(WriterProtocolTest, ResourceExhaustedIsRetriedWithoutLoss) {
+  WriterOptions options = Options();
+  options.max_batch_bytes = 1000;
+  auto writer = Writer::Open(options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  {
+    MutexLock lock(&fake_.mu);
+    fake_.break_code = grpc::RESOURCE_EXHAUSTED;
+    fake_.break_every = 3;
+    fake_.open_refusal = grpc::RESOURCE_EXHAUSTED;
+    fake_.refuse_opens = 2;  // the first resume is refused twice
+  }
+  for (int64_t step = 0; step < 3000; ++step) {
+    ASSERT_TRUE((*writer)->scalar("loss", step, 1.0f).ok());
+  }
+  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+  ExpectSteps("loss", 3000);
+  EXPECT_GE((*writer)->stats().reconnects, 1u);
+  MutexLock lock(&fake_.mu);
+  EXPECT_EQ(fake_.refuse_opens, 0);
+  EXPECT_EQ(fake_.duplicates, 0);
+  ASSERT_GE(fake_.opens.size(), 2u);
+  EXPECT_EQ(fake_.opens[1].mode(), v1::OPEN_MODE_RESUME);
+}
+
+// One list for every client: IsRetryable holds exactly the codes that the
+// "Retries" comment of tblog.proto calls transient.
+TEST(RetryPolicyTest, IsRetryableIsTheProtosTransientList) {
+  std::ifstream file(TBLOG_PROTO_FILE);
+  ASSERT_TRUE(file) << TBLOG_PROTO_FILE;
+  std::stringstream text;
+  text << file.rdbuf();
+  const std::string proto = text.str();
+  const size_t begin = proto.find("// Transient (retried");
+  const size_t end = proto.find("// Final (reported", begin);
+  ASSERT_NE(begin, std::string::npos);
+  ASSERT_NE(end, std::string::npos);
+  std::set<std::string> transient;
+  std::istringstream block(proto.substr(begin, end - begin));
+  for (std::string line; std::getline(block, line);) {
+    // "//   CODE_NAME   reason": a code starts at column 5.
+    if (line.size() > 5 && line.compare(0, 5, "//   ") == 0 && line[5] >= 'A' && line[5] <= 'Z') {
+      transient.insert(line.substr(5, line.find(' ', 5) - 5));
+    }
+  }
+  std::set<std::string> retried;
+  for (int code = 0; code <= 16; ++code) {
+    const auto status_code = static_cast<absl::StatusCode>(code);
+    if (IsRetryable(status_code)) retried.insert(absl::StatusCodeToString(status_code));
+  }
+  EXPECT_EQ(retried, transient);
+  EXPECT_TRUE(transient.contains("RESOURCE_EXHAUSTED"));
 }
 
 TEST_F(WriterProtocolTest, FlushCompletesAfterTheFlushBatchAndErrorsAreReported) {

@@ -10,7 +10,10 @@
 // TblogError carrying the daemon's message.
 //
 // Not done here: reconnecting and resending after a stream failure (the
-// Python client does that); a failed stream ends this Writer.
+// Python and C++ clients do that); a failed stream ends this Writer. Every
+// failure is surfaced as a TblogError with its gRPC `code`, transient or not;
+// which codes are transient (worth retrying) is listed once, in the "Retries"
+// comment of proto/tblog/v1/tblog.proto.
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');

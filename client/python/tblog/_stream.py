@@ -28,18 +28,20 @@ _BATCH_BYTES = 4 << 20
 _COLUMN_POINTS = 1 << 16
 # Estimated bytes of one buffered scalar point (tuple, ints, float).
 _POINT_BYTES = 48
-# gRPC codes after which the writer reconnects and resends.
-_RETRYABLE = {
+# gRPC codes after which the writer reconnects (OpenRun RESUME, with backoff)
+# and resends what is not acknowledged: the transient codes of the "Retries"
+# comment in proto/tblog/v1/tblog.proto, where each one's reason is given. The
+# C++ client's IsRetryable is the same set; change both with that comment.
+_RETRYABLE = frozenset({
     grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.CANCELLED,
     grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
     grpc.StatusCode.ABORTED,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.UNKNOWN,
     grpc.StatusCode.INTERNAL,
-    # The run was closed under this writer (another writer of the same run
-    # called CloseRun): reopening it (RESUME) and resending is right.
     grpc.StatusCode.FAILED_PRECONDITION,
-}
+})
 
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", 64 << 20),

@@ -1,7 +1,8 @@
 """An in-process stand-in for tblogd's gRPC API, for the client's protocol
 tests: it records every batch it receives, deduplicates by writer sequence
-like the daemon, acknowledges, and can reject records, or break streams on
-demand to exercise the client's resend path."""
+like the daemon, acknowledges, and can reject records, break streams with a
+chosen status code, or refuse OpenRun on demand, to exercise the client's
+resend path."""
 
 import threading
 from concurrent import futures
@@ -21,6 +22,10 @@ class FakeDaemon(pb_grpc.TBLogServicer):
         self.closed = []
         self.reject_tag = None    # records with this tag get a RecordError
         self.break_after = None   # abort the stream after this many batches
+        self.break_code = grpc.StatusCode.UNAVAILABLE  # ... with this status
+        self.refuse_opens = 0     # answer this many OpenRun calls with open_refusal
+        self.open_refusal = grpc.StatusCode.UNAVAILABLE
+        self.opens = []           # every OpenRunRequest that was answered OK
         self.server = None
         self.port = None
 
@@ -40,6 +45,13 @@ class FakeDaemon(pb_grpc.TBLogServicer):
     def OpenRun(self, request, context):
         path = request.run_path or f"{request.experiment}/run-{len(self.runs) + 1}"
         with self.lock:
+            refused = self.refuse_opens > 0
+            if refused:
+                self.refuse_opens -= 1
+        if refused:
+            context.abort(self.open_refusal, "fake: OpenRun refused on purpose")
+        with self.lock:
+            self.opens.append(request)
             resumed = path in self.runs
             if request.mode == pb.OPEN_MODE_RESUME and not resumed:
                 context.abort(grpc.StatusCode.NOT_FOUND, f"run {path} not found")
@@ -73,7 +85,7 @@ class FakeDaemon(pb_grpc.TBLogServicer):
                 if breaking:
                     self.break_after = None
             if breaking:
-                context.abort(grpc.StatusCode.UNAVAILABLE, "fake: stream broken on purpose")
+                context.abort(self.break_code, "fake: stream broken on purpose")
             yield pb.WriteResponse(written_sequence=written, durable_sequence=written,
                                    flushed_sequence=written if request.flush else 0,
                                    errors=errors)

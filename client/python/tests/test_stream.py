@@ -2,14 +2,21 @@
 sequencing, acks, resend after a broken stream, error surfacing. These need
 no daemon binary; test_writer.py covers the real daemon."""
 
+import os
+import re
 import threading
 
+import grpc
 import numpy as np
 import pytest
 
 import tblog
 from fake_daemon import FakeDaemon
+from tblog import _stream
 from tblog.v1 import tblog_pb2 as pb
+
+PROTO = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                     "..", "..", "..", "proto", "tblog", "v1", "tblog.proto")
 
 
 @pytest.fixture
@@ -93,6 +100,40 @@ def test_broken_stream_resends_without_loss_or_duplicates(fake):
     steps = [p[2] for p in fake.scalars("exp/resend") if p[1] == "x"]
     assert steps == list(range(20000))
     assert [r.tag for r in fake.runs["exp/resend"] if r.WhichOneof("kind") == "histogram"] == ["h"]
+
+
+def test_resource_exhausted_is_retried_without_loss(fake):
+    """RESOURCE_EXHAUSTED is transient (tblog.proto, "Retries"): a daemon at
+    its --max-streams or --max-runs limit has room again once other writers
+    close. The writer backs off, resumes its run and resends: nothing lost,
+    nothing doubled, no error raised."""
+    writer = tblog.SummaryWriter("exp/busy", address=fake.address)
+    fake.open_refusal = grpc.StatusCode.RESOURCE_EXHAUSTED
+    fake.refuse_opens = 2
+    fake.break_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    fake.break_after = 2
+    for step in range(20000):
+        writer.add_scalar("x", float(step), step)
+        if step % 2000 == 0:
+            threading.Event().wait(0.06)
+    writer.close()
+    steps = [p[2] for p in fake.scalars("exp/busy") if p[1] == "x"]
+    assert steps == list(range(20000))
+    # The stream was refused once and the resume twice before it went through.
+    assert fake.refuse_opens == 0
+    assert [r.mode for r in fake.opens[1:]] == [pb.OPEN_MODE_RESUME]
+    assert fake.closed == ["exp/busy"]
+
+
+def test_retryable_codes_are_the_protos_transient_list():
+    """One list for every client: _RETRYABLE is exactly the codes that the
+    "Retries" comment of tblog.proto calls transient."""
+    with open(PROTO) as f:
+        text = f.read()
+    block = text[text.index("// Transient (retried"):text.index("// Final (reported")]
+    transient = set(re.findall(r"^//   ([A-Z_]+)\b", block, re.MULTILINE))
+    assert transient == {code.name for code in _stream._RETRYABLE}
+    assert "RESOURCE_EXHAUSTED" in transient
 
 
 def test_threads_share_one_writer(fake):

@@ -1,0 +1,570 @@
+// RecordStream: see record_stream.h for the contract and the threads.
+#include "record_stream.h"
+
+#include <algorithm>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "base/status_util.h"
+
+namespace tblog {
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& status, std::string_view context) {
+  return Annotate(absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                               status.error_message()),
+                  context);
+}
+
+std::string RandomWriterId() {
+  std::random_device device;
+  std::mt19937_64 generator((uint64_t{device()} << 32) ^ device());
+  return absl::StrCat(absl::Hex(generator(), absl::kZeroPad16),
+                      absl::Hex(generator(), absl::kZeroPad16));
+}
+
+}  // namespace
+
+// The transient codes of tblog.proto's "Retries" comment (service TBLog),
+// where each one's reason is given. Keep this list and that comment in step.
+bool IsRetryable(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kCancelled:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kFailedPrecondition:
+      return true;
+    default:
+      return false;
+  }
+}
+
+RecordStream::RecordStream(WriterOptions options)
+    : options_(std::move(options)),
+      writer_id_(options_.writer_id.empty() ? RandomWriterId() : options_.writer_id),
+      builder_(options_.scalar_style),
+      spare_buffers_(options_.max_buffer_bytes / 4) {
+  NewChannel();
+}
+
+RecordStream::~RecordStream() {
+  if (sender_.joinable()) (void)Close(v1::SESSION_STATUS_SUCCESS);  // errors: see status()
+}
+
+absl::Status RecordStream::status() const {
+  MutexLock lock(&mu_);
+  return error_;
+}
+
+WriterStats RecordStream::stats() const {
+  MutexLock lock(&mu_);
+  WriterStats copy = stats_;
+  copy.buffered_bytes = BufferedBytesLocked();
+  return copy;
+}
+
+std::string RecordStream::run_id() const {
+  MutexLock lock(&mu_);
+  return run_id_;
+}
+
+std::string RecordStream::run_path() const {
+  MutexLock lock(&mu_);
+  return run_path_;
+}
+
+absl::Status RecordStream::Start() {
+  sender_ = std::thread([this] { SenderLoop(); });
+  if (options_.open_in_background) return absl::OkStatus();
+  absl::Status status;
+  {
+    MutexLock lock(&mu_);
+    mu_.Await(Condition(&first_open_done_));
+    status = first_open_status_;
+  }
+  if (!status.ok()) {
+    sender_.join();  // the sender exits after a failed first open
+  }
+  return status;
+}
+
+absl::Status RecordStream::ReserveLocked(size_t bytes) {
+  if (closing_) return absl::FailedPreconditionError("tblog writer is closed");
+  if (fatal_) return error_;
+  if (bytes > options_.max_buffer_bytes) {
+    ++stats_.dropped;
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "record of ", bytes, " bytes exceeds max_buffer_bytes=", options_.max_buffer_bytes));
+  }
+  if (BufferedBytesLocked() + bytes <= options_.max_buffer_bytes) return absl::OkStatus();
+  if (options_.overflow == OverflowPolicy::kDropNewest) {
+    ++stats_.dropped;
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "tblog buffer full (max_buffer_bytes=", options_.max_buffer_bytes, "): record dropped"));
+  }
+  ++stats_.blocked_calls;
+  auto room = [this, bytes]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return closing_ || fatal_ || BufferedBytesLocked() + bytes <= options_.max_buffer_bytes;
+  };
+  mu_.Await(Condition(&room));
+  if (closing_) {
+    return absl::FailedPreconditionError("tblog writer closed while the call waited for buffer room");
+  }
+  if (fatal_) return error_;
+  return absl::OkStatus();
+}
+
+uint64_t RecordStream::SealLocked(v1::FlushMode flush) {
+  const size_t bytes = builder_.bytes();
+  const size_t records = builder_.records();
+  auto request = std::make_shared<v1::WriteRequest>(builder_.TakeBatch());
+  const uint64_t sequence = next_sequence_++;
+  request->set_sequence(sequence);
+  request->set_flush(flush);
+  unacked_.push_back(SealedBatch{sequence, std::move(request), bytes, records});
+  unacked_bytes_ += bytes;
+  WakeSender();
+  return sequence;
+}
+
+void RecordStream::AfterAppendLocked() {
+  ++stats_.enqueued;
+  if (builder_.bytes() >= options_.max_batch_bytes) SealLocked(v1::FLUSH_MODE_NONE);
+}
+
+absl::Status RecordStream::AddScalar(std::string_view tag, std::string_view subrun, int64_t step,
+                                     float value, double wall_time) {
+  MutexLock lock(&mu_);
+  if (absl::Status room = ReserveLocked(BatchBuilder::kScalarPointBytes); !room.ok()) return room;
+  if (builder_.empty()) batch_started_ = absl::Now();
+  builder_.AddScalar(tag, subrun, step, value, wall_time);
+  AfterAppendLocked();
+  return absl::OkStatus();
+}
+
+absl::Status RecordStream::AddRecord(v1::Record&& record, size_t bytes) {
+  MutexLock lock(&mu_);
+  if (absl::Status room = ReserveLocked(bytes); !room.ok()) return room;
+  if (builder_.empty()) batch_started_ = absl::Now();
+  builder_.AddRecord(std::move(record), bytes);
+  AfterAppendLocked();
+  return absl::OkStatus();
+}
+
+absl::Status RecordStream::Flush(bool sync) {
+  MutexLock lock(&mu_);
+  if (closing_) return absl::FailedPreconditionError("tblog writer is closed");
+  if (fatal_) return error_;
+  const uint64_t sequence = SealLocked(sync ? v1::FLUSH_MODE_SYNC : v1::FLUSH_MODE_FLUSH);
+  flush_wanted_through_ = std::max(flush_wanted_through_, sequence);
+  // The batch may be renumbered by the first OpenRun (RebaseLocked).
+  const uint64_t unbased = sequence - sequence_base_;
+  auto flushed = [this, unbased]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return flushed_ >= unbased + sequence_base_;
+  };
+  auto done = [this, &flushed]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return flushed() || fatal_ || sender_done_;
+  };
+  mu_.Await(Condition(&done));
+  if (flushed()) return error_;
+  if (fatal_) return error_;
+  return absl::FailedPreconditionError("tblog writer closed before the flush completed");
+}
+
+absl::Status RecordStream::Close(v1::SessionStatus status) {
+  {
+    MutexLock lock(&mu_);
+    if (closing_) {
+      mu_.Await(Condition(&sender_done_));
+      return close_result_;
+    }
+    closing_ = true;
+    close_status_ = status;
+    WakeSender();
+    auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return sender_done_; };
+    if (!mu_.AwaitWithTimeout(Condition(&done), options_.close_timeout)) {
+      abort_ = true;
+      WakeSender();
+      if (active_call_ != nullptr) active_call_->TryCancel();
+    }
+  }
+  if (sender_.joinable()) sender_.join();
+  MutexLock lock(&mu_);
+  return close_result_;
+}
+
+void RecordStream::SetFatalLocked(const absl::Status& status) {
+  if (error_.ok()) error_ = status;
+  fatal_ = true;
+  ++stats_.errors;
+  WakeSender();
+}
+
+void RecordStream::WakeSender() {
+  MutexLock lock(&wake_mu_);
+  wake_ = true;
+}
+
+void RecordStream::WaitForWake(absl::Time deadline) {
+  MutexLock lock(&wake_mu_);
+  wake_mu_.AwaitWithDeadline(Condition(&wake_), deadline);
+  wake_ = false;
+}
+
+void RecordStream::AckThroughLocked(uint64_t sequence) {
+  while (!unacked_.empty() && unacked_.front().sequence <= sequence) {
+    unacked_bytes_ -= unacked_.front().bytes;
+    stats_.acknowledged += unacked_.front().records;
+    // Only when the sender no longer holds the request (it writes it unlocked).
+    if (unacked_.front().request.use_count() == 1) spare_buffers_.Reclaim(*unacked_.front().request);
+    unacked_.pop_front();
+  }
+  if (closing_ && unacked_.empty()) WakeSender();  // close() waits for the last ack
+}
+
+std::string RecordStream::TakeSpareBuffer(size_t bytes) {
+  if (bytes < TensorBufferPool::kMinBufferBytes) return {};
+  MutexLock lock(&mu_);
+  return spare_buffers_.Take(bytes);
+}
+
+void RecordStream::HandleResponseLocked(const v1::WriteResponse& response) {
+  written_ = std::max(written_, response.written_sequence());
+  durable_ = std::max(durable_, response.durable_sequence());
+  flushed_ = std::max(flushed_, response.flushed_sequence());
+  for (const v1::RecordError& record_error : response.errors()) {
+    ++stats_.errors;
+    if (error_.ok()) {
+      error_ = absl::Status(
+          static_cast<absl::StatusCode>(record_error.code()),
+          absl::StrCat("tblogd rejected record ", record_error.index(), " of batch ",
+                       record_error.sequence(), " (tag '", record_error.tag(),
+                       "'): ", record_error.message()));
+    }
+  }
+  AckThroughLocked(options_.retain_until == AckLevel::kDurable ? durable_ : written_);
+}
+
+void RecordStream::SetActiveCall(grpc::ClientContext* context) {
+  MutexLock lock(&mu_);
+  active_call_ = context;
+  if (context != nullptr && abort_) context->TryCancel();
+}
+
+template <typename Call>
+grpc::Status RecordStream::CallUnary(const Call& call) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
+  SetActiveCall(&context);
+  const grpc::Status status = call(&context);
+  SetActiveCall(nullptr);
+  return status;
+}
+
+absl::Status RecordStream::Connect() {
+  v1::OpenRunRequest request;
+  bool first_open;
+  {
+    MutexLock lock(&mu_);
+    first_open = run_path_.empty();
+    if (first_open) {
+      request.set_experiment(options_.experiment);
+      request.set_name(options_.name);
+      request.set_run_path(options_.run_path);
+      request.set_mode(options_.mode);
+      if (!options_.hparams.empty()) *request.mutable_hparams() = options_.hparams.ToProto();
+    } else {
+      // Same run, whatever happened to the daemon: the run_path is stable.
+      request.set_run_path(run_path_);
+      request.set_mode(v1::OPEN_MODE_RESUME);
+    }
+  }
+  for (const auto& [key, value] : options_.labels) (*request.mutable_labels())[key] = value;
+
+  v1::OpenRunResponse response;
+  const grpc::Status open_status = CallUnary(
+      [&](grpc::ClientContext* context) { return stub_->OpenRun(context, request, &response); });
+  if (!open_status.ok()) {
+    return FromGrpc(open_status, absl::StrCat(first_open ? "OpenRun" : "OpenRun (resume) ",
+                                              first_open ? "" : request.run_path()));
+  }
+
+  uint64_t flush_through = 0;
+  bool need_flush_rpc = false;
+  {
+    MutexLock lock(&mu_);
+    run_id_ = response.run_id();
+    run_path_ = response.run_path();
+    auto it = response.writer_sequences().find(writer_id_);
+    const uint64_t daemon_has = it == response.writer_sequences().end() ? 0 : it->second;
+    // A writer id the run already knows (a restarted trainer that passes a
+    // fixed writer_id): continue after its sequences, or the daemon would
+    // drop our batches as duplicates. Nothing was sent yet, so renumbering
+    // the sealed batches is safe.
+    if (first_open && daemon_has > 0) RebaseLocked(daemon_has);
+    written_ = std::max(written_, daemon_has);
+    if (options_.retain_until == AckLevel::kWritten) AckThroughLocked(daemon_has);
+    // A flush whose batch the daemon already has was perhaps never reported
+    // done on the old stream: ask for it explicitly.
+    flush_through = std::min(daemon_has, flush_wanted_through_);
+    need_flush_rpc = flush_through > flushed_;
+  }
+  if (need_flush_rpc) {
+    v1::FlushRequest flush;
+    flush.set_run_id(response.run_id());
+    flush.set_writer_id(writer_id_);
+    flush.set_through_sequence(flush_through);
+    flush.set_sync(true);
+    v1::FlushResponse flushed;
+    const grpc::Status flush_status = CallUnary(
+        [&](grpc::ClientContext* context) { return stub_->Flush(context, flush, &flushed); });
+    if (!flush_status.ok()) return FromGrpc(flush_status, "Flush after reconnect");
+    MutexLock lock(&mu_);
+    flushed_ = std::max(flushed_, flush_through);
+  }
+  return absl::OkStatus();
+}
+
+void RecordStream::RebaseLocked(uint64_t base) {
+  for (SealedBatch& batch : unacked_) {
+    batch.sequence += base;
+    batch.request->set_sequence(batch.sequence);
+  }
+  next_sequence_ += base;
+  if (flush_wanted_through_ > 0) flush_wanted_through_ += base;
+  sequence_base_ = base;
+}
+
+void RecordStream::ReadLoop(Stream* stream) {
+  v1::WriteResponse response;
+  while (stream->Read(&response)) {
+    MutexLock lock(&mu_);
+    HandleResponseLocked(response);
+  }
+  MutexLock lock(&mu_);
+  stream_broken_ = true;
+  WakeSender();
+}
+
+RecordStream::StreamEnd RecordStream::RunStream() {
+  grpc::ClientContext context;
+  std::unique_ptr<Stream> stream = stub_->Write(&context);
+  std::string run_id;
+  {
+    MutexLock lock(&mu_);
+    stream_broken_ = false;
+    sent_through_ = unacked_.empty() ? next_sequence_ - 1 : unacked_.front().sequence - 1;
+    run_id = run_id_;
+  }
+  SetActiveCall(&context);
+  std::thread reader([this, &stream] { ReadLoop(stream.get()); });
+
+  StreamEnd end = StreamEnd::kBroken;
+  bool first_message = true;
+  std::vector<std::shared_ptr<v1::WriteRequest>> to_send;
+  while (true) {
+    to_send.clear();
+    {
+      MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return abort_ || fatal_ || stream_broken_ || HasUnsentLocked() ||
+               (closing_ && (!builder_.empty() || unacked_.empty()));
+      };
+      // Records arriving in an empty batch do not wake the sender (that
+      // would cost the training thread a wakeup per batch); it wakes at least
+      // every batch_delay and seals batches that are due.
+      const absl::Time wake =
+          builder_.empty() ? absl::Now() + options_.batch_delay : batch_started_ + options_.batch_delay;
+      // Waits on wake_mu_, not mu_: a waiter with a condition on mu_ would
+      // make every unlock by a record call evaluate it (absl's slow unlock).
+      while (!ready() && absl::Now() < wake) {
+        mu_.Unlock();
+        WaitForWake(wake);
+        mu_.Lock();
+      }
+      if (abort_ || fatal_) {
+        end = StreamEnd::kAborted;
+        break;
+      }
+      if (stream_broken_) break;
+      if (!builder_.empty() &&
+          (closing_ || absl::Now() >= batch_started_ + options_.batch_delay)) {
+        SealLocked(v1::FLUSH_MODE_NONE);
+      }
+      for (const SealedBatch& batch : unacked_) {
+        if (batch.sequence <= sent_through_) continue;
+        to_send.push_back(batch.request);
+        if (batch.sequence > ever_sent_through_) {
+          stats_.sent += batch.records;
+          ever_sent_through_ = batch.sequence;
+        } else {
+          ++stats_.resent_batches;
+        }
+        sent_through_ = batch.sequence;
+      }
+      if (to_send.empty() && closing_ && NothingPendingLocked()) {
+        end = StreamEnd::kDrained;
+        break;
+      }
+    }
+    bool write_failed = false;
+    for (const auto& request : to_send) {
+      if (first_message) {
+        // Only the sender touches a sealed request's contents.
+        request->set_run_id(run_id);
+        request->set_writer_id(writer_id_);
+        first_message = false;
+      }
+      if (!stream->Write(*request)) {
+        write_failed = true;
+        break;
+      }
+    }
+    to_send.clear();  // so an ack finds the batch unshared and reclaims its buffers
+    if (write_failed) break;
+  }
+
+  // Known gap: when the daemon ended the stream (stream_broken_), this cancel
+  // turns its status into CANCELLED, so a final code on the Write stream is
+  // retried like a transient one (tblog.proto, "Retries"). Not cancelling
+  // then would end the writer on it, NOT_FOUND for a run a restarted daemon
+  // does not know yet included; that change of behaviour is left for later.
+  if (end == StreamEnd::kDrained) {
+    stream->WritesDone();
+  } else {
+    context.TryCancel();
+  }
+  reader.join();
+  SetActiveCall(nullptr);
+  const grpc::Status finish = stream->Finish();
+  if (!finish.ok() && end != StreamEnd::kAborted) {
+    const absl::Status status = FromGrpc(finish, "Write stream");
+    if (!IsRetryable(status.code())) {
+      MutexLock lock(&mu_);
+      SetFatalLocked(status);
+      return StreamEnd::kAborted;
+    }
+    if (end == StreamEnd::kDrained) end = StreamEnd::kBroken;
+  }
+  return end;
+}
+
+absl::Status RecordStream::CloseRun() {
+  v1::CloseRunRequest request;
+  {
+    MutexLock lock(&mu_);
+    request.set_run_id(run_id_);
+    request.set_status(close_status_);
+  }
+  v1::CloseRunResponse response;
+  const grpc::Status status = CallUnary(
+      [&](grpc::ClientContext* context) { return stub_->CloseRun(context, request, &response); });
+  return FromGrpc(status, "CloseRun");
+}
+
+void RecordStream::NewChannel() {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  stub_ = v1::TBLog::NewStub(
+      grpc::CreateCustomChannel(options_.target, grpc::InsecureChannelCredentials(), args));
+}
+
+void RecordStream::SenderLoop() {
+  absl::Duration backoff = options_.initial_backoff;
+  std::mt19937_64 jitter_source(std::random_device{}());
+  bool connected_before = false;
+  bool drained = false;
+  while (true) {
+    {
+      MutexLock lock(&mu_);
+      if (abort_ || fatal_) break;
+      // Closing with nothing to deliver and no run to close: done.
+      if (closing_ && NothingPendingLocked() && run_id_.empty()) break;
+    }
+    absl::Status connected = Connect();
+    bool retry = false;
+    {
+      MutexLock lock(&mu_);
+      if (!first_open_done_) {
+        first_open_done_ = true;
+        first_open_status_ = connected;
+        if (!connected.ok() && !options_.open_in_background) {
+          fatal_ = true;
+          error_ = connected;
+          break;
+        }
+      }
+      if (!connected.ok()) {
+        if (abort_) break;
+        if (!IsRetryable(connected.code())) {
+          SetFatalLocked(connected);
+          break;
+        }
+        // A wait in [backoff/2, backoff]: writers that lost one daemon do not
+        // all come back in the same millisecond.
+        std::uniform_real_distribution<double> jitter(0.5, 1.0);
+        const absl::Duration wait = backoff * jitter(jitter_source);
+        backoff = std::min(backoff * 2, options_.max_backoff);
+        // On wake_mu_, as in RunStream: record calls go on meanwhile.
+        const absl::Time until = absl::Now() + wait;
+        while (!abort_ && absl::Now() < until) {
+          mu_.Unlock();
+          WaitForWake(until);
+          mu_.Lock();
+        }
+        retry = true;
+      } else {
+        backoff = options_.initial_backoff;
+        if (connected_before) ++stats_.reconnects;
+        connected_before = true;
+      }
+    }
+    if (retry) {
+      NewChannel();
+      continue;
+    }
+    const StreamEnd end = RunStream();
+    if (end == StreamEnd::kDrained) {
+      drained = true;
+      break;
+    }
+    if (end == StreamEnd::kAborted) break;
+    NewChannel();
+  }
+
+  absl::Status result;
+  bool close_run = false;
+  {
+    MutexLock lock(&mu_);
+    close_run = drained && options_.close_run && !run_id_.empty();
+  }
+  if (close_run) result = CloseRun();
+  // No call follows: drop the channel now, closing its connection. An idle
+  // connection that a closed Writer kept open held up the daemon's shutdown
+  // (the server waits for its connections to go; nothing here polls it, so
+  // the client only noticed the server's GOAWAY at gRPC's 5 s backup poll).
+  stub_.reset();
+  MutexLock lock(&mu_);
+  if (!unacked_.empty() || !builder_.empty()) {
+    size_t records = builder_.records();
+    for (const SealedBatch& batch : unacked_) records += batch.records;
+    const absl::Status lost = absl::DeadlineExceededError(absl::StrCat(
+        records, " buffered records were not acknowledged by tblogd at ", options_.target,
+        " before the writer closed"));
+    if (result.ok()) result = lost;
+  }
+  close_result_ = !error_.ok() ? error_ : result;
+  sender_done_ = true;
+}
+
+}  // namespace tblog
