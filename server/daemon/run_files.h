@@ -84,7 +84,7 @@ class RunFiles {
 
   // Rewrites the checkpoint (creating it on first use) with the sequences
   // noted and each sub-run's current file and length; fsyncs it when `sync`.
-  // Call it after a FlushAll that succeeded, so the lengths are on disk.
+  // Call it after a FlushAll that succeeded, so the lengths are in the files.
   absl::Status WriteCheckpoint(bool sync) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Closes every event file (the first error is returned); a later write
