@@ -73,6 +73,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
                            &daemon->budget_, &daemon->metrics_};
   daemon->registry_ = std::make_unique<RunRegistry>(context, logdir);
   daemon->service_ = std::make_unique<TBLogService>(daemon->registry_.get(), context);
+  daemon->metrics_.AddGauge("tblogd_active_runs", "Open runs.",
+                            [registry = daemon->registry_.get()] { return registry->OpenRunCount(); });
+  daemon->metrics_.AddGauge("tblogd_active_streams", "Open Write streams.",
+                            [service = daemon->service_.get()] { return service->ActiveStreams(); });
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -44,12 +44,24 @@ void Sample(std::string* out, const char* name, const std::atomic<T>& value) {
   absl::StrAppend(out, name, " ", value.load(std::memory_order_relaxed), "\n");
 }
 
-void Gauge(std::string* out, const char* name, const char* help, int64_t value) {
-  Family(out, name, "gauge", help);
-  absl::StrAppend(out, name, " ", value, "\n");
+}  // namespace
+
+void Metrics::ReadGaugesFrom(const ByteBudget* budget, const WorkerPool* workers) {
+  if (budget != nullptr) {
+    AddGauge("tblogd_inflight_bytes", "Bytes received and not yet written (budget in use).",
+             [budget] { return static_cast<int64_t>(budget->used()); });
+    AddGauge("tblogd_parked_streams", "Streams waiting for the in-flight byte budget.",
+             [budget] { return static_cast<int64_t>(budget->parked()); });
+  }
+  if (workers != nullptr) {
+    AddGauge("tblogd_worker_queued_tasks", "Tasks waiting for a worker thread.",
+             [workers] { return workers->queued_tasks(); });
+  }
 }
 
-}  // namespace
+void Metrics::AddGauge(std::string name, std::string help, std::function<int64_t()> read) {
+  gauges_.push_back(GaugeSource{std::move(name), std::move(help), std::move(read)});
+}
 
 std::string Metrics::RenderPrometheus() const {
   std::string out;
@@ -75,46 +87,31 @@ std::string Metrics::RenderPrometheus() const {
                     absl::StatusCodeToString(static_cast<absl::StatusCode>(code)), "\"} ", n,
                     "\n");
   }
-  struct Simple {
+  struct Counter {
     const char* name;
-    const char* type;
     const char* help;
-    const std::atomic<uint64_t>* u;
-    const std::atomic<int64_t>* s;
+    const std::atomic<uint64_t>& value;
   };
-  const Simple simple[] = {
-      {"tblogd_received_bytes_total", "counter", "Bytes of write requests accepted.",
-       &bytes_received, nullptr},
-      {"tblogd_event_file_bytes_written_total", "counter", "Event file bytes handed to the OS.",
-       &event_bytes_written, nullptr},
-      {"tblogd_batches_written_total", "counter", "Batches written.", &batches_written, nullptr},
-      {"tblogd_batches_duplicate_total", "counter", "Resent batches dropped as already written.",
-       &batches_duplicate, nullptr},
-      {"tblogd_streams_refused_total", "counter",
-       "Write streams refused (stream limit or shutdown).", &streams_refused, nullptr},
-      {"tblogd_io_errors_total", "counter", "Event file or checkpoint I/O errors.", &io_errors,
-       nullptr},
-      {"tblogd_checkpoint_writes_total", "counter", "Run checkpoints written.",
-       &checkpoint_writes, nullptr},
-      {"tblogd_flushes_total", "counter", "Run flushes (to the OS, synced per policy).",
-       &flushes_, nullptr},
-      {"tblogd_active_runs", "gauge", "Open runs.", nullptr, &active_runs},
-      {"tblogd_active_streams", "gauge", "Open Write streams.", nullptr, &active_streams},
+  const Counter counters[] = {
+      {"tblogd_received_bytes_total", "Bytes of write requests accepted.", bytes_received},
+      {"tblogd_event_file_bytes_written_total", "Event file bytes handed to the OS.",
+       event_bytes_written},
+      {"tblogd_batches_written_total", "Batches written.", batches_written},
+      {"tblogd_batches_duplicate_total", "Resent batches dropped as already written.",
+       batches_duplicate},
+      {"tblogd_streams_refused_total", "Write streams refused (stream limit or shutdown).",
+       streams_refused},
+      {"tblogd_io_errors_total", "Event file or checkpoint I/O errors.", io_errors},
+      {"tblogd_checkpoint_writes_total", "Run checkpoints written.", checkpoint_writes},
+      {"tblogd_flushes_total", "Run flushes (to the OS, synced per policy).", flushes_},
   };
-  for (const Simple& m : simple) {
-    Family(&out, m.name, m.type, m.help);
-    if (m.u != nullptr) Sample(&out, m.name, *m.u);
-    if (m.s != nullptr) Sample(&out, m.name, *m.s);
+  for (const Counter& counter : counters) {
+    Family(&out, counter.name, "counter", counter.help);
+    Sample(&out, counter.name, counter.value);
   }
-  if (budget_ != nullptr) {
-    Gauge(&out, "tblogd_inflight_bytes", "Bytes received and not yet written (budget in use).",
-          static_cast<int64_t>(budget_->used()));
-    Gauge(&out, "tblogd_parked_streams", "Streams waiting for the in-flight byte budget.",
-          budget_->parked());
-  }
-  if (workers_ != nullptr) {
-    Gauge(&out, "tblogd_worker_queued_tasks", "Tasks waiting for a worker thread.",
-          workers_->queued_tasks());
+  for (const GaugeSource& gauge : gauges_) {
+    Family(&out, gauge.name.c_str(), "gauge", gauge.help.c_str());
+    absl::StrAppend(&out, gauge.name, " ", gauge.read(), "\n");
   }
   // A summary without quantiles: Prometheus reserves the _sum and _count
   // suffixes for the samples of a summary or histogram family.

@@ -1,16 +1,18 @@
 // The daemon's counters and gauges, rendered in Prometheus text format.
 // Counters are lock-free (relaxed atomics): every part of the daemon bumps
-// them from any thread. Gauges whose truth lives in a component (the byte
-// budget's bytes in use and parked streams, the worker pool's queue) are
-// read from that component at scrape time, never kept as a copy that could
-// drift from it.
+// them from any thread. Every gauge's truth lives in a component (the byte
+// budget's bytes in use and parked streams, the worker pool's queue, the run
+// registry's open runs, the service's streams) and is read from that
+// component at scrape time, never kept as a copy that could drift from it.
 #ifndef TBLOG_DAEMON_METRICS_H_
 #define TBLOG_DAEMON_METRICS_H_
 
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "tblog/v1/tblog.pb.h"
@@ -48,8 +50,6 @@ class Metrics {
   std::atomic<uint64_t> event_bytes_written{0};   // event file bytes handed to the OS
   std::atomic<uint64_t> batches_duplicate{0};
   std::atomic<uint64_t> batches_written{0};
-  std::atomic<int64_t> active_runs{0};            // gauge
-  std::atomic<int64_t> active_streams{0};         // gauge
   std::atomic<uint64_t> streams_refused{0};       // past max_streams or shutting down
   std::atomic<uint64_t> io_errors{0};
   std::atomic<uint64_t> checkpoint_writes{0};
@@ -59,10 +59,13 @@ class Metrics {
   // `workers`. Either may be null (its gauges are left out). Both are
   // borrowed and must outlive every later RenderPrometheus(); call this
   // before RenderPrometheus() can run on another thread.
-  void ReadGaugesFrom(const ByteBudget* budget, const WorkerPool* workers) {
-    budget_ = budget;
-    workers_ = workers;
-  }
+  void ReadGaugesFrom(const ByteBudget* budget, const WorkerPool* workers);
+
+  // Adds the gauge `name` whose value `read` returns from its owner at
+  // scrape time. `read` must be thread-safe, and what it reads must outlive
+  // every later RenderPrometheus(); call this before RenderPrometheus() can
+  // run on another thread. Gauges are rendered in the order they were added.
+  void AddGauge(std::string name, std::string help, std::function<int64_t()> read);
 
   // The Prometheus text exposition (version 0.0.4) of every counter and
   // gauge: a HELP and a TYPE line per family, then its samples. Thread-safe.
@@ -79,8 +82,12 @@ class Metrics {
   std::array<std::atomic<uint64_t>, 17> rejected_{};
   std::atomic<uint64_t> flushes_{0};
   std::atomic<uint64_t> flush_micros_{0};
-  const ByteBudget* budget_ = nullptr;
-  const WorkerPool* workers_ = nullptr;
+  struct GaugeSource {
+    std::string name;
+    std::string help;
+    std::function<int64_t()> read;
+  };
+  std::vector<GaugeSource> gauges_;
 };
 
 }  // namespace tblog::daemon

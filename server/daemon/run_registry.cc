@@ -87,7 +87,7 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
   int open_runs = 0;
   {
     MutexLock lock(&mu_);
-    for (const auto& [id, known] : runs_) open_runs += known.run->open() ? 1 : 0;
+    open_runs = OpenRunCountLocked();
     auto it = run_path.empty() ? runs_.end() : runs_.find(run_path);
     if (it != runs_.end() && it->second.run->open()) {
       if (request.mode() == v1::OPEN_MODE_CREATE) {
@@ -160,7 +160,6 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
     MutexLock lock(&mu_);
     runs_[run_path] = Known{run, request.hparams()};
   }
-  context_.metrics->active_runs.fetch_add(1, std::memory_order_relaxed);
   spdlog::info("run={} opened resumed={} labels={}", run_path, resumed, request.labels_size());
 
   response.set_run_id(run_path);
@@ -200,10 +199,8 @@ void RunRegistry::CloseRun(const std::string& run_id, v1::SessionStatus status, 
     return;
   }
   Converted final_events = context_.converter->CloseRunEvents(status, hparams, NowSeconds());
-  Metrics* metrics = context_.metrics;
   run->Close(std::move(final_events),
-             [run, metrics, done = std::move(done)](absl::Status close_status) mutable {
-               metrics->active_runs.fetch_sub(1, std::memory_order_relaxed);
+             [run, done = std::move(done)](absl::Status close_status) mutable {
                spdlog::info("run={} closed status={}", run->run_id(),
                             close_status.ok() ? "OK" : std::string(close_status.message()));
                if (!close_status.ok()) {
@@ -226,10 +223,8 @@ absl::Status RunRegistry::CloseAllForShutdown(absl::Time deadline) {
     MutexLock lock(&pending->mu);
     pending->left = static_cast<int>(runs.size());
   }
-  Metrics* metrics = context_.metrics;
   for (const auto& run : runs) {
-    run->Close(Converted{}, [pending, run, metrics](absl::Status status) {
-      metrics->active_runs.fetch_sub(1, std::memory_order_relaxed);
+    run->Close(Converted{}, [pending, run](absl::Status status) {
       MutexLock lock(&pending->mu);
       --pending->left;
       if (!status.ok() && status.code() != absl::StatusCode::kFailedPrecondition) {
@@ -261,6 +256,17 @@ std::vector<v1::RunInfo> RunRegistry::List() const {
   infos.reserve(runs.size());
   for (const auto& run : runs) infos.push_back(run->Info());
   return infos;
+}
+
+int RunRegistry::OpenRunCount() const {
+  MutexLock lock(&mu_);
+  return OpenRunCountLocked();
+}
+
+int RunRegistry::OpenRunCountLocked() const {
+  int open = 0;
+  for (const auto& [id, known] : runs_) open += known.run->open() ? 1 : 0;
+  return open;
 }
 
 std::vector<std::shared_ptr<Run>> RunRegistry::OpenRuns() const {

@@ -50,10 +50,13 @@ class RunRegistry {
 
   std::vector<v1::RunInfo> List() const;
   std::vector<std::shared_ptr<Run>> OpenRuns() const;
+  // Runs open now: what --max-runs counts, and the tblogd_active_runs gauge.
+  int OpenRunCount() const;
 
   const std::string& logdir() const { return logdir_; }
 
  private:
+  int OpenRunCountLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   struct Known {
     std::shared_ptr<Run> run;
     v1::HParams hparams;  // for the session end at CloseRun

@@ -427,7 +427,6 @@ bool TBLogService::RegisterStream(WriteStream* stream, grpc::Status* refusal) {
                      " open Write streams, the limit (--max-streams); retry later"));
   } else {
     streams_.insert(stream);
-    context_.metrics->active_streams.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
   context_.metrics->streams_refused.fetch_add(1, std::memory_order_relaxed);
@@ -436,9 +435,12 @@ bool TBLogService::RegisterStream(WriteStream* stream, grpc::Status* refusal) {
 
 void TBLogService::UnregisterStream(WriteStream* stream) {
   MutexLock lock(&mu_);
-  if (streams_.erase(stream) > 0) {
-    context_.metrics->active_streams.fetch_sub(1, std::memory_order_relaxed);
-  }
+  streams_.erase(stream);
+}
+
+int TBLogService::ActiveStreams() const {
+  MutexLock lock(&mu_);
+  return static_cast<int>(streams_.size());
 }
 
 void TBLogService::BeginShutdown() {

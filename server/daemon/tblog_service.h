@@ -42,6 +42,8 @@ class TBLogService final : public v1::TBLog::CallbackService {
   void BeginShutdown() ABSL_LOCKS_EXCLUDED(mu_);
   // Waits until every Write stream is done, or `deadline`; false on timeout.
   bool WaitForStreams(absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
+  // Write streams open now (the tblogd_active_streams gauge).
+  int ActiveStreams() const ABSL_LOCKS_EXCLUDED(mu_);
 
   grpc::ServerUnaryReactor* OpenRun(grpc::CallbackServerContext* context,
                                     const v1::OpenRunRequest* request,
@@ -75,7 +77,7 @@ class TBLogService final : public v1::TBLog::CallbackService {
   RunRegistry* const registry_;
   const RunContext context_;
   std::atomic<bool> shutting_down_{false};
-  Mutex mu_;
+  mutable Mutex mu_;
   std::set<WriteStream*> streams_ ABSL_GUARDED_BY(mu_);
 };
 #pragma GCC diagnostic pop

@@ -76,6 +76,8 @@ TEST(MetricsTest, ExpositionIsWellFormedAndNamedByConvention) {
   ByteBudget budget(1000);
   WorkerPool workers(1);
   metrics.ReadGaugesFrom(&budget, &workers);
+  metrics.AddGauge("tblogd_active_runs", "Open runs.", [] { return 0; });
+  metrics.AddGauge("tblogd_active_streams", "Open Write streams.", [] { return 0; });
   metrics.AddRejected(3);
   const std::string text = metrics.RenderPrometheus();
   ASSERT_FALSE(text.empty());
@@ -106,7 +108,8 @@ TEST(MetricsTest, CountersFollowWhatWasCounted) {
   metrics.AddFlush(absl::Milliseconds(250));
   metrics.AddFlush(absl::Milliseconds(500));
   metrics.bytes_received += 4096;
-  metrics.active_runs += 2;
+  int64_t open_runs = 2;
+  metrics.AddGauge("tblogd_active_runs", "Open runs.", [&open_runs] { return open_runs; });
   const Exposition e = Parse(metrics.RenderPrometheus());
   EXPECT_EQ(e.samples.at("tblogd_records_received_total{kind=\"scalar\"}"), 3);
   EXPECT_EQ(e.samples.at("tblogd_records_received_total{kind=\"image\"}"), 1);
@@ -116,6 +119,8 @@ TEST(MetricsTest, CountersFollowWhatWasCounted) {
   EXPECT_EQ(e.samples.count("tblogd_records_rejected_total{code=\"NOT_FOUND\"}"), 0u);
   EXPECT_EQ(e.samples.at("tblogd_received_bytes_total"), 4096);
   EXPECT_EQ(e.samples.at("tblogd_active_runs"), 2);
+  open_runs = 1;  // read from its owner at every scrape
+  EXPECT_EQ(Parse(metrics.RenderPrometheus()).samples.at("tblogd_active_runs"), 1);
   EXPECT_EQ(e.samples.at("tblogd_flushes_total"), 2);
   EXPECT_EQ(e.samples.at("tblogd_flush_latency_seconds_count"), 2);
   EXPECT_DOUBLE_EQ(e.samples.at("tblogd_flush_latency_seconds_sum"), 0.75);

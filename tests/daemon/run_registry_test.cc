@@ -290,7 +290,7 @@ TEST_F(RunRegistryTest, ShutdownClosesEveryOpenRun) {
   EXPECT_TRUE(registry().CloseAllForShutdown(absl::Now() + absl::Seconds(30)).ok());
   EXPECT_TRUE(registry().OpenRuns().empty());
   EXPECT_EQ(registry().List().size(), 2u);
-  EXPECT_EQ(metrics_.active_runs.load(), 0);
+  EXPECT_EQ(registry().OpenRunCount(), 0);
   // A run closed by shutdown can be resumed later.
   EXPECT_TRUE(Open(AtPath("s/1", v1::OPEN_MODE_RESUME)).resumed());
 }

@@ -71,6 +71,16 @@ class ServiceTest : public ::testing::Test {
     unix_ = v1::TBLog::NewStub(grpc::CreateChannel(addresses[1], grpc::InsecureChannelCredentials()));
   }
 
+  // True once the metrics hold `line` (the service registers a stream on
+  // gRPC's thread, shortly after the client's first write); false after 5 s.
+  bool MetricsShow(const std::string& line) const {
+    for (int i = 0; i < 500; ++i) {
+      if (daemon_->RenderMetrics().find(line) != std::string::npos) return true;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return false;
+  }
+
   fs::path logdir_;
   std::string socket_;
   std::unique_ptr<Daemon> daemon_;
@@ -105,6 +115,9 @@ TEST_F(ServiceTest, WriteFlushCloseAndReadBack) {
     ASSERT_TRUE(stream->Write(second));
     ASSERT_TRUE(stream->Write(Batch(run_id, 3, {"loss", "acc"}, 3)));
     ASSERT_TRUE(stream->Write(Batch(run_id, 2, {"loss", "acc"}, 2)));
+    // The gauges are read from the registry and the service: one run, one stream.
+    EXPECT_TRUE(MetricsShow("tblogd_active_streams 1\n")) << daemon_->RenderMetrics();
+    EXPECT_TRUE(MetricsShow("tblogd_active_runs 1\n")) << daemon_->RenderMetrics();
     ASSERT_TRUE(stream->WritesDone());
     v1::WriteResponse response;
     uint64_t written = 0;
@@ -296,6 +309,7 @@ TEST_F(ServiceTest, ShutdownRefusesNewCalls) {
   EXPECT_FALSE(tcp_->OpenRun(&context, v1::OpenRunRequest(), &response).ok());
   const std::string metrics = daemon_->RenderMetrics();
   EXPECT_NE(metrics.find("tblogd_active_runs 0"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("tblogd_active_streams 0"), std::string::npos) << metrics;
 }
 
 }  // namespace
