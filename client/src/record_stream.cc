@@ -360,8 +360,10 @@ RecordStream::StreamEnd RecordStream::RunStream() {
   grpc::ClientContext context;
   std::unique_ptr<Stream> stream = stub_->Write(&context);
   std::string run_id;
+  uint64_t written_before = 0;
   {
     MutexLock lock(&mu_);
+    written_before = written_;
     stream_broken_ = false;
     sent_through_ = unacked_.empty() ? next_sequence_ - 1 : unacked_.front().sequence - 1;
     run_id = run_id_;
@@ -434,22 +436,30 @@ RecordStream::StreamEnd RecordStream::RunStream() {
     if (write_failed) break;
   }
 
-  // Known gap: when the daemon ended the stream (stream_broken_), this cancel
-  // turns its status into CANCELLED, so a final code on the Write stream is
-  // retried like a transient one (tblog.proto, "Retries"). Not cancelling
-  // then would end the writer on it, NOT_FOUND for a run a restarted daemon
-  // does not know yet included; that change of behaviour is left for later.
+  // Only a stream this client gives up on is cancelled. One the daemon ended
+  // (the reader saw its end) or that a failed write showed broken is over
+  // already, and Finish() returns the daemon's own status: a final code must
+  // not turn into CANCELLED and be retried (tblog.proto, "Retries").
   if (end == StreamEnd::kDrained) {
     stream->WritesDone();
-  } else {
+  } else if (end == StreamEnd::kAborted) {
     context.TryCancel();
   }
   reader.join();
   SetActiveCall(nullptr);
   const grpc::Status finish = stream->Finish();
+  {
+    MutexLock lock(&mu_);
+    if (written_ > written_before) stream_run_not_found_ = 0;  // it made progress
+  }
   if (!finish.ok() && end != StreamEnd::kAborted) {
     const absl::Status status = FromGrpc(finish, "Write stream");
-    if (!IsRetryable(status.code())) {
+    // NOT_FOUND on the stream: this daemon does not know the run (it
+    // restarted after our OpenRun). Reconnecting reopens it with RESUME; a
+    // daemon that keeps not knowing it after that is final.
+    const bool reopen = status.code() == absl::StatusCode::kNotFound &&
+                        ++stream_run_not_found_ <= kMaxRunNotFoundInARow;
+    if (!reopen && !IsRetryable(status.code())) {
       MutexLock lock(&mu_);
       SetFatalLocked(status);
       return StreamEnd::kAborted;

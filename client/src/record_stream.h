@@ -66,8 +66,8 @@ namespace tblog {
 // Whether a failed call or stream is tried again (backoff, reconnect,
 // resume, resend) rather than ending the writer: the transient codes listed
 // in tblog.proto ("Retries", on service TBLog). Python's _RETRYABLE
-// (client/python/tblog/_stream.py) is the same set. (A Write stream the
-// daemon ended is still retried whatever its code: see RunStream.)
+// (client/python/tblog/_stream.py) is the same set. A Write stream that ends
+// NOT_FOUND is reopened too (a few times in a row), as the proto says.
 bool IsRetryable(absl::StatusCode code);
 
 class RecordStream {
@@ -171,6 +171,12 @@ class RecordStream {
   // Sender thread only (NewChannel replaces it).
   std::unique_ptr<v1::TBLog::Stub> stub_;
   std::thread sender_;
+  // Sender thread only: Write streams in a row that ended NOT_FOUND (the
+  // daemon did not know the run) with no batch acknowledged; each is followed
+  // by a reopen (RESUME), and past kMaxRunNotFoundInARow the writer fails
+  // with that status.
+  static constexpr int kMaxRunNotFoundInARow = 3;
+  int stream_run_not_found_ = 0;
 
   mutable Mutex mu_;
   BatchBuilder builder_ ABSL_GUARDED_BY(mu_);

@@ -336,6 +336,65 @@ TEST_F(WriterProtocolTest, ResourceExhaustedIsRetriedWithoutLoss) {
   EXPECT_EQ(fake_.opens[1].mode(), v1::OPEN_MODE_RESUME);
 }
 
+// A final code that ends the Write stream ends the writer with that code: it
+// is not turned into CANCELLED by the client and retried forever.
+TEST_F(WriterProtocolTest, FinalCodeOnTheStreamEndsTheWriter) {
+  auto writer = Writer::Open(Options());
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  {
+    MutexLock lock(&fake_.mu);
+    fake_.break_code = grpc::PERMISSION_DENIED;
+    fake_.break_every = 1;
+  }
+  ASSERT_TRUE((*writer)->scalar("loss", 0, 1.0f).ok());
+  const absl::Status closed = (*writer)->close();
+  EXPECT_EQ(closed.code(), absl::StatusCode::kPermissionDenied) << closed;
+  EXPECT_EQ((*writer)->status().code(), absl::StatusCode::kPermissionDenied);
+  MutexLock lock(&fake_.mu);
+  EXPECT_EQ(fake_.streams, 1);  // no retry
+  EXPECT_TRUE(fake_.points.empty());
+}
+
+// NOT_FOUND on the Write stream: the daemon does not know the run (it
+// restarted after OpenRun). The writer reopens it with RESUME and resends:
+// every point arrives once, and nothing is reported.
+TEST_F(WriterProtocolTest, RunNotFoundOnTheStreamReopensTheRun) {
+  WriterOptions options = Options();
+  options.max_batch_bytes = 1000;
+  auto writer = Writer::Open(options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  {
+    MutexLock lock(&fake_.mu);
+    fake_.break_code = grpc::NOT_FOUND;
+    fake_.break_every = 5;
+  }
+  for (int64_t step = 0; step < 2000; ++step) {
+    ASSERT_TRUE((*writer)->scalar("loss", step, 1.0f).ok());
+  }
+  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+  ExpectSteps("loss", 2000);
+  MutexLock lock(&fake_.mu);
+  EXPECT_EQ(fake_.duplicates, 0);
+  ASSERT_GE(fake_.opens.size(), 2u);
+  EXPECT_EQ(fake_.opens.back().mode(), v1::OPEN_MODE_RESUME);
+}
+
+// A daemon that keeps answering NOT_FOUND after each reopen: the writer
+// gives up after a few reopens in a row, with that code.
+TEST_F(WriterProtocolTest, RunNotFoundAgainAndAgainIsFinal) {
+  auto writer = Writer::Open(Options());
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  {
+    MutexLock lock(&fake_.mu);
+    fake_.break_code = grpc::NOT_FOUND;
+    fake_.break_every = 1;
+  }
+  ASSERT_TRUE((*writer)->scalar("loss", 0, 1.0f).ok());
+  EXPECT_EQ((*writer)->close().code(), absl::StatusCode::kNotFound);
+  MutexLock lock(&fake_.mu);
+  EXPECT_EQ(fake_.streams, 4);  // the first stream and three reopened ones
+}
+
 // One list for every client: IsRetryable holds exactly the codes that the
 // "Retries" comment of tblog.proto calls transient.
 TEST(RetryPolicyTest, IsRetryableIsTheProtosTransientList) {

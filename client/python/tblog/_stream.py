@@ -42,6 +42,11 @@ _RETRYABLE = frozenset({
     grpc.StatusCode.INTERNAL,
     grpc.StatusCode.FAILED_PRECONDITION,
 })
+# NOT_FOUND that ends the Write stream: the daemon does not know the run (it
+# restarted after our OpenRun). The reconnect reopens it (RESUME) and resends,
+# up to this many times in a row with nothing acknowledged; then it is final
+# (tblog.proto, "Retries"; the C++ client's kMaxRunNotFoundInARow).
+_MAX_RUN_NOT_FOUND_IN_A_ROW = 3
 
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", 64 << 20),
@@ -200,6 +205,7 @@ class Stream:
         self._stream_call = None
         self._stream_broken = True
         self._consecutive_failures = 0
+        self._run_not_found = 0
 
         response = self._open(connect_timeout, self._open_request, wait_for_ready=True)
         self.run_id = response.run_id
@@ -440,7 +446,10 @@ class Stream:
             if generation != self._stream_gen:
                 return
             self._stream_broken = True
-            if status is not None and status.code() not in _RETRYABLE:
+            if (status is not None and status.code() == grpc.StatusCode.NOT_FOUND
+                    and self._run_not_found < _MAX_RUN_NOT_FOUND_IN_A_ROW):
+                self._run_not_found += 1  # the reconnect reopens the run
+            elif status is not None and status.code() not in _RETRYABLE:
                 self._consecutive_failures += 1
                 message = f"tblog: Write stream failed: {status.code().name}: {status.details()}"
                 error = TblogError(message, code=status.code().name)
@@ -457,6 +466,7 @@ class Stream:
     def _on_response(self, response):
         with self._cv:
             self._consecutive_failures = 0
+            self._run_not_found = 0
             for e in response.errors:
                 name = _INT_CODES.get(e.code, str(e.code))
                 self._errors.append(TblogError(

@@ -125,6 +125,25 @@ def test_resource_exhausted_is_retried_without_loss(fake):
     assert fake.closed == ["exp/busy"]
 
 
+def test_run_not_found_on_the_stream_reopens_the_run(fake):
+    """NOT_FOUND that ends the Write stream means the daemon does not know the
+    run (it restarted after OpenRun): the writer reopens it with RESUME and
+    resends (tblog.proto, "Retries"). Nothing lost, nothing doubled, no
+    batch dropped, no error raised."""
+    writer = tblog.SummaryWriter("exp/lost", address=fake.address)
+    fake.break_code = grpc.StatusCode.NOT_FOUND
+    fake.break_after = 2
+    for step in range(20000):
+        writer.add_scalar("x", float(step), step)
+        if step % 2000 == 0:
+            threading.Event().wait(0.06)
+    writer.close()
+    steps = [p[2] for p in fake.scalars("exp/lost") if p[1] == "x"]
+    assert steps == list(range(20000))
+    assert [r.mode for r in fake.opens[1:]] == [pb.OPEN_MODE_RESUME]
+    assert fake.closed == ["exp/lost"]
+
+
 def test_retryable_codes_are_the_protos_transient_list():
     """One list for every client: _RETRYABLE is exactly the codes that the
     "Retries" comment of tblog.proto calls transient."""
