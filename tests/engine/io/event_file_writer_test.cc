@@ -14,6 +14,7 @@
 #include "engine/io/record_reader.h"
 #include "golden_util.h"
 #include "file_size_limit.h"
+#include "support/fault_file_system.h"
 
 namespace tblog {
 namespace {
@@ -356,6 +357,153 @@ TEST_F(EventFileWriterTest, AnEventAcceptedBeforeAFaultIsKeptAndARefusedOneIsNot
   ASSERT_TRUE((*writer)->Write(ScalarEvent(6, padding)).ok());
   ASSERT_TRUE((*writer)->Close().ok());
   EXPECT_EQ(StepsAcross(Files()), Range(0, 7));
+}
+
+// Faults injected per call through FaultFileSystem: real files underneath.
+
+// Reads `path` to its end; returns the steps of its summary events and the
+// state it stopped in.
+RecordReader::State ReadSteps(const std::string& path, std::vector<int64_t>* steps) {
+  auto reader = RecordReader::Open(path);
+  EXPECT_TRUE(reader.ok()) << reader.status();
+  if (!reader.ok()) return RecordReader::State::kCorrupt;
+  std::string payload;
+  RecordReader::State state;
+  while ((state = (*reader)->Next(&payload)) == RecordReader::State::kRecord) {
+    tb::Event event;
+    EXPECT_TRUE(event.ParseFromString(payload));
+    if (event.has_summary()) steps->push_back(event.step());
+  }
+  return state;
+}
+
+TEST_F(EventFileWriterTest, OneAppendPerFlushedBuffer) {
+  FaultFileSystem fs;
+  EventFileOptions options = FakeClockOptions();
+  options.file_system = &fs;
+  auto writer = EventFileWriter::Create(dir_, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  EXPECT_EQ(fs.calls(FileOp::kAppend), 1);  // the file_version record
+  for (int64_t step = 0; step < 100; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
+  EXPECT_EQ(fs.calls(FileOp::kAppend), 1);  // buffered
+  ASSERT_TRUE((*writer)->Flush().ok());
+  EXPECT_EQ(fs.calls(FileOp::kAppend), 2);
+  EXPECT_EQ(fs.calls(FileOp::kSync), 1);  // kOnFlush (Create syncs the directory only)
+  ASSERT_TRUE((*writer)->Close().ok());
+  EXPECT_EQ(StepsAcross(Files()), Range(0, 100));
+}
+
+TEST_F(EventFileWriterTest, NoSpaceOnTheNthWriteIsReportedAndNothingIsCorrupt) {
+  FaultFileSystem fs;
+  EventFileOptions options = FakeClockOptions();
+  options.file_system = &fs;
+  options.buffer_bytes = 1;  // every Write is one Append
+  auto writer = EventFileWriter::Create(dir_, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const std::string first_path = (*writer)->current_path();
+  // The 6th Append after the file_version one fails: steps 0..4 are written.
+  fs.Inject(Fault(FileOp::kAppend, ENOSPC).Skip(5));
+  for (int64_t step = 0; step < 6; ++step) {
+    ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());  // step 5 stays buffered
+  }
+  EXPECT_EQ((*writer)->stats().write_errors, 1u);
+  const absl::Status refused = (*writer)->Write(ScalarEvent(6));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.message().find(first_path), absl::string_view::npos) << refused;
+  EXPECT_NE(refused.message().find("No space left on device"), absl::string_view::npos) << refused;
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+
+  // Nothing written after the fault: the file ends cleanly after step 4.
+  std::vector<int64_t> steps;
+  EXPECT_EQ(ReadSteps(first_path, &steps), RecordReader::State::kEnd);
+  EXPECT_EQ(steps, Range(0, 5));
+
+  // Space again: the next Flush carries step 5 to a fresh file.
+  ASSERT_TRUE((*writer)->Flush().ok());
+  EXPECT_NE((*writer)->current_path(), first_path);
+  ASSERT_TRUE((*writer)->Write(ScalarEvent(6)).ok());
+  ASSERT_TRUE((*writer)->Close().ok());
+  EXPECT_EQ(StepsAcross(Files()), Range(0, 7));
+}
+
+// A write that puts part of the buffer in the file and then fails is not
+// retried: the writer reports it and leaves the torn record behind; the
+// records before it read back whole, and the torn one goes, whole, to the
+// next file.
+TEST_F(EventFileWriterTest, AShortWriteIsReportedAndItsRecordCarriedToTheNextFile) {
+  FaultFileSystem fs;
+  EventFileOptions options = FakeClockOptions();
+  options.file_system = &fs;
+  options.buffer_bytes = 1;
+  auto writer = EventFileWriter::Create(dir_, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const std::string first_path = (*writer)->current_path();
+  for (int64_t step = 0; step < 3; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
+  const uint64_t whole = fs::file_size(first_path);
+  fs.Inject(Fault(FileOp::kAppend, ENOSPC).KeepBytes(10));
+  EXPECT_TRUE((*writer)->Write(ScalarEvent(3)).ok());  // accepted, then the write fails
+  EXPECT_EQ(fs::file_size(first_path), whole + 10);
+  EXPECT_EQ((*writer)->stats().bytes_written, whole + 10);
+  EXPECT_FALSE((*writer)->Write(ScalarEvent(4)).ok());
+
+  std::vector<int64_t> steps;
+  EXPECT_EQ(ReadSteps(first_path, &steps), RecordReader::State::kTornTail);
+  EXPECT_EQ(steps, Range(0, 3));
+
+  ASSERT_TRUE((*writer)->Flush().ok());
+  ASSERT_TRUE((*writer)->Write(ScalarEvent(4)).ok());
+  ASSERT_TRUE((*writer)->Close().ok());
+  EXPECT_EQ(StepsAcross(Files()), Range(0, 5));
+  EXPECT_EQ((*writer)->stats().records_lost, 0u);
+}
+
+// After a failed fsync the page cache's state is unknown: the error is
+// reported and sticky, and the next Flush starts a new file rather than
+// trusting the old one's tail.
+TEST_F(EventFileWriterTest, AnFsyncErrorIsReportedAndTheNextFlushStartsANewFile) {
+  FaultFileSystem fs;
+  EventFileOptions options = FakeClockOptions();
+  options.file_system = &fs;
+  options.sync = SyncPolicy::kOnFlush;
+  auto writer = EventFileWriter::Create(dir_, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const std::string first_path = (*writer)->current_path();
+  for (int64_t step = 0; step < 3; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
+  fs.Inject(Fault(FileOp::kSync, EIO));
+  const absl::Status failed = (*writer)->Flush();
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.message().find("syncing " + first_path), absl::string_view::npos) << failed;
+  EXPECT_NE(failed.message().find("Input/output error"), absl::string_view::npos) << failed;
+  EXPECT_EQ((*writer)->stats().syncs, 0u);
+  EXPECT_EQ((*writer)->stats().write_errors, 1u);
+  EXPECT_EQ((*writer)->Write(ScalarEvent(3)), failed);  // sticky
+
+  ASSERT_TRUE((*writer)->Flush().ok());  // the fault was once
+  EXPECT_NE((*writer)->current_path(), first_path);
+  EXPECT_EQ((*writer)->stats().syncs, 1u);
+  ASSERT_TRUE((*writer)->Write(ScalarEvent(3)).ok());
+  ASSERT_TRUE((*writer)->Close().ok());
+  EXPECT_EQ(StepsAcross(Files()), Range(0, 4));
+}
+
+TEST_F(EventFileWriterTest, DirectoryFaultsAreReportedWithThePath) {
+  FaultFileSystem fs;
+  EventFileOptions options = FakeClockOptions();
+  options.file_system = &fs;
+  fs.Inject(Fault(FileOp::kCreateDir, EIO).OnPathsWith("/train"));
+  auto failed = EventFileWriter::Create(dir_ + "/train", options);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("creating directory " + dir_ + "/train: "),
+            absl::string_view::npos)
+      << failed.status();
+  EXPECT_FALSE(fs::exists(dir_ + "/train"));
+
+  fs.Inject(Fault(FileOp::kSyncDir, EIO));
+  failed = EventFileWriter::Create(dir_ + "/train", options);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("syncing directory"), absl::string_view::npos)
+      << failed.status();
+  EXPECT_TRUE(EventFileWriter::Create(dir_ + "/train", options).ok());
 }
 
 }  // namespace
