@@ -1,44 +1,14 @@
 #include "daemon/run.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "daemon/names.h"
-#include "base/status_util.h"
 #include "spdlog/spdlog.h"
 
 namespace tblog::daemon {
-
-absl::Status MakeDirectoriesUnder(const std::string& base, std::string_view relative,
-                                  bool sync_parents) {
-  std::string path = base;
-  for (absl::string_view part : absl::StrSplit(Sv(relative), '/', absl::SkipEmpty())) {
-    const std::string parent = path;
-    absl::StrAppend(&path, "/", part);
-    if (::mkdir(path.c_str(), 0755) == 0) {
-      if (sync_parents) TBLOG_RETURN_IF_ERROR(SyncDirectory(parent));
-      continue;
-    }
-    if (errno != EEXIST) return absl::ErrnoToStatus(errno, absl::StrCat("creating ", path));
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0) {
-      return absl::ErrnoToStatus(errno, absl::StrCat("checking ", path));
-    }
-    if (!S_ISDIR(st.st_mode)) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(path, " exists and is not a directory (symlinks are not followed)"));
-    }
-  }
-  return absl::OkStatus();
-}
 
 struct Run::Entry {
   enum class Type { kBatch, kDuplicate, kEvents, kFlush, kClose };
@@ -98,15 +68,10 @@ v1::RecordError MakeRecordError(uint64_t sequence, int index, const v1::Record& 
   return error;
 }
 
-// An error of the file system (full, read-only, failing) rather than a
-// refusal of what a client sent (a path through a non-directory).
-bool IsIoError(const absl::Status& status) {
-  return status.code() != absl::StatusCode::kFailedPrecondition;
-}
-
-std::string BaseName(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
+// The daemon's event file options, with the run's own file name suffix.
+EventFileOptions WithSuffix(EventFileOptions options, std::string filename_suffix) {
+  if (!filename_suffix.empty()) options.filename_suffix = std::move(filename_suffix);
+  return options;
 }
 
 }  // namespace
@@ -118,21 +83,17 @@ Run::Run(RunContext context, std::string run_id, std::string directory,
       run_id_(std::move(run_id)),
       directory_(std::move(directory)),
       labels_(std::move(labels)),
-      file_options_(context.options->file) {
-  if (!filename_suffix.empty()) file_options_.filename_suffix = std::move(filename_suffix);
+      run_files_(run_id_, directory_,
+                 WithSuffix(context.options->file, std::move(filename_suffix)),
+                 context.options->limits, writer_sequences) {
   MutexLock lock(&mu_);
-  MutexLock io_lock(&io_mu_);
   for (const auto& [writer, sequence] : writer_sequences) {
     WriterState& state = writers_[writer];
     state.enqueued = state.written = state.flushed = state.durable = sequence;
   }
-  checkpoint_sequences_ = std::move(writer_sequences);
 }
 
-Run::~Run() {
-  MutexLock io_lock(&io_mu_);
-  (void)CloseAll();  // only reached without Close() in tests and failed opens
-}
+Run::~Run() = default;  // run_files_ closes the files if Close() did not
 
 absl::Status Run::Submit(v1::WriteRequest request, std::shared_ptr<AckSink> sink,
                          size_t charged_bytes) {
@@ -347,10 +308,7 @@ void Run::WriteGroups() {
     }
 
     GroupResult result;
-    {
-      MutexLock io_lock(&io_mu_);
-      WriteGroup(group, recovering, result);
-    }
+    WriteGroup(group, recovering, result);
     // What was not written goes back to the front of the queue, in order
     // (never acknowledged: the clients keep it), unless the run is closing.
     std::vector<std::unique_ptr<Entry>> requeue;
@@ -492,20 +450,6 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering
   bool sync = false;
   bool close = false;
   const absl::Time start = absl::Now();
-  // Writes the parts of `converted` from *next_part on (side files, then
-  // events), advancing it; `*io` tells an I/O error (retry the part later)
-  // from a refusal of the record itself.
-  auto write_parts = [&](const Converted& converted, size_t* next_part,
-                         bool* io) -> absl::Status {
-    const size_t files = converted.files.size();
-    for (; *next_part < files + converted.events.size(); ++*next_part) {
-      const absl::Status status = *next_part < files
-                                      ? WriteSideFile(converted.files[*next_part], io)
-                                      : WriteEvent(converted.events[*next_part - files], io);
-      if (!status.ok()) return status;
-    }
-    return absl::OkStatus();
-  };
   for (size_t i = 0; i < group.size(); ++i) {
     if (group[i]->type == Entry::Type::kClose) {
       result.close_index = i;
@@ -516,7 +460,7 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering
     // Retry after an I/O error: the files must take data again first (each
     // writer carries what it still buffers into a fresh file).
     bool synced = false;
-    result.io_error = FlushAll(/*sync=*/false, &synced);
+    result.io_error = run_files_.FlushAll(/*sync=*/false, &synced);
     if (result.io_error.ok()) {
       result.recovered = true;
     } else {
@@ -534,7 +478,8 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering
           const auto& converted = entry.converted[static_cast<size_t>(j)];
           bool io = false;
           absl::Status status =
-              converted.ok() ? write_parts(*converted, &entry.next_part, &io) : converted.status();
+              converted.ok() ? run_files_.WriteParts(*converted, &entry.next_part, &io)
+                             : converted.status();
           if (io) {
             result.io_error = status;
             result.stuck = i;
@@ -551,10 +496,7 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering
         }
         if (result.stuck == i) break;
         entry.next_record = entry.request.records_size();
-        if (sequence != 0) {
-          uint64_t& checkpointed = checkpoint_sequences_[entry.request.writer_id()];
-          checkpointed = std::max(checkpointed, sequence);
-        }
+        if (sequence != 0) run_files_.NoteBatchWritten(entry.request.writer_id(), sequence);
         if (entry.request.flush() != v1::FLUSH_MODE_NONE) flush = true;
         if (entry.request.flush() == v1::FLUSH_MODE_SYNC) sync = true;
         context_.metrics->batches_written.fetch_add(1, std::memory_order_relaxed);
@@ -564,7 +506,7 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering
         break;
       case Entry::Type::kEvents: {
         bool io = false;
-        result.status[i] = write_parts(entry.events, &entry.next_part, &io);
+        result.status[i] = run_files_.WriteParts(entry.events, &entry.next_part, &io);
         if (io) {
           result.io_error = result.status[i];
           result.stuck = i;
@@ -593,38 +535,17 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering
   if (result.close_index != GroupResult::kNone) {
     Entry& entry = *group[result.close_index];
     bool io = false;
-    result.status[result.close_index] = write_parts(entry.events, &entry.next_part, &io);
+    result.status[result.close_index] = run_files_.WriteParts(entry.events, &entry.next_part, &io);
     if (io && result.io_error.ok()) result.io_error = result.status[result.close_index];
     flush = sync = close = true;
   }
 
   if (flush) {
     bool durable = false;
-    absl::Status status = FlushAll(sync, &durable);
-    if (status.ok()) {
-      CheckpointState state;
-      state.writer_sequences = checkpoint_sequences_;
-      // Not before any file it accounts for was created (a resume removes
-      // tblogd's files created after the checkpoint's time).
-      state.time = absl::ToDoubleSeconds(file_options_.clock() - absl::UnixEpoch());
-      for (const auto& [subrun, writer] : subruns_) {
-        struct stat st {};
-        const std::string& path = writer.writer->current_path();
-        if (::stat(path.c_str(), &st) != 0) continue;
-        state.files.push_back({subrun, BaseName(path), static_cast<uint64_t>(st.st_size)});
-        state.time = std::max(state.time, writer.writer->stats().latest_file_time);
-      }
-      if (!checkpoint_) {
-        auto opened = CheckpointFile::Open(directory_, file_options_.sync != SyncPolicy::kNever);
-        if (opened.ok()) {
-          checkpoint_ = std::move(*opened);
-        } else {
-          status = opened.status();
-        }
-      }
-      if (checkpoint_) status = checkpoint_->Write(state, durable);
-      if (status.ok()) context_.metrics->checkpoint_writes.fetch_add(1, std::memory_order_relaxed);
-    }
+    absl::Status status = run_files_.FlushAll(sync, &durable);
+    // After the flush, so the lengths it records are in the files.
+    if (status.ok()) status = run_files_.WriteCheckpoint(durable);
+    if (status.ok()) context_.metrics->checkpoint_writes.fetch_add(1, std::memory_order_relaxed);
     result.flushed = status.ok();
     result.durable = status.ok() && durable;
     if (!status.ok() && result.io_error.ok()) result.io_error = status;
@@ -636,130 +557,14 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering
     context_.metrics->AddFlush(absl::Now() - start);
   }
   if (close) {
-    const absl::Status status = CloseAll();
+    const absl::Status status = run_files_.CloseAll();
     for (size_t i = 0; i < group.size(); ++i) {
       if (group[i]->type == Entry::Type::kClose && result.status[i].ok()) result.status[i] = status;
     }
   }
-  result.bytes_written = closed_files_bytes_;
-  result.files = closed_files_count_;
-  for (const auto& [subrun, writer] : subruns_) {
-    result.bytes_written += writer.writer->stats().bytes_written;
-    result.files += static_cast<uint32_t>(writer.writer->stats().files_opened);
-  }
-}
-
-absl::Status Run::WriteEvent(const EventOut& event, bool* io) {
-  auto it = subruns_.find(event.subrun);
-  if (it == subruns_.end()) {
-    if (static_cast<int>(subruns_.size()) >= context_.options->limits.max_subruns_per_run) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("run \"", run_id_, "\" already has ",
-                       context_.options->limits.max_subruns_per_run,
-                       " sub-runs (--max-subruns-per-run); sub-run \"",
-                       EscapeForMessage(event.subrun), "\" refused"));
-    }
-    std::string dir = directory_;
-    if (!event.subrun.empty()) {
-      TBLOG_RETURN_IF_ERROR(ValidateRelativePath(event.subrun, "sub-run", context_.options->limits));
-      absl::Status made = MakeDirectoriesUnder(directory_, event.subrun,
-                                               file_options_.sync != SyncPolicy::kNever);
-      if (!made.ok()) {
-        *io = IsIoError(made);
-        return made;
-      }
-      absl::StrAppend(&dir, "/", Sv(event.subrun));
-    }
-    auto writer = EventFileWriter::Create(dir, file_options_);
-    if (!writer.ok()) {
-      *io = true;
-      return writer.status();
-    }
-    it = subruns_.emplace(event.subrun, SubrunWriter{std::move(*writer), 0}).first;
-  }
-  // An error means the event was not taken (EventFileWriter's contract).
-  absl::Status status = it->second.writer->WriteSerialized(event.event);
-  if (!status.ok()) {
-    *io = true;
-    return status;
-  }
-  ++it->second.records_since_sync;
-  return status;
-}
-
-absl::Status Run::WriteSideFile(const SideFile& file, bool* io) {
-  const Limits& limits = context_.options->limits;
-  std::string relative = file.relative_path;
-  if (!file.subrun.empty()) {
-    TBLOG_RETURN_IF_ERROR(ValidateRelativePath(file.subrun, "sub-run", limits));
-    relative = absl::StrCat(Sv(file.subrun), "/", Sv(file.relative_path));
-  }
-  TBLOG_RETURN_IF_ERROR(ValidateRelativePath(relative, "side file", limits));
-  const size_t slash = relative.rfind('/');
-  if (slash != std::string::npos) {
-    absl::Status made = MakeDirectoriesUnder(directory_, relative.substr(0, slash));
-    if (!made.ok()) {
-      *io = IsIoError(made);
-      return made;
-    }
-  }
-  const std::string path = absl::StrCat(directory_, "/", relative);
-  const int flags = O_CREAT | O_NOFOLLOW | O_CLOEXEC | (file.append_unique ? O_RDWR : O_WRONLY | O_TRUNC);
-  const int fd = ::open(path.c_str(), flags, 0644);
-  if (fd < 0) {
-    *io = errno != ELOOP;  // a symlink there is refused for good
-    return absl::ErrnoToStatus(errno, absl::StrCat("opening ", path));
-  }
-  absl::Status status;
-  bool skip = false;
-  if (file.append_unique) {
-    std::string existing;
-    char buffer[8192];
-    ssize_t n;
-    while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) existing.append(buffer, static_cast<size_t>(n));
-    skip = existing.find(file.contents) != std::string::npos;
-    if (!skip) ::lseek(fd, 0, SEEK_END);
-  }
-  size_t done = 0;
-  while (!skip && done < file.contents.size()) {
-    const ssize_t n = ::write(fd, file.contents.data() + done, file.contents.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      status = absl::ErrnoToStatus(errno, absl::StrCat("writing ", path));
-      break;
-    }
-    done += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  // Rewriting it whole (or skipping what is there) is safe: retry.
-  *io = !status.ok();
-  return status;
-}
-
-absl::Status Run::FlushAll(bool sync, bool* synced) {
-  absl::Status first_error;
-  bool all_synced = true;
-  for (auto& [subrun, entry] : subruns_) {
-    const uint64_t syncs_before = entry.writer->stats().syncs;
-    absl::Status status = entry.writer->Flush(sync && entry.records_since_sync > 0);
-    if (status.ok() && entry.writer->stats().syncs > syncs_before) entry.records_since_sync = 0;
-    if (entry.records_since_sync > 0) all_synced = false;
-    if (!status.ok() && first_error.ok()) first_error = status;
-  }
-  *synced = first_error.ok() && all_synced;
-  return first_error;
-}
-
-absl::Status Run::CloseAll() {
-  absl::Status first_error;
-  for (auto& [subrun, entry] : subruns_) {
-    absl::Status status = entry.writer->Close();
-    closed_files_bytes_ += entry.writer->stats().bytes_written;
-    closed_files_count_ += static_cast<uint32_t>(entry.writer->stats().files_opened);
-    if (!status.ok() && first_error.ok()) first_error = status;
-  }
-  subruns_.clear();
-  return first_error;
+  const RunFileTotals totals = run_files_.Totals();
+  result.bytes_written = totals.bytes_written;
+  result.files = totals.files;
 }
 
 }  // namespace tblog::daemon

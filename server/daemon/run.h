@@ -1,5 +1,6 @@
-// One open run: its directory, its sub-runs' event files, and the ordered
-// queue every write to it goes through.
+// One open run: the ordered queue every write to it goes through, group
+// commit and acknowledgements. Its files (event files, side files, the
+// checkpoint) are a RunFiles (run_files.h) that the run owns.
 //
 // Queue: entries are batches (converted on the worker pool, possibly out of
 // order) and control messages (events, flush, close) carrying a completion
@@ -7,8 +8,12 @@
 // the front entry becomes the run's writer: it pops every ready entry, drops
 // the lock, writes them (group commit), flushes when asked, rewrites the
 // checkpoint, retakes the lock to publish sequences, then sends acks. One
-// writer at a time; never a lock held across I/O except io_mu_, which only
-// the writer takes.
+// writer at a time, the only caller of the RunFiles.
+//
+// Locks: mu_ (the queue lock) guards the queue, the writers' sequences,
+// parked flushes, the sticky error and the figures of Info(); it is never
+// held across I/O nor while calling the RunFiles, whose own lock guards the
+// files. So the two are never held together.
 //
 // I/O errors (disk full, a failing disk): the batch being written and every
 // entry behind it go back to the front of the queue, unacknowledged, with
@@ -28,19 +33,17 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "daemon/byte_budget.h"
-#include "daemon/checkpoint.h"
 #include "daemon/metrics.h"
 #include "daemon/options.h"
 #include "daemon/record_converter.h"
+#include "daemon/run_files.h"
 #include "daemon/worker_pool.h"
-#include "engine/io/event_file_writer.h"
 #include "base/sync.h"
 #include "tblog/v1/tblog.pb.h"
 
@@ -67,14 +70,6 @@ class AckSink {
   // a progress-only ack, e.g. durable_sequence advanced).
   virtual void OnAck(v1::WriteResponse ack, int completed_batches) = 0;
 };
-
-// Creates `relative` ("a/b") under `base`, one component at a time with
-// mkdir, refusing any component that exists as a symlink or non-directory.
-// `relative` must be validated already (no "..", not absolute). With
-// `sync_parents`, fsyncs the parent of each directory it creates, so the new
-// entries survive a machine crash.
-absl::Status MakeDirectoriesUnder(const std::string& base, std::string_view relative,
-                                  bool sync_parents = false);
 
 class Run : public std::enable_shared_from_this<Run> {
  public:
@@ -141,37 +136,24 @@ class Run : public std::enable_shared_from_this<Run> {
     bool sync;
     Done done;
   };
-  struct SubrunWriter {
-    std::unique_ptr<EventFileWriter> writer;
-    uint64_t records_since_sync = 0;  // written and not known fsynced
-  };
   // What one group did, for publishing under mu_.
   struct GroupResult;
 
   void Enqueue(std::unique_ptr<Entry> entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts a writer on the pool if the front entry is ready and none runs.
   void MaybeScheduleWriter() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ConvertBatch(Entry* entry);
+  void ConvertBatch(Entry* entry) ABSL_LOCKS_EXCLUDED(mu_);
   // The group-commit loop; runs on a worker while writing_ is true.
-  void WriteGroups();
-  // Writes `group`; with `recovering` (the run has an I/O error) first checks
-  // that the files take data again.
+  void WriteGroups() ABSL_LOCKS_EXCLUDED(mu_);
+  // Writes `group` to the files (only the writer calls it); with `recovering`
+  // (the run has an I/O error) first checks that the files take data again.
   void WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering,
-                  GroupResult& result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  // On failure `*io` says whether it was an I/O error (nothing was taken; retry
-  // later) rather than a refusal of this record.
-  absl::Status WriteEvent(const EventOut& event, bool* io)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  absl::Status WriteSideFile(const SideFile& file, bool* io)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  absl::Status FlushAll(bool sync, bool* synced) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  absl::Status CloseAll() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+                  GroupResult& result) ABSL_LOCKS_EXCLUDED(mu_);
 
   const RunContext context_;
   const std::string run_id_;
   const std::string directory_;
   const std::map<std::string, std::string> labels_;
-  EventFileOptions file_options_;
 
   mutable Mutex mu_;
   std::deque<std::unique_ptr<Entry>> queue_ ABSL_GUARDED_BY(mu_);
@@ -188,14 +170,9 @@ class Run : public std::enable_shared_from_this<Run> {
   uint64_t bytes_written_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t files_ ABSL_GUARDED_BY(mu_) = 0;
 
-  // Taken only by the writer (writing_ == true), across its I/O.
-  Mutex io_mu_ ABSL_ACQUIRED_AFTER(mu_);
-  std::map<std::string, SubrunWriter> subruns_ ABSL_GUARDED_BY(io_mu_);
-  std::unique_ptr<CheckpointFile> checkpoint_ ABSL_GUARDED_BY(io_mu_);
-  // Writer sequences as of the last flush: what the checkpoint records.
-  std::map<std::string, uint64_t> checkpoint_sequences_ ABSL_GUARDED_BY(io_mu_);
-  uint64_t closed_files_bytes_ ABSL_GUARDED_BY(io_mu_) = 0;
-  uint32_t closed_files_count_ ABSL_GUARDED_BY(io_mu_) = 0;
+  // Used only by the writer (writing_ == true), never with mu_ held; its own
+  // lock guards it.
+  RunFiles run_files_;
 };
 
 }  // namespace tblog::daemon

@@ -1,0 +1,122 @@
+// The files of one open run: its sub-runs' event files, the side files the
+// converter produces (the projector's), and the checkpoint
+// (daemon/checkpoint.h) that says which writers' batches those files hold.
+// Everything the run's code does to the file system is done here: Run
+// (run.h) decides what to write and when, RunFiles writes it.
+//
+// Contract: called by the run's writer (the one worker that Run lets write
+// at a time; see run.h) and by the destructor. Each call holds the files lock
+// mu_ for its whole I/O; mu_ guards the sub-run writers, the checkpoint file,
+// the checkpointed writer sequences and the totals of closed files. Run
+// never holds its queue lock while calling here, so the two locks are never
+// held together (were they, the queue lock would be taken first).
+//
+// Errors: WriteParts tells an I/O error (the file system failed and nothing
+// of the failing part was taken: retry it later) from a refusal of the record
+// (a path through a non-directory, too many sub-runs): a retry resumes at the
+// failing part, so nothing is written twice.
+//
+// Borrowed: `limits` (the daemon's options), which outlive every run.
+#ifndef TBLOG_DAEMON_RUN_FILES_H_
+#define TBLOG_DAEMON_RUN_FILES_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "base/sync.h"
+#include "daemon/checkpoint.h"
+#include "daemon/options.h"
+#include "daemon/record_converter.h"
+#include "engine/io/event_file_writer.h"
+
+namespace tblog::daemon {
+
+// Creates `relative` ("a/b") under `base`, one component at a time with
+// mkdir, refusing any component that exists as a symlink or non-directory.
+// `relative` must be validated already (no "..", not absolute). With
+// `sync_parents`, fsyncs the parent of each directory it creates, so the new
+// entries survive a machine crash.
+absl::Status MakeDirectoriesUnder(const std::string& base, std::string_view relative,
+                                  bool sync_parents = false);
+
+// What the run's event files hold, closed files included: Info()'s figures.
+struct RunFileTotals {
+  uint64_t bytes_written = 0;  // handed to the OS
+  uint32_t files = 0;          // event files opened
+};
+
+class RunFiles {
+ public:
+  // `directory` exists; `writer_sequences` come from its checkpoint and are
+  // what the next checkpoint starts from. Nothing is opened until needed.
+  RunFiles(std::string run_id, std::string directory, EventFileOptions file_options,
+           const Limits& limits, std::map<std::string, uint64_t> writer_sequences);
+  // Closes the event files, ignoring errors: only reached without CloseAll()
+  // in tests and failed opens.
+  ~RunFiles();
+  RunFiles(const RunFiles&) = delete;
+  RunFiles& operator=(const RunFiles&) = delete;
+
+  // Writes the parts of `converted` from *next_part on (side files first,
+  // then events), advancing *next_part past each part written. On failure
+  // *next_part is the failing part and `*io` says whether it was an I/O error
+  // (nothing was taken; retry later) rather than a refusal of the record;
+  // `*io` is left alone on success and on some refusals, so start it false.
+  absl::Status WriteParts(const Converted& converted, size_t* next_part, bool* io)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Notes that batch `sequence` of `writer_id` is in the event writers: the
+  // next checkpoint records it. Never lowers a writer's sequence.
+  void NoteBatchWritten(const std::string& writer_id, uint64_t sequence) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Hands every event file's buffer to the OS; with `sync`, also fsyncs the
+  // files holding records not known fsynced. `*synced`: no file holds such
+  // records now. Every file is flushed; the first error is returned. After an
+  // I/O error this is also the test that the files take data again (each
+  // writer carries what it still buffers into a fresh file).
+  absl::Status FlushAll(bool sync, bool* synced) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Rewrites the checkpoint (creating it on first use) with the sequences
+  // noted and each sub-run's current file and length; fsyncs it when `sync`.
+  // Call it after a FlushAll that succeeded, so the lengths are on disk.
+  absl::Status WriteCheckpoint(bool sync) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Closes every event file (the first error is returned); a later write
+  // opens new ones.
+  absl::Status CloseAll() ABSL_LOCKS_EXCLUDED(mu_);
+
+  RunFileTotals Totals() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct SubrunWriter {
+    std::unique_ptr<EventFileWriter> writer;
+    uint64_t records_since_sync = 0;  // written and not known fsynced
+  };
+
+  absl::Status WriteEvent(const EventOut& event, bool* io) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status WriteSideFile(const SideFile& file, bool* io) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::string run_id_;  // for messages
+  const std::string directory_;
+  const EventFileOptions file_options_;
+  const Limits& limits_;
+
+  mutable Mutex mu_;
+  std::map<std::string, SubrunWriter> subruns_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<CheckpointFile> checkpoint_ ABSL_GUARDED_BY(mu_);
+  // Per writer, the last batch sequence in the event writers: what the
+  // checkpoint records.
+  std::map<std::string, uint64_t> checkpoint_sequences_ ABSL_GUARDED_BY(mu_);
+  uint64_t closed_files_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t closed_files_count_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace tblog::daemon
+
+#endif  // TBLOG_DAEMON_RUN_FILES_H_
