@@ -29,7 +29,7 @@ RunRegistry::RunRegistry(RunContext context, std::string logdir)
 
 absl::StatusOr<std::string> RunRegistry::CreateTimestampedDir(const v1::OpenRunRequest& request) {
   if (!request.experiment().empty()) {
-    TBLOG_RETURN_IF_ERROR(MakeDirectoriesUnder(logdir_, request.experiment(),
+    TBLOG_RETURN_IF_ERROR(MakeDirectoriesUnder(fs_, logdir_, request.experiment(),
                                                SyncNewDirectories(*context_.options)));
   }
   const std::string base = TimestampedRunName(absl::Now(), request.name());
@@ -126,7 +126,7 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
     // Creates the missing components and checks the existing ones, refusing
     // symlinks anywhere under the log directory.
     TBLOG_RETURN_IF_ERROR(
-        MakeDirectoriesUnder(logdir_, run_path, SyncNewDirectories(*context_.options)));
+        MakeDirectoriesUnder(fs_, logdir_, run_path, SyncNewDirectories(*context_.options)));
     if (exists) {
       auto repair = RepairRunForResume(dir, &fs_);
       if (!repair.ok()) return Annotate(repair.status(), absl::StrCat("resuming ", run_path));

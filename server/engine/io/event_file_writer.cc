@@ -28,8 +28,6 @@ std::string LocalHostName() {
 
 }  // namespace
 
-absl::Status SyncDirectory(const std::string& dir) { return FileSystem::Default()->SyncDir(dir); }
-
 class EventFileWriter::Impl {
  public:
   Impl(std::string dir, EventFileOptions options)

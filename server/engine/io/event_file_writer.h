@@ -69,9 +69,6 @@ struct EventFileStats {
   double latest_file_time = 0;
 };
 
-// FileSystem::Default()->SyncDir(dir), for callers not yet given a FileSystem.
-absl::Status SyncDirectory(const std::string& dir);
-
 class EventFileWriter {
  public:
   // Creates directory `dir` if needed and opens a new event file in it named
