@@ -115,7 +115,9 @@ absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> EventFilesIn(
   if (!files.ok()) return files.status();
   std::vector<std::pair<std::string, uint64_t>> event_files;
   for (const auto& [path, info] : *files) {
-    if (IsEventFileName(path.substr(path.rfind('/') + 1))) event_files.emplace_back(path, info.size);
+    if (IsEventFileName(path.substr(path.rfind('/') + 1))) {
+      event_files.emplace_back(path, info.size);
+    }
   }
   return event_files;
 }

@@ -379,9 +379,11 @@ TEST_F(RunTest, ADirectoryThatCannotBeCreatedIsReportedAndRetried) {
   ASSERT_TRUE(run->Submit(Batch("w", 2, {in_eval}), sink, 0).ok());
   const absl::Status flushed = FlushAndWait(*run);
   EXPECT_EQ(flushed.code(), absl::StatusCode::kUnavailable) << flushed;
-  const std::string expected = "creating directory " + (dir / "eval").string() + ": Input/output error";
+  const std::string expected =
+      "creating directory " + (dir / "eval").string() + ": Input/output error";
   EXPECT_NE(flushed.message().find(expected), absl::string_view::npos) << flushed;
-  EXPECT_NE(run->Info().last_error().find(expected), std::string::npos) << run->Info().last_error();
+  EXPECT_NE(run->Info().last_error().find(expected), std::string::npos)
+      << run->Info().last_error();
   const absl::Status refused = run->Submit(Batch("w", 3, {Scalar("loss", 3, 3)}), sink, 0);
   EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
   EXPECT_EQ(sink->WaitForBatches(1).back().written_sequence(), 1u);

@@ -24,7 +24,7 @@ absl::Status PosixError(int error, std::string_view what, const std::string& pat
   return absl::ErrnoToStatus(error, absl::StrCat(Sv(what), " ", path));
 }
 
-class PosixWritableFile : public WritableFile {
+class PosixWritableFile final : public WritableFile {
  public:
   PosixWritableFile(std::string path, int fd, uint64_t position)
       : path_(std::move(path)), fd_(fd), position_(position) {}
@@ -70,7 +70,7 @@ class PosixWritableFile : public WritableFile {
   uint64_t position_;
 };
 
-class PosixReadableFile : public ReadableFile {
+class PosixReadableFile final : public ReadableFile {
  public:
   PosixReadableFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
   ~PosixReadableFile() override { ::close(fd_); }
@@ -80,7 +80,9 @@ class PosixReadableFile : public ReadableFile {
     while (done < n) {
       const ssize_t got = ::pread(fd_, to + done, n - done, static_cast<off_t>(offset + done));
       if (got < 0 && errno == EINTR) continue;
-      if (got < 0) return PosixError(errno, absl::StrCat("reading at offset ", offset + done, " of"), path_);
+      if (got < 0) {
+        return PosixError(errno, absl::StrCat("reading at offset ", offset + done, " of"), path_);
+      }
       if (got == 0) break;  // the end of the file, for now
       done += static_cast<size_t>(got);
     }
@@ -98,7 +100,7 @@ class PosixReadableFile : public ReadableFile {
   const int fd_;
 };
 
-class PosixFileSystem : public FileSystem {
+class PosixFileSystem final : public FileSystem {
  public:
   absl::Status CreateDir(const std::string& path) override {
     if (::mkdir(path.c_str(), 0755) != 0) return PosixError(errno, "creating directory", path);

@@ -1,8 +1,9 @@
 // Reads TFRecords from a file, checking both CRCs. Tells a clean end, a torn
 // tail (the file ends inside a record: a writer is mid-append or crashed) and
 // corruption (a CRC mismatch) apart, as TensorBoard's readers do. Reads go
-// through a buffer of kBufferBytes; records larger than that are read whole
-// into the payload once the file is known to hold them.
+// through a buffer of kBufferBytes, filled from a FileSystem's ReadableFile;
+// records larger than that are read whole into the payload once the file is
+// known to hold them.
 #ifndef TBLOG_ENGINE_IO_RECORD_READER_H_
 #define TBLOG_ENGINE_IO_RECORD_READER_H_
 
