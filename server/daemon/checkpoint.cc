@@ -1,14 +1,8 @@
 #include "daemon/checkpoint.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <cstdio>
-#include <filesystem>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -64,23 +58,10 @@ bool Decode(std::string_view s, std::string* out) {
   return true;
 }
 
-absl::Status Truncate(const std::string& path, uint64_t length) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("opening ", path, " to repair it"));
-  absl::Status status;
-  if (::ftruncate(fd, static_cast<off_t>(length)) != 0) {
-    status = absl::ErrnoToStatus(errno, absl::StrCat("truncating ", path, " to ", length));
-  } else if (::fsync(fd) != 0) {
-    status = absl::ErrnoToStatus(errno, absl::StrCat("syncing ", path));
-  }
-  ::close(fd);
-  return status;
-}
-
 // Cuts a torn or corrupt tail off `path`: everything from the first record
 // that does not read back whole.
-absl::Status RepairTail(const std::string& path, ResumeRepair* repair) {
-  auto reader = RecordReader::Open(path);
+absl::Status RepairTail(FileSystem& fs, const std::string& path, ResumeRepair* repair) {
+  auto reader = RecordReader::Open(path, &fs);
   if (!reader.ok()) return reader.status();
   std::string payload;
   RecordReader::State state;
@@ -88,33 +69,57 @@ absl::Status RepairTail(const std::string& path, ResumeRepair* repair) {
   }
   if (state == RecordReader::State::kEnd) return absl::OkStatus();
   const uint64_t keep = (*reader)->offset();
-  std::error_code ec;
-  const uint64_t size = std::filesystem::file_size(path, ec);
+  auto info = fs.Stat(path);
   repair->warnings.push_back(absl::StrCat(path, ": ", (*reader)->error(), "; cut at ", keep));
-  TBLOG_RETURN_IF_ERROR(Truncate(path, keep));
+  TBLOG_RETURN_IF_ERROR(TruncateFile(fs, path, keep));
   ++repair->files_truncated;
-  if (!ec && size > keep) repair->bytes_removed += size - keep;
+  if (info.ok() && info->size > keep) repair->bytes_removed += info->size - keep;
   return absl::OkStatus();
+}
+
+// The entries of `dir` of type `type` (symlinks are their own type: never
+// followed), as full paths. An entry gone meanwhile is skipped.
+absl::StatusOr<std::vector<std::pair<std::string, FileInfo>>> EntriesOfType(
+    FileSystem& fs, const std::string& dir, FileInfo::Type type) {
+  auto names = fs.ListDir(dir);
+  if (!names.ok()) return names.status();
+  std::vector<std::pair<std::string, FileInfo>> entries;
+  for (const std::string& name : *names) {
+    std::string path = absl::StrCat(dir, "/", name);
+    auto info = fs.Stat(path);
+    if (info.ok() && info->type == type) entries.emplace_back(std::move(path), *info);
+  }
+  return entries;
 }
 
 // The run directory and every directory below it but .tblogd, symlinks not
 // followed.
-absl::StatusOr<std::vector<std::string>> RunDirectories(const std::string& run_dir) {
+absl::StatusOr<std::vector<std::string>> RunDirectories(FileSystem& fs,
+                                                        const std::string& run_dir) {
   std::vector<std::string> dirs = {run_dir};
-  std::error_code ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(run_dir, ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_symlink()) continue;
-    if (it->is_directory()) {
-      if (it->path().filename() == kCheckpointDir) {
-        it.disable_recursion_pending();
-        continue;
-      }
-      dirs.push_back(it->path().string());
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    auto subdirs = EntriesOfType(fs, dirs[i], FileInfo::Type::kDirectory);
+    if (!subdirs.ok()) return subdirs.status();
+    for (auto& [path, info] : *subdirs) {
+      if (path.substr(path.rfind('/') + 1) != kCheckpointDir) dirs.push_back(std::move(path));
     }
   }
-  if (ec) return absl::InternalError(absl::StrCat("listing ", run_dir, ": ", ec.message()));
   return dirs;
+}
+
+// The event files directly in `dir` (regular files, not symlinks), with
+// their sizes, in no order.
+absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> EventFilesIn(
+    FileSystem& fs, const std::string& dir) {
+  auto files = EntriesOfType(fs, dir, FileInfo::Type::kRegular);
+  if (!files.ok()) return files.status();
+  std::vector<std::pair<std::string, uint64_t>> event_files;
+  for (const auto& [path, info] : *files) {
+    if (IsEventFileName(path.substr(path.rfind('/') + 1))) {
+      event_files.emplace_back(path, info.size);
+    }
+  }
+  return event_files;
 }
 
 // True when `path` starts with a file_version event that tblogd wrote later
@@ -131,37 +136,30 @@ bool CreatedByTblogdAfter(const std::string& path, double time) {
 
 // Removes the event files of the run that tblogd created after the
 // checkpoint, other than those it lists (`listed`, full paths).
-absl::Status RemoveFilesAfterCheckpoint(const std::string& run_dir, double time,
+absl::Status RemoveFilesAfterCheckpoint(FileSystem& fs, const std::string& run_dir, double time,
                                         const std::vector<std::string>& listed,
                                         ResumeRepair* repair) {
-  auto dirs = RunDirectories(run_dir);
+  auto dirs = RunDirectories(fs, run_dir);
   if (!dirs.ok()) return dirs.status();
   for (const std::string& dir : *dirs) {
+    auto files = EventFilesIn(fs, dir);
+    if (!files.ok()) return files.status();
     bool removed_here = false;
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-      const std::string path = entry.path().string();
-      if (entry.is_symlink() || !entry.is_regular_file() ||
-          !IsEventFileName(entry.path().filename().string()) ||
-          std::find(listed.begin(), listed.end(), path) != listed.end() ||
+    for (const auto& [path, size] : *files) {
+      if (std::find(listed.begin(), listed.end(), path) != listed.end() ||
           !CreatedByTblogdAfter(path, time)) {
         continue;
       }
-      std::error_code size_ec;
-      const uint64_t size = std::filesystem::file_size(path, size_ec);
-      if (::unlink(path.c_str()) != 0) {
-        return absl::ErrnoToStatus(errno, absl::StrCat("removing ", path));
-      }
+      TBLOG_RETURN_IF_ERROR(fs.Remove(path));
       repair->warnings.push_back(absl::StrCat(
           path, ": created after the checkpoint, so its batches are resent; removed"));
       ++repair->files_removed;
-      if (!size_ec) repair->bytes_removed += size;
+      repair->bytes_removed += size;
       removed_here = true;
     }
-    if (ec) return absl::InternalError(absl::StrCat("listing ", dir, ": ", ec.message()));
     // Durably gone, or a crash could bring back files the next checkpoint no
     // longer tells apart.
-    if (removed_here) TBLOG_RETURN_IF_ERROR(SyncDirectory(dir));
+    if (removed_here) TBLOG_RETURN_IF_ERROR(fs.SyncDir(dir));
   }
   return absl::OkStatus();
 }
@@ -230,90 +228,56 @@ absl::StatusOr<CheckpointState> DecodeCheckpoint(std::string_view text) {
 }
 
 absl::StatusOr<std::unique_ptr<CheckpointFile>> CheckpointFile::Open(const std::string& run_dir,
-                                                                     bool sync_directories) {
+                                                                     bool sync_directories,
+                                                                     FileSystem* fs) {
   const std::string dir = absl::StrCat(run_dir, "/", kCheckpointDir);
-  const bool created_dir = ::mkdir(dir.c_str(), 0755) == 0;
-  if (!created_dir && errno != EEXIST) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("creating ", dir));
-  }
-  struct stat st {};
-  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+  const absl::Status made = fs->CreateDir(dir);
+  if (!made.ok() && !absl::IsAlreadyExists(made)) return made;
+  if (auto info = fs->Stat(dir); !info.ok() || info->type != FileInfo::Type::kDirectory) {
     return absl::FailedPreconditionError(absl::StrCat(dir, " is not a directory"));
   }
-  if (created_dir && sync_directories) TBLOG_RETURN_IF_ERROR(SyncDirectory(run_dir));
+  if (made.ok() && sync_directories) TBLOG_RETURN_IF_ERROR(fs->SyncDir(run_dir));
   double previous_time = 0;
-  if (auto previous = ReadCheckpoint(run_dir); previous.ok() && previous->has_value()) {
+  if (auto previous = ReadCheckpoint(run_dir, fs); previous.ok() && previous->has_value()) {
     previous_time = (*previous)->time;
   }
   std::string path = absl::StrCat(dir, "/", kCheckpointFile);
-  constexpr int kFlags = O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC;
-  int fd = ::open(path.c_str(), kFlags | O_EXCL, 0644);
-  const bool created_file = fd >= 0;
-  if (!created_file && errno == EEXIST) fd = ::open(path.c_str(), kFlags, 0644);
-  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("opening checkpoint ", path));
-  if (created_file && sync_directories) {
-    if (absl::Status status = SyncDirectory(dir); !status.ok()) {
-      ::close(fd);
-      return status;
-    }
+  // Created empty now ("created, never written" to ReadCheckpoint), so that
+  // its name is durable before the first Write syncs its contents.
+  auto created = fs->OpenWritable(path, FileSystem::OpenMode::kCreateNew);
+  if (created.ok()) {
+    TBLOG_RETURN_IF_ERROR((*created)->Close());
+    if (sync_directories) TBLOG_RETURN_IF_ERROR(fs->SyncDir(dir));
+  } else if (!absl::IsAlreadyExists(created.status())) {
+    return created.status();
+  } else if (auto info = fs->Stat(path); !info.ok() || info->type != FileInfo::Type::kRegular) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " is not a regular file (symlinks are not followed)"));
   }
-  return std::unique_ptr<CheckpointFile>(new CheckpointFile(std::move(path), fd, previous_time));
+  return std::unique_ptr<CheckpointFile>(new CheckpointFile(std::move(path), fs, previous_time));
 }
-
-CheckpointFile::~CheckpointFile() { ::close(fd_); }
 
 absl::Status CheckpointFile::Write(CheckpointState state, bool sync) {
   state.time = std::max(state.time, previous_time_);
   previous_time_ = state.time;
-  const std::string text = EncodeCheckpoint(state);
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::pwrite(fd_, text.data() + done, text.size() - done,
-                               static_cast<off_t>(done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return absl::ErrnoToStatus(errno, absl::StrCat("writing checkpoint ", path_));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::ftruncate(fd_, static_cast<off_t>(text.size())) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("truncating checkpoint ", path_));
-  }
-  if (sync && ::fdatasync(fd_) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("syncing checkpoint ", path_));
-  }
-  return absl::OkStatus();
+  return RewriteFile(*fs_, path_, EncodeCheckpoint(state), sync);
 }
 
-absl::StatusOr<std::optional<CheckpointState>> ReadCheckpoint(const std::string& run_dir) {
+absl::StatusOr<std::optional<CheckpointState>> ReadCheckpoint(const std::string& run_dir,
+                                                              FileSystem* fs) {
   const std::string path = absl::StrCat(run_dir, "/", kCheckpointDir, "/", kCheckpointFile);
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return std::optional<CheckpointState>();
-    return absl::ErrnoToStatus(errno, absl::StrCat("opening checkpoint ", path));
-  }
-  std::string text;
-  char buffer[8192];
-  ssize_t n;
-  while ((n = ::read(fd, buffer, sizeof(buffer))) != 0) {
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int error = errno;
-      ::close(fd);
-      return absl::ErrnoToStatus(error, absl::StrCat("reading checkpoint ", path));
-    }
-    text.append(buffer, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  if (text.empty()) return std::optional<CheckpointState>();  // created, never written
-  auto state = DecodeCheckpoint(text);
+  auto text = ReadFileToString(*fs, path);
+  if (absl::IsNotFound(text.status())) return std::optional<CheckpointState>();
+  if (!text.ok()) return text.status();
+  if (text->empty()) return std::optional<CheckpointState>();  // created, never written
+  auto state = DecodeCheckpoint(*text);
   if (!state.ok()) return Annotate(state.status(), path);
   return std::optional<CheckpointState>(std::move(*state));
 }
 
-absl::StatusOr<ResumeRepair> RepairRunForResume(const std::string& run_dir) {
+absl::StatusOr<ResumeRepair> RepairRunForResume(const std::string& run_dir, FileSystem* fs) {
   ResumeRepair repair;
-  auto checkpoint = ReadCheckpoint(run_dir);
+  auto checkpoint = ReadCheckpoint(run_dir, fs);
   if (!checkpoint.ok() && checkpoint.status().code() != absl::StatusCode::kDataLoss) {
     return checkpoint.status();
   }
@@ -327,21 +291,21 @@ absl::StatusOr<ResumeRepair> RepairRunForResume(const std::string& run_dir) {
                                    ? absl::StrCat(run_dir, "/", file.file_name)
                                    : absl::StrCat(run_dir, "/", file.subrun, "/", file.file_name);
       listed.push_back(path);
-      struct stat st {};
-      if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      auto info = fs->Stat(path);
+      if (!info.ok() || info->type != FileInfo::Type::kRegular) {
         repair.warnings.push_back(absl::StrCat(path, ": listed in the checkpoint but missing"));
         continue;
       }
-      const uint64_t size = static_cast<uint64_t>(st.st_size);
+      const uint64_t size = info->size;
       if (size < file.length) {
         repair.warnings.push_back(absl::StrCat(path, ": ", size,
                                                " bytes, shorter than the checkpoint's ",
                                                file.length, " (lost in a machine crash?)"));
-        TBLOG_RETURN_IF_ERROR(RepairTail(path, &repair));
+        TBLOG_RETURN_IF_ERROR(RepairTail(*fs, path, &repair));
         continue;
       }
       if (size > file.length) {
-        TBLOG_RETURN_IF_ERROR(Truncate(path, file.length));
+        TBLOG_RETURN_IF_ERROR(TruncateFile(*fs, path, file.length));
         ++repair.files_truncated;
         repair.bytes_removed += size - file.length;
         repair.warnings.push_back(absl::StrCat(path, ": cut from ", size, " to ", file.length,
@@ -349,7 +313,7 @@ absl::StatusOr<ResumeRepair> RepairRunForResume(const std::string& run_dir) {
       }
     }
     if (state.time > 0) {
-      TBLOG_RETURN_IF_ERROR(RemoveFilesAfterCheckpoint(run_dir, state.time, listed, &repair));
+      TBLOG_RETURN_IF_ERROR(RemoveFilesAfterCheckpoint(*fs, run_dir, state.time, listed, &repair));
     } else {
       repair.warnings.push_back(
           "checkpoint has no time (older tblogd): event files created after it are kept");
@@ -358,18 +322,14 @@ absl::StatusOr<ResumeRepair> RepairRunForResume(const std::string& run_dir) {
   }
   if (!checkpoint.ok()) repair.warnings.push_back(std::string(checkpoint.status().message()));
   // No usable checkpoint: repair the newest file of every directory.
-  auto dirs = RunDirectories(run_dir);
+  auto dirs = RunDirectories(*fs, run_dir);
   if (!dirs.ok()) return dirs.status();
-  std::error_code ec;
   for (const std::string& dir : *dirs) {
+    auto files = EventFilesIn(*fs, dir);
+    if (!files.ok()) return files.status();
     std::string newest;
-    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-      if (entry.is_regular_file() && !entry.is_symlink() &&
-          IsEventFileName(entry.path().filename().string())) {
-        newest = std::max(newest, entry.path().string());
-      }
-    }
-    if (!newest.empty()) TBLOG_RETURN_IF_ERROR(RepairTail(newest, &repair));
+    for (const auto& [path, size] : *files) newest = std::max(newest, path);
+    if (!newest.empty()) TBLOG_RETURN_IF_ERROR(RepairTail(*fs, newest, &repair));
   }
   return repair;
 }

@@ -5,7 +5,9 @@
 // in the files exactly once across daemon crashes.
 //
 // File: <run>/.tblogd/checkpoint, rewritten in place after every flush of the
-// run (pwrite + ftruncate), fsynced when the flush was a sync. Format (text,
+// run (written over from offset 0, then cut: RewriteFile), fsynced when the
+// flush was a sync. All I/O goes through a FileSystem (borrowed; it outlives
+// the calls and the CheckpointFile). Format (text,
 // one item per line, names percent-encoded):
 //   tblogd-checkpoint 1
 //   writer <writer-id> <last written sequence>
@@ -27,6 +29,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "engine/io/file_system.h"
 
 namespace tblog::daemon {
 
@@ -53,20 +56,23 @@ std::string EncodeCheckpoint(const CheckpointState& state);
 // DATA_LOSS when the text is not a whole checkpoint (bad CRC, no end line).
 absl::StatusOr<CheckpointState> DecodeCheckpoint(std::string_view text);
 
-// The open checkpoint file of one run. Thread safety: none (the run's writer,
-// one at a time, owns it).
+// The checkpoint file of one run. Thread safety: none (the run's writer, one
+// at a time, owns it).
 class CheckpointFile {
  public:
   // Creates <run_dir>/.tblogd if needed and opens (creates) the checkpoint
   // file, refusing symlinks at either; fsyncs the directory of whatever it
   // created when `sync_directories`. Errors name the path.
-  static absl::StatusOr<std::unique_ptr<CheckpointFile>> Open(const std::string& run_dir,
-                                                              bool sync_directories = true);
-  ~CheckpointFile();
+  static absl::StatusOr<std::unique_ptr<CheckpointFile>> Open(
+      const std::string& run_dir, bool sync_directories = true,
+      FileSystem* fs = FileSystem::Default());
   CheckpointFile(const CheckpointFile&) = delete;
   CheckpointFile& operator=(const CheckpointFile&) = delete;
 
-  // Replaces the file's contents with `state`; fsyncs when `sync`. Raises
+  // Replaces the file's contents with `state`; fsyncs when `sync`. On an
+  // error the file holds the previous checkpoint, the new one (only the
+  // fsync failed), or a mix that ReadCheckpoint reports as DATA_LOSS (a
+  // resume then scans the event files). Raises
   // state.time to the previous checkpoint's (this one's or, for a resumed run,
   // the one found at Open), so a clock stepped back cannot make older files
   // look newer than the checkpoint.
@@ -75,16 +81,17 @@ class CheckpointFile {
   const std::string& path() const { return path_; }
 
  private:
-  CheckpointFile(std::string path, int fd, double previous_time)
-      : path_(std::move(path)), fd_(fd), previous_time_(previous_time) {}
+  CheckpointFile(std::string path, FileSystem* fs, double previous_time)
+      : path_(std::move(path)), fs_(fs), previous_time_(previous_time) {}
   std::string path_;
-  int fd_;
+  FileSystem* fs_;
   double previous_time_;  // the latest CheckpointState::time written or found
 };
 
 // Reads <run_dir>/.tblogd/checkpoint. nullopt when there is none; DATA_LOSS
 // when it is torn or corrupt; other errors name the path.
-absl::StatusOr<std::optional<CheckpointState>> ReadCheckpoint(const std::string& run_dir);
+absl::StatusOr<std::optional<CheckpointState>> ReadCheckpoint(
+    const std::string& run_dir, FileSystem* fs = FileSystem::Default());
 
 // What RepairRunForResume did.
 struct ResumeRepair {
@@ -106,7 +113,8 @@ struct ResumeRepair {
 // left alone. Without a checkpoint (or with a corrupt one): scans the newest
 // event file of every directory of the run and cuts a torn or corrupt tail.
 // Never follows symlinks. Every cut or removal is listed in `warnings`.
-absl::StatusOr<ResumeRepair> RepairRunForResume(const std::string& run_dir);
+absl::StatusOr<ResumeRepair> RepairRunForResume(const std::string& run_dir,
+                                                FileSystem* fs = FileSystem::Default());
 
 }  // namespace tblog::daemon
 

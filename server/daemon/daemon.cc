@@ -1,10 +1,6 @@
 #include "daemon/daemon.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <utility>
@@ -28,20 +24,15 @@ constexpr char kServiceName[] = "tblog.v1.TBLog";
 constexpr absl::Duration kCallsGrace = absl::Seconds(1);
 
 // Removes a socket file left by a previous tblogd; refuses anything else.
-absl::Status RemoveStaleSocket(const std::string& path) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return absl::OkStatus();
-    return absl::ErrnoToStatus(errno, absl::StrCat("checking unix socket path ", path));
-  }
-  if (!S_ISSOCK(st.st_mode)) {
+absl::Status RemoveStaleSocket(FileSystem& fs, const std::string& path) {
+  auto info = fs.Stat(path);
+  if (absl::IsNotFound(info.status())) return absl::OkStatus();
+  if (!info.ok()) return Annotate(info.status(), "checking the unix socket path");
+  if (info->type != FileInfo::Type::kSocket) {
     return absl::FailedPreconditionError(
         absl::StrCat("unix socket path ", path, " exists and is not a socket"));
   }
-  if (::unlink(path.c_str()) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("removing stale socket ", path));
-  }
-  return absl::OkStatus();
+  return Annotate(fs.Remove(path), "removing a stale socket");
 }
 
 std::chrono::system_clock::time_point ToChrono(absl::Time t) {
@@ -90,7 +81,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   }
   std::string unix_uri;
   if (!options.unix_socket.empty()) {
-    TBLOG_RETURN_IF_ERROR(RemoveStaleSocket(options.unix_socket));
+    TBLOG_RETURN_IF_ERROR(RemoveStaleSocket(*options.file.file_system, options.unix_socket));
     unix_uri = absl::StrCat("unix:", options.unix_socket);
     builder.AddListeningPort(unix_uri, grpc::InsecureServerCredentials());
   }

@@ -1,11 +1,6 @@
 #include "daemon/run_files.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -16,22 +11,21 @@
 
 namespace tblog::daemon {
 
-absl::Status MakeDirectoriesUnder(const std::string& base, std::string_view relative,
-                                  bool sync_parents) {
+absl::Status MakeDirectoriesUnder(FileSystem& fs, const std::string& base,
+                                  std::string_view relative, bool sync_parents) {
   std::string path = base;
   for (absl::string_view part : absl::StrSplit(Sv(relative), '/', absl::SkipEmpty())) {
     const std::string parent = path;
     absl::StrAppend(&path, "/", part);
-    if (::mkdir(path.c_str(), 0755) == 0) {
-      if (sync_parents) TBLOG_RETURN_IF_ERROR(SyncDirectory(parent));
+    const absl::Status made = fs.CreateDir(path);
+    if (made.ok()) {
+      if (sync_parents) TBLOG_RETURN_IF_ERROR(fs.SyncDir(parent));
       continue;
     }
-    if (errno != EEXIST) return absl::ErrnoToStatus(errno, absl::StrCat("creating ", path));
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0) {
-      return absl::ErrnoToStatus(errno, absl::StrCat("checking ", path));
-    }
-    if (!S_ISDIR(st.st_mode)) {
+    if (!absl::IsAlreadyExists(made)) return made;
+    auto info = fs.Stat(path);
+    if (!info.ok()) return info.status();
+    if (info->type != FileInfo::Type::kDirectory) {
       return absl::FailedPreconditionError(
           absl::StrCat(path, " exists and is not a directory (symlinks are not followed)"));
     }
@@ -59,6 +53,7 @@ RunFiles::RunFiles(std::string run_id, std::string directory, EventFileOptions f
     : run_id_(std::move(run_id)),
       directory_(std::move(directory)),
       file_options_(std::move(file_options)),
+      fs_(*file_options_.file_system),
       limits_(limits),
       checkpoint_sequences_(std::move(writer_sequences)) {}
 
@@ -94,7 +89,7 @@ absl::Status RunFiles::WriteEvent(const EventOut& event, bool* io) {
     std::string dir = directory_;
     if (!event.subrun.empty()) {
       TBLOG_RETURN_IF_ERROR(ValidateRelativePath(event.subrun, "sub-run", limits_));
-      absl::Status made = MakeDirectoriesUnder(directory_, event.subrun,
+      absl::Status made = MakeDirectoriesUnder(fs_, directory_, event.subrun,
                                                file_options_.sync != SyncPolicy::kNever);
       if (!made.ok()) {
         *io = IsIoError(made);
@@ -128,43 +123,30 @@ absl::Status RunFiles::WriteSideFile(const SideFile& file, bool* io) {
   TBLOG_RETURN_IF_ERROR(ValidateRelativePath(relative, "side file", limits_));
   const size_t slash = relative.rfind('/');
   if (slash != std::string::npos) {
-    absl::Status made = MakeDirectoriesUnder(directory_, relative.substr(0, slash));
+    absl::Status made = MakeDirectoriesUnder(fs_, directory_, relative.substr(0, slash));
     if (!made.ok()) {
       *io = IsIoError(made);
       return made;
     }
   }
   const std::string path = absl::StrCat(directory_, "/", relative);
-  const int flags = O_CREAT | O_NOFOLLOW | O_CLOEXEC | (file.append_unique ? O_RDWR : O_WRONLY | O_TRUNC);
-  const int fd = ::open(path.c_str(), flags, 0644);
-  if (fd < 0) {
-    *io = errno != ELOOP;  // a symlink there is refused for good
-    return absl::ErrnoToStatus(errno, absl::StrCat("opening ", path));
-  }
-  absl::Status status;
-  bool skip = false;
-  if (file.append_unique) {
-    std::string existing;
-    char buffer[8192];
-    ssize_t n;
-    while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) existing.append(buffer, static_cast<size_t>(n));
-    skip = existing.find(file.contents) != std::string::npos;
-    if (!skip) ::lseek(fd, 0, SEEK_END);
-  }
-  size_t done = 0;
-  while (!skip && done < file.contents.size()) {
-    const ssize_t n = ::write(fd, file.contents.data() + done, file.contents.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      status = absl::ErrnoToStatus(errno, absl::StrCat("writing ", path));
-      break;
-    }
-    done += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  // Rewriting it whole (or skipping what is there) is safe: retry.
-  *io = !status.ok();
+  const absl::Status status =
+      file.append_unique ? AppendUnlessPresent(path, file.contents)
+                         : RewriteFile(fs_, path, file.contents, /*sync=*/false);
+  // Rewriting it whole (or skipping what is there) is safe: retry. A symlink
+  // there is refused for good.
+  if (!status.ok()) *io = IsIoError(status);
   return status;
+}
+
+absl::Status RunFiles::AppendUnlessPresent(const std::string& path, std::string_view contents) {
+  auto existing = ReadFileToString(fs_, path);
+  if (!existing.ok() && !absl::IsNotFound(existing.status())) return existing.status();
+  if (existing.ok() && existing->find(contents) != std::string::npos) return absl::OkStatus();
+  auto out = fs_.OpenWritable(path, FileSystem::OpenMode::kAppend);
+  if (!out.ok()) return out.status();
+  TBLOG_RETURN_IF_ERROR((*out)->Append(contents));
+  return (*out)->Close();
 }
 
 absl::Status RunFiles::FlushAll(bool sync, bool* synced) {
@@ -190,14 +172,14 @@ absl::Status RunFiles::WriteCheckpoint(bool sync) {
   // tblogd's files created after the checkpoint's time).
   state.time = absl::ToDoubleSeconds(file_options_.clock() - absl::UnixEpoch());
   for (const auto& [subrun, writer] : subruns_) {
-    struct stat st {};
     const std::string& path = writer.writer->current_path();
-    if (::stat(path.c_str(), &st) != 0) continue;
-    state.files.push_back({subrun, BaseName(path), static_cast<uint64_t>(st.st_size)});
+    auto info = fs_.Stat(path);
+    if (!info.ok()) continue;
+    state.files.push_back({subrun, BaseName(path), info->size});
     state.time = std::max(state.time, writer.writer->stats().latest_file_time);
   }
   if (!checkpoint_) {
-    auto opened = CheckpointFile::Open(directory_, file_options_.sync != SyncPolicy::kNever);
+    auto opened = CheckpointFile::Open(directory_, file_options_.sync != SyncPolicy::kNever, &fs_);
     if (!opened.ok()) return opened.status();
     checkpoint_ = std::move(*opened);
   }

@@ -16,7 +16,8 @@
 // (a path through a non-directory, too many sub-runs): a retry resumes at the
 // failing part, so nothing is written twice.
 //
-// Borrowed: `limits` (the daemon's options), which outlive every run.
+// Borrowed: `limits` and file_options.file_system (the daemon's options),
+// which outlive every run. All file I/O goes through that FileSystem.
 #ifndef TBLOG_DAEMON_RUN_FILES_H_
 #define TBLOG_DAEMON_RUN_FILES_H_
 
@@ -37,13 +38,13 @@
 
 namespace tblog::daemon {
 
-// Creates `relative` ("a/b") under `base`, one component at a time with
-// mkdir, refusing any component that exists as a symlink or non-directory.
-// `relative` must be validated already (no "..", not absolute). With
-// `sync_parents`, fsyncs the parent of each directory it creates, so the new
-// entries survive a machine crash.
-absl::Status MakeDirectoriesUnder(const std::string& base, std::string_view relative,
-                                  bool sync_parents = false);
+// Creates `relative` ("a/b") under `base` on `fs`, one component at a time
+// with mkdir, refusing any component that exists as a symlink or
+// non-directory. `relative` must be validated already (no "..", not
+// absolute). With `sync_parents`, fsyncs the parent of each directory it
+// creates, so the new entries survive a machine crash.
+absl::Status MakeDirectoriesUnder(FileSystem& fs, const std::string& base,
+                                  std::string_view relative, bool sync_parents = false);
 
 // What the run's event files hold, closed files included: Info()'s figures.
 struct RunFileTotals {
@@ -101,10 +102,15 @@ class RunFiles {
 
   absl::Status WriteEvent(const EventOut& event, bool* io) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteSideFile(const SideFile& file, bool* io) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends `contents` to `path` (created if missing) unless the file holds
+  // them already.
+  absl::Status AppendUnlessPresent(const std::string& path, std::string_view contents)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string run_id_;  // for messages
   const std::string directory_;
   const EventFileOptions file_options_;
+  FileSystem& fs_;  // file_options_.file_system
   const Limits& limits_;
 
   mutable Mutex mu_;

@@ -1,8 +1,5 @@
 #include "daemon/run_registry.h"
 
-#include <sys/stat.h>
-
-#include <cerrno>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -28,11 +25,11 @@ bool SyncNewDirectories(const DaemonOptions& options) {
 }  // namespace
 
 RunRegistry::RunRegistry(RunContext context, std::string logdir)
-    : context_(context), logdir_(std::move(logdir)) {}
+    : context_(context), fs_(*context.options->file.file_system), logdir_(std::move(logdir)) {}
 
 absl::StatusOr<std::string> RunRegistry::CreateTimestampedDir(const v1::OpenRunRequest& request) {
   if (!request.experiment().empty()) {
-    TBLOG_RETURN_IF_ERROR(MakeDirectoriesUnder(logdir_, request.experiment(),
+    TBLOG_RETURN_IF_ERROR(MakeDirectoriesUnder(fs_, logdir_, request.experiment(),
                                                SyncNewDirectories(*context_.options)));
   }
   const std::string base = TimestampedRunName(absl::Now(), request.name());
@@ -43,13 +40,14 @@ absl::StatusOr<std::string> RunRegistry::CreateTimestampedDir(const v1::OpenRunR
     const std::string dir = absl::StrCat(logdir_, "/", run_path);
     // mkdir is the atomic test: two runs opened in the same second get
     // different directories.
-    if (::mkdir(dir.c_str(), 0755) == 0) {
+    const absl::Status made = fs_.CreateDir(dir);
+    if (made.ok()) {
       if (SyncNewDirectories(*context_.options)) {
-        TBLOG_RETURN_IF_ERROR(SyncDirectory(dir.substr(0, dir.rfind('/'))));
+        TBLOG_RETURN_IF_ERROR(fs_.SyncDir(dir.substr(0, dir.rfind('/'))));
       }
       return run_path;
     }
-    if (errno != EEXIST) return absl::ErrnoToStatus(errno, absl::StrCat("creating ", dir));
+    if (!absl::IsAlreadyExists(made)) return made;
   }
   return absl::ResourceExhaustedError(
       absl::StrCat("1000 runs named ", prefix, base, "[-N] already exist"));
@@ -118,8 +116,7 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
     run_path = *std::move(created);
   } else {
     const std::string dir = absl::StrCat(logdir_, "/", run_path);
-    struct stat st {};
-    const bool exists = ::lstat(dir.c_str(), &st) == 0;
+    const bool exists = fs_.Stat(dir).ok();
     if (exists && request.mode() == v1::OPEN_MODE_CREATE) {
       return absl::AlreadyExistsError(absl::StrCat("run_path \"", run_path, "\" exists"));
     }
@@ -129,9 +126,9 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
     // Creates the missing components and checks the existing ones, refusing
     // symlinks anywhere under the log directory.
     TBLOG_RETURN_IF_ERROR(
-        MakeDirectoriesUnder(logdir_, run_path, SyncNewDirectories(*context_.options)));
+        MakeDirectoriesUnder(fs_, logdir_, run_path, SyncNewDirectories(*context_.options)));
     if (exists) {
-      auto repair = RepairRunForResume(dir);
+      auto repair = RepairRunForResume(dir, &fs_);
       if (!repair.ok()) return Annotate(repair.status(), absl::StrCat("resuming ", run_path));
       for (const std::string& warning : repair->warnings) {
         spdlog::warn("run={} resume: {}", run_path, warning);

@@ -1,7 +1,8 @@
 // The runs this daemon process knows: OpenRun (create, resume, the
 // timestamped layout), lookup by run id, CloseRun, ListRuns. Every directory
 // is built from validated components joined under the log directory, and
-// created with mkdir without following symlinks.
+// created with mkdir without following symlinks. All of its file I/O goes
+// through the daemon's FileSystem.
 #ifndef TBLOG_DAEMON_RUN_REGISTRY_H_
 #define TBLOG_DAEMON_RUN_REGISTRY_H_
 
@@ -16,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "daemon/run.h"
+#include "engine/io/file_system.h"
 #include "base/sync.h"
 #include "tblog/v1/tblog.pb.h"
 
@@ -26,7 +28,8 @@ class RunRegistry {
  public:
   using CloseDone = absl::AnyInvocable<void(absl::StatusOr<v1::RunInfo>) &&>;
 
-  // `logdir` exists. `context`'s parts are borrowed and outlive the registry.
+  // `logdir` exists. `context`'s parts are borrowed and outlive the registry;
+  // its options' file.file_system does the registry's file I/O.
   RunRegistry(RunContext context, std::string logdir);
   RunRegistry(const RunRegistry&) = delete;
   RunRegistry& operator=(const RunRegistry&) = delete;
@@ -66,6 +69,7 @@ class RunRegistry {
   absl::StatusOr<std::string> CreateTimestampedDir(const v1::OpenRunRequest& request);
 
   const RunContext context_;
+  FileSystem& fs_;            // context_.options->file.file_system
   const std::string logdir_;  // absolute
   // Serializes OpenRun: the check for an open run, the directory work and
   // the registration are one step. Held across that I/O, never by gRPC threads.

@@ -10,6 +10,7 @@
 #include "engine/io/event_file_writer.h"
 #include "engine/io/event_reader.h"
 #include "gtest/gtest.h"
+#include "support/fault_file_system.h"
 
 namespace tblog::daemon {
 namespace {
@@ -44,6 +45,25 @@ tensorboard::Event ScalarEvent(int64_t step) {
   value->set_tag("loss");
   value->set_simple_value(static_cast<float>(step));
   return event;
+}
+
+// Expects ReadCheckpoint(run) to find `expected`.
+void ExpectCheckpoint(const fs::path& run, const CheckpointState& expected) {
+  auto read = ReadCheckpoint(run.string());
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_TRUE(read->has_value());
+  EXPECT_EQ(**read, expected);
+}
+
+// Writes steps 0..steps-1 to a new event file in `dir` and closes it;
+// returns its path ("" on failure, reported).
+std::string WriteClosedEventFile(const fs::path& dir, int steps) {
+  auto writer = EventFileWriter::Create(dir.string(), EventFileOptions{});
+  EXPECT_TRUE(writer.ok()) << writer.status();
+  if (!writer.ok()) return "";
+  for (int step = 0; step < steps; ++step) EXPECT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
+  EXPECT_TRUE((*writer)->Close().ok());
+  return (*writer)->current_path();
 }
 
 TEST(CheckpointTest, EncodeDecodeRoundTripWithOddNames) {
@@ -82,10 +102,7 @@ TEST(CheckpointTest, FileRewritesInPlaceAndReadsBack) {
   CheckpointState small;
   small.writer_sequences["w"] = 3;
   ASSERT_TRUE((*file)->Write(small, /*sync=*/true).ok());
-  auto read = ReadCheckpoint(run.string());
-  ASSERT_TRUE(read.ok()) << read.status();
-  ASSERT_TRUE(read->has_value());
-  EXPECT_EQ(**read, small);
+  ExpectCheckpoint(run, small);
 }
 
 TEST(CheckpointTest, ResumeCutsRecordsWrittenAfterTheCheckpoint) {
@@ -125,14 +142,8 @@ TEST(CheckpointTest, ResumeCutsRecordsWrittenAfterTheCheckpoint) {
 
 TEST(CheckpointTest, ResumeWithoutCheckpointCutsATornTail) {
   const fs::path run = TempDir("torn");
-  std::string path;
-  {
-    auto writer = EventFileWriter::Create(run.string(), EventFileOptions{});
-    ASSERT_TRUE(writer.ok());
-    for (int step = 0; step < 4; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
-    ASSERT_TRUE((*writer)->Close().ok());
-    path = (*writer)->current_path();
-  }
+  const std::string path = WriteClosedEventFile(run, 4);
+  ASSERT_FALSE(path.empty());
   const uint64_t whole = fs::file_size(path);
   {
     std::ofstream out(path, std::ios::app | std::ios::binary);
@@ -278,6 +289,91 @@ TEST(CheckpointTest, TimeRoundTripsAndNeverGoesBack) {
   auto read = ReadCheckpoint(run.string());
   ASSERT_TRUE(read.ok() && read->has_value());
   EXPECT_EQ((*read)->time, state.time);
+}
+
+// Faults injected per call (FaultFileSystem over real files).
+
+CheckpointState StateWithSequence(uint64_t sequence) {
+  CheckpointState state;
+  state.writer_sequences["w"] = sequence;
+  state.files.push_back({"", "events.out.tfevents.1.host.1.000001", 100 * sequence});
+  return state;
+}
+
+TEST(CheckpointTest, AFailedWriteCutOrFsyncIsReportedAndLeavesAWholeCheckpoint) {
+  const fs::path run = TempDir("write_fault");
+  FaultFileSystem faults;
+  auto opened = CheckpointFile::Open(run.string(), /*sync_directories=*/true, &faults);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  CheckpointFile* file = opened->get();
+  ASSERT_TRUE(file->Write(StateWithSequence(1), /*sync=*/true).ok());
+
+  // The write failed: reported; the previous checkpoint is intact.
+  faults.Inject(Fault(FileOp::kAppend, ENOSPC));
+  const absl::Status failed = file->Write(StateWithSequence(2), /*sync=*/true);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.message().find(file->path()), absl::string_view::npos) << failed;
+  EXPECT_NE(failed.message().find("No space left on device"), absl::string_view::npos) << failed;
+  ExpectCheckpoint(run, StateWithSequence(1));
+
+  // Written, but the cut of the longer old text failed: the new checkpoint
+  // reads back (bytes after its end line are ignored).
+  ASSERT_TRUE(file->Write(StateWithSequence(123456789), /*sync=*/false).ok());
+  faults.Inject(Fault(FileOp::kTruncate, EIO));
+  EXPECT_FALSE(file->Write(StateWithSequence(3), /*sync=*/false).ok());
+  ExpectCheckpoint(run, StateWithSequence(3));
+
+  // The fsync failed: reported; not durable, but a whole checkpoint, the one
+  // handed to the OS.
+  faults.Inject(Fault(FileOp::kSync, EIO));
+  ASSERT_TRUE(file->Write(StateWithSequence(4), /*sync=*/false).ok());  // no fsync asked
+  const absl::Status sync_failed = file->Write(StateWithSequence(5), /*sync=*/true);
+  EXPECT_NE(sync_failed.message().find("syncing " + file->path() + ": Input/output error"),
+            absl::string_view::npos)
+      << sync_failed;
+  ExpectCheckpoint(run, StateWithSequence(5));
+
+  // The next write, the disk well again, goes through.
+  ASSERT_TRUE(file->Write(StateWithSequence(6), /*sync=*/true).ok());
+  ExpectCheckpoint(run, StateWithSequence(6));
+}
+
+TEST(CheckpointTest, OpenReportsAFailedDirectory) {
+  const fs::path run = TempDir("open_fault");
+  FaultFileSystem faults;
+  faults.Inject(Fault(FileOp::kCreateDir, EIO));
+  auto file = CheckpointFile::Open(run.string(), /*sync_directories=*/true, &faults);
+  ASSERT_FALSE(file.ok());
+  EXPECT_NE(file.status().message().find((run / kCheckpointDir).string() + ": Input/output error"),
+            absl::string_view::npos)
+      << file.status();
+  faults.Inject(Fault(FileOp::kSyncDir, EIO).Skip(1));  // the checkpoint file's directory
+  file = CheckpointFile::Open(run.string(), /*sync_directories=*/true, &faults);
+  ASSERT_FALSE(file.ok());
+  EXPECT_NE(file.status().message().find("syncing directory " + (run / kCheckpointDir).string()),
+            absl::string_view::npos)
+      << file.status();
+  EXPECT_TRUE(CheckpointFile::Open(run.string(), /*sync_directories=*/true, &faults).ok());
+}
+
+// A resume that cannot cut a file fails (the run is not opened on top of a
+// torn tail) and changes nothing; the next attempt repairs it.
+TEST(CheckpointTest, AResumeThatCannotCutAFileFailsAndCanBeRetried) {
+  const fs::path run = TempDir("repair_fault");
+  const std::string path = WriteClosedEventFile(run, 2);
+  ASSERT_FALSE(path.empty());
+  const uint64_t whole = fs::file_size(path);
+  { std::ofstream(path, std::ios::app | std::ios::binary) << std::string("\x30\0\0", 3); }
+  FaultFileSystem faults;
+  faults.Inject(Fault(FileOp::kTruncate, EIO));
+  auto failed = RepairRunForResume(run.string(), &faults);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find(path), absl::string_view::npos) << failed.status();
+  EXPECT_EQ(fs::file_size(path), whole + 3);
+  auto repair = RepairRunForResume(run.string(), &faults);
+  ASSERT_TRUE(repair.ok()) << repair.status();
+  EXPECT_EQ(repair->files_truncated, 1);
+  EXPECT_EQ(fs::file_size(path), whole);
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "base/sync.h"
 #include "gtest/gtest.h"
 #include "file_size_limit.h"
+#include "support/fault_file_system.h"
 
 namespace tblog::daemon {
 namespace {
@@ -357,6 +358,46 @@ TEST_F(RunTest, BatchesStuckOnAFullDiskAreWrittenOnceSpaceReturns) {
   }
   EXPECT_EQ(TagSteps(ReadSummaryEvents(dir)), expected);
   EXPECT_EQ(run->Info().records_written(), 21u);
+}
+
+// A sub-run's directory cannot be created (EIO): the batch is not lost nor
+// acknowledged, the writer is told why (UNAVAILABLE naming the directory and
+// the error), the run keeps serving, and once the disk is well the next
+// flush tick writes the batch.
+TEST_F(RunTest, ADirectoryThatCannotBeCreatedIsReportedAndRetried) {
+  const fs::path dir = FreshTempDir("run_mkdir_fault");
+  FaultFileSystem faults;
+  options_.file.file_system = &faults;
+  auto run = MakeRun(dir);
+  auto sink = std::make_shared<RecordingSink>();
+  ASSERT_TRUE(run->Submit(Batch("w", 1, {Scalar("loss", 1, 1)}), sink, 0).ok());
+  sink->WaitForBatches(1);
+
+  faults.Inject(Fault(FileOp::kCreateDir, EIO).OnPathsWith("/eval").Times(Fault::kForever));
+  v1::Record in_eval = Scalar("loss", 2, 2);
+  in_eval.set_subrun("eval");
+  ASSERT_TRUE(run->Submit(Batch("w", 2, {in_eval}), sink, 0).ok());
+  const absl::Status flushed = FlushAndWait(*run);
+  EXPECT_EQ(flushed.code(), absl::StatusCode::kUnavailable) << flushed;
+  const std::string expected =
+      "creating directory " + (dir / "eval").string() + ": Input/output error";
+  EXPECT_NE(flushed.message().find(expected), absl::string_view::npos) << flushed;
+  EXPECT_NE(run->Info().last_error().find(expected), std::string::npos)
+      << run->Info().last_error();
+  const absl::Status refused = run->Submit(Batch("w", 3, {Scalar("loss", 3, 3)}), sink, 0);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
+  EXPECT_EQ(sink->WaitForBatches(1).back().written_sequence(), 1u);
+  EXPECT_GE(faults.failures(), 1);
+
+  faults.Clear();
+  ASSERT_TRUE(FlushAndWait(*run).ok());  // the flusher's next tick
+  EXPECT_EQ(sink->WaitForBatches(2).back().written_sequence(), 2u);
+  EXPECT_TRUE(run->Info().last_error().empty());
+  ASSERT_TRUE(run->Submit(Batch("w", 3, {Scalar("loss", 3, 3)}), sink, 0).ok());
+  sink->WaitForBatches(3);
+  ASSERT_TRUE(CloseAndWait(*run).ok());
+  EXPECT_EQ(TagSteps(ReadSummaryEvents(dir)), (std::vector<std::string>{"loss@1", "loss@3"}));
+  EXPECT_EQ(TagSteps(ReadSummaryEvents(dir / "eval")), (std::vector<std::string>{"loss@2"}));
 }
 
 }  // namespace

@@ -1,15 +1,10 @@
 #include "engine/io/event_file_writer.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <climits>
-#include <filesystem>
-#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -33,23 +28,11 @@ std::string LocalHostName() {
 
 }  // namespace
 
-absl::Status SyncDirectory(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("opening directory ", dir));
-  absl::Status status;
-  if (::fsync(fd) != 0) status = absl::ErrnoToStatus(errno, absl::StrCat("syncing directory ", dir));
-  ::close(fd);
-  return status;
-}
-
 class EventFileWriter::Impl {
  public:
   Impl(std::string dir, EventFileOptions options)
-      : dir_(std::move(dir)), options_(std::move(options)) {
+      : dir_(std::move(dir)), options_(std::move(options)), fs_(*options_.file_system) {
     if (options_.hostname.empty()) options_.hostname = LocalHostName();
-  }
-  ~Impl() {
-    if (fd_ >= 0) ::close(fd_);
   }
 
   absl::Status Start() { return OpenNewFile(); }
@@ -87,10 +70,11 @@ class EventFileWriter::Impl {
   absl::Status Close() {
     if (closed_) return close_status_;
     absl::Status status = Flush(/*sync=*/false);
-    if (fd_ >= 0 && ::close(fd_) != 0 && status.ok()) {
-      status = absl::ErrnoToStatus(errno, absl::StrCat("closing ", path_));
+    if (file_) {
+      const absl::Status closed = file_->Close();
+      if (status.ok()) status = closed;
+      file_.reset();
     }
-    fd_ = -1;
     closed_ = true;
     close_status_ = status;
     return status;
@@ -115,27 +99,14 @@ class EventFileWriter::Impl {
   // Opens a new file and puts its file_version record before whatever events
   // are still buffered, then writes them. Leaves the old file (if any) as is.
   absl::Status OpenNewFile() {
-    if (fd_ >= 0) {
-      ::close(fd_);  // its bytes are written or abandoned; nothing to report
-      fd_ = -1;
-    }
-    std::error_code ec;
+    // Its bytes are written or abandoned: nothing to report.
+    if (file_) (void)file_->Close();
+    file_.reset();
     const bool sync_dirs = options_.sync != SyncPolicy::kNever;
-    std::vector<std::filesystem::path> missing;  // innermost first
-    for (std::filesystem::path p = dir_; sync_dirs && !p.empty() && p != p.parent_path() &&
-                                         !std::filesystem::exists(p, ec);
-         p = p.parent_path()) {
-      missing.push_back(p);
-    }
-    std::filesystem::create_directories(dir_, ec);
-    if (ec) {
-      return error_ = absl::InternalError(
-                 absl::StrCat("creating directory ", dir_, ": ", ec.message()));
-    }
-    for (const std::filesystem::path& created : missing) {
-      if (absl::Status status = SyncDirectory(created.parent_path().string()); !status.ok()) {
-        return error_ = status;
-      }
+    std::vector<std::string> created;  // innermost first
+    if (absl::Status status = MakeDirectories(&created); !status.ok()) return error_ = status;
+    for (const std::string& dir : sync_dirs ? created : std::vector<std::string>{}) {
+      if (absl::Status status = fs_.SyncDir(Parent(dir)); !status.ok()) return error_ = status;
       ++stats_.directory_syncs;
     }
     const absl::Time now = options_.clock();
@@ -144,23 +115,19 @@ class EventFileWriter::Impl {
                                          absl::ToUnixSeconds(now), options_.hostname,
                                          static_cast<int>(::getpid()),
                                          g_file_counter.fetch_add(1), options_.filename_suffix));
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd_ < 0) {
-      return error_ = absl::ErrnoToStatus(errno, absl::StrCat("creating event file ", path_));
-    }
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0) {
-      return error_ = absl::ErrnoToStatus(errno, absl::StrCat("stat of new event file ", path_));
-    }
-    dev_ = st.st_dev;
-    ino_ = st.st_ino;
+    auto file = fs_.OpenWritable(path_, FileSystem::OpenMode::kCreateNew);
+    if (!file.ok()) return error_ = file.status();
+    file_ = *std::move(file);
+    auto info = fs_.Stat(path_);
+    if (!info.ok()) return error_ = info.status();
+    identity_ = *info;
     ++stats_.files_opened;
     last_sync_ = now;
     events_in_file_ = 0;
     error_ = absl::OkStatus();
     if (sync_dirs) {
       // The file's data gets fsynced on flush; its name needs the directory's.
-      if (absl::Status status = SyncDirectory(dir_); !status.ok()) return error_ = status;
+      if (absl::Status status = fs_.SyncDir(dir_); !status.ok()) return error_ = status;
       ++stats_.directory_syncs;
     }
 
@@ -198,7 +165,7 @@ class EventFileWriter::Impl {
     const absl::Status previous = error_;
     // A failed file that holds no event is litter (e.g. one attempt per
     // Flush while the disk stays full): remove it.
-    if (fd_ >= 0 && events_in_file_ == 0 && FileStillAtPath()) ::unlink(path_.c_str());
+    if (file_ && events_in_file_ == 0 && FileStillAtPath()) (void)fs_.Remove(path_);
     const absl::Status status = OpenNewFile();
     if (!status.ok()) {
       return Annotate(status, absl::StrCat("recovering from \"", previous.message(), "\""));
@@ -210,17 +177,11 @@ class EventFileWriter::Impl {
   // buffered for the next file, and the error becomes sticky.
   absl::Status WriteBuffer() {
     if (!error_.ok()) return error_;
-    size_t written = 0;
-    absl::Status status;
-    while (written < buffer_.size()) {
-      const ssize_t n = ::write(fd_, buffer_.data() + written, buffer_.size() - written);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        status = absl::ErrnoToStatus(errno, absl::StrCat("writing event file ", path_));
-        break;
-      }
-      written += static_cast<size_t>(n);
-    }
+    // Append retries short writes; on an error, Size() still counts the part
+    // of the buffer that reached the file.
+    const uint64_t before = file_->Size();
+    const absl::Status status = file_->Append(buffer_);
+    const size_t written = static_cast<size_t>(file_->Size() - before);
     stats_.bytes_written += written;
     // Forget the records that reached the file whole.
     size_t done = 0;
@@ -245,9 +206,9 @@ class EventFileWriter::Impl {
                      (options_.sync == SyncPolicy::kInterval &&
                       now - last_sync_ >= options_.sync_interval);
     if (!due) return absl::OkStatus();
-    if (::fdatasync(fd_) != 0) {
+    if (absl::Status status = file_->Sync(); !status.ok()) {
       ++stats_.write_errors;
-      return error_ = absl::ErrnoToStatus(errno, absl::StrCat("syncing event file ", path_));
+      return error_ = status;
     }
     ++stats_.syncs;
     last_sync_ = now;
@@ -264,18 +225,44 @@ class EventFileWriter::Impl {
 
   // False when the path is gone or names another file than the one we hold.
   bool FileStillAtPath() const {
-    struct stat st {};
-    if (::stat(path_.c_str(), &st) != 0) return false;
-    return st.st_dev == dev_ && st.st_ino == ino_;
+    auto info = fs_.Stat(path_);
+    return info.ok() && info->device == identity_.device && info->inode == identity_.inode;
+  }
+
+  static std::string Parent(const std::string& path) {
+    const size_t slash = path.find_last_of('/');
+    if (slash == std::string::npos) return ".";
+    return slash == 0 ? "/" : path.substr(0, slash);
+  }
+
+  // Creates dir_ and its missing parents, outermost first; `created` lists
+  // the ones this call made, innermost first. A directory made meanwhile by
+  // someone else (another writer of the run) is fine.
+  absl::Status MakeDirectories(std::vector<std::string>* created) {
+    std::vector<std::string> missing;  // innermost first
+    for (std::string dir = dir_; !dir.empty() && dir != "/" && dir != "." &&
+                                 absl::IsNotFound(fs_.Stat(dir).status());
+         dir = Parent(dir)) {
+      missing.push_back(dir);
+    }
+    for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+      const absl::Status status = fs_.CreateDir(*it);
+      if (status.ok()) {
+        created->insert(created->begin(), *it);
+      } else if (!absl::IsAlreadyExists(status)) {
+        return status;
+      }
+    }
+    return absl::OkStatus();
   }
 
   const std::string dir_;
   EventFileOptions options_;
+  FileSystem& fs_;  // options_.file_system
   EventFileStats stats_;
   std::string path_;
-  int fd_ = -1;
-  dev_t dev_ = 0;
-  ino_t ino_ = 0;
+  std::unique_ptr<WritableFile> file_;  // null before the first file and after Close()
+  FileInfo identity_;                   // of the file at path_ when we created it
   std::string buffer_;                 // whole framed records not yet written
   std::vector<PendingRecord> pending_;  // the records in buffer_, in order
   uint64_t file_bytes_ = 0;            // current file: written + buffered

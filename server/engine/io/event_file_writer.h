@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "engine/io/file_system.h"
 #include "tblog/tensorboard/event.pb.h"
 
 namespace tblog {
@@ -43,6 +44,10 @@ struct EventFileOptions {
   std::string source_writer = "tblogd";
   // Clock for file names and the file_version event; tests replace it.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Where the files go. Borrowed: it must outlive every writer using these
+  // options. Tests put a fault-injecting one here; the daemon uses this one
+  // for all of its files (run directories, side files, checkpoints).
+  FileSystem* file_system = FileSystem::Default();
 };
 
 struct EventFileStats {
@@ -63,10 +68,6 @@ struct EventFileStats {
   // created after it from those before.
   double latest_file_time = 0;
 };
-
-// fsyncs directory `dir`, which makes the entries created in it durable.
-// Errors name the path.
-absl::Status SyncDirectory(const std::string& dir);
 
 class EventFileWriter {
  public:

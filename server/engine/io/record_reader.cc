@@ -1,10 +1,5 @@
 #include "engine/io/record_reader.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstring>
 #include <utility>
 
@@ -18,17 +13,17 @@ namespace tblog {
 
 using wire::LoadLittleEndian;
 
-absl::StatusOr<std::unique_ptr<RecordReader>> RecordReader::Open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("opening ", path, " for reading"));
-  }
-  return std::unique_ptr<RecordReader>(new RecordReader(path, fd));
+absl::StatusOr<std::unique_ptr<RecordReader>> RecordReader::Open(const std::string& path,
+                                                                 FileSystem* fs) {
+  auto file = fs->OpenReadable(path);
+  if (!file.ok()) return file.status();
+  return std::unique_ptr<RecordReader>(new RecordReader(path, *std::move(file)));
 }
 
-RecordReader::RecordReader(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+RecordReader::RecordReader(std::string path, std::unique_ptr<ReadableFile> file)
+    : path_(std::move(path)), file_(std::move(file)) {}
 
-RecordReader::~RecordReader() { ::close(fd_); }
+RecordReader::~RecordReader() = default;
 
 int64_t RecordReader::Buffer(size_t bytes) {
   size_t held = static_cast<size_t>(buffer_offset_ + buffer_size_ - offset_);
@@ -38,17 +33,16 @@ int64_t RecordReader::Buffer(size_t bytes) {
   std::memmove(buffer_.data(), buffer_.data() + (offset_ - buffer_offset_), held);
   buffer_offset_ = offset_;
   buffer_size_ = held;
-  while (buffer_size_ < bytes && buffer_size_ < buffer_.size()) {
-    const ssize_t got = ::pread(fd_, buffer_.data() + buffer_size_, buffer_.size() - buffer_size_,
-                                static_cast<off_t>(buffer_offset_ + buffer_size_));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) {
-      error_ = absl::StrCat(path_, ": reading at offset ", buffer_offset_ + buffer_size_,
-                            " failed: ", std::strerror(errno));
+  if (buffer_size_ < bytes) {
+    // One read fills the buffer as far as the file goes (fewer bytes: the
+    // end of the file, for now).
+    auto got = file_->ReadAt(buffer_offset_ + buffer_size_, buffer_.data() + buffer_size_,
+                             buffer_.size() - buffer_size_);
+    if (!got.ok()) {
+      error_ = std::string(got.status().message());
       return -1;
     }
-    if (got == 0) break;  // the end of the file, for now
-    buffer_size_ += static_cast<size_t>(got);
+    buffer_size_ += *got;
   }
   return static_cast<int64_t>(buffer_size_);
 }
@@ -103,11 +97,9 @@ RecordReader::State RecordReader::Next(std::string* payload) {
   } else {
     // Larger than the buffer: read it in place, but do not allocate for
     // bytes the file does not hold (yet).
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0) {
-      return TornTail(absl::StrCat(path_, ": stat failed: ", std::strerror(errno)));
-    }
-    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    auto file_size = file_->Size();
+    if (!file_size.ok()) return TornTail(std::string(file_size.status().message()));
+    const uint64_t size = *file_size;
     if (size < offset_ + kRecordHeaderBytes ||
         size - offset_ - kRecordHeaderBytes < length ||
         size - offset_ - kRecordHeaderBytes - length < kRecordFooterBytes) {
@@ -116,14 +108,9 @@ RecordReader::State RecordReader::Next(std::string* payload) {
     payload->resize(length);
     uint64_t at = offset_ + kRecordHeaderBytes;
     const auto read_fully = [&](char* to, size_t bytes) {
-      while (bytes > 0) {
-        const ssize_t got = ::pread(fd_, to, bytes, static_cast<off_t>(at));
-        if (got < 0 && errno == EINTR) continue;
-        if (got <= 0) return false;
-        to += got;
-        at += static_cast<uint64_t>(got);
-        bytes -= static_cast<size_t>(got);
-      }
+      auto got = file_->ReadAt(at, to, bytes);
+      if (!got.ok() || *got < bytes) return false;
+      at += bytes;
       return true;
     };
     if (!read_fully(payload->data(), length) ||

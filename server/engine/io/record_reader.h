@@ -1,8 +1,9 @@
 // Reads TFRecords from a file, checking both CRCs. Tells a clean end, a torn
 // tail (the file ends inside a record: a writer is mid-append or crashed) and
 // corruption (a CRC mismatch) apart, as TensorBoard's readers do. Reads go
-// through a buffer of kBufferBytes; records larger than that are read whole
-// into the payload once the file is known to hold them.
+// through a buffer of kBufferBytes, filled from a FileSystem's ReadableFile;
+// records larger than that are read whole into the payload once the file is
+// known to hold them.
 #ifndef TBLOG_ENGINE_IO_RECORD_READER_H_
 #define TBLOG_ENGINE_IO_RECORD_READER_H_
 
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/io/file_system.h"
 
 namespace tblog {
 
@@ -27,8 +29,10 @@ class RecordReader {
     kCorrupt,   // a length or payload CRC does not match (see error())
   };
 
-  // Opens `path`; errors name the path.
-  static absl::StatusOr<std::unique_ptr<RecordReader>> Open(const std::string& path);
+  // Opens `path` on `fs` (borrowed; it must outlive the reader); errors
+  // name the path.
+  static absl::StatusOr<std::unique_ptr<RecordReader>> Open(
+      const std::string& path, FileSystem* fs = FileSystem::Default());
   ~RecordReader();
   RecordReader(const RecordReader&) = delete;
   RecordReader& operator=(const RecordReader&) = delete;
@@ -46,7 +50,7 @@ class RecordReader {
   const std::string& path() const { return path_; }
 
  private:
-  RecordReader(std::string path, int fd);
+  RecordReader(std::string path, std::unique_ptr<ReadableFile> file);
 
   // Makes the buffer hold at least `bytes` bytes from offset_ if the file
   // has them; returns how many it holds (possibly fewer), or -1 on a read
@@ -58,7 +62,7 @@ class RecordReader {
   State TornTail(std::string message);
 
   std::string path_;
-  int fd_;
+  std::unique_ptr<ReadableFile> file_;
   uint64_t offset_ = 0;
   std::vector<char> buffer_;
   uint64_t buffer_offset_ = 0;  // file offset of buffer_[0]

@@ -14,6 +14,7 @@
 #include "engine/io/record_reader.h"
 #include "golden_util.h"
 #include "file_size_limit.h"
+#include "support/fault_file_system.h"
 
 namespace tblog {
 namespace {
@@ -40,6 +41,18 @@ class EventFileWriterTest : public ::testing::Test {
     return options;
   }
 
+  // FakeClockOptions() on faults_: real files, faults as the test injects.
+  EventFileOptions FaultOptions() {
+    EventFileOptions options = FakeClockOptions();
+    options.file_system = &faults_;
+    return options;
+  }
+
+  // After a fault that is over: the next Flush starts a new file, and every
+  // event through `last_step` (written now) reads back once, in order.
+  void ExpectRecovered(EventFileWriter& writer, const std::string& failed_path,
+                       int64_t last_step);
+
   std::vector<std::string> Files() const {
     std::vector<std::string> files;
     if (!fs::exists(dir_)) return files;
@@ -50,6 +63,7 @@ class EventFileWriterTest : public ::testing::Test {
 
   std::string dir_;
   absl::Time now_ = absl::FromUnixSeconds(kStartSecs);
+  FaultFileSystem faults_;
 };
 
 tb::Event ScalarEvent(int64_t step, const std::string& padding = "") {
@@ -356,6 +370,139 @@ TEST_F(EventFileWriterTest, AnEventAcceptedBeforeAFaultIsKeptAndARefusedOneIsNot
   ASSERT_TRUE((*writer)->Write(ScalarEvent(6, padding)).ok());
   ASSERT_TRUE((*writer)->Close().ok());
   EXPECT_EQ(StepsAcross(Files()), Range(0, 7));
+}
+
+// Faults injected per call through FaultFileSystem: real files underneath.
+
+// Expects `path` to hold the summary events of `steps`, whole, and then to
+// stop in state `end` (kEnd, or kTornTail after a short write).
+void ExpectFileHolds(const std::string& path, const std::vector<int64_t>& steps,
+                     RecordReader::State end) {
+  auto reader = RecordReader::Open(path);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  std::vector<int64_t> read;
+  std::string payload;
+  RecordReader::State state;
+  while ((state = (*reader)->Next(&payload)) == RecordReader::State::kRecord) {
+    tb::Event event;
+    EXPECT_TRUE(event.ParseFromString(payload));
+    if (event.has_summary()) read.push_back(event.step());
+  }
+  EXPECT_EQ(state, end) << (*reader)->error();
+  EXPECT_EQ(read, steps) << path;
+}
+
+void EventFileWriterTest::ExpectRecovered(EventFileWriter& writer,
+                                          const std::string& failed_path, int64_t last_step) {
+  ASSERT_TRUE(writer.Flush().ok());
+  EXPECT_NE(writer.current_path(), failed_path);
+  ASSERT_TRUE(writer.Write(ScalarEvent(last_step)).ok());
+  ASSERT_TRUE(writer.Close().ok());
+  EXPECT_EQ(StepsAcross(Files()), Range(0, last_step + 1));
+  EXPECT_EQ(writer.stats().records_lost, 0u);
+}
+
+TEST_F(EventFileWriterTest, OneAppendPerFlushedBuffer) {
+  EventFileOptions options = FaultOptions();
+  auto writer = EventFileWriter::Create(dir_, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  EXPECT_EQ(faults_.calls(FileOp::kAppend), 1);  // the file_version record
+  for (int64_t step = 0; step < 100; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
+  EXPECT_EQ(faults_.calls(FileOp::kAppend), 1);  // buffered
+  ASSERT_TRUE((*writer)->Flush().ok());
+  EXPECT_EQ(faults_.calls(FileOp::kAppend), 2);
+  EXPECT_EQ(faults_.calls(FileOp::kSync), 1);  // kOnFlush (Create syncs the directory only)
+  ASSERT_TRUE((*writer)->Close().ok());
+  EXPECT_EQ(StepsAcross(Files()), Range(0, 100));
+}
+
+TEST_F(EventFileWriterTest, NoSpaceOnTheNthWriteIsReportedAndNothingIsCorrupt) {
+  EventFileOptions options = FaultOptions();
+  options.buffer_bytes = 1;  // every Write is one Append
+  auto writer = EventFileWriter::Create(dir_, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const std::string first_path = (*writer)->current_path();
+  // The 6th Append after the file_version one fails: steps 0..4 are written.
+  faults_.Inject(Fault(FileOp::kAppend, ENOSPC).Skip(5));
+  for (int64_t step = 0; step < 6; ++step) {
+    ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());  // step 5 stays buffered
+  }
+  EXPECT_EQ((*writer)->stats().write_errors, 1u);
+  const absl::Status refused = (*writer)->Write(ScalarEvent(6));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.message().find(first_path), absl::string_view::npos) << refused;
+  EXPECT_NE(refused.message().find("No space left on device"), absl::string_view::npos) << refused;
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+
+  // Nothing written after the fault: the file ends cleanly after step 4.
+  ExpectFileHolds(first_path, Range(0, 5), RecordReader::State::kEnd);
+
+  // Space again: the next Flush carries step 5 to a fresh file.
+  ExpectRecovered(**writer, first_path, 6);
+}
+
+// A write that puts part of the buffer in the file and then fails is not
+// retried: the writer reports it and leaves the torn record behind; the
+// records before it read back whole, and the torn one goes, whole, to the
+// next file.
+TEST_F(EventFileWriterTest, AShortWriteIsReportedAndItsRecordCarriedToTheNextFile) {
+  EventFileOptions options = FaultOptions();
+  options.buffer_bytes = 1;
+  auto writer = EventFileWriter::Create(dir_, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const std::string first_path = (*writer)->current_path();
+  for (int64_t step = 0; step < 3; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
+  const uint64_t whole = fs::file_size(first_path);
+  faults_.Inject(Fault(FileOp::kAppend, ENOSPC).KeepBytes(10));
+  EXPECT_TRUE((*writer)->Write(ScalarEvent(3)).ok());  // accepted, then the write fails
+  EXPECT_EQ(fs::file_size(first_path), whole + 10);
+  EXPECT_EQ((*writer)->stats().bytes_written, whole + 10);
+  EXPECT_FALSE((*writer)->Write(ScalarEvent(4)).ok());
+
+  ExpectFileHolds(first_path, Range(0, 3), RecordReader::State::kTornTail);
+
+  ExpectRecovered(**writer, first_path, 4);
+}
+
+// After a failed fsync the page cache's state is unknown: the error is
+// reported and sticky, and the next Flush starts a new file rather than
+// trusting the old one's tail.
+TEST_F(EventFileWriterTest, AnFsyncErrorIsReportedAndTheNextFlushStartsANewFile) {
+  EventFileOptions options = FaultOptions();
+  options.sync = SyncPolicy::kOnFlush;
+  auto writer = EventFileWriter::Create(dir_, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const std::string first_path = (*writer)->current_path();
+  for (int64_t step = 0; step < 3; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
+  faults_.Inject(Fault(FileOp::kSync, EIO));
+  const absl::Status failed = (*writer)->Flush();
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.message().find("syncing " + first_path), absl::string_view::npos) << failed;
+  EXPECT_NE(failed.message().find("Input/output error"), absl::string_view::npos) << failed;
+  EXPECT_EQ((*writer)->stats().syncs, 0u);
+  EXPECT_EQ((*writer)->stats().write_errors, 1u);
+  EXPECT_EQ((*writer)->Write(ScalarEvent(3)), failed);  // sticky
+
+  ExpectRecovered(**writer, first_path, 3);  // the fault was once
+  EXPECT_EQ((*writer)->stats().syncs, 2u);   // the recovering Flush and Close's
+}
+
+TEST_F(EventFileWriterTest, DirectoryFaultsAreReportedWithThePath) {
+  EventFileOptions options = FaultOptions();
+  faults_.Inject(Fault(FileOp::kCreateDir, EIO).OnPathsWith("/train"));
+  auto failed = EventFileWriter::Create(dir_ + "/train", options);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("creating directory " + dir_ + "/train: "),
+            absl::string_view::npos)
+      << failed.status();
+  EXPECT_FALSE(fs::exists(dir_ + "/train"));
+
+  faults_.Inject(Fault(FileOp::kSyncDir, EIO));
+  failed = EventFileWriter::Create(dir_ + "/train", options);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("syncing directory"), absl::string_view::npos)
+      << failed.status();
+  EXPECT_TRUE(EventFileWriter::Create(dir_ + "/train", options).ok());
 }
 
 }  // namespace

@@ -1,0 +1,230 @@
+#include "engine/io/file_system.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_util.h"
+
+namespace tblog {
+namespace {
+
+// errno -> a status that names what was done to which path. ELOOP from
+// O_NOFOLLOW is a refusal of the symlink, not an I/O error.
+absl::Status PosixError(int error, std::string_view what, const std::string& path) {
+  if (error == ELOOP) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(Sv(what), " ", path, ": is a symlink (symlinks are not followed)"));
+  }
+  return absl::ErrnoToStatus(error, absl::StrCat(Sv(what), " ", path));
+}
+
+class PosixWritableFile final : public WritableFile {
+ public:
+  PosixWritableFile(std::string path, int fd, uint64_t position)
+      : path_(std::move(path)), fd_(fd), position_(position) {}
+  ~PosixWritableFile() override { (void)Close(); }
+
+  absl::Status Append(std::string_view data) override {
+    while (!data.empty()) {
+      const ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(position_));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return PosixError(errno, "writing", path_);
+      }
+      position_ += static_cast<uint64_t>(n);
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Truncate(uint64_t size) override {
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+      return PosixError(errno, absl::StrCat("truncating to ", size, " bytes"), path_);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Sync() override {
+    if (::fdatasync(fd_) != 0) return PosixError(errno, "syncing", path_);
+    return absl::OkStatus();
+  }
+
+  absl::Status Close() override {
+    if (fd_ < 0) return absl::OkStatus();
+    const int fd = std::exchange(fd_, -1);
+    if (::close(fd) != 0) return PosixError(errno, "closing", path_);
+    return absl::OkStatus();
+  }
+
+  uint64_t Size() const override { return position_; }
+
+ private:
+  const std::string path_;
+  int fd_;
+  uint64_t position_;
+};
+
+class PosixReadableFile final : public ReadableFile {
+ public:
+  PosixReadableFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  ~PosixReadableFile() override { ::close(fd_); }
+
+  absl::StatusOr<size_t> ReadAt(uint64_t offset, char* to, size_t n) override {
+    size_t done = 0;
+    while (done < n) {
+      const ssize_t got = ::pread(fd_, to + done, n - done, static_cast<off_t>(offset + done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) {
+        return PosixError(errno, absl::StrCat("reading at offset ", offset + done, " of"), path_);
+      }
+      if (got == 0) break;  // the end of the file, for now
+      done += static_cast<size_t>(got);
+    }
+    return done;
+  }
+
+  absl::StatusOr<uint64_t> Size() override {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) return PosixError(errno, "stat of", path_);
+    return static_cast<uint64_t>(st.st_size);
+  }
+
+ private:
+  const std::string path_;
+  const int fd_;
+};
+
+class PosixFileSystem final : public FileSystem {
+ public:
+  absl::Status CreateDir(const std::string& path) override {
+    if (::mkdir(path.c_str(), 0755) != 0) return PosixError(errno, "creating directory", path);
+    return absl::OkStatus();
+  }
+
+  absl::Status SyncDir(const std::string& path) override {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return PosixError(errno, "opening directory", path);
+    absl::Status status;
+    if (::fsync(fd) != 0) status = PosixError(errno, "syncing directory", path);
+    ::close(fd);
+    return status;
+  }
+
+  absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritable(const std::string& path,
+                                                             OpenMode mode) override {
+    int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC;
+    if (mode == OpenMode::kCreateNew) flags |= O_EXCL;
+    const int fd = ::open(path.c_str(), flags, 0644);
+    if (fd < 0) return PosixError(errno, "creating", path);
+    uint64_t position = 0;
+    if (mode == OpenMode::kAppend) {
+      struct stat st {};
+      if (::fstat(fd, &st) != 0) {
+        const int error = errno;
+        ::close(fd);
+        return PosixError(error, "stat of", path);
+      }
+      position = static_cast<uint64_t>(st.st_size);
+    }
+    return std::make_unique<PosixWritableFile>(path, fd, position);
+  }
+
+  absl::StatusOr<std::unique_ptr<ReadableFile>> OpenReadable(const std::string& path) override {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return PosixError(errno, "opening for reading", path);
+    return std::make_unique<PosixReadableFile>(path, fd);
+  }
+
+  absl::Status Remove(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0) return PosixError(errno, "removing", path);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<FileInfo> Stat(const std::string& path) override {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) return PosixError(errno, "stat of", path);
+    FileInfo info;
+    info.type = S_ISREG(st.st_mode)    ? FileInfo::Type::kRegular
+                : S_ISDIR(st.st_mode)  ? FileInfo::Type::kDirectory
+                : S_ISLNK(st.st_mode)  ? FileInfo::Type::kSymlink
+                : S_ISSOCK(st.st_mode) ? FileInfo::Type::kSocket
+                                       : FileInfo::Type::kOther;
+    info.size = static_cast<uint64_t>(st.st_size);
+    info.device = static_cast<uint64_t>(st.st_dev);
+    info.inode = static_cast<uint64_t>(st.st_ino);
+    return info;
+  }
+
+  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override {
+    DIR* dir = ::opendir(path.c_str());
+    if (dir == nullptr) return PosixError(errno, "listing", path);
+    std::vector<std::string> names;
+    errno = 0;
+    while (const dirent* entry = ::readdir(dir)) {
+      const std::string_view name = entry->d_name;
+      if (name != "." && name != "..") names.emplace_back(name);
+    }
+    const int error = errno;
+    ::closedir(dir);
+    if (error != 0) return PosixError(error, "listing", path);
+    return names;
+  }
+};
+
+}  // namespace
+
+FileSystem* FileSystem::Default() {
+  static PosixFileSystem* const fs = new PosixFileSystem();  // never destroyed: no exit order
+  return fs;
+}
+
+absl::StatusOr<std::string> ReadFileToString(FileSystem& fs, const std::string& path) {
+  auto info = fs.Stat(path);
+  if (!info.ok()) return info.status();
+  if (info->type != FileInfo::Type::kRegular) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " is not a regular file (symlinks are not followed)"));
+  }
+  auto file = fs.OpenReadable(path);
+  if (!file.ok()) return file.status();
+  std::string text;
+  char buffer[8192];
+  for (;;) {
+    auto got = (*file)->ReadAt(text.size(), buffer, sizeof buffer);
+    if (!got.ok()) return got.status();
+    text.append(buffer, *got);
+    if (*got < sizeof buffer) return text;
+  }
+}
+
+absl::Status RewriteFile(FileSystem& fs, const std::string& path, std::string_view contents,
+                         bool sync) {
+  auto file = fs.OpenWritable(path, FileSystem::OpenMode::kOverwrite);
+  if (!file.ok()) return file.status();
+  TBLOG_RETURN_IF_ERROR((*file)->Append(contents));
+  TBLOG_RETURN_IF_ERROR((*file)->Truncate(contents.size()));
+  if (sync) TBLOG_RETURN_IF_ERROR((*file)->Sync());
+  return (*file)->Close();
+}
+
+absl::Status TruncateFile(FileSystem& fs, const std::string& path, uint64_t length) {
+  auto info = fs.Stat(path);
+  if (!info.ok()) return info.status();
+  if (info->type != FileInfo::Type::kRegular) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " is not a regular file (symlinks are not followed)"));
+  }
+  auto file = fs.OpenWritable(path, FileSystem::OpenMode::kOverwrite);
+  if (!file.ok()) return file.status();
+  TBLOG_RETURN_IF_ERROR((*file)->Truncate(length));
+  TBLOG_RETURN_IF_ERROR((*file)->Sync());
+  return (*file)->Close();
+}
+
+}  // namespace tblog
