@@ -5,11 +5,15 @@
 #ifndef TBLOG_BENCH_LOADGEN_H_
 #define TBLOG_BENCH_LOADGEN_H_
 
+#include <chrono>
 #include <cstdint>
+#include <latch>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -61,6 +65,65 @@ struct Side {
 
 // CPU seconds (user + system) used so far by this process, all threads.
 double OwnCpuSeconds();
+
+using Clock = std::chrono::steady_clock;
+inline double SecondsBetween(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+// What the threads of workload (d) did, thread by thread.
+struct WriterThreads {
+  std::vector<absl::Status> statuses;  // thread w: its first failed call, else its finish
+  double caller_seconds = 0;           // inside the calls, summed over the threads
+
+  // The first thread's error, in thread order; OK when none failed.
+  absl::Status FirstError() const {
+    for (const absl::Status& status : statuses) {
+      if (!status.ok()) return status;
+    }
+    return absl::OkStatus();
+  }
+};
+
+// Workload (d), the same on both sides: config.writers threads are started
+// and made ready (tags built) before `at_start()` runs on this thread, where
+// the caller starts its clocks; then all are released at once. Thread w makes
+// config.writer_scalars calls `call(w, tag, step, value)`: scalar i goes to
+// MultiWriterTags(config, w)[i % tags] at step i / tags with ScalarValueAt(i).
+// A thread stops at its first error; otherwise, outside the timed calls, it
+// records `finish(w)`. Returns once every thread is joined. `call` and
+// `finish` run on all threads at once and must be safe for that.
+template <typename Call, typename Finish, typename AtStart>
+WriterThreads RunWriterThreads(const Config& config, Call call, Finish finish, AtStart at_start) {
+  const size_t count = static_cast<size_t>(config.writers);
+  std::vector<absl::Status> statuses(count);
+  std::vector<double> caller_seconds(count);
+  std::latch start_line(config.writers + 1);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < config.writers; ++w) {
+    threads.emplace_back([&, w] {
+      const std::vector<std::string> tags = MultiWriterTags(config, w);
+      start_line.arrive_and_wait();
+      const Clock::time_point start = Clock::now();
+      for (int64_t i = 0; i < config.writer_scalars; ++i) {
+        if (absl::Status status = call(w, tags[i % config.tags], i / config.tags, ScalarValueAt(i));
+            !status.ok()) {
+          statuses[w] = status;
+          return;
+        }
+      }
+      caller_seconds[w] = SecondsBetween(start, Clock::now());
+      statuses[w] = finish(w);
+    });
+  }
+  at_start();
+  start_line.arrive_and_wait();
+  for (std::thread& thread : threads) thread.join();
+  WriterThreads done;
+  done.statuses = std::move(statuses);
+  for (double seconds : caller_seconds) done.caller_seconds += seconds;
+  return done;
+}
 
 // The in-process side: the engine on the calling thread(s), writing one run
 // directory with one EventFileWriter. Not thread-safe; one owner.

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstdint>
 #include <iostream>
-#include <latch>
 #include <random>
 #include <string>
 #include <thread>
@@ -29,12 +28,6 @@
 
 namespace tblog::loadgen {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double SecondsBetween(Clock::time_point from, Clock::time_point to) {
-  return std::chrono::duration<double>(to - from).count();
-}
 
 // What each call builds: the step and the summary value of one event.
 using StepValue = std::pair<int64_t, tb::Summary::Value>;
@@ -136,41 +129,28 @@ class InProcessRun::Impl {
   Side MultiWriter(const Config& config) {
     Side side;
     absl::Mutex mu;  // EventFileWriter is not thread-safe
-    std::vector<absl::Status> statuses(static_cast<size_t>(config.writers));
-    std::vector<double> caller_seconds(static_cast<size_t>(config.writers));
-    std::latch start_line(config.writers + 1);
-    std::vector<std::thread> threads;
-    for (int w = 0; w < config.writers; ++w) {
-      threads.emplace_back([&, w] {
-        const std::vector<std::string> tags = MultiWriterTags(config, w);
-        start_line.arrive_and_wait();
-        const Clock::time_point start = Clock::now();
-        for (int64_t i = 0; i < config.writer_scalars; ++i) {
+    double cpu_start = 0;
+    Clock::time_point start;
+    const WriterThreads threads = RunWriterThreads(
+        config,
+        [&](int, const std::string& tag, int64_t step, float value) {
           // Built outside the lock, as each thread of a trainer would.
-          tb::Event event =
-              EventAt(i / config.tags, ScalarValue(tags[i % config.tags], ScalarValueAt(i)));
+          tb::Event event = EventAt(step, ScalarValue(tag, value));
           absl::MutexLock lock(&mu);
-          if (absl::Status written = file_->Write(event); !written.ok()) {
-            statuses[w] = written;
-            return;
-          }
-        }
-        caller_seconds[w] = SecondsBetween(start, Clock::now());
-      });
-    }
-    const double cpu_start = OwnCpuSeconds();
-    const Clock::time_point start = Clock::now();
-    start_line.arrive_and_wait();
-    for (std::thread& thread : threads) thread.join();
+          return file_->Write(event);
+        },
+        [](int) { return absl::OkStatus(); },
+        [&] {
+          cpu_start = OwnCpuSeconds();
+          start = Clock::now();
+        });
     absl::Status flushed = file_->Flush();
     side.seconds = SecondsBetween(start, Clock::now());
     side.cpu_seconds = OwnCpuSeconds() - cpu_start;
     side.calls = config.writers * config.writer_scalars;
     side.units = static_cast<double>(side.calls);
-    for (int w = 0; w < config.writers; ++w) {
-      side.caller_seconds += caller_seconds[w];
-      if (side.status.ok() && !statuses[w].ok()) side.status = statuses[w];
-    }
+    side.caller_seconds = threads.caller_seconds;
+    side.status = threads.FirstError();
     if (side.status.ok()) side.status = flushed;
     return side;
   }

@@ -25,7 +25,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <latch>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -47,12 +46,6 @@
 
 namespace tblog::loadgen {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double SecondsBetween(Clock::time_point from, Clock::time_point to) {
-  return std::chrono::duration<double>(to - from).count();
-}
 
 // ---------------------------------------------------------------------------
 // The machine.
@@ -185,39 +178,26 @@ Side MultiWriterThroughDaemon(const Config& config, const std::string& target,
     }
     writers.push_back(std::move(*writer));
   }
-  std::vector<absl::Status> statuses(writers.size());
-  std::vector<double> caller_seconds(writers.size());
-  std::latch start_line(config.writers + 1);
-  std::vector<std::thread> threads;
-  for (int w = 0; w < config.writers; ++w) {
-    threads.emplace_back([&, w] {
-      const std::vector<std::string> tags = MultiWriterTags(config, w);
-      start_line.arrive_and_wait();
-      const Clock::time_point start = Clock::now();
-      for (int64_t i = 0; i < config.writer_scalars; ++i) {
-        absl::Status status =
-            writers[w]->scalar(tags[i % config.tags], i / config.tags, ScalarValueAt(i));
-        if (!status.ok()) {
-          statuses[w] = status;
-          return;
-        }
-      }
-      caller_seconds[w] = SecondsBetween(start, Clock::now());
-      statuses[w] = writers[w]->flush();
-    });
-  }
-  CpuMeter cpu(daemon_pid);
-  const Clock::time_point start = Clock::now();
-  start_line.arrive_and_wait();
-  for (std::thread& thread : threads) thread.join();
+  std::optional<CpuMeter> cpu;
+  Clock::time_point start;
+  const WriterThreads threads = RunWriterThreads(
+      config,
+      [&](int w, const std::string& tag, int64_t step, float value) {
+        return writers[w]->scalar(tag, step, value);
+      },
+      [&](int w) { return writers[w]->flush(); },
+      [&] {
+        cpu.emplace(daemon_pid);
+        start = Clock::now();
+      });
   side.seconds = SecondsBetween(start, Clock::now());
-  side.cpu_seconds = cpu.Elapsed();
+  side.cpu_seconds = cpu->Elapsed();
   side.calls = config.writers * config.writer_scalars;
   side.units = static_cast<double>(side.calls);
-  for (int w = 0; w < config.writers; ++w) {
-    side.caller_seconds += caller_seconds[w];
-    side.blocked_calls += writers[w]->stats().blocked_calls;
-    if (side.status.ok() && !statuses[w].ok()) side.status = statuses[w];
+  side.caller_seconds = threads.caller_seconds;
+  side.status = threads.FirstError();
+  for (const std::unique_ptr<Writer>& writer : writers) {
+    side.blocked_calls += writer->stats().blocked_calls;
   }
   for (auto& writer : writers) {
     absl::Status closed = writer->close();

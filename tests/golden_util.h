@@ -1,5 +1,7 @@
 // Test helpers around the reference files in TBLOG_GOLDEN_DIR (shared/golden):
-// read event files record by record, raw input arrays, and find values.
+// read event files record by record (any event file: the end-to-end tests
+// read the daemon's output with ReadEventFile too), raw input arrays, and
+// find values.
 // Header-only; failures are reported through gtest's ADD_FAILURE.
 #ifndef TBLOG_TESTS_GOLDEN_UTIL_H_
 #define TBLOG_TESTS_GOLDEN_UTIL_H_
@@ -91,6 +93,20 @@ inline const tb::Summary::Value* FindValue(const std::vector<tb::Event>& events,
     }
   }
   return nullptr;
+}
+
+// We set data_class where TensorBoard's writer leaves it unset
+// (tensorboard-format.md §3): expects `ours` to carry `expected`, then clears
+// it so that everything else can be compared with TensorBoard's bytes.
+inline void ExpectAndClearDataClass(tb::DataClass expected, tb::Summary::Value* ours) {
+  EXPECT_EQ(ours->metadata().data_class(), expected);
+  ours->mutable_metadata()->clear_data_class();
+}
+
+// Expects byte-equal serializations; a mismatch prints both values.
+inline void ExpectSameBytes(const tb::Summary::Value& ours, const tb::Summary::Value& golden) {
+  EXPECT_EQ(ours.SerializeAsString(), golden.SerializeAsString())
+      << "ours:\n" << ours.DebugString() << "golden:\n" << golden.DebugString();
 }
 
 }  // namespace tblog

@@ -17,7 +17,6 @@ flush, i.e. until the daemon has written everything.
 """
 
 import argparse
-import glob
 import os
 import platform
 import shutil
@@ -31,20 +30,11 @@ import zlib
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 
+from source_tree import tblogd_binary, use_build_stubs  # noqa: E402
 
-def _use_build_stubs():
-    if os.environ.get("TBLOG_PROTO_PATH") or os.path.isdir(os.path.join(HERE, "tblog", "_proto")):
-        return
-    for candidate in sorted(glob.glob(os.path.join(REPO, "build*/client/python/tblog_proto"))):
-        if os.path.isfile(os.path.join(candidate, "tblog/v1/tblog_pb2.py")):
-            os.environ["TBLOG_PROTO_PATH"] = candidate
-            return
-
-
-_use_build_stubs()
+use_build_stubs()
 import tblog  # noqa: E402
 from tblog.tensorboard import event_pb2, summary_pb2  # noqa: E402
 
@@ -139,10 +129,7 @@ class InProcessWriter:
 # ---------------------------------------------------------------- the daemon
 
 def start_daemon(workdir):
-    binary = os.environ.get("TBLOGD_BINARY")
-    if not binary:
-        found = sorted(glob.glob(os.path.join(REPO, "build*/server/daemon/tblogd")))
-        binary = found[0] if found else None
+    binary = tblogd_binary()
     if not binary:
         sys.exit("bench_client: no tblogd binary (set TBLOGD_BINARY or pass --address)")
     socket_path = os.path.join(workdir, "d.sock")

@@ -67,15 +67,25 @@ absl::Status Invalid(std::string_view what, std::string_view value, std::string_
       absl::StrCat(Sv(what), " ", EscapeForMessage(value), ": ", Sv(reason)));
 }
 
+// The length checks every name makes before its content is looked at: "<what>
+// is empty" (unless `may_be_empty`) or "<what> <value>: is N bytes, more than
+// the limit of M".
+absl::Status CheckLength(std::string_view what, std::string_view value, size_t max_bytes,
+                         bool may_be_empty = false) {
+  if (value.empty() && !may_be_empty) {
+    return absl::InvalidArgumentError(absl::StrCat(Sv(what), " is empty"));
+  }
+  if (value.size() > max_bytes) {
+    return Invalid(what, value,
+                   absl::StrCat("is ", value.size(), " bytes, more than the limit of ", max_bytes));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateTag(std::string_view tag, const Limits& limits) {
-  if (tag.empty()) return absl::InvalidArgumentError("tag is empty");
-  if (tag.size() > limits.max_tag_bytes) {
-    return Invalid("tag", tag,
-                   absl::StrCat("is ", tag.size(), " bytes, more than the limit of ",
-                                limits.max_tag_bytes));
-  }
+  TBLOG_RETURN_IF_ERROR(CheckLength("tag", tag, limits.max_tag_bytes));
   if (std::string problem = TextProblem(tag); !problem.empty()) {
     return Invalid("tag", tag, problem);
   }
@@ -84,12 +94,7 @@ absl::Status ValidateTag(std::string_view tag, const Limits& limits) {
 
 absl::Status ValidatePathComponent(std::string_view name, std::string_view what,
                                    const Limits& limits) {
-  if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(Sv(what), " is empty"));
-  if (name.size() > limits.max_name_bytes) {
-    return Invalid(what, name,
-                   absl::StrCat("is ", name.size(), " bytes, more than the limit of ",
-                                limits.max_name_bytes));
-  }
+  TBLOG_RETURN_IF_ERROR(CheckLength(what, name, limits.max_name_bytes));
   if (name == "." || name == "..") {
     return Invalid(what, name, "is not allowed (it would name another directory)");
   }
@@ -106,12 +111,7 @@ absl::Status ValidatePathComponent(std::string_view name, std::string_view what,
 
 absl::Status ValidateRelativePath(std::string_view path, std::string_view what,
                                   const Limits& limits) {
-  if (path.empty()) return absl::InvalidArgumentError(absl::StrCat(Sv(what), " is empty"));
-  if (path.size() > limits.max_path_bytes) {
-    return Invalid(what, path,
-                   absl::StrCat("is ", path.size(), " bytes, more than the limit of ",
-                                limits.max_path_bytes));
-  }
+  TBLOG_RETURN_IF_ERROR(CheckLength(what, path, limits.max_path_bytes));
   if (path.front() == '/') return Invalid(what, path, "is absolute (starts with '/')");
   size_t start = 0;
   while (true) {
@@ -132,10 +132,7 @@ absl::Status ValidateRelativePath(std::string_view path, std::string_view what,
 }
 
 absl::Status ValidateLabel(std::string_view text, std::string_view what, size_t max_bytes) {
-  if (text.size() > max_bytes) {
-    return Invalid(what, text,
-                   absl::StrCat("is ", text.size(), " bytes, more than the limit of ", max_bytes));
-  }
+  TBLOG_RETURN_IF_ERROR(CheckLength(what, text, max_bytes, /*may_be_empty=*/true));
   if (std::string problem = TextProblem(text); !problem.empty()) {
     return Invalid(what, text, problem);
   }

@@ -9,17 +9,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_util.h"
-#include "daemon/convert/audio.h"
 #include "daemon/convert/custom_scalars.h"
 #include "daemon/convert/embedding.h"
 #include "daemon/convert/fields.h"
 #include "daemon/convert/graph.h"
 #include "daemon/convert/histogram.h"
 #include "daemon/convert/hparams.h"
-#include "daemon/convert/image.h"
-#include "daemon/convert/pr_curve.h"
 #include "daemon/convert/scalars.h"
-#include "daemon/convert/text.h"
+#include "daemon/convert/summaries.h"
 #include "daemon/names.h"
 #include "tblog/tensorboard/event.pb.h"
 

@@ -3,10 +3,25 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace tblog {
 namespace {
+
+// A columns record's dictionary: (tag, subrun) of each entry, in order.
+using Entries = std::vector<std::pair<std::string, std::string>>;
+Entries Dictionary(const v1::ScalarColumns& columns) {
+  Entries entries;
+  for (const auto& entry : columns.tags()) entries.emplace_back(entry.tag(), entry.subrun());
+  return entries;
+}
+
+// A repeated numeric field as a vector, to compare it whole.
+template <typename T>
+std::vector<T> Values(const google::protobuf::RepeatedField<T>& field) {
+  return std::vector<T>(field.begin(), field.end());
+}
 
 TEST(BatchBuilderTest, ScalarsGoIntoOneColumnsRecordWithADictionary) {
   BatchBuilder builder;
@@ -21,20 +36,11 @@ TEST(BatchBuilderTest, ScalarsGoIntoOneColumnsRecordWithADictionary) {
   ASSERT_EQ(batch.records_size(), 1);
   ASSERT_TRUE(batch.records(0).has_scalars());
   const v1::ScalarColumns& columns = batch.records(0).scalars();
-  ASSERT_EQ(columns.tags_size(), 3);
-  EXPECT_EQ(columns.tags(0).tag(), "loss");
-  EXPECT_EQ(columns.tags(0).subrun(), "");
-  EXPECT_EQ(columns.tags(1).tag(), "acc");
-  EXPECT_EQ(columns.tags(2).tag(), "loss");
-  EXPECT_EQ(columns.tags(2).subrun(), "train");
-  EXPECT_EQ(std::vector<uint32_t>(columns.tag_index().begin(), columns.tag_index().end()),
-            (std::vector<uint32_t>{0, 1, 0, 2}));
-  EXPECT_EQ(std::vector<int64_t>(columns.steps().begin(), columns.steps().end()),
-            (std::vector<int64_t>{1, 1, 2, 2}));
-  EXPECT_EQ(std::vector<float>(columns.values().begin(), columns.values().end()),
-            (std::vector<float>{0.5f, 0.25f, 0.4f, 0.3f}));
-  EXPECT_EQ(std::vector<double>(columns.wall_times().begin(), columns.wall_times().end()),
-            (std::vector<double>{100.0, 100.5, 101.0, 101.0}));
+  EXPECT_EQ(Dictionary(columns), (Entries{{"loss", ""}, {"acc", ""}, {"loss", "train"}}));
+  EXPECT_EQ(Values(columns.tag_index()), (std::vector<uint32_t>{0, 1, 0, 2}));
+  EXPECT_EQ(Values(columns.steps()), (std::vector<int64_t>{1, 1, 2, 2}));
+  EXPECT_EQ(Values(columns.values()), (std::vector<float>{0.5f, 0.25f, 0.4f, 0.3f}));
+  EXPECT_EQ(Values(columns.wall_times()), (std::vector<double>{100.0, 100.5, 101.0, 101.0}));
 }
 
 // Tags are looked up by the address of their chars first: a buffer reused
@@ -55,14 +61,8 @@ TEST(BatchBuilderTest, ReusedTagBufferWithOtherContentsIsAnotherTag) {
   const v1::WriteRequest batch = builder.TakeBatch();
   ASSERT_EQ(batch.records_size(), 1);
   const v1::ScalarColumns& columns = batch.records(0).scalars();
-  ASSERT_EQ(columns.tags_size(), 3);
-  EXPECT_EQ(columns.tags(0).tag(), "loss");
-  EXPECT_EQ(columns.tags(1).tag(), "lost");
-  EXPECT_EQ(columns.tags(1).subrun(), "");
-  EXPECT_EQ(columns.tags(2).tag(), "lost");
-  EXPECT_EQ(columns.tags(2).subrun(), "train");
-  EXPECT_EQ(std::vector<uint32_t>(columns.tag_index().begin(), columns.tag_index().end()),
-            (std::vector<uint32_t>{0, 1, 2, 1, 0}));
+  EXPECT_EQ(Dictionary(columns), (Entries{{"loss", ""}, {"lost", ""}, {"lost", "train"}}));
+  EXPECT_EQ(Values(columns.tag_index()), (std::vector<uint32_t>{0, 1, 2, 1, 0}));
 }
 
 TEST(BatchBuilderTest, OtherRecordsKeepTheirPlaceBetweenColumns) {
@@ -82,10 +82,8 @@ TEST(BatchBuilderTest, OtherRecordsKeepTheirPlaceBetweenColumns) {
   ASSERT_TRUE(batch.records(2).has_scalars());
   // A new columns record has its own dictionary, in first-use order.
   const v1::ScalarColumns& second = batch.records(2).scalars();
-  ASSERT_EQ(second.tags_size(), 2);
-  EXPECT_EQ(second.tags(0).tag(), "acc");
-  EXPECT_EQ(second.tags(1).tag(), "loss");
-  EXPECT_EQ(second.tag_index(1), 1u);
+  EXPECT_EQ(Dictionary(second), (Entries{{"acc", ""}, {"loss", ""}}));
+  EXPECT_EQ(Values(second.tag_index()), (std::vector<uint32_t>{0, 1}));
 }
 
 TEST(BatchBuilderTest, TakeBatchStartsAnEmptyBatchAndKeepsInternedTags) {
@@ -106,9 +104,8 @@ TEST(BatchBuilderTest, TakeBatchStartsAnEmptyBatchAndKeepsInternedTags) {
   const v1::WriteRequest second = builder.TakeBatch();
   EXPECT_EQ(builder.interned_tags(), 1u);
   // The tag is sent again in the new batch's dictionary: batches stand alone.
-  ASSERT_EQ(second.records(0).scalars().tags_size(), 1);
-  EXPECT_EQ(second.records(0).scalars().tags(0).tag(), "loss");
-  EXPECT_EQ(second.records(0).scalars().tag_index(0), 0u);
+  EXPECT_EQ(Dictionary(second.records(0).scalars()), (Entries{{"loss", ""}}));
+  EXPECT_EQ(Values(second.records(0).scalars().tag_index()), (std::vector<uint32_t>{0}));
 }
 
 TEST(BatchBuilderTest, TagAndSubrunDoNotCollide) {

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -13,10 +14,12 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "daemon_process.h"
 #include "engine/io/event_reader.h"
+#include "golden_util.h"
 #include "tblog/client.h"
 
 namespace tblog {
@@ -33,15 +36,8 @@ std::map<std::string, std::vector<tb::Event>> ReadLogdir(const std::string& logd
   if (!listed.ok()) return runs;
   for (const RunFiles& run : *listed) {
     for (const std::string& file : run.files) {
-      auto reader = EventFileReader::Open(file);
-      EXPECT_TRUE(reader.ok()) << reader.status();
-      if (!reader.ok()) continue;
-      tb::Event event;
-      EventFileReader::State state;
-      while ((state = (*reader)->Next(&event)) == EventFileReader::State::kEvent) {
-        runs[run.name].push_back(event);
-      }
-      EXPECT_EQ(state, EventFileReader::State::kEnd) << (*reader)->error();
+      std::vector<tb::Event> events = ReadEventFile(file);
+      std::move(events.begin(), events.end(), std::back_inserter(runs[run.name]));
     }
   }
   return runs;
@@ -97,6 +93,16 @@ class WriterE2eTest : public ::testing::Test {
     ASSERT_TRUE(daemon.ok()) << daemon.status();
     daemon_ = std::move(*daemon);
   }
+  // A new daemon on the logdir and socket of one the test stopped, as a
+  // supervisor would restart it.
+  static absl::StatusOr<std::unique_ptr<DaemonProcess>> StartAgain(const std::string& logdir,
+                                                                   const std::string& socket) {
+    DaemonProcess::Options again;
+    again.logdir = logdir;
+    again.socket_path = socket;
+    return DaemonProcess::Start(again);
+  }
+
   std::unique_ptr<DaemonProcess> daemon_;
 };
 
@@ -340,10 +346,7 @@ TEST_F(WriterE2eTest, NothingLostOrDuplicatedAcrossADaemonRestart) {
   ASSERT_TRUE(daemon_->Stop(SIGTERM).ok());
   // Buffered while the daemon is down.
   for (int64_t step = 700; step < 1000; ++step) ASSERT_TRUE(writer.scalar("x", step, 1.0f).ok());
-  DaemonProcess::Options again;
-  again.logdir = logdir;
-  again.socket_path = socket;
-  auto restarted = DaemonProcess::Start(again);
+  auto restarted = StartAgain(logdir, socket);
   ASSERT_TRUE(restarted.ok()) << restarted.status();
 
   EXPECT_TRUE(writer.flush().ok()) << writer.status();
@@ -369,10 +372,7 @@ TEST_F(WriterE2eTest, DurableAcksSurviveADaemonCrash) {
   const std::string socket = daemon_->socket_path();
   EXPECT_FALSE(daemon_->Stop(SIGKILL).ok());  // a crash: killed by signal 9
   for (int64_t step = 600; step < 800; ++step) ASSERT_TRUE(writer.scalar("x", step, 1.0f).ok());
-  DaemonProcess::Options again;
-  again.logdir = logdir;
-  again.socket_path = socket;
-  auto restarted = DaemonProcess::Start(again);
+  auto restarted = StartAgain(logdir, socket);
   ASSERT_TRUE(restarted.ok()) << restarted.status();
 
   EXPECT_TRUE(writer.flush(/*sync=*/true).ok()) << writer.status();

@@ -176,6 +176,13 @@ class WriterProtocolTest : public ::testing::Test {
     return options;
   }
 
+  // Logs "loss" = 1 at steps 0..n-1; each call must be accepted.
+  static void LogLoss(Writer& writer, int64_t n) {
+    for (int64_t step = 0; step < n; ++step) {
+      ASSERT_TRUE(writer.scalar("loss", step, 1.0f).ok()) << "step " << step;
+    }
+  }
+
   // Steps 0..n-1 of `tag`, each exactly once, in order.
   void ExpectSteps(const std::string& tag, int64_t n) {
     MutexLock lock(&fake_.mu);
@@ -267,9 +274,7 @@ TEST_F(WriterProtocolTest, BrokenStreamsAreResentWithoutLossOrDuplicates) {
   options.max_batch_bytes = 1000;
   auto writer = Writer::Open(options);
   ASSERT_TRUE(writer.ok()) << writer.status();
-  for (int64_t step = 0; step < 3000; ++step) {
-    ASSERT_TRUE((*writer)->scalar("loss", step, 1.0f).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(LogLoss(**writer, 3000));
   ASSERT_TRUE((*writer)->flush().ok()) << (*writer)->status();
   ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
 
@@ -297,9 +302,7 @@ TEST_F(WriterProtocolTest, WrittenButUnacknowledgedBatchesAreNotWrittenTwice) {
   options.max_batch_bytes = 1000;
   auto writer = Writer::Open(options);
   ASSERT_TRUE(writer.ok()) << writer.status();
-  for (int64_t step = 0; step < 2000; ++step) {
-    ASSERT_TRUE((*writer)->scalar("loss", step, 1.0f).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(LogLoss(**writer, 2000));
   ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
   ExpectSteps("loss", 2000);
   MutexLock lock(&fake_.mu);
@@ -323,9 +326,7 @@ TEST_F(WriterProtocolTest, ResourceExhaustedIsRetriedWithoutLoss) {
     fake_.open_refusal = grpc::RESOURCE_EXHAUSTED;
     fake_.refuse_opens = 2;  // the first resume is refused twice
   }
-  for (int64_t step = 0; step < 3000; ++step) {
-    ASSERT_TRUE((*writer)->scalar("loss", step, 1.0f).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(LogLoss(**writer, 3000));
   ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
   ExpectSteps("loss", 3000);
   EXPECT_GE((*writer)->stats().reconnects, 1u);
@@ -454,9 +455,7 @@ TEST_F(WriterProtocolTest, ARestartedWriterContinuesAfterItsEarlierSequences) {
   options.open_in_background = true;  // batches may be sealed before the open
   auto writer = Writer::Open(options);
   ASSERT_TRUE(writer.ok()) << writer.status();
-  for (int64_t step = 0; step < 100; ++step) {
-    ASSERT_TRUE((*writer)->scalar("loss", step, 1.0f).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(LogLoss(**writer, 100));
   ASSERT_TRUE((*writer)->flush().ok()) << (*writer)->status();
   ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
   ExpectSteps("loss", 100);

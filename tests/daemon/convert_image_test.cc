@@ -1,4 +1,4 @@
-// Image records (convert/image.h) through RecordConverter::Convert.
+// Image records (convert/summaries.h) through RecordConverter::Convert.
 #include "daemon/record_converter.h"
 
 #include <limits>

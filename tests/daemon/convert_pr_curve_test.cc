@@ -1,4 +1,4 @@
-// PR-curve records (convert/pr_curve.h) through RecordConverter::Convert.
+// PR-curve records (convert/summaries.h) through RecordConverter::Convert.
 #include "daemon/record_converter.h"
 
 #include <cmath>

@@ -1,4 +1,4 @@
-// Text and audio records (convert/text.h, convert/audio.h) through
+// Text and audio records (convert/summaries.h) through
 // RecordConverter::Convert.
 #include "daemon/record_converter.h"
 

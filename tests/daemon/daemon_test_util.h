@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/io/event_reader.h"
+#include "golden_util.h"
 #include "gtest/gtest.h"
 #include "tblog/tensorboard/event.pb.h"
 
@@ -36,15 +38,9 @@ inline std::vector<tensorboard::Event> ReadSummaryEvents(const std::filesystem::
   std::sort(files.begin(), files.end());
   std::vector<tensorboard::Event> events;
   for (const std::string& file : files) {
-    auto reader = EventFileReader::Open(file);
-    EXPECT_TRUE(reader.ok()) << reader.status();
-    if (!reader.ok()) continue;
-    tensorboard::Event event;
-    EventFileReader::State state;
-    while ((state = (*reader)->Next(&event)) == EventFileReader::State::kEvent) {
-      if (event.has_summary()) events.push_back(event);
+    for (tensorboard::Event& event : ReadEventFile(file)) {
+      if (event.has_summary()) events.push_back(std::move(event));
     }
-    EXPECT_EQ(state, EventFileReader::State::kEnd) << (*reader)->error();
   }
   return events;
 }

@@ -81,6 +81,19 @@ class ServiceTest : public ::testing::Test {
     return false;
   }
 
+  // WriteBatch over the unix socket of batches first..last of `run_id`, each
+  // one scalar "x" at step = its sequence number; each must be accepted.
+  void WriteUnixBatches(const std::string& run_id, uint64_t first, uint64_t last) {
+    for (uint64_t seq = first; seq <= last; ++seq) {
+      grpc::ClientContext context;
+      v1::WriteResponse response;
+      ASSERT_TRUE(
+          unix_->WriteBatch(&context, Batch(run_id, seq, {"x"}, static_cast<int64_t>(seq)), &response)
+              .ok())
+          << "batch " << seq;
+    }
+  }
+
   fs::path logdir_;
   std::string socket_;
   std::unique_ptr<Daemon> daemon_;
@@ -240,13 +253,7 @@ TEST_F(ServiceTest, UnixSocketRunPathResumeAfterRestart) {
     EXPECT_EQ(unix_->OpenRun(&context, open, &again).error_code(),
               grpc::StatusCode::ALREADY_EXISTS);
   }
-  for (uint64_t seq = 1; seq <= 3; ++seq) {
-    grpc::ClientContext context;
-    v1::WriteResponse response;
-    ASSERT_TRUE(unix_->WriteBatch(&context, Batch("runs/a", seq, {"x"}, static_cast<int64_t>(seq)),
-                                  &response)
-                    .ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(WriteUnixBatches("runs/a", 1, 3));
   // Stop the daemon (drains and checkpoints), start a new one on the logdir.
   ASSERT_TRUE(daemon_->Shutdown(absl::Seconds(10)).ok());
   daemon_.reset();
@@ -260,13 +267,7 @@ TEST_F(ServiceTest, UnixSocketRunPathResumeAfterRestart) {
   ASSERT_EQ(opened.writer_sequences().count("writer-1"), 1u);
   EXPECT_EQ(opened.writer_sequences().at("writer-1"), 3u);
   // The client resends batch 3 (not sure it arrived) and goes on with 4.
-  for (uint64_t seq = 3; seq <= 4; ++seq) {
-    grpc::ClientContext context;
-    v1::WriteResponse response;
-    ASSERT_TRUE(unix_->WriteBatch(&context, Batch("runs/a", seq, {"x"}, static_cast<int64_t>(seq)),
-                                  &response)
-                    .ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(WriteUnixBatches("runs/a", 3, 4));
   {
     grpc::ClientContext context;
     v1::CloseRunRequest close;

@@ -138,9 +138,6 @@ class TensorBoard:
         self._epoch_start = time.monotonic()
         self._epoch_batches = 0
 
-    def on_train_batch_begin(self, batch, logs=None):
-        pass
-
     def on_train_batch_end(self, batch, logs=None):
         step = self._train_step
         self._train_step += 1
@@ -174,15 +171,6 @@ class TensorBoard:
         if self.embeddings_freq and epoch % self.embeddings_freq == 0:
             self._log_embeddings(epoch)
 
-    def on_test_begin(self, logs=None):
-        pass
-
-    def on_test_batch_begin(self, batch, logs=None):
-        pass
-
-    def on_test_batch_end(self, batch, logs=None):
-        pass
-
     def on_test_end(self, logs=None):
         step = self._optimizer_iterations()
         if step is None:
@@ -191,17 +179,15 @@ class TensorBoard:
             if _is_number(value):
                 self._scalar("validation", f"evaluation_{name}_vs_iterations", value, step)
 
-    def on_predict_begin(self, logs=None):
-        pass
+    def _nothing_to_log(self, *args, **kwargs):
+        """The hooks at which this callback has nothing to log. Defined so that
+        the plain class (no Keras importable) has every method a callback list
+        calls."""
 
-    def on_predict_end(self, logs=None):
-        pass
-
-    def on_predict_batch_begin(self, batch, logs=None):
-        pass
-
-    def on_predict_batch_end(self, batch, logs=None):
-        pass
+    on_train_batch_begin = _nothing_to_log
+    on_test_begin = on_test_batch_begin = on_test_batch_end = _nothing_to_log
+    on_predict_begin = on_predict_end = _nothing_to_log
+    on_predict_batch_begin = on_predict_batch_end = _nothing_to_log
 
     def close(self):
         """Flushes and closes the run; a later fit() opens it again (resumed)."""

@@ -2,7 +2,6 @@
 logdir and unix socket. The binary is $TBLOGD_BINARY, else the first
 <repo>/build*/server/daemon/tblogd found (build/ first)."""
 
-import glob
 import os
 import shutil
 import signal
@@ -14,36 +13,13 @@ import time
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
-sys.path.insert(0, os.path.join(REPO, "client", "python"))
+sys.path.insert(0, os.path.normpath(os.path.join(HERE, "..")))
 sys.path.insert(0, HERE)
 
+# test_example.py imports REPO and tblogd_binary from here.
+from source_tree import REPO, tblogd_binary, use_build_stubs  # noqa: E402,F401
 
-def _find_generated():
-    # Outside CTest (which sets TBLOG_PROTO_PATH), use a build's stubs.
-    if os.environ.get("TBLOG_PROTO_PATH"):
-        return
-    if os.path.isfile(os.path.join(REPO, "client/python/tblog/_proto/tblog/v1/tblog_pb2.py")):
-        return
-    for candidate in sorted(glob.glob(os.path.join(REPO, "build*/client/python/tblog_proto"))):
-        if os.path.isfile(os.path.join(candidate, "tblog/v1/tblog_pb2.py")):
-            os.environ["TBLOG_PROTO_PATH"] = candidate
-            return
-
-
-_find_generated()
-
-
-def tblogd_binary():
-    env = os.environ.get("TBLOGD_BINARY")
-    if env:
-        return env
-    candidates = [os.path.join(REPO, "build/server/daemon/tblogd")]
-    candidates += sorted(glob.glob(os.path.join(REPO, "build*/server/daemon/tblogd")))
-    for candidate in candidates:
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
+use_build_stubs()
 
 
 class Daemon:

@@ -1,4 +1,4 @@
-#include "daemon/convert/audio.h"
+#include "daemon/convert/summaries.h"
 
 #include <cmath>
 

@@ -1,4 +1,4 @@
-#include "daemon/convert/image.h"
+#include "daemon/convert/summaries.h"
 
 #include <algorithm>
 #include <cstdint>

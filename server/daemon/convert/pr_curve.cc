@@ -1,4 +1,4 @@
-#include "daemon/convert/pr_curve.h"
+#include "daemon/convert/summaries.h"
 
 #include <cstdint>
 #include <utility>

@@ -77,6 +77,22 @@ std::string KindOfPlugin(const std::string& plugin) {
   return it == kKinds->end() ? plugin : it->second;
 }
 
+// A rank-0 tensor's one element of type T: the first of `typed` (float_val,
+// double_val) or, when that is empty, the raw tensor_content of exactly one T.
+template <typename T, typename Repeated>
+std::optional<std::pair<double, std::string>> OnlyElement(const Repeated& typed,
+                                                          const tb::TensorProto& tensor) {
+  T element;
+  if (!typed.empty()) {
+    element = typed[0];
+  } else if (tensor.tensor_content().size() == sizeof(element)) {
+    std::memcpy(&element, tensor.tensor_content().data(), sizeof(element));
+  } else {
+    return std::nullopt;
+  }
+  return std::make_pair(static_cast<double>(element), ShortestText(element));
+}
+
 // The value of a scalar point, in the shortest text of its stored type.
 std::optional<std::pair<double, std::string>> ScalarOf(const tb::Summary::Value& value) {
   if (value.value_case() == tb::Summary::Value::kSimpleValue) {
@@ -85,28 +101,8 @@ std::optional<std::pair<double, std::string>> ScalarOf(const tb::Summary::Value&
   }
   if (!value.has_tensor()) return std::nullopt;
   const tb::TensorProto& tensor = value.tensor();
-  if (tensor.dtype() == tb::DT_FLOAT) {
-    float f;
-    if (tensor.float_val_size() > 0) {
-      f = tensor.float_val(0);
-    } else if (tensor.tensor_content().size() == sizeof(f)) {
-      std::memcpy(&f, tensor.tensor_content().data(), sizeof(f));
-    } else {
-      return std::nullopt;
-    }
-    return std::make_pair(static_cast<double>(f), ShortestText(f));
-  }
-  if (tensor.dtype() == tb::DT_DOUBLE) {
-    double d;
-    if (tensor.double_val_size() > 0) {
-      d = tensor.double_val(0);
-    } else if (tensor.tensor_content().size() == sizeof(d)) {
-      std::memcpy(&d, tensor.tensor_content().data(), sizeof(d));
-    } else {
-      return std::nullopt;
-    }
-    return std::make_pair(d, ShortestText(d));
-  }
+  if (tensor.dtype() == tb::DT_FLOAT) return OnlyElement<float>(tensor.float_val(), tensor);
+  if (tensor.dtype() == tb::DT_DOUBLE) return OnlyElement<double>(tensor.double_val(), tensor);
   return std::nullopt;
 }
 

@@ -131,9 +131,7 @@ absl::StatusOr<tb::Summary::Value> MakeAudioSummaryV2(std::string_view tag,
                                                       double sample_rate, int max_outputs) {
   TBLOG_RETURN_IF_ERROR(CheckSummaryTag(tag));
   TBLOG_RETURN_IF_ERROR(CheckSampleRate(sample_rate));
-  if (max_outputs < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("max_outputs is ", max_outputs, "; must be >= 1"));
-  }
+  TBLOG_RETURN_IF_ERROR(CheckMaxOutputs(max_outputs));
   int64_t count = 1;
   int64_t frames = 0;
   int64_t channels = 0;

@@ -104,13 +104,6 @@ void SetV2Metadata(tb::Summary::Value* value) {
   metadata->set_data_class(tb::DATA_CLASS_BLOB_SEQUENCE);
 }
 
-absl::Status CheckMaxOutputs(int max_outputs) {
-  if (max_outputs < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("max_outputs is ", max_outputs, "; must be >= 1"));
-  }
-  return absl::OkStatus();
-}
-
 // Fills the v2 tensor: [width, height, blobs...].
 void SetV2Tensor(int width, int height, std::vector<std::string> blobs, tb::Summary::Value* value) {
   tb::TensorProto* tensor = value->mutable_tensor();

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/plugins/proto_map_entry.h"
+#include "engine/plugins/unique_names.h"
 #include "base/status_util.h"
 
 namespace tblog {
@@ -136,16 +137,8 @@ tb::AttrValue ShapeListAttr(std::span<const std::vector<int64_t>> shapes) {
 
 absl::StatusOr<std::string> BuildGraphDef(std::span<const GraphNode> nodes,
                                           const GraphDefOptions& options) {
-  std::set<std::string_view> names;
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    if (nodes[i].name.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("graph node ", i, " has an empty name"));
-    }
-    if (!names.insert(nodes[i].name).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("graph node name '", nodes[i].name, "' is used twice"));
-    }
-  }
+  UniqueNames names("graph node");
+  for (size_t i = 0; i < nodes.size(); ++i) TBLOG_RETURN_IF_ERROR(names.Add(i, nodes[i].name));
   std::string bytes;
   for (const GraphNode& node : nodes) {
     if (node.op.empty()) {
@@ -153,7 +146,7 @@ absl::StatusOr<std::string> BuildGraphDef(std::span<const GraphNode> nodes,
     }
     if (options.require_known_inputs) {
       for (const std::string& input : node.inputs) {
-        if (names.count(InputNodeName(input)) == 0) {
+        if (!names.Contains(InputNodeName(input))) {
           return absl::InvalidArgumentError(absl::StrCat(
               "graph node '", node.name, "': input '", input, "' names no node of the graph"));
         }

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/plugins/proto_map_entry.h"
+#include "engine/plugins/unique_names.h"
 #include "base/status_util.h"
 
 namespace tblog {
@@ -109,16 +110,8 @@ absl::StatusOr<hp::HParamInfo> ToHParamInfo(const HParamConfig& config) {
 
 // Checks the hparam names of a session: non-empty, unique.
 absl::Status CheckHParamNames(std::span<const HParam> hparams) {
-  std::set<std::string_view> seen;
-  for (size_t i = 0; i < hparams.size(); ++i) {
-    if (hparams[i].name.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("hparam ", i, " has an empty name"));
-    }
-    if (!seen.insert(hparams[i].name).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("hparam '", hparams[i].name, "' is given twice"));
-    }
-  }
+  UniqueNames names("hparam");
+  for (size_t i = 0; i < hparams.size(); ++i) TBLOG_RETURN_IF_ERROR(names.Add(i, hparams[i].name));
   return absl::OkStatus();
 }
 
@@ -179,16 +172,10 @@ absl::StatusOr<tb::Summary::Value> HParamsExperimentValue(const ExperimentConfig
   out->set_description(experiment.description);
   out->set_user(experiment.user);
   out->set_time_created_secs(experiment.time_created_secs);
-  std::set<std::string_view> hparam_names;
+  UniqueNames hparam_names("experiment hparam");
   for (size_t i = 0; i < experiment.hparams.size(); ++i) {
     const HParamConfig& config = experiment.hparams[i];
-    if (config.name.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("experiment hparam ", i, " has an empty name"));
-    }
-    if (!hparam_names.insert(config.name).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("experiment hparam '", config.name, "' is given twice"));
-    }
+    TBLOG_RETURN_IF_ERROR(hparam_names.Add(i, config.name));
     absl::StatusOr<hp::HParamInfo> info = ToHParamInfo(config);
     if (!info.ok()) return info.status();
     *out->add_hparam_infos() = *std::move(info);

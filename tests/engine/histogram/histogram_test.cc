@@ -608,8 +608,7 @@ TEST(HistogramGoldenTest, UniformMatchesHistogramV2) {
     const auto built = HistogramBuilder().Uniform(c.tag, FloatTensor(input).view());
     ASSERT_TRUE(built.ok()) << built.status();
     tb::Summary::Value ours = built->value;
-    EXPECT_EQ(ours.metadata().data_class(), tb::DATA_CLASS_TENSOR);
-    ours.mutable_metadata()->clear_data_class();
+    ExpectAndClearDataClass(tb::DATA_CLASS_TENSOR, &ours);
 
     const std::vector<Row> our_rows = Rows(ours);
     const std::vector<Row> golden_rows = Rows(*golden);

@@ -52,8 +52,7 @@ TEST(ScalarValueTest, MatchesGoldenScalarsV2) {
     const tb::Summary::Value* golden = FindValue(events, "epoch_loss", step);
     ASSERT_NE(golden, nullptr) << "step " << step;
     tb::Summary::Value ours = ScalarValue("epoch_loss", static_cast<float>(1.0 / (step + 1)));
-    EXPECT_EQ(ours.metadata().data_class(), tb::DATA_CLASS_SCALAR);
-    ours.mutable_metadata()->clear_data_class();
+    ExpectAndClearDataClass(tb::DATA_CLASS_SCALAR, &ours);
     EXPECT_EQ(ours.SerializeAsString(), golden->SerializeAsString()) << "step " << step;
     ++compared;
   }

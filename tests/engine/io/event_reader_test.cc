@@ -1,7 +1,6 @@
 #include "engine/io/event_reader.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -9,6 +8,7 @@
 #include <vector>
 
 #include "engine/io/record_writer.h"
+#include "temp_dir_util.h"
 
 namespace tblog {
 namespace {
@@ -17,16 +17,8 @@ namespace fs = std::filesystem;
 using std::string_literals::operator""s;
 using State = EventFileReader::State;
 
-class EventReaderTest : public ::testing::Test {
+class EventReaderTest : public TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = ::testing::TempDir() + "event_reader_test_" + std::to_string(::getpid()) + "_" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   // Writes framed `payloads` to dir_/rel, creating parent directories.
   std::string WriteRecords(const std::string& rel, const std::vector<std::string>& payloads,
                            const std::string& tail = "") {
@@ -38,9 +30,16 @@ class EventReaderTest : public ::testing::Test {
     std::ofstream(path, std::ios::binary) << bytes;
     return path.string();
   }
-
-  std::string dir_;
 };
+
+// Whether the reader's error names the byte offset of the bad record.
+::testing::AssertionResult ErrorNamesOffset(const EventFileReader& reader, uint64_t offset) {
+  if (reader.error().find("offset " + std::to_string(offset)) != std::string::npos) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << "error \"" << reader.error() << "\" names no offset "
+                                       << offset;
+}
 
 std::string EventBytes(int64_t step) {
   tb::Event event;
@@ -74,8 +73,7 @@ TEST_F(EventReaderTest, TornTailNamesTheOffset) {
   ASSERT_EQ((*reader)->Next(&event), State::kEvent);
   const uint64_t offset = (*reader)->offset();
   EXPECT_EQ((*reader)->Next(&event), State::kTornTail);
-  EXPECT_NE((*reader)->error().find("offset " + std::to_string(offset)), std::string::npos)
-      << (*reader)->error();
+  EXPECT_TRUE(ErrorNamesOffset(**reader, offset));
   EXPECT_EQ((*reader)->offset(), offset);
 }
 
@@ -102,8 +100,7 @@ TEST_F(EventReaderTest, UndecodableRecordIsReportedWithOffset) {
   ASSERT_EQ((*reader)->Next(&event), State::kEvent);
   const uint64_t offset = (*reader)->offset();
   EXPECT_EQ((*reader)->Next(&event), State::kUndecodable);
-  EXPECT_NE((*reader)->error().find("offset " + std::to_string(offset)), std::string::npos)
-      << (*reader)->error();
+  EXPECT_TRUE(ErrorNamesOffset(**reader, offset));
   EXPECT_EQ((*reader)->Next(&event), State::kUndecodable);
 }
 

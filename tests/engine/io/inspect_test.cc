@@ -16,6 +16,7 @@
 #include "engine/io/event_file_writer.h"
 #include "engine/io/record_writer.h"
 #include "golden_util.h"
+#include "temp_dir_util.h"
 
 namespace tblog {
 namespace {
@@ -309,17 +310,7 @@ TEST(InspectTest, JsonReportParsesAndMatchesTheReport) {
   }
 }
 
-class InspectDirTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = ::testing::TempDir() + "inspect_test_" + std::to_string(::getpid()) + "_" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string dir_;
-};
+class InspectDirTest : public TempDirTest {};
 
 tb::Event ScalarEvent(const std::string& tag, int64_t step, float value) {
   tb::Event event;

@@ -68,11 +68,8 @@ TEST(CustomScalarsGoldenTest, LayoutMatchesTensorBoardByteForByte) {
   absl::StatusOr<tb::Layout> layout = BuildCustomScalarLayout(GoldenCategories());
   ASSERT_TRUE(layout.ok()) << layout.status();
   tb::Summary::Value ours = CustomScalarsLayoutValue(*layout);
-  // We set data_class (tensorboard-format.md §3); TensorBoard's writer leaves
-  // it unset. Everything else is byte-equal.
-  EXPECT_EQ(ours.metadata().data_class(), tb::DATA_CLASS_TENSOR);
-  ours.mutable_metadata()->clear_data_class();
-  EXPECT_EQ(ours.SerializeAsString(), golden->SerializeAsString());
+  ExpectAndClearDataClass(tb::DATA_CLASS_TENSOR, &ours);
+  ExpectSameBytes(ours, *golden);
 }
 
 }  // namespace

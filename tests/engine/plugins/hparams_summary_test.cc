@@ -41,10 +41,7 @@ TEST(HParamsSummaryTest, TensorBoardStyleCarriesAnEmptyFloatTensor) {
   absl::StatusOr<tb::Summary::Value> value =
       HParamsExperimentValue(GoldenExperiment(), HParamsStyle::kTensorBoard);
   ASSERT_TRUE(value.ok()) << value.status();
-  // We set data_class (tensorboard-format.md §3); TensorBoard's writer leaves
-  // it unset. Everything else is byte-equal.
-  EXPECT_EQ(value->metadata().data_class(), tb::DATA_CLASS_TENSOR);
-  value->mutable_metadata()->clear_data_class();
+  ExpectAndClearDataClass(tb::DATA_CLASS_TENSOR, &*value);
   EXPECT_EQ(value->tag(), kHParamsExperimentTag);
   EXPECT_EQ(value->metadata().plugin_data().plugin_name(), "hparams");
   ASSERT_TRUE(value->has_tensor());
@@ -70,10 +67,7 @@ TEST(HParamsSummaryTest, SessionStartKeepsTypedValuesInGivenOrder) {
   absl::StatusOr<tb::Summary::Value> value =
       HParamsSessionStartValue(session, HParamsStyle::kTensorBoard);
   ASSERT_TRUE(value.ok()) << value.status();
-  // We set data_class (tensorboard-format.md §3); TensorBoard's writer leaves
-  // it unset. Everything else is byte-equal.
-  EXPECT_EQ(value->metadata().data_class(), tb::DATA_CLASS_TENSOR);
-  value->mutable_metadata()->clear_data_class();
+  ExpectAndClearDataClass(tb::DATA_CLASS_TENSOR, &*value);
   const hp::HParamsPluginData data = Content(*value);
   ASSERT_TRUE(data.has_session_start_info());
   const hp::SessionStartInfo& start = data.session_start_info();
@@ -172,12 +166,8 @@ TEST(HParamsGoldenTest, ExperimentMatchesTensorBoardByteForByte) {
   absl::StatusOr<tb::Summary::Value> value =
       HParamsExperimentValue(GoldenExperiment(), HParamsStyle::kTensorBoard);
   ASSERT_TRUE(value.ok()) << value.status();
-  // We set data_class (tensorboard-format.md §3); TensorBoard's writer leaves
-  // it unset. Everything else is byte-equal.
-  EXPECT_EQ(value->metadata().data_class(), tb::DATA_CLASS_TENSOR);
-  value->mutable_metadata()->clear_data_class();
-  EXPECT_EQ(value->SerializeAsString(), golden->SerializeAsString())
-      << "ours:\n" << value->DebugString() << "golden:\n" << golden->DebugString();
+  ExpectAndClearDataClass(tb::DATA_CLASS_TENSOR, &*value);
+  ExpectSameBytes(*value, *golden);
 }
 
 TEST(HParamsGoldenTest, SessionStartMatchesTensorBoardByteForByte) {
@@ -191,11 +181,8 @@ TEST(HParamsGoldenTest, SessionStartMatchesTensorBoardByteForByte) {
   absl::StatusOr<tb::Summary::Value> value =
       HParamsSessionStartValue(session, HParamsStyle::kTensorBoard);
   ASSERT_TRUE(value.ok()) << value.status();
-  // We set data_class (tensorboard-format.md §3); TensorBoard's writer leaves
-  // it unset. Everything else is byte-equal.
-  EXPECT_EQ(value->metadata().data_class(), tb::DATA_CLASS_TENSOR);
-  value->mutable_metadata()->clear_data_class();
-  EXPECT_EQ(value->SerializeAsString(), golden->SerializeAsString());
+  ExpectAndClearDataClass(tb::DATA_CLASS_TENSOR, &*value);
+  ExpectSameBytes(*value, *golden);
 }
 
 // torch_hparams/trial: add_hparams({"lr": 0.01, "optimizer": "adam",

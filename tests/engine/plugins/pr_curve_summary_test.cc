@@ -119,12 +119,8 @@ TEST(PrCurveGoldenTest, FromCountsMatchesTensorBoardByteForByte) {
   absl::StatusOr<tb::Summary::Value> value =
       PrCurveValue("pr/class0", *curve, PrCurveEncoding::kTensorContent);
   ASSERT_TRUE(value.ok()) << value.status();
-  // We set data_class (tensorboard-format.md §3); TensorBoard's writer leaves
-  // it unset. Everything else is byte-equal.
-  EXPECT_EQ(value->metadata().data_class(), tb::DATA_CLASS_TENSOR);
-  value->mutable_metadata()->clear_data_class();
-  EXPECT_EQ(value->SerializeAsString(), golden->SerializeAsString())
-      << "ours:\n" << value->DebugString() << "golden:\n" << golden->DebugString();
+  ExpectAndClearDataClass(tb::DATA_CLASS_TENSOR, &*value);
+  ExpectSameBytes(*value, *golden);
 }
 
 // PyTorch's add_pr_curve: numpy over float32 predictions and float64 sums,
@@ -141,11 +137,8 @@ TEST(PrCurveGoldenTest, FromLabelsMatchesPyTorchByteForByte) {
   ASSERT_TRUE(curve.ok()) << curve.status();
   absl::StatusOr<tb::Summary::Value> value = PrCurveValue("pr", *curve, PrCurveEncoding::kFloatVal);
   ASSERT_TRUE(value.ok()) << value.status();
-  // We set data_class (tensorboard-format.md §3); TensorBoard's writer leaves
-  // it unset. Everything else is byte-equal.
-  EXPECT_EQ(value->metadata().data_class(), tb::DATA_CLASS_TENSOR);
-  value->mutable_metadata()->clear_data_class();
-  EXPECT_EQ(value->SerializeAsString(), golden->SerializeAsString());
+  ExpectAndClearDataClass(tb::DATA_CLASS_TENSOR, &*value);
+  ExpectSameBytes(*value, *golden);
   ASSERT_EQ(golden->tensor().float_val_size(), 6 * 127);
   for (int i = 0; i < 6 * 127; ++i) {
     ASSERT_EQ(value->tensor().float_val(i), golden->tensor().float_val(i)) << "element " << i;

@@ -83,13 +83,21 @@ func startFake(t *testing.T) (*fakeServer, string) {
 	return fake, listener.Addr().String()
 }
 
-func TestProtocolBatchesAndColumns(t *testing.T) {
+// openOnFake starts a fake server and opens a writer on it that sends only on
+// Flush and Close (SendInterval -1), so each test knows what every batch holds.
+func openOnFake(t *testing.T, ctx context.Context, runPath string) (*fakeServer, *Writer) {
+	t.Helper()
 	fake, address := startFake(t)
-	ctx := testContext(t)
-	w, err := Open(ctx, Options{Address: address, RunPath: "a", SendInterval: -1})
+	w, err := Open(ctx, Options{Address: address, RunPath: runPath, SendInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return fake, w
+}
+
+func TestProtocolBatchesAndColumns(t *testing.T) {
+	ctx := testContext(t)
+	fake, w := openOnFake(t, ctx, "a")
 	w.Scalar("loss", 1, 0.5)
 	w.ScalarIn("validation", "acc", 1, 0.25)
 	w.Scalar("loss", 2, 0.125)
@@ -133,12 +141,8 @@ func TestProtocolBatchesAndColumns(t *testing.T) {
 }
 
 func TestProtocolRecordErrorReportedOnce(t *testing.T) {
-	_, address := startFake(t)
 	ctx := testContext(t)
-	w, err := Open(ctx, Options{Address: address, RunPath: "b", SendInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, w := openOnFake(t, ctx, "b")
 	w.Scalar("ok", 0, 1)
 	w.Text("bad/tag", 0, "x")
 	e, ok := w.Flush(ctx).(*Error)
