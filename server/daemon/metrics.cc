@@ -44,6 +44,16 @@ void Sample(std::string* out, const char* name, const std::atomic<T>& value) {
   absl::StrAppend(out, name, " ", value.load(std::memory_order_relaxed), "\n");
 }
 
+// A counter family with one sample per record kind.
+void ByKind(std::string* out, const char* name, const char* help,
+            const std::array<std::atomic<uint64_t>, kNumRecordKinds>& counts) {
+  Family(out, name, "counter", help);
+  for (int k = 0; k < kNumRecordKinds; ++k) {
+    absl::StrAppend(out, name, "{kind=\"", KindName(static_cast<RecordKind>(k)), "\"} ",
+                    counts[static_cast<size_t>(k)].load(std::memory_order_relaxed), "\n");
+  }
+}
+
 }  // namespace
 
 void Metrics::ReadGaugesFrom(const ByteBudget* budget, const WorkerPool* workers) {
@@ -65,19 +75,9 @@ void Metrics::AddGauge(std::string name, std::string help, std::function<int64_t
 
 std::string Metrics::RenderPrometheus() const {
   std::string out;
-  Family(&out, "tblogd_records_received_total", "counter", "Records received, by kind.");
-  for (int k = 0; k < kNumRecordKinds; ++k) {
-    absl::StrAppend(&out, "tblogd_records_received_total{kind=\"",
-                    KindName(static_cast<RecordKind>(k)), "\"} ",
-                    received_[static_cast<size_t>(k)].load(std::memory_order_relaxed), "\n");
-  }
-  Family(&out, "tblogd_records_written_total", "counter",
-         "Records written to event files, by kind.");
-  for (int k = 0; k < kNumRecordKinds; ++k) {
-    absl::StrAppend(&out, "tblogd_records_written_total{kind=\"",
-                    KindName(static_cast<RecordKind>(k)), "\"} ",
-                    written_[static_cast<size_t>(k)].load(std::memory_order_relaxed), "\n");
-  }
+  ByKind(&out, "tblogd_records_received_total", "Records received, by kind.", received_);
+  ByKind(&out, "tblogd_records_written_total", "Records written to event files, by kind.",
+         written_);
   Family(&out, "tblogd_records_rejected_total", "counter",
          "Records answered with an error, by gRPC status code.");
   for (int code = 0; code < 17; ++code) {

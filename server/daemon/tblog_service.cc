@@ -457,6 +457,13 @@ bool TBLogService::WaitForStreams(absl::Time deadline) {
   return mu_.AwaitWithDeadline(Condition(&none), deadline);
 }
 
+grpc::ServerUnaryReactor* TBLogService::RefuseIfShuttingDown(grpc::CallbackServerContext* context) {
+  if (!shutting_down()) return nullptr;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(Unavailable());
+  return reactor;
+}
+
 grpc::ServerBidiReactor<v1::WriteRequest, v1::WriteResponse>* TBLogService::Write(
     grpc::CallbackServerContext* /*context*/) {
   return new WriteStream(this);
@@ -465,11 +472,8 @@ grpc::ServerBidiReactor<v1::WriteRequest, v1::WriteResponse>* TBLogService::Writ
 grpc::ServerUnaryReactor* TBLogService::OpenRun(grpc::CallbackServerContext* context,
                                                 const v1::OpenRunRequest* request,
                                                 v1::OpenRunResponse* response) {
+  if (grpc::ServerUnaryReactor* refused = RefuseIfShuttingDown(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (shutting_down()) {
-    reactor->Finish(Unavailable());
-    return reactor;
-  }
   // Directory work and resume repair are file I/O: off the gRPC thread.
   context_.workers->Submit([this, reactor, request, response] {
     auto opened = registry_->OpenRun(*request);
@@ -486,11 +490,8 @@ grpc::ServerUnaryReactor* TBLogService::OpenRun(grpc::CallbackServerContext* con
 grpc::ServerUnaryReactor* TBLogService::WriteBatch(grpc::CallbackServerContext* context,
                                                    const v1::WriteRequest* request,
                                                    v1::WriteResponse* response) {
+  if (grpc::ServerUnaryReactor* refused = RefuseIfShuttingDown(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (shutting_down()) {
-    reactor->Finish(Unavailable());
-    return reactor;
-  }
   if (request->run_id().empty()) {
     reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "run_id: required"));
     return reactor;

@@ -68,6 +68,9 @@ class TBLogService final : public v1::TBLog::CallbackService {
 
  private:
   friend class WriteStream;
+  // While shutting down: the call's reactor, already finished UNAVAILABLE
+  // (for a unary RPC to return); otherwise nullptr.
+  grpc::ServerUnaryReactor* RefuseIfShuttingDown(grpc::CallbackServerContext* context);
   // A new stream counts against max_streams; false (with the status to
   // finish with) when refused.
   bool RegisterStream(WriteStream* stream, grpc::Status* refusal) ABSL_LOCKS_EXCLUDED(mu_);

@@ -177,6 +177,22 @@ class WriterProtocolTest : public ::testing::Test {
   }
 
   // Logs "loss" = 1 at steps 0..n-1; each call must be accepted.
+  // A writer on the fake whose Write streams end with `code` after every
+  // `every`-th batch; `max_batch_bytes` > 0 makes batches that small. Null
+  // (with a test failure) if the writer does not open.
+  std::unique_ptr<Writer> OpenWithStreamFault(grpc::StatusCode code, int every,
+                                              size_t max_batch_bytes = 0) {
+    WriterOptions options = Options();
+    if (max_batch_bytes > 0) options.max_batch_bytes = max_batch_bytes;
+    auto writer = Writer::Open(options);
+    EXPECT_TRUE(writer.ok()) << writer.status();
+    if (!writer.ok()) return nullptr;
+    MutexLock lock(&fake_.mu);
+    fake_.break_code = code;
+    fake_.break_every = every;
+    return *std::move(writer);
+  }
+
   static void LogLoss(Writer& writer, int64_t n) {
     for (int64_t step = 0; step < n; ++step) {
       ASSERT_TRUE(writer.scalar("loss", step, 1.0f).ok()) << "step " << step;
@@ -315,21 +331,17 @@ TEST_F(WriterProtocolTest, WrittenButUnacknowledgedBatchesAreNotWrittenTwice) {
 // RESOURCE_EXHAUSTED is transient (tblog.proto, "Retries"): a daemon at its
 // --max-streams or --max-runs limit has room once other writers close.
 TEST_F(WriterProtocolTest, ResourceExhaustedIsRetriedWithoutLoss) {
-  WriterOptions options = Options();
-  options.max_batch_bytes = 1000;
-  auto writer = Writer::Open(options);
-  ASSERT_TRUE(writer.ok()) << writer.status();
+  std::unique_ptr<Writer> writer = OpenWithStreamFault(grpc::RESOURCE_EXHAUSTED, 3, 1000);
+  ASSERT_NE(writer, nullptr);
   {
     MutexLock lock(&fake_.mu);
-    fake_.break_code = grpc::RESOURCE_EXHAUSTED;
-    fake_.break_every = 3;
     fake_.open_refusal = grpc::RESOURCE_EXHAUSTED;
     fake_.refuse_opens = 2;  // the first resume is refused twice
   }
-  ASSERT_NO_FATAL_FAILURE(LogLoss(**writer, 3000));
-  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+  ASSERT_NO_FATAL_FAILURE(LogLoss(*writer, 3000));
+  ASSERT_TRUE(writer->close().ok()) << writer->status();
   ExpectSteps("loss", 3000);
-  EXPECT_GE((*writer)->stats().reconnects, 1u);
+  EXPECT_GE(writer->stats().reconnects, 1u);
   MutexLock lock(&fake_.mu);
   EXPECT_EQ(fake_.refuse_opens, 0);
   EXPECT_EQ(fake_.duplicates, 0);
@@ -340,17 +352,12 @@ TEST_F(WriterProtocolTest, ResourceExhaustedIsRetriedWithoutLoss) {
 // A final code that ends the Write stream ends the writer with that code: it
 // is not turned into CANCELLED by the client and retried forever.
 TEST_F(WriterProtocolTest, FinalCodeOnTheStreamEndsTheWriter) {
-  auto writer = Writer::Open(Options());
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  {
-    MutexLock lock(&fake_.mu);
-    fake_.break_code = grpc::PERMISSION_DENIED;
-    fake_.break_every = 1;
-  }
-  ASSERT_TRUE((*writer)->scalar("loss", 0, 1.0f).ok());
-  const absl::Status closed = (*writer)->close();
+  std::unique_ptr<Writer> writer = OpenWithStreamFault(grpc::PERMISSION_DENIED, 1);
+  ASSERT_NE(writer, nullptr);
+  ASSERT_TRUE(writer->scalar("loss", 0, 1.0f).ok());
+  const absl::Status closed = writer->close();
   EXPECT_EQ(closed.code(), absl::StatusCode::kPermissionDenied) << closed;
-  EXPECT_EQ((*writer)->status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(writer->status().code(), absl::StatusCode::kPermissionDenied);
   MutexLock lock(&fake_.mu);
   EXPECT_EQ(fake_.streams, 1);  // no retry
   EXPECT_TRUE(fake_.points.empty());
@@ -360,19 +367,10 @@ TEST_F(WriterProtocolTest, FinalCodeOnTheStreamEndsTheWriter) {
 // restarted after OpenRun). The writer reopens it with RESUME and resends:
 // every point arrives once, and nothing is reported.
 TEST_F(WriterProtocolTest, RunNotFoundOnTheStreamReopensTheRun) {
-  WriterOptions options = Options();
-  options.max_batch_bytes = 1000;
-  auto writer = Writer::Open(options);
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  {
-    MutexLock lock(&fake_.mu);
-    fake_.break_code = grpc::NOT_FOUND;
-    fake_.break_every = 5;
-  }
-  for (int64_t step = 0; step < 2000; ++step) {
-    ASSERT_TRUE((*writer)->scalar("loss", step, 1.0f).ok());
-  }
-  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+  std::unique_ptr<Writer> writer = OpenWithStreamFault(grpc::NOT_FOUND, 5, 1000);
+  ASSERT_NE(writer, nullptr);
+  ASSERT_NO_FATAL_FAILURE(LogLoss(*writer, 2000));
+  ASSERT_TRUE(writer->close().ok()) << writer->status();
   ExpectSteps("loss", 2000);
   MutexLock lock(&fake_.mu);
   EXPECT_EQ(fake_.duplicates, 0);
@@ -383,15 +381,10 @@ TEST_F(WriterProtocolTest, RunNotFoundOnTheStreamReopensTheRun) {
 // A daemon that keeps answering NOT_FOUND after each reopen: the writer
 // gives up after a few reopens in a row, with that code.
 TEST_F(WriterProtocolTest, RunNotFoundAgainAndAgainIsFinal) {
-  auto writer = Writer::Open(Options());
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  {
-    MutexLock lock(&fake_.mu);
-    fake_.break_code = grpc::NOT_FOUND;
-    fake_.break_every = 1;
-  }
-  ASSERT_TRUE((*writer)->scalar("loss", 0, 1.0f).ok());
-  EXPECT_EQ((*writer)->close().code(), absl::StatusCode::kNotFound);
+  std::unique_ptr<Writer> writer = OpenWithStreamFault(grpc::NOT_FOUND, 1);
+  ASSERT_NE(writer, nullptr);
+  ASSERT_TRUE(writer->scalar("loss", 0, 1.0f).ok());
+  EXPECT_EQ(writer->close().code(), absl::StatusCode::kNotFound);
   MutexLock lock(&fake_.mu);
   EXPECT_EQ(fake_.streams, 4);  // the first stream and three reopened ones
 }

@@ -102,27 +102,34 @@ def test_broken_stream_resends_without_loss_or_duplicates(fake):
     assert [r.tag for r in fake.runs["exp/resend"] if r.WhichOneof("kind") == "histogram"] == ["h"]
 
 
-def test_resource_exhausted_is_retried_without_loss(fake):
-    """RESOURCE_EXHAUSTED is transient (tblog.proto, "Retries"): a daemon at
-    its --max-streams or --max-runs limit has room again once other writers
-    close. The writer backs off, resumes its run and resends: nothing lost,
-    nothing doubled, no error raised."""
-    writer = tblog.SummaryWriter("exp/busy", address=fake.address)
-    fake.open_refusal = grpc.StatusCode.RESOURCE_EXHAUSTED
-    fake.refuse_opens = 2
-    fake.break_code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    fake.break_after = 2
+def _log_through_broken_streams(fake, run, **faults):
+    """Opens a writer on `run`, then sets the fake's `faults` (its attributes)
+    and logs 20000 points; asserts every point arrived once, in order, and the
+    run was reopened with RESUME once and closed."""
+    writer = tblog.SummaryWriter(run, address=fake.address)
+    for name, value in faults.items():
+        setattr(fake, name, value)
     for step in range(20000):
         writer.add_scalar("x", float(step), step)
         if step % 2000 == 0:
             threading.Event().wait(0.06)
     writer.close()
-    steps = [p[2] for p in fake.scalars("exp/busy") if p[1] == "x"]
+    steps = [p[2] for p in fake.scalars(run) if p[1] == "x"]
     assert steps == list(range(20000))
+    assert [r.mode for r in fake.opens[1:]] == [pb.OPEN_MODE_RESUME]
+    assert fake.closed == [run]
+
+
+def test_resource_exhausted_is_retried_without_loss(fake):
+    """RESOURCE_EXHAUSTED is transient (tblog.proto, "Retries"): a daemon at
+    its --max-streams or --max-runs limit has room again once other writers
+    close. The writer backs off, resumes its run and resends: nothing lost,
+    nothing doubled, no error raised."""
+    _log_through_broken_streams(
+        fake, "exp/busy", open_refusal=grpc.StatusCode.RESOURCE_EXHAUSTED, refuse_opens=2,
+        break_code=grpc.StatusCode.RESOURCE_EXHAUSTED, break_after=2)
     # The stream was refused once and the resume twice before it went through.
     assert fake.refuse_opens == 0
-    assert [r.mode for r in fake.opens[1:]] == [pb.OPEN_MODE_RESUME]
-    assert fake.closed == ["exp/busy"]
 
 
 def test_run_not_found_on_the_stream_reopens_the_run(fake):
@@ -130,18 +137,8 @@ def test_run_not_found_on_the_stream_reopens_the_run(fake):
     run (it restarted after OpenRun): the writer reopens it with RESUME and
     resends (tblog.proto, "Retries"). Nothing lost, nothing doubled, no
     batch dropped, no error raised."""
-    writer = tblog.SummaryWriter("exp/lost", address=fake.address)
-    fake.break_code = grpc.StatusCode.NOT_FOUND
-    fake.break_after = 2
-    for step in range(20000):
-        writer.add_scalar("x", float(step), step)
-        if step % 2000 == 0:
-            threading.Event().wait(0.06)
-    writer.close()
-    steps = [p[2] for p in fake.scalars("exp/lost") if p[1] == "x"]
-    assert steps == list(range(20000))
-    assert [r.mode for r in fake.opens[1:]] == [pb.OPEN_MODE_RESUME]
-    assert fake.closed == ["exp/lost"]
+    _log_through_broken_streams(fake, "exp/lost", break_code=grpc.StatusCode.NOT_FOUND,
+                                break_after=2)
 
 
 def test_retryable_codes_are_the_protos_transient_list():
