@@ -12,7 +12,7 @@ tblog_add_test(writer_protocol_test SOURCES client/writer_protocol_test.cc
 target_include_directories(writer_protocol_test PRIVATE ${PROJECT_SOURCE_DIR}/client/src)
 target_compile_definitions(writer_protocol_test PRIVATE
   TBLOG_PROTO_FILE="${PROJECT_SOURCE_DIR}/proto/tblog/v1/tblog.proto")
-# Runs the real tblogd (tests/daemon_process.h) and reads its files back.
+# Runs the real tblogd (tests/support/daemon_process.h) and reads its files back.
 tblog_add_test(writer_e2e_test SOURCES client/writer_e2e_test.cc
   LIBS tblog_client tblog_engine tblog_daemon_process)
 add_dependencies(writer_e2e_test tblog_train_example tblogd)

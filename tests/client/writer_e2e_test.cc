@@ -17,7 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "daemon_process.h"
+#include "support/daemon_process.h"
 #include "engine/io/event_reader.h"
 #include "golden_util.h"
 #include "tblog/client.h"

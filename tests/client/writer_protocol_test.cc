@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "daemon_process.h"
+#include "support/daemon_process.h"
 #include "base/sync.h"
 #include "record_stream.h"
 #include "tblog/client.h"

@@ -1,8 +1,8 @@
 // Starts a real tblogd as a child process, waits until it is healthy, and
 // stops it: the one copy of that code, for the end-to-end tests
-// (tests/daemon_process.h) and the load generator's --spawn-daemon
-// (bench/tblog_loadgen.cc). CMake target tblog_daemon_process. POSIX only
-// (fork/exec, waitpid).
+// (tests/client/writer_e2e_test.cc and others) and the load generator's
+// --spawn-daemon (bench/tblog_loadgen.cc). CMake target tblog_daemon_process.
+// POSIX only (fork/exec, waitpid).
 //
 //   auto daemon = tblog::testing::DaemonProcess::Start({});
 //   ASSERT_TRUE(daemon.ok()) << daemon.status();
