@@ -1,6 +1,11 @@
 #include "daemon/daemon.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstring>
 #include <chrono>
 #include <filesystem>
 #include <utility>
@@ -23,7 +28,24 @@ constexpr char kServiceName[] = "tblog.v1.TBLog";
 // How long Shutdown lets unary calls finish once the runs are drained.
 constexpr absl::Duration kCallsGrace = absl::Seconds(1);
 
-// Removes a socket file left by a previous tblogd; refuses anything else.
+// True when a process accepts connections on the unix socket at `path`
+// (a live daemon), false for a stale socket file that nothing listens on.
+bool UnixSocketIsLive(const std::string& path) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(address.sun_path)) return false;  // gRPC refuses it anyway
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const bool live =
+      ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0;
+  ::close(fd);
+  return live;
+}
+
+// Removes a socket file left by a previous tblogd. Refuses a socket that a
+// live process serves (another tblogd: two daemons must not split the
+// clients between them) and anything that is not a socket.
 absl::Status RemoveStaleSocket(FileSystem& fs, const std::string& path) {
   auto info = fs.Stat(path);
   if (absl::IsNotFound(info.status())) return absl::OkStatus();
@@ -31,6 +53,11 @@ absl::Status RemoveStaleSocket(FileSystem& fs, const std::string& path) {
   if (info->type != FileInfo::Type::kSocket) {
     return absl::FailedPreconditionError(
         absl::StrCat("unix socket path ", path, " exists and is not a socket"));
+  }
+  if (UnixSocketIsLive(path)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "unix socket ", path, " is in use: a live process (another tblogd?) accepts connections "
+        "on it; stop it or choose another --unix-socket"));
   }
   return Annotate(fs.Remove(path), "removing a stale socket");
 }
@@ -75,6 +102,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   builder.SetMaxReceiveMessageSize(static_cast<int>(
       std::min<size_t>(options.limits.max_message_bytes, std::numeric_limits<int>::max())));
   builder.RegisterService(daemon->service_.get());
+  // The address is ours alone: without this, gRPC sets SO_REUSEPORT and a
+  // second tblogd on the same port would start and take half the clients.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int tcp_port = 0;
   if (!options.listen.empty()) {
     builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &tcp_port);
@@ -85,17 +115,22 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
     unix_uri = absl::StrCat("unix:", options.unix_socket);
     builder.AddListeningPort(unix_uri, grpc::InsecureServerCredentials());
   }
+  // Why a TCP address cannot be had is in gRPC's log line; the usual causes:
+  const std::string tcp_hint =
+      ": the port is in use (another tblogd?) or the address is not one of this host's; "
+      "stop the other process or choose another --listen";
   daemon->server_ = builder.BuildAndStart();
   if (!daemon->server_) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ",
-                                               options.listen.empty() ? "" : options.listen,
-                                               options.listen.empty() || unix_uri.empty() ? "" : " and ",
-                                               unix_uri));
+    return absl::UnavailableError(
+        options.listen.empty() ? absl::StrCat("cannot listen on ", unix_uri)
+                               : absl::StrCat("cannot listen on ", options.listen,
+                                              unix_uri.empty() ? "" : " and " + unix_uri,
+                                              tcp_hint));
   }
   if (!options.listen.empty()) {
     if (tcp_port == 0) {
       daemon->server_->Shutdown();
-      return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen, tcp_hint));
     }
     const size_t colon = options.listen.rfind(':');
     daemon->addresses_.push_back(

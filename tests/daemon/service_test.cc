@@ -1,6 +1,11 @@
 // End to end in one process: a real Daemon on a temp logdir, real gRPC over
 // TCP (port 0) and a unix socket, the generated stub, then the event files
 // read back with the engine's reader.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -287,6 +292,62 @@ TEST_F(ServiceTest, UnixSocketRunPathResumeAfterRestart) {
               grpc::StatusCode::INVALID_ARGUMENT);
   }
   EXPECT_FALSE(fs::exists(logdir_.parent_path() / "escape"));
+}
+
+// An address is one daemon's: a second tblogd on the same TCP port or unix
+// socket refuses to start, naming it, and the first keeps serving on both
+// (its socket file stays). A stale socket file, that nothing listens on, is
+// replaced.
+TEST_F(ServiceTest, AnAddressInUseIsRefusedAndAStaleSocketReplaced) {
+  DaemonOptions options;
+  options.logdir = (logdir_ / "second").string();
+  options.listen = daemon_->listening_addresses()[0];
+  auto second = Daemon::Start(options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(second.status().message().find(options.listen + ": the port is in use"),
+            std::string::npos)
+      << second.status();
+
+  options.listen = "";
+  options.unix_socket = socket_;
+  second = Daemon::Start(options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find("unix socket " + socket_ + " is in use"),
+            std::string::npos)
+      << second.status();
+  EXPECT_TRUE(fs::exists(socket_));
+
+  for (v1::TBLog::Stub* stub : {tcp_.get(), unix_.get()}) {
+    grpc::ClientContext context;
+    v1::ListRunsResponse runs;
+    EXPECT_TRUE(stub->ListRuns(&context, v1::ListRunsRequest(), &runs).ok());
+  }
+
+  // A socket file left behind: bound, never listened on, its process gone.
+  const std::string stale = (logdir_.parent_path() / ("stale_" + std::to_string(::getpid()) +
+                                                      ".sock")).string();
+  {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    ASSERT_LT(stale.size(), sizeof(address.sun_path));
+    std::memcpy(address.sun_path, stale.c_str(), stale.size() + 1);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)), 0);
+    ::close(fd);
+  }
+  ASSERT_TRUE(fs::is_socket(stale));
+  options.unix_socket = stale;
+  auto replaced = Daemon::Start(options);
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  auto stub = v1::TBLog::NewStub(
+      grpc::CreateChannel("unix:" + stale, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  v1::ListRunsResponse runs;
+  EXPECT_TRUE(stub->ListRuns(&context, v1::ListRunsRequest(), &runs).ok());
+  EXPECT_TRUE((*replaced)->Shutdown(absl::Seconds(10)).ok());
 }
 
 TEST_F(ServiceTest, StreamToUnknownRunIsNotFound) {
