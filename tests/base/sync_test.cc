@@ -1,5 +1,5 @@
 // tblog::Mutex & co. behave like absl's: in a TSan build this runs the
-// std::mutex implementation of engine/sync.h, otherwise the absl aliases.
+// std::mutex implementation of base/sync.h, otherwise the absl aliases.
 #include "base/sync.h"
 
 #include <thread>
