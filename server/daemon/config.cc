@@ -173,7 +173,9 @@ absl::Status SetUpLogging(std::string_view format, std::string_view level) {
         R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n","msg":"%j"})");
     logger->set_formatter(std::move(formatter));
   } else if (format == "text") {
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    // Local time with its UTC offset (%z: +01:00), so lines from hosts in
+    // different zones, or around a DST change, still order and compare.
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown log format '", Sv(format), "' (text or json)"));

@@ -486,9 +486,9 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering
           entry.next_part = 0;
           if (status.ok()) {
             ++result.records_written[i];
-            context_.metrics->AddWritten(KindOf(record), 1);
+            context_.metrics->AddWritten(record);
           } else {
-            context_.metrics->AddRejected(static_cast<int>(status.code()));
+            context_.metrics->AddRejected(run_id_, status.code());
             entry.errors.push_back(MakeRecordError(sequence, j, record, status));
           }
         }

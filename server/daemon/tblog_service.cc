@@ -23,6 +23,10 @@ grpc::Status ToGrpc(const absl::Status& status) {
 
 grpc::Status Unavailable() { return grpc::Status(grpc::StatusCode::UNAVAILABLE, kShuttingDown); }
 
+absl::Status ToAbsl(const grpc::Status& status) {
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
 // Merges a newer ack into a pending one: sequences only grow, errors add up.
 void MergeAck(v1::WriteResponse& into, v1::WriteResponse&& from) {
   into.set_written_sequence(std::max(into.written_sequence(), from.written_sequence()));
@@ -37,13 +41,16 @@ void MergeAck(v1::WriteResponse& into, v1::WriteResponse&& from) {
 // control: the next StartRead waits while the ByteBudget is spent.
 class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::WriteResponse> {
  public:
-  explicit WriteStream(TBLogService* service)
-      : service_(service), sink_(std::make_shared<Sink>(this)) {
+  WriteStream(TBLogService* service, std::string peer)
+      : service_(service), peer_(std::move(peer)), sink_(std::make_shared<Sink>(this)) {
     grpc::Status refusal;
     if (!service_->RegisterStream(this, &refusal)) {
       {
         MutexLock lock(&mu_);
         finished_ = true;
+      }
+      if (refusal.error_code() != grpc::StatusCode::UNAVAILABLE) {  // not the daemon's shutdown
+        service_->rejection_log_.StreamDropped(peer_, "", "", ToAbsl(refusal));
       }
       Finish(refusal);
       return;
@@ -81,7 +88,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
             budget->ChargeOrPark(bytes, [this] { Resume(); });  // runs after we unlock
         service_->context_.metrics->bytes_received.fetch_add(bytes, std::memory_order_relaxed);
         for (const auto& record : request_.records()) {
-          service_->context_.metrics->AddReceived(KindOf(record), 1);
+          service_->context_.metrics->AddReceived(record);
         }
         absl::Status submitted = run_->Submit(std::move(request_), sink_, bytes);
         request_.Clear();
@@ -182,6 +189,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
         return absl::InvalidArgumentError(
             "writer_id: required in the first WriteRequest of a stream");
       }
+      run_id_ = request_.run_id();  // for the log, should the stream fail from here on
       run_ = service_->registry_->Find(request_.run_id());
       if (!run_) {
         return absl::NotFoundError(absl::StrCat("run_id \"", request_.run_id(),
@@ -205,6 +213,9 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
   }
 
   void OnAck(v1::WriteResponse ack, int completed_batches) {
+    if (ack.errors_size() > 0) {
+      service_->rejection_log_.RecordsRejected(peer_, run_id_, writer_id_, ack);
+    }
     {
       MutexLock lock(&mu_);
       outstanding_ -= completed_batches;
@@ -259,13 +270,16 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
     if (write) StartWrite(&response_);
     if (finish) {
       if (!finish->ok() && finish->error_code() != grpc::StatusCode::UNAVAILABLE) {
-        spdlog::debug("write stream writer={} finished: {}", writer_id_, finish->error_message());
+        service_->context_.metrics->AddStreamDropped(
+            static_cast<absl::StatusCode>(finish->error_code()));
+        service_->rejection_log_.StreamDropped(peer_, run_id_, writer_id_, ToAbsl(*finish));
       }
       Finish(*finish);
     }
   }
 
   TBLogService* const service_;              // outlives every stream
+  const std::string peer_;                   // the client, as gRPC names it (for logs)
   const std::shared_ptr<Sink> sink_;
   v1::WriteRequest request_;    // the read buffer; touched only while no read is in flight
   v1::WriteResponse response_;  // the write buffer; touched only while no write is in flight
@@ -273,6 +287,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
   Mutex mu_;
   std::shared_ptr<Run> run_ ABSL_GUARDED_BY(mu_);
   std::string writer_id_;  // set once, before any ack can arrive
+  std::string run_id_;     // set before writer_id_, once
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;  // client done, cancelled or gone
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
@@ -292,14 +307,17 @@ namespace {
 // under kWriteResponseTrailer.
 class UnaryAckSink final : public AckSink {
  public:
-  // `context`, `reactor` and `response` stay valid until Finish is called here.
+  // `context`, `reactor` and `response` stay valid until Finish is called
+  // here; `log` outlives the call.
   UnaryAckSink(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
-               v1::WriteResponse* response)
-      : context_(context), reactor_(reactor), response_(response) {}
+               v1::WriteResponse* response, RejectionLog* log, const v1::WriteRequest& request)
+      : context_(context), reactor_(reactor), response_(response), log_(log),
+        run_id_(request.run_id()), writer_id_(request.writer_id()) {}
   void OnAck(v1::WriteResponse ack, int completed_batches) override {
     if (completed_batches == 0) return;
     grpc::Status status = grpc::Status::OK;
     if (ack.errors_size() > 0) {
+      log_->RecordsRejected(context_->peer(), run_id_, writer_id_, ack);
       status = grpc::Status(static_cast<grpc::StatusCode>(ack.errors(0).code()),
                             ack.errors(0).message());
       context_->AddTrailingMetadata(kWriteResponseTrailer, ack.SerializeAsString());
@@ -312,6 +330,9 @@ class UnaryAckSink final : public AckSink {
   grpc::CallbackServerContext* const context_;
   grpc::ServerUnaryReactor* const reactor_;
   v1::WriteResponse* const response_;
+  RejectionLog* const log_;
+  const std::string run_id_;
+  const std::string writer_id_;
 };
 
 // A Flush call: waits for one or more runs' flush entries, or the call's
@@ -354,7 +375,7 @@ class FlushCall final : public grpc::ServerUnaryReactor {
               last = --state->pending == 0;
             }
             if (last) {
-              metrics->AddFlush(absl::Now() - start);
+              metrics->AddFlushCall(absl::Now() - start);
               absl::Status first;
               {
                 MutexLock lock(&state->mu);
@@ -465,8 +486,8 @@ grpc::ServerUnaryReactor* TBLogService::RefuseIfShuttingDown(grpc::CallbackServe
 }
 
 grpc::ServerBidiReactor<v1::WriteRequest, v1::WriteResponse>* TBLogService::Write(
-    grpc::CallbackServerContext* /*context*/) {
-  return new WriteStream(this);
+    grpc::CallbackServerContext* context) {
+  return new WriteStream(this, context->peer());
 }
 
 grpc::ServerUnaryReactor* TBLogService::OpenRun(grpc::CallbackServerContext* context,
@@ -511,9 +532,12 @@ grpc::ServerUnaryReactor* TBLogService::WriteBatch(grpc::CallbackServerContext* 
   const size_t bytes = request->ByteSizeLong();
   context_.budget->Charge(bytes);  // one message per call: bounded by the call count
   context_.metrics->bytes_received.fetch_add(bytes, std::memory_order_relaxed);
-  for (const auto& record : request->records()) context_.metrics->AddReceived(KindOf(record), 1);
+  for (const auto& record : request->records()) context_.metrics->AddReceived(record);
   absl::Status status =
-      run->Submit(*request, std::make_shared<UnaryAckSink>(context, reactor, response), bytes);
+      run->Submit(*request,
+                  std::make_shared<UnaryAckSink>(context, reactor, response, &rejection_log_,
+                                                 *request),
+                  bytes);
   if (!status.ok()) {
     context_.budget->Release(bytes);
     reactor->Finish(ToGrpc(status));

@@ -9,6 +9,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
+#include "daemon/rejection_log.h"
 #include "daemon/run_registry.h"
 #include "base/sync.h"
 
@@ -82,6 +83,7 @@ class TBLogService final : public v1::TBLog::CallbackService {
   std::atomic<bool> shutting_down_{false};
   mutable Mutex mu_;
   std::set<WriteStream*> streams_ ABSL_GUARDED_BY(mu_);
+  RejectionLog rejection_log_;  // rejected records and dropped streams, with their peers
 };
 #pragma GCC diagnostic pop
 

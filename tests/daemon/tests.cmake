@@ -7,6 +7,20 @@ foreach(unit record_converter convert_scalars convert_histogram convert_image co
     convert_pr_curve convert_hparams convert_graph_embedding)
   tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon_convert)
 endforeach()
-foreach(unit worker_pool byte_budget checkpoint run run_registry service config metrics)
+foreach(unit worker_pool byte_budget checkpoint run run_registry service config metrics
+    log_rate_limit rejection_log)
   tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon)
 endforeach()
+
+# The metrics of the real tblogd, scraped and parsed by the official
+# Prometheus text-format parser (Debian's python3-prometheus-client), talking
+# to the daemon through the Python stubs of tests/python/tests.cmake (which
+# declares TBLOG_PYTHON too; this file is included first).
+set(TBLOG_PYTHON "/usr/bin/python3" CACHE FILEPATH
+  "Python with grpcio, protobuf, numpy and pytest (Debian's), for the client's tests")
+add_test(NAME metrics_scrape
+  COMMAND "${TBLOG_PYTHON}" -m pytest -q -p no:cacheprovider
+          "${CMAKE_CURRENT_SOURCE_DIR}/daemon/metrics_scrape_test.py")
+set_tests_properties(metrics_scrape PROPERTIES
+  TIMEOUT 300
+  ENVIRONMENT "TBLOGD_BINARY=$<TARGET_FILE:tblogd>;TBLOG_PROTO_PATH=${PROJECT_BINARY_DIR}/client/python/tblog_proto")
