@@ -70,7 +70,10 @@ std::chrono::system_clock::time_point ToChrono(absl::Time t) {
 }  // namespace
 
 Daemon::Daemon(const DaemonOptions& options)
-    : options_(options), budget_(options.max_inflight_bytes) {}
+    : options_(options),
+      // One per-run series for each run that may be open at once.
+      metrics_(static_cast<size_t>(std::max(1, options.limits.max_runs))),
+      budget_(options.max_inflight_bytes) {}
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
   if (options.listen.empty() && options.unix_socket.empty()) {
