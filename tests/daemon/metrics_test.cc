@@ -79,6 +79,14 @@ Exposition Parse(const std::string& text) {
   return exposition;
 }
 
+// Every sample of `expected` has its value in `e`.
+void ExpectSamples(const Exposition& e, const std::map<std::string, double>& expected) {
+  for (const auto& [name, value] : expected) {
+    ASSERT_EQ(e.samples.count(name), 1u) << name;
+    EXPECT_EQ(e.samples.at(name), value) << name;
+  }
+}
+
 v1::Record Scalar() {
   v1::Record record;
   record.set_tag("loss");
@@ -170,13 +178,13 @@ TEST(MetricsTest, PointsAreCountedAsPoints) {
   EXPECT_EQ(PointsOf(column), 1000u);
   EXPECT_EQ(PointsOf(Scalar()), 1u);
   EXPECT_EQ(PointsOf(Column(0)), 0u);
-  const Exposition e = Parse(metrics.RenderPrometheus());
-  EXPECT_EQ(e.samples.at("tblogd_records_received_total{kind=\"scalars\"}"), 1);
-  EXPECT_EQ(e.samples.at("tblogd_points_received_total{kind=\"scalars\"}"), 1000);
-  EXPECT_EQ(e.samples.at("tblogd_points_received_total{kind=\"scalar\"}"), 2);
-  EXPECT_EQ(e.samples.at("tblogd_points_written_total{kind=\"scalars\"}"), 1000);
-  EXPECT_EQ(e.samples.at("tblogd_records_written_total{kind=\"scalar\"}"), 1);
-  EXPECT_EQ(e.samples.at("tblogd_points_written_total{kind=\"histogram\"}"), 0);
+  ExpectSamples(Parse(metrics.RenderPrometheus()),
+                {{"tblogd_records_received_total{kind=\"scalars\"}", 1},
+                 {"tblogd_points_received_total{kind=\"scalars\"}", 1000},
+                 {"tblogd_points_received_total{kind=\"scalar\"}", 2},
+                 {"tblogd_points_written_total{kind=\"scalars\"}", 1000},
+                 {"tblogd_records_written_total{kind=\"scalar\"}", 1},
+                 {"tblogd_points_written_total{kind=\"histogram\"}", 0}});
 }
 
 TEST(MetricsTest, CountersFollowWhatWasCounted) {
@@ -269,11 +277,11 @@ TEST(MetricsTest, RunLeases) {
   metrics.RunLeaseAcquired("exp/b");
   metrics.AddRejected("exp/c", absl::StatusCode::kInvalidArgument);  // no leases: no lease series
   const Exposition e = Parse(metrics.RenderPrometheus());
-  EXPECT_EQ(e.samples.at("tblogd_run_leases_acquired_total{run=\"exp/a\"}"), 3);
-  EXPECT_EQ(e.samples.at("tblogd_run_leases_released_total{run=\"exp/a\"}"), 1);
-  EXPECT_EQ(e.samples.at("tblogd_run_leases_expired_total{run=\"exp/a\"}"), 1);
-  EXPECT_EQ(e.samples.at("tblogd_run_leases{run=\"exp/a\"}"), 1);
-  EXPECT_EQ(e.samples.at("tblogd_run_leases{run=\"exp/b\"}"), 1);
+  ExpectSamples(e, {{"tblogd_run_leases_acquired_total{run=\"exp/a\"}", 3},
+                    {"tblogd_run_leases_released_total{run=\"exp/a\"}", 1},
+                    {"tblogd_run_leases_expired_total{run=\"exp/a\"}", 1},
+                    {"tblogd_run_leases{run=\"exp/a\"}", 1},
+                    {"tblogd_run_leases{run=\"exp/b\"}", 1}});
   EXPECT_EQ(e.samples.count("tblogd_run_leases{run=\"exp/c\"}"), 0u);
 }
 
