@@ -9,6 +9,7 @@ Run by CTest (tests/daemon/tests.cmake) with $TBLOGD_BINARY and
 $TBLOG_PROTO_PATH set; by hand: /usr/bin/python3 -m pytest tests/daemon/metrics_scrape_test.py
 from a checkout with a build/ tree."""
 
+import json
 import math
 import os
 import re
@@ -40,9 +41,9 @@ BAD_RECORDS = 50  # more than the log's 10 lines per second and reason
 
 
 class Daemon:
-    """tblogd on a unix socket, metrics on a free loopback port, log in a file."""
+    """tblogd on a unix socket and a free loopback port, metrics on another, log in a file."""
 
-    def __init__(self):
+    def __init__(self, *extra_args):
         binary = tblogd_binary()
         if binary is None:
             pytest.skip("tblogd binary not found (set TBLOGD_BINARY)")
@@ -52,15 +53,18 @@ class Daemon:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [binary, "--logdir", os.path.join(self.dir, "logs"), "--unix-socket", self.socket,
-                 "--listen", "", "--metrics-listen", "127.0.0.1:0", "--workers", "2"],
+                 "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--workers", "2",
+                 *extra_args],
                 stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         self.metrics_url = None
         while time.monotonic() < deadline and self.metrics_url is None:
             assert self.process.poll() is None, f"tblogd exited:\n{self.log()}"
             match = re.search(r"metrics on (http://\S+/metrics)", self.log())
-            if match:
+            tcp = re.search(r"listening on (127\.0\.0\.1:\d+)", self.log())
+            if match and tcp:
                 self.metrics_url = match.group(1)
+                self.tcp_address = tcp.group(1)
             time.sleep(0.02)
         assert self.metrics_url, f"tblogd did not serve metrics within 30 s:\n{self.log()}"
         self.channel = grpc.insecure_channel("unix:" + self.socket)
@@ -132,11 +136,13 @@ def traffic(daemon):
 
     # The next second's window of the log: its first line says how many of
     # the batch above were left out.
+    # Over TCP, so that the peer is an address.
     time.sleep(1.2)
     late = pb.WriteRequest(run_id=run_id, writer_id="w1", sequence=3)
     late.records.add(tag="late\tbad", step=1).scalar.value = 1.0
-    with pytest.raises(grpc.RpcError):
-        daemon.stub.WriteBatch(late, timeout=30)
+    with grpc.insecure_channel(daemon.tcp_address) as channel:
+        with pytest.raises(grpc.RpcError):
+            pb_grpc.TBLogStub(channel).WriteBatch(late, timeout=30)
 
     # A stream to a run that does not exist: dropped with NOT_FOUND.
     lost = pb.WriteRequest(run_id="no/such/run", writer_id="w2", sequence=1)
@@ -284,9 +290,30 @@ def test_rejections_and_drops_are_logged_with_peer_run_and_reason(daemon, traffi
     assert 'tag="bad\\ntag0"' in first, first  # escaped: no forged line
     late = [line for line in rejected if 'tag="late\\tbad"' in line]
     assert len(late) == 1, rejected
+    assert "peer=ipv4:127.0.0.1:" in late[0], late[0]
     suppressed = re.search(r"\((\d+) similar lines suppressed\)", late[0])
     assert suppressed and int(suppressed.group(1)) >= BAD_RECORDS - 20, late[0]
     dropped = [line for line in lines if "write stream dropped:" in line]
     assert len(dropped) == 1, dropped
     assert "peer=unix:" in dropped[0] and "reason=NOT_FOUND" in dropped[0], dropped[0]
     assert "no/such/run" in dropped[0], dropped[0]
+
+
+def test_json_log_lines_carry_utc_time_and_the_rejection():
+    daemon = Daemon("--log-format", "json")
+    try:
+        run_id = daemon.stub.OpenRun(pb.OpenRunRequest(experiment="json"), timeout=30).run_id
+        bad = pb.WriteRequest(run_id=run_id, writer_id="w1", sequence=1)
+        bad.records.add(tag='say "hi"\n', step=1).scalar.value = 1.0
+        with pytest.raises(grpc.RpcError):
+            daemon.stub.WriteBatch(bad, timeout=30)
+    finally:
+        log = daemon.log()
+        daemon.close()
+    lines = [json.loads(line) for line in log.splitlines()]
+    for line in lines:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", line["time"]), line
+    rejected = [line for line in lines if line["msg"].startswith("record rejected:")]
+    assert len(rejected) == 1 and rejected[0]["level"] == "warning", lines
+    assert f'run="{run_id}"' in rejected[0]["msg"], rejected[0]
+    assert 'tag="say \\"hi\\"\\n"' in rejected[0]["msg"], rejected[0]
