@@ -70,13 +70,13 @@ class Metrics {
   // and, bounded, by run.
   void AddRejected(std::string_view run_id, absl::StatusCode code);
   // A run's flush (to the OS, synced per policy, checkpoint written), timed
-  // by the run's writer: tblogd_flush_duration_seconds.
-  void AddFlush(absl::Duration duration) { flush_duration_.Observe(absl::ToDoubleSeconds(duration)); }
+  // by the run's writer: tblogd_flush_duration_seconds. Durations are
+  // differences of wall-clock times: a negative one (the clock was set back)
+  // counts as 0, so that the histogram's sum never decreases.
+  void AddFlush(absl::Duration duration) { flush_duration_.Observe(Seconds(duration)); }
   // A Flush call, from its arrival to its answer (waits for the batches it
   // names): tblogd_flush_call_duration_seconds.
-  void AddFlushCall(absl::Duration duration) {
-    flush_call_duration_.Observe(absl::ToDoubleSeconds(duration));
-  }
+  void AddFlushCall(absl::Duration duration) { flush_call_duration_.Observe(Seconds(duration)); }
   // A Write stream that ended with an error other than the daemon's own
   // shutdown: tblogd_streams_dropped_total{reason}.
   void AddStreamDropped(absl::StatusCode code);
@@ -121,6 +121,9 @@ class Metrics {
     counter.fetch_add(n, std::memory_order_relaxed);
   }
   static size_t CodeIndex(absl::StatusCode code);
+  static double Seconds(absl::Duration duration) {
+    return duration > absl::ZeroDuration() ? absl::ToDoubleSeconds(duration) : 0.0;
+  }
 
   ByKind records_received_{};
   ByKind points_received_{};

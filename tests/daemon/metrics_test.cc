@@ -219,6 +219,7 @@ TEST(MetricsTest, FlushDurationIsAHistogram) {
   metrics.AddFlush(absl::Milliseconds(500));
   metrics.AddFlush(absl::Seconds(20));  // past the last bucket
   metrics.AddFlushCall(absl::Microseconds(50));
+  metrics.AddFlushCall(absl::Seconds(-5));  // the wall clock was set back: counted as 0
   const Exposition e = Parse(metrics.RenderPrometheus());
   const std::string h = "tblogd_flush_duration_seconds";
   EXPECT_EQ(e.samples.at(h + "_count"), 3);
@@ -229,7 +230,8 @@ TEST(MetricsTest, FlushDurationIsAHistogram) {
   EXPECT_EQ(e.samples.at(h + "_bucket{le=\"0.5\"}"), 2);
   EXPECT_EQ(e.samples.at(h + "_bucket{le=\"10\"}"), 2);
   EXPECT_EQ(e.samples.at(h + "_bucket{le=\"+Inf\"}"), 3);
-  EXPECT_EQ(e.samples.at("tblogd_flush_call_duration_seconds_bucket{le=\"0.0001\"}"), 1);
+  EXPECT_EQ(e.samples.at("tblogd_flush_call_duration_seconds_bucket{le=\"0.0001\"}"), 2);
+  EXPECT_DOUBLE_EQ(e.samples.at("tblogd_flush_call_duration_seconds_sum"), 0.00005);
   EXPECT_EQ(e.samples.count("tblogd_flushes_total"), 0u);  // the _count says it
 }
 
