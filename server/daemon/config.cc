@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_util.h"
+#include "daemon/permissions.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
@@ -217,6 +218,9 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
   std::string max_file_size = FormatByteSize(defaults.file.max_file_bytes);
   std::string max_inflight = FormatByteSize(defaults.max_inflight_bytes);
   std::string max_message = FormatByteSize(defaults.limits.max_message_bytes);
+  std::string unix_socket_mode = FormatMode(defaults.unix_socket_mode);
+  std::string file_mode = FormatMode(defaults.file_modes.file);
+  std::string dir_mode = FormatMode(defaults.file_modes.dir);
 
   auto env = [](CLI::Option* opt, const char* name) { return opt->envname(name); };
   env(app.add_option("--logdir", o.logdir, "Root directory of all runs (created if missing)")
@@ -226,6 +230,18 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
           ->capture_default_str(), "TBLOG_LISTEN");
   env(app.add_option("--unix-socket", o.unix_socket, "Unix socket path to serve on ('' = none)"),
       "TBLOG_UNIX_SOCKET");
+  env(app.add_option("--unix-socket-mode", unix_socket_mode,
+                     "Permission bits of the unix socket, octal (0660: its owner and group)")
+          ->capture_default_str(), "TBLOG_UNIX_SOCKET_MODE");
+  env(app.add_option("--unix-socket-group", o.unix_socket_group,
+                     "Group of the unix socket, a name or gid ('' = as created)"),
+      "TBLOG_UNIX_SOCKET_GROUP");
+  env(app.add_option("--file-mode", file_mode,
+                     "Permission bits of the files tblogd creates, octal, whatever the umask")
+          ->capture_default_str(), "TBLOG_FILE_MODE");
+  env(app.add_option("--dir-mode", dir_mode,
+                     "Permission bits of the directories tblogd creates, octal, whatever the umask")
+          ->capture_default_str(), "TBLOG_DIR_MODE");
   env(app.add_option("--workers", o.workers,
                      "Worker threads for histograms, PNG, WAV, PR curves (0 = one per core)")
           ->capture_default_str()->check(CLI::Range(0, 1024)), "TBLOG_WORKERS");
@@ -330,6 +346,23 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
   } else {
     return fail(b.ok() ? absl::InvalidArgumentError("must be between 1 byte and 2GiB") : b.status(),
                 "--max-message-size");
+  }
+  if (auto m = ParseMode(unix_socket_mode); m.ok()) o.unix_socket_mode = *m;
+  else return fail(m.status(), "--unix-socket-mode");
+  // The daemon reads back and rewrites its files and lists its directories.
+  if (auto m = ParseMode(file_mode); m.ok() && (*m & 0600) == 0600) {
+    o.file_modes.file = *m;
+  } else {
+    return fail(m.ok() ? absl::InvalidArgumentError("must let the owner read and write (e.g. 0644)")
+                       : m.status(),
+                "--file-mode");
+  }
+  if (auto m = ParseMode(dir_mode); m.ok() && (*m & 0700) == 0700) {
+    o.file_modes.dir = *m;
+  } else {
+    return fail(m.ok() ? absl::InvalidArgumentError("must give the owner rwx (e.g. 0755)")
+                       : m.status(),
+                "--dir-mode");
   }
   o.file.sync = *SyncPolicyFromName(fsync);  // CLI11 checked it is one of the names
   if (o.listen.empty() && o.unix_socket.empty()) {

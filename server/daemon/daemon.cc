@@ -8,12 +8,14 @@
 #include <cstring>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status_util.h"
+#include "daemon/permissions.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -72,13 +74,22 @@ std::chrono::system_clock::time_point ToChrono(absl::Time t) {
 Daemon::Daemon(const DaemonOptions& options)
     : options_(options), budget_(options.max_inflight_bytes) {}
 
-absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
-  if (options.listen.empty() && options.unix_socket.empty()) {
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& requested) {
+  if (requested.listen.empty() && requested.unix_socket.empty()) {
     return absl::InvalidArgumentError("nothing to listen on: set --listen or --unix-socket");
   }
+  DaemonOptions options = requested;
+  if (options.file.file_system == FileSystem::Default()) {
+    options.file.file_system = FileSystem::Posix(options.file_modes);
+  }
+  std::optional<gid_t> socket_gid;
+  if (!options.unix_socket.empty() && !options.unix_socket_group.empty()) {
+    auto gid = ResolveGroup(options.unix_socket_group);
+    if (!gid.ok()) return Annotate(gid.status(), "--unix-socket-group");
+    socket_gid = *gid;
+  }
+  TBLOG_RETURN_IF_ERROR(CreateLogdir(*options.file.file_system, options.logdir));
   std::error_code ec;
-  std::filesystem::create_directories(options.logdir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("creating logdir ", options.logdir, ": ", ec.message()));
   const std::string logdir = std::filesystem::canonical(options.logdir, ec).string();
   if (ec) return absl::InternalError(absl::StrCat("resolving logdir ", options.logdir, ": ", ec.message()));
 
@@ -119,7 +130,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   const std::string tcp_hint =
       ": the port is in use (another tblogd?) or the address is not one of this host's; "
       "stop the other process or choose another --listen";
-  daemon->server_ = builder.BuildAndStart();
+  {
+    // gRPC binds the socket here: private (0600) until it has its group and
+    // mode below, whatever the umask was.
+    std::optional<ScopedUmask> private_socket;
+    if (!unix_uri.empty()) private_socket.emplace(0177);
+    daemon->server_ = builder.BuildAndStart();
+  }
   if (!daemon->server_) {
     return absl::UnavailableError(
         options.listen.empty() ? absl::StrCat("cannot listen on ", unix_uri)
@@ -136,7 +153,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
     daemon->addresses_.push_back(
         absl::StrCat(options.listen.substr(0, colon == std::string::npos ? 0 : colon), ":", tcp_port));
   }
-  if (!unix_uri.empty()) daemon->addresses_.push_back(unix_uri);
+  if (!unix_uri.empty()) {
+    TBLOG_RETURN_IF_ERROR(
+        SetUnixSocketAccess(options.unix_socket, options.unix_socket_mode, socket_gid));
+    daemon->addresses_.push_back(unix_uri);
+  }
   auto* health = daemon->server_->GetHealthCheckService();
   if (health != nullptr) {
     health->SetServingStatus("", true);
