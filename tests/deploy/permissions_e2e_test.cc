@@ -220,30 +220,49 @@ TEST_F(PermissionsE2eTest, AnUnknownGroupStopsTheStartNamingIt) {
   EXPECT_THAT(daemon.status().message(), HasSubstr("no group named 'no-such-tblog-group'"));
 }
 
-TEST_F(PermissionsE2eTest, TrainerReaderAndDaemonOfThreeUids) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run processes of other uids";
-  // The binaries and the checker where every uid reaches them (the build
-  // tree may sit under a 0700 home).
-  const std::string bin = root_ + "/bin";
-  fs::create_directories(bin);
-  ASSERT_EQ(::chmod(bin.c_str(), 0755), 0);
-  for (const std::string from : {TBLOG_TBLOGD, TBLOG_STREAMER, TBLOG_CHECK_LOGDIR}) {
-    const std::string to = bin + "/" + fs::path(from).filename().string();
-    fs::copy_file(from, to);
-    ASSERT_EQ(::chmod(to.c_str(), 0755), 0);
+// As root: puts tblogd, the streamer and the checker in bin_, where every uid
+// reaches them (the build tree may sit under a 0700 home), with
+// bin_/tblogd-as-10001 starting tblogd as 10001:10001 (setpriv), and gives the
+// daemon its volume and socket directory, as a pod's fsGroup or a compose
+// volume owned by the image's user does.
+class ThreeUidsTest : public PermissionsE2eTest {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to run processes of other uids";
+    PermissionsE2eTest::SetUp();
+    bin_ = root_ + "/bin";
+    fs::create_directories(bin_);
+    ASSERT_EQ(::chmod(bin_.c_str(), 0755), 0);
+    for (const std::string from : {TBLOG_TBLOGD, TBLOG_STREAMER, TBLOG_CHECK_LOGDIR}) {
+      const std::string to = bin_ + "/" + fs::path(from).filename().string();
+      fs::copy_file(from, to);
+      ASSERT_EQ(::chmod(to.c_str(), 0755), 0);
+    }
+    tblogd_ = bin_ + "/tblogd";
+    as_daemon_ = bin_ + "/tblogd-as-10001";
+    std::ofstream(as_daemon_) << "#!/bin/sh\nexec setpriv --reuid=10001 --regid=10001 "
+                              << "--clear-groups " << tblogd_ << " \"$@\"\n";
+    ASSERT_EQ(::chmod(as_daemon_.c_str(), 0755), 0);
+    ASSERT_EQ(::chown(root_.c_str(), kDaemonUid, kDaemonUid), 0);
+    ASSERT_EQ(::chown((root_ + "/sock").c_str(), kDaemonUid, kDaemonUid), 0);
   }
-  const std::string tblogd = bin + "/tblogd";
-  const std::string as_daemon = bin + "/tblogd-as-10001";
-  std::ofstream(as_daemon) << "#!/bin/sh\nexec setpriv --reuid=10001 --regid=10001 --clear-groups "
-                           << tblogd << " \"$@\"\n";
-  ASSERT_EQ(::chmod(as_daemon.c_str(), 0755), 0);
-  // The daemon's own volume and socket directory, as a pod's fsGroup or a
-  // compose volume owned by the image's user gives them.
-  ASSERT_EQ(::chown(root_.c_str(), kDaemonUid, kDaemonUid), 0);
-  ASSERT_EQ(::chown((root_ + "/sock").c_str(), kDaemonUid, kDaemonUid), 0);
 
+  std::string bin_;
+  std::string tblogd_;
+  std::string as_daemon_;
+};
+
+TEST_F(ThreeUidsTest, ADaemonCannotGiveItsSocketToAGroupItIsNotIn) {
+  auto daemon = StartDaemon(022, {"--unix-socket-group", "4242"}, as_daemon_);
+  ASSERT_FALSE(daemon.ok());
+  EXPECT_THAT(daemon.status().message(), HasSubstr("must be a member of that group"));
+}
+
+TEST_F(ThreeUidsTest, TrainerReaderAndDaemonOfThreeUids) {
+  const std::string& bin = bin_;
+  const std::string& tblogd = tblogd_;
   // Default mode and group: 0660, the daemon's group.
-  auto daemon = StartDaemon(077, {}, as_daemon);
+  auto daemon = StartDaemon(077, {}, as_daemon_);
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   const Stat socket = StatOf(socket_);
   EXPECT_EQ(socket.mode, 0660u);
