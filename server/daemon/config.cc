@@ -96,6 +96,19 @@ std::optional<SyncPolicy> SyncPolicyFromName(std::string_view text) {
   return std::nullopt;
 }
 
+// A mode flag's value (ParseMode), which must keep the owner's bits in
+// `required`: tblogd reads back and rewrites its files and lists its
+// directories.
+absl::StatusOr<uint32_t> ParseModeKeeping(std::string_view text, uint32_t required) {
+  absl::StatusOr<uint32_t> mode = ParseMode(text);
+  if (mode.ok() && (*mode & required) != required) {
+    return absl::InvalidArgumentError(absl::StrCat("'", Sv(text), "' must keep the owner's bits ",
+                                                   FormatMode(required),
+                                                   " (tblogd reads back what it creates)"));
+  }
+  return mode;
+}
+
 // CLI11 (2.1) reads the config file before the environment and then skips
 // the environment for an option the file has set, so the file would win.
 // This reader drops the file's keys whose environment variable is set, which
@@ -347,23 +360,12 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
     return fail(b.ok() ? absl::InvalidArgumentError("must be between 1 byte and 2GiB") : b.status(),
                 "--max-message-size");
   }
-  if (auto m = ParseMode(unix_socket_mode); m.ok()) o.unix_socket_mode = *m;
+  if (auto m = ParseModeKeeping(unix_socket_mode, 0); m.ok()) o.unix_socket_mode = *m;
   else return fail(m.status(), "--unix-socket-mode");
-  // The daemon reads back and rewrites its files and lists its directories.
-  if (auto m = ParseMode(file_mode); m.ok() && (*m & 0600) == 0600) {
-    o.file_modes.file = *m;
-  } else {
-    return fail(m.ok() ? absl::InvalidArgumentError("must let the owner read and write (e.g. 0644)")
-                       : m.status(),
-                "--file-mode");
-  }
-  if (auto m = ParseMode(dir_mode); m.ok() && (*m & 0700) == 0700) {
-    o.file_modes.dir = *m;
-  } else {
-    return fail(m.ok() ? absl::InvalidArgumentError("must give the owner rwx (e.g. 0755)")
-                       : m.status(),
-                "--dir-mode");
-  }
+  if (auto m = ParseModeKeeping(file_mode, 0600); m.ok()) o.file_modes.file = *m;
+  else return fail(m.status(), "--file-mode");
+  if (auto m = ParseModeKeeping(dir_mode, 0700); m.ok()) o.file_modes.dir = *m;
+  else return fail(m.status(), "--dir-mode");
   o.file.sync = *SyncPolicyFromName(fsync);  // CLI11 checked it is one of the names
   if (o.listen.empty() && o.unix_socket.empty()) {
     return fail(absl::InvalidArgumentError("nothing to serve on: set --listen or --unix-socket"),
