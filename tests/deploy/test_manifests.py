@@ -212,11 +212,15 @@ def test_multinode_job_has_one_sidecar_per_node_on_one_rwx_volume():
     terms = spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert any(t["topologyKey"] == "kubernetes.io/hostname"
                and t["labelSelector"]["matchLabels"].items() <= labels.items() for t in terms)
-    # The native sidecar, with the pod name as its daemon identity.
+    # The native sidecar; its daemon identity is unique per node and kept by
+    # a replacement pod, which starts only once the failed one is gone.
     sidecar = spec["initContainers"][0]
     assert sidecar["image"].startswith("tblogd") and sidecar["restartPolicy"] == "Always"
     env = env_of(sidecar)
-    assert env["TBLOG_DAEMON_ID"] == "fieldRef:metadata.name"
+    assert env["JOB_COMPLETION_INDEX"] == (
+        "fieldRef:metadata.annotations['batch.kubernetes.io/job-completion-index']")
+    assert "$(JOB_COMPLETION_INDEX)" in env["TBLOG_DAEMON_ID"]
+    assert job["spec"]["podReplacementPolicy"] == "Failed"
     # Every pod on the one ReadWriteMany claim that TensorBoard reads.
     claims = {v["name"]: v["persistentVolumeClaim"]["claimName"]
               for v in spec["volumes"] if "persistentVolumeClaim" in v}
@@ -236,11 +240,17 @@ def test_multinode_job_has_one_sidecar_per_node_on_one_rwx_volume():
     assert (DEPLOY / "trainer/multinode_example.py").is_file()
 
 
-def test_every_sidecar_names_its_daemon_after_its_pod():
+def test_every_daemon_has_an_identity_that_outlives_its_pod():
+    """A replacement pod's daemon must resume and repair its predecessor's
+    files, so the identity is not the pod name (new in each pod)."""
+    found = 0
     for path, spec in pod_specs():
-        for c in spec.get("initContainers", []):
+        for c in spec.get("containers", []) + spec.get("initContainers", []):
             if c["image"].startswith("tblogd"):
-                assert env_of(c)["TBLOG_DAEMON_ID"] == "fieldRef:metadata.name", path
+                daemon_id = env_of(c)["TBLOG_DAEMON_ID"]
+                assert daemon_id and daemon_id != "fieldRef:metadata.name", path
+                found += 1
+    assert found >= 3
 
 
 def compose():
