@@ -84,7 +84,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
   }
   std::optional<gid_t> socket_gid;
   if (!options.unix_socket.empty() && !options.unix_socket_group.empty()) {
-    auto gid = ResolveGroup(options.unix_socket_group);
+    auto gid = ResolveSocketGroup(options.unix_socket_group);
     if (!gid.ok()) return Annotate(gid.status(), "--unix-socket-group");
     socket_gid = *gid;
   }

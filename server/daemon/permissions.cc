@@ -3,6 +3,7 @@
 #include <grp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <vector>
@@ -52,6 +53,20 @@ absl::StatusOr<gid_t> ResolveGroup(const std::string& group) {
     if (error != 0) return absl::ErrnoToStatus(error, absl::StrCat("looking up group ", group));
     return absl::NotFoundError(absl::StrCat("no group named '", group, "' (a name or a gid)"));
   }
+}
+
+absl::StatusOr<gid_t> ResolveSocketGroup(const std::string& group) {
+  absl::StatusOr<gid_t> gid = ResolveGroup(group);
+  if (!gid.ok() || ::geteuid() == 0 || *gid == ::getegid()) return gid;
+  const int count = ::getgroups(0, nullptr);
+  std::vector<gid_t> groups(static_cast<size_t>(std::max(count, 0)));
+  if (count > 0 && ::getgroups(count, groups.data()) == count &&
+      std::find(groups.begin(), groups.end(), *gid) != groups.end()) {
+    return gid;
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "cannot give the unix socket to group ", group, " (gid ", *gid, "): tblogd's user (uid ",
+      ::geteuid(), ") must be a member of that group"));
 }
 
 absl::Status SetUnixSocketAccess(const std::string& path, uint32_t mode,

@@ -32,6 +32,11 @@ std::string FormatMode(uint32_t mode);
 // number. NOT_FOUND naming the group when no such name exists.
 absl::StatusOr<gid_t> ResolveGroup(const std::string& group);
 
+// The group `group` names (ResolveGroup), checked before anything is bound
+// that this process may give its socket to it: root, or a member (primary or
+// supplementary group). PERMISSION_DENIED says it must be a member.
+absl::StatusOr<gid_t> ResolveSocketGroup(const std::string& group);
+
 // Sets the process umask to `mask` for the object's lifetime, then restores
 // it. The daemon binds its unix socket under 0177, so the socket is private
 // until SetUnixSocketAccess opens it as configured. The umask belongs to the
