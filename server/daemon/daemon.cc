@@ -131,10 +131,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
       ": the port is in use (another tblogd?) or the address is not one of this host's; "
       "stop the other process or choose another --listen";
   {
-    // gRPC binds the socket here: private (0600) until it has its group and
-    // mode below, whatever the umask was.
-    std::optional<ScopedUmask> private_socket;
-    if (!unix_uri.empty()) private_socket.emplace(0177);
+    // gRPC binds the socket here, under a umask that gives it its mode at
+    // once, or keeps it private until it has its group below.
+    std::optional<ScopedUmask> socket_umask;
+    if (!unix_uri.empty()) {
+      socket_umask.emplace(
+          UnixSocketBindUmask(options.unix_socket, options.unix_socket_mode, socket_gid));
+    }
     daemon->server_ = builder.BuildAndStart();
   }
   if (!daemon->server_) {

@@ -69,6 +69,18 @@ absl::StatusOr<gid_t> ResolveSocketGroup(const std::string& group) {
       ::geteuid(), ") must be a member of that group"));
 }
 
+mode_t UnixSocketBindUmask(const std::string& path, uint32_t mode, std::optional<gid_t> gid) {
+  if (gid.has_value()) {
+    const std::string dir = std::filesystem::path(path).parent_path().string();
+    struct stat st {};
+    const bool setgid_dir = ::stat(dir.empty() ? "." : dir.c_str(), &st) == 0 &&
+                            (st.st_mode & S_ISGID) != 0;
+    const gid_t as_created = setgid_dir ? st.st_gid : ::getegid();
+    if (*gid != as_created) return 0177;
+  }
+  return static_cast<mode_t>(~mode & 0777);
+}
+
 absl::Status SetUnixSocketAccess(const std::string& path, uint32_t mode,
                                  std::optional<gid_t> gid) {
   struct stat st {};
@@ -81,7 +93,8 @@ absl::Status SetUnixSocketAccess(const std::string& path, uint32_t mode,
   }
   // The group first: until the mode opens the socket, nobody else may
   // connect, so no client of the wrong group slips in between.
-  if (gid.has_value() && ::lchown(path.c_str(), static_cast<uid_t>(-1), *gid) != 0) {
+  if (gid.has_value() && st.st_gid != *gid &&
+      ::lchown(path.c_str(), static_cast<uid_t>(-1), *gid) != 0) {
     const int error = errno;
     return absl::ErrnoToStatus(
         error, absl::StrCat("setting the group of unix socket ", path, " to gid ", *gid,

@@ -37,10 +37,19 @@ absl::StatusOr<gid_t> ResolveGroup(const std::string& group);
 // supplementary group). PERMISSION_DENIED says it must be a member.
 absl::StatusOr<gid_t> ResolveSocketGroup(const std::string& group);
 
+// The umask under which gRPC should bind the unix socket at `path`, to have
+// `mode` and group `gid` (unset: as created). When the socket will have that
+// group as created (no gid, or the group a new file in its directory gets:
+// the directory's when setgid, else this process's), the umask that gives it
+// `mode` at once, so no client ever finds it with other permissions. Else
+// 0177: private until SetUnixSocketAccess has given it its group and mode
+// (a client of that group that connects in between is refused, and retries).
+mode_t UnixSocketBindUmask(const std::string& path, uint32_t mode, std::optional<gid_t> gid);
+
 // Sets the process umask to `mask` for the object's lifetime, then restores
-// it. The daemon binds its unix socket under 0177, so the socket is private
-// until SetUnixSocketAccess opens it as configured. The umask belongs to the
-// whole process: only for start-up, before other threads create files.
+// it, around the bind of the unix socket (UnixSocketBindUmask). The umask
+// belongs to the whole process: only for start-up. Files made through
+// FileSystem::Posix meanwhile are unaffected (their modes are set exactly).
 class ScopedUmask {
  public:
   explicit ScopedUmask(mode_t mask) : previous_(::umask(mask)) {}
@@ -53,7 +62,7 @@ class ScopedUmask {
 };
 
 // Gives the unix socket file at `path` permission bits `mode` and, when
-// `gid` is set, group `gid`. Refuses (FAILED_PRECONDITION) a name that is not
+// `gid` is set and differs, group `gid`. Refuses (FAILED_PRECONDITION) a name that is not
 // a socket, a symlink included. A daemon that is not root must be a member of
 // `gid`; errors say so and name the path, the group and the mode.
 absl::Status SetUnixSocketAccess(const std::string& path, uint32_t mode,

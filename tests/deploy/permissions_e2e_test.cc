@@ -188,9 +188,28 @@ class PermissionsE2eTest : public ::testing::Test {
   std::string socket_;
 };
 
+// A group this process may give files to: any as root, else its own.
+gid_t GivableGroup() { return ::geteuid() == 0 ? 4242 : ::getegid(); }
+
+// Polls until the socket at `path` has `mode` and `gid` (a socket that must
+// change group is private for a moment after tblogd serves), at most 10 s.
+Stat WaitForSocketAccess(const std::string& path, uint32_t mode, gid_t gid) {
+  Stat now = StatOf(path);
+  for (int i = 0; i < 1000 && (now.mode != mode || now.gid != gid); ++i) {
+    EXPECT_EQ(now.mode & ~mode, 0u) << "more open than asked, meanwhile";
+    absl::SleepFor(absl::Milliseconds(10));
+    now = StatOf(path);
+  }
+  return now;
+}
+
 TEST_F(PermissionsE2eTest, SocketAndFilesGetTheDefaultModesUnderUmask077) {
-  // A group this process may give away: any as root, else its own.
-  const gid_t group = ::geteuid() == 0 ? 4242 : ::getegid();
+  // The socket's directory is setgid to the group (as a Kubernetes fsGroup
+  // volume is): the socket is created with its group, mode 0660 at once.
+  const gid_t group = GivableGroup();
+  const std::string sock_dir = root_ + "/sock";
+  ASSERT_EQ(::chown(sock_dir.c_str(), static_cast<uid_t>(-1), group), 0);
+  ASSERT_EQ(::chmod(sock_dir.c_str(), 02755), 0);
   auto daemon = StartDaemon(077, {"--unix-socket-group", std::to_string(group)});
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   const Stat socket = StatOf(socket_);
@@ -211,6 +230,18 @@ TEST_F(PermissionsE2eTest, ConfiguredModesAreApplied) {
   EXPECT_EQ(socket.gid, ::getegid());  // no --unix-socket-group: as created
   ASSERT_EQ(Stream(std::nullopt, TBLOG_STREAMER, "run"), 0) << ReadFile(root_ + "/out/sent-run.json");
   EXPECT_GE(ExpectModes(logdir_, 0640, 0750), 5);
+  EXPECT_TRUE((*daemon)->Stop().ok());
+}
+
+TEST_F(PermissionsE2eTest, ASocketGivenToAnotherGroupGetsItAndItsMode) {
+  const gid_t group = GivableGroup();
+  if (group == ::getegid()) GTEST_SKIP() << "needs root to give the socket to another group";
+  auto daemon = StartDaemon(077, {"--unix-socket-group", std::to_string(group),
+                                  "--unix-socket-mode", "0660"});
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  const Stat socket = WaitForSocketAccess(socket_, 0660, group);
+  EXPECT_EQ(socket.mode, 0660u);
+  EXPECT_EQ(socket.gid, group);
   EXPECT_TRUE((*daemon)->Stop().ok());
 }
 
