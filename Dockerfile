@@ -43,10 +43,16 @@ RUN apt-get update \
       libcpp-httplib0.11 libprometheus-cpp-core1.0 \
  && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent tblog \
- && mkdir -p /logs && chown 10001:10001 /logs
+ && mkdir -p /logs /run/tblog && chown 10001:10001 /logs /run/tblog && chmod 0755 /logs /run/tblog
 COPY --from=build /build/server/daemon/tblogd /usr/local/bin/tblogd
 # Fails the build here, not at first start, if a shared library is missing.
 RUN /usr/local/bin/tblogd --version
+# /run/tblog: where a unix socket goes. A named volume mounted there (compose)
+# starts as a copy of this directory, so it is the daemon's, not root's.
+# The socket is 0660 (--unix-socket-mode), group 10001 unless
+# TBLOG_UNIX_SOCKET_GROUP says otherwise: a trainer of another uid joins
+# group 10001 (compose group_add, a pod's fsGroup). Files are 0644 and
+# directories 0755 (--file-mode, --dir-mode): TensorBoard of any uid reads.
 USER 10001:10001
 VOLUME ["/logs"]
 # gRPC (TCP) and Prometheus metrics.

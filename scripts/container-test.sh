@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The tblogd sidecar in a real container: builds the image with podman, runs it
-# as uid 10001 on a host directory mounted at /logs, streams every record kind
-# from the host through the published TCP port and through a unix socket in
-# that shared volume, checks the files with the project's reader, scrapes
-# /metrics, stops the container with SIGTERM (exit 0 within the grace period,
-# nothing sent missing) and reports the image size.
+# as uid 10001 (under umask 0077) on a host directory mounted at /logs,
+# streams every record kind from the host through the published TCP port and,
+# as a trainer of uid 10003 in group 10001, through the unix socket (0660) in
+# that shared volume, where uid 10004 outside the group is refused; a second
+# tblogd container on the same volume and the first each take a writer of one
+# shared run. A reader of uid 10002 checks every file with the project's
+# reader (each point once, both daemons' files present, modes 0644/0755);
+# then /metrics is scraped, both containers are stopped with SIGTERM (exit 0
+# within the grace period, nothing sent missing) and the image size reported.
 #
 # Usage: scripts/container-test.sh [BUILD_DIR]   (default: build)
 # BUILD_DIR holds (or gets) the host-built tblogd (its `inspect`) and
@@ -104,20 +108,46 @@ rm -f "$build_log"
 say "image built in $build_s s"
 
 # --- (c) run it: uid 10001, host dir as /logs, socket in the volume -----------
+# The deployment's uids (Dockerfile, deploy/): the daemon's, TensorBoard's, a
+# trainer's, and one in none of their groups.
+daemon_uid=10001 reader_uid=10002 trainer_uid=10003 stranger_uid=10004
 work=$(mktemp -d /tmp/tblog-container-test.XXXXXX)
+chmod 0755 "$work"  # every uid reaches the volume, the tools and the reports
 logdir=$work/logs
-mkdir -p "$logdir/.sock"
-"${SUDO[@]}" chown -R 10001:10001 "$logdir"
+mkdir -p "$logdir/.sock" "$logdir/.sock-b"
+"${SUDO[@]}" chown -R $daemon_uid:$daemon_uid "$logdir"
+# The host-side tools where the other uids may run them (the build tree may
+# sit under a 0700 home).
+mkdir -p "$work/bin"
+cp "$tblogd_host" "$streamer" "$root/tests/container/check_logdir.py" "$work/bin/"
+chmod -R a+rX "$work/bin"
+tblogd_host=$work/bin/tblogd
+streamer=$work/bin/tblog-stream-every-kind
+# run_as UID [GROUP...] -- CMD...: runs CMD as UID, primary group UID, and only
+# the supplementary GROUPs given.
+run_as() {
+  local uid=$1 groups=()
+  shift
+  while [[ $1 != -- ]]; do groups+=("$1"); shift; done
+  shift
+  local group_flag=--clear-groups
+  ((${#groups[@]})) && group_flag=--groups=$(IFS=,; echo "${groups[*]}")
+  "${SUDO[@]}" setpriv --reuid="$uid" --regid="$uid" "$group_flag" "$@"
+}
+name_b=$name-b
 cleanup() {
   local rc=$?
   if [[ $rc -ne 0 && ${TBLOG_CONTAINER_KEEP:-0} == 1 ]]; then
-    say "kept for a look: container $name, $work"
+    say "kept for a look: containers $name $name_b, $work"
     return
   fi
-  if podman container exists "$name" 2>/dev/null; then
-    [[ $rc -ne 0 ]] && { say "container logs:"; podman logs --tail 40 "$name" >&2 || true; }
-    podman rm -f -t 0 "$name" >/dev/null 2>&1 || true
-  fi
+  local c
+  for c in "$name" "$name_b"; do
+    if podman container exists "$c" 2>/dev/null; then
+      [[ $rc -ne 0 ]] && { say "container $c logs:"; podman logs --tail 40 "$c" >&2 || true; }
+      podman rm -f -t 0 "$c" >/dev/null 2>&1 || true
+    fi
+  done
   "${SUDO[@]}" rm -rf "$work"
 }
 trap cleanup EXIT
@@ -147,7 +177,10 @@ wait_healthy() {
   return 1
 }
 
-common=(--name "$name" --user 10001:10001 -v "$logdir:/logs:Z"
+# umask 0077: the socket's and files' modes must come from the flags' defaults.
+# --hostname and TBLOG_DAEMON_ID: this daemon's identity in its file names.
+common=(--name "$name" --user $daemon_uid:$daemon_uid --umask 0077 -v "$logdir:/logs:Z"
+        --hostname tblogd-a -e TBLOG_DAEMON_ID=tblogd-a
         -e TBLOG_UNIX_SOCKET=/logs/.sock/tblogd.sock -e TBLOG_LOG_FORMAT=json
         -e TBLOG_SHUTDOWN_GRACE=30s)
 network_mode="published ports (-p 127.0.0.1:$grpc_port:6066 -p 127.0.0.1:$metrics_port:9100)"
@@ -177,28 +210,78 @@ fi
 say "container $name healthy in $(since "$t0") s; network: $network_mode"
 for _ in $(seq 50); do [[ -S $socket ]] && break; sleep 0.1; done
 [[ -S $socket ]] || fail "no unix socket at $socket (host side of /logs/.sock/tblogd.sock)"
+socket_access=$(stat -c '%a %u:%g' "$socket")
+[[ $socket_access == "660 $daemon_uid:$daemon_uid" ]] ||
+  fail "socket $socket is '$socket_access', not '660 $daemon_uid:$daemon_uid' (default mode and group)"
 
-# --- (d) stream every kind over TCP and over the unix socket -----------------
+# A second daemon on the same volume: unix socket only, its own identity.
+t0=$(date +%s.%N)
+socket_b=$logdir/.sock-b/tblogd.sock
+podman run -d --name "$name_b" --user $daemon_uid:$daemon_uid --umask 0077 --network host \
+  -v "$logdir:/logs:Z" --hostname tblogd-b -e TBLOG_DAEMON_ID=tblogd-b \
+  -e TBLOG_METRICS_LISTEN= -e TBLOG_UNIX_SOCKET=/logs/.sock-b/tblogd.sock \
+  -e TBLOG_HEALTH_ADDRESS=unix:/logs/.sock-b/tblogd.sock -e TBLOG_LOG_FORMAT=json \
+  -e TBLOG_SHUTDOWN_GRACE=30s "$image" --listen '' >/dev/null 2>"$work/run-b.err" ||
+  fail "podman run of the second daemon: $(cat "$work/run-b.err")"
+deadline=$((SECONDS + 60))
+until "$tblogd_host" health --address "unix:$socket_b" --timeout 2s >/dev/null 2>&1; do
+  ((SECONDS < deadline)) || fail "the second daemon ($name_b) did not become healthy"
+  sleep 0.5
+done
+say "second container $name_b healthy in $(since "$t0") s (unix socket only)"
+
+# --- (d) stream: TCP, the unix socket as a trainer uid, one run via both ------
 t0=$(date +%s.%N)
 "$streamer" --target "127.0.0.1:$grpc_port" --run-path tcp-run >"$work/sent-tcp.json" ||
   fail "streaming over TCP 127.0.0.1:$grpc_port"
-# This run is left open: the daemon still holds its files at SIGTERM.
-"$streamer" --target "unix:$socket" --run-path unix-run --leave-run-open >"$work/sent-unix.json" ||
-  fail "streaming over the unix socket $socket"
-say "streamed every kind twice (TCP; unix socket, run left open) in $(since "$t0") s"
+# As a trainer of another uid in the socket's group (0660). This run is left
+# open: the daemon still holds its files at SIGTERM.
+run_as $trainer_uid $daemon_uid -- "$streamer" --target "unix:$socket" --run-path unix-run \
+  --leave-run-open >"$work/sent-unix.json" ||
+  fail "streaming over the unix socket $socket as uid $trainer_uid in group $daemon_uid"
+# Outside the group: the kernel refuses the connection.
+if run_as $stranger_uid -- "$tblogd_host" health --address "unix:$socket" --timeout 3s \
+     >"$work/stranger.txt" 2>&1; then
+  fail "uid $stranger_uid, not in group $daemon_uid, was served through $socket"
+fi
+# One run, two daemons, a writer each with tags of its own, at the same time.
+run_as $trainer_uid $daemon_uid -- "$streamer" --target "unix:$socket" --run-path shared-run \
+  --tag-prefix node-a --steps 500 >"$work/sent-shared-a.json" &
+shared_a=$!
+run_as $trainer_uid $daemon_uid -- "$streamer" --target "unix:$socket_b" --run-path shared-run \
+  --tag-prefix node-b --steps 500 >"$work/sent-shared-b.json" ||
+  fail "streaming into shared-run through the second daemon"
+wait $shared_a || fail "streaming into shared-run through the first daemon"
+say "streamed every kind over TCP and, as uid $trainer_uid, over the unix socket (run left open);" \
+    "uid $stranger_uid refused; shared-run through both daemons; in $(since "$t0") s"
 
-# --- (e) the files, read by the project's reader ------------------------------
+# --- (e) the files, read by a reader of a third uid -----------------------------
+chmod 0644 "$work"/sent-*.json
 check_files() {
   local when=$1
-  "$tblogd_host" inspect --json "$logdir" >"$work/inspect.json" || fail "tblogd inspect ($when)"
-  /usr/bin/python3 "$root/tests/container/check_logdir.py" "$work/inspect.json" "$logdir" \
-    "$work/sent-tcp.json" "$work/sent-unix.json" || fail "the logdir does not hold what was sent ($when)"
-  local foreign
-  foreign=$(find "$logdir" -mindepth 1 \( ! -uid 10001 -o ! -gid 10001 \) -printf '%u:%g %p\n' | head -5)
-  [[ -z $foreign ]] || fail "files not owned by 10001:10001 ($when): $foreign"
+  run_as $reader_uid -- "$tblogd_host" inspect --json "$logdir" >"$work/inspect.json" ||
+    fail "tblogd inspect as uid $reader_uid ($when)"
+  chmod 0644 "$work/inspect.json"
+  # Each point once: the counts are exact.
+  run_as $reader_uid -- /usr/bin/python3 "$work/bin/check_logdir.py" "$work/inspect.json" "$logdir" \
+    "$work"/sent-tcp.json "$work"/sent-unix.json "$work"/sent-shared-a.json "$work"/sent-shared-b.json ||
+    fail "the logdir does not hold what was sent, as uid $reader_uid reads it ($when)"
+  local daemon_id
+  for daemon_id in tblogd-a tblogd-b; do
+    compgen -G "$logdir/shared-run/events.out.tfevents.*.$daemon_id.*" >/dev/null ||
+      fail "no event file of $daemon_id in shared-run ($when): $(ls "$logdir/shared-run")"
+  done
+  local foreign modes
+  foreign=$(find "$logdir" -mindepth 1 \( ! -uid $daemon_uid -o ! -gid $daemon_uid \) -printf '%u:%g %p\n' | head -5)
+  [[ -z $foreign ]] || fail "files not owned by $daemon_uid:$daemon_uid ($when): $foreign"
+  # Under umask 0077, the defaults: files 0644, directories 0755.
+  modes=$(find "$logdir" -mindepth 1 -path "$logdir/.sock*" -prune -o \
+            \( -type f ! -perm 0644 -o -type d ! -perm 0755 \) -printf '%m %p\n' | head -5)
+  [[ -z $modes ]] || fail "modes other than 0644/0755 ($when): $modes"
 }
 check_files "while running"
-say "files: every kind present with the sent counts, owned by 10001:10001"
+say "files: every kind present with the sent counts, shared-run holds both daemons' files," \
+    "each point once; owned by $daemon_uid, 0644/0755, read by uid $reader_uid"
 
 # --- (f) metrics ---------------------------------------------------------------
 metrics=$(curl -fsS --max-time 5 "http://127.0.0.1:$metrics_port/metrics") ||
@@ -211,16 +294,18 @@ rejected=$(sum_family tblogd_records_rejected_total)
 say "metrics: records written $written, rejected $rejected"
 
 # --- (g) SIGTERM: exit 0 within the grace period, nothing missing -------------
-t0=$(date +%s.%N)
-# stderr aside: without systemd, podman complains about healthcheck timers.
-podman stop --time "$grace_s" "$name" >/dev/null 2>"$work/stop.err" ||
-  fail "podman stop: $(cat "$work/stop.err")"
-stop_s=$(since "$t0")
-exit_code=$(podman inspect -f '{{.State.ExitCode}}' "$name")
-[[ $exit_code == 0 ]] || fail "tblogd exited $exit_code after SIGTERM"
-awk -v s="$stop_s" -v g="$grace_s" 'BEGIN { exit !(s < g) }' ||
-  fail "stop took $stop_s s, not under the $grace_s s grace (killed?)"
-podman logs "$name" 2>&1 | grep -q 'stopped cleanly' || fail "no 'stopped cleanly' in the container log"
+for c in "$name" "$name_b"; do
+  t0=$(date +%s.%N)
+  # stderr aside: without systemd, podman complains about healthcheck timers.
+  podman stop --time "$grace_s" "$c" >/dev/null 2>"$work/stop.err" ||
+    fail "podman stop $c: $(cat "$work/stop.err")"
+  stop_s=$(since "$t0")
+  exit_code=$(podman inspect -f '{{.State.ExitCode}}' "$c")
+  [[ $exit_code == 0 ]] || fail "tblogd ($c) exited $exit_code after SIGTERM"
+  awk -v s="$stop_s" -v g="$grace_s" 'BEGIN { exit !(s < g) }' ||
+    fail "stopping $c took $stop_s s, not under the $grace_s s grace (killed?)"
+  podman logs "$c" 2>&1 | grep -q 'stopped cleanly' || fail "no 'stopped cleanly' in the log of $c"
+done
 check_files "after SIGTERM"
 say "SIGTERM: exit 0 in $stop_s s (grace $grace_s s); nothing missing afterwards"
 

@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_util.h"
+#include "daemon/permissions.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
@@ -93,6 +94,19 @@ std::optional<SyncPolicy> SyncPolicyFromName(std::string_view text) {
     if (text == name) return policy;
   }
   return std::nullopt;
+}
+
+// A mode flag's value (ParseMode), which must keep the owner's bits in
+// `required`: tblogd reads back and rewrites its files and lists its
+// directories.
+absl::StatusOr<uint32_t> ParseModeKeeping(std::string_view text, uint32_t required) {
+  absl::StatusOr<uint32_t> mode = ParseMode(text);
+  if (mode.ok() && (*mode & required) != required) {
+    return absl::InvalidArgumentError(absl::StrCat("'", Sv(text), "' must keep the owner's bits ",
+                                                   FormatMode(required),
+                                                   " (tblogd reads back what it creates)"));
+  }
+  return mode;
 }
 
 // CLI11 (2.1) reads the config file before the environment and then skips
@@ -219,6 +233,9 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
   std::string max_file_size = FormatByteSize(defaults.file.max_file_bytes);
   std::string max_inflight = FormatByteSize(defaults.max_inflight_bytes);
   std::string max_message = FormatByteSize(defaults.limits.max_message_bytes);
+  std::string unix_socket_mode = FormatMode(defaults.unix_socket_mode);
+  std::string file_mode = FormatMode(defaults.file_modes.file);
+  std::string dir_mode = FormatMode(defaults.file_modes.dir);
 
   auto env = [](CLI::Option* opt, const char* name) { return opt->envname(name); };
   env(app.add_option("--logdir", o.logdir, "Root directory of all runs (created if missing)")
@@ -228,6 +245,18 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
           ->capture_default_str(), "TBLOG_LISTEN");
   env(app.add_option("--unix-socket", o.unix_socket, "Unix socket path to serve on ('' = none)"),
       "TBLOG_UNIX_SOCKET");
+  env(app.add_option("--unix-socket-mode", unix_socket_mode,
+                     "Permission bits of the unix socket, octal (0660: its owner and group)")
+          ->capture_default_str(), "TBLOG_UNIX_SOCKET_MODE");
+  env(app.add_option("--unix-socket-group", o.unix_socket_group,
+                     "Group of the unix socket, a name or gid ('' = as created)"),
+      "TBLOG_UNIX_SOCKET_GROUP");
+  env(app.add_option("--file-mode", file_mode,
+                     "Permission bits of the files tblogd creates, octal, whatever the umask")
+          ->capture_default_str(), "TBLOG_FILE_MODE");
+  env(app.add_option("--dir-mode", dir_mode,
+                     "Permission bits of the directories tblogd creates, octal, whatever the umask")
+          ->capture_default_str(), "TBLOG_DIR_MODE");
   env(app.add_option("--workers", o.workers,
                      "Worker threads for histograms, PNG, WAV, PR curves (0 = one per core)")
           ->capture_default_str()->check(CLI::Range(0, 1024)), "TBLOG_WORKERS");
@@ -333,6 +362,12 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
     return fail(b.ok() ? absl::InvalidArgumentError("must be between 1 byte and 2GiB") : b.status(),
                 "--max-message-size");
   }
+  if (auto m = ParseModeKeeping(unix_socket_mode, 0); m.ok()) o.unix_socket_mode = *m;
+  else return fail(m.status(), "--unix-socket-mode");
+  if (auto m = ParseModeKeeping(file_mode, 0600); m.ok()) o.file_modes.file = *m;
+  else return fail(m.status(), "--file-mode");
+  if (auto m = ParseModeKeeping(dir_mode, 0700); m.ok()) o.file_modes.dir = *m;
+  else return fail(m.status(), "--dir-mode");
   o.file.sync = *SyncPolicyFromName(fsync);  // CLI11 checked it is one of the names
   if (o.listen.empty() && o.unix_socket.empty()) {
     return fail(absl::InvalidArgumentError("nothing to serve on: set --listen or --unix-socket"),

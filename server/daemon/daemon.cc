@@ -8,12 +8,14 @@
 #include <cstring>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status_util.h"
+#include "daemon/permissions.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -75,13 +77,22 @@ Daemon::Daemon(const DaemonOptions& options)
       metrics_(static_cast<size_t>(std::max(1, options.limits.max_runs))),
       budget_(options.max_inflight_bytes) {}
 
-absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
-  if (options.listen.empty() && options.unix_socket.empty()) {
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& requested) {
+  if (requested.listen.empty() && requested.unix_socket.empty()) {
     return absl::InvalidArgumentError("nothing to listen on: set --listen or --unix-socket");
   }
+  DaemonOptions options = requested;
+  if (options.file.file_system == FileSystem::Default()) {
+    options.file.file_system = FileSystem::Posix(options.file_modes);
+  }
+  std::optional<gid_t> socket_gid;
+  if (!options.unix_socket.empty() && !options.unix_socket_group.empty()) {
+    auto gid = ResolveSocketGroup(options.unix_socket_group);
+    if (!gid.ok()) return Annotate(gid.status(), "--unix-socket-group");
+    socket_gid = *gid;
+  }
+  TBLOG_RETURN_IF_ERROR(CreateLogdir(*options.file.file_system, options.logdir));
   std::error_code ec;
-  std::filesystem::create_directories(options.logdir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("creating logdir ", options.logdir, ": ", ec.message()));
   const std::string logdir = std::filesystem::canonical(options.logdir, ec).string();
   if (ec) return absl::InternalError(absl::StrCat("resolving logdir ", options.logdir, ": ", ec.message()));
 
@@ -122,7 +133,16 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   const std::string tcp_hint =
       ": the port is in use (another tblogd?) or the address is not one of this host's; "
       "stop the other process or choose another --listen";
-  daemon->server_ = builder.BuildAndStart();
+  {
+    // gRPC binds the socket here, under a umask that gives it its mode at
+    // once, or keeps it private until it has its group below.
+    std::optional<ScopedUmask> socket_umask;
+    if (!unix_uri.empty()) {
+      socket_umask.emplace(
+          UnixSocketBindUmask(options.unix_socket, options.unix_socket_mode, socket_gid));
+    }
+    daemon->server_ = builder.BuildAndStart();
+  }
   if (!daemon->server_) {
     return absl::UnavailableError(
         options.listen.empty() ? absl::StrCat("cannot listen on ", unix_uri)
@@ -139,7 +159,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
     daemon->addresses_.push_back(
         absl::StrCat(options.listen.substr(0, colon == std::string::npos ? 0 : colon), ":", tcp_port));
   }
-  if (!unix_uri.empty()) daemon->addresses_.push_back(unix_uri);
+  if (!unix_uri.empty()) {
+    TBLOG_RETURN_IF_ERROR(
+        SetUnixSocketAccess(options.unix_socket, options.unix_socket_mode, socket_gid));
+    daemon->addresses_.push_back(unix_uri);
+  }
   auto* health = daemon->server_->GetHealthCheckService();
   if (health != nullptr) {
     health->SetServingStatus("", true);

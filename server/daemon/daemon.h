@@ -31,7 +31,9 @@ namespace tblog::daemon {
 class Daemon {
  public:
   // Creates the log directory, binds every address and starts serving.
-  // Errors name the address or path that failed.
+  // The unix socket gets options.unix_socket_mode and _group, what the daemon
+  // creates options.file_modes (permissions.h). Errors name the address,
+  // path or group that failed.
   static absl::StatusOr<std::unique_ptr<Daemon>> Start(const DaemonOptions& options);
   // Shutdown(0) if it was not called, then joins every thread.
   ~Daemon();

@@ -70,6 +70,18 @@ struct DaemonOptions {
   std::string listen = "127.0.0.1:6066";
   // Unix socket path to listen on ("" = none). Faster than TCP on one host.
   std::string unix_socket;
+  // Who may connect to the unix socket: its permission bits, and its group
+  // (a name or a gid; "" = as created: the daemon's group, or the directory's
+  // when that is setgid, as a Kubernetes fsGroup volume is). 0660 lets a
+  // trainer of another uid in that group connect, and nobody else.
+  uint32_t unix_socket_mode = 0660;
+  std::string unix_socket_group;
+  // Permission bits of the files and directories the daemon creates, exactly
+  // (the umask does not narrow them): by default TensorBoard running as any
+  // user reads the logs. 0640/0750 keep them to the group. Applied through
+  // FileSystem::Posix when file.file_system is FileSystem::Default(); a
+  // FileSystem of the caller's (a test's) makes its own modes.
+  FileModes file_modes;
   // Worker threads for histograms, PNG, WAV and PR curves; 0 = one per core.
   int workers = 0;
   // How long written data may sit in the daemon's buffers before it is handed

@@ -8,11 +8,17 @@
 // scripts/container-test.sh runs it against the tblogd container.
 //
 //   tblog-stream-every-kind --target unix:/path/tblogd.sock --run-path unix-run [--steps 200]
-//                           [--leave-run-open]
+//                           [--leave-run-open] [--tag-prefix P]
 //
 // --leave-run-open ends the stream but not the run (WriterOptions::close_run
 // false), so the daemon still holds the run's files open and must close them
 // itself at shutdown; the hparams session end is then not expected.
+//
+// --tag-prefix P makes it one writer among several of a shared run (one per
+// daemon, as the nodes of a multi-node job): it sends only scalars of its own
+// tags, P/loss one call each and P/accuracy in sub-run "train", since one tag
+// must have one writer, and nothing run-wide (hparams, graph, layout,
+// embedding).
 //
 // Exit status: 0 when every record was acknowledged with no error, 1 on any
 // error (message on stderr), 2 for a bad command line.
@@ -43,6 +49,7 @@ struct Flags {
   std::string run_path;
   int64_t steps = 200;
   bool leave_run_open = false;
+  std::string tag_prefix;  // "" = every kind
 };
 
 // One line of the expectation: `count` values of `tag` in run `run`
@@ -56,7 +63,7 @@ struct ExpectedTag {
 
 constexpr std::string_view kUsage =
     "usage: tblog-stream-every-kind --target ADDRESS --run-path PATH [--steps N]\n"
-    "                               [--leave-run-open]\n"
+    "                               [--leave-run-open] [--tag-prefix P]\n"
     "  ADDRESS: host:port or unix:/path/to.sock; PATH: the run, relative to the logdir\n";
 
 bool ParseFlags(int argc, char** argv, Flags* flags) {
@@ -72,6 +79,8 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       flags->target = std::string(value);
     } else if (arg == "--run-path") {
       flags->run_path = std::string(value);
+    } else if (arg == "--tag-prefix") {
+      flags->tag_prefix = std::string(value);
     } else if (arg == "--steps") {
       if (!absl::SimpleAtoi(Sv(value), &flags->steps) || flags->steps < 1) return false;
     } else {
@@ -85,6 +94,24 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
 absl::Status Check(absl::Status status, std::string_view what) {
   if (status.ok()) return status;
   return absl::Status(status.code(), absl::StrCat(Sv(what), ": ", status.message()));
+}
+
+// Sends scalars of tags under flags.tag_prefix only; appends what the logdir
+// must hold to `expected`.
+absl::Status StreamOwnScalars(Writer& writer, const Flags& flags,
+                              std::vector<ExpectedTag>* expected) {
+  const std::string loss = absl::StrCat(flags.tag_prefix, "/loss");
+  const std::string accuracy = absl::StrCat(flags.tag_prefix, "/accuracy");
+  for (int64_t step = 0; step < flags.steps; ++step) {
+    const float x = static_cast<float>(step);
+    TBLOG_RETURN_IF_ERROR(Check(writer.scalar(loss, step, 1.0f / (1.0f + x)), "scalar loss"));
+    TBLOG_RETURN_IF_ERROR(Check(
+        writer.scalar(accuracy, step, x / static_cast<float>(flags.steps), {.subrun = "train"}),
+        "scalar accuracy"));
+  }
+  expected->push_back({flags.run_path, loss, "scalar", flags.steps});
+  expected->push_back({absl::StrCat(flags.run_path, "/train"), accuracy, "scalar", flags.steps});
+  return absl::OkStatus();
 }
 
 // Sends every kind; appends what the logdir must hold to `expected`.
@@ -248,8 +275,12 @@ std::string ToJson(const Flags& flags, const std::vector<ExpectedTag>& expected,
     absl::StrAppend(&out, i ? "," : "", "{\"run\":", JsonQuote(e.run), ",\"tag\":",
                     JsonQuote(e.tag), ",\"kind\":", JsonQuote(e.kind), ",\"count\":", e.count, "}");
   }
-  absl::StrAppend(&out, "],\"embeddings\":[{\"run\":", JsonQuote(flags.run_path),
-                  ",\"tag\":\"embedding\",\"step\":0,\"rows\":4,\"cols\":3}]",
+  absl::StrAppend(&out, "],\"embeddings\":[");
+  if (flags.tag_prefix.empty()) {
+    absl::StrAppend(&out, "{\"run\":", JsonQuote(flags.run_path),
+                    ",\"tag\":\"embedding\",\"step\":0,\"rows\":4,\"cols\":3}");
+  }
+  absl::StrAppend(&out, "]",
                   ",\"stats\":{\"enqueued\":", stats.enqueued, ",\"sent\":", stats.sent,
                   ",\"acknowledged\":", stats.acknowledged, ",\"dropped\":", stats.dropped,
                   ",\"errors\":", stats.errors, ",\"reconnects\":", stats.reconnects, "}}\n");
@@ -265,8 +296,10 @@ int Main(int argc, char** argv) {
   WriterOptions options;
   options.target = flags.target;
   options.run_path = flags.run_path;
-  options.hparams.values = {{"lr", 0.001}, {"optimizer", "adam"}, {"batch_norm", true}};
-  options.hparams.metrics = {"loss"};
+  if (flags.tag_prefix.empty()) {  // run-wide: not for one writer among several
+    options.hparams.values = {{"lr", 0.001}, {"optimizer", "adam"}, {"batch_norm", true}};
+    options.hparams.metrics = {"loss"};
+  }
   options.labels = {{"test", "container"}};
   options.batch_delay = absl::Milliseconds(10);
   options.rpc_timeout = absl::Seconds(30);
@@ -279,7 +312,8 @@ int Main(int argc, char** argv) {
   }
   Writer& writer = **opened;
   std::vector<ExpectedTag> expected;
-  absl::Status status = StreamEveryKind(writer, flags, &expected);
+  absl::Status status = flags.tag_prefix.empty() ? StreamEveryKind(writer, flags, &expected)
+                                                 : StreamOwnScalars(writer, flags, &expected);
   if (status.ok()) status = Check(writer.flush(/*sync=*/true), "flush");
   const absl::Status closed = writer.close();
   if (status.ok()) status = Check(closed, "close");

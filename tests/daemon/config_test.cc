@@ -103,6 +103,9 @@ TEST_F(ConfigTest, NoFlagsGiveExactlyTheDefaultOptions) {
   EXPECT_EQ(got.log_format, want.log_format);
   EXPECT_EQ(got.log_level, want.log_level);
   EXPECT_EQ(got.metrics_listen, want.metrics_listen);
+  EXPECT_EQ(got.unix_socket_mode, want.unix_socket_mode);
+  EXPECT_EQ(got.unix_socket_group, want.unix_socket_group);
+  EXPECT_EQ(got.file_modes, want.file_modes);
   EXPECT_EQ(err_.str(), "");
 }
 
@@ -187,6 +190,27 @@ TEST_F(ConfigTest, BadValueFromTheEnvironmentNamesTheFlag) {
   const Command cmd = Parse({});
   ExpectRefused(cmd, "--shutdown-grace");
   EXPECT_EQ(cmd.exit_code, 2);
+}
+
+TEST_F(ConfigTest, ModesAndTheSocketGroupAreOctalFlagsAndVariables) {
+  EXPECT_EQ(DaemonOptions{}.unix_socket_mode, 0660u);
+  EXPECT_EQ(DaemonOptions{}.file_modes.file, 0644u);
+  EXPECT_EQ(DaemonOptions{}.file_modes.dir, 0755u);
+  SetEnv("TBLOG_DIR_MODE", "0750");
+  SetEnv("TBLOG_UNIX_SOCKET_GROUP", "tblog");
+  const Command cmd = Parse({"--unix-socket-mode", "0600", "--file-mode", "640"});
+  ASSERT_EQ(cmd.kind, Command::Kind::kServe) << err_.str();
+  EXPECT_EQ(cmd.options.unix_socket_mode, 0600u);
+  EXPECT_EQ(cmd.options.unix_socket_group, "tblog");
+  EXPECT_EQ(cmd.options.file_modes.file, 0640u);
+  EXPECT_EQ(cmd.options.file_modes.dir, 0750u);
+  Parse({"--help"});
+  EXPECT_THAT(out_.str(), HasSubstr("0660"));
+
+  ExpectRefused(Parse({"--unix-socket-mode", "660x"}), "--unix-socket-mode");
+  ExpectRefused(Parse({"--unix-socket-mode", "4755"}), "--unix-socket-mode");  // setuid
+  ExpectRefused(Parse({"--file-mode", "0444"}), "--file-mode");  // the owner must write
+  ExpectRefused(Parse({"--dir-mode", "0644"}), "--dir-mode");    // the owner must enter
 }
 
 TEST_F(ConfigTest, ByteSizesParseAndFormatBack) {

@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_util.h"
+#include "base/sync.h"
 
 namespace tblog {
 namespace {
@@ -102,9 +104,18 @@ class PosixReadableFile final : public ReadableFile {
 
 class PosixFileSystem final : public FileSystem {
  public:
+  explicit PosixFileSystem(FileModes modes) : modes_(modes) {}
+
   absl::Status CreateDir(const std::string& path) override {
-    if (::mkdir(path.c_str(), 0755) != 0) return PosixError(errno, "creating directory", path);
-    return absl::OkStatus();
+    if (::mkdir(path.c_str(), modes_.dir) != 0) return PosixError(errno, "creating directory", path);
+    // mkdir's mode was narrowed by the umask: set it exactly, on the
+    // directory just made (O_NOFOLLOW: not on a symlink put in its place).
+    const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return PosixError(errno, "opening new directory", path);
+    absl::Status status;
+    if (::fchmod(fd, modes_.dir) != 0) status = PosixError(errno, "setting the mode of", path);
+    ::close(fd);
+    return status;
   }
 
   absl::Status SyncDir(const std::string& path) override {
@@ -118,10 +129,26 @@ class PosixFileSystem final : public FileSystem {
 
   absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritable(const std::string& path,
                                                              OpenMode mode) override {
-    int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC;
-    if (mode == OpenMode::kCreateNew) flags |= O_EXCL;
-    const int fd = ::open(path.c_str(), flags, 0644);
+    constexpr int kFlags = O_WRONLY | O_NOFOLLOW | O_CLOEXEC;
+    // Created here or opened as it was: only a file made here gets the mode
+    // (an existing one keeps its own), so creation is tried first. Twice,
+    // for a file removed between the two opens.
+    int fd = -1;
+    bool created = false;
+    for (int attempt = 0; attempt < 2 && fd < 0; ++attempt) {
+      fd = ::open(path.c_str(), kFlags | O_CREAT | O_EXCL, modes_.file);
+      created = fd >= 0;
+      if (fd >= 0 || errno != EEXIST || mode == OpenMode::kCreateNew) break;
+      fd = ::open(path.c_str(), kFlags);
+      if (fd < 0 && errno != ENOENT) break;
+    }
     if (fd < 0) return PosixError(errno, "creating", path);
+    // open's mode was narrowed by the umask: set it exactly.
+    if (created && ::fchmod(fd, modes_.file) != 0) {
+      const int error = errno;
+      ::close(fd);
+      return PosixError(error, "setting the mode of", path);
+    }
     uint64_t position = 0;
     if (mode == OpenMode::kAppend) {
       struct stat st {};
@@ -175,12 +202,31 @@ class PosixFileSystem final : public FileSystem {
     if (error != 0) return PosixError(error, "listing", path);
     return names;
   }
+
+ private:
+  const FileModes modes_;
 };
 
 }  // namespace
 
 FileSystem* FileSystem::Default() {
-  static PosixFileSystem* const fs = new PosixFileSystem();  // never destroyed: no exit order
+  static PosixFileSystem* const fs = new PosixFileSystem(FileModes{});  // never destroyed: no exit order
+  return fs;
+}
+
+FileSystem* FileSystem::Posix(FileModes modes) {
+  // The owner keeps rw- on files and rwx on directories: this file system
+  // reads back, rewrites and lists what it made.
+  modes.file = (modes.file & 0777) | 0600;
+  modes.dir = (modes.dir & 0777) | 0700;
+  if (modes == FileModes{}) return Default();
+  // One object per modes, never destroyed (as Default's): callers keep the
+  // pointer for the life of the process. Few distinct modes exist in one.
+  static Mutex mu;
+  static auto* const by_modes = new std::map<std::pair<uint32_t, uint32_t>, PosixFileSystem*>();
+  MutexLock lock(&mu);
+  PosixFileSystem*& fs = (*by_modes)[{modes.file, modes.dir}];
+  if (fs == nullptr) fs = new PosixFileSystem(modes);
   return fs;
 }
 

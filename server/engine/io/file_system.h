@@ -13,6 +13,11 @@
 // missing one NOT_FOUND; a symlink where one is refused answers
 // FAILED_PRECONDITION (a refusal, not an I/O error: retrying will not help).
 //
+// Modes: what the POSIX file system creates gets exactly the modes of its
+// FileModes (0644 files, 0755 directories unless Posix() is given others),
+// whatever the process umask is, so TensorBoard running as another user can
+// read the logs. Files and directories that exist keep their modes.
+//
 // Thread safety: a FileSystem is safe to call from any thread. A WritableFile
 // or ReadableFile belongs to one user at a time.
 #ifndef TBLOG_ENGINE_IO_FILE_SYSTEM_H_
@@ -29,6 +34,16 @@
 #include "absl/status/statusor.h"
 
 namespace tblog {
+
+// The permission bits (0..0777) the POSIX file system gives the files and
+// directories it creates, set with fchmod after creation, so the umask does
+// not narrow them.
+struct FileModes {
+  uint32_t file = 0644;
+  uint32_t dir = 0755;
+
+  friend bool operator==(const FileModes&, const FileModes&) = default;
+};
 
 // What Stat says of a name. Symlinks are reported, never followed.
 struct FileInfo {
@@ -81,19 +96,26 @@ class FileSystem {
     kOverwrite,  // create if missing; write from offset 0 over the old bytes
   };
 
-  // The POSIX file system. Never null; lives as long as the process.
+  // The POSIX file system, creating with FileModes{}. Never null; lives as
+  // long as the process.
   static FileSystem* Default();
+  // The POSIX file system creating with `modes` (bits above 0777 dropped;
+  // the owner's rw- on files and rwx on directories added: the file system
+  // needs them). Never null; lives as long as the process; the same object for
+  // equal modes, Default() for FileModes{}. Thread-safe.
+  static FileSystem* Posix(FileModes modes);
 
   virtual ~FileSystem() = default;
 
-  // Creates directory `path` (mode 0755), one level. ALREADY_EXISTS when the
-  // name exists, whatever it is.
+  // Creates directory `path` (FileModes::dir for the POSIX file system), one
+  // level. ALREADY_EXISTS when the name exists, whatever it is.
   virtual absl::Status CreateDir(const std::string& path) = 0;
   // fsyncs directory `path`: the entries created or removed in it survive a
   // machine crash.
   virtual absl::Status SyncDir(const std::string& path) = 0;
-  // Opens `path` for writing (mode 0644 when created). Never follows a
-  // symlink at `path` (FAILED_PRECONDITION). The caller owns the file.
+  // Opens `path` for writing (FileModes::file when this creates it; an
+  // existing file keeps its mode). Never follows a symlink at `path`
+  // (FAILED_PRECONDITION). The caller owns the file.
   virtual absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritable(const std::string& path,
                                                                      OpenMode mode) = 0;
   // Opens `path` for reading, following symlinks. The caller owns the file.

@@ -7,3 +7,4 @@ tblog_add_test(golden_read_test SOURCES engine/io/golden_read_test.cc LIBS tblog
 tblog_add_test(inspect_test SOURCES engine/io/inspect_test.cc LIBS tblog_engine_io)
 add_dependencies(inspect_test tblog-inspect)
 target_compile_definitions(inspect_test PRIVATE TBLOG_INSPECT_BINARY="$<TARGET_FILE:tblog-inspect>")
+tblog_add_test(file_system_test SOURCES engine/io/file_system_test.cc LIBS tblog_engine_io)
