@@ -162,6 +162,9 @@ class Writer {
     this._closed = false;
 
     this._call = client.write();
+    // Binds the stream at once, so this writer holds the run while it has
+    // nothing to log yet (tblog.proto, WriteRequest and "Leases").
+    this._call.write({ runId: this.runId, writerId: this.writerId });
     this._firstSent = false;
     this._call.on('data', (response) => this._onResponse(response));
     this._call.on('error', (err) => this._onFailure(

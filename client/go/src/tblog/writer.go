@@ -227,6 +227,10 @@ func Open(ctx context.Context, opts Options) (*Writer, error) {
 		WriterID: writerID,
 		changed:  make(chan struct{}), receiving: make(chan struct{}), stop: make(chan struct{}),
 	}
+	// Binds the stream at once, so this writer holds the run while it has
+	// nothing to log yet (tblog.proto, WriteRequest and "Leases"). A failure
+	// shows in the first batch's Send or the stream's status.
+	_ = stream.Send(&tblogv1.WriteRequest{RunId: w.RunID, WriterId: w.WriterID})
 	go w.receive()
 	interval := opts.SendInterval
 	if interval == 0 {
