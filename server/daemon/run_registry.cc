@@ -255,6 +255,7 @@ RunRegistry::Known* RunRegistry::KnownLocked(const Run& run) {
 v1::RunInfo RunRegistry::InfoLocked(const Known& known) const {
   v1::RunInfo info = known.run->Info();
   info.set_state(known.state);
+  info.set_open(known.state == v1::RUN_STATE_OPEN);  // also between closing and Close()
   known.leases.AppendTo(info);
   return info;
 }
