@@ -5,10 +5,12 @@
 #include "daemon/run_registry.h"
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <regex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -490,6 +492,40 @@ TEST_F(RunRegistryTest, TheLeaseThreadClosesARunWhoseWriterVanished) {
   Open(HeldBy("vanished", "w"));
   EXPECT_TRUE(WaitForState("vanished", v1::RUN_STATE_CLOSED));
   EXPECT_EQ(registry().OpenRunCount(), 0);
+}
+
+TEST_F(RunRegistryTest, WritersJoiningAndLeavingAtOnceCloseTheRunOnceAtTheEnd) {
+  constexpr int kWriters = 8;
+  Open(HeldBy("crowd", "opener"));
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([this, w] {
+      const std::string writer = "rank" + std::to_string(w);
+      ASSERT_TRUE(registry().OpenRun(HeldBy("crowd", writer)).ok());
+      std::shared_ptr<daemon::Run> run = registry().Find("crowd");
+      auto stream = registry().AttachStream(run, writer);
+      auto sink = std::make_shared<CountingSink>();
+      for (int seq = 1; seq <= 20; ++seq) {
+        v1::WriteRequest batch = ScalarBatch(writer, seq, seq);
+        batch.mutable_records(0)->set_tag("loss/" + writer);
+        ASSERT_TRUE(run->Submit(std::move(batch), sink, 0).ok());
+      }
+      sink->WaitForBatches(20);
+      stream.reset();
+      ASSERT_TRUE(Release("crowd", writer).ok());
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  // The opener still holds it: nobody else's leaving closed it.
+  EXPECT_EQ(registry().Info("crowd")->state(), v1::RUN_STATE_OPEN);
+  EXPECT_EQ(Holders(*registry().Info("crowd")), std::vector<std::string>{"opener"});
+  ASSERT_EQ(Release("crowd", "opener")->state(), v1::RUN_STATE_CLOSED);
+  std::map<std::string, int> points;
+  for (const std::string& tag_step : TagSteps(ReadSummaryEvents(logdir_ / "crowd"))) {
+    ++points[tag_step.substr(0, tag_step.find('@'))];
+  }
+  ASSERT_EQ(points.size(), static_cast<size_t>(kWriters));
+  for (const auto& [tag, count] : points) EXPECT_EQ(count, 20) << tag;
 }
 
 TEST_F(RunRegistryTest, ShutdownClosesHeldRunsWithoutASessionEnd) {
