@@ -290,6 +290,7 @@ absl::Status RecordStream::Connect() {
     }
   }
   for (const auto& [key, value] : options_.labels) (*request.mutable_labels())[key] = value;
+  request.set_writer_id(writer_id_);  // this writer holds the run (tblog.proto, "Leases")
 
   v1::OpenRunResponse response;
   const grpc::Status open_status = CallUnary(
@@ -370,6 +371,15 @@ RecordStream::StreamEnd RecordStream::RunStream() {
   }
   SetActiveCall(&context);
   std::thread reader([this, &stream] { ReadLoop(stream.get()); });
+  // Binds the stream to the run at once, so this writer holds the run while
+  // it has nothing to log yet (tblog.proto, WriteRequest). A failure shows
+  // as a failed write below.
+  {
+    v1::WriteRequest bind;
+    bind.set_run_id(run_id);
+    bind.set_writer_id(writer_id_);
+    stream->Write(bind);
+  }
 
   StreamEnd end = StreamEnd::kBroken;
   bool first_message = true;
@@ -476,6 +486,8 @@ absl::Status RecordStream::CloseRun() {
     request.set_run_id(run_id_);
     request.set_status(close_status_);
   }
+  // Releases this writer's hold only: the run closes when its last writer has.
+  request.set_writer_id(writer_id_);
   v1::CloseRunResponse response;
   const grpc::Status status = CallUnary(
       [&](grpc::ClientContext* context) { return stub_->CloseRun(context, request, &response); });

@@ -230,6 +230,7 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
   std::string fsync = SyncPolicyName(defaults.file.sync);
   std::string fsync_interval = absl::FormatDuration(defaults.file.sync_interval);
   std::string shutdown_grace = absl::FormatDuration(defaults.shutdown_grace);
+  std::string writer_lease = absl::FormatDuration(defaults.writer_lease);
   std::string max_file_size = FormatByteSize(defaults.file.max_file_bytes);
   std::string max_inflight = FormatByteSize(defaults.max_inflight_bytes);
   std::string max_message = FormatByteSize(defaults.limits.max_message_bytes);
@@ -280,6 +281,10 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
   env(app.add_option("--shutdown-grace", shutdown_grace,
                      "On SIGTERM/SIGINT, time allowed to drain queues before exit")
           ->capture_default_str(), "TBLOG_SHUTDOWN_GRACE");
+  env(app.add_option("--writer-lease", writer_lease,
+                     "A writer whose streams ended and that has not come back within this\n"
+                     "releases its hold on its run; a run with no holder left closes")
+          ->capture_default_str(), "TBLOG_WRITER_LEASE");
   env(app.add_option("--max-tensor-elements", o.limits.max_tensor_elements,
                      "Elements of one tensor (histogram, embedding, PR inputs)")
           ->capture_default_str(), "TBLOG_MAX_TENSOR_ELEMENTS");
@@ -352,6 +357,12 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
   else return fail(d.status(), "--fsync-interval");
   if (auto d = ParseDurationFlag(shutdown_grace); d.ok()) o.shutdown_grace = *d;
   else return fail(d.status(), "--shutdown-grace");
+  if (auto d = ParseDurationFlag(writer_lease); d.ok() && *d > absl::ZeroDuration()) {
+    o.writer_lease = *d;
+  } else {
+    return fail(d.ok() ? absl::InvalidArgumentError("must be longer than 0") : d.status(),
+                "--writer-lease");
+  }
   if (auto b = ParseByteSize(max_file_size); b.ok()) o.file.max_file_bytes = *b;
   else return fail(b.status(), "--max-file-size");
   if (auto b = ParseByteSize(max_inflight); b.ok()) o.max_inflight_bytes = *b;

@@ -96,6 +96,12 @@ struct DaemonOptions {
   size_t max_inflight_bytes = 256 << 20;
   // How long SIGTERM/SIGINT waits for queues to drain before exiting.
   absl::Duration shutdown_grace = absl::Seconds(30);
+  // How long a writer keeps its hold on a run after its last Write stream
+  // ended (or its OpenRun / WriteBatch) without coming back. Past it the hold
+  // is released as by CloseRun, and a run with no hold left closes. Longer
+  // rides out longer network or daemon outages of live trainers; shorter
+  // frees the runs of killed trainers (and --max-runs room) sooner.
+  absl::Duration writer_lease = absl::Seconds(60);
   Limits limits;
   // Logging: "text" or "json"; level: trace, debug, info, warn, error.
   std::string log_format = "text";

@@ -1,10 +1,11 @@
 #include "daemon/run_registry.h"
 
+#include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/blocking_counter.h"
 #include "absl/time/clock.h"
 #include "daemon/checkpoint.h"
 #include "daemon/names.h"
@@ -17,6 +18,23 @@ namespace {
 
 double NowSeconds() { return absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()); }
 
+// How bad a session end is: a run's holders may each give one, and the
+// worst is written (a failed rank fails the run's session).
+int Severity(v1::SessionStatus status) {
+  switch (status) {
+    case v1::SESSION_STATUS_FAILURE: return 3;
+    case v1::SESSION_STATUS_RUNNING: return 2;
+    case v1::SESSION_STATUS_SUCCESS: return 1;
+    default: return 0;
+  }
+}
+
+// Often enough that a hold outlives its lease by a small fraction of it, and
+// at least once a second.
+absl::Duration LeaseTick(absl::Duration lease) {
+  return std::clamp(lease / 4, absl::Milliseconds(5), absl::Seconds(1));
+}
+
 // A machine crash must not lose a run directory whose files were fsynced.
 bool SyncNewDirectories(const DaemonOptions& options) {
   return options.file.sync != SyncPolicy::kNever;
@@ -25,7 +43,37 @@ bool SyncNewDirectories(const DaemonOptions& options) {
 }  // namespace
 
 RunRegistry::RunRegistry(RunContext context, std::string logdir)
-    : context_(context), fs_(*context.options->file.file_system), logdir_(std::move(logdir)) {}
+    : context_(context), fs_(*context.options->file.file_system), logdir_(std::move(logdir)) {
+  lease_thread_ = std::thread([this] { LeaseLoop(); });
+}
+
+RunRegistry::~RunRegistry() {
+  StopLeaseThread();
+  MutexLock lock(&mu_);
+  auto none = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closes_in_flight_ == 0; };
+  mu_.Await(Condition(&none));
+}
+
+RunRegistry::StreamHold::~StreamHold() { registry_->StreamEnded(run_, writer_id_); }
+
+void RunRegistry::LeaseLoop() {
+  const absl::Duration tick = LeaseTick(context_.options->writer_lease);
+  MutexLock lock(&lease_mu_);
+  auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lease_mu_) { return stop_; };
+  while (!lease_mu_.AwaitWithTimeout(Condition(&stop), tick)) {
+    lease_mu_.Unlock();
+    ExpireLeases(absl::Now());
+    lease_mu_.Lock();
+  }
+}
+
+void RunRegistry::StopLeaseThread() {
+  {
+    MutexLock lock(&lease_mu_);
+    stop_ = true;
+  }
+  if (lease_thread_.joinable()) lease_thread_.join();
+}
 
 absl::StatusOr<std::string> RunRegistry::CreateTimestampedDir(const v1::OpenRunRequest& request) {
   if (!request.experiment().empty()) {
@@ -82,17 +130,26 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
   MutexLock open_lock(&open_mu_);
   v1::OpenRunResponse response;
   std::string run_path = request.run_path();
+  const std::map<std::string, std::string> labels(request.labels().begin(),
+                                                  request.labels().end());
   int open_runs = 0;
   {
     MutexLock lock(&mu_);
     open_runs = OpenRunCountLocked();
     auto it = run_path.empty() ? runs_.end() : runs_.find(run_path);
-    if (it != runs_.end() && it->second.run->open()) {
+    if (it != runs_.end() && it->second.state == v1::RUN_STATE_CLOSING) {
+      // Its files are being completed: a new Run on the same directory now
+      // would race with that. The close takes milliseconds.
+      return absl::UnavailableError(absl::StrCat(
+          "run \"", run_path, "\" is closing (its last writer released it); retry"));
+    }
+    if (it != runs_.end() && it->second.state == v1::RUN_STATE_OPEN) {
       if (request.mode() == v1::OPEN_MODE_CREATE) {
         return absl::AlreadyExistsError(
             absl::StrCat("run_path \"", run_path, "\" exists (it is open in this daemon)"));
       }
-      // A second writer joins the run.
+      // A second writer joins the run (or one reconnects).
+      it->second.leases.Hold(request.writer_id(), absl::Now(), &labels);
       response.set_run_id(run_path);
       response.set_run_path(run_path);
       response.set_directory(it->second.run->directory());
@@ -142,9 +199,8 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
     }
   }
 
-  std::map<std::string, std::string> labels(request.labels().begin(), request.labels().end());
   auto run = std::make_shared<Run>(context_, run_path, absl::StrCat(logdir_, "/", run_path),
-                                   std::move(labels), request.filename_suffix(), writer_sequences);
+                                   labels, request.filename_suffix(), writer_sequences);
   if (!open_events->events.empty() || !open_events->files.empty()) {
     run->SubmitEvents(*std::move(open_events), [run_path](absl::Status status) {
       if (!status.ok()) {
@@ -155,7 +211,13 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
   }
   {
     MutexLock lock(&mu_);
-    runs_[run_path] = Known{run, request.hparams()};
+    // Replaces the entry of the run's closed predecessor, if any.
+    runs_.erase(run_path);
+    Known& known = runs_.emplace(run_path, Known{.run = run,
+                                                 .hparams = request.hparams(),
+                                                 .leases = RunLeases(context_.options->writer_lease)})
+                       .first->second;
+    known.leases.Hold(request.writer_id(), absl::Now(), &labels);
   }
   spdlog::info("run={} opened resumed={} labels={}", run_path, resumed, request.labels_size());
 
@@ -175,83 +237,218 @@ std::shared_ptr<Run> RunRegistry::Find(std::string_view run_id) const {
   return it == runs_.end() ? nullptr : it->second.run;
 }
 
-void RunRegistry::CloseRun(const std::string& run_id, v1::SessionStatus status, CloseDone done) {
-  std::shared_ptr<Run> run;
-  v1::HParams hparams;
-  {
-    MutexLock lock(&mu_);
-    auto it = runs_.find(run_id);
-    if (it != runs_.end()) {
-      run = it->second.run;
-      hparams = it->second.hparams;
-    }
+absl::StatusOr<v1::RunInfo> RunRegistry::Info(std::string_view run_id) const {
+  MutexLock lock(&mu_);
+  auto it = runs_.find(run_id);
+  if (it == runs_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("run_id \"", std::string(run_id), "\" is not known to this daemon"));
   }
-  if (!run) {
-    std::move(done)(absl::NotFoundError(absl::StrCat("run \"", run_id, "\" is not known")));
-    return;
+  return InfoLocked(it->second);
+}
+
+RunRegistry::Known* RunRegistry::KnownLocked(const Run& run) {
+  auto it = runs_.find(run.run_id());
+  return it != runs_.end() && it->second.run.get() == &run ? &it->second : nullptr;
+}
+
+v1::RunInfo RunRegistry::InfoLocked(const Known& known) const {
+  v1::RunInfo info = known.run->Info();
+  info.set_state(known.state);
+  info.set_open(known.state == v1::RUN_STATE_OPEN);  // also between closing and Close()
+  known.leases.AppendTo(info);
+  return info;
+}
+
+std::unique_ptr<RunRegistry::StreamHold> RunRegistry::AttachStream(
+    const std::shared_ptr<Run>& run, const std::string& writer_id) {
+  MutexLock lock(&mu_);
+  Known* known = KnownLocked(*run);
+  if (known == nullptr || known->state != v1::RUN_STATE_OPEN) return nullptr;
+  known->leases.StreamStarted(writer_id, absl::Now());
+  return std::make_unique<StreamHold>(this, run, writer_id);
+}
+
+void RunRegistry::StreamEnded(const std::shared_ptr<Run>& run, const std::string& writer_id) {
+  MutexLock lock(&mu_);
+  Known* known = KnownLocked(*run);
+  if (known != nullptr && known->state == v1::RUN_STATE_OPEN) {
+    known->leases.StreamEnded(writer_id, absl::Now());
   }
-  if (!run->open()) {
-    std::move(done)(
-        absl::FailedPreconditionError(absl::StrCat("run \"", run_id, "\" is already closed")));
-    return;
+}
+
+void RunRegistry::Touch(const std::shared_ptr<Run>& run, const std::string& writer_id) {
+  MutexLock lock(&mu_);
+  Known* known = KnownLocked(*run);
+  if (known != nullptr && known->state == v1::RUN_STATE_OPEN) {
+    known->leases.Hold(writer_id, absl::Now());
   }
-  Converted final_events = context_.converter->CloseRunEvents(status, hparams, NowSeconds());
+}
+
+RunRegistry::Closing RunRegistry::BeginCloseLocked(Known& known) {
+  known.state = v1::RUN_STATE_CLOSING;
+  known.leases.ReleaseAll();
+  ++closes_in_flight_;
+  // No holder said goodbye: every trainer vanished, which is a failure.
+  const v1::SessionStatus status = known.released ? known.end_status : v1::SESSION_STATUS_FAILURE;
+  return Closing{known.run, known.hparams, status};
+}
+
+void RunRegistry::FinishClose(Closing closing, CloseDone done) {
+  Converted final_events;
+  if (closing.session_end) {
+    final_events = context_.converter->CloseRunEvents(closing.status, closing.hparams, NowSeconds());
+  }
+  std::shared_ptr<Run> run = std::move(closing.run);
   run->Close(std::move(final_events),
-             [run, done = std::move(done)](absl::Status close_status) mutable {
+             [this, run, done = std::move(done)](absl::Status close_status) mutable {
                spdlog::info("run={} closed status={}", run->run_id(),
                             close_status.ok() ? "OK" : std::string(close_status.message()));
-               if (!close_status.ok()) {
-                 std::move(done)(close_status);
-               } else {
-                 std::move(done)(run->Info());
+               absl::StatusOr<v1::RunInfo> result = absl::UnknownError("");
+               {
+                 MutexLock lock(&mu_);
+                 Known* known = KnownLocked(*run);
+                 if (known != nullptr) known->state = v1::RUN_STATE_CLOSED;
+                 if (!close_status.ok()) {
+                   result = close_status;
+                 } else {
+                   result = known != nullptr ? InfoLocked(*known) : run->Info();
+                 }
                }
+               std::move(done)(std::move(result));
+               MutexLock lock(&mu_);
+               --closes_in_flight_;
              });
 }
 
-absl::Status RunRegistry::CloseAllForShutdown(absl::Time deadline) {
-  std::vector<std::shared_ptr<Run>> runs = OpenRuns();
-  struct Pending {
-    Mutex mu;
-    int left ABSL_GUARDED_BY(mu) = 0;
-    std::vector<std::string> errors ABSL_GUARDED_BY(mu);
-  };
-  auto pending = std::make_shared<Pending>();
+void RunRegistry::CloseRun(const std::string& run_id, const std::string& writer_id,
+                           v1::SessionStatus status, CloseDone done) {
+  std::optional<Closing> closing;
+  std::shared_ptr<Run> still_held;
+  absl::StatusOr<v1::RunInfo> answer = absl::UnknownError("not answered");
   {
-    MutexLock lock(&pending->mu);
-    pending->left = static_cast<int>(runs.size());
+    MutexLock lock(&mu_);
+    auto it = runs_.find(run_id);
+    if (it == runs_.end()) {
+      answer = absl::NotFoundError(absl::StrCat("run \"", run_id, "\" is not known"));
+    } else if (Known& known = it->second; known.state != v1::RUN_STATE_OPEN) {
+      // A writer's release is idempotent (a retried call, an expired
+      // hold); closing a closed run for everyone is a mistake worth naming.
+      if (writer_id.empty()) {
+        answer = absl::FailedPreconditionError(absl::StrCat(
+            "run \"", run_id, "\" is already ",
+            known.state == v1::RUN_STATE_CLOSING ? "closing" : "closed"));
+      } else {
+        answer = InfoLocked(known);
+      }
+    } else {
+      if (Severity(status) >= Severity(known.end_status)) known.end_status = status;
+      known.released = true;
+      if (writer_id.empty()) {
+        spdlog::info("run={} CloseRun for every writer ({} holds)", run_id,
+                     known.leases.ReleaseAll());
+      } else if (known.leases.Release(writer_id)) {
+        spdlog::debug("run={} writer={} released its hold", run_id, writer_id);
+      }
+      if (known.leases.empty()) {
+        closing = BeginCloseLocked(known);
+      } else {
+        still_held = known.run;
+      }
+    }
   }
-  for (const auto& run : runs) {
-    run->Close(Converted{}, [pending, run](absl::Status status) {
-      MutexLock lock(&pending->mu);
-      --pending->left;
-      if (!status.ok() && status.code() != absl::StatusCode::kFailedPrecondition) {
-        pending->errors.push_back(absl::StrCat(run->run_id(), ": ", status.message()));
+  if (closing) {
+    FinishClose(*std::move(closing), std::move(done));
+  } else if (still_held) {
+    // The others keep writing; this writer learns that what it sent is durable.
+    still_held->Flush(writer_id, 0, /*sync=*/true,
+                      [this, run_id, done = std::move(done)](absl::Status flushed) mutable {
+                        if (flushed.ok()) {
+                          std::move(done)(Info(run_id));
+                        } else {
+                          std::move(done)(flushed);
+                        }
+                      });
+  } else {
+    std::move(done)(std::move(answer));
+  }
+}
+
+int RunRegistry::ExpireLeases(absl::Time now) {
+  std::vector<Closing> closing;
+  {
+    MutexLock lock(&mu_);
+    for (auto& [run_id, known] : runs_) {
+      if (known.state != v1::RUN_STATE_OPEN) continue;
+      const std::vector<std::string> expired = known.leases.Expire(now);
+      for (const std::string& writer_id : expired) {
+        spdlog::info("run={} writer={} lease expired ({} without a stream): hold released",
+                     run_id, writer_id, absl::FormatDuration(context_.options->writer_lease));
+      }
+      if (!expired.empty() && known.leases.empty()) closing.push_back(BeginCloseLocked(known));
+    }
+  }
+  for (Closing& one : closing) {
+    FinishClose(std::move(one), [](absl::StatusOr<v1::RunInfo> closed) {
+      if (!closed.ok()) {
+        spdlog::error("run closing after its leases expired: {}",
+                      std::string(closed.status().message()));
       }
     });
   }
-  MutexLock lock(&pending->mu);
-  auto all_closed = [&pending]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending->mu) {
-    return pending->left == 0;
-  };
-  if (!pending->mu.AwaitWithDeadline(Condition(&all_closed), deadline)) {
-    return absl::DeadlineExceededError(
-        absl::StrCat(pending->left, " runs still closing at the shutdown deadline"));
+  return static_cast<int>(closing.size());
+}
+
+absl::Status RunRegistry::CloseAllForShutdown(absl::Time deadline) {
+  // Leases stop counting: a run must not get a session end because its
+  // writers' streams ended with the daemon's.
+  StopLeaseThread();
+  std::vector<Closing> closing;
+  {
+    MutexLock lock(&mu_);
+    for (auto& [run_id, known] : runs_) {
+      if (known.state != v1::RUN_STATE_OPEN) continue;
+      closing.push_back(BeginCloseLocked(known));
+      closing.back().session_end = false;
+    }
   }
-  if (!pending->errors.empty()) {
-    return absl::InternalError(absl::StrCat("closing runs: ", absl::StrJoin(pending->errors, "; ")));
+  struct Errors {
+    Mutex mu;
+    std::vector<std::string> list ABSL_GUARDED_BY(mu);
+  };
+  auto errors = std::make_shared<Errors>();
+  for (Closing& one : closing) {
+    const std::string run_id = one.run->run_id();
+    FinishClose(std::move(one), [errors, run_id](absl::StatusOr<v1::RunInfo> closed) {
+      if (!closed.ok() && closed.status().code() != absl::StatusCode::kFailedPrecondition) {
+        MutexLock lock(&errors->mu);
+        errors->list.push_back(absl::StrCat(run_id, ": ", closed.status().message()));
+      }
+    });
+  }
+  {
+    // Also waits for the runs that were closing already (CloseRun, leases).
+    MutexLock lock(&mu_);
+    auto all_closed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return closes_in_flight_ == 0;
+    };
+    if (!mu_.AwaitWithDeadline(Condition(&all_closed), deadline)) {
+      return absl::DeadlineExceededError(
+          absl::StrCat(closes_in_flight_, " runs still closing at the shutdown deadline"));
+    }
+  }
+  MutexLock lock(&errors->mu);
+  if (!errors->list.empty()) {
+    return absl::InternalError(absl::StrCat("closing runs: ", absl::StrJoin(errors->list, "; ")));
   }
   return absl::OkStatus();
 }
 
 std::vector<v1::RunInfo> RunRegistry::List() const {
-  std::vector<std::shared_ptr<Run>> runs;
-  {
-    MutexLock lock(&mu_);
-    for (const auto& [id, known] : runs_) runs.push_back(known.run);
-  }
+  MutexLock lock(&mu_);
   std::vector<v1::RunInfo> infos;
-  infos.reserve(runs.size());
-  for (const auto& run : runs) infos.push_back(run->Info());
+  infos.reserve(runs_.size());
+  for (const auto& [id, known] : runs_) infos.push_back(InfoLocked(known));
   return infos;
 }
 
@@ -262,7 +459,7 @@ int RunRegistry::OpenRunCount() const {
 
 int RunRegistry::OpenRunCountLocked() const {
   int open = 0;
-  for (const auto& [id, known] : runs_) open += known.run->open() ? 1 : 0;
+  for (const auto& [id, known] : runs_) open += known.state == v1::RUN_STATE_OPEN ? 1 : 0;
   return open;
 }
 
@@ -270,7 +467,7 @@ std::vector<std::shared_ptr<Run>> RunRegistry::OpenRuns() const {
   std::vector<std::shared_ptr<Run>> runs;
   MutexLock lock(&mu_);
   for (const auto& [id, known] : runs_) {
-    if (known.run->open()) runs.push_back(known.run);
+    if (known.state == v1::RUN_STATE_OPEN) runs.push_back(known.run);
   }
   return runs;
 }

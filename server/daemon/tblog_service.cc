@@ -27,6 +27,13 @@ absl::Status ToAbsl(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
+// A stream's first message that only names its run and writer (tblog.proto,
+// WriteRequest): it binds the stream, so the writer holds the run at once.
+bool IsBindOnly(const v1::WriteRequest& request) {
+  return request.records_size() == 0 && request.sequence() == 0 &&
+         request.flush() == v1::FLUSH_MODE_NONE;
+}
+
 // Merges a newer ack into a pending one: sequences only grow, errors add up.
 void MergeAck(v1::WriteResponse& into, v1::WriteResponse&& from) {
   into.set_written_sequence(std::max(into.written_sequence(), from.written_sequence()));
@@ -81,6 +88,10 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
         // Not acknowledged: the client resends it to the next daemon.
       } else if (absl::Status status = AcceptLocked(); !status.ok()) {
         error_ = status;
+      } else if (IsBindOnly(request_)) {
+        // Only binds the stream (and its writer's hold); nothing to queue.
+        request_.Clear();
+        reading_ = read_on = true;
       } else {
         const size_t bytes = request_.ByteSizeLong();
         ByteBudget* budget = service_->context_.budget;
@@ -131,6 +142,10 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
 
   void OnDone() override {
     sink_->Detach();
+    {
+      MutexLock lock(&mu_);
+      hold_.reset();  // the writer's lease runs from now unless it has other streams
+    }
     service_->UnregisterStream(this);
     delete this;
   }
@@ -197,6 +212,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
       }
       writer_id_ = request_.writer_id();
       run_->Subscribe(writer_id_, sink_);
+      hold_ = service_->registry_->AttachStream(run_, writer_id_);
     } else {
       if (!request_.run_id().empty() && request_.run_id() != run_->run_id()) {
         return absl::InvalidArgumentError(absl::StrCat(
@@ -286,6 +302,8 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
 
   Mutex mu_;
   std::shared_ptr<Run> run_ ABSL_GUARDED_BY(mu_);
+  // The stream's share in its writer's hold on run_ (null: not bound yet).
+  std::unique_ptr<RunRegistry::StreamHold> hold_ ABSL_GUARDED_BY(mu_);
   std::string writer_id_;  // set once, before any ack can arrive
   std::string run_id_;     // set before writer_id_, once
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
@@ -529,6 +547,7 @@ grpc::ServerUnaryReactor* TBLogService::WriteBatch(grpc::CallbackServerContext* 
                                               "\" is not known to this daemon; call OpenRun")));
     return reactor;
   }
+  registry_->Touch(run, request->writer_id());  // renews the writer's lease
   const size_t bytes = request->ByteSizeLong();
   context_.budget->Charge(bytes);  // one message per call: bounded by the call count
   context_.metrics->bytes_received.fetch_add(bytes, std::memory_order_relaxed);
@@ -555,7 +574,7 @@ grpc::ServerUnaryReactor* TBLogService::CloseRun(grpc::CallbackServerContext* co
                                                  const v1::CloseRunRequest* request,
                                                  v1::CloseRunResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  registry_->CloseRun(request->run_id(), request->status(),
+  registry_->CloseRun(request->run_id(), request->writer_id(), request->status(),
                       [reactor, response](absl::StatusOr<v1::RunInfo> info) {
                         if (!info.ok()) {
                           reactor->Finish(ToGrpc(info.status()));
@@ -580,14 +599,9 @@ grpc::ServerUnaryReactor* TBLogService::GetRun(grpc::CallbackServerContext* cont
                                                const v1::GetRunRequest* request,
                                                v1::RunInfo* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (auto run = registry_->Find(request->run_id())) {
-    *response = run->Info();
-    reactor->Finish(grpc::Status::OK);
-  } else {
-    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                 absl::StrCat("run_id \"", request->run_id(),
-                                              "\" is not known to this daemon")));
-  }
+  auto info = registry_->Info(request->run_id());
+  if (info.ok()) *response = *std::move(info);
+  reactor->Finish(ToGrpc(info.status()));
   return reactor;
 }
 

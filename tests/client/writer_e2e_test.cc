@@ -289,14 +289,12 @@ void ExpectEachStepOnce(const std::vector<tb::Event>& events, const std::string&
 // Two processes' worth of writers (two Writers, two streams, two writer ids)
 // into one run at once: one run directory, each writer's points all there,
 // once, in the order that writer sent them; the histograms interleaved with
-// the scalars of the same writer keep their place too. As documented for
-// shared runs, only one writer ends the run (close_run), after the others.
+// the scalars of the same writer keep their place too. Each writer's close()
+// releases its hold; the run ends with the last one (tblog.proto, "Leases").
 TEST_F(WriterE2eTest, TwoWritersIntoOneRunKeepEachWritersOrder) {
   constexpr int64_t kSteps = 3000;
   auto first = Writer::Open(OptionsFor(*daemon_, "e2e/shared"));
-  WriterOptions helper = OptionsFor(*daemon_, "e2e/shared");
-  helper.close_run = false;
-  auto second = Writer::Open(helper);
+  auto second = Writer::Open(OptionsFor(*daemon_, "e2e/shared"));
   ASSERT_TRUE(first.ok()) << first.status();
   ASSERT_TRUE(second.ok()) << second.status();
   ASSERT_NE((*first)->writer_id(), (*second)->writer_id());

@@ -88,6 +88,11 @@ class FakeDaemon final : public v1::TBLog::Service {
     while (stream->Read(&request)) {
       if (!request.writer_id().empty()) writer_id = request.writer_id();
       if (writer_id.empty()) return grpc::Status(grpc::INVALID_ARGUMENT, "no writer_id");
+      // The stream's bind-only first message, as tblogd ignores it.
+      if (request.records_size() == 0 && request.sequence() == 0 &&
+          request.flush() == v1::FLUSH_MODE_NONE) {
+        continue;
+      }
       v1::WriteResponse response;
       {
         MutexLock lock(&mu);

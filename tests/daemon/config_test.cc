@@ -99,6 +99,7 @@ TEST_F(ConfigTest, NoFlagsGiveExactlyTheDefaultOptions) {
   EXPECT_EQ(got.file.source_writer, want.file.source_writer);
   EXPECT_EQ(got.max_inflight_bytes, want.max_inflight_bytes);
   EXPECT_EQ(got.shutdown_grace, want.shutdown_grace);
+  EXPECT_EQ(got.writer_lease, want.writer_lease);
   EXPECT_TRUE(got.limits == want.limits);
   EXPECT_EQ(got.log_format, want.log_format);
   EXPECT_EQ(got.log_level, want.log_level);
@@ -174,6 +175,8 @@ TEST_F(ConfigTest, BadValuesAreErrorsNamingTheFlag) {
       {{"--flush-interval", "soon"}, "--flush-interval"},
       {{"--fsync-interval", "-1s"}, "--fsync-interval"},
       {{"--shutdown-grace", "30"}, "--shutdown-grace"},
+      {{"--writer-lease", "0s"}, "--writer-lease"},  // a hold must last a while
+      {{"--writer-lease", "a minute"}, "--writer-lease"},
       {{"--max-inflight-bytes", "12XB"}, "--max-inflight-bytes"},
       {{"--max-file-size", "lots"}, "--max-file-size"},
       {{"--max-message-size", "3GiB"}, "--max-message-size"},

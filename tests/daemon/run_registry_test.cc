@@ -1,13 +1,16 @@
 // RunRegistry (server/daemon/run_registry.h) on a temporary log directory,
 // with the daemon's real parts: timestamped and explicit runs, resume,
-// --max-runs, closing, and the run list.
+// --max-runs, closing, the run list, and leases (holds released by CloseRun,
+// by expiry, kept by streams).
 #include "daemon/run_registry.h"
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <regex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -20,6 +23,7 @@
 #include "daemon_test_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tblog/tensorboard/hparams.pb.h"
 
 namespace tblog::daemon {
 namespace {
@@ -74,6 +78,47 @@ v1::OpenRunRequest AtPath(const std::string& run_path,
   return request;
 }
 
+// OpenRun of `writer`, which then holds the run.
+v1::OpenRunRequest HeldBy(const std::string& run_path, const std::string& writer,
+                          v1::OpenMode mode = v1::OPEN_MODE_DEFAULT) {
+  v1::OpenRunRequest request = AtPath(run_path, mode);
+  request.set_writer_id(writer);
+  return request;
+}
+
+std::vector<std::string> Holders(const v1::RunInfo& info) {
+  std::vector<std::string> writers;
+  for (const v1::RunHolder& holder : info.holders()) writers.push_back(holder.writer_id());
+  return writers;
+}
+
+// The status of the run's hparams session end, read back; -1 when it has none.
+int SessionEndStatus(const fs::path& dir) {
+  for (const auto& event : ReadSummaryEvents(dir)) {
+    for (const auto& value : event.summary().value()) {
+      if (value.tag() != "_hparams_/session_end_info") continue;
+      tensorboard::hparams::HParamsPluginData data;
+      EXPECT_TRUE(data.ParseFromString(value.metadata().plugin_data().content()));
+      return data.session_end_info().status();
+    }
+  }
+  return -1;
+}
+
+// The "loss" points of the run directory, as "loss@step" in file order.
+std::vector<std::string> LossSteps(const fs::path& dir) {
+  std::vector<std::string> loss;
+  for (const std::string& tag_step : TagSteps(ReadSummaryEvents(dir))) {
+    if (tag_step.rfind("loss@", 0) == 0) loss.push_back(tag_step);
+  }
+  return loss;
+}
+
+v1::OpenRunRequest WithHParams(v1::OpenRunRequest request) {
+  (*request.mutable_hparams()->mutable_values())["lr"].set_number(0.1);
+  return request;
+}
+
 class RunRegistryTest : public ::testing::Test {
  protected:
   RunRegistryTest()
@@ -104,11 +149,13 @@ class RunRegistryTest : public ::testing::Test {
     return response.ok() ? *response : v1::OpenRunResponse();
   }
 
+  // CloseRun: releases `writer`'s hold, or closes for every writer with "".
   absl::StatusOr<v1::RunInfo> Close(const std::string& run_id,
-                                    v1::SessionStatus status = v1::SESSION_STATUS_SUCCESS) {
+                                    v1::SessionStatus status = v1::SESSION_STATUS_SUCCESS,
+                                    const std::string& writer = "") {
     Notification closed;
     absl::StatusOr<v1::RunInfo> result = absl::UnknownError("not called");
-    registry().CloseRun(run_id, status, [&](absl::StatusOr<v1::RunInfo> info) {
+    registry().CloseRun(run_id, writer, status, [&](absl::StatusOr<v1::RunInfo> info) {
       result = std::move(info);
       closed.Notify();
     });
@@ -116,15 +163,31 @@ class RunRegistryTest : public ::testing::Test {
     return result;
   }
 
-  // Writes batches 1..n of writer "w" into the run and waits for their acks.
-  void WriteBatches(const std::string& run_id, int n) {
+  absl::StatusOr<v1::RunInfo> Release(const std::string& run_id, const std::string& writer,
+                                      v1::SessionStatus status = v1::SESSION_STATUS_SUCCESS) {
+    return Close(run_id, status, writer);
+  }
+
+  // Writes batches first..last of writer "w" into the run and waits for their acks.
+  void WriteBatches(const std::string& run_id, int last, int first = 1) {
     std::shared_ptr<daemon::Run> run = registry().Find(run_id);
     ASSERT_NE(run, nullptr);
     auto sink = std::make_shared<CountingSink>();
-    for (int seq = 1; seq <= n; ++seq) {
+    for (int seq = first; seq <= last; ++seq) {
       ASSERT_TRUE(run->Submit(ScalarBatch("w", seq, seq), sink, 0).ok());
     }
-    sink->WaitForBatches(n);
+    sink->WaitForBatches(last - first + 1);
+  }
+
+  // Polls until the run is in `state`; false after 30 s (a generous bound:
+  // the close is queued work on a shared 2-core machine).
+  bool WaitForState(const std::string& run_id, v1::RunState state) {
+    for (int i = 0; i < 3000; ++i) {
+      auto info = registry().Info(run_id);
+      if (info.ok() && info->state() == state) return true;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return false;
   }
 
   const fs::path logdir_;
@@ -295,5 +358,186 @@ TEST_F(RunRegistryTest, ShutdownClosesEveryOpenRun) {
   EXPECT_TRUE(Open(AtPath("s/1", v1::OPEN_MODE_RESUME)).resumed());
 }
 
+TEST_F(RunRegistryTest, OneWritersCloseRunLeavesTheRunToTheOthers) {
+  const v1::OpenRunResponse a = Open(WithHParams(HeldBy("shared", "rank0")));
+  Open(HeldBy("shared", "rank1"));
+  WriteBatches(a.run_id(), 2);
+
+  const absl::StatusOr<v1::RunInfo> after_first = Release(a.run_id(), "rank0");
+  ASSERT_TRUE(after_first.ok()) << after_first.status();
+  EXPECT_EQ(after_first->state(), v1::RUN_STATE_OPEN);
+  EXPECT_TRUE(after_first->open());
+  EXPECT_EQ(Holders(*after_first), std::vector<std::string>{"rank1"});
+  WriteBatches(a.run_id(), 4, 3);  // the other writer goes on
+  EXPECT_EQ(SessionEndStatus(logdir_ / "shared"), -1);
+
+  const absl::StatusOr<v1::RunInfo> after_last = Release(a.run_id(), "rank1");
+  ASSERT_TRUE(after_last.ok()) << after_last.status();
+  EXPECT_EQ(after_last->state(), v1::RUN_STATE_CLOSED);
+  EXPECT_FALSE(after_last->open());
+  EXPECT_TRUE(after_last->holders().empty());
+  EXPECT_EQ(LossSteps(logdir_ / "shared"),
+            (std::vector<std::string>{"loss@1", "loss@2", "loss@3", "loss@4"}));
+  EXPECT_EQ(SessionEndStatus(logdir_ / "shared"), tensorboard::hparams::STATUS_SUCCESS);
+}
+
+TEST_F(RunRegistryTest, TheWorstStatusOfTheHoldersIsTheSessionsEnd) {
+  const v1::OpenRunResponse a = Open(WithHParams(HeldBy("worst", "rank0")));
+  Open(HeldBy("worst", "rank1"));
+  ASSERT_TRUE(Release(a.run_id(), "rank0", v1::SESSION_STATUS_FAILURE).ok());
+  ASSERT_TRUE(Release(a.run_id(), "rank1", v1::SESSION_STATUS_SUCCESS).ok());
+  EXPECT_EQ(SessionEndStatus(logdir_ / "worst"), tensorboard::hparams::STATUS_FAILURE);
+}
+
+TEST_F(RunRegistryTest, ReleasingAgainIsNotAnErrorClosingAgainIs) {
+  const v1::OpenRunResponse a = Open(HeldBy("again", "w"));
+  ASSERT_EQ(Release(a.run_id(), "w")->state(), v1::RUN_STATE_CLOSED);
+  // A retried CloseRun (or one after the hold expired) of a writer.
+  const absl::StatusOr<v1::RunInfo> retried = Release(a.run_id(), "w");
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->state(), v1::RUN_STATE_CLOSED);
+  EXPECT_EQ(Close(a.run_id()).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Release("never/opened", "w").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(RunRegistryTest, CloseRunWithoutWriterClosesForEveryWriter) {
+  const v1::OpenRunResponse a = Open(HeldBy("everyone", "rank0"));
+  Open(HeldBy("everyone", "rank1"));
+  const absl::StatusOr<v1::RunInfo> closed = Close(a.run_id());
+  ASSERT_TRUE(closed.ok()) << closed.status();
+  EXPECT_EQ(closed->state(), v1::RUN_STATE_CLOSED);
+  EXPECT_TRUE(closed->holders().empty());
+}
+
+TEST_F(RunRegistryTest, ExpiredLeasesCloseTheRunAndFreeItsPlace) {
+  options_.writer_lease = absl::Hours(1);  // only the explicit clock below expires it
+  options_.limits.max_runs = 1;
+  const absl::Time start = absl::Now();
+  const v1::OpenRunResponse dead = Open(WithHParams(HeldBy("killed", "trainer")));
+  WriteBatches(dead.run_id(), 2);
+  EXPECT_EQ(registry().OpenRun(HeldBy("next", "other")).status().code(),
+            absl::StatusCode::kResourceExhausted);
+
+  EXPECT_EQ(registry().ExpireLeases(start + absl::Minutes(30)), 0);
+  EXPECT_EQ(registry().Info("killed")->state(), v1::RUN_STATE_OPEN);
+  EXPECT_EQ(registry().ExpireLeases(start + absl::Hours(2)), 1);
+  ASSERT_TRUE(WaitForState("killed", v1::RUN_STATE_CLOSED));
+  EXPECT_EQ(registry().OpenRunCount(), 0);
+  // Nobody said goodbye: the session failed.
+  EXPECT_EQ(SessionEndStatus(logdir_ / "killed"), tensorboard::hparams::STATUS_FAILURE);
+  EXPECT_EQ(LossSteps(logdir_ / "killed"),
+            (std::vector<std::string>{"loss@1", "loss@2"}));
+
+  // A closed run does not count against --max-runs ...
+  EXPECT_TRUE(registry().OpenRun(HeldBy("next", "other")).ok());
+  ASSERT_TRUE(Release("next", "other").ok());
+  // ... and its writer, back later, resumes it.
+  const v1::OpenRunResponse back = Open(HeldBy("killed", "trainer", v1::OPEN_MODE_RESUME));
+  EXPECT_TRUE(back.resumed());
+  EXPECT_EQ(back.writer_sequences().at("w"), 2u);
+  EXPECT_EQ(registry().Info("killed")->state(), v1::RUN_STATE_OPEN);
+  EXPECT_EQ(Holders(*registry().Info("killed")), std::vector<std::string>{"trainer"});
+}
+
+TEST_F(RunRegistryTest, AWriteStreamHoldsTheRunPastItsLease) {
+  options_.writer_lease = absl::Hours(1);
+  const absl::Time start = absl::Now();
+  const v1::OpenRunResponse opened = Open(HeldBy("streamed", "w"));
+  std::shared_ptr<daemon::Run> run = registry().Find(opened.run_id());
+  std::unique_ptr<RunRegistry::StreamHold> stream = registry().AttachStream(run, "w");
+  ASSERT_NE(stream, nullptr);
+  EXPECT_EQ(registry().ExpireLeases(start + absl::Hours(5)), 0);
+  const v1::RunInfo streaming = *registry().Info("streamed");
+  ASSERT_EQ(streaming.holders_size(), 1);
+  EXPECT_EQ(streaming.holders(0).streams(), 1u);
+  EXPECT_EQ(streaming.holders(0).lease_expires_time(), 0);
+
+  stream.reset();  // the stream ended: the lease runs from now
+  const v1::RunInfo ended = *registry().Info("streamed");
+  ASSERT_EQ(ended.holders_size(), 1);
+  EXPECT_EQ(ended.holders(0).streams(), 0u);
+  EXPECT_GT(ended.holders(0).lease_expires_time(),
+            absl::ToDoubleSeconds(start + absl::Minutes(59) - absl::UnixEpoch()));
+  EXPECT_EQ(registry().ExpireLeases(start + absl::Hours(5)), 1);
+  EXPECT_TRUE(WaitForState("streamed", v1::RUN_STATE_CLOSED));
+}
+
+TEST_F(RunRegistryTest, WriteBatchCallsTakeAndRenewHolds) {
+  options_.writer_lease = absl::Hours(1);
+  const v1::OpenRunResponse opened = Open(AtPath("unary"));  // an anonymous hold
+  std::shared_ptr<daemon::Run> run = registry().Find(opened.run_id());
+  registry().Touch(run, "grpcurl");
+  EXPECT_EQ(Holders(*registry().Info("unary")), (std::vector<std::string>{"", "grpcurl"}));
+}
+
+TEST_F(RunRegistryTest, AStreamOfAClosedRunLeavesItsSuccessorAlone) {
+  const v1::OpenRunResponse first = Open(HeldBy("successor", "a"));
+  std::unique_ptr<RunRegistry::StreamHold> old_stream =
+      registry().AttachStream(registry().Find(first.run_id()), "a");
+  ASSERT_TRUE(Close(first.run_id()).ok());
+  // Closed: a stream that binds now holds nothing.
+  EXPECT_EQ(registry().AttachStream(registry().Find(first.run_id()), "a"), nullptr);
+  Open(HeldBy("successor", "b", v1::OPEN_MODE_RESUME));
+  registry().AttachStream(registry().Find(first.run_id()), "b").release();  // never ends
+  old_stream.reset();  // the old run's stream ends late
+  const v1::RunInfo info = *registry().Info("successor");
+  EXPECT_EQ(info.state(), v1::RUN_STATE_OPEN);
+  ASSERT_EQ(info.holders_size(), 1);
+  EXPECT_EQ(info.holders(0).writer_id(), "b");
+  EXPECT_EQ(info.holders(0).streams(), 1u);
+}
+
+TEST_F(RunRegistryTest, TheLeaseThreadClosesARunWhoseWriterVanished) {
+  options_.writer_lease = absl::Milliseconds(50);
+  Open(HeldBy("vanished", "w"));
+  EXPECT_TRUE(WaitForState("vanished", v1::RUN_STATE_CLOSED));
+  EXPECT_EQ(registry().OpenRunCount(), 0);
+}
+
+TEST_F(RunRegistryTest, WritersJoiningAndLeavingAtOnceCloseTheRunOnceAtTheEnd) {
+  constexpr int kWriters = 8;
+  Open(HeldBy("crowd", "opener"));
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([this, w] {
+      const std::string writer = "rank" + std::to_string(w);
+      ASSERT_TRUE(registry().OpenRun(HeldBy("crowd", writer)).ok());
+      std::shared_ptr<daemon::Run> run = registry().Find("crowd");
+      auto stream = registry().AttachStream(run, writer);
+      auto sink = std::make_shared<CountingSink>();
+      for (int seq = 1; seq <= 20; ++seq) {
+        v1::WriteRequest batch = ScalarBatch(writer, seq, seq);
+        batch.mutable_records(0)->set_tag("loss/" + writer);
+        ASSERT_TRUE(run->Submit(std::move(batch), sink, 0).ok());
+      }
+      sink->WaitForBatches(20);
+      stream.reset();
+      ASSERT_TRUE(Release("crowd", writer).ok());
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  // The opener still holds it: nobody else's leaving closed it.
+  EXPECT_EQ(registry().Info("crowd")->state(), v1::RUN_STATE_OPEN);
+  EXPECT_EQ(Holders(*registry().Info("crowd")), std::vector<std::string>{"opener"});
+  ASSERT_EQ(Release("crowd", "opener")->state(), v1::RUN_STATE_CLOSED);
+  std::map<std::string, int> points;
+  for (const std::string& tag_step : TagSteps(ReadSummaryEvents(logdir_ / "crowd"))) {
+    ++points[tag_step.substr(0, tag_step.find('@'))];
+  }
+  ASSERT_EQ(points.size(), static_cast<size_t>(kWriters));
+  for (const auto& [tag, count] : points) EXPECT_EQ(count, 20) << tag;
+}
+
+TEST_F(RunRegistryTest, ShutdownClosesHeldRunsWithoutASessionEnd) {
+  Open(WithHParams(HeldBy("paused", "w")));
+  ASSERT_TRUE(registry().CloseAllForShutdown(absl::Now() + absl::Seconds(30)).ok());
+  const v1::RunInfo info = *registry().Info("paused");
+  EXPECT_EQ(info.state(), v1::RUN_STATE_CLOSED);
+  EXPECT_TRUE(info.holders().empty());
+  // The run may be resumed by the next daemon: its session is not over.
+  EXPECT_EQ(SessionEndStatus(logdir_ / "paused"), -1);
+}
+
 }  // namespace
 }  // namespace tblog::daemon
+

@@ -7,8 +7,8 @@ foreach(unit record_converter convert_scalars convert_histogram convert_image co
     convert_pr_curve convert_hparams convert_graph_embedding)
   tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon_convert)
 endforeach()
-foreach(unit worker_pool byte_budget checkpoint run run_registry service config metrics
-    log_rate_limit rejection_log)
+foreach(unit worker_pool byte_budget checkpoint run run_leases run_registry service config
+    metrics log_rate_limit rejection_log)
   tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon)
 endforeach()
 
@@ -24,3 +24,13 @@ add_test(NAME metrics_scrape
 set_tests_properties(metrics_scrape PROPERTIES
   TIMEOUT 300
   ENVIRONMENT "TBLOGD_BINARY=$<TARGET_FILE:tblogd>;TBLOG_PROTO_PATH=${PROJECT_BINARY_DIR}/client/python/tblog_proto")
+# Leases against the real tblogd: writers are the C++ client, one of them a
+# child process that the test kills with SIGKILL.
+add_executable(lease_writer_child daemon/lease_writer_child.cc)
+target_link_libraries(lease_writer_child PRIVATE tblog_client)
+tblog_set_warnings(lease_writer_child)
+tblog_add_test(leases_e2e_test SOURCES daemon/leases_e2e_test.cc
+  LIBS tblog_client tblog_engine tblog_daemon_process)
+target_compile_definitions(leases_e2e_test PRIVATE
+  LEASE_WRITER_CHILD="$<TARGET_FILE:lease_writer_child>")
+add_dependencies(leases_e2e_test lease_writer_child tblogd)

@@ -143,8 +143,11 @@ struct WriterOptions {
   absl::Duration rpc_timeout = absl::Seconds(10);
   // How long close() waits for unacknowledged batches before giving up.
   absl::Duration close_timeout = absl::Seconds(30);
-  // close() ends the run with CloseRun (hparams session end, files closed).
-  // Set false on all but one writer when several processes share one run.
+  // close() releases this writer's hold on the run with CloseRun: the run
+  // ends (hparams session end, files closed) when its last writer has
+  // released it, so every writer of a shared run may keep this true. false:
+  // the hold is left to expire after the daemon's --writer-lease, which
+  // counts as a vanished writer (tblog.proto, CloseRunRequest.status).
   bool close_run = true;
 };
 

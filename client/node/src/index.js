@@ -162,6 +162,9 @@ class Writer {
     this._closed = false;
 
     this._call = client.write();
+    // Binds the stream at once, so this writer holds the run while it has
+    // nothing to log yet (tblog.proto, WriteRequest and "Leases").
+    this._call.write({ runId: this.runId, writerId: this.writerId });
     this._firstSent = false;
     this._call.on('data', (response) => this._onResponse(response));
     this._call.on('error', (err) => this._onFailure(
@@ -189,7 +192,10 @@ class Writer {
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     });
-    const request = { experiment, name, runPath, mode, labels, hparams: toHParams(hparams) };
+    // The writer id is chosen here so that OpenRun names it: the writer holds
+    // the run until close() releases it (tblog.proto, "Leases").
+    writerId = writerId || crypto.randomUUID();
+    const request = { experiment, name, runPath, mode, labels, hparams: toHParams(hparams), writerId };
     let opened;
     try {
       opened = await new Promise((resolve, reject) => {
@@ -297,7 +303,7 @@ class Writer {
     try {
       await new Promise((resolve, reject) => {
         const deadline = new Date(Date.now() + 30000);
-        this._client.closeRun({ runId: this.runId, status }, { deadline }, (err) => {
+        this._client.closeRun({ runId: this.runId, status, writerId: this.writerId }, { deadline }, (err) => {
           if (err) reject(new TblogError(`tblog: CloseRun failed: ${err.details || err.message}`, { code: err.code }));
           else resolve();
         });

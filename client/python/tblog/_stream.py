@@ -324,7 +324,9 @@ class Stream:
         self._end_stream()
         if self._fatal is None:
             try:
-                self._stub.CloseRun(pb.CloseRunRequest(run_id=self.run_id, status=status),
+                # Releases this writer's hold; the run closes after its last writer.
+                self._stub.CloseRun(pb.CloseRunRequest(run_id=self.run_id, status=status,
+                                                       writer_id=self.writer_id),
                                     timeout=30 if timeout is None else timeout)
             except grpc.RpcError as e:
                 if error is None:
@@ -364,6 +366,9 @@ class Stream:
             self._stream_gen += 1
             generation = self._stream_gen
             self._stream_queue = _RequestQueue()
+            # Binds the stream at once: the writer holds the run while idle.
+            self._stream_queue.put(pb.WriteRequest(
+                run_id=self.run_id, writer_id=self.writer_id).SerializeToString())
             for request in resend:
                 self._stream_queue.put(request)
             self._stream_broken = False

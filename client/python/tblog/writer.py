@@ -150,10 +150,12 @@ class SummaryWriter:
         request.labels["pid"] = str(os.getpid())
         for key, value in (labels or {}).items():
             request.labels[str(key)] = str(value)
+        # This writer holds the run until close() (or its lease expires).
+        request.writer_id = uuid.uuid4().hex
         self._channel = grpc.insecure_channel(self._address,
                                               options=CHANNEL_OPTIONS)
         try:
-            self._stream = Stream(self._channel, request, writer_id=uuid.uuid4().hex,
+            self._stream = Stream(self._channel, request, writer_id=request.writer_id,
                                   max_buffer_bytes=max_buffer_bytes, wake_records=max_queue,
                                   flush_secs=flush_secs, connect_timeout=connect_timeout)
         except BaseException:

@@ -25,8 +25,9 @@ use_build_stubs()
 class Daemon:
     """A tblogd process: start(), stop() (SIGTERM, waits), restart()."""
 
-    def __init__(self, binary, logdir, socket_path):
+    def __init__(self, binary, logdir, socket_path, extra_args=()):
         self.binary = binary
+        self.extra_args = list(extra_args)
         self.logdir = logdir
         self.socket_path = socket_path
         self.address = "unix:" + socket_path
@@ -37,7 +38,7 @@ class Daemon:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [self.binary, "--logdir", self.logdir, "--unix-socket", self.socket_path,
-             "--listen", ""],
+             "--listen", ""] + self.extra_args,
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout
@@ -72,14 +73,20 @@ class Daemon:
 
 
 @pytest.fixture
-def daemon(tmp_path):
+def daemon_args():
+    """Extra tblogd flags; a test module overrides this fixture to set some."""
+    return []
+
+
+@pytest.fixture
+def daemon(tmp_path, daemon_args):
     binary = tblogd_binary()
     if binary is None:
         pytest.skip("tblogd binary not found (set TBLOGD_BINARY)")
     # Unix socket paths are limited to ~107 bytes: keep it short.
     sock_dir = tempfile.mkdtemp(prefix="tblog-py-")
     logdir = str(tmp_path / "logs")
-    d = Daemon(binary, logdir, os.path.join(sock_dir, "d.sock"))
+    d = Daemon(binary, logdir, os.path.join(sock_dir, "d.sock"), daemon_args)
     d.start()
     yield d
     code = d.stop()

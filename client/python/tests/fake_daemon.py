@@ -66,6 +66,8 @@ class FakeDaemon(pb_grpc.TBLogServicer):
         for request in request_iterator:
             run_id = request.run_id or run_id
             writer_id = request.writer_id or writer_id
+            if not request.records and not request.sequence and not request.flush:
+                continue  # the stream's bind-only first message: tblogd answers nothing
             with self.lock:
                 self.batches.append(request)
                 key = (run_id, writer_id)

@@ -200,9 +200,15 @@ func Open(ctx context.Context, opts Options) (*Writer, error) {
 		return nil, callError("dial "+opts.Address, err)
 	}
 	client := tblogv1.NewTBLogClient(conn)
+	// Chosen before OpenRun, which names it: the writer holds the run until
+	// Close releases it (tblog.proto, "Leases").
+	writerID := opts.WriterID
+	if writerID == "" {
+		writerID = randomID()
+	}
 	opened, err := client.OpenRun(ctx, &tblogv1.OpenRunRequest{
 		Experiment: opts.Experiment, Name: opts.Name, RunPath: opts.RunPath,
-		Mode: opts.Mode, Hparams: hparams, Labels: opts.Labels,
+		Mode: opts.Mode, Hparams: hparams, Labels: opts.Labels, WriterId: writerID,
 	})
 	if err != nil {
 		conn.Close()
@@ -218,12 +224,13 @@ func Open(ctx context.Context, opts Options) (*Writer, error) {
 	w := &Writer{
 		conn: conn, client: client, stream: stream, cancel: cancel,
 		RunID: opened.RunId, RunPath: opened.RunPath, Directory: opened.Directory,
-		WriterID: opts.WriterID,
+		WriterID: writerID,
 		changed:  make(chan struct{}), receiving: make(chan struct{}), stop: make(chan struct{}),
 	}
-	if w.WriterID == "" {
-		w.WriterID = randomID()
-	}
+	// Binds the stream at once, so this writer holds the run while it has
+	// nothing to log yet (tblog.proto, WriteRequest and "Leases"). A failure
+	// shows in the first batch's Send or the stream's status.
+	_ = stream.Send(&tblogv1.WriteRequest{RunId: w.RunID, WriterId: w.WriterID})
 	go w.receive()
 	interval := opts.SendInterval
 	if interval == 0 {
@@ -483,7 +490,7 @@ func (w *Writer) Close(ctx context.Context) error {
 		case <-time.After(10 * time.Second):
 		}
 	}
-	if _, err := w.client.CloseRun(ctx, &tblogv1.CloseRunRequest{RunId: w.RunID}); err != nil && firstErr == nil {
+	if _, err := w.client.CloseRun(ctx, &tblogv1.CloseRunRequest{RunId: w.RunID, WriterId: w.WriterID}); err != nil && firstErr == nil {
 		firstErr = callError("CloseRun", err)
 	}
 	w.cancel()
