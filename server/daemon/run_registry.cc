@@ -149,7 +149,7 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
             absl::StrCat("run_path \"", run_path, "\" exists (it is open in this daemon)"));
       }
       // A second writer joins the run (or one reconnects).
-      it->second.leases.Hold(request.writer_id(), absl::Now(), &labels);
+      HoldLocked(it->second, run_path, request.writer_id(), &labels);
       response.set_run_id(run_path);
       response.set_run_path(run_path);
       response.set_directory(it->second.run->directory());
@@ -217,7 +217,7 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
                                                  .hparams = request.hparams(),
                                                  .leases = RunLeases(context_.options->writer_lease)})
                        .first->second;
-    known.leases.Hold(request.writer_id(), absl::Now(), &labels);
+    HoldLocked(known, run_path, request.writer_id(), &labels);
   }
   spdlog::info("run={} opened resumed={} labels={}", run_path, resumed, request.labels_size());
 
@@ -260,11 +260,22 @@ v1::RunInfo RunRegistry::InfoLocked(const Known& known) const {
   return info;
 }
 
+void RunRegistry::HoldLocked(Known& known, std::string_view run_id, const std::string& writer_id,
+                             const std::map<std::string, std::string>* labels) {
+  if (!known.leases.Holds(writer_id)) context_.metrics->RunLeaseAcquired(run_id);
+  known.leases.Hold(writer_id, absl::Now(), labels);
+}
+
+void RunRegistry::NoteReleased(std::string_view run_id, size_t holds) {
+  for (size_t i = 0; i < holds; ++i) context_.metrics->RunLeaseReleased(run_id);
+}
+
 std::unique_ptr<RunRegistry::StreamHold> RunRegistry::AttachStream(
     const std::shared_ptr<Run>& run, const std::string& writer_id) {
   MutexLock lock(&mu_);
   Known* known = KnownLocked(*run);
   if (known == nullptr || known->state != v1::RUN_STATE_OPEN) return nullptr;
+  if (!known->leases.Holds(writer_id)) context_.metrics->RunLeaseAcquired(run->run_id());
   known->leases.StreamStarted(writer_id, absl::Now());
   return std::make_unique<StreamHold>(this, run, writer_id);
 }
@@ -281,13 +292,13 @@ void RunRegistry::Touch(const std::shared_ptr<Run>& run, const std::string& writ
   MutexLock lock(&mu_);
   Known* known = KnownLocked(*run);
   if (known != nullptr && known->state == v1::RUN_STATE_OPEN) {
-    known->leases.Hold(writer_id, absl::Now());
+    HoldLocked(*known, run->run_id(), writer_id, nullptr);
   }
 }
 
 RunRegistry::Closing RunRegistry::BeginCloseLocked(Known& known) {
   known.state = v1::RUN_STATE_CLOSING;
-  known.leases.ReleaseAll();
+  NoteReleased(known.run->run_id(), known.leases.ReleaseAll());
   ++closes_in_flight_;
   // No holder said goodbye: every trainer vanished, which is a failure.
   const v1::SessionStatus status = known.released ? known.end_status : v1::SESSION_STATUS_FAILURE;
@@ -345,9 +356,11 @@ void RunRegistry::CloseRun(const std::string& run_id, const std::string& writer_
       if (Severity(status) >= Severity(known.end_status)) known.end_status = status;
       known.released = true;
       if (writer_id.empty()) {
-        spdlog::info("run={} CloseRun for every writer ({} holds)", run_id,
-                     known.leases.ReleaseAll());
+        const size_t holds = known.leases.ReleaseAll();
+        NoteReleased(run_id, holds);
+        spdlog::info("run={} CloseRun for every writer ({} holds)", run_id, holds);
       } else if (known.leases.Release(writer_id)) {
+        context_.metrics->RunLeaseReleased(run_id);
         spdlog::debug("run={} writer={} released its hold", run_id, writer_id);
       }
       if (known.leases.empty()) {
@@ -382,6 +395,7 @@ int RunRegistry::ExpireLeases(absl::Time now) {
       if (known.state != v1::RUN_STATE_OPEN) continue;
       const std::vector<std::string> expired = known.leases.Expire(now);
       for (const std::string& writer_id : expired) {
+        context_.metrics->RunLeaseExpired(run_id);
         spdlog::info("run={} writer={} lease expired ({} without a stream): hold released",
                      run_id, writer_id, absl::FormatDuration(context_.options->writer_lease));
       }

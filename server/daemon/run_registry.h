@@ -135,6 +135,13 @@ class RunRegistry {
   // The entry of this very Run object (not one reopened since), or null.
   Known* KnownLocked(const Run& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::RunInfo InfoLocked(const Known& known) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes or renews `writer_id`'s hold on `known`, counting a new hold in the
+  // run's lease metrics (each acquired hold is later released or expired).
+  void HoldLocked(Known& known, std::string_view run_id, const std::string& writer_id,
+                  const std::map<std::string, std::string>* labels)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts `holds` holds of `run_id` released (CloseRun, the run closing).
+  void NoteReleased(std::string_view run_id, size_t holds);
   // Marks an open run closing (its last hold is gone) and says how to close it.
   Closing BeginCloseLocked(Known& known) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues the session end and the close on the run; then marks it closed
