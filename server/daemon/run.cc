@@ -90,6 +90,9 @@ Run::Run(RunContext context, std::string run_id, std::string directory,
   for (const auto& [writer, sequence] : writer_sequences) {
     WriterState& state = writers_[writer];
     state.enqueued = state.written = state.flushed = state.durable = sequence;
+    // The OpenRun that resumes the run reports these.
+    state.resume_floor = sequence;
+    state.floor_open = false;
   }
 }
 
@@ -112,6 +115,12 @@ absl::Status Run::Submit(v1::WriteRequest request, std::shared_ptr<AckSink> sink
     }
     WriterState& writer = writers_[request.writer_id()];
     const uint64_t sequence = request.sequence();
+    if (sequence != 0) {
+      if (absl::Status status = CheckSequence(request.writer_id(), writer, sequence, sink);
+          !status.ok()) {
+        return status;
+      }
+    }
     if (sequence != 0 && sequence <= writer.enqueued) {
       entry->type = Entry::Type::kDuplicate;
       entry->ready = true;
@@ -147,6 +156,42 @@ absl::Status Run::Submit(v1::WriteRequest request, std::shared_ptr<AckSink> sink
   if (convert) {
     context_.workers->Submit([self = shared_from_this(), raw] { self->ConvertBatch(raw); });
   }
+  return absl::OkStatus();
+}
+
+absl::Status Run::CheckSequence(const std::string& writer_id, WriterState& writer,
+                                uint64_t sequence, const std::shared_ptr<AckSink>& sink) {
+  // Owner equality: the same sink, even if the old one is gone meanwhile.
+  const std::weak_ptr<AckSink> stream = sink;
+  const bool same_stream = sink != nullptr && !writer.stream.owner_before(stream) &&
+                           !stream.owner_before(writer.stream);
+  const std::string writer_name = EscapeForMessage(writer_id);
+  if (same_stream) {
+    if (sequence != writer.stream_sequence + 1) {
+      return absl::OutOfRangeError(absl::StrCat(
+          "writer ", writer_name, ": expected batch sequence ", writer.stream_sequence + 1,
+          " after ", writer.stream_sequence, " on this stream, received ", sequence,
+          "; sequences are consecutive per writer (tblog.proto, WriteRequest.sequence)"));
+    }
+  } else {
+    if (sequence > writer.enqueued + 1) {
+      return absl::OutOfRangeError(absl::StrCat(
+          "writer ", writer_name, ": expected batch sequence ", writer.enqueued + 1,
+          " or lower, received ", sequence, ": the run holds or has queued its batches through ",
+          writer.enqueued, ", so batches in between are missing"));
+    }
+    if (sequence <= writer.resume_floor) {
+      return absl::OutOfRangeError(absl::StrCat(
+          "writer ", writer_name, ": expected a new stream to start at batch sequence ",
+          writer.resume_floor + 1, " or later, received ", sequence, ": OpenRun reported its "
+          "batches through ", writer.resume_floor, " as written (writer_sequences); a "
+          "reconnecting writer resends only the batches after that, a restarted one continues "
+          "after it or takes a new writer_id"));
+    }
+    writer.stream = stream;
+    writer.floor_open = true;
+  }
+  writer.stream_sequence = sequence;
   return absl::OkStatus();
 }
 
@@ -250,10 +295,20 @@ v1::RunInfo Run::Info() const {
   return info;
 }
 
-std::map<std::string, uint64_t> Run::WriterSequences() const {
+std::map<std::string, uint64_t> Run::WriterSequences() {
   std::map<std::string, uint64_t> sequences;
   MutexLock lock(&mu_);
-  for (const auto& [id, writer] : writers_) sequences[id] = writer.written;
+  for (auto& [id, writer] : writers_) {
+    sequences[id] = writer.written;
+    // The first report since the writer's latest stream began: whoever asked,
+    // that writer learns no less than this when it reopens, so its next
+    // stream starts above it. Later reports (more written meanwhile) must not
+    // raise it: the writer may have asked before them.
+    if (writer.floor_open) {
+      writer.resume_floor = std::max(writer.resume_floor, writer.written);
+      writer.floor_open = false;
+    }
+  }
   return sequences;
 }
 
@@ -265,6 +320,13 @@ bool Run::open() const {
 bool Run::has_unflushed() const {
   MutexLock lock(&mu_);
   return unflushed_ || !sticky_error_.ok();
+}
+
+bool Run::sync_due(absl::Time now) const {
+  const EventFileOptions& file = context_.options->file;
+  if (file.sync != SyncPolicy::kInterval) return false;  // kOnFlush: every flush syncs
+  MutexLock lock(&mu_);
+  return now - unsynced_since_ >= file.sync_interval;
 }
 
 void Run::Enqueue(std::unique_ptr<Entry> entry) { queue_.push_back(std::move(entry)); }
@@ -354,6 +416,8 @@ void Run::WriteGroups() {
       for (const auto& entry : group) {
         if (entry != nullptr && entry->type == Entry::Type::kEvents) unflushed_ = true;
       }
+      // Whatever this group wrote waits for an fsync from now on (sync_due).
+      if (unflushed_ && unsynced_since_ == absl::InfiniteFuture()) unsynced_since_ = absl::Now();
       for (size_t i = 0; i < group.size(); ++i) {
         if (!abandoned(i) || group[i]->type != Entry::Type::kBatch) continue;
         spdlog::warn("run={} closing with I/O error: batch {} of writer {} not written; the "
@@ -369,6 +433,7 @@ void Run::WriteGroups() {
           if (result.durable) writer.durable = writer.written;
           if (advanced) touched.push_back(id);
         }
+        if (result.durable) unsynced_since_ = absl::InfiniteFuture();
       }
       context_.metrics->event_bytes_written.fetch_add(result.bytes_written - bytes_written_,
                                                       std::memory_order_relaxed);
@@ -403,6 +468,8 @@ void Run::WriteGroups() {
         fill(ack.response, writers_[entry.request.writer_id()]);
         if (entry.type == Entry::Type::kBatch) {
           for (auto& error : entry.errors) *ack.response.add_errors() = std::move(error);
+        } else {
+          ack.response.add_duplicate_sequences(entry.request.sequence());
         }
       }
       // Requeued entries wait for the next attempt: the flusher's next tick
