@@ -10,3 +10,8 @@ endforeach()
 foreach(unit worker_pool byte_budget checkpoint run run_registry service config metrics)
   tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon)
 endforeach()
+# The sequence contract, durability of a quiet writer and RLIMIT_FSIZE, end to
+# end through the real tblogd process.
+tblog_add_test(sequence_durability_test SOURCES daemon/sequence_durability_test.cc
+  LIBS tblog_daemon tblog_daemon_process)
+add_dependencies(sequence_durability_test tblogd)
