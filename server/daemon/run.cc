@@ -90,9 +90,7 @@ Run::Run(RunContext context, std::string run_id, std::string directory,
   for (const auto& [writer, sequence] : writer_sequences) {
     WriterState& state = writers_[writer];
     state.enqueued = state.written = state.flushed = state.durable = sequence;
-    // The OpenRun that resumes the run reports these.
-    state.resume_floor = sequence;
-    state.floor_open = false;
+    state.contract = SequenceContract(sequence);  // the resuming OpenRun reports it
   }
 }
 
@@ -116,7 +114,8 @@ absl::Status Run::Submit(v1::WriteRequest request, std::shared_ptr<AckSink> sink
     WriterState& writer = writers_[request.writer_id()];
     const uint64_t sequence = request.sequence();
     if (sequence != 0) {
-      if (absl::Status status = CheckSequence(request.writer_id(), writer, sequence, sink);
+      if (absl::Status status =
+              writer.contract.Admit(request.writer_id(), sequence, writer.enqueued, sink);
           !status.ok()) {
         return status;
       }
@@ -156,42 +155,6 @@ absl::Status Run::Submit(v1::WriteRequest request, std::shared_ptr<AckSink> sink
   if (convert) {
     context_.workers->Submit([self = shared_from_this(), raw] { self->ConvertBatch(raw); });
   }
-  return absl::OkStatus();
-}
-
-absl::Status Run::CheckSequence(const std::string& writer_id, WriterState& writer,
-                                uint64_t sequence, const std::shared_ptr<AckSink>& sink) {
-  // Owner equality: the same sink, even if the old one is gone meanwhile.
-  const std::weak_ptr<AckSink> stream = sink;
-  const bool same_stream = sink != nullptr && !writer.stream.owner_before(stream) &&
-                           !stream.owner_before(writer.stream);
-  const std::string writer_name = EscapeForMessage(writer_id);
-  if (same_stream) {
-    if (sequence != writer.stream_sequence + 1) {
-      return absl::OutOfRangeError(absl::StrCat(
-          "writer ", writer_name, ": expected batch sequence ", writer.stream_sequence + 1,
-          " after ", writer.stream_sequence, " on this stream, received ", sequence,
-          "; sequences are consecutive per writer (tblog.proto, WriteRequest.sequence)"));
-    }
-  } else {
-    if (sequence > writer.enqueued + 1) {
-      return absl::OutOfRangeError(absl::StrCat(
-          "writer ", writer_name, ": expected batch sequence ", writer.enqueued + 1,
-          " or lower, received ", sequence, ": the run holds or has queued its batches through ",
-          writer.enqueued, ", so batches in between are missing"));
-    }
-    if (sequence <= writer.resume_floor) {
-      return absl::OutOfRangeError(absl::StrCat(
-          "writer ", writer_name, ": expected a new stream to start at batch sequence ",
-          writer.resume_floor + 1, " or later, received ", sequence, ": OpenRun reported its "
-          "batches through ", writer.resume_floor, " as written (writer_sequences); a "
-          "reconnecting writer resends only the batches after that, a restarted one continues "
-          "after it or takes a new writer_id"));
-    }
-    writer.stream = stream;
-    writer.floor_open = true;
-  }
-  writer.stream_sequence = sequence;
   return absl::OkStatus();
 }
 
@@ -300,14 +263,8 @@ std::map<std::string, uint64_t> Run::WriterSequences() {
   MutexLock lock(&mu_);
   for (auto& [id, writer] : writers_) {
     sequences[id] = writer.written;
-    // The first report since the writer's latest stream began: whoever asked,
-    // that writer learns no less than this when it reopens, so its next
-    // stream starts above it. Later reports (more written meanwhile) must not
-    // raise it: the writer may have asked before them.
-    if (writer.floor_open) {
-      writer.resume_floor = std::max(writer.resume_floor, writer.written);
-      writer.floor_open = false;
-    }
+    // Whoever asked, the writer learns no less than this when it reopens.
+    writer.contract.NoteReported(writer.written);
   }
   return sequences;
 }

@@ -44,6 +44,7 @@
 #include "daemon/options.h"
 #include "daemon/record_converter.h"
 #include "daemon/run_files.h"
+#include "daemon/sequence_contract.h"
 #include "daemon/worker_pool.h"
 #include "base/sync.h"
 #include "tblog/v1/tblog.pb.h"
@@ -94,13 +95,9 @@ class Run : public std::enable_shared_from_this<Run> {
   // sticky I/O error, OUT_OF_RANGE when the sequence breaks the rule; nothing
   // is queued (and nothing released) then. Never blocks; thread-safe.
   //
-  // The sequence rule (tblog.proto, WriteRequest.sequence), per writer; 0 is
-  // unsequenced and exempt. Within a stream each batch is the previous one
-  // + 1. A stream's first batch is at most the highest the run holds or has
-  // queued + 1 (a gap otherwise), and above the writer's resume floor: what
-  // OpenRun reported (WriterSequences()) after the writer's previous stream
-  // began. Batches at or below what the run holds or has queued are resends:
-  // acknowledged as duplicates, not written.
+  // The sequence rule is SequenceContract's (sequence_contract.h); 0 is
+  // unsequenced and exempt. Batches at or below what the run holds or has
+  // queued are resends: acknowledged as duplicates, not written.
   absl::Status Submit(v1::WriteRequest request, std::shared_ptr<AckSink> sink,
                       size_t charged_bytes);
 
@@ -149,15 +146,7 @@ class Run : public std::enable_shared_from_this<Run> {
     uint64_t flushed = 0;   // written and flushed to the OS
     uint64_t durable = 0;   // flushed, fsynced and in the checkpoint
     std::weak_ptr<AckSink> subscriber;
-    // The sequence rule (Submit). `stream` is the sink of the writer's latest
-    // sequenced batch (a weak_ptr keeps its control block, so a new sink at a
-    // reused address is still told apart) and `stream_sequence` that batch.
-    std::weak_ptr<AckSink> stream;
-    uint64_t stream_sequence = 0;
-    // A new stream starts above this. Set by the first WriterSequences()
-    // (OpenRun) after the writer started a stream (`floor_open`).
-    uint64_t resume_floor = 0;
-    bool floor_open = true;
+    SequenceContract contract;  // the sequence rule (Submit)
   };
   struct ParkedFlush {
     std::string writer_id;
@@ -168,12 +157,6 @@ class Run : public std::enable_shared_from_this<Run> {
   // What one group did, for publishing under mu_.
   struct GroupResult;
 
-  // OUT_OF_RANGE, naming the expected and the received sequence, when
-  // `sequence` (not 0) from `sink` breaks the sequence rule; otherwise notes
-  // it as the stream's latest.
-  absl::Status CheckSequence(const std::string& writer_id, WriterState& writer, uint64_t sequence,
-                             const std::shared_ptr<AckSink>& sink)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Enqueue(std::unique_ptr<Entry> entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts a writer on the pool if the front entry is ready and none runs.
   void MaybeScheduleWriter() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

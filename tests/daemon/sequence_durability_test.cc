@@ -4,6 +4,7 @@
 // write past RLIMIT_FSIZE (set on the daemon process with prlimit) answered
 // as an error, with no partial record in any file, and recovered once the
 // limit is lifted.
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -69,9 +71,11 @@ void ExpectWholeRecordsOnly(const fs::path& dir) {
 
 class SequenceDurabilityTest : public ::testing::Test {
  protected:
-  void Start(std::vector<std::string> extra_args = {}) {
+  // `logdir` "" = a temporary one.
+  void Start(std::vector<std::string> extra_args = {}, std::string logdir = "") {
     DaemonProcess::Options options;
     options.extra_args = std::move(extra_args);
+    options.logdir = std::move(logdir);
     options.log_path = ::testing::TempDir() + "sequence_durability_tblogd_" +
                        std::to_string(::getpid()) + ".log";
     auto daemon = DaemonProcess::Start(options);
@@ -321,6 +325,84 @@ TEST_F(SequenceDurabilityTest, AFileSizeLimitIsAnErrorToTheClientAndRecovered) {
   ExpectWholeRecordsOnly(run.directory());
   EXPECT_EQ(TagSteps(ReadSummaryEvents(run.directory())),
             (std::vector<std::string>{"x@1", "x@2", "x@3", "text@4", "text@5"}));
+}
+
+// A real full file system: the logdir on a small tmpfs (mounted here when the
+// test may mount; skipped otherwise). The disk fills in the middle of a
+// record: no event file holds a partial record, the writer is told
+// (UNAVAILABLE, RunInfo.last_error), and once space is freed the writer
+// reconnects, resends, and every batch is in the run once.
+TEST_F(SequenceDurabilityTest, ARealFullFileSystemLeavesNoPartialRecordAndRecovers) {
+  char pattern[] = "/tmp/tblog-full-fs-XXXXXX";
+  ASSERT_NE(::mkdtemp(pattern), nullptr);
+  const std::string mount_point = pattern;
+  if (::mount("tmpfs", mount_point.c_str(), "tmpfs", 0, "size=1m") != 0) {
+    const int error = errno;
+    ::rmdir(mount_point.c_str());
+    GTEST_SKIP() << "cannot mount a tmpfs here (" << std::strerror(error) << ")";
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() {
+      ::umount2(path.c_str(), MNT_DETACH);
+      ::rmdir(path.c_str());
+    }
+  } unmount{mount_point};
+  const std::string filler = mount_point + "/filler";
+  {
+    std::ofstream out(filler, std::ios::binary);
+    out << std::string(512 << 10, 'f');
+  }
+  ASSERT_NO_FATAL_FAILURE(Start({"--flush-interval", "200ms"}, mount_point + "/logs"));
+  const v1::OpenRunResponse run = Open("full/run");
+  grpc::ClientContext context;
+  std::unique_ptr<Stream> stream = stub_->Write(&context);
+  uint64_t sent = 0;
+  std::string last_error;
+  for (uint64_t seq = 1; seq <= 200 && last_error.empty(); ++seq) {
+    if (!stream->Write(Batch(run.run_id(), "w", seq, "text", 16 << 10))) break;
+    sent = seq;
+    absl::SleepFor(absl::Milliseconds(20));
+    last_error = GetRun(run.run_id()).last_error();
+  }
+  for (int i = 0; i < 100 && last_error.empty(); ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+    last_error = GetRun(run.run_id()).last_error();
+  }
+  EXPECT_NE(last_error.find("No space left on device"), std::string::npos) << last_error;
+  stream->Write(Batch(run.run_id(), "w", sent + 1, "text", 16 << 10));
+  v1::WriteResponse response;
+  while (stream->Read(&response)) {
+  }
+  const grpc::Status refused = stream->Finish();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
+  ExpectWholeRecordsOnly(run.directory());
+
+  ASSERT_TRUE(fs::remove(filler));  // space returns
+  for (int i = 0; i < 200 && !GetRun(run.run_id()).last_error().empty(); ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(GetRun(run.run_id()).last_error(), "");
+  const uint64_t have = Open("full/run").writer_sequences().at("w");
+  grpc::ClientContext resume_context;
+  std::unique_ptr<Stream> resumed = stub_->Write(&resume_context);
+  for (uint64_t seq = have + 1; seq <= sent; ++seq) {
+    ASSERT_TRUE(resumed->Write(Batch(run.run_id(), "w", seq, "text", 16 << 10)));
+  }
+  if (have < sent) {
+    ASSERT_TRUE(ReadUntilWritten(*resumed, sent));
+  }
+  resumed->WritesDone();
+  EXPECT_TRUE(resumed->Finish().ok());
+  ASSERT_TRUE(daemon_->Stop().ok());
+  ExpectWholeRecordsOnly(run.directory());
+  std::vector<std::string> expected;
+  for (uint64_t seq = 1; seq <= sent; ++seq) expected.push_back("text@" + std::to_string(seq));
+  EXPECT_EQ(TagSteps(ReadSummaryEvents(run.directory())), expected);
+  std::printf("full file system: %llu batches of 16 KiB, refused at %llu; %llu written before "
+              "the error, the rest resent\n",
+              static_cast<unsigned long long>(sent), static_cast<unsigned long long>(sent + 1),
+              static_cast<unsigned long long>(have));
 }
 
 }  // namespace

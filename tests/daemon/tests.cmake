@@ -15,3 +15,4 @@ endforeach()
 tblog_add_test(sequence_durability_test SOURCES daemon/sequence_durability_test.cc
   LIBS tblog_daemon tblog_daemon_process)
 add_dependencies(sequence_durability_test tblogd)
+tblog_add_test(sequence_contract_test SOURCES daemon/sequence_contract_test.cc LIBS tblog_daemon)

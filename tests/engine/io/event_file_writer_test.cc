@@ -66,6 +66,12 @@ class EventFileWriterTest : public ::testing::Test {
   // event through `last_step` (written now) reads back once, in order.
   void ExpectRecovered(EventFileWriter& writer, const std::string& failed_path,
                        int64_t last_step);
+  // Steps 0..2 written whole in dir_ by a writer on faults_ that hands every
+  // record to the OS at once; `whole` gets its file's size then.
+  std::unique_ptr<EventFileWriter> WriteThreeSteps(uint64_t* whole);
+  // The same after a fault at step 3 of `first_path`, which then holds steps
+  // 0..2 and the next file 3..4, each file in whole records.
+  void ExpectRecoveredAfterStep3(EventFileWriter& writer, const std::string& first_path);
 
   std::vector<std::string> Files() const {
     std::vector<std::string> files;
@@ -412,6 +418,26 @@ void ExpectFileHolds(const std::string& path, const std::vector<int64_t>& steps,
   EXPECT_EQ(read, steps) << path;
 }
 
+std::unique_ptr<EventFileWriter> EventFileWriterTest::WriteThreeSteps(uint64_t* whole) {
+  EventFileOptions options = FaultOptions();
+  options.buffer_bytes = 1;
+  auto writer = EventFileWriter::Create(dir_, options);
+  EXPECT_TRUE(writer.ok()) << writer.status();
+  if (!writer.ok()) return nullptr;
+  for (int64_t step = 0; step < 3; ++step) EXPECT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
+  *whole = fs::file_size((*writer)->current_path());
+  return *std::move(writer);
+}
+
+void EventFileWriterTest::ExpectRecoveredAfterStep3(EventFileWriter& writer,
+                                                    const std::string& first_path) {
+  ExpectRecovered(writer, first_path, 4);
+  for (const std::string& path : Files()) {
+    ExpectFileHolds(path, path == first_path ? Range(0, 3) : Range(3, 5),
+                    RecordReader::State::kEnd);
+  }
+}
+
 void EventFileWriterTest::ExpectRecovered(EventFileWriter& writer,
                                           const std::string& failed_path, int64_t last_step) {
   ASSERT_TRUE(writer.Flush().ok());
@@ -469,27 +495,19 @@ TEST_F(EventFileWriterTest, AShortWriteIsCutBackAndItsRecordCarriedToTheNextFile
   for (const int error : {ENOSPC, EFBIG}) {
     SCOPED_TRACE(error);
     fs::remove_all(dir_);
-    EventFileOptions options = FaultOptions();
-    options.buffer_bytes = 1;
-    auto writer = EventFileWriter::Create(dir_, options);
-    ASSERT_TRUE(writer.ok()) << writer.status();
-    const std::string first_path = (*writer)->current_path();
-    for (int64_t step = 0; step < 3; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
-    const uint64_t whole = fs::file_size(first_path);
+    uint64_t whole = 0;
+    auto writer = WriteThreeSteps(&whole);
+    ASSERT_NE(writer, nullptr);
+    const std::string first_path = writer->current_path();
     faults_.Inject(Fault(FileOp::kAppend, error).KeepBytes(10));
-    EXPECT_TRUE((*writer)->Write(ScalarEvent(3)).ok());  // accepted, then the write fails
-    EXPECT_EQ(fs::file_size(first_path), whole);         // the 10 bytes are gone
-    EXPECT_EQ((*writer)->stats().bytes_written, whole);
-    EXPECT_EQ((*writer)->stats().partial_records_cut, 1u);
-    EXPECT_FALSE((*writer)->Write(ScalarEvent(4)).ok());
-
+    EXPECT_TRUE(writer->Write(ScalarEvent(3)).ok());  // accepted, then the write fails
+    EXPECT_EQ(fs::file_size(first_path), whole);      // the 10 bytes are gone
+    EXPECT_EQ(writer->stats().bytes_written, whole);
+    EXPECT_EQ(writer->stats().partial_records_cut, 1u);
+    EXPECT_FALSE(writer->Write(ScalarEvent(4)).ok());
     ExpectFileHolds(first_path, Range(0, 3), RecordReader::State::kEnd);
 
-    ExpectRecovered(**writer, first_path, 4);
-    for (const std::string& path : Files()) {
-      ExpectFileHolds(path, path == first_path ? Range(0, 3) : Range(3, 5),
-                      RecordReader::State::kEnd);
-    }
+    ExpectRecoveredAfterStep3(*writer, first_path);
   }
 }
 
@@ -497,33 +515,24 @@ TEST_F(EventFileWriterTest, AShortWriteIsCutBackAndItsRecordCarriedToTheNextFile
 // opens no new file, so the torn file is never left behind in the run; the
 // next Flush that can cut it moves on.
 TEST_F(EventFileWriterTest, AFailedCutIsRetriedBeforeTheWriterMovesOn) {
-  EventFileOptions options = FaultOptions();
-  options.buffer_bytes = 1;
-  auto writer = EventFileWriter::Create(dir_, options);
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  const std::string first_path = (*writer)->current_path();
-  for (int64_t step = 0; step < 3; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
-  const uint64_t whole = fs::file_size(first_path);
+  uint64_t whole = 0;
+  auto writer = WriteThreeSteps(&whole);
+  ASSERT_NE(writer, nullptr);
+  const std::string first_path = writer->current_path();
   faults_.Inject(Fault(FileOp::kTruncate, EIO).Times(2));
   faults_.Inject(Fault(FileOp::kAppend, ENOSPC).KeepBytes(10));
-  EXPECT_TRUE((*writer)->Write(ScalarEvent(3)).ok());
+  EXPECT_TRUE(writer->Write(ScalarEvent(3)).ok());
   EXPECT_EQ(fs::file_size(first_path), whole + 10);  // the cut failed
-  const absl::Status failed = (*writer)->Flush();    // so does its retry
+  const absl::Status failed = writer->Flush();       // so does its retry
   ASSERT_FALSE(failed.ok());
-  EXPECT_NE(failed.message().find("truncating " + first_path),
-            absl::string_view::npos)
-      << failed;
+  EXPECT_NE(failed.message().find("truncating " + first_path), absl::string_view::npos) << failed;
   EXPECT_NE(failed.message().find("cutting a partial record"), absl::string_view::npos) << failed;
-  EXPECT_EQ((*writer)->current_path(), first_path);
+  EXPECT_EQ(writer->current_path(), first_path);
   EXPECT_EQ(Files().size(), 1u);
   EXPECT_EQ(faults_.calls(FileOp::kTruncate), 2);
 
-  ExpectRecovered(**writer, first_path, 4);  // the third cut works
-  EXPECT_EQ((*writer)->stats().partial_records_cut, 1u);
-  for (const std::string& path : Files()) {
-    ExpectFileHolds(path, path == first_path ? Range(0, 3) : Range(3, 5),
-                    RecordReader::State::kEnd);
-  }
+  ExpectRecoveredAfterStep3(*writer, first_path);  // the third cut works
+  EXPECT_EQ(writer->stats().partial_records_cut, 1u);
 }
 
 // After a failed fsync the page cache's state is unknown: the error is
