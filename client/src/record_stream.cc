@@ -318,7 +318,15 @@ absl::Status RecordStream::Connect() {
     // A flush whose batch the daemon already has was perhaps never reported
     // done on the old stream: ask for it explicitly.
     flush_through = std::min(daemon_has, flush_wanted_through_);
-    need_flush_rpc = flush_through > flushed_;
+    // Batches the daemon has but that are not known durable are not resent
+    // (the new stream starts after daemon_has: tblog.proto, WriteRequest.
+    // sequence): a sync Flush through them makes them durable instead.
+    if (options_.retain_until == AckLevel::kDurable && !unacked_.empty() &&
+        unacked_.front().sequence <= daemon_has) {
+      flush_through = daemon_has;
+    }
+    need_flush_rpc = flush_through > flushed_ ||
+                     (!unacked_.empty() && unacked_.front().sequence <= flush_through);
   }
   if (need_flush_rpc) {
     v1::FlushRequest flush;
@@ -332,6 +340,8 @@ absl::Status RecordStream::Connect() {
     if (!flush_status.ok()) return FromGrpc(flush_status, "Flush after reconnect");
     MutexLock lock(&mu_);
     flushed_ = std::max(flushed_, flush_through);
+    durable_ = std::max(durable_, flush_through);  // a sync flush
+    AckThroughLocked(options_.retain_until == AckLevel::kDurable ? durable_ : written_);
   }
   return absl::OkStatus();
 }

@@ -268,7 +268,9 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
                      "When event files are fsynced: never, flush (every flush), interval")
           ->capture_default_str()->check(CLI::IsMember(SyncPolicyNames())),
       "TBLOG_FSYNC");
-  env(app.add_option("--fsync-interval", fsync_interval, "Time between fsyncs with --fsync interval")
+  env(app.add_option("--fsync-interval", fsync_interval,
+                     "Time between fsyncs with --fsync interval; every written batch is "
+                     "durable (fsynced, checkpointed, acknowledged) within about this long")
           ->capture_default_str(), "TBLOG_FSYNC_INTERVAL");
   env(app.add_option("--max-file-size", max_file_size,
                      "Start a new event file past this size (0 = never), e.g. 1GiB")

@@ -194,10 +194,14 @@ void Daemon::FlusherLoop() {
     auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
     if (mu_.AwaitWithTimeout(Condition(&stop), options_.flush_interval)) break;
     mu_.Unlock();
+    const absl::Time now = absl::Now();
     for (const auto& run : registry_->OpenRuns()) {
-      if (!run->has_unflushed()) continue;
-      // Synced per the event file sync policy; errors stay sticky on the run.
-      run->Flush("", 0, /*sync=*/false, [](absl::Status) {});
+      // Synced per the event file sync policy, or now when data has waited
+      // unsynced for its interval (a quiet writer's last batches would
+      // otherwise never become durable); errors stay sticky on the run.
+      const bool sync = run->sync_due(now);
+      if (!sync && !run->has_unflushed()) continue;
+      run->Flush("", 0, sync, [](absl::Status) {});
     }
     mu_.Lock();
   }

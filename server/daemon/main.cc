@@ -55,6 +55,9 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  // A write past RLIMIT_FSIZE then fails with EFBIG, which the run reports to
+  // its writers and retries (into a new file), instead of killing the daemon.
+  std::signal(SIGXFSZ, SIG_IGN);
 
   auto daemon = tblog::daemon::Daemon::Start(cmd.options);
   if (!daemon.ok()) {

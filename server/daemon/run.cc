@@ -90,6 +90,7 @@ Run::Run(RunContext context, std::string run_id, std::string directory,
   for (const auto& [writer, sequence] : writer_sequences) {
     WriterState& state = writers_[writer];
     state.enqueued = state.written = state.flushed = state.durable = sequence;
+    state.contract = SequenceContract(sequence);  // the resuming OpenRun reports it
   }
 }
 
@@ -112,6 +113,13 @@ absl::Status Run::Submit(v1::WriteRequest request, std::shared_ptr<AckSink> sink
     }
     WriterState& writer = writers_[request.writer_id()];
     const uint64_t sequence = request.sequence();
+    if (sequence != 0) {
+      if (absl::Status status =
+              writer.contract.Admit(request.writer_id(), sequence, writer.enqueued, sink);
+          !status.ok()) {
+        return status;
+      }
+    }
     if (sequence != 0 && sequence <= writer.enqueued) {
       entry->type = Entry::Type::kDuplicate;
       entry->ready = true;
@@ -250,10 +258,14 @@ v1::RunInfo Run::Info() const {
   return info;
 }
 
-std::map<std::string, uint64_t> Run::WriterSequences() const {
+std::map<std::string, uint64_t> Run::WriterSequences() {
   std::map<std::string, uint64_t> sequences;
   MutexLock lock(&mu_);
-  for (const auto& [id, writer] : writers_) sequences[id] = writer.written;
+  for (auto& [id, writer] : writers_) {
+    sequences[id] = writer.written;
+    // Whoever asked, the writer learns no less than this when it reopens.
+    writer.contract.NoteReported(writer.written);
+  }
   return sequences;
 }
 
@@ -265,6 +277,13 @@ bool Run::open() const {
 bool Run::has_unflushed() const {
   MutexLock lock(&mu_);
   return unflushed_ || !sticky_error_.ok();
+}
+
+bool Run::sync_due(absl::Time now) const {
+  const EventFileOptions& file = context_.options->file;
+  if (file.sync != SyncPolicy::kInterval) return false;  // kOnFlush: every flush syncs
+  MutexLock lock(&mu_);
+  return now - unsynced_since_ >= file.sync_interval;
 }
 
 void Run::Enqueue(std::unique_ptr<Entry> entry) { queue_.push_back(std::move(entry)); }
@@ -354,6 +373,8 @@ void Run::WriteGroups() {
       for (const auto& entry : group) {
         if (entry != nullptr && entry->type == Entry::Type::kEvents) unflushed_ = true;
       }
+      // Whatever this group wrote waits for an fsync from now on (sync_due).
+      if (unflushed_ && unsynced_since_ == absl::InfiniteFuture()) unsynced_since_ = absl::Now();
       for (size_t i = 0; i < group.size(); ++i) {
         if (!abandoned(i) || group[i]->type != Entry::Type::kBatch) continue;
         spdlog::warn("run={} closing with I/O error: batch {} of writer {} not written; the "
@@ -369,6 +390,7 @@ void Run::WriteGroups() {
           if (result.durable) writer.durable = writer.written;
           if (advanced) touched.push_back(id);
         }
+        if (result.durable) unsynced_since_ = absl::InfiniteFuture();
       }
       context_.metrics->event_bytes_written.fetch_add(result.bytes_written - bytes_written_,
                                                       std::memory_order_relaxed);
@@ -403,6 +425,8 @@ void Run::WriteGroups() {
         fill(ack.response, writers_[entry.request.writer_id()]);
         if (entry.type == Entry::Type::kBatch) {
           for (auto& error : entry.errors) *ack.response.add_errors() = std::move(error);
+        } else {
+          ack.response.add_duplicate_sequences(entry.request.sequence());
         }
       }
       // Requeued entries wait for the next attempt: the flusher's next tick

@@ -38,11 +38,13 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "daemon/byte_budget.h"
 #include "daemon/metrics.h"
 #include "daemon/options.h"
 #include "daemon/record_converter.h"
 #include "daemon/run_files.h"
+#include "daemon/sequence_contract.h"
 #include "daemon/worker_pool.h"
 #include "base/sync.h"
 #include "tblog/v1/tblog.pb.h"
@@ -86,9 +88,16 @@ class Run : public std::enable_shared_from_this<Run> {
 
   // Queues one batch (request.writer_id set). `charged_bytes` were charged to
   // the ByteBudget and are released once the batch is written. `sink` gets
-  // its ack (duplicates included). FAILED_PRECONDITION when the run is
-  // closed, UNAVAILABLE while it has a sticky I/O error; nothing is queued
-  // (and nothing released) then. Never blocks; thread-safe.
+  // its ack (duplicates included, listed in duplicate_sequences). `sink` is
+  // also the batch's stream: a batch from another sink than the writer's
+  // previous one starts a new stream (see the sequence rule below).
+  // FAILED_PRECONDITION when the run is closed, UNAVAILABLE while it has a
+  // sticky I/O error, OUT_OF_RANGE when the sequence breaks the rule; nothing
+  // is queued (and nothing released) then. Never blocks; thread-safe.
+  //
+  // The sequence rule is SequenceContract's (sequence_contract.h); 0 is
+  // unsequenced and exempt. Batches at or below what the run holds or has
+  // queued are resends: acknowledged as duplicates, not written.
   absl::Status Submit(v1::WriteRequest request, std::shared_ptr<AckSink> sink,
                       size_t charged_bytes);
 
@@ -112,12 +121,20 @@ class Run : public std::enable_shared_from_this<Run> {
   void Close(Converted final_events, Done done);
 
   v1::RunInfo Info() const;
-  // Per writer, the last batch sequence written (what a reconnecting client
-  // need not resend).
-  std::map<std::string, uint64_t> WriterSequences() const;
+  // Per writer, the last batch sequence written: what OpenRun reports, so a
+  // reconnecting client resends only the batches after it. Also sets the
+  // resume floor of each writer that started a stream since the last report:
+  // its next stream must start above what this reported (Submit).
+  std::map<std::string, uint64_t> WriterSequences();
   bool open() const;
   // True when data was written since the last flush (the flusher's test).
   bool has_unflushed() const;
+  // True when written data has waited unsynced for the event files'
+  // sync_interval (SyncPolicy::kInterval only): the flusher then flushes with
+  // sync, so every batch becomes durable (and its writer gets a
+  // durable_sequence ack) within about --fsync-interval, even when no more
+  // data comes to trigger the policy.
+  bool sync_due(absl::Time now) const;
   const std::string& run_id() const { return run_id_; }
   const std::string& directory() const { return directory_; }
 
@@ -129,6 +146,7 @@ class Run : public std::enable_shared_from_this<Run> {
     uint64_t flushed = 0;   // written and flushed to the OS
     uint64_t durable = 0;   // flushed, fsynced and in the checkpoint
     std::weak_ptr<AckSink> subscriber;
+    SequenceContract contract;  // the sequence rule (Submit)
   };
   struct ParkedFlush {
     std::string writer_id;
@@ -164,6 +182,8 @@ class Run : public std::enable_shared_from_this<Run> {
   std::map<uint64_t, ParkedFlush> parked_flushes_ ABSL_GUARDED_BY(mu_);
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
   bool unflushed_ ABSL_GUARDED_BY(mu_) = false;
+  // When the oldest data not yet fsynced was written; InfiniteFuture = none.
+  absl::Time unsynced_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   uint64_t records_written_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t records_rejected_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t batches_duplicate_ ABSL_GUARDED_BY(mu_) = 0;

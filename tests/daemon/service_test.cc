@@ -123,7 +123,8 @@ TEST_F(ServiceTest, WriteFlushCloseAndReadBack) {
   EXPECT_TRUE(fs::is_directory(opened.directory()));
   EXPECT_FALSE(opened.resumed());
 
-  // A Write stream: three batches, then batch 2 resent (a reconnecting client).
+  // A Write stream: three batches; then batch 2 resent on a new stream (a
+  // reconnecting client), acknowledged as a duplicate.
   {
     grpc::ClientContext context;
     auto stream = tcp_->Write(&context);
@@ -132,7 +133,6 @@ TEST_F(ServiceTest, WriteFlushCloseAndReadBack) {
     second.clear_writer_id();
     ASSERT_TRUE(stream->Write(second));
     ASSERT_TRUE(stream->Write(Batch(run_id, 3, {"loss", "acc"}, 3)));
-    ASSERT_TRUE(stream->Write(Batch(run_id, 2, {"loss", "acc"}, 2)));
     // The gauges are read from the registry and the service: one run, one stream.
     EXPECT_TRUE(MetricsShow("tblogd_active_streams 1\n")) << daemon_->RenderMetrics();
     EXPECT_TRUE(MetricsShow("tblogd_active_runs 1\n")) << daemon_->RenderMetrics();
@@ -149,6 +149,20 @@ TEST_F(ServiceTest, WriteFlushCloseAndReadBack) {
     ASSERT_TRUE(status.ok()) << status.error_message();
     EXPECT_EQ(written, 3u);
     EXPECT_EQ(errors, 0);
+  }
+  {
+    grpc::ClientContext context;
+    auto stream = tcp_->Write(&context);
+    ASSERT_TRUE(stream->Write(Batch(run_id, 2, {"loss", "acc"}, 2)));
+    ASSERT_TRUE(stream->WritesDone());
+    v1::WriteResponse response;
+    std::vector<uint64_t> duplicates;
+    while (stream->Read(&response)) {
+      duplicates.insert(duplicates.end(), response.duplicate_sequences().begin(),
+                        response.duplicate_sequences().end());
+    }
+    ASSERT_TRUE(stream->Finish().ok());
+    EXPECT_EQ(duplicates, (std::vector<uint64_t>{2}));
   }
 
   // WriteBatch with a bad tag in the middle: INVALID_ARGUMENT naming it, the
@@ -271,8 +285,15 @@ TEST_F(ServiceTest, UnixSocketRunPathResumeAfterRestart) {
   EXPECT_TRUE(opened.resumed());
   ASSERT_EQ(opened.writer_sequences().count("writer-1"), 1u);
   EXPECT_EQ(opened.writer_sequences().at("writer-1"), 3u);
-  // The client resends batch 3 (not sure it arrived) and goes on with 4.
-  ASSERT_NO_FATAL_FAILURE(WriteUnixBatches("runs/a", 3, 4));
+  // The client resends from what OpenRun reported + 1; starting at or below
+  // it is refused (tblog.proto, WriteRequest.sequence).
+  {
+    grpc::ClientContext context;
+    v1::WriteResponse response;
+    EXPECT_EQ(unix_->WriteBatch(&context, Batch("runs/a", 3, {"x"}, 3), &response).error_code(),
+              grpc::StatusCode::OUT_OF_RANGE);
+  }
+  ASSERT_NO_FATAL_FAILURE(WriteUnixBatches("runs/a", 4, 4));
   {
     grpc::ClientContext context;
     v1::CloseRunRequest close;

@@ -34,3 +34,9 @@ tblog_add_test(leases_e2e_test SOURCES daemon/leases_e2e_test.cc
 target_compile_definitions(leases_e2e_test PRIVATE
   LEASE_WRITER_CHILD="$<TARGET_FILE:lease_writer_child>")
 add_dependencies(leases_e2e_test lease_writer_child tblogd)
+# The sequence contract, durability of a quiet writer and RLIMIT_FSIZE, end to
+# end through the real tblogd process.
+tblog_add_test(sequence_durability_test SOURCES daemon/sequence_durability_test.cc
+  LIBS tblog_daemon tblog_daemon_process)
+add_dependencies(sequence_durability_test tblogd)
+tblog_add_test(sequence_contract_test SOURCES daemon/sequence_contract_test.cc LIBS tblog_daemon)

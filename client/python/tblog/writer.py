@@ -152,12 +152,14 @@ class SummaryWriter:
             request.labels[str(key)] = str(value)
         # This writer holds the run until close() (or its lease expires).
         request.writer_id = uuid.uuid4().hex
-        self._channel = grpc.insecure_channel(self._address,
-                                              options=CHANNEL_OPTIONS)
+        def new_channel():
+            return grpc.insecure_channel(self._address, options=CHANNEL_OPTIONS)
+        self._channel = new_channel()
         try:
             self._stream = Stream(self._channel, request, writer_id=request.writer_id,
                                   max_buffer_bytes=max_buffer_bytes, wake_records=max_queue,
-                                  flush_secs=flush_secs, connect_timeout=connect_timeout)
+                                  flush_secs=flush_secs, connect_timeout=connect_timeout,
+                                  new_channel=new_channel)
         except BaseException:
             self._channel.close()
             raise

@@ -124,6 +124,7 @@ class EventFileWriter::Impl {
     ++stats_.files_opened;
     last_sync_ = now;
     events_in_file_ = 0;
+    torn_ = false;
     error_ = absl::OkStatus();
     if (sync_dirs) {
       // The file's data gets fsynced on flush; its name needs the directory's.
@@ -165,7 +166,15 @@ class EventFileWriter::Impl {
     const absl::Status previous = error_;
     // A failed file that holds no event is litter (e.g. one attempt per
     // Flush while the disk stays full): remove it.
-    if (file_ && events_in_file_ == 0 && FileStillAtPath()) (void)fs_.Remove(path_);
+    if (file_ && events_in_file_ == 0 && FileStillAtPath() && fs_.Remove(path_).ok()) {
+      torn_ = false;
+    }
+    // The old file stays in the run: a reader must find whole records only.
+    // Until the partial one is cut, nothing moves on (the error stays).
+    if (absl::Status cut = CutTornTail(); !cut.ok()) {
+      return Annotate(cut, absl::StrCat("cutting a partial record after \"", previous.message(),
+                                        "\""));
+    }
     const absl::Status status = OpenNewFile();
     if (!status.ok()) {
       return Annotate(status, absl::StrCat("recovering from \"", previous.message(), "\""));
@@ -182,7 +191,6 @@ class EventFileWriter::Impl {
     const uint64_t before = file_->Size();
     const absl::Status status = file_->Append(buffer_);
     const size_t written = static_cast<size_t>(file_->Size() - before);
-    stats_.bytes_written += written;
     // Forget the records that reached the file whole.
     size_t done = 0;
     while (done < pending_.size() && pending_[done].end <= written) {
@@ -190,14 +198,32 @@ class EventFileWriter::Impl {
       ++done;
     }
     const size_t done_bytes = done == 0 ? 0 : pending_[done - 1].end;
+    stats_.bytes_written += done_bytes;
     buffer_.erase(0, done_bytes);
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<ptrdiff_t>(done));
     for (PendingRecord& record : pending_) record.end -= done_bytes;
     if (!status.ok()) {
       ++stats_.write_errors;
       error_ = status;
+      if (written > done_bytes) {
+        // A short write (disk full, RLIMIT_FSIZE) left part of a record: cut
+        // it now, while the file is still ours; a failed cut is retried
+        // before the writer moves on (RecoverWithNewFile).
+        torn_ = true;
+        whole_size_ = before + done_bytes;
+        (void)CutTornTail();
+      }
     }
     return status;
+  }
+
+  // Cuts the current file back to its last whole record after a short write.
+  absl::Status CutTornTail() {
+    if (!torn_) return absl::OkStatus();
+    TBLOG_RETURN_IF_ERROR(file_->Truncate(whole_size_));
+    torn_ = false;
+    ++stats_.partial_records_cut;
+    return absl::OkStatus();
   }
 
   absl::Status MaybeSync(bool force) {
@@ -269,6 +295,10 @@ class EventFileWriter::Impl {
   uint64_t events_in_file_ = 0;        // events written whole to the current file
   absl::Time last_sync_;
   absl::Status error_;  // sticky: the current file's tail is unknown
+  // The current file holds part of a record past whole_size_ (a short write
+  // whose cut failed so far).
+  bool torn_ = false;
+  uint64_t whole_size_ = 0;
   bool closed_ = false;
   absl::Status close_status_;
 };

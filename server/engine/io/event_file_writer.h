@@ -52,7 +52,7 @@ struct EventFileOptions {
 
 struct EventFileStats {
   uint64_t records_written = 0;  // events accepted by Write*, file_version excluded
-  uint64_t bytes_written = 0;    // bytes handed to the OS
+  uint64_t bytes_written = 0;    // bytes of whole records handed to the OS
   uint64_t files_opened = 0;
   uint64_t syncs = 0;
   // Records that reached a file which was then deleted or moved away before
@@ -60,6 +60,8 @@ struct EventFileStats {
   uint64_t records_lost = 0;
   // Write() or Flush() calls that failed with an I/O error (see Flush()).
   uint64_t write_errors = 0;
+  // Partial records cut from a file after a short write (see Write()).
+  uint64_t partial_records_cut = 0;
   // fsyncs of a directory after an entry was created in it (sync != kNever),
   // so a machine crash cannot lose a synced file's name.
   uint64_t directory_syncs = 0;
@@ -89,6 +91,13 @@ class EventFileWriter {
   // handed to the OS stays buffered for the next file, and the I/O error shows
   // at the next call. Fails (and keeps failing) after an I/O error that
   // leaves the file's tail unknown; a later Flush() tries a fresh file.
+  //
+  // Files hold whole records only: a write that fails after putting part of
+  // a record in the file (ENOSPC, EFBIG past RLIMIT_FSIZE) is followed by a
+  // truncate back to the last whole record. If that truncate fails too, the
+  // writer stays in error and retries the cut at every Flush(); it opens no
+  // new file (and the old one stays as it is) before the cut succeeds, unless
+  // the old file holds no event, in which case it is removed instead.
   absl::Status Write(const tensorboard::Event& event);
   // Same, for an already-serialized Event.
   absl::Status WriteSerialized(std::string_view event_bytes);

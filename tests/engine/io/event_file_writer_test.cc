@@ -24,6 +24,20 @@ using ::testing::MatchesRegex;
 
 constexpr int64_t kStartSecs = 1700000000;
 
+// Every file in `paths` reads to its end in whole records: no partial record
+// anywhere (what a reader of the run must never meet in a file it keeps).
+void ExpectWholeRecordsOnly(const std::vector<std::string>& paths) {
+  for (const std::string& path : paths) {
+    auto reader = RecordReader::Open(path);
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    std::string payload;
+    RecordReader::State state;
+    while ((state = (*reader)->Next(&payload)) == RecordReader::State::kRecord) {
+    }
+    EXPECT_EQ(state, RecordReader::State::kEnd) << path << ": " << (*reader)->error();
+  }
+}
+
 class EventFileWriterTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -52,6 +66,12 @@ class EventFileWriterTest : public ::testing::Test {
   // event through `last_step` (written now) reads back once, in order.
   void ExpectRecovered(EventFileWriter& writer, const std::string& failed_path,
                        int64_t last_step);
+  // Steps 0..2 written whole in dir_ by a writer on faults_ that hands every
+  // record to the OS at once; `whole` gets its file's size then.
+  std::unique_ptr<EventFileWriter> WriteThreeSteps(uint64_t* whole);
+  // The same after a fault at step 3 of `first_path`, which then holds steps
+  // 0..2 and the next file 3..4, each file in whole records.
+  void ExpectRecoveredAfterStep3(EventFileWriter& writer, const std::string& first_path);
 
   std::vector<std::string> Files() const {
     std::vector<std::string> files;
@@ -302,9 +322,13 @@ TEST_F(EventFileWriterTest, WriteFaultIsStickyAndRecoveredOnFlush) {
   EXPECT_EQ((*writer)->stats().records_written, 50u);
   EXPECT_GE((*writer)->stats().write_errors, 1u);
 
+  ExpectWholeRecordsOnly(Files());  // the write stopped at 2000 bytes, mid-record
+  EXPECT_GE((*writer)->stats().partial_records_cut, 1u);
+
   // Still limited: a fresh file fills up too, and the error stays.
   EXPECT_FALSE((*writer)->Flush().ok());
   EXPECT_FALSE((*writer)->Write(ScalarEvent(50, padding)).ok());
+  ExpectWholeRecordsOnly(Files());
 
   limit.Lift();
   ASSERT_TRUE((*writer)->Flush().ok());
@@ -317,6 +341,7 @@ TEST_F(EventFileWriterTest, WriteFaultIsStickyAndRecoveredOnFlush) {
   // whole before the fault in the old files, the rest carried to the new one.
   EXPECT_EQ(StepsAcross(Files()), Range(0, 60));
   EXPECT_EQ((*writer)->stats().records_lost, 0u);
+  ExpectWholeRecordsOnly(Files());
 }
 
 TEST_F(EventFileWriterTest, NewFilesAndDirectoriesAreSyncedUnlessPolicyIsNever) {
@@ -365,6 +390,7 @@ TEST_F(EventFileWriterTest, AnEventAcceptedBeforeAFaultIsKeptAndARefusedOneIsNot
   EXPECT_GE((*writer)->stats().write_errors, 1u);
   // Refused: the caller keeps it and offers it again after recovery.
   EXPECT_FALSE((*writer)->Write(ScalarEvent(6, padding)).ok());
+  ExpectWholeRecordsOnly(Files());  // the 10 bytes that got through are cut
   limit.Lift();
   ASSERT_TRUE((*writer)->Flush().ok());
   ASSERT_TRUE((*writer)->Write(ScalarEvent(6, padding)).ok());
@@ -390,6 +416,26 @@ void ExpectFileHolds(const std::string& path, const std::vector<int64_t>& steps,
   }
   EXPECT_EQ(state, end) << (*reader)->error();
   EXPECT_EQ(read, steps) << path;
+}
+
+std::unique_ptr<EventFileWriter> EventFileWriterTest::WriteThreeSteps(uint64_t* whole) {
+  EventFileOptions options = FaultOptions();
+  options.buffer_bytes = 1;
+  auto writer = EventFileWriter::Create(dir_, options);
+  EXPECT_TRUE(writer.ok()) << writer.status();
+  if (!writer.ok()) return nullptr;
+  for (int64_t step = 0; step < 3; ++step) EXPECT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
+  *whole = fs::file_size((*writer)->current_path());
+  return *std::move(writer);
+}
+
+void EventFileWriterTest::ExpectRecoveredAfterStep3(EventFileWriter& writer,
+                                                    const std::string& first_path) {
+  ExpectRecovered(writer, first_path, 4);
+  for (const std::string& path : Files()) {
+    ExpectFileHolds(path, path == first_path ? Range(0, 3) : Range(3, 5),
+                    RecordReader::State::kEnd);
+  }
 }
 
 void EventFileWriterTest::ExpectRecovered(EventFileWriter& writer,
@@ -441,27 +487,52 @@ TEST_F(EventFileWriterTest, NoSpaceOnTheNthWriteIsReportedAndNothingIsCorrupt) {
   ExpectRecovered(**writer, first_path, 6);
 }
 
-// A write that puts part of the buffer in the file and then fails is not
-// retried: the writer reports it and leaves the torn record behind; the
-// records before it read back whole, and the torn one goes, whole, to the
-// next file.
-TEST_F(EventFileWriterTest, AShortWriteIsReportedAndItsRecordCarriedToTheNextFile) {
-  EventFileOptions options = FaultOptions();
-  options.buffer_bytes = 1;
-  auto writer = EventFileWriter::Create(dir_, options);
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  const std::string first_path = (*writer)->current_path();
-  for (int64_t step = 0; step < 3; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
-  const uint64_t whole = fs::file_size(first_path);
+// A write that puts part of the buffer in the file and then fails (a disk
+// that fills in the middle of a record) is not retried: the writer reports
+// it and cuts the partial record off at once, so the file, which stays in the
+// run, ends with a whole record; the cut record goes, whole, to the next file.
+TEST_F(EventFileWriterTest, AShortWriteIsCutBackAndItsRecordCarriedToTheNextFile) {
+  for (const int error : {ENOSPC, EFBIG}) {
+    SCOPED_TRACE(error);
+    fs::remove_all(dir_);
+    uint64_t whole = 0;
+    auto writer = WriteThreeSteps(&whole);
+    ASSERT_NE(writer, nullptr);
+    const std::string first_path = writer->current_path();
+    faults_.Inject(Fault(FileOp::kAppend, error).KeepBytes(10));
+    EXPECT_TRUE(writer->Write(ScalarEvent(3)).ok());  // accepted, then the write fails
+    EXPECT_EQ(fs::file_size(first_path), whole);      // the 10 bytes are gone
+    EXPECT_EQ(writer->stats().bytes_written, whole);
+    EXPECT_EQ(writer->stats().partial_records_cut, 1u);
+    EXPECT_FALSE(writer->Write(ScalarEvent(4)).ok());
+    ExpectFileHolds(first_path, Range(0, 3), RecordReader::State::kEnd);
+
+    ExpectRecoveredAfterStep3(*writer, first_path);
+  }
+}
+
+// The cut fails too (the truncate gets EIO): the writer stays in error and
+// opens no new file, so the torn file is never left behind in the run; the
+// next Flush that can cut it moves on.
+TEST_F(EventFileWriterTest, AFailedCutIsRetriedBeforeTheWriterMovesOn) {
+  uint64_t whole = 0;
+  auto writer = WriteThreeSteps(&whole);
+  ASSERT_NE(writer, nullptr);
+  const std::string first_path = writer->current_path();
+  faults_.Inject(Fault(FileOp::kTruncate, EIO).Times(2));
   faults_.Inject(Fault(FileOp::kAppend, ENOSPC).KeepBytes(10));
-  EXPECT_TRUE((*writer)->Write(ScalarEvent(3)).ok());  // accepted, then the write fails
-  EXPECT_EQ(fs::file_size(first_path), whole + 10);
-  EXPECT_EQ((*writer)->stats().bytes_written, whole + 10);
-  EXPECT_FALSE((*writer)->Write(ScalarEvent(4)).ok());
+  EXPECT_TRUE(writer->Write(ScalarEvent(3)).ok());
+  EXPECT_EQ(fs::file_size(first_path), whole + 10);  // the cut failed
+  const absl::Status failed = writer->Flush();       // so does its retry
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.message().find("truncating " + first_path), absl::string_view::npos) << failed;
+  EXPECT_NE(failed.message().find("cutting a partial record"), absl::string_view::npos) << failed;
+  EXPECT_EQ(writer->current_path(), first_path);
+  EXPECT_EQ(Files().size(), 1u);
+  EXPECT_EQ(faults_.calls(FileOp::kTruncate), 2);
 
-  ExpectFileHolds(first_path, Range(0, 3), RecordReader::State::kTornTail);
-
-  ExpectRecovered(**writer, first_path, 4);
+  ExpectRecoveredAfterStep3(*writer, first_path);  // the third cut works
+  EXPECT_EQ(writer->stats().partial_records_cut, 1u);
 }
 
 // After a failed fsync the page cache's state is unknown: the error is
