@@ -191,8 +191,11 @@ absl::StatusOr<ListenerCredentials> MakeListenerCredentials(
           if (rotated.ok()) {
             spdlog::info("tls: certificate files changed; new connections get {}", *rotated);
           } else {
-            spdlog::error("tls: certificate files changed but cannot be used ({}); gRPC keeps "
-                          "serving the last good certificate",
+            // gRPC 1.51 takes the files anyway, and its TLS handshakes then
+            // fail until they are fixed: say so where the operator looks.
+            spdlog::error("tls: certificate files changed but cannot be used ({}); new TLS "
+                          "connections fail until they are fixed (replace certificate and key "
+                          "together, e.g. by a directory or symlink swap)",
                           std::string(rotated.status().message()));
           }
         });

@@ -12,7 +12,10 @@
 //
 // Certificate files are watched by gRPC's FileWatcherCertificateProvider and
 // read again every --credentials-reload-interval: new connections get the new
-// certificate; established ones keep theirs.
+// certificate; established ones keep theirs. gRPC (1.51) installs whatever it
+// reads: a key that does not match its certificate makes new handshakes fail
+// until the files are fixed (logged as an error by the rotation logger), so
+// certificate and key must change together, as a Kubernetes Secret does.
 #ifndef TBLOG_DAEMON_TLS_H_
 #define TBLOG_DAEMON_TLS_H_
 

@@ -10,3 +10,9 @@ endforeach()
 foreach(unit worker_pool byte_budget checkpoint run run_registry service config metrics)
   tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon)
 endforeach()
+# TLS and tokens: certificates are made at test time by Debian's openssl.
+foreach(unit auth tls)
+  tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon)
+  target_compile_definitions(${unit}_test PRIVATE
+    TBLOG_CERT_SCRIPT="${PROJECT_SOURCE_DIR}/tests/support/make_test_certs.sh")
+endforeach()
