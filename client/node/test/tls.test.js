@@ -5,54 +5,28 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn, execFileSync } = require('node:child_process');
+const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 
 const { Writer, TblogError } = require('../src/index.js');
+const { startDaemon } = require('./daemon.js');
 
 const binary = process.env.TBLOGD_BINARY;
 const TOKEN = 'tok-node-test-0123456789abc';
 const certScript = path.resolve(__dirname, '..', '..', '..', 'tests', 'support', 'make_test_certs.sh');
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // tblogd with TLS + mTLS on 127.0.0.1:<free port>, a token file, and a
-// plaintext unix socket. Resolves once it logs its TCP address.
-async function startSecureDaemon() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tblog-node-tls-'));
-  const certs = path.join(dir, 'certs');
-  execFileSync('bash', [certScript, certs], { stdio: 'ignore' });
-  const logdir = path.join(dir, 'logs');
-  const socket = path.join(dir, 'tblogd.sock');
-  fs.writeFileSync(path.join(dir, 'tokens'), `node:${TOKEN}\n`);
-  const child = spawn(binary, ['--logdir', logdir, '--unix-socket', socket, '--listen', '127.0.0.1:0',
-    '--tls-cert', path.join(certs, 'server.crt'), '--tls-key', path.join(certs, 'server.key'),
-    '--tls-client-ca', path.join(certs, 'client-ca.crt'), '--auth-token-file', path.join(dir, 'tokens')],
-  { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (chunk) => { stderr += chunk; });
-  let exited = null;
-  child.on('exit', (code, signal) => { exited = `exit ${code} ${signal || ''}`; });
-  let match = null;
-  for (let i = 0; i < 300 && !match; ++i) {
-    if (exited) throw new Error(`tblogd ${exited} before listening:\n${stderr}`);
-    match = /listening on (127\.0\.0\.1:\d+)/.exec(stderr);
-    if (!match) await sleep(100);
-  }
-  if (!match) throw new Error(`tblogd did not listen:\n${stderr}`);
-  return {
-    logdir, certs, tcp: match[1], unix: `unix:${socket}`,
-    stderr: () => stderr,
-    async stop() {
-      if (!exited) {
-        child.kill('SIGTERM');
-        for (let i = 0; i < 100 && !exited; ++i) await sleep(100);
-        if (!exited) child.kill('SIGKILL');
-      }
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
+// plaintext unix socket.
+function startSecureDaemon() {
+  return startDaemon((dir) => {
+    const certs = path.join(dir, 'certs');
+    execFileSync('bash', [certScript, certs], { stdio: 'ignore' });
+    fs.writeFileSync(path.join(dir, 'tokens'), `node:${TOKEN}\n`);
+    return ['--listen', '127.0.0.1:0',
+      '--tls-cert', path.join(certs, 'server.crt'), '--tls-key', path.join(certs, 'server.key'),
+      '--tls-client-ca', path.join(certs, 'client-ca.crt'), '--auth-token-file', path.join(dir, 'tokens')];
+  });
 }
 
 function scalarCount(logdir, run, tag) {
@@ -64,10 +38,11 @@ function scalarCount(logdir, run, tag) {
 test('Node client over TLS with tokens', { skip: binary ? false : 'TBLOGD_BINARY is not set' }, async (t) => {
   const daemon = await startSecureDaemon();
   t.after(() => daemon.stop());
+  const certs = path.join(daemon.dir, 'certs');
   const mtls = {
-    ca: path.join(daemon.certs, 'ca.crt'),
-    cert: path.join(daemon.certs, 'client.crt'),
-    key: path.join(daemon.certs, 'client.key'),
+    ca: path.join(certs, 'ca.crt'),
+    cert: path.join(certs, 'client.crt'),
+    key: path.join(certs, 'client.key'),
   };
 
   await t.test('writes over mTLS with a token', async () => {
@@ -96,7 +71,7 @@ test('Node client over TLS with tokens', { skip: binary ? false : 'TBLOGD_BINARY
   });
 
   await t.test('the unix socket takes the token in plaintext', async () => {
-    const writer = await Writer.open({ address: daemon.unix, runPath: 'node/unix', token: TOKEN });
+    const writer = await Writer.open({ address: daemon.address, runPath: 'node/unix', token: TOKEN });
     writer.scalar('loss', 1, 0.5);
     await writer.close();
     assert.equal(scalarCount(daemon.logdir, 'node/unix', 'loss'), 1);
