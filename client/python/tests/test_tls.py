@@ -119,3 +119,26 @@ def test_an_unreadable_ca_file_is_named(secure_daemon, tmp_path):
     with pytest.raises(ValueError, match="TLS CA file"):
         tblog.SummaryWriter("tls/x", address=secure_daemon.tcp,
                             connection=dict(tls_ca=str(tmp_path / "missing.crt")))
+
+
+def test_reflection_needs_a_token_and_health_does_not(secure_daemon, certs):
+    import grpc
+    from tblog._channel import open_channel
+
+    def reflect(token):
+        channel = open_channel(secure_daemon.tcp, **mtls(certs, token=token))
+        call = channel.stream_stream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+        try:
+            # An empty request: the daemon answers it (with an error message inside).
+            return next(iter(call(iter([b""]), timeout=10))), None
+        except grpc.RpcError as e:
+            return None, e.code()
+        finally:
+            channel.close()
+
+    assert reflect("")[1] == grpc.StatusCode.UNAUTHENTICATED
+    assert reflect(TOKEN)[1] is None
+    channel = open_channel(secure_daemon.tcp, **mtls(certs, token=""))
+    check = channel.unary_unary("/grpc.health.v1.Health/Check")
+    assert check(b"", timeout=10) == b"\x08\x01"  # SERVING, with no token
+    channel.close()
