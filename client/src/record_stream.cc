@@ -272,6 +272,7 @@ grpc::Status RecordStream::CallUnary(const Call& call) {
 }
 
 absl::Status RecordStream::Connect() {
+  if (!channel_status_.ok()) return channel_status_;  // INVALID_ARGUMENT: not retried
   v1::OpenRunRequest request;
   bool first_open;
   {
@@ -507,8 +508,11 @@ absl::Status RecordStream::CloseRun() {
 void RecordStream::NewChannel() {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  stub_ = v1::TBLog::NewStub(
-      grpc::CreateCustomChannel(options_.target, grpc::InsecureChannelCredentials(), args));
+  // TLS files are read again for each channel: a rotated client certificate
+  // is used from the next reconnect on.
+  auto channel = OpenChannel(options_.target, options_.connection, args);
+  channel_status_ = channel.status();
+  if (channel.ok()) stub_ = v1::TBLog::NewStub(*channel);
 }
 
 void RecordStream::SenderLoop() {

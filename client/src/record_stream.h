@@ -168,8 +168,10 @@ class RecordStream {
 
   const WriterOptions options_;
   const std::string writer_id_;
-  // Sender thread only (NewChannel replaces it).
+  // Sender thread only (NewChannel replaces them): the stub, or why the
+  // channel could not be made (TLS files), which Connect() returns.
   std::unique_ptr<v1::TBLog::Stub> stub_;
+  absl::Status channel_status_;
   std::thread sender_;
   // Sender thread only: Write streams in a row that ended NOT_FOUND (the
   // daemon did not know the run) with no batch acknowledged; each is followed

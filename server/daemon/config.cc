@@ -17,6 +17,8 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_util.h"
 #include "daemon/permissions.h"
+#include "daemon/tls.h"
+#include "daemon/tls_flags.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
@@ -308,6 +310,8 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
   env(app.add_option("--metrics-listen", o.metrics_listen,
                      "Serve Prometheus metrics on http://host:port/metrics ('' = off)"),
       "TBLOG_METRICS_LISTEN");
+  std::string reload_interval = absl::FormatDuration(defaults.security.credentials_reload_interval);
+  AddSecurityFlags(app, o.security, reload_interval);
 
   app.config_formatter(std::make_shared<ConfigFileUnderEnvironment>(EnvironmentOfKeys(app)));
 
@@ -323,6 +327,7 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
       ->capture_default_str()->envname("TBLOG_HEALTH_ADDRESS");
   health->add_option("--service", cmd.health_service, "Service to ask about ('' = the server)");
   health->add_option("--timeout", health_timeout, "Give up after this long")->capture_default_str();
+  AddClientConnectionFlags(*health, cmd.health_connection);
 
   try {
     app.parse(argc, argv);
@@ -381,6 +386,13 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
   else return fail(m.status(), "--file-mode");
   if (auto m = ParseModeKeeping(dir_mode, 0700); m.ok()) o.file_modes.dir = *m;
   else return fail(m.status(), "--dir-mode");
+  if (auto d = ParseDurationFlag(reload_interval); d.ok() && *d >= absl::Seconds(1)) {
+    o.security.credentials_reload_interval = *d;
+  } else {
+    return fail(d.ok() ? absl::InvalidArgumentError("must be at least 1s") : d.status(),
+                "--credentials-reload-interval");
+  }
+  if (auto s = CheckSecurityOptions(o.security, o.listen); !s.ok()) return fail(s, "security");
   o.file.sync = *SyncPolicyFromName(fsync);  // CLI11 checked it is one of the names
   if (o.listen.empty() && o.unix_socket.empty()) {
     return fail(absl::InvalidArgumentError("nothing to serve on: set --listen or --unix-socket"),

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "daemon/options.h"
+#include "tblog/connection.h"
 
 namespace tblog::daemon {
 
@@ -36,6 +37,8 @@ struct Command {
   std::string health_address = DaemonOptions{}.listen;
   std::string health_service;
   absl::Duration health_timeout = absl::Seconds(3);
+  // TLS and token of `tblogd health` (flags, else TBLOG_TLS_* / TBLOG_TOKEN).
+  ConnectionOptions health_connection = ConnectionOptions::FromEnvironment();
   int exit_code = 0;
 };
 

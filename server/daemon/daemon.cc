@@ -15,10 +15,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status_util.h"
+#include "daemon/auth.h"
 #include "daemon/permissions.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "spdlog/spdlog.h"
@@ -62,6 +62,26 @@ absl::Status RemoveStaleSocket(FileSystem& fs, const std::string& path) {
         "on it; stop it or choose another --unix-socket"));
   }
   return Annotate(fs.Remove(path), "removing a stale socket");
+}
+
+// The listeners' credentials (tls.h): TLS, tokens, or plaintext, said once in the log.
+absl::StatusOr<ListenerCredentials> SecureListeners(const SecurityOptions& security,
+                                                    const std::string& listen) {
+  std::shared_ptr<TokenAuthenticator> authenticator;
+  if (security.tokens()) {
+    auto started = TokenAuthenticator::Start(security.auth_token_file,
+                                             security.credentials_reload_interval);
+    if (!started.ok()) return Annotate(started.status(), "--auth-token-file");
+    authenticator = *std::move(started);
+  }
+  auto credentials = MakeListenerCredentials(security, listen, authenticator);
+  if (!credentials.ok()) return credentials.status();
+  spdlog::info("security: {}", credentials->description);
+  if (!listen.empty() && !security.tls() && !IsLoopbackListenAddress(listen)) {
+    spdlog::warn("security: {} serves plaintext beyond this host; anyone who reaches it can "
+                 "write and list runs (set --tls-cert/--tls-key and --auth-token-file)", listen);
+  }
+  return credentials;
 }
 
 std::chrono::system_clock::time_point ToChrono(absl::Time t) {
@@ -119,15 +139,18 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
   // The address is ours alone: without this, gRPC sets SO_REUSEPORT and a
   // second tblogd on the same port would start and take half the clients.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  auto credentials = SecureListeners(options.security, options.listen);
+  if (!credentials.ok()) return credentials.status();
+  daemon->credentials_ = *std::move(credentials);
   int tcp_port = 0;
   if (!options.listen.empty()) {
-    builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &tcp_port);
+    builder.AddListeningPort(options.listen, daemon->credentials_.tcp, &tcp_port);
   }
   std::string unix_uri;
   if (!options.unix_socket.empty()) {
     TBLOG_RETURN_IF_ERROR(RemoveStaleSocket(*options.file.file_system, options.unix_socket));
     unix_uri = absl::StrCat("unix:", options.unix_socket);
-    builder.AddListeningPort(unix_uri, grpc::InsecureServerCredentials());
+    builder.AddListeningPort(unix_uri, daemon->credentials_.unix_socket);
   }
   // Why a TCP address cannot be had is in gRPC's log line; the usual causes:
   const std::string tcp_hint =

@@ -19,6 +19,7 @@
 #include "daemon/record_converter.h"
 #include "daemon/run_registry.h"
 #include "daemon/tblog_service.h"
+#include "daemon/tls.h"
 #include "daemon/worker_pool.h"
 #include "base/sync.h"
 
@@ -68,6 +69,8 @@ class Daemon {
   std::unique_ptr<RecordConverter> converter_;
   std::unique_ptr<RunRegistry> registry_;
   std::unique_ptr<TBLogService> service_;
+  // TLS, tokens and their file watchers; before server_, which uses them.
+  ListenerCredentials credentials_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::string> addresses_;
 

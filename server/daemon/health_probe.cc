@@ -9,9 +9,10 @@
 namespace tblog::daemon {
 
 absl::Status CheckHealth(const std::string& address, const std::string& service,
-                         absl::Duration timeout) {
-  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
-  auto stub = grpc::health::v1::Health::NewStub(channel);
+                         absl::Duration timeout, const ConnectionOptions& connection) {
+  auto channel = OpenChannel(address, connection, grpc::ChannelArguments());
+  if (!channel.ok()) return channel.status();
+  auto stub = grpc::health::v1::Health::NewStub(*channel);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout));
   grpc::health::v1::HealthCheckRequest request;

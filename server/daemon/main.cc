@@ -36,7 +36,8 @@ int main(int argc, char** argv) {
   if (cmd.kind == Command::Kind::kInspect) return RunInspect(cmd);
   if (cmd.kind == Command::Kind::kHealth) {
     absl::Status health =
-        tblog::daemon::CheckHealth(cmd.health_address, cmd.health_service, cmd.health_timeout);
+        tblog::daemon::CheckHealth(cmd.health_address, cmd.health_service, cmd.health_timeout,
+                                  cmd.health_connection);
     std::cout << (health.ok() ? std::string("SERVING") : std::string(health.message())) << "\n";
     return health.ok() ? 0 : 1;
   }

@@ -62,6 +62,29 @@ inline EventFileOptions DaemonEventFileOptions() {
   return options;
 }
 
+// TLS on the TCP listener and bearer tokens on every RPC but health (auth.h,
+// tls.h). All off by default: the default listener is loopback only. The
+// unix socket never carries TLS (its file mode guards it); tokens apply to it.
+struct SecurityOptions {
+  // PEM certificate chain and private key of the TCP listener ("" = no TLS).
+  // Both or neither. Reread when they change on disk (a rotated Kubernetes
+  // Secret), so new connections see the new certificate without a restart.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // PEM CA bundle: when set, clients must present a certificate it signed
+  // (mTLS). Requires tls_cert_file. Reloaded like the certificate.
+  std::string tls_client_ca_file;
+  // Bearer tokens, one per line ("[name:]token", '#' comments); "" = no
+  // tokens. Reloaded on change. Without TLS, tokens need a loopback --listen.
+  std::string auth_token_file;
+  // How often the files above are checked for changes. gRPC's certificate
+  // watcher counts in whole seconds: at least 1s.
+  absl::Duration credentials_reload_interval = absl::Seconds(10);
+
+  bool tls() const { return !tls_cert_file.empty(); }
+  bool tokens() const { return !auth_token_file.empty(); }
+};
+
 struct DaemonOptions {
   // Root of every run directory. Created if missing.
   std::string logdir = "./logs";
@@ -108,6 +131,7 @@ struct DaemonOptions {
   std::string log_level = "info";
   // Prometheus metrics on this HTTP address ("" = off).
   std::string metrics_listen;
+  SecurityOptions security;
 };
 
 }  // namespace tblog::daemon

@@ -40,3 +40,9 @@ tblog_add_test(sequence_durability_test SOURCES daemon/sequence_durability_test.
   LIBS tblog_daemon tblog_daemon_process)
 add_dependencies(sequence_durability_test tblogd)
 tblog_add_test(sequence_contract_test SOURCES daemon/sequence_contract_test.cc LIBS tblog_daemon)
+# TLS and tokens: certificates are made at test time by Debian's openssl.
+foreach(unit auth tls)
+  tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon)
+  target_compile_definitions(${unit}_test PRIVATE
+    TBLOG_CERT_SCRIPT="${PROJECT_SOURCE_DIR}/tests/support/make_test_certs.sh")
+endforeach()

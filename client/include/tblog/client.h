@@ -33,6 +33,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "tblog/connection.h"
 #include "tblog/v1/tblog.pb.h"
 
 namespace tblog {
@@ -105,6 +106,9 @@ std::string DefaultTarget();
 struct WriterOptions {
   // gRPC target: "host:port", or "unix:/path/to.sock" (faster on one host).
   std::string target = DefaultTarget();
+  // TLS and bearer token (tblog/connection.h); by default from TBLOG_TLS*,
+  // TBLOG_TOKEN and TBLOG_TOKEN_FILE.
+  ConnectionOptions connection = ConnectionOptions::FromEnvironment();
   // The run: <logdir>/<experiment>/<timestamp>[-<name>], or exactly
   // <logdir>/<run_path> when run_path is set (see tblog.proto, OpenRunRequest).
   std::string experiment;

@@ -17,6 +17,7 @@
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');
+const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
@@ -71,6 +72,70 @@ function grpcTarget(address) {
   if (!address) throw new TblogError('tblog: an address is required');
   if (address.startsWith('/')) return `unix:${address}`;
   return address;
+}
+
+/** True when `target` is a unix socket or a loopback host ("127.x", "::1",
+ *  "localhost"): where a token may travel without TLS. */
+function isLocalTarget(target) {
+  if (target.startsWith('unix:') || target.startsWith('unix-abstract:')) return true;
+  const match = /^(?:dns:\/\/\/|ipv4:|ipv6:)?(?:\[([^\]]+)\]|([^:]+))(?::\d+)?$/.exec(target);
+  if (!match) return false;
+  const host = match[1] || match[2];
+  if (host === 'localhost' || host === '::1') return true;
+  return net.isIPv4(host) && host.startsWith('127.');
+}
+
+/** Channel credentials and options for `target` from `tls` ({ca, cert, key,
+ *  serverName, enabled}: file paths) and `token`, each defaulting to the
+ *  environment: TBLOG_TLS, TBLOG_TLS_CA, TBLOG_TLS_CLIENT_CERT,
+ *  TBLOG_TLS_CLIENT_KEY, TBLOG_TLS_SERVER_NAME, TBLOG_TOKEN (or
+ *  TBLOG_TOKEN_FILE). The token goes in every call's metadata; without TLS only
+ *  to a unix socket or loopback target (the daemon accepts it only there). */
+function connection(target, tls = {}, token) {
+  const env = process.env;
+  const ca = tls.ca ?? env.TBLOG_TLS_CA;
+  const cert = tls.cert ?? env.TBLOG_TLS_CLIENT_CERT;
+  const key = tls.key ?? env.TBLOG_TLS_CLIENT_KEY;
+  const serverName = tls.serverName ?? env.TBLOG_TLS_SERVER_NAME;
+  let bearer = token ?? env.TBLOG_TOKEN;
+  if (!bearer && env.TBLOG_TOKEN_FILE) {
+    bearer = fs.readFileSync(env.TBLOG_TOKEN_FILE, 'utf8').split('\n')[0].trim();
+  }
+  const enabled = Boolean(tls.enabled ?? ['1', 'true', 'yes'].includes((env.TBLOG_TLS || '').toLowerCase()));
+  const options = {};
+  let credentials;
+  if (enabled || ca || cert || key) {
+    if (Boolean(cert) !== Boolean(key)) {
+      throw new TblogError('tblog: a TLS client certificate needs its key, and a key its certificate');
+    }
+    const read = (file, what) => {
+      try {
+        return fs.readFileSync(file);
+      } catch (err) {
+        throw new TblogError(`tblog: cannot read the ${what} ${file}: ${err.message}`);
+      }
+    };
+    credentials = grpc.credentials.createSsl(ca ? read(ca, 'TLS CA file') : null,
+      key ? read(key, 'TLS client key') : null, cert ? read(cert, 'TLS client certificate') : null);
+    if (serverName) options['grpc.ssl_target_name_override'] = serverName;
+  } else {
+    if (bearer && !isLocalTarget(target)) {
+      throw new TblogError(`tblog: refusing to send a token in the clear to ${target}: ` +
+        'use TLS (TBLOG_TLS_CA) or a loopback or unix-socket address');
+    }
+    credentials = grpc.credentials.createInsecure();
+  }
+  if (bearer) {
+    // An interceptor rather than call credentials: grpc-js composes call
+    // credentials with TLS only, and the unix socket is plaintext.
+    options.interceptors = [(callOptions, nextCall) => new grpc.InterceptingCall(nextCall(callOptions), {
+      start(metadata, listener, next) {
+        metadata.set('authorization', `Bearer ${bearer}`);
+        next(metadata, listener);
+      },
+    })];
+  }
+  return { credentials, options };
 }
 
 // Hyperparameters as the proto's HParams: numbers, strings and booleans.
@@ -184,13 +249,18 @@ class Writer {
   /** Opens a run and its Write stream. `address`: "unix:/path", "/path" or
    *  "host:port". `runPath` picks the directory (relative to the daemon's
    *  logdir) instead of <experiment>/<timestamp>[-<name>]; `hparams` maps names
-   *  to numbers, strings or booleans. Rejects with the daemon's message. */
+   *  to numbers, strings or booleans. `tls` ({ca, cert, key, serverName,
+   *  enabled}: PEM file paths) and `token` default to the environment (see
+   *  connection() and README). Rejects with the daemon's message. */
   static async open({ address, experiment = '', name = '', runPath = '', hparams,
-    labels = {}, mode = 'OPEN_MODE_DEFAULT', writerId, sendIntervalMs } = {}) {
+    labels = {}, mode = 'OPEN_MODE_DEFAULT', writerId, sendIntervalMs, tls, token } = {}) {
     const Service = loadService();
-    const client = new Service(grpcTarget(address), grpc.credentials.createInsecure(), {
+    const target = grpcTarget(address);
+    const { credentials, options } = connection(target, tls, token);
+    const client = new Service(target, credentials, {
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+      ...options,
     });
     // The writer id is chosen here so that OpenRun names it: the writer holds
     // the run until close() releases it (tblog.proto, "Leases").

@@ -5,13 +5,13 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn, execFileSync } = require('node:child_process');
+const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const zlib = require('node:zlib');
 
 const { Writer, TblogError } = require('../src/index.js');
+const { startDaemon } = require('./daemon.js');
 
 const binary = process.env.TBLOGD_BINARY;
 
@@ -51,39 +51,6 @@ function grayPng(width, height) {
     pngChunk('IDAT', zlib.deflateSync(Buffer.concat(rows))),
     pngChunk('IEND', Buffer.alloc(0)),
   ]);
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// Starts tblogd on a unix socket; resolves once the socket accepts an OpenRun.
-async function startDaemon() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tblog-node-'));
-  const logdir = path.join(dir, 'logs');
-  const socket = path.join(dir, 'tblogd.sock');
-  fs.mkdirSync(logdir);
-  const child = spawn(binary, ['--logdir', logdir, '--unix-socket', socket, '--listen', ''],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (chunk) => { stderr += chunk; });
-  let exited = null;
-  child.on('exit', (code, signal) => { exited = `exit ${code} ${signal || ''}`; });
-  for (let i = 0; i < 300 && !fs.existsSync(socket); ++i) {
-    if (exited) throw new Error(`tblogd ${exited} before listening:\n${stderr}`);
-    await sleep(100);
-  }
-  if (!fs.existsSync(socket)) throw new Error(`tblogd did not create ${socket}:\n${stderr}`);
-  return {
-    dir, logdir, address: `unix:${socket}`, child,
-    stderr: () => stderr,
-    async stop() {
-      if (!exited) {
-        child.kill('SIGTERM');
-        for (let i = 0; i < 100 && !exited; ++i) await sleep(100);
-        if (!exited) child.kill('SIGKILL');
-      }
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 // `tblogd inspect --json`, as { runName: { tagName: tagReport } }.

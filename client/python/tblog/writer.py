@@ -19,10 +19,10 @@ import time
 import uuid
 import weakref
 
-import grpc
 import numpy as np
 
 from tblog import _convert
+from tblog._channel import open_channel
 from tblog._stream import (CHANNEL_OPTIONS, Stream, TblogError, Wire, _Record, kind_number,
                            tensor_wire)
 from tblog.v1 import tblog_pb2 as pb
@@ -125,6 +125,9 @@ class SummaryWriter:
     instead of a torch log_dir), `labels` (dict, reported by ListRuns),
     `connect_timeout` (seconds to wait for the daemon at start),
     `max_buffer_bytes` (memory the buffer may hold before add_* calls wait).
+    `connection`: TLS and token settings, a dict of tblog._channel.open_channel's
+    keywords (tls, tls_ca, tls_cert, tls_key, tls_server_name, token); those
+    not given come from TBLOG_TLS*, TBLOG_TOKEN (see the package README).
 
     max_queue: after this many non-scalar records the background thread sends
     at once instead of at its next tick (50 ms). flush_secs: the longest time
@@ -135,7 +138,8 @@ class SummaryWriter:
 
     def __init__(self, log_dir=None, comment="", purge_step=None, max_queue=10,
                  flush_secs=120, filename_suffix="", *, address=None, experiment=None,
-                 name=None, labels=None, connect_timeout=30.0, max_buffer_bytes=256 << 20):
+                 name=None, labels=None, connect_timeout=30.0, max_buffer_bytes=256 << 20,
+                 connection=None):
         self._address = address or _default_address()
         self._closed = True
         request = pb.OpenRunRequest(filename_suffix=filename_suffix)
@@ -153,7 +157,7 @@ class SummaryWriter:
         # This writer holds the run until close() (or its lease expires).
         request.writer_id = uuid.uuid4().hex
         def new_channel():
-            return grpc.insecure_channel(self._address, options=CHANNEL_OPTIONS)
+            return open_channel(self._address, CHANNEL_OPTIONS, **(connection or {}))
         self._channel = new_channel()
         try:
             self._stream = Stream(self._channel, request, writer_id=request.writer_id,

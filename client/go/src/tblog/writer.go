@@ -61,6 +61,12 @@ type Options struct {
 	WriterID string
 	// How often buffered records are sent without a Flush; 0 = 1s, <0 = never.
 	SendInterval time.Duration
+	// TLS to the daemon; nil = from the environment (TBLOG_TLS, TBLOG_TLS_CA,
+	// TBLOG_TLS_CLIENT_CERT, TBLOG_TLS_CLIENT_KEY, TBLOG_TLS_SERVER_NAME).
+	TLS *TLSOptions
+	// Bearer token for a daemon with --auth-token-file; "" = TBLOG_TOKEN or
+	// the first line of TBLOG_TOKEN_FILE.
+	Token string
 }
 
 // HistogramOptions choose the histogram layout; the zero value is
@@ -119,10 +125,10 @@ type Writer struct {
 	stop      chan struct{}
 }
 
-// dialTarget returns the gRPC target and dial options for an address.
+// dialTarget returns the gRPC target and dial options for an address
+// (credentialOptions adds TLS or plaintext and the token).
 func dialTarget(address string) (string, []grpc.DialOption) {
 	opts := []grpc.DialOption{
-		grpc.WithInsecure(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes),
 			grpc.MaxCallSendMsgSize(maxMessageBytes)),
 	}
@@ -195,7 +201,11 @@ func Open(ctx context.Context, opts Options) (*Writer, error) {
 		return nil, err
 	}
 	target, dialOpts := dialTarget(opts.Address)
-	conn, err := grpc.DialContext(ctx, target, dialOpts...)
+	secure, err := credentialOptions(opts.Address, opts)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.DialContext(ctx, target, append(dialOpts, secure...)...)
 	if err != nil {
 		return nil, callError("dial "+opts.Address, err)
 	}

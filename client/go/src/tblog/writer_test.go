@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,11 +23,31 @@ type daemon struct {
 	binary  string
 	logdir  string
 	address string
+	dir     string
+	stderr  *lockedBuffer
 }
 
-// startDaemon spawns tblogd and waits for its socket; it is stopped when
-// the test ends.
-func startDaemon(t *testing.T) *daemon {
+// lockedBuffer is tblogd's stderr, written by exec's goroutine.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startDaemon spawns tblogd (with `extra` flags, e.g. TLS) and waits for its
+// socket; it is stopped when the test ends.
+func startDaemon(t *testing.T, extra ...string) *daemon {
 	t.Helper()
 	binary := os.Getenv("TBLOGD_BINARY")
 	if binary == "" {
@@ -38,9 +59,13 @@ func startDaemon(t *testing.T) *daemon {
 	if err := os.Mkdir(logdir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var stderr strings.Builder
-	cmd := exec.Command(binary, "--logdir", logdir, "--unix-socket", socket, "--listen", "")
-	cmd.Stderr = &stderr
+	stderr := &lockedBuffer{}
+	args := append([]string{"--logdir", logdir, "--unix-socket", socket}, extra...)
+	if !strings.Contains(strings.Join(extra, " "), "--listen") {
+		args = append(args, "--listen", "")
+	}
+	cmd := exec.Command(binary, args...)
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", binary, err)
 	}
@@ -71,7 +96,7 @@ func startDaemon(t *testing.T) *daemon {
 			t.Fatalf("tblogd did not create %s:\n%s", socket, stderr.String())
 		}
 	}
-	return &daemon{binary: binary, logdir: logdir, address: "unix:" + socket}
+	return &daemon{binary: binary, logdir: logdir, address: "unix:" + socket, dir: dir, stderr: stderr}
 }
 
 type tagReport struct {
