@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_util.h"
+#include "daemon/resume_scan.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
@@ -267,6 +268,11 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
           ->capture_default_str()
           ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"})),
       "TBLOG_LOG_LEVEL");
+  env(app.add_option("--daemon-id", o.file.hostname,
+                     "This daemon's identity in its event file names and checkpoints: stable "
+                     "across its restarts, unique among daemons writing one run (e.g. the pod "
+                     "name; '' = the host name)"),
+      "TBLOG_DAEMON_ID");
   env(app.add_option("--metrics-listen", o.metrics_listen,
                      "Serve Prometheus metrics on http://host:port/metrics ('' = off)"),
       "TBLOG_METRICS_LISTEN");
@@ -332,6 +338,9 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
                 "--max-message-size");
   }
   o.file.sync = *SyncPolicyFromName(fsync);  // CLI11 checked it is one of the names
+  if (!o.file.hostname.empty()) {
+    if (absl::Status id = ValidateDaemonId(o.file.hostname); !id.ok()) return fail(id, "--daemon-id");
+  }
   if (o.listen.empty() && o.unix_socket.empty()) {
     return fail(absl::InvalidArgumentError("nothing to serve on: set --listen or --unix-socket"),
                 "--listen");
