@@ -129,7 +129,7 @@ void ExpectEachStepOnceInOrder(const Points& points, const std::string& tag, int
 }
 
 class RecoveryE2eTest : public ::testing::Test {
- protected:
+ public:
   // Starts (or restarts) daemon `id` on the shared logdir, with its own socket.
   absl::StatusOr<std::unique_ptr<DaemonProcess>> StartDaemon(
       const std::string& id, const std::string& flush_interval = "50ms") {
@@ -309,6 +309,105 @@ TEST_F(RecoveryE2eTest, ATornZeroByteFileIsRepaired) {
   ExpectEachStepOnceInOrder(ReadFresh(RunDir("e2e/torn")), "x", 200, "fresh read");
   ASSERT_TRUE((*daemon)->Stop(SIGTERM).ok());
 }
+
+// Issue 9: `daemons` tblogd processes (one per node, say) on one log
+// directory, each with its own writer into one run, killed and restarted at
+// random. Every writer's points are there once and in order; no daemon cuts
+// another's files; each daemon's checkpoint agrees with what the engine's
+// reader finds in its files.
+void ManyDaemonsOneRun(RecoveryE2eTest& test, int daemons) {
+  constexpr int64_t kSteps = 1500;
+  const std::string run = "e2e/multi";
+  std::vector<std::string> ids;
+  std::vector<std::unique_ptr<DaemonProcess>> processes;
+  std::vector<std::unique_ptr<Writer>> writers;
+  for (int i = 0; i < daemons; ++i) {
+    ids.push_back(absl::StrCat("node-", i));
+    auto daemon = test.StartDaemon(ids.back());
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    auto writer = Writer::Open(RecoveryE2eTest::Options(**daemon, run));
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    processes.push_back(std::move(*daemon));
+    writers.push_back(std::move(*writer));
+  }
+  std::vector<std::thread> trainers;
+  for (int i = 0; i < daemons; ++i) {
+    trainers.emplace_back([&writers, i] {
+      // The tag rule: one tag, one writer.
+      const std::string tag = absl::StrCat("rank", i, "/loss");
+      for (int64_t step = 0; step < kSteps; ++step) {
+        (void)writers[static_cast<size_t>(i)]->scalar(tag, step, 1.0f);
+        (void)writers[static_cast<size_t>(i)]->scalar("acc", step, 1.0f,
+                                                      {.subrun = absl::StrCat("rank", i)});
+        if (step % 10 == 0) absl::SleepFor(absl::Milliseconds(5));
+      }
+    });
+  }
+  const std::string run_dir = test.RunDir(run);
+  // Sizes of the event files of every daemon but `id`.
+  const auto others = [&](const std::string& id) {
+    std::map<std::string, uintmax_t> sizes;
+    for (const auto& entry : fs::recursive_directory_iterator(run_dir)) {
+      const std::string name = entry.path().filename().string();
+      if (entry.is_regular_file() && IsEventFileName(name) && !daemon::IsOwnEventFile(name, id)) {
+        sizes[entry.path().string()] = entry.file_size();
+      }
+    }
+    return sizes;
+  };
+  std::mt19937 random(static_cast<unsigned>(daemons));
+  for (int kill = 0; kill < 6 * daemons; ++kill) {
+    absl::SleepFor(absl::Milliseconds(std::uniform_int_distribution<int>(30, 200)(random)));
+    const size_t victim = std::uniform_int_distribution<size_t>(0, ids.size() - 1)(random);
+    EXPECT_FALSE(processes[victim]->Stop(SIGKILL).ok());
+    const auto before = others(ids[victim]);
+    auto restarted = test.StartDaemon(ids[victim]);
+    ASSERT_TRUE(restarted.ok()) << restarted.status();
+    processes[victim] = std::move(*restarted);
+    absl::SleepFor(absl::Milliseconds(50));  // its writer resumes the run (and it repairs)
+    const auto after = others(ids[victim]);
+    for (const auto& [path, size] : before) {
+      ASSERT_TRUE(after.count(path)) << ids[victim] << " removed " << path;
+      EXPECT_GE(after.at(path), size) << ids[victim] << " cut " << path;
+    }
+  }
+  for (std::thread& trainer : trainers) trainer.join();
+  for (auto& writer : writers) {
+    ASSERT_TRUE(writer->flush(/*sync=*/true).ok()) << writer->status();
+    ASSERT_TRUE(writer->close().ok()) << writer->status();
+  }
+  for (auto& process : processes) ASSERT_TRUE(process->Stop(SIGTERM).ok());
+
+  // Every file of the directory, in name order, read to its end (what
+  // TensorBoard's data server reads).
+  const Points all = ReadFresh(run_dir);
+  for (int i = 0; i < daemons; ++i) {
+    ExpectEachStepOnceInOrder(all, absl::StrCat("rank", i, "/loss"), kSteps, "all files");
+    ExpectEachStepOnceInOrder(ReadFresh(absl::StrCat(run_dir, "/rank", i)), "acc", kSteps,
+                              absl::StrCat("rank", i, "/"));
+  }
+  for (const std::string& id : ids) {
+    auto checkpoint = daemon::ReadCheckpoint(run_dir, id);
+    ASSERT_TRUE(checkpoint.ok() && checkpoint->has_value()) << id;
+    EXPECT_TRUE((*checkpoint)->batches.empty()) << id;
+    for (const auto& file : (*checkpoint)->files) {
+      EXPECT_TRUE(daemon::IsOwnEventFile(file.file_name, id)) << id << " lists " << file.file_name;
+      const fs::path path = fs::path(run_dir) / file.subrun / file.file_name;
+      EXPECT_EQ(fs::file_size(path), file.length) << path;
+    }
+    // What the files say (batch markers, read with the engine's reader)
+    // is what the checkpoint says.
+    auto scan = daemon::RepairRunForResume(run_dir, id);
+    ASSERT_TRUE(scan.ok()) << scan.status();
+    EXPECT_EQ(scan->files_truncated, 0) << id;
+    EXPECT_TRUE(scan->resumed.batches.empty()) << id;
+    EXPECT_EQ(scan->writer_sequences, (*checkpoint)->writer_sequences) << id;
+    EXPECT_EQ((*checkpoint)->writer_sequences.size(), 1u) << id;
+  }
+}
+
+TEST_F(RecoveryE2eTest, TwoDaemonsOneRunKilledAtRandom) { ManyDaemonsOneRun(*this, 2); }
+TEST_F(RecoveryE2eTest, ThreeDaemonsOneRunKilledAtRandom) { ManyDaemonsOneRun(*this, 3); }
 
 }  // namespace
 }  // namespace tblog
