@@ -117,4 +117,33 @@ EventKind ClassifyEvent(std::string_view event_bytes, BatchMarker* marker) {
   return kind;
 }
 
+bool TagAndStep(std::string_view event_bytes, std::string_view* tag, int64_t* step) {
+  // Event.step = 2, Event.summary = 5; Summary.value = 1; Value.tag = 1.
+  std::string_view summary;
+  uint64_t raw_step = 0;
+  if (!ForEachField(event_bytes, [&](int field, wire::WireType type, uint64_t value,
+                                     std::string_view data) {
+        if (field == 2 && type == wire::kVarint) raw_step = value;
+        if (field == 5 && type == wire::kLengthDelimited && summary.empty()) summary = data;
+      })) {
+    return false;
+  }
+  std::string_view first_value;
+  if (summary.empty() ||
+      !ForEachField(summary, [&](int field, wire::WireType type, uint64_t, std::string_view data) {
+        if (field == 1 && type == wire::kLengthDelimited && first_value.empty()) first_value = data;
+      })) {
+    return false;
+  }
+  *tag = {};
+  if (!ForEachField(first_value, [&](int field, wire::WireType type, uint64_t,
+                                     std::string_view data) {
+        if (field == 1 && type == wire::kLengthDelimited && tag->empty()) *tag = data;
+      })) {
+    return false;
+  }
+  *step = static_cast<int64_t>(raw_step);
+  return !tag->empty();
+}
+
 }  // namespace tblog::daemon

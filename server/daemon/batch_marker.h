@@ -72,6 +72,11 @@ enum class EventKind {
 // summary (the scan reads every record written since the checkpoint).
 EventKind ClassifyEvent(std::string_view event_bytes, BatchMarker* marker);
 
+// The step and the first summary value's tag of `event_bytes`; false when it
+// has no summary value with a tag. A wire-level look, cheap enough for every
+// event of a batch.
+bool TagAndStep(std::string_view event_bytes, std::string_view* tag, int64_t* step);
+
 }  // namespace tblog::daemon
 
 #endif  // TBLOG_DAEMON_BATCH_MARKER_H_

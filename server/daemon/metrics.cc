@@ -103,6 +103,9 @@ std::string Metrics::RenderPrometheus() const {
        streams_refused},
       {"tblogd_io_errors_total", "Event file or checkpoint I/O errors.", io_errors},
       {"tblogd_checkpoint_writes_total", "Run checkpoints written.", checkpoint_writes},
+      {"tblogd_steps_back_total",
+       "Points whose step went back for a tag of the same writer (TensorBoard hides points).",
+       steps_back},
       {"tblogd_flushes_total", "Run flushes (to the OS, synced per policy).", flushes_},
   };
   for (const Counter& counter : counters) {

@@ -85,7 +85,8 @@ Run::Run(RunContext context, std::string run_id, std::string directory,
       labels_(std::move(labels)),
       run_files_(run_id_, directory_,
                  WithSuffix(context.options->file, std::move(filename_suffix)),
-                 context.options->limits, writer_sequences, std::move(resumed)) {
+                 context.options->limits, writer_sequences, std::move(resumed),
+                 &context.metrics->steps_back) {
   MutexLock lock(&mu_);
   for (const auto& [writer, sequence] : writer_sequences) {
     WriterState& state = writers_[writer];

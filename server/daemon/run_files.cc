@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "spdlog/spdlog.h"
 #include "base/status_util.h"
 #include "daemon/names.h"
 #include "daemon/resume_scan.h"
@@ -73,7 +74,7 @@ EventFileOptions OptionsSortingLast(EventFileOptions options, const std::string&
 
 RunFiles::RunFiles(std::string run_id, std::string directory, EventFileOptions file_options,
                    const Limits& limits, std::map<std::string, uint64_t> writer_sequences,
-                   ResumedFiles resumed)
+                   ResumedFiles resumed, std::atomic<uint64_t>* steps_back)
     : run_id_(std::move(run_id)),
       daemon_id_(DaemonIdentity(file_options)),
       directory_(std::move(directory)),
@@ -82,6 +83,7 @@ RunFiles::RunFiles(std::string run_id, std::string directory, EventFileOptions f
       limits_(limits),
       checkpoint_sequences_(std::move(writer_sequences)),
       recovered_(std::move(resumed.batches)),
+      steps_back_(steps_back),
       resumed_files_(std::move(resumed.files)) {
   for (const auto& [key, batch] : recovered_) {
     for (const auto& [subrun, part] : batch.parts) {
@@ -152,6 +154,31 @@ absl::Status RunFiles::SwitchBatch(SubrunWriter& writer, const BatchKey& begin) 
   return status;
 }
 
+void RunFiles::NoteStep(const std::string& writer_id, const EventOut& event) {
+  if (steps_back_ == nullptr) return;
+  std::string_view tag;
+  int64_t step = 0;
+  if (!TagAndStep(event.event, &tag, &step)) return;
+  auto& tags = last_steps_[writer_id][event.subrun];
+  auto it = tags.find(tag);
+  if (it == tags.end()) {
+    tags.emplace(std::string(tag), LastStep{step, false});
+    return;
+  }
+  LastStep& last = it->second;
+  if (step <= last.step) {
+    steps_back_->fetch_add(1, std::memory_order_relaxed);
+    if (!last.warned) {  // once per tag in the log; every point in the metric
+      last.warned = true;
+      spdlog::warn("run={} writer={} sub-run=\"{}\" tag=\"{}\": step {} after step {}: "
+                   "TensorBoard hides this tag's points from step {} on (points of one tag "
+                   "must come in step order, so from one writer)",
+                   run_id_, writer_id, event.subrun, tag, step, last.step, step);
+    }
+  }
+  last.step = step;
+}
+
 absl::StatusOr<RunFiles::SubrunWriter*> RunFiles::Subrun(const std::string& subrun, bool* io) {
   auto it = subruns_.find(subrun);
   if (it == subruns_.end()) {
@@ -202,6 +229,7 @@ absl::Status RunFiles::WriteEvent(const EventOut& event, const BatchKey& batch, 
     }
     TBLOG_RETURN_IF_ERROR(writer.writer->WriteSerialized(event.event));
     ++events;
+    NoteStep(batch.writer_id, event);
   } else {
     TBLOG_RETURN_IF_ERROR(writer.writer->WriteSerialized(event.event));
   }

@@ -32,6 +32,7 @@
 #ifndef TBLOG_DAEMON_RUN_FILES_H_
 #define TBLOG_DAEMON_RUN_FILES_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -67,10 +68,13 @@ class RunFiles {
  public:
   // `directory` exists; `writer_sequences` and `resumed` come from the
   // resume scan (empty for a new run) and are what the next checkpoint
-  // starts from. Nothing is opened until needed.
+  // starts from. Nothing is opened until needed. `steps_back` (borrowed, may
+  // be null; the daemon's metric) counts the points of a batch whose step is
+  // not above the last one of their tag, writer and sub-run: TensorBoard's
+  // reader drops the points it holds at or after such a step.
   RunFiles(std::string run_id, std::string directory, EventFileOptions file_options,
            const Limits& limits, std::map<std::string, uint64_t> writer_sequences,
-           ResumedFiles resumed = {});
+           ResumedFiles resumed = {}, std::atomic<uint64_t>* steps_back = nullptr);
   // Closes the event files, ignoring errors, without ending open batches:
   // only reached without CloseAll() in tests and failed opens.
   ~RunFiles();
@@ -128,6 +132,9 @@ class RunFiles {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteEvent(const EventOut& event, const BatchKey& batch, bool* io)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts (steps_back_) a point of `writer_id` that goes back in step.
+  void NoteStep(const std::string& writer_id, const EventOut& event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes a marker ending `writer`'s open batch and beginning `begin`.
   absl::Status SwitchBatch(SubrunWriter& writer, const BatchKey& begin)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -163,6 +170,14 @@ class RunFiles {
   BatchKey current_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, uint64_t> current_parts_ ABSL_GUARDED_BY(mu_);
   bool current_done_ ABSL_GUARDED_BY(mu_) = true;
+  // Per writer, sub-run and tag, the last step written; see steps_back.
+  struct LastStep {
+    int64_t step;
+    bool warned;  // logged once
+  };
+  std::map<std::string, std::map<std::string, std::map<std::string, LastStep, std::less<>>>>
+      last_steps_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t>* const steps_back_;
   // The resume's stream positions of the sub-runs not written since.
   std::vector<CheckpointState::EventFile> resumed_files_ ABSL_GUARDED_BY(mu_);
   uint64_t closed_files_bytes_ ABSL_GUARDED_BY(mu_) = 0;

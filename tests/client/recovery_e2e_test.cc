@@ -253,7 +253,7 @@ TEST_F(RecoveryE2eTest, ACrashBeforeTheFirstCheckpointDuplicatesNothing) {
   }
   ASSERT_TRUE(writer.flush(/*sync=*/true).ok()) << writer.status();
   ASSERT_TRUE(writer.close().ok()) << writer.status();
-  const std::vector<int64_t>& steps = ReadFresh(RunDir("e2e/first")).at("x");
+  const std::vector<int64_t> steps = ReadFresh(RunDir("e2e/first")).at("x");
   std::vector<int64_t> sorted = steps;
   std::sort(sorted.begin(), sorted.end());
   EXPECT_EQ(std::adjacent_find(sorted.begin(), sorted.end()), sorted.end()) << "a step twice";

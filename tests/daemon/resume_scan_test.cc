@@ -3,6 +3,7 @@
 // tails, file names that sort last, and files of other daemons left alone.
 #include "daemon/resume_scan.h"
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -332,6 +333,33 @@ TEST_F(ResumeScanTest, ACorruptCheckpointFallsBackToScanningEverything) {
   EXPECT_FALSE(repair->had_checkpoint);
   EXPECT_EQ(repair->writer_sequences.at("w"), 2u);
   ASSERT_FALSE(repair->warnings.empty());
+}
+
+// A step that goes back for a tag of one writer is counted (TensorBoard
+// would hide points); other writers' and sub-runs' steps are their own.
+TEST_F(ResumeScanTest, AStepThatGoesBackIsCounted) {
+  const fs::path run = FreshTempDir("scan_steps");
+  std::atomic<uint64_t> steps_back{0};
+  RunFiles files("run", run.string(), options_, limits_, {}, {}, &steps_back);
+  uint64_t sequence = 0;
+  const auto write = [&](const std::string& writer, const std::string& subrun, int64_t step) {
+    size_t part = 0;
+    bool io = false;
+    ASSERT_TRUE(files.WriteParts(Record(subrun, "loss", step), &part, &io, {writer, ++sequence})
+                    .ok());
+    files.NoteBatchWritten(writer, sequence);
+  };
+  write("a", "", 1);
+  write("a", "", 2);
+  write("b", "", 1);       // another writer: its own steps (the tag rule is the user's)
+  write("a", "eval", 1);   // another sub-run: another series
+  EXPECT_EQ(steps_back.load(), 0u);
+  write("a", "", 2);
+  write("a", "", 1);
+  EXPECT_EQ(steps_back.load(), 2u);
+  write("a", "", 5);
+  EXPECT_EQ(steps_back.load(), 2u);
+  ASSERT_TRUE(files.CloseAll().ok());
 }
 
 }  // namespace
