@@ -7,8 +7,8 @@
 #include <fstream>
 #include <string>
 
-#include "engine/io/event_file_writer.h"
-#include "engine/io/event_reader.h"
+#include "absl/strings/str_format.h"
+#include "engine/io/crc32c.h"
 #include "gtest/gtest.h"
 #include "support/fault_file_system.h"
 
@@ -159,6 +159,55 @@ TEST(CheckpointTest, OpenReportsAFailedDirectory) {
             absl::string_view::npos)
       << file.status();
   EXPECT_TRUE(CheckpointFile::Open(run.string(), kDaemon, /*sync_directories=*/true, &faults).ok());
+}
+
+// Version 2 holds the batches the files have in part; version 1 still reads.
+TEST(CheckpointTest, BatchesRoundTripAndVersionOneStillReads) {
+  CheckpointState state;
+  state.writer_sequences["w 1"] = 4;
+  RecoveredBatch& batch = state.batches[{"w 1", 6}];
+  batch.parts_expected = 2;
+  batch.parts["train"] = {3, true};
+  batch.parts[""] = {0, false};
+  state.batches[{"w2", 1}].parts["eval/x"] = {17, false};
+  auto decoded = DecodeCheckpoint(EncodeCheckpoint(state));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(*decoded, state);
+  EXPECT_FALSE(batch.Complete());
+  batch.parts[""].complete = true;
+  EXPECT_TRUE(batch.Complete());
+
+  std::string v1 = "tblogd-checkpoint 1\nwriter w 5\n";
+  v1 += absl::StrFormat("end %08x\n", crc32c::Value(v1));
+  auto old = DecodeCheckpoint(v1);
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->writer_sequences.at("w"), 5u);
+}
+
+// Each daemon has its own checkpoint; tblogd before daemon identities kept
+// one per run, read when a daemon has none of its own.
+TEST(CheckpointTest, OnePerDaemonAndTheLegacyOneIsReadWhenThereIsNone) {
+  const fs::path run = TempDir("per_daemon");
+  fs::create_directories(run / kCheckpointDir);
+  {
+    CheckpointState legacy;
+    legacy.writer_sequences["old"] = 9;
+    std::ofstream(run / kCheckpointDir / kLegacyCheckpointFile) << EncodeCheckpoint(legacy);
+  }
+  auto read = ReadCheckpoint(run.string(), "node-2");
+  ASSERT_TRUE(read.ok() && read->has_value()) << read.status();
+  EXPECT_EQ((*read)->writer_sequences.at("old"), 9u);
+
+  auto file = CheckpointFile::Open(run.string(), "node-2");
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ((*file)->path(), CheckpointPath(run.string(), "node-2"));
+  EXPECT_EQ((*file)->path(), (run / kCheckpointDir / "node-2.checkpoint").string());
+  CheckpointState mine;
+  mine.writer_sequences["new"] = 1;
+  ASSERT_TRUE((*file)->Write(mine, true).ok());
+  read = ReadCheckpoint(run.string(), "node-2");
+  ASSERT_TRUE(read.ok() && read->has_value());
+  EXPECT_EQ((*read)->writer_sequences, mine.writer_sequences);
 }
 
 }  // namespace
