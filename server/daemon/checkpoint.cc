@@ -10,9 +10,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "engine/io/crc32c.h"
-#include "engine/io/event_file_writer.h"
-#include "engine/io/event_reader.h"
-#include "engine/io/record_reader.h"
 #include "base/status_util.h"
 
 namespace tblog::daemon {

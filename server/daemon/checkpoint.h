@@ -76,8 +76,9 @@ struct CheckpointState {
   std::vector<EventFile> files;                      // one per sub-run
   RecoveredBatches batches;  // held in part (before the files' positions)
   // When it was taken, on the event files' clock, and never earlier than the
-  // file_version wall_time of any event file the run created before it: an
-  // event file of tblogd's with a later one was created after it. 0 = unknown.
+  // file_version wall_time of any event file the run created before it. For
+  // people and tools reading it (the resume goes by positions, not times).
+  // 0 = unknown.
   double time = 0;
   bool operator==(const CheckpointState&) const = default;
 };

@@ -305,9 +305,8 @@ absl::Status RunFiles::WriteCheckpoint(bool sync) {
     RecoveredBatch& unfinished = state.batches[current_];
     for (const auto& [subrun, events] : current_parts_) unfinished.parts[subrun].events += events;
   }
-  // Not before any file it accounts for was created (a resume removes
-  // tblogd's files created after the checkpoint's time).
-  state.time = absl::ToDoubleSeconds(file_options_.clock() - absl::UnixEpoch());
+  // Not before any file it accounts for was created.
+  state.time = Seconds(file_options_.clock());
   for (const auto& [subrun, writer] : subruns_) {
     const std::string& path = writer.writer->current_path();
     auto info = fs_.Stat(path);
