@@ -1,19 +1,27 @@
-// A run's checkpoint: which batches of which writers its event files hold,
-// and how long each sub-run's current event file was at that moment. Lets a
-// resumed run drop whatever was written after the last checkpoint (a torn
-// record, or records of batches the client will resend), so every batch is
-// in the files exactly once across daemon crashes.
+// A daemon's checkpoint of one run: the last batch sequence of each writer
+// whose batch is wholly in its event files, the batches it holds only in
+// part (or above a missing one), and where each sub-run's stream of its own
+// event files stood. It is a fast start point for the resume scan
+// (daemon/resume_scan.h), which reads only past it; it never makes the
+// daemon cut or remove complete records.
 //
-// File: <run>/.tblogd/checkpoint, rewritten in place after every flush of the
-// run (written over from offset 0, then cut: RewriteFile), fsynced when the
-// flush was a sync. All I/O goes through a FileSystem (borrowed; it outlives
-// the calls and the CheckpointFile). Format (text,
-// one item per line, names percent-encoded):
-//   tblogd-checkpoint 1
-//   writer <writer-id> <last written sequence>
+// One per daemon: <run>/.tblogd/<daemon id>.checkpoint, so that any number of
+// daemons (one per node, say) write one run on a shared file system without
+// touching each other's checkpoint. A legacy <run>/.tblogd/checkpoint (tblogd
+// before daemon identities) is read when the daemon has none of its own.
+//
+// Rewritten in place after every flush of the run (written over from offset
+// 0, then cut: RewriteFile), fsynced when the flush was a sync. All I/O goes
+// through a FileSystem (borrowed; it outlives the calls and the
+// CheckpointFile). Format (text, one item per line, names percent-encoded):
+//   tblogd-checkpoint 2                       (1: no batch lines)
+//   writer <writer-id> <last sequence wholly in the files>
 //   file <sub-run or "."> <event file name> <length in bytes>
+//   batch <writer-id> <sequence> <sub-runs it completed in, 0 = unknown>
+//         <sub-run> <events it holds there> <1: complete there, 0: not>
 //   time <seconds since the epoch, %.17g>        (optional)
 //   end <crc32c of the lines above, hex>
+// (a batch line is one line; one per sub-run a batch has events in.)
 // Bytes after the "end" line are ignored (a shorter rewrite whose ftruncate
 // did not happen).
 #ifndef TBLOG_DAEMON_CHECKPOINT_H_
@@ -29,12 +37,33 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "daemon/batch_marker.h"
 #include "engine/io/file_system.h"
 
 namespace tblog::daemon {
 
 inline constexpr char kCheckpointDir[] = ".tblogd";
-inline constexpr char kCheckpointFile[] = "checkpoint";
+inline constexpr char kLegacyCheckpointFile[] = "checkpoint";
+inline constexpr char kCheckpointSuffix[] = ".checkpoint";
+
+// What the event files of one sub-run hold of one batch.
+struct BatchPart {
+  uint64_t events = 0;    // its events there
+  bool complete = false;  // an end marker says the batch completed there
+  bool operator==(const BatchPart&) const = default;
+};
+
+// A batch the files hold in part, or wholly but above a sequence they lack
+// (files of several sub-runs reach the disk in any order). A resent batch
+// writes only what its parts lack.
+struct RecoveredBatch {
+  std::map<std::string, BatchPart> parts;  // by sub-run ("" = the run directory)
+  uint32_t parts_expected = 0;             // sub-runs it completed in; 0 = unknown
+  // Every sub-run it put events in says so.
+  bool Complete() const;
+  bool operator==(const RecoveredBatch&) const = default;
+};
+using RecoveredBatches = std::map<BatchKey, RecoveredBatch>;
 
 struct CheckpointState {
   struct EventFile {
@@ -45,9 +74,11 @@ struct CheckpointState {
   };
   std::map<std::string, uint64_t> writer_sequences;  // writer id -> last written sequence
   std::vector<EventFile> files;                      // one per sub-run
+  RecoveredBatches batches;  // held in part (before the files' positions)
   // When it was taken, on the event files' clock, and never earlier than the
-  // file_version wall_time of any event file the run created before it: an
-  // event file of tblogd's with a later one was created after it. 0 = unknown.
+  // file_version wall_time of any event file the run created before it. For
+  // people and tools reading it (the resume goes by positions, not times).
+  // 0 = unknown.
   double time = 0;
   bool operator==(const CheckpointState&) const = default;
 };
@@ -56,15 +87,24 @@ std::string EncodeCheckpoint(const CheckpointState& state);
 // DATA_LOSS when the text is not a whole checkpoint (bad CRC, no end line).
 absl::StatusOr<CheckpointState> DecodeCheckpoint(std::string_view text);
 
+// What a resumed run's RunFiles starts from (daemon/resume_scan.h).
+struct ResumedFiles {
+  RecoveredBatches batches;  // held in part: a resend writes only what they lack
+  // Per sub-run, the end of the daemon's own files after the resume; the
+  // next checkpoint carries them over for sub-runs it does not write.
+  std::vector<CheckpointState::EventFile> files;
+};
+
 // The checkpoint file of one run. Thread safety: none (the run's writer, one
 // at a time, owns it).
 class CheckpointFile {
  public:
   // Creates <run_dir>/.tblogd if needed and opens (creates) the checkpoint
-  // file, refusing symlinks at either; fsyncs the directory of whatever it
-  // created when `sync_directories`. Errors name the path.
+  // file of daemon `daemon_id`, refusing symlinks at either; fsyncs the
+  // directory of whatever it created when `sync_directories`. Errors name
+  // the path.
   static absl::StatusOr<std::unique_ptr<CheckpointFile>> Open(
-      const std::string& run_dir, bool sync_directories = true,
+      const std::string& run_dir, const std::string& daemon_id, bool sync_directories = true,
       FileSystem* fs = FileSystem::Default());
   CheckpointFile(const CheckpointFile&) = delete;
   CheckpointFile& operator=(const CheckpointFile&) = delete;
@@ -72,7 +112,7 @@ class CheckpointFile {
   // Replaces the file's contents with `state`; fsyncs when `sync`. On an
   // error the file holds the previous checkpoint, the new one (only the
   // fsync failed), or a mix that ReadCheckpoint reports as DATA_LOSS (a
-  // resume then scans the event files). Raises
+  // resume then scans all of the daemon's event files). Raises
   // state.time to the previous checkpoint's (this one's or, for a resumed run,
   // the one found at Open), so a clock stepped back cannot make older files
   // look newer than the checkpoint.
@@ -88,33 +128,15 @@ class CheckpointFile {
   double previous_time_;  // the latest CheckpointState::time written or found
 };
 
-// Reads <run_dir>/.tblogd/checkpoint. nullopt when there is none; DATA_LOSS
-// when it is torn or corrupt; other errors name the path.
+// The path of daemon `daemon_id`'s checkpoint of `run_dir`.
+std::string CheckpointPath(const std::string& run_dir, const std::string& daemon_id);
+
+// Reads daemon `daemon_id`'s checkpoint of `run_dir` (or, when it has none,
+// the legacy one). nullopt when there is none; DATA_LOSS when it is torn or
+// corrupt; other errors name the path.
 absl::StatusOr<std::optional<CheckpointState>> ReadCheckpoint(
-    const std::string& run_dir, FileSystem* fs = FileSystem::Default());
-
-// What RepairRunForResume did.
-struct ResumeRepair {
-  bool had_checkpoint = false;
-  std::map<std::string, uint64_t> writer_sequences;  // from the checkpoint
-  int files_truncated = 0;
-  int files_removed = 0;  // event files created after the checkpoint
-  uint64_t bytes_removed = 0;
-  std::vector<std::string> warnings;  // e.g. a file shorter than its checkpoint
-};
-
-// Prepares an existing run directory to be written again (new event files are
-// always started; old ones are never appended to). With a checkpoint: cuts
-// each listed event file back to its recorded length, and removes every other
-// event file of the run (any sub-run, listed or not) that tblogd created after
-// the checkpoint (its file_version event says writer "tblogd" and has a later
-// wall_time): those hold only batches the checkpoint does not count, which
-// the clients resend. Files of other writers, and tblogd's older files, are
-// left alone. Without a checkpoint (or with a corrupt one): scans the newest
-// event file of every directory of the run and cuts a torn or corrupt tail.
-// Never follows symlinks. Every cut or removal is listed in `warnings`.
-absl::StatusOr<ResumeRepair> RepairRunForResume(const std::string& run_dir,
-                                                FileSystem* fs = FileSystem::Default());
+    const std::string& run_dir, const std::string& daemon_id,
+    FileSystem* fs = FileSystem::Default());
 
 }  // namespace tblog::daemon
 

@@ -19,6 +19,7 @@
 #include "daemon/permissions.h"
 #include "daemon/tls.h"
 #include "daemon/tls_flags.h"
+#include "daemon/resume_scan.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
@@ -307,6 +308,11 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
           ->capture_default_str()
           ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"})),
       "TBLOG_LOG_LEVEL");
+  env(app.add_option("--daemon-id", o.file.hostname,
+                     "This daemon's identity in its event file names and checkpoints: stable "
+                     "across its restarts, unique among daemons writing one run (e.g. the pod "
+                     "name; '' = the host name)"),
+      "TBLOG_DAEMON_ID");
   env(app.add_option("--metrics-listen", o.metrics_listen,
                      "Serve Prometheus metrics on http://host:port/metrics ('' = off)"),
       "TBLOG_METRICS_LISTEN");
@@ -394,6 +400,9 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
   }
   if (auto s = CheckSecurityOptions(o.security, o.listen); !s.ok()) return fail(s, "security");
   o.file.sync = *SyncPolicyFromName(fsync);  // CLI11 checked it is one of the names
+  if (!o.file.hostname.empty()) {
+    if (absl::Status id = ValidateDaemonId(o.file.hostname); !id.ok()) return fail(id, "--daemon-id");
+  }
   if (o.listen.empty() && o.unix_socket.empty()) {
     return fail(absl::InvalidArgumentError("nothing to serve on: set --listen or --unix-socket"),
                 "--listen");

@@ -200,6 +200,9 @@ std::vector<MetricFamily> Metrics::Collect() const {
        streams_refused},
       {"tblogd_io_errors_total", "Event file or checkpoint I/O errors.", io_errors},
       {"tblogd_checkpoint_writes_total", "Run checkpoints written.", checkpoint_writes},
+      {"tblogd_steps_back_total",
+       "Points whose step went back for a tag of the same writer (TensorBoard hides points).",
+       steps_back},
   };
   for (const Counter& counter : counters) {
     families.push_back(MakeFamily(counter.name, counter.help, MetricType::Counter));

@@ -94,6 +94,9 @@ class Metrics {
   std::atomic<uint64_t> streams_refused{0};       // past max_streams or shutting down
   std::atomic<uint64_t> io_errors{0};
   std::atomic<uint64_t> checkpoint_writes{0};
+  // Points whose step is not above the last one of the same tag, writer and
+  // sub-run: TensorBoard drops the points it holds at or after that step.
+  std::atomic<uint64_t> steps_back{0};
 
   // The components whose gauges are rendered: tblogd_inflight_bytes and
   // tblogd_parked_streams from `budget`, tblogd_worker_queued_tasks from

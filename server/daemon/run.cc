@@ -78,14 +78,15 @@ EventFileOptions WithSuffix(EventFileOptions options, std::string filename_suffi
 
 Run::Run(RunContext context, std::string run_id, std::string directory,
          std::map<std::string, std::string> labels, std::string filename_suffix,
-         std::map<std::string, uint64_t> writer_sequences)
+         std::map<std::string, uint64_t> writer_sequences, ResumedFiles resumed)
     : context_(context),
       run_id_(std::move(run_id)),
       directory_(std::move(directory)),
       labels_(std::move(labels)),
       run_files_(run_id_, directory_,
                  WithSuffix(context.options->file, std::move(filename_suffix)),
-                 context.options->limits, writer_sequences) {
+                 context.options->limits, writer_sequences, std::move(resumed),
+                 &context.metrics->steps_back) {
   MutexLock lock(&mu_);
   for (const auto& [writer, sequence] : writer_sequences) {
     WriterState& state = writers_[writer];
@@ -500,8 +501,10 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering
           const auto& converted = entry.converted[static_cast<size_t>(j)];
           bool io = false;
           absl::Status status =
-              converted.ok() ? run_files_.WriteParts(*converted, &entry.next_part, &io)
-                             : converted.status();
+              converted.ok()
+                  ? run_files_.WriteParts(*converted, &entry.next_part, &io,
+                                          BatchKey{entry.request.writer_id(), sequence})
+                  : converted.status();
           if (io) {
             result.io_error = status;
             result.stuck = i;

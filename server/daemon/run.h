@@ -77,11 +77,12 @@ class Run : public std::enable_shared_from_this<Run> {
  public:
   using Done = absl::AnyInvocable<void(absl::Status) &&>;
 
-  // `directory` exists (and was repaired if resumed); `writer_sequences` come
-  // from its checkpoint. Nothing is written until the first entry.
+  // `directory` exists (and was repaired if resumed); `writer_sequences` and
+  // `resumed` come from the resume scan (daemon/resume_scan.h). Nothing is
+  // written until the first entry.
   Run(RunContext context, std::string run_id, std::string directory,
       std::map<std::string, std::string> labels, std::string filename_suffix,
-      std::map<std::string, uint64_t> writer_sequences);
+      std::map<std::string, uint64_t> writer_sequences, ResumedFiles resumed = {});
   ~Run();
   Run(const Run&) = delete;
   Run& operator=(const Run&) = delete;

@@ -6,8 +6,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "spdlog/spdlog.h"
 #include "base/status_util.h"
 #include "daemon/names.h"
+#include "daemon/resume_scan.h"
 
 namespace tblog::daemon {
 
@@ -46,72 +48,194 @@ std::string BaseName(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+double Seconds(absl::Time time) { return absl::ToDoubleSeconds(time - absl::UnixEpoch()); }
+
+// `options` for a new writer in `dir`: named by the daemon identity, and on a
+// clock moved on past the latest second in the names there, if need be, so
+// that its files sort after every event file of the directory (TensorBoard
+// reads them in name order and never goes back), whether the daemon restarts
+// within a second, with a smaller pid, or after the clock stepped back. The
+// clock keeps running: only file names and file_version times move.
+EventFileOptions OptionsSortingLast(EventFileOptions options, const std::string& daemon_id,
+                                    FileSystem& fs, const std::string& dir) {
+  options.hostname = daemon_id;
+  const uint64_t latest = LatestEventFileSecond(fs, dir);
+  const absl::Time now = options.clock();
+  const absl::Time floor = absl::FromUnixSeconds(static_cast<int64_t>(latest) + 1);
+  if (latest > 0 && now < floor) {
+    options.clock = [clock = std::move(options.clock), offset = floor - now] {
+      return clock() + offset;
+    };
+  }
+  return options;
+}
+
 }  // namespace
 
 RunFiles::RunFiles(std::string run_id, std::string directory, EventFileOptions file_options,
-                   const Limits& limits, std::map<std::string, uint64_t> writer_sequences)
+                   const Limits& limits, std::map<std::string, uint64_t> writer_sequences,
+                   ResumedFiles resumed, std::atomic<uint64_t>* steps_back)
     : run_id_(std::move(run_id)),
+      daemon_id_(DaemonIdentity(file_options)),
       directory_(std::move(directory)),
       file_options_(std::move(file_options)),
       fs_(*file_options_.file_system),
       limits_(limits),
-      checkpoint_sequences_(std::move(writer_sequences)) {}
+      checkpoint_sequences_(std::move(writer_sequences)),
+      recovered_(std::move(resumed.batches)),
+      steps_back_(steps_back),
+      resumed_files_(std::move(resumed.files)) {
+  for (const auto& [key, batch] : recovered_) {
+    for (const auto& [subrun, part] : batch.parts) {
+      if (part.events > 0) skip_[key][subrun] = part.events;
+    }
+  }
+}
 
-RunFiles::~RunFiles() { (void)CloseAll(); }
+// Like a crash as far as batches go (no end markers): tests use it so.
+RunFiles::~RunFiles() { (void)CloseWriters(/*end_batches=*/false); }
 
-absl::Status RunFiles::WriteParts(const Converted& converted, size_t* next_part, bool* io) {
+absl::Status RunFiles::WriteParts(const Converted& converted, size_t* next_part, bool* io,
+                                  const BatchKey& batch) {
   MutexLock lock(&mu_);
+  if (batch != current_) StartBatch(batch);
   const size_t files = converted.files.size();
   for (; *next_part < files + converted.events.size(); ++*next_part) {
     const absl::Status status = *next_part < files
                                     ? WriteSideFile(converted.files[*next_part], io)
-                                    : WriteEvent(converted.events[*next_part - files], io);
+                                    : WriteEvent(converted.events[*next_part - files], batch, io);
     if (!status.ok()) return status;
   }
   return absl::OkStatus();
+}
+
+void RunFiles::StartBatch(const BatchKey& batch) {
+  if (!current_done_ && !current_.empty()) {
+    RecoveredBatch& unfinished = recovered_[current_];
+    for (const auto& [subrun, events] : current_parts_) unfinished.parts[subrun].events += events;
+  }
+  current_ = batch;
+  current_parts_.clear();
+  current_done_ = batch.empty();
 }
 
 void RunFiles::NoteBatchWritten(const std::string& writer_id, uint64_t sequence) {
   MutexLock lock(&mu_);
   uint64_t& checkpointed = checkpoint_sequences_[writer_id];
   checkpointed = std::max(checkpointed, sequence);
+  const BatchKey key{writer_id, sequence};
+  if (current_ != key) StartBatch(key);  // no record reached the files
+  // Its end marker goes into each sub-run it touched, with their number. (A
+  // batch that wrote no event has no marker: a resume cannot tell it was
+  // written, and the client resends it, harmlessly.)
+  for (const auto& [subrun, events] : current_parts_) {
+    auto it = subruns_.find(subrun);
+    if (it != subruns_.end() && it->second.open == key) {
+      it->second.open_parts = static_cast<uint32_t>(current_parts_.size());
+    }
+  }
+  current_done_ = true;
+  // Settled: the batches of this writer up to here.
+  const auto settled = [&](const auto& entry) {
+    return entry.first.writer_id == writer_id && entry.first.sequence <= sequence;
+  };
+  std::erase_if(recovered_, settled);
+  std::erase_if(skip_, settled);
 }
 
-absl::Status RunFiles::WriteEvent(const EventOut& event, bool* io) {
-  auto it = subruns_.find(event.subrun);
+absl::Status RunFiles::SwitchBatch(SubrunWriter& writer, const BatchKey& begin) {
+  BatchMarker marker{writer.open, writer.open_parts, begin};
+  const absl::Status status = writer.writer->WriteSerialized(
+      EncodeBatchMarkerEvent(marker, Seconds(file_options_.clock())));
+  if (!status.ok()) return status;
+  ++writer.records_since_sync;
+  writer.open = begin;
+  writer.open_parts = 0;
+  return status;
+}
+
+void RunFiles::NoteStep(const std::string& writer_id, const EventOut& event) {
+  if (steps_back_ == nullptr) return;
+  std::string_view tag;
+  int64_t step = 0;
+  if (!TagAndStep(event.event, &tag, &step)) return;
+  auto& tags = last_steps_[writer_id][event.subrun];
+  auto it = tags.find(tag);
+  if (it == tags.end()) {
+    tags.emplace(std::string(tag), LastStep{step, false});
+    return;
+  }
+  LastStep& last = it->second;
+  if (step <= last.step) {
+    steps_back_->fetch_add(1, std::memory_order_relaxed);
+    if (!last.warned) {  // once per tag in the log; every point in the metric
+      last.warned = true;
+      spdlog::warn("run={} writer={} sub-run=\"{}\" tag=\"{}\": step {} after step {}: "
+                   "TensorBoard hides this tag's points from step {} on (points of one tag "
+                   "must come in step order, so from one writer)",
+                   run_id_, writer_id, event.subrun, tag, step, last.step, step);
+    }
+  }
+  last.step = step;
+}
+
+absl::StatusOr<RunFiles::SubrunWriter*> RunFiles::Subrun(const std::string& subrun, bool* io) {
+  auto it = subruns_.find(subrun);
   if (it == subruns_.end()) {
     if (static_cast<int>(subruns_.size()) >= limits_.max_subruns_per_run) {
       return absl::ResourceExhaustedError(
           absl::StrCat("run \"", run_id_, "\" already has ", limits_.max_subruns_per_run,
                        " sub-runs (--max-subruns-per-run); sub-run \"",
-                       EscapeForMessage(event.subrun), "\" refused"));
+                       EscapeForMessage(subrun), "\" refused"));
     }
     std::string dir = directory_;
-    if (!event.subrun.empty()) {
-      TBLOG_RETURN_IF_ERROR(ValidateRelativePath(event.subrun, "sub-run", limits_));
-      absl::Status made = MakeDirectoriesUnder(fs_, directory_, event.subrun,
+    if (!subrun.empty()) {
+      TBLOG_RETURN_IF_ERROR(ValidateRelativePath(subrun, "sub-run", limits_));
+      absl::Status made = MakeDirectoriesUnder(fs_, directory_, subrun,
                                                file_options_.sync != SyncPolicy::kNever);
       if (!made.ok()) {
         *io = IsIoError(made);
         return made;
       }
-      absl::StrAppend(&dir, "/", Sv(event.subrun));
+      absl::StrAppend(&dir, "/", Sv(subrun));
     }
-    auto writer = EventFileWriter::Create(dir, file_options_);
+    auto writer =
+        EventFileWriter::Create(dir, OptionsSortingLast(file_options_, daemon_id_, fs_, dir));
     if (!writer.ok()) {
       *io = true;
       return writer.status();
     }
-    it = subruns_.emplace(event.subrun, SubrunWriter{std::move(*writer), 0}).first;
+    it = subruns_.emplace(subrun, SubrunWriter{std::move(*writer), 0, {}, 0}).first;
   }
-  // An error means the event was not taken (EventFileWriter's contract).
-  absl::Status status = it->second.writer->WriteSerialized(event.event);
-  if (!status.ok()) {
-    *io = true;
-    return status;
+  return &it->second;
+}
+
+absl::Status RunFiles::WriteEvent(const EventOut& event, const BatchKey& batch, bool* io) {
+  auto subrun = Subrun(event.subrun, io);
+  if (!subrun.ok()) return subrun.status();
+  SubrunWriter& writer = **subrun;
+  // Errors from here on are the event writer's: the event was not taken
+  // (EventFileWriter's contract), a retry offers it again.
+  *io = true;
+  if (writer.open != batch) TBLOG_RETURN_IF_ERROR(SwitchBatch(writer, batch));
+  if (!batch.empty()) {
+    uint64_t& events = current_parts_[event.subrun];
+    if (auto it = skip_.find(batch); it != skip_.end()) {
+      if (uint64_t& left = it->second[event.subrun]; left > 0) {
+        --left;  // in the files since before the crash
+        *io = false;
+        return absl::OkStatus();
+      }
+    }
+    TBLOG_RETURN_IF_ERROR(writer.writer->WriteSerialized(event.event));
+    ++events;
+    NoteStep(batch.writer_id, event);
+  } else {
+    TBLOG_RETURN_IF_ERROR(writer.writer->WriteSerialized(event.event));
   }
-  ++it->second.records_since_sync;
-  return status;
+  ++writer.records_since_sync;
+  *io = false;
+  return absl::OkStatus();
 }
 
 absl::Status RunFiles::WriteSideFile(const SideFile& file, bool* io) {
@@ -155,7 +279,15 @@ absl::Status RunFiles::FlushAll(bool sync, bool* synced) {
   bool all_synced = true;
   for (auto& [subrun, entry] : subruns_) {
     const uint64_t syncs_before = entry.writer->stats().syncs;
-    absl::Status status = entry.writer->Flush(sync && entry.records_since_sync > 0);
+    // The open batch ends before the flush, so the checkpoint's position is
+    // between batches. A writer with an I/O error takes the marker only once
+    // its flush has carried it over to a fresh file.
+    absl::Status status;
+    if (!entry.open.empty() && !SwitchBatch(entry, {}).ok()) {
+      status = entry.writer->Flush(false);
+      if (status.ok()) status = SwitchBatch(entry, {});
+    }
+    if (status.ok()) status = entry.writer->Flush(sync && entry.records_since_sync > 0);
     if (status.ok() && entry.writer->stats().syncs > syncs_before) entry.records_since_sync = 0;
     if (entry.records_since_sync > 0) all_synced = false;
     if (!status.ok() && first_error.ok()) first_error = status;
@@ -168,9 +300,13 @@ absl::Status RunFiles::WriteCheckpoint(bool sync) {
   MutexLock lock(&mu_);
   CheckpointState state;
   state.writer_sequences = checkpoint_sequences_;
-  // Not before any file it accounts for was created (a resume removes
-  // tblogd's files created after the checkpoint's time).
-  state.time = absl::ToDoubleSeconds(file_options_.clock() - absl::UnixEpoch());
+  state.batches = recovered_;
+  if (!current_done_) {
+    RecoveredBatch& unfinished = state.batches[current_];
+    for (const auto& [subrun, events] : current_parts_) unfinished.parts[subrun].events += events;
+  }
+  // Not before any file it accounts for was created.
+  state.time = Seconds(file_options_.clock());
   for (const auto& [subrun, writer] : subruns_) {
     const std::string& path = writer.writer->current_path();
     auto info = fs_.Stat(path);
@@ -178,19 +314,28 @@ absl::Status RunFiles::WriteCheckpoint(bool sync) {
     state.files.push_back({subrun, BaseName(path), info->size});
     state.time = std::max(state.time, writer.writer->stats().latest_file_time);
   }
+  for (const auto& file : resumed_files_) {
+    if (subruns_.count(file.subrun) == 0) state.files.push_back(file);
+  }
   if (!checkpoint_) {
-    auto opened = CheckpointFile::Open(directory_, file_options_.sync != SyncPolicy::kNever, &fs_);
+    auto opened = CheckpointFile::Open(directory_, daemon_id_,
+                                       file_options_.sync != SyncPolicy::kNever, &fs_);
     if (!opened.ok()) return opened.status();
     checkpoint_ = std::move(*opened);
   }
   return checkpoint_->Write(std::move(state), sync);
 }
 
-absl::Status RunFiles::CloseAll() {
+absl::Status RunFiles::CloseAll() { return CloseWriters(/*end_batches=*/true); }
+
+absl::Status RunFiles::CloseWriters(bool end_batches) {
   MutexLock lock(&mu_);
   absl::Status first_error;
   for (auto& [subrun, entry] : subruns_) {
-    absl::Status status = entry.writer->Close();
+    absl::Status status;
+    if (end_batches && !entry.open.empty()) status = SwitchBatch(entry, {});
+    const absl::Status closed = entry.writer->Close();
+    if (status.ok()) status = closed;
     closed_files_bytes_ += entry.writer->stats().bytes_written;
     closed_files_count_ += static_cast<uint32_t>(entry.writer->stats().files_opened);
     if (!status.ok() && first_error.ok()) first_error = status;

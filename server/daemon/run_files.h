@@ -11,6 +11,17 @@
 // never holds its queue lock while calling here, so the two locks are never
 // held together (were they, the queue lock would be taken first).
 //
+// Batches and recovery (daemon/batch_marker.h, daemon/resume_scan.h): the
+// files are append-only. Before a batch's first event in a sub-run RunFiles
+// writes a batch marker (which also ends the batch before it there), and it
+// ends every sub-run's open batch before a flush; NoteBatchWritten tells it a
+// batch is whole, and the next marker in each sub-run it touched says so,
+// with the number of sub-runs. A resumed run starts from the batches the
+// resume scan found in part: when such a batch is resent, the events the
+// files hold already are skipped, sub-run by sub-run, and only the rest is
+// written. New event files are named by the daemon identity and with a second
+// after every event file of their directory, so they sort last.
+//
 // Errors: WriteParts tells an I/O error (the file system failed and nothing
 // of the failing part was taken: retry it later) from a refusal of the record
 // (a path through a non-directory, too many sub-runs): a retry resumes at the
@@ -21,6 +32,7 @@
 #ifndef TBLOG_DAEMON_RUN_FILES_H_
 #define TBLOG_DAEMON_RUN_FILES_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -54,12 +66,17 @@ struct RunFileTotals {
 
 class RunFiles {
  public:
-  // `directory` exists; `writer_sequences` come from its checkpoint and are
-  // what the next checkpoint starts from. Nothing is opened until needed.
+  // `directory` exists; `writer_sequences` and `resumed` come from the
+  // resume scan (empty for a new run) and are what the next checkpoint
+  // starts from. Nothing is opened until needed. `steps_back` (borrowed, may
+  // be null; the daemon's metric) counts the points of a batch whose step is
+  // not above the last one of their tag, writer and sub-run: TensorBoard's
+  // reader drops the points it holds at or after such a step.
   RunFiles(std::string run_id, std::string directory, EventFileOptions file_options,
-           const Limits& limits, std::map<std::string, uint64_t> writer_sequences);
-  // Closes the event files, ignoring errors: only reached without CloseAll()
-  // in tests and failed opens.
+           const Limits& limits, std::map<std::string, uint64_t> writer_sequences,
+           ResumedFiles resumed = {}, std::atomic<uint64_t>* steps_back = nullptr);
+  // Closes the event files, ignoring errors, without ending open batches:
+  // only reached without CloseAll() in tests and failed opens.
   ~RunFiles();
   RunFiles(const RunFiles&) = delete;
   RunFiles& operator=(const RunFiles&) = delete;
@@ -69,14 +86,20 @@ class RunFiles {
   // *next_part is the failing part and `*io` says whether it was an I/O error
   // (nothing was taken; retry later) rather than a refusal of the record;
   // `*io` is left alone on success and on some refusals, so start it false.
-  absl::Status WriteParts(const Converted& converted, size_t* next_part, bool* io)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // `batch` is the writer batch the record belongs to (empty: events of no
+  // batch, e.g. the hparams session start); the records of one batch come
+  // one after the other, and an event the files hold from before a crash is
+  // skipped (counted as written).
+  absl::Status WriteParts(const Converted& converted, size_t* next_part, bool* io,
+                          const BatchKey& batch = {}) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Notes that batch `sequence` of `writer_id` is in the event writers: the
-  // next checkpoint records it. Never lowers a writer's sequence.
+  // Notes that batch `sequence` of `writer_id` is whole in the event writers:
+  // the next checkpoint records it, and the sub-runs it touched get its end
+  // marker. Never lowers a writer's sequence.
   void NoteBatchWritten(const std::string& writer_id, uint64_t sequence) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Hands every event file's buffer to the OS; with `sync`, also fsyncs the
+  // Ends each sub-run's open batch with a marker, then hands every event
+  // file's buffer to the OS; with `sync`, also fsyncs the
   // files holding records not known fsynced. `*synced`: no file holds such
   // records now. Every file is flushed; the first error is returned. After an
   // I/O error this is also the test that the files take data again (each
@@ -84,12 +107,14 @@ class RunFiles {
   absl::Status FlushAll(bool sync, bool* synced) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Rewrites the checkpoint (creating it on first use) with the sequences
-  // noted and each sub-run's current file and length; fsyncs it when `sync`.
+  // noted, the batches the files hold in part, and each sub-run's current
+  // file and length (carried over from the resume for the sub-runs not
+  // written since); fsyncs it when `sync`.
   // Call it after a FlushAll that succeeded, so the lengths are in the files.
   absl::Status WriteCheckpoint(bool sync) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Closes every event file (the first error is returned); a later write
-  // opens new ones.
+  // Ends each sub-run's open batch and closes every event file (the first
+  // error is returned); a later write opens new ones.
   absl::Status CloseAll() ABSL_LOCKS_EXCLUDED(mu_);
 
   RunFileTotals Totals() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -98,9 +123,25 @@ class RunFiles {
   struct SubrunWriter {
     std::unique_ptr<EventFileWriter> writer;
     uint64_t records_since_sync = 0;  // written and not known fsynced
+    BatchKey open;            // the batch the last marker began here (empty: none)
+    uint32_t open_parts = 0;  // `open` is whole, in this many sub-runs (0: not yet)
   };
 
-  absl::Status WriteEvent(const EventOut& event, bool* io) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The writer of sub-run `subrun`, created (with its directory) on first use.
+  absl::StatusOr<SubrunWriter*> Subrun(const std::string& subrun, bool* io)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status WriteEvent(const EventOut& event, const BatchKey& batch, bool* io)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts (steps_back_) a point of `writer_id` that goes back in step.
+  void NoteStep(const std::string& writer_id, const EventOut& event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes a marker ending `writer`'s open batch and beginning `begin`.
+  absl::Status SwitchBatch(SubrunWriter& writer, const BatchKey& begin)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CloseWriters(bool end_batches) ABSL_LOCKS_EXCLUDED(mu_);
+  // Makes `batch` the one being written; one left unfinished (an I/O error,
+  // then a close) is kept among the batches held in part.
+  void StartBatch(const BatchKey& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteSideFile(const SideFile& file, bool* io) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Appends `contents` to `path` (created if missing) unless the file holds
   // them already.
@@ -108,6 +149,7 @@ class RunFiles {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string run_id_;  // for messages
+  const std::string daemon_id_;  // in file names and the checkpoint's
   const std::string directory_;
   const EventFileOptions file_options_;
   FileSystem& fs_;  // file_options_.file_system
@@ -119,6 +161,25 @@ class RunFiles {
   // Per writer, the last batch sequence in the event writers: what the
   // checkpoint records.
   std::map<std::string, uint64_t> checkpoint_sequences_ ABSL_GUARDED_BY(mu_);
+  // The batches the files hold in part (from the resume, or left unfinished
+  // here), and per batch and sub-run the events a resend still skips.
+  RecoveredBatches recovered_ ABSL_GUARDED_BY(mu_);
+  std::map<BatchKey, std::map<std::string, uint64_t>> skip_ ABSL_GUARDED_BY(mu_);
+  // The batch being written and, per sub-run it touched, its events written
+  // (or skipped) there; `current_done_` once NoteBatchWritten saw it.
+  BatchKey current_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> current_parts_ ABSL_GUARDED_BY(mu_);
+  bool current_done_ ABSL_GUARDED_BY(mu_) = true;
+  // Per writer, sub-run and tag, the last step written; see steps_back.
+  struct LastStep {
+    int64_t step;
+    bool warned;  // logged once
+  };
+  std::map<std::string, std::map<std::string, std::map<std::string, LastStep, std::less<>>>>
+      last_steps_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t>* const steps_back_;
+  // The resume's stream positions of the sub-runs not written since.
+  std::vector<CheckpointState::EventFile> resumed_files_ ABSL_GUARDED_BY(mu_);
   uint64_t closed_files_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t closed_files_count_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "daemon/checkpoint.h"
 #include "daemon/names.h"
+#include "daemon/resume_scan.h"
 #include "engine/io/event_file_writer.h"
 #include "base/status_util.h"
 #include "spdlog/spdlog.h"
@@ -166,6 +167,7 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
   }
 
   std::map<std::string, uint64_t> writer_sequences;
+  ResumedFiles resumed_files;
   bool resumed = false;
   if (run_path.empty()) {
     auto created = CreateTimestampedDir(request);
@@ -185,22 +187,24 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
     TBLOG_RETURN_IF_ERROR(
         MakeDirectoriesUnder(fs_, logdir_, run_path, SyncNewDirectories(*context_.options)));
     if (exists) {
-      auto repair = RepairRunForResume(dir, &fs_);
+      auto repair = RepairRunForResume(dir, DaemonIdentity(context_.options->file), &fs_);
       if (!repair.ok()) return Annotate(repair.status(), absl::StrCat("resuming ", run_path));
       for (const std::string& warning : repair->warnings) {
         spdlog::warn("run={} resume: {}", run_path, warning);
       }
-      if (repair->files_truncated > 0) {
-        spdlog::info("run={} resume: cut {} bytes from {} event files", run_path,
-                     repair->bytes_removed, repair->files_truncated);
-      }
+      spdlog::info("run={} resume: scanned {} bytes in {} event files, {} batches held in part, "
+                   "cut {} bytes of torn tails from {} files",
+                   run_path, repair->bytes_scanned, repair->files_scanned,
+                   repair->resumed.batches.size(), repair->bytes_removed, repair->files_truncated);
       writer_sequences = std::move(repair->writer_sequences);
+      resumed_files = std::move(repair->resumed);
       resumed = true;
     }
   }
 
   auto run = std::make_shared<Run>(context_, run_path, absl::StrCat(logdir_, "/", run_path),
-                                   labels, request.filename_suffix(), writer_sequences);
+                                   labels, request.filename_suffix(), writer_sequences,
+                                   std::move(resumed_files));
   if (!open_events->events.empty() || !open_events->files.empty()) {
     run->SubmitEvents(*std::move(open_events), [run_path](absl::Status status) {
       if (!status.ok()) {

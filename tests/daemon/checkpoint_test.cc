@@ -7,8 +7,8 @@
 #include <fstream>
 #include <string>
 
-#include "engine/io/event_file_writer.h"
-#include "engine/io/event_reader.h"
+#include "absl/strings/str_format.h"
+#include "engine/io/crc32c.h"
 #include "gtest/gtest.h"
 #include "support/fault_file_system.h"
 
@@ -16,6 +16,8 @@ namespace tblog::daemon {
 namespace {
 
 namespace fs = std::filesystem;
+
+constexpr char kDaemon[] = "node-1";
 
 fs::path TempDir(const std::string& name) {
   fs::path dir = fs::path(::testing::TempDir()) / ("checkpoint_test_" + name + "_" +
@@ -25,45 +27,12 @@ fs::path TempDir(const std::string& name) {
   return dir;
 }
 
-int CountEvents(const std::string& path) {
-  auto reader = EventFileReader::Open(path);
-  EXPECT_TRUE(reader.ok()) << reader.status();
-  if (!reader.ok()) return -1;
-  tensorboard::Event event;
-  int n = 0;
-  EventFileReader::State state;
-  while ((state = (*reader)->Next(&event)) == EventFileReader::State::kEvent) ++n;
-  EXPECT_EQ(state, EventFileReader::State::kEnd) << (*reader)->error();
-  return n;
-}
-
-tensorboard::Event ScalarEvent(int64_t step) {
-  tensorboard::Event event;
-  event.set_step(step);
-  event.set_wall_time(1700000000.0 + static_cast<double>(step));
-  auto* value = event.mutable_summary()->add_value();
-  value->set_tag("loss");
-  value->set_simple_value(static_cast<float>(step));
-  return event;
-}
-
 // Expects ReadCheckpoint(run) to find `expected`.
 void ExpectCheckpoint(const fs::path& run, const CheckpointState& expected) {
-  auto read = ReadCheckpoint(run.string());
+  auto read = ReadCheckpoint(run.string(), kDaemon);
   ASSERT_TRUE(read.ok()) << read.status();
   ASSERT_TRUE(read->has_value());
   EXPECT_EQ(**read, expected);
-}
-
-// Writes steps 0..steps-1 to a new event file in `dir` and closes it;
-// returns its path ("" on failure, reported).
-std::string WriteClosedEventFile(const fs::path& dir, int steps) {
-  auto writer = EventFileWriter::Create(dir.string(), EventFileOptions{});
-  EXPECT_TRUE(writer.ok()) << writer.status();
-  if (!writer.ok()) return "";
-  for (int step = 0; step < steps; ++step) EXPECT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
-  EXPECT_TRUE((*writer)->Close().ok());
-  return (*writer)->current_path();
 }
 
 TEST(CheckpointTest, EncodeDecodeRoundTripWithOddNames) {
@@ -90,9 +59,9 @@ TEST(CheckpointTest, EncodeDecodeRoundTripWithOddNames) {
 
 TEST(CheckpointTest, FileRewritesInPlaceAndReadsBack) {
   const fs::path run = TempDir("file");
-  auto file = CheckpointFile::Open(run.string());
+  auto file = CheckpointFile::Open(run.string(), kDaemon);
   ASSERT_TRUE(file.ok()) << file.status();
-  auto none = ReadCheckpoint(run.string());
+  auto none = ReadCheckpoint(run.string(), kDaemon);
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());  // created, not yet written
 
@@ -105,170 +74,6 @@ TEST(CheckpointTest, FileRewritesInPlaceAndReadsBack) {
   ExpectCheckpoint(run, small);
 }
 
-TEST(CheckpointTest, ResumeCutsRecordsWrittenAfterTheCheckpoint) {
-  const fs::path run = TempDir("resume");
-  std::string path;
-  uint64_t checkpointed_length = 0;
-  {
-    auto writer = EventFileWriter::Create((run / "train").string(), EventFileOptions{});
-    ASSERT_TRUE(writer.ok()) << writer.status();
-    for (int step = 0; step < 3; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
-    ASSERT_TRUE((*writer)->Flush().ok());
-    path = (*writer)->current_path();
-    checkpointed_length = fs::file_size(path);
-    auto checkpoint = CheckpointFile::Open(run.string());
-    ASSERT_TRUE(checkpoint.ok());
-    CheckpointState state;
-    state.writer_sequences["w1"] = 2;
-    state.files.push_back({"train", fs::path(path).filename().string(), checkpointed_length});
-    ASSERT_TRUE((*checkpoint)->Write(state, true).ok());
-    // Batch 3 reaches the file but the daemon dies before the checkpoint.
-    for (int step = 3; step < 5; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
-    ASSERT_TRUE((*writer)->Flush().ok());
-  }
-  {  // and a torn half record on top
-    std::ofstream out(path, std::ios::app | std::ios::binary);
-    out << "\x20\x00\x00";
-  }
-  ASSERT_GT(fs::file_size(path), checkpointed_length);
-  auto repair = RepairRunForResume(run.string());
-  ASSERT_TRUE(repair.ok()) << repair.status();
-  EXPECT_TRUE(repair->had_checkpoint);
-  EXPECT_EQ(repair->writer_sequences.at("w1"), 2u);
-  EXPECT_EQ(repair->files_truncated, 1);
-  EXPECT_EQ(fs::file_size(path), checkpointed_length);
-  EXPECT_EQ(CountEvents(path), 4);  // file_version + steps 0..2
-}
-
-TEST(CheckpointTest, ResumeWithoutCheckpointCutsATornTail) {
-  const fs::path run = TempDir("torn");
-  const std::string path = WriteClosedEventFile(run, 4);
-  ASSERT_FALSE(path.empty());
-  const uint64_t whole = fs::file_size(path);
-  {
-    std::ofstream out(path, std::ios::app | std::ios::binary);
-    const std::string half_record = ScalarEvent(9).SerializeAsString().substr(0, 7);
-    out << std::string("\x30\0\0\0\0\0\0\0", 8) << half_record;
-  }
-  auto repair = RepairRunForResume(run.string());
-  ASSERT_TRUE(repair.ok()) << repair.status();
-  EXPECT_FALSE(repair->had_checkpoint);
-  EXPECT_TRUE(repair->writer_sequences.empty());
-  EXPECT_EQ(repair->files_truncated, 1);
-  EXPECT_EQ(fs::file_size(path), whole);
-  EXPECT_EQ(CountEvents(path), 5);
-
-  // A clean file is left alone.
-  auto again = RepairRunForResume(run.string());
-  ASSERT_TRUE(again.ok());
-  EXPECT_EQ(again->files_truncated, 0);
-}
-
-TEST(CheckpointTest, CorruptCheckpointFallsBackToScanning) {
-  const fs::path run = TempDir("corrupt");
-  fs::create_directories(run / kCheckpointDir);
-  std::ofstream(run / kCheckpointDir / kCheckpointFile) << "tblogd-checkpoint 1\nwriter w 5\n";
-  auto repair = RepairRunForResume(run.string());
-  ASSERT_TRUE(repair.ok()) << repair.status();
-  EXPECT_FALSE(repair->had_checkpoint);
-  EXPECT_TRUE(repair->writer_sequences.empty());
-  ASSERT_FALSE(repair->warnings.empty());
-}
-
-// Event files rotated or sub-runs opened between the checkpoint and a crash
-// hold only batches the checkpoint does not count: they go; files older than
-// the checkpoint, and other writers' files, stay.
-TEST(CheckpointTest, ResumeRemovesTblogdFilesCreatedAfterTheCheckpoint) {
-  const fs::path run = TempDir("rotated");
-  absl::Time now = absl::FromUnixSeconds(1700000000);
-  EventFileOptions options;
-  options.clock = [&now] { return now; };
-  options.max_file_bytes = 150;
-  options.buffer_bytes = 1;
-  std::vector<std::string> events_per_dir;
-  auto old_writer = EventFileWriter::Create((run / "old").string(), options);  // before
-  ASSERT_TRUE(old_writer.ok());
-  ASSERT_TRUE((*old_writer)->Write(ScalarEvent(0)).ok());
-  ASSERT_TRUE((*old_writer)->Close().ok());
-  const std::string old_path = (*old_writer)->current_path();
-
-  now += absl::Seconds(1);
-  auto writer = EventFileWriter::Create((run / "train").string(), options);
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  for (int step = 0; step < 6; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
-  ASSERT_TRUE((*writer)->Flush().ok());
-  ASSERT_GT((*writer)->stats().files_opened, 1u);  // rotated before the checkpoint: kept
-  const std::string checkpointed = (*writer)->current_path();
-  const uint64_t checkpointed_length = fs::file_size(checkpointed);
-  {
-    auto checkpoint = CheckpointFile::Open(run.string());
-    ASSERT_TRUE(checkpoint.ok());
-    CheckpointState state;
-    state.writer_sequences["w1"] = 6;
-    state.files.push_back({"train", fs::path(checkpointed).filename().string(),
-                           checkpointed_length});
-    state.time = absl::ToDoubleSeconds(now - absl::UnixEpoch());
-    ASSERT_TRUE((*checkpoint)->Write(state, true).ok());
-  }
-  std::vector<std::string> kept;
-  for (const auto& entry : fs::recursive_directory_iterator(run)) {
-    if (entry.is_regular_file() && IsEventFileName(entry.path().filename().string())) {
-      kept.push_back(entry.path().string());
-    }
-  }
-  // After the checkpoint, within the same second as it: rotations in train/,
-  // a new sub-run, and a file of another writer.
-  now += absl::Milliseconds(1);
-  for (int step = 6; step < 12; ++step) ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
-  ASSERT_TRUE((*writer)->Flush().ok());
-  now += absl::Milliseconds(1);
-  auto eval = EventFileWriter::Create((run / "eval").string(), options);
-  ASSERT_TRUE(eval.ok());
-  ASSERT_TRUE((*eval)->Write(ScalarEvent(6)).ok());
-  ASSERT_TRUE((*eval)->Close().ok());
-  EventFileOptions foreign_options = options;
-  foreign_options.source_writer = "pytorch";
-  auto foreign = EventFileWriter::Create((run / "train").string(), foreign_options);
-  ASSERT_TRUE(foreign.ok());
-  ASSERT_TRUE((*foreign)->Write(ScalarEvent(99)).ok());
-  ASSERT_TRUE((*foreign)->Close().ok());
-  kept.push_back((*foreign)->current_path());
-  const uint64_t train_files = (*writer)->stats().files_opened;
-  ASSERT_TRUE((*writer)->Close().ok());  // the crash: no checkpoint since
-
-  auto repair = RepairRunForResume(run.string());
-  ASSERT_TRUE(repair.ok()) << repair.status();
-  EXPECT_TRUE(repair->had_checkpoint);
-  std::vector<std::string> left;
-  for (const auto& entry : fs::recursive_directory_iterator(run)) {
-    if (entry.is_regular_file() && IsEventFileName(entry.path().filename().string())) {
-      left.push_back(entry.path().string());
-    }
-  }
-  std::sort(kept.begin(), kept.end());
-  std::sort(left.begin(), left.end());
-  EXPECT_EQ(left, kept);
-  EXPECT_EQ(fs::file_size(checkpointed), checkpointed_length);
-  EXPECT_EQ(CountEvents(old_path), 2);
-  // Removed: train's files opened after the checkpointed one, and eval's.
-  const auto train_files_before = static_cast<int>(
-      std::count_if(kept.begin(), kept.end(), [](const std::string& path) {
-        return path.find("/train/") != std::string::npos;
-      })) - 1;  // the foreign one
-  EXPECT_EQ(repair->files_removed, static_cast<int>(train_files) - train_files_before + 1);
-  EXPECT_GE(repair->files_removed, 2);
-  bool said_so = false;
-  for (const std::string& warning : repair->warnings) {
-    said_so = said_so || warning.find("created after the checkpoint") != std::string::npos;
-  }
-  EXPECT_TRUE(said_so);
-
-  // Idempotent: a second resume (say, after another crash) removes nothing.
-  auto again = RepairRunForResume(run.string());
-  ASSERT_TRUE(again.ok());
-  EXPECT_EQ(again->files_removed, 0);
-}
-
 TEST(CheckpointTest, TimeRoundTripsAndNeverGoesBack) {
   const fs::path run = TempDir("time");
   CheckpointState state;
@@ -277,16 +82,16 @@ TEST(CheckpointTest, TimeRoundTripsAndNeverGoesBack) {
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   EXPECT_EQ(decoded->time, state.time);  // bit-exact
   {
-    auto file = CheckpointFile::Open(run.string());
+    auto file = CheckpointFile::Open(run.string(), kDaemon);
     ASSERT_TRUE(file.ok());
     ASSERT_TRUE((*file)->Write(state, false).ok());
   }
-  auto reopened = CheckpointFile::Open(run.string());  // a resumed run
+  auto reopened = CheckpointFile::Open(run.string(), kDaemon);  // a resumed run
   ASSERT_TRUE(reopened.ok());
   CheckpointState earlier;
   earlier.time = 1600000000.0;  // the clock was stepped back
   ASSERT_TRUE((*reopened)->Write(earlier, false).ok());
-  auto read = ReadCheckpoint(run.string());
+  auto read = ReadCheckpoint(run.string(), kDaemon);
   ASSERT_TRUE(read.ok() && read->has_value());
   EXPECT_EQ((*read)->time, state.time);
 }
@@ -303,7 +108,7 @@ CheckpointState StateWithSequence(uint64_t sequence) {
 TEST(CheckpointTest, AFailedWriteCutOrFsyncIsReportedAndLeavesAWholeCheckpoint) {
   const fs::path run = TempDir("write_fault");
   FaultFileSystem faults;
-  auto opened = CheckpointFile::Open(run.string(), /*sync_directories=*/true, &faults);
+  auto opened = CheckpointFile::Open(run.string(), kDaemon, /*sync_directories=*/true, &faults);
   ASSERT_TRUE(opened.ok()) << opened.status();
   CheckpointFile* file = opened->get();
   ASSERT_TRUE(file->Write(StateWithSequence(1), /*sync=*/true).ok());
@@ -342,38 +147,67 @@ TEST(CheckpointTest, OpenReportsAFailedDirectory) {
   const fs::path run = TempDir("open_fault");
   FaultFileSystem faults;
   faults.Inject(Fault(FileOp::kCreateDir, EIO));
-  auto file = CheckpointFile::Open(run.string(), /*sync_directories=*/true, &faults);
+  auto file = CheckpointFile::Open(run.string(), kDaemon, /*sync_directories=*/true, &faults);
   ASSERT_FALSE(file.ok());
   EXPECT_NE(file.status().message().find((run / kCheckpointDir).string() + ": Input/output error"),
             absl::string_view::npos)
       << file.status();
   faults.Inject(Fault(FileOp::kSyncDir, EIO).Skip(1));  // the checkpoint file's directory
-  file = CheckpointFile::Open(run.string(), /*sync_directories=*/true, &faults);
+  file = CheckpointFile::Open(run.string(), kDaemon, /*sync_directories=*/true, &faults);
   ASSERT_FALSE(file.ok());
   EXPECT_NE(file.status().message().find("syncing directory " + (run / kCheckpointDir).string()),
             absl::string_view::npos)
       << file.status();
-  EXPECT_TRUE(CheckpointFile::Open(run.string(), /*sync_directories=*/true, &faults).ok());
+  EXPECT_TRUE(CheckpointFile::Open(run.string(), kDaemon, /*sync_directories=*/true, &faults).ok());
 }
 
-// A resume that cannot cut a file fails (the run is not opened on top of a
-// torn tail) and changes nothing; the next attempt repairs it.
-TEST(CheckpointTest, AResumeThatCannotCutAFileFailsAndCanBeRetried) {
-  const fs::path run = TempDir("repair_fault");
-  const std::string path = WriteClosedEventFile(run, 2);
-  ASSERT_FALSE(path.empty());
-  const uint64_t whole = fs::file_size(path);
-  { std::ofstream(path, std::ios::app | std::ios::binary) << std::string("\x30\0\0", 3); }
-  FaultFileSystem faults;
-  faults.Inject(Fault(FileOp::kTruncate, EIO));
-  auto failed = RepairRunForResume(run.string(), &faults);
-  ASSERT_FALSE(failed.ok());
-  EXPECT_NE(failed.status().message().find(path), absl::string_view::npos) << failed.status();
-  EXPECT_EQ(fs::file_size(path), whole + 3);
-  auto repair = RepairRunForResume(run.string(), &faults);
-  ASSERT_TRUE(repair.ok()) << repair.status();
-  EXPECT_EQ(repair->files_truncated, 1);
-  EXPECT_EQ(fs::file_size(path), whole);
+// Version 2 holds the batches the files have in part; version 1 still reads.
+TEST(CheckpointTest, BatchesRoundTripAndVersionOneStillReads) {
+  CheckpointState state;
+  state.writer_sequences["w 1"] = 4;
+  RecoveredBatch& batch = state.batches[{"w 1", 6}];
+  batch.parts_expected = 2;
+  batch.parts["train"] = {3, true};
+  batch.parts[""] = {0, false};
+  state.batches[{"w2", 1}].parts["eval/x"] = {17, false};
+  auto decoded = DecodeCheckpoint(EncodeCheckpoint(state));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(*decoded, state);
+  EXPECT_FALSE(batch.Complete());
+  batch.parts[""].complete = true;
+  EXPECT_TRUE(batch.Complete());
+
+  std::string v1 = "tblogd-checkpoint 1\nwriter w 5\n";
+  v1 += absl::StrFormat("end %08x\n", crc32c::Value(v1));
+  auto old = DecodeCheckpoint(v1);
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->writer_sequences.at("w"), 5u);
+}
+
+// Each daemon has its own checkpoint; tblogd before daemon identities kept
+// one per run, read when a daemon has none of its own.
+TEST(CheckpointTest, OnePerDaemonAndTheLegacyOneIsReadWhenThereIsNone) {
+  const fs::path run = TempDir("per_daemon");
+  fs::create_directories(run / kCheckpointDir);
+  {
+    CheckpointState legacy;
+    legacy.writer_sequences["old"] = 9;
+    std::ofstream(run / kCheckpointDir / kLegacyCheckpointFile) << EncodeCheckpoint(legacy);
+  }
+  auto read = ReadCheckpoint(run.string(), "node-2");
+  ASSERT_TRUE(read.ok() && read->has_value()) << read.status();
+  EXPECT_EQ((*read)->writer_sequences.at("old"), 9u);
+
+  auto file = CheckpointFile::Open(run.string(), "node-2");
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ((*file)->path(), CheckpointPath(run.string(), "node-2"));
+  EXPECT_EQ((*file)->path(), (run / kCheckpointDir / "node-2.checkpoint").string());
+  CheckpointState mine;
+  mine.writer_sequences["new"] = 1;
+  ASSERT_TRUE((*file)->Write(mine, true).ok());
+  read = ReadCheckpoint(run.string(), "node-2");
+  ASSERT_TRUE(read.ok() && read->has_value());
+  EXPECT_EQ((*read)->writer_sequences, mine.writer_sequences);
 }
 
 }  // namespace

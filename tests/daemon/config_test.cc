@@ -110,6 +110,18 @@ TEST_F(ConfigTest, NoFlagsGiveExactlyTheDefaultOptions) {
   EXPECT_EQ(err_.str(), "");
 }
 
+// --daemon-id names the daemon's files and checkpoints (many daemons, one
+// run); its characters are checked before they become file names.
+TEST_F(ConfigTest, DaemonIdIsCheckedAndDefaultsToTheHostName) {
+  EXPECT_EQ(Parse({}).options.file.hostname, "");  // the host name, resolved when used
+  SetEnv("TBLOG_DAEMON_ID", "trainer-3");
+  EXPECT_EQ(Parse({}).options.file.hostname, "trainer-3");
+  const Command bad = Parse({"--daemon-id", "a/b"});
+  EXPECT_EQ(bad.kind, Command::Kind::kExit);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(err_.str(), HasSubstr("--daemon-id: daemon id 'a/b' may hold only"));
+}
+
 TEST_F(ConfigTest, TheDaemonFsyncsOnAnIntervalByDefault) {
   EXPECT_EQ(DaemonOptions{}.file.sync, SyncPolicy::kInterval);
   EXPECT_EQ(Parse({}).options.file.sync, SyncPolicy::kInterval);

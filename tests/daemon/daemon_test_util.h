@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,6 +44,18 @@ inline std::vector<tensorboard::Event> ReadSummaryEvents(const std::filesystem::
     }
   }
   return events;
+}
+
+// Every event file under `dir` (recursively) with its size: what an
+// append-only repair must leave as it is, or only lengthen.
+inline std::map<std::string, uintmax_t> FileSizes(const std::filesystem::path& dir) {
+  std::map<std::string, uintmax_t> sizes;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file() && IsEventFileName(entry.path().filename().string())) {
+      sizes[entry.path().string()] = entry.file_size();
+    }
+  }
+  return sizes;
 }
 
 // "tag@step" for every summary value, in file order.

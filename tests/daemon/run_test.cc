@@ -13,6 +13,7 @@
 #include "daemon/checkpoint.h"
 #include "daemon/metrics.h"
 #include "daemon/record_converter.h"
+#include "daemon/resume_scan.h"
 #include "daemon/worker_pool.h"
 #include "daemon_test_util.h"
 #include "base/sync.h"
@@ -24,6 +25,7 @@ namespace tblog::daemon {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::FileSizes;
 using testing::FreshTempDir;
 using testing::ReadSummaryEvents;
 using testing::TagSteps;
@@ -89,9 +91,10 @@ class RunTest : public ::testing::Test {
   }
 
   std::shared_ptr<daemon::Run> MakeRun(const fs::path& dir,
-                               std::map<std::string, uint64_t> sequences = {}) {
+                               std::map<std::string, uint64_t> sequences = {},
+                               daemon::ResumedFiles resumed = {}) {
     return std::make_shared<daemon::Run>(context_, "run", dir.string(), std::map<std::string, std::string>{},
-                                 "", std::move(sequences));
+                                 "", std::move(sequences), std::move(resumed));
   }
 
   static absl::Status CloseAndWait(daemon::Run& run) {
@@ -313,7 +316,7 @@ TEST_F(RunTest, FlushWaitsForTheWritersSequenceThenSyncsAndCheckpoints) {
   EXPECT_TRUE(flush_status.ok()) << flush_status;
   // Visible without closing, and recorded as durable.
   EXPECT_EQ(TagSteps(ReadSummaryEvents(dir)), (std::vector<std::string>{"x@1", "x@2"}));
-  auto checkpoint = ReadCheckpoint(dir.string());
+  auto checkpoint = ReadCheckpoint(dir.string(), DaemonIdentity(options_.file));
   ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
   ASSERT_TRUE(checkpoint->has_value());
   EXPECT_EQ((*checkpoint)->writer_sequences.at("w"), 2u);
@@ -368,7 +371,7 @@ TEST_F(RunTest, BudgetIsReleasedOnceWritten) {
 
 // The daemon dies (no Close, no checkpoint) after its event file rotated
 // past the last checkpoint; the resumed run plus the client's resend from the
-// durable sequence hold every batch exactly once.
+// durable sequence hold every batch exactly once, and no byte was cut.
 TEST_F(RunTest, RotationAfterTheCheckpointThenACrashResumesExactlyOnce) {
   const fs::path dir = FreshTempDir("run_rotate_crash");
   options_.file.max_file_bytes = 150;
@@ -394,11 +397,15 @@ TEST_F(RunTest, RotationAfterTheCheckpointThenACrashResumesExactlyOnce) {
     ASSERT_GT(run->Info().files(), files_at_checkpoint);  // rotated since the checkpoint
     // The crash: the run is dropped with no Close and no checkpoint.
   }
-  auto repair = RepairRunForResume(dir.string());
+  const auto sizes_before = FileSizes(dir);
+  auto repair = RepairRunForResume(dir.string(), DaemonIdentity(options_.file));
   ASSERT_TRUE(repair.ok()) << repair.status();
-  ASSERT_EQ(repair->writer_sequences.at("w"), 5u);
-  EXPECT_GE(repair->files_removed, 1);
-  auto run = MakeRun(dir, repair->writer_sequences);
+  // Append-only: nothing cut or removed. Batches 6..14 are whole (markers);
+  // 15's end marker was still to come, so its event is held "in part".
+  EXPECT_EQ(FileSizes(dir), sizes_before);
+  ASSERT_EQ(repair->writer_sequences.at("w"), 14u);
+  ASSERT_EQ(repair->resumed.batches.size(), 1u);
+  auto run = MakeRun(dir, repair->writer_sequences, repair->resumed);
   auto sink = std::make_shared<RecordingSink>();
   // The client resends every batch after what OpenRun reported (5).
   for (int seq = 1; seq <= 15; ++seq) {

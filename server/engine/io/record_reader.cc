@@ -14,14 +14,19 @@ namespace tblog {
 using wire::LoadLittleEndian;
 
 absl::StatusOr<std::unique_ptr<RecordReader>> RecordReader::Open(const std::string& path,
-                                                                 FileSystem* fs) {
+                                                                 FileSystem* fs,
+                                                                 uint64_t start_offset) {
   auto file = fs->OpenReadable(path);
   if (!file.ok()) return file.status();
-  return std::unique_ptr<RecordReader>(new RecordReader(path, *std::move(file)));
+  return std::unique_ptr<RecordReader>(new RecordReader(path, *std::move(file), start_offset));
 }
 
-RecordReader::RecordReader(std::string path, std::unique_ptr<ReadableFile> file)
-    : path_(std::move(path)), file_(std::move(file)) {}
+RecordReader::RecordReader(std::string path, std::unique_ptr<ReadableFile> file,
+                           uint64_t start_offset)
+    : path_(std::move(path)),
+      file_(std::move(file)),
+      offset_(start_offset),
+      buffer_offset_(start_offset) {}
 
 RecordReader::~RecordReader() = default;
 

@@ -30,9 +30,10 @@ class RecordReader {
   };
 
   // Opens `path` on `fs` (borrowed; it must outlive the reader); errors
-  // name the path.
+  // name the path. Reading starts at `start_offset`, which must be the start
+  // of a record (a position a writer or an earlier reader reported).
   static absl::StatusOr<std::unique_ptr<RecordReader>> Open(
-      const std::string& path, FileSystem* fs = FileSystem::Default());
+      const std::string& path, FileSystem* fs = FileSystem::Default(), uint64_t start_offset = 0);
   ~RecordReader();
   RecordReader(const RecordReader&) = delete;
   RecordReader& operator=(const RecordReader&) = delete;
@@ -50,7 +51,7 @@ class RecordReader {
   const std::string& path() const { return path_; }
 
  private:
-  RecordReader(std::string path, std::unique_ptr<ReadableFile> file);
+  RecordReader(std::string path, std::unique_ptr<ReadableFile> file, uint64_t start_offset);
 
   // Makes the buffer hold at least `bytes` bytes from offset_ if the file
   // has them; returns how many it holds (possibly fewer), or -1 on a read
