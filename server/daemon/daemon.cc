@@ -90,7 +90,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   const RunContext context{&daemon->options_, daemon->converter_.get(), daemon->workers_.get(),
                            &daemon->budget_, &daemon->metrics_};
   daemon->registry_ = std::make_unique<RunRegistry>(context, logdir);
-  daemon->service_ = std::make_unique<TBLogService>(daemon->registry_.get(), context);
+  daemon->service_ = std::make_unique<TBLogService>(daemon->registry_.get(), context,
+                                                    options.caller_identity);
   daemon->metrics_.AddGauge("tblogd_active_runs", "Open runs.",
                             [registry = daemon->registry_.get()] { return registry->OpenRunCount(); });
   daemon->metrics_.AddGauge("tblogd_active_streams", "Open Write streams.",

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "daemon/run_owner.h"
 #include "engine/io/event_file_writer.h"
 
 namespace tblog::daemon {
@@ -90,6 +91,10 @@ struct DaemonOptions {
   std::string log_level = "info";
   // Prometheus metrics on this HTTP address ("" = off).
   std::string metrics_listen;
+  // Who is calling, for run ownership (run_owner.h). Empty = no
+  // authentication, every caller is the same anonymous owner. Not a flag: the
+  // token authentication fills it, and tests set their own.
+  CallerIdentityFn caller_identity;
 };
 
 }  // namespace tblog::daemon

@@ -8,6 +8,8 @@
 #include "absl/time/clock.h"
 #include "daemon/checkpoint.h"
 #include "daemon/names.h"
+#include "daemon/run_nesting.h"
+#include "daemon/run_owner.h"
 #include "engine/io/event_file_writer.h"
 #include "base/status_util.h"
 #include "spdlog/spdlog.h"
@@ -53,16 +55,19 @@ absl::StatusOr<std::string> RunRegistry::CreateTimestampedDir(const v1::OpenRunR
       absl::StrCat("1000 runs named ", prefix, base, "[-N] already exist"));
 }
 
-absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunRequest& request) {
+absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunRequest& request,
+                                                         std::string_view caller) {
   const Limits& limits = context_.options->limits;
   if (!request.experiment().empty()) {
     TBLOG_RETURN_IF_ERROR(ValidateRelativePath(request.experiment(), "experiment", limits));
+    TBLOG_RETURN_IF_ERROR(CheckNotReserved(request.experiment(), "experiment"));
   }
   if (!request.name().empty()) {
     TBLOG_RETURN_IF_ERROR(ValidatePathComponent(request.name(), "run name", limits));
   }
   if (!request.run_path().empty()) {
     TBLOG_RETURN_IF_ERROR(ValidateRelativePath(request.run_path(), "run_path", limits));
+    TBLOG_RETURN_IF_ERROR(CheckNotReserved(request.run_path(), "run_path"));
   }
   if (!request.filename_suffix().empty()) {
     TBLOG_RETURN_IF_ERROR(
@@ -87,6 +92,9 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
     MutexLock lock(&mu_);
     open_runs = OpenRunCountLocked();
     auto it = run_path.empty() ? runs_.end() : runs_.find(run_path);
+    if (it != runs_.end()) {
+      TBLOG_RETURN_IF_ERROR(CheckRunOwner(it->second.owner, caller, run_path, "open"));
+    }
     if (it != runs_.end() && it->second.run->open()) {
       if (request.mode() == v1::OPEN_MODE_CREATE) {
         return absl::AlreadyExistsError(
@@ -110,6 +118,16 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
 
   std::map<std::string, uint64_t> writer_sequences;
   bool resumed = false;
+  // Runs never nest (run_nesting.h). Serialized by open_mu_ with every other
+  // OpenRun, so no run appears around or inside this one meanwhile.
+  const bool timestamped = run_path.empty();
+  const std::string_view near = timestamped ? std::string_view(request.experiment()) : run_path;
+  const std::string_view what = timestamped ? "experiment" : "run_path";
+  if (!near.empty()) {
+    TBLOG_RETURN_IF_ERROR(CheckKnownNesting(near, what, /*path_is_parent=*/timestamped));
+    TBLOG_RETURN_IF_ERROR(
+        CheckNoRunNearOnDisk(fs_, logdir_, near, what, /*path_is_parent=*/timestamped));
+  }
   if (run_path.empty()) {
     auto created = CreateTimestampedDir(request);
     if (!created.ok()) return created.status();
@@ -155,7 +173,10 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
   }
   {
     MutexLock lock(&mu_);
-    runs_[run_path] = Known{run, request.hparams()};
+    Known& known = runs_[run_path];
+    if (!known.run) known.owner = std::string(caller);  // a closed run keeps its owner, bindings
+    known.run = run;
+    known.hparams = request.hparams();
   }
   spdlog::info("run={} opened resumed={} labels={}", run_path, resumed, request.labels_size());
 
@@ -243,11 +264,44 @@ absl::Status RunRegistry::CloseAllForShutdown(absl::Time deadline) {
   return absl::OkStatus();
 }
 
-std::vector<v1::RunInfo> RunRegistry::List() const {
+absl::StatusOr<RunRegistry::Guarded> RunRegistry::FindFor(std::string_view run_id,
+                                                          std::string_view caller,
+                                                          std::string_view action) const {
+  MutexLock lock(&mu_);
+  auto it = runs_.find(run_id);
+  if (it == runs_.end()) {
+    return absl::NotFoundError(absl::StrCat("run_id ", EscapeForMessage(run_id),
+                                            " is not known to this daemon; call OpenRun"));
+  }
+  TBLOG_RETURN_IF_ERROR(CheckRunOwner(it->second.owner, caller, run_id, action));
+  return Guarded{it->second.run, it->second.writers};
+}
+
+absl::Status RunRegistry::CheckKnownNesting(std::string_view path, std::string_view what,
+                                            bool path_is_parent) const {
+  MutexLock lock(&mu_);
+  std::vector<std::string_view> outer = ProperAncestors(path);
+  if (path_is_parent) outer.push_back(path);
+  for (std::string_view ancestor : outer) {
+    if (runs_.find(ancestor) != runs_.end()) return RunInsideRunError(what, path, ancestor);
+  }
+  if (path_is_parent) return absl::OkStatus();
+  // Keys below `path` sort right after "<path>/".
+  const std::string below = absl::StrCat(Sv(path), "/");
+  auto it = runs_.lower_bound(below);
+  if (it != runs_.end() && it->first.compare(0, below.size(), below) == 0) {
+    return RunAroundRunError(path, it->first);
+  }
+  return absl::OkStatus();
+}
+
+std::vector<v1::RunInfo> RunRegistry::List(std::optional<std::string_view> owner) const {
   std::vector<std::shared_ptr<Run>> runs;
   {
     MutexLock lock(&mu_);
-    for (const auto& [id, known] : runs_) runs.push_back(known.run);
+    for (const auto& [id, known] : runs_) {
+      if (!owner || known.owner == *owner) runs.push_back(known.run);
+    }
   }
   std::vector<v1::RunInfo> infos;
   infos.reserve(runs.size());
@@ -266,11 +320,12 @@ int RunRegistry::OpenRunCountLocked() const {
   return open;
 }
 
-std::vector<std::shared_ptr<Run>> RunRegistry::OpenRuns() const {
+std::vector<std::shared_ptr<Run>> RunRegistry::OpenRuns(
+    std::optional<std::string_view> owner) const {
   std::vector<std::shared_ptr<Run>> runs;
   MutexLock lock(&mu_);
   for (const auto& [id, known] : runs_) {
-    if (known.run->open()) runs.push_back(known.run);
+    if (known.run->open() && (!owner || known.owner == *owner)) runs.push_back(known.run);
   }
   return runs;
 }

@@ -8,6 +8,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "daemon/run.h"
+#include "daemon/writer_binding.h"
 #include "engine/io/file_system.h"
 #include "base/sync.h"
 #include "tblog/v1/tblog.pb.h"
@@ -34,13 +36,28 @@ class RunRegistry {
   RunRegistry(const RunRegistry&) = delete;
   RunRegistry& operator=(const RunRegistry&) = delete;
 
-  // OpenRun as tblog.proto describes it. Does file I/O (mkdir, resume repair):
-  // call it from a worker, not a gRPC thread. Opening a run that is open in
-  // this process returns the same run (several writers, one run).
-  absl::StatusOr<v1::OpenRunResponse> OpenRun(const v1::OpenRunRequest& request);
+  // OpenRun as tblog.proto describes it, for the identity `caller`
+  // (run_owner.h). Does file I/O (mkdir, resume repair): call it from a
+  // worker, not a gRPC thread. Opening a run that is open in this process
+  // returns the same run (several writers, one run). The first caller to open
+  // a run owns it; another identity is refused (PERMISSION_DENIED). A run
+  // never nests in another (run_nesting.h): INVALID_ARGUMENT.
+  absl::StatusOr<v1::OpenRunResponse> OpenRun(const v1::OpenRunRequest& request,
+                                              std::string_view caller = "");
 
   // The run with this id (open or closed), or null.
   std::shared_ptr<Run> Find(std::string_view run_id) const;
+
+  // A run with what guards it: its owner and its writers' bindings.
+  struct Guarded {
+    std::shared_ptr<Run> run;
+    std::shared_ptr<WriterBindings> writers;  // shared with the registry
+  };
+  // The run `run_id` for `caller`: NOT_FOUND when unknown (the message says
+  // "call OpenRun"), PERMISSION_DENIED (naming `action`) when another
+  // identity owns it (run_owner.h).
+  absl::StatusOr<Guarded> FindFor(std::string_view run_id, std::string_view caller,
+                                  std::string_view action) const;
 
   // Writes the hparams session end, flushes, syncs and closes the run; `done`
   // gets its final RunInfo. NOT_FOUND / FAILED_PRECONDITION (already closed).
@@ -51,8 +68,12 @@ class RunRegistry {
   // DEADLINE_EXCEEDED names the runs still closing.
   absl::Status CloseAllForShutdown(absl::Time deadline);
 
-  std::vector<v1::RunInfo> List() const;
-  std::vector<std::shared_ptr<Run>> OpenRuns() const;
+  // The runs known (open or closed), or only those `owner` owns
+  // (run_owner.h: without tokens every run's owner is "").
+  std::vector<v1::RunInfo> List(std::optional<std::string_view> owner = std::nullopt) const;
+  // The open runs, or only those `owner` owns.
+  std::vector<std::shared_ptr<Run>> OpenRuns(
+      std::optional<std::string_view> owner = std::nullopt) const;
   // Runs open now: what --max-runs counts, and the tblogd_active_runs gauge.
   int OpenRunCount() const;
 
@@ -63,7 +84,14 @@ class RunRegistry {
   struct Known {
     std::shared_ptr<Run> run;
     v1::HParams hparams;  // for the session end at CloseRun
+    std::string owner;    // the identity that opened it first (run_owner.h)
+    std::shared_ptr<WriterBindings> writers = std::make_shared<WriterBindings>();
   };
+
+  // The registry's half of the nesting check (run_nesting.h): a known run
+  // above `path` (or at it, when `path_is_parent`), or below it.
+  absl::Status CheckKnownNesting(std::string_view path, std::string_view what,
+                                 bool path_is_parent) const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Creates the directory of a new timestamped run; returns its run path.
   absl::StatusOr<std::string> CreateTimestampedDir(const v1::OpenRunRequest& request);

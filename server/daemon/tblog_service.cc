@@ -37,8 +37,9 @@ void MergeAck(v1::WriteResponse& into, v1::WriteResponse&& from) {
 // control: the next StartRead waits while the ByteBudget is spent.
 class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::WriteResponse> {
  public:
-  explicit WriteStream(TBLogService* service)
-      : service_(service), sink_(std::make_shared<Sink>(this)) {
+  // `caller`: the identity the stream's writes are checked against.
+  WriteStream(TBLogService* service, std::string caller)
+      : service_(service), caller_(std::move(caller)), sink_(std::make_shared<Sink>(this)) {
     grpc::Status refusal;
     if (!service_->RegisterStream(this, &refusal)) {
       {
@@ -61,6 +62,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
         MutexLock lock(&mu_);
         reading_ = false;
         reads_done_ = true;
+        writer_claim_.reset();  // sends no more: a reconnect may take the writer id
       }
       Progress();
       return;
@@ -143,6 +145,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
         shutdown_ = true;
       } else {
         reads_done_ = true;
+        writer_claim_.reset();  // the client is gone: a reconnect may take the writer id
       }
       parked = parked_;
     }
@@ -182,11 +185,14 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
         return absl::InvalidArgumentError(
             "writer_id: required in the first WriteRequest of a stream");
       }
-      run_ = service_->registry_->Find(request_.run_id());
-      if (!run_) {
-        return absl::NotFoundError(absl::StrCat("run_id \"", request_.run_id(),
-                                                "\" is not known to this daemon; call OpenRun"));
-      }
+      auto guarded = service_->registry_->FindFor(request_.run_id(), caller_, "write to");
+      if (!guarded.ok()) return guarded.status();
+      // One live stream per writer id (writer_binding.h).
+      auto claim = WriterClaim::Acquire(guarded->writers, request_.run_id(),
+                                        request_.writer_id(), caller_);
+      if (!claim.ok()) return claim.status();
+      writer_claim_ = *std::move(claim);
+      run_ = std::move(guarded->run);
       writer_id_ = request_.writer_id();
       run_->Subscribe(writer_id_, sink_);
     } else {
@@ -247,6 +253,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
                  (reads_done_ || shutdown_ || !error_.ok())) {
         // A read still in flight is cancelled by Finish.
         finished_ = true;
+        writer_claim_.reset();  // before Finish: a reconnect may follow at once
         if (!error_.ok()) {
           finish = ToGrpc(error_);
         } else if (shutdown_) {
@@ -266,12 +273,16 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
   }
 
   TBLogService* const service_;              // outlives every stream
+  const std::string caller_;                 // run_owner.h
   const std::shared_ptr<Sink> sink_;
   v1::WriteRequest request_;    // the read buffer; touched only while no read is in flight
   v1::WriteResponse response_;  // the write buffer; touched only while no write is in flight
 
   Mutex mu_;
   std::shared_ptr<Run> run_ ABSL_GUARDED_BY(mu_);
+  // This stream's hold on its writer id, from the first message until it
+  // stops reading.
+  std::optional<WriterClaim> writer_claim_ ABSL_GUARDED_BY(mu_);
   std::string writer_id_;  // set once, before any ack can arrive
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;  // client done, cancelled or gone
@@ -293,9 +304,10 @@ namespace {
 class UnaryAckSink final : public AckSink {
  public:
   // `context`, `reactor` and `response` stay valid until Finish is called here.
+  // `claim` (if any) holds the batch's writer id until the batch's ack.
   UnaryAckSink(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
-               v1::WriteResponse* response)
-      : context_(context), reactor_(reactor), response_(response) {}
+               v1::WriteResponse* response, std::optional<WriterClaim> claim)
+      : context_(context), reactor_(reactor), response_(response), claim_(std::move(claim)) {}
   void OnAck(v1::WriteResponse ack, int completed_batches) override {
     if (completed_batches == 0) return;
     grpc::Status status = grpc::Status::OK;
@@ -305,6 +317,7 @@ class UnaryAckSink final : public AckSink {
       context_->AddTrailingMetadata(kWriteResponseTrailer, ack.SerializeAsString());
     }
     *response_ = std::move(ack);
+    claim_.reset();  // before Finish: the client's next call may use the writer id at once
     reactor_->Finish(status);
   }
 
@@ -312,25 +325,26 @@ class UnaryAckSink final : public AckSink {
   grpc::CallbackServerContext* const context_;
   grpc::ServerUnaryReactor* const reactor_;
   v1::WriteResponse* const response_;
+  std::optional<WriterClaim> claim_;  // touched once, in the one completing OnAck
 };
 
 // A Flush call: waits for one or more runs' flush entries, or the call's
 // cancellation / deadline, whichever comes first.
 class FlushCall final : public grpc::ServerUnaryReactor {
  public:
+  // `caller`: only its runs are flushed (run_owner.h).
   FlushCall(grpc::CallbackServerContext* context, const v1::FlushRequest& request,
-            RunRegistry* registry, Metrics* metrics)
+            RunRegistry* registry, Metrics* metrics, std::string_view caller)
       : context_(context), state_(std::make_shared<State>()) {
     state_->call = this;
     std::vector<std::shared_ptr<Run>> runs;
     if (request.run_id().empty()) {
-      runs = registry->OpenRuns();
-    } else if (auto run = registry->Find(request.run_id())) {
-      runs.push_back(std::move(run));
+      runs = registry->OpenRuns(caller);
+    } else if (auto guarded = registry->FindFor(request.run_id(), caller, "flush");
+               guarded.ok()) {
+      runs.push_back(std::move(guarded->run));
     } else {
-      FinishOnce(state_, grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                      absl::StrCat("run_id \"", request.run_id(),
-                                                   "\" is not known to this daemon")));
+      FinishOnce(state_, ToGrpc(guarded.status()));
       return;
     }
     {
@@ -411,8 +425,8 @@ class FlushCall final : public grpc::ServerUnaryReactor {
 
 }  // namespace
 
-TBLogService::TBLogService(RunRegistry* registry, RunContext context)
-    : registry_(registry), context_(context) {}
+TBLogService::TBLogService(RunRegistry* registry, RunContext context, CallerIdentityFn identify)
+    : registry_(registry), context_(context), identify_(std::move(identify)) {}
 
 TBLogService::~TBLogService() = default;
 
@@ -465,8 +479,8 @@ grpc::ServerUnaryReactor* TBLogService::RefuseIfShuttingDown(grpc::CallbackServe
 }
 
 grpc::ServerBidiReactor<v1::WriteRequest, v1::WriteResponse>* TBLogService::Write(
-    grpc::CallbackServerContext* /*context*/) {
-  return new WriteStream(this);
+    grpc::CallbackServerContext* context) {
+  return new WriteStream(this, Caller(*context));
 }
 
 grpc::ServerUnaryReactor* TBLogService::OpenRun(grpc::CallbackServerContext* context,
@@ -475,8 +489,8 @@ grpc::ServerUnaryReactor* TBLogService::OpenRun(grpc::CallbackServerContext* con
   if (grpc::ServerUnaryReactor* refused = RefuseIfShuttingDown(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // Directory work and resume repair are file I/O: off the gRPC thread.
-  context_.workers->Submit([this, reactor, request, response] {
-    auto opened = registry_->OpenRun(*request);
+  context_.workers->Submit([this, reactor, request, response, caller = Caller(*context)] {
+    auto opened = registry_->OpenRun(*request, caller);
     if (opened.ok()) {
       *response = *std::move(opened);
       reactor->Finish(grpc::Status::OK);
@@ -501,19 +515,32 @@ grpc::ServerUnaryReactor* TBLogService::WriteBatch(grpc::CallbackServerContext* 
                                  "writer_id: required for a sequenced batch"));
     return reactor;
   }
-  std::shared_ptr<Run> run = registry_->Find(request->run_id());
-  if (!run) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                 absl::StrCat("run_id \"", request->run_id(),
-                                              "\" is not known to this daemon; call OpenRun")));
+  const std::string caller = Caller(*context);
+  auto guarded = registry_->FindFor(request->run_id(), caller, "write to");
+  if (!guarded.ok()) {
+    reactor->Finish(ToGrpc(guarded.status()));
     return reactor;
+  }
+  const std::shared_ptr<Run> run = std::move(guarded->run);
+  // A writer id is held for the call, as a stream holds it (writer_binding.h).
+  std::optional<WriterClaim> claim;
+  if (!request->writer_id().empty()) {
+    auto acquired =
+        WriterClaim::Acquire(guarded->writers, request->run_id(), request->writer_id(), caller);
+    if (!acquired.ok()) {
+      reactor->Finish(ToGrpc(acquired.status()));
+      return reactor;
+    }
+    claim = *std::move(acquired);
   }
   const size_t bytes = request->ByteSizeLong();
   context_.budget->Charge(bytes);  // one message per call: bounded by the call count
   context_.metrics->bytes_received.fetch_add(bytes, std::memory_order_relaxed);
   for (const auto& record : request->records()) context_.metrics->AddReceived(KindOf(record), 1);
   absl::Status status =
-      run->Submit(*request, std::make_shared<UnaryAckSink>(context, reactor, response), bytes);
+      run->Submit(*request,
+                  std::make_shared<UnaryAckSink>(context, reactor, response, std::move(claim)),
+                  bytes);
   if (!status.ok()) {
     context_.budget->Release(bytes);
     reactor->Finish(ToGrpc(status));
@@ -524,13 +551,20 @@ grpc::ServerUnaryReactor* TBLogService::WriteBatch(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* TBLogService::Flush(grpc::CallbackServerContext* context,
                                               const v1::FlushRequest* request,
                                               v1::FlushResponse* /*response*/) {
-  return new FlushCall(context, *request, registry_, context_.metrics);
+  return new FlushCall(context, *request, registry_, context_.metrics, Caller(*context));
 }
 
 grpc::ServerUnaryReactor* TBLogService::CloseRun(grpc::CallbackServerContext* context,
                                                  const v1::CloseRunRequest* request,
                                                  v1::CloseRunResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // Only the run's owner closes it (run_owner.h); an unknown run is the
+  // registry's NOT_FOUND.
+  if (auto guarded = registry_->FindFor(request->run_id(), Caller(*context), "close");
+      !guarded.ok() && !absl::IsNotFound(guarded.status())) {
+    reactor->Finish(ToGrpc(guarded.status()));
+    return reactor;
+  }
   registry_->CloseRun(request->run_id(), request->status(),
                       [reactor, response](absl::StatusOr<v1::RunInfo> info) {
                         if (!info.ok()) {
@@ -546,7 +580,8 @@ grpc::ServerUnaryReactor* TBLogService::CloseRun(grpc::CallbackServerContext* co
 grpc::ServerUnaryReactor* TBLogService::ListRuns(grpc::CallbackServerContext* context,
                                                  const v1::ListRunsRequest* /*request*/,
                                                  v1::ListRunsResponse* response) {
-  for (auto& info : registry_->List()) *response->add_runs() = std::move(info);
+  // Only the caller's runs: with tokens, others' runs and labels stay hidden.
+  for (auto& info : registry_->List(Caller(*context))) *response->add_runs() = std::move(info);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
@@ -556,13 +591,12 @@ grpc::ServerUnaryReactor* TBLogService::GetRun(grpc::CallbackServerContext* cont
                                                const v1::GetRunRequest* request,
                                                v1::RunInfo* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (auto run = registry_->Find(request->run_id())) {
-    *response = run->Info();
+  if (auto guarded = registry_->FindFor(request->run_id(), Caller(*context), "read");
+      guarded.ok()) {
+    *response = guarded->run->Info();
     reactor->Finish(grpc::Status::OK);
   } else {
-    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                 absl::StrCat("run_id \"", request->run_id(),
-                                              "\" is not known to this daemon")));
+    reactor->Finish(ToGrpc(guarded.status()));
   }
   return reactor;
 }

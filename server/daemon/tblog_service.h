@@ -9,6 +9,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
+#include "daemon/run_owner.h"
 #include "daemon/run_registry.h"
 #include "base/sync.h"
 
@@ -31,8 +32,10 @@ inline constexpr char kWriteResponseTrailer[] = "tblog-write-response-bin";
 class TBLogService final : public v1::TBLog::CallbackService {
  public:
   // `registry` and `context`'s parts are borrowed: they outlive the service,
-  // and the service outlives the grpc::Server that calls it.
-  TBLogService(RunRegistry* registry, RunContext context);
+  // and the service outlives the grpc::Server that calls it. `identify`
+  // names each call's caller for run ownership (run_owner.h; empty = no
+  // authentication).
+  TBLogService(RunRegistry* registry, RunContext context, CallerIdentityFn identify = nullptr);
   ~TBLogService() override;
   TBLogService(const TBLogService&) = delete;
   TBLogService& operator=(const TBLogService&) = delete;
@@ -77,8 +80,14 @@ class TBLogService final : public v1::TBLog::CallbackService {
   void UnregisterStream(WriteStream* stream) ABSL_LOCKS_EXCLUDED(mu_);
   bool shutting_down() const { return shutting_down_.load(std::memory_order_acquire); }
 
+  // The caller of `context` (run_owner.h).
+  std::string Caller(const grpc::CallbackServerContext& context) const {
+    return IdentifyCaller(identify_, context);
+  }
+
   RunRegistry* const registry_;
   const RunContext context_;
+  const CallerIdentityFn identify_;
   std::atomic<bool> shutting_down_{false};
   mutable Mutex mu_;
   std::set<WriteStream*> streams_ ABSL_GUARDED_BY(mu_);
