@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status_util.h"
+#include "daemon/malformed_requests.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -103,6 +104,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   builder.SetMaxReceiveMessageSize(static_cast<int>(
       std::min<size_t>(options.limits.max_message_bytes, std::numeric_limits<int>::max())));
   builder.RegisterService(daemon->service_.get());
+  // A request that does not parse is INVALID_ARGUMENT (malformed_requests.h).
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(UnparsableRequestInterceptors());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   // The address is ours alone: without this, gRPC sets SO_REUSEPORT and a
   // second tblogd on the same port would start and take half the clients.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status_util.h"
+#include "daemon/malformed_requests.h"
 #include "spdlog/spdlog.h"
 
 namespace tblog::daemon {
@@ -35,7 +36,7 @@ void MergeAck(v1::WriteResponse& into, v1::WriteResponse&& from) {
 
 // One Write stream. Owns its state; deleted in OnDone(). Reading is the flow
 // control: the next StartRead waits while the ByteBudget is spent.
-class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::WriteResponse> {
+class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   // `caller`: the identity the stream's writes are checked against.
   WriteStream(TBLogService* service, std::string caller)
@@ -53,7 +54,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
       MutexLock lock(&mu_);
       reading_ = true;
     }
-    StartRead(&request_);
+    StartRead(&read_buffer_);
   }
 
   void OnReadDone(bool ok) override {
@@ -72,8 +73,13 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
     {
       MutexLock lock(&mu_);
       reading_ = false;
+      ++messages_read_;
       if (shutdown_ || !error_.ok()) {
         // Not acknowledged: the client resends it to the next daemon.
+      } else if (absl::Status parsed =
+                     ParseMessage(read_buffer_, request_, messages_read_, "Write stream");
+                 !parsed.ok()) {
+        error_ = parsed;
       } else if (absl::Status status = AcceptLocked(); !status.ok()) {
         error_ = status;
       } else {
@@ -107,7 +113,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
       service_->context_.budget->Release(release_bytes);
     }
     if (read_on) {
-      StartRead(&request_);
+      StartRead(&read_buffer_);
     } else {
       Progress();
     }
@@ -232,7 +238,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
       if (!reads_done_ && !shutdown_ && error_.ok() && !finished_) reading_ = read_on = true;
     }
     if (read_on) {
-      StartRead(&request_);
+      StartRead(&read_buffer_);
     } else {
       Progress();
     }
@@ -263,7 +269,10 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
         }
       }
     }
-    if (write) StartWrite(&response_);
+    if (write) {
+      write_buffer_ = SerializeMessage(response_);
+      StartWrite(&write_buffer_);
+    }
     if (finish) {
       if (!finish->ok() && finish->error_code() != grpc::StatusCode::UNAVAILABLE) {
         spdlog::debug("write stream writer={} finished: {}", writer_id_, finish->error_message());
@@ -275,8 +284,12 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
   TBLogService* const service_;              // outlives every stream
   const std::string caller_;                 // run_owner.h
   const std::shared_ptr<Sink> sink_;
-  v1::WriteRequest request_;    // the read buffer; touched only while no read is in flight
-  v1::WriteResponse response_;  // the write buffer; touched only while no write is in flight
+  // Raw reads and writes (malformed_requests.h): the buffers are touched only
+  // while no read (write) is in flight; request_ is parsed from read_buffer_.
+  grpc::ByteBuffer read_buffer_;
+  grpc::ByteBuffer write_buffer_;
+  v1::WriteRequest request_;
+  v1::WriteResponse response_;
 
   Mutex mu_;
   std::shared_ptr<Run> run_ ABSL_GUARDED_BY(mu_);
@@ -291,6 +304,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   ByteBudget::ParkId parked_ ABSL_GUARDED_BY(mu_) = 0;
   int outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // batches submitted, not yet acknowledged
+  uint64_t messages_read_ ABSL_GUARDED_BY(mu_) = 0;  // names a bad one in its error
   std::optional<v1::WriteResponse> pending_ack_ ABSL_GUARDED_BY(mu_);
   absl::Status error_ ABSL_GUARDED_BY(mu_);
 };
@@ -478,7 +492,7 @@ grpc::ServerUnaryReactor* TBLogService::RefuseIfShuttingDown(grpc::CallbackServe
   return reactor;
 }
 
-grpc::ServerBidiReactor<v1::WriteRequest, v1::WriteResponse>* TBLogService::Write(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* TBLogService::Write(
     grpc::CallbackServerContext* context) {
   return new WriteStream(this, Caller(*context));
 }

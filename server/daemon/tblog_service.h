@@ -29,7 +29,16 @@ class WriteStream;
 // WriteResponse (every RecordError) is in this binary trailing metadata key.
 inline constexpr char kWriteResponseTrailer[] = "tblog-write-response-bin";
 
-class TBLogService final : public v1::TBLog::CallbackService {
+// TBLog::CallbackService with the Write stream served raw (grpc::ByteBuffer):
+// the stream parses each message itself, so a message that does not parse is
+// INVALID_ARGUMENT, not the end of the stream (malformed_requests.h).
+using TBLogServiceBase = v1::TBLog::WithCallbackMethod_OpenRun<
+    v1::TBLog::WithRawCallbackMethod_Write<v1::TBLog::WithCallbackMethod_WriteBatch<
+        v1::TBLog::WithCallbackMethod_Flush<v1::TBLog::WithCallbackMethod_CloseRun<
+            v1::TBLog::WithCallbackMethod_ListRuns<
+                v1::TBLog::WithCallbackMethod_GetRun<v1::TBLog::Service>>>>>>>;
+
+class TBLogService final : public TBLogServiceBase {
  public:
   // `registry` and `context`'s parts are borrowed: they outlive the service,
   // and the service outlives the grpc::Server that calls it. `identify`
@@ -51,7 +60,7 @@ class TBLogService final : public v1::TBLog::CallbackService {
   grpc::ServerUnaryReactor* OpenRun(grpc::CallbackServerContext* context,
                                     const v1::OpenRunRequest* request,
                                     v1::OpenRunResponse* response) override;
-  grpc::ServerBidiReactor<v1::WriteRequest, v1::WriteResponse>* Write(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Write(
       grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* WriteBatch(grpc::CallbackServerContext* context,
                                        const v1::WriteRequest* request,
