@@ -10,3 +10,9 @@ endforeach()
 foreach(unit worker_pool byte_budget checkpoint run run_registry service config metrics)
   tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon)
 endforeach()
+# The attacks of issue 10 (foreign writer ids, reserved names, nested runs,
+# unparsable requests) on a real tblogd child process; ownership with tokens
+# through the caller-identity seam, in process.
+tblog_add_test(ownership_test SOURCES daemon/ownership_test.cc
+  LIBS tblog_daemon tblog_daemon_process)
+tblog_add_test(run_owner_test SOURCES daemon/run_owner_test.cc LIBS tblog_daemon)
