@@ -68,17 +68,18 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
       Progress();
       return;
     }
+    // Parsed here, not by gRPC, so that a message that does not parse is an
+    // error rather than the end of the stream (malformed_requests.h); outside
+    // the lock, as a batch may be large.
+    absl::Status parsed = ParseMessage(read_buffer_, request_, ++messages_read_, "Write stream");
     size_t release_bytes = 0;
     bool read_on = false;
     {
       MutexLock lock(&mu_);
       reading_ = false;
-      ++messages_read_;
       if (shutdown_ || !error_.ok()) {
         // Not acknowledged: the client resends it to the next daemon.
-      } else if (absl::Status parsed =
-                     ParseMessage(read_buffer_, request_, messages_read_, "Write stream");
-                 !parsed.ok()) {
+      } else if (!parsed.ok()) {
         error_ = parsed;
       } else if (absl::Status status = AcceptLocked(); !status.ok()) {
         error_ = status;
@@ -284,11 +285,13 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   TBLogService* const service_;              // outlives every stream
   const std::string caller_;                 // run_owner.h
   const std::shared_ptr<Sink> sink_;
-  // Raw reads and writes (malformed_requests.h): the buffers are touched only
-  // while no read (write) is in flight; request_ is parsed from read_buffer_.
+  // Raw reads and writes (malformed_requests.h): the read side (read_buffer_,
+  // request_ parsed from it, messages_read_) is touched only while no read is
+  // in flight, the write side only while no write is.
   grpc::ByteBuffer read_buffer_;
-  grpc::ByteBuffer write_buffer_;
   v1::WriteRequest request_;
+  uint64_t messages_read_ = 0;  // names a message that does not parse
+  grpc::ByteBuffer write_buffer_;
   v1::WriteResponse response_;
 
   Mutex mu_;
@@ -304,7 +307,6 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   ByteBudget::ParkId parked_ ABSL_GUARDED_BY(mu_) = 0;
   int outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // batches submitted, not yet acknowledged
-  uint64_t messages_read_ ABSL_GUARDED_BY(mu_) = 0;  // names a bad one in its error
   std::optional<v1::WriteResponse> pending_ack_ ABSL_GUARDED_BY(mu_);
   absl::Status error_ ABSL_GUARDED_BY(mu_);
 };
