@@ -77,22 +77,24 @@ class OwnershipTest : public ::testing::Test {
         grpc::CreateChannel(daemon_->target(), grpc::InsecureChannelCredentials()));
   }
 
-  grpc::Status Open(v1::TBLog::Stub& stub, const std::string& run_path,
-                    v1::OpenRunResponse* response = nullptr,
-                    v1::OpenMode mode = v1::OPEN_MODE_DEFAULT) {
-    v1::OpenRunRequest request;
-    request.set_run_path(run_path);
-    request.set_mode(mode);
+  static grpc::Status Open(v1::TBLog::Stub& stub, const v1::OpenRunRequest& request,
+                           v1::OpenRunResponse* response = nullptr) {
     v1::OpenRunResponse ignored;
     grpc::ClientContext context;
     return stub.OpenRun(&context, request, response != nullptr ? response : &ignored);
   }
-  grpc::Status OpenTimestamped(v1::TBLog::Stub& stub, const std::string& experiment) {
+  static grpc::Status Open(v1::TBLog::Stub& stub, const std::string& run_path,
+                           v1::OpenRunResponse* response = nullptr,
+                           v1::OpenMode mode = v1::OPEN_MODE_DEFAULT) {
+    v1::OpenRunRequest request;
+    request.set_run_path(run_path);
+    request.set_mode(mode);
+    return Open(stub, request, response);
+  }
+  static grpc::Status OpenTimestamped(v1::TBLog::Stub& stub, const std::string& experiment) {
     v1::OpenRunRequest request;
     request.set_experiment(experiment);
-    v1::OpenRunResponse response;
-    grpc::ClientContext context;
-    return stub.OpenRun(&context, request, &response);
+    return Open(stub, request);
   }
   grpc::Status WriteBatch(v1::TBLog::Stub& stub, const v1::WriteRequest& request,
                           v1::WriteResponse* response = nullptr) {
