@@ -1,5 +1,7 @@
 #include "daemon/run_nesting.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "base/status_util.h"
 #include "daemon/checkpoint.h"
@@ -51,7 +53,9 @@ absl::Status CheckNoRunNearOnDisk(FileSystem& fs, const std::string& logdir, std
     if (*holds) return RunInsideRunError(what, path, ancestor);
   }
   if (path_is_parent) return absl::OkStatus();
-  // Breadth first below `path`; a missing `path` has nothing below it.
+  // Breadth first below `path`; a missing `path` has nothing below it. A
+  // directory below it is a run when its listing holds the daemon's
+  // directory (one ListDir and one Stat per entry, as the resume's repair).
   std::vector<std::string> dirs = {absl::StrCat(logdir, "/", Sv(path))};
   for (size_t i = 0; i < dirs.size(); ++i) {
     auto names = fs.ListDir(dirs[i]);
@@ -59,17 +63,14 @@ absl::Status CheckNoRunNearOnDisk(FileSystem& fs, const std::string& logdir, std
       if (i == 0 && absl::IsNotFound(names.status())) return absl::OkStatus();
       return names.status();
     }
+    if (i > 0 && std::find(names->begin(), names->end(), kCheckpointDir) != names->end()) {
+      return RunAroundRunError(path, std::string_view(dirs[i]).substr(logdir.size() + 1));
+    }
     for (const std::string& name : *names) {
-      if (name == kCheckpointDir) continue;  // the run's own, or the top's
+      if (name == kCheckpointDir) continue;  // the top's own
       std::string child = absl::StrCat(dirs[i], "/", name);
       auto info = fs.Stat(child);
-      if (!info.ok() || info->type != FileInfo::Type::kDirectory) continue;
-      auto holds = HoldsDaemonDir(fs, child);
-      if (!holds.ok()) return holds.status();
-      if (*holds) {
-        return RunAroundRunError(path, std::string_view(child).substr(logdir.size() + 1));
-      }
-      dirs.push_back(std::move(child));
+      if (info.ok() && info->type == FileInfo::Type::kDirectory) dirs.push_back(std::move(child));
     }
   }
   return absl::OkStatus();
