@@ -1,5 +1,6 @@
 #include "daemon/malformed_requests.h"
 
+#include <atomic>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -22,9 +23,9 @@ class UnparsableRequestInterceptor final : public grpc::experimental::Intercepto
         methods->GetRecvMessage() == nullptr) {
       // A unary or server-streaming call always carries its one request:
       // no message after the receive means it did not parse.
-      unparsable_ = true;
+      unparsable_.store(true, std::memory_order_relaxed);
     }
-    if (unparsable_ &&
+    if (unparsable_.load(std::memory_order_relaxed) &&
         methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       methods->ModifySendStatus(grpc::Status(
           grpc::StatusCode::INVALID_ARGUMENT,
@@ -36,7 +37,11 @@ class UnparsableRequestInterceptor final : public grpc::experimental::Intercepto
 
  private:
   const std::string method_;  // "/tblog.v1.TBLog/OpenRun"
-  bool unparsable_ = false;   // hooks of one call run one at a time
+  // Set by the receive's hook, read by the send-status hook, which gRPC runs
+  // after the handler, so after the receive. An atomic all the same: gRPC may
+  // run the hooks of one call's concurrent batches (the completion op's
+  // receive-close) on different threads.
+  std::atomic<bool> unparsable_{false};
 };
 
 class UnparsableRequestInterceptorFactory final
