@@ -17,6 +17,7 @@
 #include "base/status_util.h"
 #include "daemon/auth.h"
 #include "daemon/permissions.h"
+#include "daemon/malformed_requests.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server.h"
@@ -124,7 +125,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
   const RunContext context{&daemon->options_, daemon->converter_.get(), daemon->workers_.get(),
                            &daemon->budget_, &daemon->metrics_};
   daemon->registry_ = std::make_unique<RunRegistry>(context, logdir);
-  daemon->service_ = std::make_unique<TBLogService>(daemon->registry_.get(), context);
+  // Run ownership goes by the caller's token or client certificate
+  // (auth.h); tests may bring their own identities.
+  daemon->service_ = std::make_unique<TBLogService>(
+      daemon->registry_.get(), context,
+      options.caller_identity ? options.caller_identity : CallerIdentityFn(&CallerIdentity));
   daemon->metrics_.AddGauge("tblogd_active_runs", "Open runs.",
                             [registry = daemon->registry_.get()] { return registry->OpenRunCount(); });
   daemon->metrics_.AddGauge("tblogd_active_streams", "Open Write streams.",
@@ -136,6 +141,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
   builder.SetMaxReceiveMessageSize(static_cast<int>(
       std::min<size_t>(options.limits.max_message_bytes, std::numeric_limits<int>::max())));
   builder.RegisterService(daemon->service_.get());
+  // A request that does not parse is INVALID_ARGUMENT (malformed_requests.h).
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(UnparsableRequestInterceptors());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   // The address is ours alone: without this, gRPC sets SO_REUSEPORT and a
   // second tblogd on the same port would start and take half the clients.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "base/status_util.h"
 
@@ -82,12 +83,59 @@ absl::Status CheckLength(std::string_view what, std::string_view value, size_t m
   return absl::OkStatus();
 }
 
+// ".tblogd" compared ASCII-case-insensitively with the start of `name`.
+bool StartsWithDaemonPrefix(std::string_view name) {
+  constexpr std::string_view kPrefix = ".tblogd";
+  if (name.size() < kPrefix.size()) return false;
+  for (size_t i = 0; i < kPrefix.size(); ++i) {
+    if (absl::ascii_tolower(static_cast<unsigned char>(name[i])) != kPrefix[i]) return false;
+  }
+  return true;
+}
+
+// The first reserved "/"-separated component of `path`, or "" when none is.
+std::string_view FirstReservedComponent(std::string_view path, bool daemon_prefix_only) {
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    const std::string_view component = path.substr(start, end - start);
+    if (daemon_prefix_only ? StartsWithDaemonPrefix(component) : IsReservedName(component)) {
+      return component;
+    }
+    start = end + 1;
+  }
+  return {};
+}
+
 }  // namespace
+
+bool IsReservedName(std::string_view component) {
+  return StartsWithDaemonPrefix(component) || component == "projector_config.pbtxt";
+}
+
+absl::Status CheckNotReserved(std::string_view path, std::string_view what) {
+  const std::string_view reserved = FirstReservedComponent(path, /*daemon_prefix_only=*/false);
+  if (reserved.empty()) return absl::OkStatus();
+  return Invalid(what, path,
+                 absl::StrCat("component ", EscapeForMessage(reserved),
+                              " is a name tblogd keeps for its own files (\".tblogd*\", "
+                              "\"projector_config.pbtxt\")"));
+}
 
 absl::Status ValidateTag(std::string_view tag, const Limits& limits) {
   TBLOG_RETURN_IF_ERROR(CheckLength("tag", tag, limits.max_tag_bytes));
   if (std::string problem = TextProblem(tag); !problem.empty()) {
     return Invalid("tag", tag, problem);
+  }
+  // Most tags have no '.': skip the split on the per-record path.
+  const std::string_view reserved = tag.find('.') == std::string_view::npos
+                                        ? std::string_view()
+                                        : FirstReservedComponent(tag, /*daemon_prefix_only=*/true);
+  if (!reserved.empty()) {
+    return Invalid("tag", tag,
+                   absl::StrCat("part ", EscapeForMessage(reserved),
+                                " is a name tblogd keeps for its own files (\".tblogd*\")"));
   }
   return absl::OkStatus();
 }

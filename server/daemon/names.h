@@ -17,8 +17,9 @@ namespace tblog::daemon {
 
 // A tag: 1 to limits.max_tag_bytes bytes of valid UTF-8 without control
 // characters (C0 including NUL, DEL, C1). "/" is allowed (it groups tags in
-// TensorBoard). INVALID_ARGUMENT naming the escaped tag and the byte offset of
-// the first bad byte otherwise.
+// TensorBoard), but no "/"-separated part of it may name ".tblogd" (see
+// IsReservedName: an embedding's tag becomes a directory). INVALID_ARGUMENT
+// naming the escaped tag and the byte offset of the first bad byte otherwise.
 absl::Status ValidateTag(std::string_view tag, const Limits& limits);
 
 // One path component chosen by a client; `what` names it in errors
@@ -29,6 +30,22 @@ absl::Status ValidateTag(std::string_view tag, const Limits& limits);
 // INVALID_ARGUMENT naming `what`, the escaped name and the reason otherwise.
 absl::Status ValidatePathComponent(std::string_view name, std::string_view what,
                                    const Limits& limits);
+
+// Names the daemon keeps for itself, which no client-chosen name may use:
+//   - ".tblogd" and every name starting with it, in any letter case (a
+//     case-insensitive file system maps ".TBLOGD" onto ".tblogd"): each run's
+//     own directory (checkpoint.h's kCheckpointDir), and room for the daemon's
+//     later files beside it;
+//   - "projector_config.pbtxt": the projector's config file, which the daemon
+//     writes in a run's and a sub-run's directory (convert/embedding.cc).
+// True when `component` (one path component) is one of them.
+bool IsReservedName(std::string_view component);
+
+// Refuses a client-chosen path (run_path, experiment, sub-run: "/"-separated)
+// any of whose components IsReservedName: INVALID_ARGUMENT naming `what`, the
+// path and the component. Paths the daemon builds itself (side files) are
+// not checked here.
+absl::Status CheckNotReserved(std::string_view path, std::string_view what);
 
 // A relative path of components separated by "/" ("mnist/run1", "eval/top1"):
 // not absolute, at most limits.max_path_bytes bytes, no empty component (so no

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "daemon/run_owner.h"
 #include "engine/io/event_file_writer.h"
 
 namespace tblog::daemon {
@@ -132,6 +133,10 @@ struct DaemonOptions {
   // Prometheus metrics on this HTTP address ("" = off).
   std::string metrics_listen;
   SecurityOptions security;
+  // Who is calling, for run ownership (run_owner.h). Empty = no
+  // authentication, every caller is the same anonymous owner. Not a flag: the
+  // token authentication fills it, and tests set their own.
+  CallerIdentityFn caller_identity;
 };
 
 }  // namespace tblog::daemon

@@ -10,6 +10,8 @@
 #include "daemon/checkpoint.h"
 #include "daemon/names.h"
 #include "daemon/resume_scan.h"
+#include "daemon/run_nesting.h"
+#include "daemon/run_owner.h"
 #include "engine/io/event_file_writer.h"
 #include "base/status_util.h"
 #include "spdlog/spdlog.h"
@@ -102,16 +104,19 @@ absl::StatusOr<std::string> RunRegistry::CreateTimestampedDir(const v1::OpenRunR
       absl::StrCat("1000 runs named ", prefix, base, "[-N] already exist"));
 }
 
-absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunRequest& request) {
+absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunRequest& request,
+                                                         std::string_view caller) {
   const Limits& limits = context_.options->limits;
   if (!request.experiment().empty()) {
     TBLOG_RETURN_IF_ERROR(ValidateRelativePath(request.experiment(), "experiment", limits));
+    TBLOG_RETURN_IF_ERROR(CheckNotReserved(request.experiment(), "experiment"));
   }
   if (!request.name().empty()) {
     TBLOG_RETURN_IF_ERROR(ValidatePathComponent(request.name(), "run name", limits));
   }
   if (!request.run_path().empty()) {
     TBLOG_RETURN_IF_ERROR(ValidateRelativePath(request.run_path(), "run_path", limits));
+    TBLOG_RETURN_IF_ERROR(CheckNotReserved(request.run_path(), "run_path"));
   }
   if (!request.filename_suffix().empty()) {
     TBLOG_RETURN_IF_ERROR(
@@ -138,6 +143,9 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
     MutexLock lock(&mu_);
     open_runs = OpenRunCountLocked();
     auto it = run_path.empty() ? runs_.end() : runs_.find(run_path);
+    if (it != runs_.end()) {
+      TBLOG_RETURN_IF_ERROR(CheckRunOwner(it->second.owner, caller, run_path, "open"));
+    }
     if (it != runs_.end() && it->second.state == v1::RUN_STATE_CLOSING) {
       // Its files are being completed: a new Run on the same directory now
       // would race with that. The close takes milliseconds.
@@ -169,6 +177,16 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
   std::map<std::string, uint64_t> writer_sequences;
   ResumedFiles resumed_files;
   bool resumed = false;
+  // Runs never nest (run_nesting.h). Serialized by open_mu_ with every other
+  // OpenRun, so no run appears around or inside this one meanwhile.
+  const bool timestamped = run_path.empty();
+  const std::string_view near = timestamped ? std::string_view(request.experiment()) : run_path;
+  const std::string_view what = timestamped ? "experiment" : "run_path";
+  if (!near.empty()) {
+    TBLOG_RETURN_IF_ERROR(CheckKnownNesting(near, what, /*path_is_parent=*/timestamped));
+    TBLOG_RETURN_IF_ERROR(
+        CheckNoRunNearOnDisk(fs_, logdir_, near, what, /*path_is_parent=*/timestamped));
+  }
   if (run_path.empty()) {
     auto created = CreateTimestampedDir(request);
     if (!created.ok()) return created.status();
@@ -215,11 +233,20 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
   }
   {
     MutexLock lock(&mu_);
-    // Replaces the entry of the run's closed predecessor, if any.
-    runs_.erase(run_path);
+    // Replaces the entry of the run's closed predecessor, if any; a closed run
+    // keeps its owner and its writers' bindings.
+    std::string owner(caller);
+    auto writers = std::make_shared<WriterBindings>();
+    if (auto old = runs_.find(run_path); old != runs_.end()) {
+      owner = old->second.owner;
+      writers = old->second.writers;
+      runs_.erase(old);
+    }
     Known& known = runs_.emplace(run_path, Known{.run = run,
                                                  .hparams = request.hparams(),
-                                                 .leases = RunLeases(context_.options->writer_lease)})
+                                                 .leases = RunLeases(context_.options->writer_lease),
+                                                 .owner = std::move(owner),
+                                                 .writers = std::move(writers)})
                        .first->second;
     HoldLocked(known, run_path, request.writer_id(), &labels);
   }
@@ -462,11 +489,43 @@ absl::Status RunRegistry::CloseAllForShutdown(absl::Time deadline) {
   return absl::OkStatus();
 }
 
-std::vector<v1::RunInfo> RunRegistry::List() const {
+absl::StatusOr<RunRegistry::Guarded> RunRegistry::FindFor(std::string_view run_id,
+                                                          std::string_view caller,
+                                                          std::string_view action) const {
+  MutexLock lock(&mu_);
+  auto it = runs_.find(run_id);
+  if (it == runs_.end()) {
+    return absl::NotFoundError(absl::StrCat("run_id ", EscapeForMessage(run_id),
+                                            " is not known to this daemon; call OpenRun"));
+  }
+  TBLOG_RETURN_IF_ERROR(CheckRunOwner(it->second.owner, caller, run_id, action));
+  return Guarded{it->second.run, it->second.writers};
+}
+
+absl::Status RunRegistry::CheckKnownNesting(std::string_view path, std::string_view what,
+                                            bool path_is_parent) const {
+  MutexLock lock(&mu_);
+  std::vector<std::string_view> outer = ProperAncestors(path);
+  if (path_is_parent) outer.push_back(path);
+  for (std::string_view ancestor : outer) {
+    if (runs_.find(ancestor) != runs_.end()) return RunInsideRunError(what, path, ancestor);
+  }
+  if (path_is_parent) return absl::OkStatus();
+  // Keys below `path` sort right after "<path>/".
+  const std::string below = absl::StrCat(Sv(path), "/");
+  auto it = runs_.lower_bound(below);
+  if (it != runs_.end() && it->first.compare(0, below.size(), below) == 0) {
+    return RunAroundRunError(path, it->first);
+  }
+  return absl::OkStatus();
+}
+
+std::vector<v1::RunInfo> RunRegistry::List(std::optional<std::string_view> owner) const {
   MutexLock lock(&mu_);
   std::vector<v1::RunInfo> infos;
-  infos.reserve(runs_.size());
-  for (const auto& [id, known] : runs_) infos.push_back(InfoLocked(known));
+  for (const auto& [id, known] : runs_) {
+    if (!owner || known.owner == *owner) infos.push_back(InfoLocked(known));
+  }
   return infos;
 }
 
@@ -481,11 +540,14 @@ int RunRegistry::OpenRunCountLocked() const {
   return open;
 }
 
-std::vector<std::shared_ptr<Run>> RunRegistry::OpenRuns() const {
+std::vector<std::shared_ptr<Run>> RunRegistry::OpenRuns(
+    std::optional<std::string_view> owner) const {
   std::vector<std::shared_ptr<Run>> runs;
   MutexLock lock(&mu_);
   for (const auto& [id, known] : runs_) {
-    if (known.state == v1::RUN_STATE_OPEN) runs.push_back(known.run);
+    if (known.state == v1::RUN_STATE_OPEN && (!owner || known.owner == *owner)) {
+      runs.push_back(known.run);
+    }
   }
   return runs;
 }

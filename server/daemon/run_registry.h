@@ -14,6 +14,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -25,6 +26,7 @@
 #include "absl/time/time.h"
 #include "daemon/run.h"
 #include "daemon/run_leases.h"
+#include "daemon/writer_binding.h"
 #include "engine/io/file_system.h"
 #include "base/sync.h"
 #include "tblog/v1/tblog.pb.h"
@@ -62,16 +64,32 @@ class RunRegistry {
   RunRegistry(const RunRegistry&) = delete;
   RunRegistry& operator=(const RunRegistry&) = delete;
 
-  // OpenRun as tblog.proto describes it. Does file I/O (mkdir, resume repair):
-  // call it from a worker, not a gRPC thread. Opening a run that is open in
-  // this process returns the same run (several writers, one run); either way
-  // request.writer_id holds it. UNAVAILABLE while the run is closing.
-  absl::StatusOr<v1::OpenRunResponse> OpenRun(const v1::OpenRunRequest& request);
+  // OpenRun as tblog.proto describes it, for the identity `caller`
+  // (run_owner.h). Does file I/O (mkdir, resume repair): call it from a
+  // worker, not a gRPC thread. Opening a run that is open in this process
+  // returns the same run (several writers, one run); either way
+  // request.writer_id holds it. UNAVAILABLE while the run is closing. The
+  // first caller to open a run owns it; another identity is refused
+  // (PERMISSION_DENIED). A run never nests in another (run_nesting.h):
+  // INVALID_ARGUMENT.
+  absl::StatusOr<v1::OpenRunResponse> OpenRun(const v1::OpenRunRequest& request,
+                                              std::string_view caller = "");
 
   // The run with this id (open or closed), or null.
   std::shared_ptr<Run> Find(std::string_view run_id) const;
   // Its RunInfo with state and holders; NOT_FOUND.
   absl::StatusOr<v1::RunInfo> Info(std::string_view run_id) const;
+
+  // A run with what guards it: its owner and its writers' bindings.
+  struct Guarded {
+    std::shared_ptr<Run> run;
+    std::shared_ptr<WriterBindings> writers;  // shared with the registry
+  };
+  // The run `run_id` for `caller`: NOT_FOUND when unknown (the message says
+  // "call OpenRun"), PERMISSION_DENIED (naming `action`) when another
+  // identity owns it (run_owner.h).
+  absl::StatusOr<Guarded> FindFor(std::string_view run_id, std::string_view caller,
+                                  std::string_view action) const;
 
   // A Write stream of `writer_id` is bound to `run`: the writer holds the run
   // while the returned StreamHold lives. Null when `run` is not open (nothing
@@ -103,9 +121,13 @@ class RunRegistry {
   // DEADLINE_EXCEEDED says how many are still closing.
   absl::Status CloseAllForShutdown(absl::Time deadline);
 
-  // Every run known (open, closing, closed) with its state and holders.
-  std::vector<v1::RunInfo> List() const;
-  std::vector<std::shared_ptr<Run>> OpenRuns() const;
+  // Every run known (open, closing, closed) with its state and holders, or
+  // only those `owner` owns (run_owner.h: without tokens every run's owner
+  // is "").
+  std::vector<v1::RunInfo> List(std::optional<std::string_view> owner = std::nullopt) const;
+  // The open runs, or only those `owner` owns.
+  std::vector<std::shared_ptr<Run>> OpenRuns(
+      std::optional<std::string_view> owner = std::nullopt) const;
   // Runs open now: what --max-runs counts, and the tblogd_active_runs gauge.
   // Closing and closed runs do not count.
   int OpenRunCount() const;
@@ -122,6 +144,8 @@ class RunRegistry {
     // any holder called it (if none did, the trainers vanished: FAILURE).
     v1::SessionStatus end_status = v1::SESSION_STATUS_UNSPECIFIED;
     bool released = false;
+    std::string owner;    // the identity that opened it first (run_owner.h)
+    std::shared_ptr<WriterBindings> writers = std::make_shared<WriterBindings>();
   };
   // What closing one run needs, gathered under mu_ and used after it.
   struct Closing {
@@ -151,6 +175,11 @@ class RunRegistry {
       ABSL_LOCKS_EXCLUDED(mu_);
   void LeaseLoop() ABSL_LOCKS_EXCLUDED(lease_mu_);
   void StopLeaseThread() ABSL_LOCKS_EXCLUDED(lease_mu_);
+
+  // The registry's half of the nesting check (run_nesting.h): a known run
+  // above `path` (or at it, when `path_is_parent`), or below it.
+  absl::Status CheckKnownNesting(std::string_view path, std::string_view what,
+                                 bool path_is_parent) const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Creates the directory of a new timestamped run; returns its run path.
   absl::StatusOr<std::string> CreateTimestampedDir(const v1::OpenRunRequest& request);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status_util.h"
+#include "daemon/malformed_requests.h"
 #include "spdlog/spdlog.h"
 
 namespace tblog::daemon {
@@ -46,10 +47,13 @@ void MergeAck(v1::WriteResponse& into, v1::WriteResponse&& from) {
 
 // One Write stream. Owns its state; deleted in OnDone(). Reading is the flow
 // control: the next StartRead waits while the ByteBudget is spent.
-class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::WriteResponse> {
+class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  WriteStream(TBLogService* service, std::string peer)
-      : service_(service), peer_(std::move(peer)), sink_(std::make_shared<Sink>(this)) {
+  // `peer`: the client as gRPC names it (for logs); `caller`: the identity
+  // the stream's writes are checked against (run_owner.h).
+  WriteStream(TBLogService* service, std::string peer, std::string caller)
+      : service_(service), peer_(std::move(peer)), caller_(std::move(caller)),
+        sink_(std::make_shared<Sink>(this)) {
     grpc::Status refusal;
     if (!service_->RegisterStream(this, &refusal)) {
       {
@@ -66,7 +70,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
       MutexLock lock(&mu_);
       reading_ = true;
     }
-    StartRead(&request_);
+    StartRead(&read_buffer_);
   }
 
   void OnReadDone(bool ok) override {
@@ -75,10 +79,15 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
         MutexLock lock(&mu_);
         reading_ = false;
         reads_done_ = true;
+        writer_claim_.reset();  // sends no more: a reconnect may take the writer id
       }
       Progress();
       return;
     }
+    // Parsed here, not by gRPC, so that a message that does not parse is an
+    // error rather than the end of the stream (malformed_requests.h); outside
+    // the lock, as a batch may be large.
+    absl::Status parsed = ParseMessage(read_buffer_, request_, ++messages_read_, "Write stream");
     size_t release_bytes = 0;
     bool read_on = false;
     {
@@ -86,6 +95,8 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
       reading_ = false;
       if (shutdown_ || !error_.ok()) {
         // Not acknowledged: the client resends it to the next daemon.
+      } else if (!parsed.ok()) {
+        error_ = parsed;
       } else if (absl::Status status = AcceptLocked(); !status.ok()) {
         error_ = status;
       } else if (IsBindOnly(request_)) {
@@ -123,7 +134,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
       service_->context_.budget->Release(release_bytes);
     }
     if (read_on) {
-      StartRead(&request_);
+      StartRead(&read_buffer_);
     } else {
       Progress();
     }
@@ -165,6 +176,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
         shutdown_ = true;
       } else {
         reads_done_ = true;
+        writer_claim_.reset();  // the client is gone: a reconnect may take the writer id
       }
       parked = parked_;
     }
@@ -205,11 +217,14 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
             "writer_id: required in the first WriteRequest of a stream");
       }
       run_id_ = request_.run_id();  // for the log, should the stream fail from here on
-      run_ = service_->registry_->Find(request_.run_id());
-      if (!run_) {
-        return absl::NotFoundError(absl::StrCat("run_id \"", request_.run_id(),
-                                                "\" is not known to this daemon; call OpenRun"));
-      }
+      auto guarded = service_->registry_->FindFor(request_.run_id(), caller_, "write to");
+      if (!guarded.ok()) return guarded.status();
+      // One live stream per writer id (writer_binding.h).
+      auto claim = WriterClaim::Acquire(guarded->writers, request_.run_id(),
+                                        request_.writer_id(), caller_);
+      if (!claim.ok()) return claim.status();
+      writer_claim_ = *std::move(claim);
+      run_ = std::move(guarded->run);
       writer_id_ = request_.writer_id();
       run_->Subscribe(writer_id_, sink_);
       hold_ = service_->registry_->AttachStream(run_, writer_id_);
@@ -253,7 +268,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
       if (!reads_done_ && !shutdown_ && error_.ok() && !finished_) reading_ = read_on = true;
     }
     if (read_on) {
-      StartRead(&request_);
+      StartRead(&read_buffer_);
     } else {
       Progress();
     }
@@ -274,6 +289,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
                  (reads_done_ || shutdown_ || !error_.ok())) {
         // A read still in flight is cancelled by Finish.
         finished_ = true;
+        writer_claim_.reset();  // before Finish: a reconnect may follow at once
         if (!error_.ok()) {
           finish = ToGrpc(error_);
         } else if (shutdown_) {
@@ -283,7 +299,10 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
         }
       }
     }
-    if (write) StartWrite(&response_);
+    if (write) {
+      write_buffer_ = SerializeMessage(response_);
+      StartWrite(&write_buffer_);
+    }
     if (finish) {
       if (!finish->ok() && finish->error_code() != grpc::StatusCode::UNAVAILABLE) {
         service_->context_.metrics->AddStreamDropped(
@@ -296,14 +315,24 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
 
   TBLogService* const service_;              // outlives every stream
   const std::string peer_;                   // the client, as gRPC names it (for logs)
+  const std::string caller_;                 // run_owner.h
   const std::shared_ptr<Sink> sink_;
-  v1::WriteRequest request_;    // the read buffer; touched only while no read is in flight
-  v1::WriteResponse response_;  // the write buffer; touched only while no write is in flight
+  // Raw reads and writes (malformed_requests.h): the read side (read_buffer_,
+  // request_ parsed from it, messages_read_) is touched only while no read is
+  // in flight, the write side only while no write is.
+  grpc::ByteBuffer read_buffer_;
+  v1::WriteRequest request_;
+  uint64_t messages_read_ = 0;  // names a message that does not parse
+  grpc::ByteBuffer write_buffer_;
+  v1::WriteResponse response_;
 
   Mutex mu_;
   std::shared_ptr<Run> run_ ABSL_GUARDED_BY(mu_);
   // The stream's share in its writer's hold on run_ (null: not bound yet).
   std::unique_ptr<RunRegistry::StreamHold> hold_ ABSL_GUARDED_BY(mu_);
+  // This stream's hold on its writer id, from the first message until it
+  // stops reading.
+  std::optional<WriterClaim> writer_claim_ ABSL_GUARDED_BY(mu_);
   std::string writer_id_;  // set once, before any ack can arrive
   std::string run_id_;     // set before writer_id_, once
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
@@ -326,11 +355,13 @@ namespace {
 class UnaryAckSink final : public AckSink {
  public:
   // `context`, `reactor` and `response` stay valid until Finish is called
-  // here; `log` outlives the call.
+  // here; `log` outlives the call. `claim` (if any) holds the batch's writer
+  // id until the batch's ack.
   UnaryAckSink(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
-               v1::WriteResponse* response, RejectionLog* log, const v1::WriteRequest& request)
+               v1::WriteResponse* response, RejectionLog* log, const v1::WriteRequest& request,
+               std::optional<WriterClaim> claim)
       : context_(context), reactor_(reactor), response_(response), log_(log),
-        run_id_(request.run_id()), writer_id_(request.writer_id()) {}
+        run_id_(request.run_id()), writer_id_(request.writer_id()), claim_(std::move(claim)) {}
   void OnAck(v1::WriteResponse ack, int completed_batches) override {
     if (completed_batches == 0) return;
     grpc::Status status = grpc::Status::OK;
@@ -341,6 +372,7 @@ class UnaryAckSink final : public AckSink {
       context_->AddTrailingMetadata(kWriteResponseTrailer, ack.SerializeAsString());
     }
     *response_ = std::move(ack);
+    claim_.reset();  // before Finish: the client's next call may use the writer id at once
     reactor_->Finish(status);
   }
 
@@ -351,25 +383,26 @@ class UnaryAckSink final : public AckSink {
   RejectionLog* const log_;
   const std::string run_id_;
   const std::string writer_id_;
+  std::optional<WriterClaim> claim_;  // touched once, in the one completing OnAck
 };
 
 // A Flush call: waits for one or more runs' flush entries, or the call's
 // cancellation / deadline, whichever comes first.
 class FlushCall final : public grpc::ServerUnaryReactor {
  public:
+  // `caller`: only its runs are flushed (run_owner.h).
   FlushCall(grpc::CallbackServerContext* context, const v1::FlushRequest& request,
-            RunRegistry* registry, Metrics* metrics)
+            RunRegistry* registry, Metrics* metrics, std::string_view caller)
       : context_(context), state_(std::make_shared<State>()) {
     state_->call = this;
     std::vector<std::shared_ptr<Run>> runs;
     if (request.run_id().empty()) {
-      runs = registry->OpenRuns();
-    } else if (auto run = registry->Find(request.run_id())) {
-      runs.push_back(std::move(run));
+      runs = registry->OpenRuns(caller);
+    } else if (auto guarded = registry->FindFor(request.run_id(), caller, "flush");
+               guarded.ok()) {
+      runs.push_back(std::move(guarded->run));
     } else {
-      FinishOnce(state_, grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                      absl::StrCat("run_id \"", request.run_id(),
-                                                   "\" is not known to this daemon")));
+      FinishOnce(state_, ToGrpc(guarded.status()));
       return;
     }
     {
@@ -450,8 +483,8 @@ class FlushCall final : public grpc::ServerUnaryReactor {
 
 }  // namespace
 
-TBLogService::TBLogService(RunRegistry* registry, RunContext context)
-    : registry_(registry), context_(context) {}
+TBLogService::TBLogService(RunRegistry* registry, RunContext context, CallerIdentityFn identify)
+    : registry_(registry), context_(context), identify_(std::move(identify)) {}
 
 TBLogService::~TBLogService() = default;
 
@@ -503,9 +536,9 @@ grpc::ServerUnaryReactor* TBLogService::RefuseIfShuttingDown(grpc::CallbackServe
   return reactor;
 }
 
-grpc::ServerBidiReactor<v1::WriteRequest, v1::WriteResponse>* TBLogService::Write(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* TBLogService::Write(
     grpc::CallbackServerContext* context) {
-  return new WriteStream(this, context->peer());
+  return new WriteStream(this, context->peer(), Caller(*context));
 }
 
 grpc::ServerUnaryReactor* TBLogService::OpenRun(grpc::CallbackServerContext* context,
@@ -514,8 +547,8 @@ grpc::ServerUnaryReactor* TBLogService::OpenRun(grpc::CallbackServerContext* con
   if (grpc::ServerUnaryReactor* refused = RefuseIfShuttingDown(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // Directory work and resume repair are file I/O: off the gRPC thread.
-  context_.workers->Submit([this, reactor, request, response] {
-    auto opened = registry_->OpenRun(*request);
+  context_.workers->Submit([this, reactor, request, response, caller = Caller(*context)] {
+    auto opened = registry_->OpenRun(*request, caller);
     if (opened.ok()) {
       *response = *std::move(opened);
       reactor->Finish(grpc::Status::OK);
@@ -540,12 +573,23 @@ grpc::ServerUnaryReactor* TBLogService::WriteBatch(grpc::CallbackServerContext* 
                                  "writer_id: required for a sequenced batch"));
     return reactor;
   }
-  std::shared_ptr<Run> run = registry_->Find(request->run_id());
-  if (!run) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                 absl::StrCat("run_id \"", request->run_id(),
-                                              "\" is not known to this daemon; call OpenRun")));
+  const std::string caller = Caller(*context);
+  auto guarded = registry_->FindFor(request->run_id(), caller, "write to");
+  if (!guarded.ok()) {
+    reactor->Finish(ToGrpc(guarded.status()));
     return reactor;
+  }
+  const std::shared_ptr<Run> run = std::move(guarded->run);
+  // A writer id is held for the call, as a stream holds it (writer_binding.h).
+  std::optional<WriterClaim> claim;
+  if (!request->writer_id().empty()) {
+    auto acquired =
+        WriterClaim::Acquire(guarded->writers, request->run_id(), request->writer_id(), caller);
+    if (!acquired.ok()) {
+      reactor->Finish(ToGrpc(acquired.status()));
+      return reactor;
+    }
+    claim = *std::move(acquired);
   }
   registry_->Touch(run, request->writer_id());  // renews the writer's lease
   const size_t bytes = request->ByteSizeLong();
@@ -555,7 +599,7 @@ grpc::ServerUnaryReactor* TBLogService::WriteBatch(grpc::CallbackServerContext* 
   absl::Status status =
       run->Submit(*request,
                   std::make_shared<UnaryAckSink>(context, reactor, response, &rejection_log_,
-                                                 *request),
+                                                 *request, std::move(claim)),
                   bytes);
   if (!status.ok()) {
     context_.budget->Release(bytes);
@@ -567,13 +611,20 @@ grpc::ServerUnaryReactor* TBLogService::WriteBatch(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* TBLogService::Flush(grpc::CallbackServerContext* context,
                                               const v1::FlushRequest* request,
                                               v1::FlushResponse* /*response*/) {
-  return new FlushCall(context, *request, registry_, context_.metrics);
+  return new FlushCall(context, *request, registry_, context_.metrics, Caller(*context));
 }
 
 grpc::ServerUnaryReactor* TBLogService::CloseRun(grpc::CallbackServerContext* context,
                                                  const v1::CloseRunRequest* request,
                                                  v1::CloseRunResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // Only the run's owner closes it (run_owner.h); an unknown run is the
+  // registry's NOT_FOUND.
+  if (auto guarded = registry_->FindFor(request->run_id(), Caller(*context), "close");
+      !guarded.ok() && !absl::IsNotFound(guarded.status())) {
+    reactor->Finish(ToGrpc(guarded.status()));
+    return reactor;
+  }
   registry_->CloseRun(request->run_id(), request->writer_id(), request->status(),
                       [reactor, response](absl::StatusOr<v1::RunInfo> info) {
                         if (!info.ok()) {
@@ -589,7 +640,8 @@ grpc::ServerUnaryReactor* TBLogService::CloseRun(grpc::CallbackServerContext* co
 grpc::ServerUnaryReactor* TBLogService::ListRuns(grpc::CallbackServerContext* context,
                                                  const v1::ListRunsRequest* /*request*/,
                                                  v1::ListRunsResponse* response) {
-  for (auto& info : registry_->List()) *response->add_runs() = std::move(info);
+  // Only the caller's runs: with tokens, others' runs and labels stay hidden.
+  for (auto& info : registry_->List(Caller(*context))) *response->add_runs() = std::move(info);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
@@ -599,6 +651,11 @@ grpc::ServerUnaryReactor* TBLogService::GetRun(grpc::CallbackServerContext* cont
                                                const v1::GetRunRequest* request,
                                                v1::RunInfo* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (auto guarded = registry_->FindFor(request->run_id(), Caller(*context), "read");
+      !guarded.ok()) {
+    reactor->Finish(ToGrpc(guarded.status()));
+    return reactor;
+  }
   auto info = registry_->Info(request->run_id());
   if (info.ok()) *response = *std::move(info);
   reactor->Finish(ToGrpc(info.status()));

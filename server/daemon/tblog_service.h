@@ -10,6 +10,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "daemon/rejection_log.h"
+#include "daemon/run_owner.h"
 #include "daemon/run_registry.h"
 #include "base/sync.h"
 
@@ -29,11 +30,22 @@ class WriteStream;
 // WriteResponse (every RecordError) is in this binary trailing metadata key.
 inline constexpr char kWriteResponseTrailer[] = "tblog-write-response-bin";
 
-class TBLogService final : public v1::TBLog::CallbackService {
+// TBLog::CallbackService with the Write stream served raw (grpc::ByteBuffer):
+// the stream parses each message itself, so a message that does not parse is
+// INVALID_ARGUMENT, not the end of the stream (malformed_requests.h).
+using TBLogServiceBase = v1::TBLog::WithCallbackMethod_OpenRun<
+    v1::TBLog::WithRawCallbackMethod_Write<v1::TBLog::WithCallbackMethod_WriteBatch<
+        v1::TBLog::WithCallbackMethod_Flush<v1::TBLog::WithCallbackMethod_CloseRun<
+            v1::TBLog::WithCallbackMethod_ListRuns<
+                v1::TBLog::WithCallbackMethod_GetRun<v1::TBLog::Service>>>>>>>;
+
+class TBLogService final : public TBLogServiceBase {
  public:
   // `registry` and `context`'s parts are borrowed: they outlive the service,
-  // and the service outlives the grpc::Server that calls it.
-  TBLogService(RunRegistry* registry, RunContext context);
+  // and the service outlives the grpc::Server that calls it. `identify`
+  // names each call's caller for run ownership (run_owner.h; empty = no
+  // authentication).
+  TBLogService(RunRegistry* registry, RunContext context, CallerIdentityFn identify = nullptr);
   ~TBLogService() override;
   TBLogService(const TBLogService&) = delete;
   TBLogService& operator=(const TBLogService&) = delete;
@@ -49,7 +61,7 @@ class TBLogService final : public v1::TBLog::CallbackService {
   grpc::ServerUnaryReactor* OpenRun(grpc::CallbackServerContext* context,
                                     const v1::OpenRunRequest* request,
                                     v1::OpenRunResponse* response) override;
-  grpc::ServerBidiReactor<v1::WriteRequest, v1::WriteResponse>* Write(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Write(
       grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* WriteBatch(grpc::CallbackServerContext* context,
                                        const v1::WriteRequest* request,
@@ -78,8 +90,14 @@ class TBLogService final : public v1::TBLog::CallbackService {
   void UnregisterStream(WriteStream* stream) ABSL_LOCKS_EXCLUDED(mu_);
   bool shutting_down() const { return shutting_down_.load(std::memory_order_acquire); }
 
+  // The caller of `context` (run_owner.h).
+  std::string Caller(const grpc::CallbackServerContext& context) const {
+    return IdentifyCaller(identify_, context);
+  }
+
   RunRegistry* const registry_;
   const RunContext context_;
+  const CallerIdentityFn identify_;
   std::atomic<bool> shutting_down_{false};
   mutable Mutex mu_;
   std::set<WriteStream*> streams_ ABSL_GUARDED_BY(mu_);

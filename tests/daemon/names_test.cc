@@ -198,5 +198,41 @@ TEST(EscapeForMessageTest, CutsLongInputAtCharacterBoundary) {
   EXPECT_EQ(EscapeForMessage("aéé", 4), "\"aé\"...(5 bytes)");
 }
 
+TEST(ReservedNamesTest, DaemonDirectoryAndProjectorConfigAreReserved) {
+  for (const char* name : {".tblogd", ".TBLOGD", ".tblogd-2", ".tblogd.daemon1",
+                           "projector_config.pbtxt"}) {
+    EXPECT_TRUE(IsReservedName(name)) << name;
+  }
+  for (const char* name : {"tblogd", "x.tblogd", ".tblog", "", ".", "projector_config.pbtxt.bak",
+                           "events.out.tfevents.1.host"}) {
+    EXPECT_FALSE(IsReservedName(name)) << name;
+  }
+}
+
+TEST(ReservedNamesTest, CheckNotReservedNamesThePathAndTheComponent) {
+  EXPECT_TRUE(CheckNotReserved("runs/a/train", "run_path").ok());
+  for (const char* path : {".tblogd", "run/.tblogd", "run/.tblogd/checkpoint", "a/.TBlogd/b",
+                           "a/projector_config.pbtxt"}) {
+    const absl::Status s = CheckNotReserved(path, "run_path");
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << path;
+    EXPECT_THAT(Message(s), HasSubstr("run_path \"")) << path;
+    EXPECT_THAT(Message(s), HasSubstr("keeps for its own files")) << path;
+  }
+  EXPECT_THAT(Message(CheckNotReserved("run/.tblogd/checkpoint", "sub-run")),
+              HasSubstr("sub-run \"run/.tblogd/checkpoint\": component \".tblogd\""));
+}
+
+TEST(ReservedNamesTest, TagsMayNotNameTheDaemonDirectory) {
+  for (const char* tag : {".tblogd", "a/.tblogd", ".tblogd/checkpoint", ".TBLOGD-x/y"}) {
+    const absl::Status s = ValidateTag(tag, kLimits);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << tag;
+    EXPECT_THAT(Message(s), HasSubstr("keeps for its own files")) << tag;
+  }
+  // Only the daemon's directory: a tag is not a file name otherwise.
+  for (const char* tag : {"projector_config.pbtxt", "a.tblogd", "tblogd/loss", "x/.y"}) {
+    EXPECT_TRUE(ValidateTag(tag, kLimits).ok()) << tag;
+  }
+}
+
 }  // namespace
 }  // namespace tblog::daemon

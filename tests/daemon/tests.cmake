@@ -46,3 +46,9 @@ foreach(unit auth tls)
   target_compile_definitions(${unit}_test PRIVATE
     TBLOG_CERT_SCRIPT="${PROJECT_SOURCE_DIR}/tests/support/make_test_certs.sh")
 endforeach()
+# The attacks of issue 10 (foreign writer ids, reserved names, nested runs,
+# unparsable requests) on a real tblogd child process; ownership with tokens
+# through the caller-identity seam, in process.
+tblog_add_test(ownership_test SOURCES daemon/ownership_test.cc
+  LIBS tblog_daemon tblog_daemon_process)
+tblog_add_test(run_owner_test SOURCES daemon/run_owner_test.cc LIBS tblog_daemon)

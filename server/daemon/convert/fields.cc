@@ -102,7 +102,8 @@ absl::StatusOr<double> WallTime(double wall_time, double receive_time, std::stri
 
 absl::Status ValidateSubrun(std::string_view subrun, const Limits& limits) {
   if (subrun.empty()) return absl::OkStatus();
-  return ValidateRelativePath(subrun, "subrun", limits);
+  TBLOG_RETURN_IF_ERROR(ValidateRelativePath(subrun, "subrun", limits));
+  return CheckNotReserved(subrun, "subrun");
 }
 
 std::string EventBytes(const tb::Event& event) { return event.SerializeAsString(); }

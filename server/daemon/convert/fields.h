@@ -61,7 +61,8 @@ struct Header {
 // The wall_time to write: finite, 0 standing for the receive time.
 absl::StatusOr<double> WallTime(double wall_time, double receive_time, std::string_view field);
 
-// OK for "" (the run itself) or a valid relative path.
+// OK for "" (the run itself) or a valid relative path without reserved names
+// (names.h, IsReservedName).
 absl::Status ValidateSubrun(std::string_view subrun, const Limits& limits);
 
 std::string EventBytes(const tb::Event& event);
