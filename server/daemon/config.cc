@@ -265,7 +265,7 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
                      "Worker threads for histograms, PNG, WAV, PR curves (0 = one per core)")
           ->capture_default_str()->check(CLI::Range(0, 1024)), "TBLOG_WORKERS");
   env(app.add_option("--flush-interval", flush_interval,
-                     "Longest time written data waits before TensorBoard can see it")
+                     "How often runs with new data write their checkpoint (data reaches the files at once)")
           ->capture_default_str(), "TBLOG_FLUSH_INTERVAL");
   env(app.add_option("--fsync", fsync,
                      "When event files are fsynced: never, flush (every flush), interval")

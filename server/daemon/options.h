@@ -108,8 +108,10 @@ struct DaemonOptions {
   FileModes file_modes;
   // Worker threads for histograms, PNG, WAV and PR curves; 0 = one per core.
   int workers = 0;
-  // How long written data may sit in the daemon's buffers before it is handed
-  // to the OS, where TensorBoard sees it. Lower = fresher, more syscalls.
+  // The flusher's tick: how often each run with new data writes its
+  // checkpoint (and fsyncs when --fsync-interval is due), which is when
+  // flushed_sequence advances. Data itself reaches the OS, where TensorBoard
+  // sees it, as soon as a run's queue drains (run.cc), not at this tick.
   absl::Duration flush_interval = absl::Seconds(1);
   // Event files: rotation size, buffering, fsync policy. See
   // DaemonEventFileOptions() for how the daemon's default differs.

@@ -565,6 +565,16 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering
     flush = sync = close = true;
   }
 
+  if (!flush && result.stuck == GroupResult::kNone) {
+    // A batch acknowledged as written is in the files (written_sequence):
+    // visible to TensorBoard at once and safe from a kill of the daemon, so a
+    // client that forgets it then loses nothing. Batching comes from the
+    // group (whatever queued while the last one was written); fsync and the
+    // checkpoint stay with the flusher's ticks.
+    if (absl::Status status = run_files_.WriteOutAll(); !status.ok() && result.io_error.ok()) {
+      result.io_error = status;
+    }
+  }
   if (flush) {
     bool durable = false;
     absl::Status status = run_files_.FlushAll(sync, &durable);

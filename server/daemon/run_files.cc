@@ -273,20 +273,34 @@ absl::Status RunFiles::AppendUnlessPresent(const std::string& path, std::string_
   return (*out)->Close();
 }
 
+absl::Status RunFiles::EndOpenBatch(SubrunWriter& entry) {
+  // The open batch ends before a flush, so the checkpoint's position is
+  // between batches. A writer with an I/O error takes the marker only once
+  // its flush has carried it over to a fresh file.
+  if (entry.open.empty() || SwitchBatch(entry, {}).ok()) return absl::OkStatus();
+  absl::Status status = entry.writer->Flush(false);
+  if (status.ok()) status = SwitchBatch(entry, {});
+  return status;
+}
+
+absl::Status RunFiles::WriteOutAll() {
+  MutexLock lock(&mu_);
+  absl::Status first_error;
+  for (auto& [subrun, entry] : subruns_) {
+    absl::Status status = EndOpenBatch(entry);
+    if (status.ok()) status = entry.writer->WriteOut();
+    if (!status.ok() && first_error.ok()) first_error = status;
+  }
+  return first_error;
+}
+
 absl::Status RunFiles::FlushAll(bool sync, bool* synced) {
   MutexLock lock(&mu_);
   absl::Status first_error;
   bool all_synced = true;
   for (auto& [subrun, entry] : subruns_) {
     const uint64_t syncs_before = entry.writer->stats().syncs;
-    // The open batch ends before the flush, so the checkpoint's position is
-    // between batches. A writer with an I/O error takes the marker only once
-    // its flush has carried it over to a fresh file.
-    absl::Status status;
-    if (!entry.open.empty() && !SwitchBatch(entry, {}).ok()) {
-      status = entry.writer->Flush(false);
-      if (status.ok()) status = SwitchBatch(entry, {});
-    }
+    absl::Status status = EndOpenBatch(entry);
     if (status.ok()) status = entry.writer->Flush(sync && entry.records_since_sync > 0);
     if (status.ok() && entry.writer->stats().syncs > syncs_before) entry.records_since_sync = 0;
     if (entry.records_since_sync > 0) all_synced = false;

@@ -105,6 +105,11 @@ class RunFiles {
   // I/O error this is also the test that the files take data again (each
   // writer carries what it still buffers into a fresh file).
   absl::Status FlushAll(bool sync, bool* synced) ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends each sub-run's open batch with a marker and hands what the event
+  // writers buffer to the OS, without fsync or checkpoint: what Run does
+  // after every group, so a batch acknowledged as written is in the files
+  // (visible to TensorBoard, and safe from a kill of the daemon).
+  absl::Status WriteOutAll() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Rewrites the checkpoint (creating it on first use) with the sequences
   // noted, the batches the files hold in part, and each sub-run's current
@@ -138,6 +143,8 @@ class RunFiles {
   // Writes a marker ending `writer`'s open batch and beginning `begin`.
   absl::Status SwitchBatch(SubrunWriter& writer, const BatchKey& begin)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends `entry`'s open batch, if any, with a marker (FlushAll, WriteOutAll).
+  absl::Status EndOpenBatch(SubrunWriter& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CloseWriters(bool end_batches) ABSL_LOCKS_EXCLUDED(mu_);
   // Makes `batch` the one being written; one left unfinished (an I/O error,
   // then a close) is kept among the batches held in part.

@@ -258,8 +258,9 @@ TEST_F(OwnershipTest, NamesTheDaemonKeepsAreRefusedAndTheRunSurvives) {
   EXPECT_THAT(status.error_message(), HasSubstr("subrun"));
   ASSERT_TRUE(Close(*owner, "runs/victim").ok());
   EXPECT_EQ(Steps("runs/victim"), (std::vector<std::string>{"x@1", "x@2", "y@2"}));
-  EXPECT_EQ(fs::directory_iterator(checkpoint)->path().filename(), "checkpoint");
-  EXPECT_FALSE(fs::exists(checkpoint / "checkpoint" / ".tblogd"));
+  // The daemon's one checkpoint (<daemon id>.checkpoint) and nothing else.
+  EXPECT_EQ(fs::directory_iterator(checkpoint)->path().extension(), ".checkpoint");
+  EXPECT_EQ(std::distance(fs::directory_iterator(checkpoint), fs::directory_iterator()), 1);
 
   // The run resumes after a restart: its checkpoint is whole.
   ASSERT_NO_FATAL_FAILURE(Restart());

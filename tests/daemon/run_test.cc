@@ -400,21 +400,18 @@ TEST_F(RunTest, RotationAfterTheCheckpointThenACrashResumesExactlyOnce) {
   const auto sizes_before = FileSizes(dir);
   auto repair = RepairRunForResume(dir.string(), DaemonIdentity(options_.file));
   ASSERT_TRUE(repair.ok()) << repair.status();
-  // Append-only: nothing cut or removed. Batches 6..14 are whole (markers);
-  // 15's end marker was still to come, so its event is held "in part".
+  // Append-only: nothing cut or removed. Each group ends its batches with
+  // their markers when it is handed to the OS, so 6..15 are whole (batches
+  // held in part are resume_scan_test's).
   EXPECT_EQ(FileSizes(dir), sizes_before);
-  ASSERT_EQ(repair->writer_sequences.at("w"), 14u);
-  ASSERT_EQ(repair->resumed.batches.size(), 1u);
+  ASSERT_EQ(repair->writer_sequences.at("w"), 15u);
+  EXPECT_TRUE(repair->resumed.batches.empty());
   auto run = MakeRun(dir, repair->writer_sequences, repair->resumed);
   auto sink = std::make_shared<RecordingSink>();
-  // The client resends every batch after what OpenRun reported (5).
-  for (int seq = 1; seq <= 15; ++seq) {
-    if (seq > 5) {
-      ASSERT_TRUE(run->Submit(Batch("w", seq, {Scalar("x", seq, 1.0f * seq)}), sink, 0).ok());
-    }
-    expected.push_back("x@" + std::to_string(seq));
-  }
-  sink->WaitForBatches(10);
+  // The client goes on after what OpenRun reports (15): nothing to resend.
+  for (int seq = 1; seq <= 16; ++seq) expected.push_back("x@" + std::to_string(seq));
+  ASSERT_TRUE(run->Submit(Batch("w", 16, {Scalar("x", 16, 16.0f)}), sink, 0).ok());
+  sink->WaitForBatches(1);
   ASSERT_TRUE(CloseAndWait(*run).ok());
   EXPECT_EQ(TagSteps(ReadSummaryEvents(dir)), expected);
 }

@@ -54,6 +54,12 @@ class EventFileWriter::Impl {
 
   absl::Status Flush(bool sync) {
     if (closed_) return close_status_;
+    TBLOG_RETURN_IF_ERROR(WriteOut());
+    return MaybeSync(sync);
+  }
+
+  absl::Status WriteOut() {
+    if (closed_) return close_status_;
     if (!error_.ok()) {
       // The old file's tail is unknown: leave it and carry what was not
       // written whole into a fresh file.
@@ -63,8 +69,7 @@ class EventFileWriter::Impl {
       stats_.records_lost += events_in_file_;
       TBLOG_RETURN_IF_ERROR(OpenNewFile());
     }
-    TBLOG_RETURN_IF_ERROR(WriteBuffer());
-    return MaybeSync(sync);
+    return WriteBuffer();
   }
 
   absl::Status Close() {
@@ -82,6 +87,8 @@ class EventFileWriter::Impl {
 
   const std::string& path() const { return path_; }
   const EventFileStats& stats() const { return stats_; }
+  // Buffered bytes, or an error that a flush would try to mend.
+  bool has_pending() const { return !closed_ && (!buffer_.empty() || !error_.ok()); }
 
  private:
   // A whole record waiting in buffer_, which it ends at `end`.
@@ -323,6 +330,12 @@ absl::Status EventFileWriter::WriteSerialized(std::string_view event_bytes) {
 }
 
 absl::Status EventFileWriter::Flush(bool sync) { return impl_->Flush(sync); }
+
+absl::Status EventFileWriter::WriteOut() {
+  // Cheap when idle: no stat of the file when there is nothing to hand over.
+  if (!impl_->has_pending()) return absl::OkStatus();
+  return impl_->WriteOut();
+}
 
 absl::Status EventFileWriter::Close() { return impl_->Close(); }
 

@@ -106,6 +106,11 @@ class EventFileWriter {
   // `sync` is true). Notices a deleted or moved file and starts a new one;
   // records_lost says what went with it.
   absl::Status Flush(bool sync = false);
+  // Hands buffered bytes to the OS and never fsyncs, whatever the policy: the
+  // records are then visible to readers and survive the process being killed
+  // (not the machine). Does nothing when nothing is buffered; otherwise
+  // notices a moved file as Flush() does.
+  absl::Status WriteOut();
 
   // Flushes, syncs per policy and closes. Idempotent.
   absl::Status Close();
