@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status_util.h"
+#include "daemon/memory_bound.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -82,6 +83,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   const std::string logdir = std::filesystem::canonical(options.logdir, ec).string();
   if (ec) return absl::InternalError(absl::StrCat("resolving logdir ", options.logdir, ": ", ec.message()));
 
+  ReturnLargeBlocksToTheSystem();  // freed messages and images leave the RSS
   std::unique_ptr<Daemon> daemon(new Daemon(options));
   daemon->workers_ = std::make_unique<WorkerPool>(options.workers);
   // Before anything serves: a scrape reads the gauges from their owners.
@@ -105,6 +107,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   // The address is ours alone: without this, gRPC sets SO_REUSEPORT and a
   // second tblogd on the same port would start and take half the clients.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  BoundTransportBuffers(builder);  // streams waiting for budget buffer 64 KiB, not megabytes
   int tcp_port = 0;
   if (!options.listen.empty()) {
     builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &tcp_port);
@@ -167,6 +170,9 @@ void Daemon::FlusherLoop() {
     auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
     if (mu_.AwaitWithTimeout(Condition(&stop), options_.flush_interval)) break;
     mu_.Unlock();
+    // Idle reads give their budget reservations back; parked WriteBatch
+    // calls past their wait expire.
+    budget_.Tick(absl::Now());
     for (const auto& run : registry_->OpenRuns()) {
       if (!run->has_unflushed()) continue;
       // Synced per the event file sync policy; errors stay sticky on the run.

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status_util.h"
+#include "daemon/convert/charge.h"
 #include "spdlog/spdlog.h"
 
 namespace tblog::daemon {
@@ -34,7 +35,8 @@ void MergeAck(v1::WriteResponse& into, v1::WriteResponse&& from) {
 }  // namespace
 
 // One Write stream. Owns its state; deleted in OnDone(). Reading is the flow
-// control: the next StartRead waits while the ByteBudget is spent.
+// control: each StartRead waits for a ByteBudget reservation for the message
+// it reads (gRPC holds the message before OnReadDone sees it).
 class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::WriteResponse> {
  public:
   explicit WriteStream(TBLogService* service)
@@ -48,62 +50,65 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
       Finish(refusal);
       return;
     }
+    bool read = false;
     {
       MutexLock lock(&mu_);
-      reading_ = true;
+      // Nothing known of this writer yet: a quarter of the budget, so a few
+      // new streams sending large batches cannot overrun it together.
+      next_reservation_ = service_->context_.budget->capacity();
+      read = RequestReadLocked();
     }
-    StartRead(&request_);
+    if (read) StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
+    ByteBudget* budget = service_->context_.budget;
+    ByteBudget::Ticket reservation = 0;
+    {
+      MutexLock lock(&mu_);
+      reading_ = false;
+      reservation = std::exchange(reservation_, 0);
+      if (!ok) reads_done_ = true;
+    }
     if (!ok) {
-      {
-        MutexLock lock(&mu_);
-        reading_ = false;
-        reads_done_ = true;
-      }
+      budget->Cancel(reservation);
       Progress();
       return;
     }
+    // The message is in memory: its charge (message + conversion estimate)
+    // takes the place of the reservation made for it.
+    const size_t bytes = request_.ByteSizeLong();
+    const size_t charge = convert::BatchCharge(request_);
+    budget->Commit(reservation, charge);
     size_t release_bytes = 0;
     bool read_on = false;
     {
       MutexLock lock(&mu_);
-      reading_ = false;
       if (shutdown_ || !error_.ok()) {
         // Not acknowledged: the client resends it to the next daemon.
+        release_bytes = charge;
       } else if (absl::Status status = AcceptLocked(); !status.ok()) {
         error_ = status;
+        release_bytes = charge;
       } else {
-        const size_t bytes = request_.ByteSizeLong();
-        ByteBudget* budget = service_->context_.budget;
-        const ByteBudget::ParkId parked =
-            budget->ChargeOrPark(bytes, [this] { Resume(); });  // runs after we unlock
         service_->context_.metrics->bytes_received.fetch_add(bytes, std::memory_order_relaxed);
         for (const auto& record : request_.records()) {
           service_->context_.metrics->AddReceived(KindOf(record), 1);
         }
-        absl::Status submitted = run_->Submit(std::move(request_), sink_, bytes);
+        absl::Status submitted = run_->Submit(std::move(request_), sink_, charge);
         request_.Clear();
         if (!submitted.ok()) {
           error_ = submitted;
-          if (parked != 0 && !budget->Unpark(parked)) {
-            parked_ = parked;  // Resume() is on its way and clears it
-          }
-          release_bytes = bytes;
+          release_bytes = charge;
         } else {
           ++outstanding_;
-          if (parked != 0) {
-            parked_ = parked;
-          } else {
-            reading_ = read_on = true;
-          }
+          // The next batch is probably like this one.
+          next_reservation_ = charge;
+          read_on = RequestReadLocked();
         }
       }
     }
-    if (release_bytes > 0) {
-      service_->context_.budget->Release(release_bytes);
-    }
+    if (release_bytes > 0) budget->Release(release_bytes);
     if (read_on) {
       StartRead(&request_);
     } else {
@@ -123,6 +128,12 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
   void OnCancel() override { StopReading(/*shutdown=*/false); }
 
   void OnDone() override {
+    ByteBudget::Ticket reservation = 0;
+    {
+      MutexLock lock(&mu_);
+      reservation = std::exchange(reservation_, 0);
+    }
+    if (reservation != 0) service_->context_.budget->Cancel(reservation);
     sink_->Detach();
     service_->UnregisterStream(this);
     delete this;
@@ -136,7 +147,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
   // stream parked for budget leaves the queue, and Progress() finishes the
   // stream once what it sent is acknowledged.
   void StopReading(bool shutdown) {
-    ByteBudget::ParkId parked = 0;
+    ByteBudget::Ticket waiting = 0;
     {
       MutexLock lock(&mu_);
       if (shutdown) {
@@ -144,13 +155,30 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
       } else {
         reads_done_ = true;
       }
-      parked = parked_;
+      waiting = waiting_;
     }
-    if (parked != 0 && service_->context_.budget->Unpark(parked)) {
+    // Not taken back: the grant is on its way, and OnGranted gives it back.
+    if (waiting != 0 && service_->context_.budget->Cancel(waiting)) {
       MutexLock lock(&mu_);
-      parked_ = 0;
+      waiting_ = 0;
     }
     Progress();
+  }
+
+  // Reserves budget room for the next message: true when granted (the caller
+  // starts the read once it has dropped the lock); otherwise the stream waits
+  // and OnGranted starts the read. Reserve never runs callbacks itself, so it
+  // may be called with mu_ held; the budget's other calls may, so they never are.
+  bool RequestReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const ByteBudget::Grant grant = service_->context_.budget->Reserve(
+        next_reservation_, [this](bool /*granted: reservations never expire*/) { OnGranted(); });
+    if (grant.granted) {
+      reservation_ = grant.ticket;
+      reading_ = true;
+      return true;
+    }
+    waiting_ = grant.ticket;
+    return false;
   }
 
   // Forwards acks from runs to the stream while it lives. Runs hold it by
@@ -217,14 +245,22 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
     Progress();
   }
 
-  // The ByteBudget has room again (runs on the thread that released it).
-  void Resume() {
+  // The reservation the stream waited for is granted (on the thread that
+  // made room): read on, or give it back when the stream stopped reading.
+  void OnGranted() {
     bool read_on = false;
+    ByteBudget::Ticket give_back = 0;
     {
       MutexLock lock(&mu_);
-      parked_ = 0;
-      if (!reads_done_ && !shutdown_ && error_.ok() && !finished_) reading_ = read_on = true;
+      const ByteBudget::Ticket ticket = std::exchange(waiting_, 0);
+      if (!reads_done_ && !shutdown_ && error_.ok() && !finished_) {
+        reservation_ = ticket;
+        reading_ = read_on = true;
+      } else {
+        give_back = ticket;
+      }
     }
+    if (give_back != 0) service_->context_.budget->Cancel(give_back);
     if (read_on) {
       StartRead(&request_);
     } else {
@@ -243,7 +279,7 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
         response_ = *std::move(pending_ack_);
         pending_ack_.reset();
         writing_ = write = true;
-      } else if (outstanding_ == 0 && parked_ == 0 &&
+      } else if (outstanding_ == 0 && waiting_ == 0 &&
                  (reads_done_ || shutdown_ || !error_.ok())) {
         // A read still in flight is cancelled by Finish.
         finished_ = true;
@@ -278,41 +314,17 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  ByteBudget::ParkId parked_ ABSL_GUARDED_BY(mu_) = 0;
+  // Budget: the granted reservation of the read in flight, the reservation
+  // waited for, and the size of the next one.
+  ByteBudget::Ticket reservation_ ABSL_GUARDED_BY(mu_) = 0;
+  ByteBudget::Ticket waiting_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t next_reservation_ ABSL_GUARDED_BY(mu_) = 0;
   int outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // batches submitted, not yet acknowledged
   std::optional<v1::WriteResponse> pending_ack_ ABSL_GUARDED_BY(mu_);
   absl::Status error_ ABSL_GUARDED_BY(mu_);
 };
 
 namespace {
-
-// WriteBatch's ack: finishes the unary call when its one batch is written.
-// gRPC sends no response message with a non-OK status, so the full
-// WriteResponse (every RecordError) also travels in the trailing metadata
-// under kWriteResponseTrailer.
-class UnaryAckSink final : public AckSink {
- public:
-  // `context`, `reactor` and `response` stay valid until Finish is called here.
-  UnaryAckSink(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
-               v1::WriteResponse* response)
-      : context_(context), reactor_(reactor), response_(response) {}
-  void OnAck(v1::WriteResponse ack, int completed_batches) override {
-    if (completed_batches == 0) return;
-    grpc::Status status = grpc::Status::OK;
-    if (ack.errors_size() > 0) {
-      status = grpc::Status(static_cast<grpc::StatusCode>(ack.errors(0).code()),
-                            ack.errors(0).message());
-      context_->AddTrailingMetadata(kWriteResponseTrailer, ack.SerializeAsString());
-    }
-    *response_ = std::move(ack);
-    reactor_->Finish(status);
-  }
-
- private:
-  grpc::CallbackServerContext* const context_;
-  grpc::ServerUnaryReactor* const reactor_;
-  v1::WriteResponse* const response_;
-};
 
 // A Flush call: waits for one or more runs' flush entries, or the call's
 // cancellation / deadline, whichever comes first.
@@ -491,34 +503,26 @@ grpc::ServerUnaryReactor* TBLogService::WriteBatch(grpc::CallbackServerContext* 
                                                    const v1::WriteRequest* request,
                                                    v1::WriteResponse* response) {
   if (grpc::ServerUnaryReactor* refused = RefuseIfShuttingDown(context)) return refused;
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (request->run_id().empty()) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "run_id: required"));
+  // The default reactor only for a refusal: an accepted call has its own.
+  auto refuse = [context](grpc::Status status) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(std::move(status));
     return reactor;
+  };
+  if (request->run_id().empty()) {
+    return refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "run_id: required"));
   }
   if (request->writer_id().empty() && request->sequence() != 0) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                 "writer_id: required for a sequenced batch"));
-    return reactor;
+    return refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                               "writer_id: required for a sequenced batch"));
   }
   std::shared_ptr<Run> run = registry_->Find(request->run_id());
   if (!run) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                 absl::StrCat("run_id \"", request->run_id(),
-                                              "\" is not known to this daemon; call OpenRun")));
-    return reactor;
+    return refuse(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                               absl::StrCat("run_id \"", request->run_id(),
+                                            "\" is not known to this daemon; call OpenRun")));
   }
-  const size_t bytes = request->ByteSizeLong();
-  context_.budget->Charge(bytes);  // one message per call: bounded by the call count
-  context_.metrics->bytes_received.fetch_add(bytes, std::memory_order_relaxed);
-  for (const auto& record : request->records()) context_.metrics->AddReceived(KindOf(record), 1);
-  absl::Status status =
-      run->Submit(*request, std::make_shared<UnaryAckSink>(context, reactor, response), bytes);
-  if (!status.ok()) {
-    context_.budget->Release(bytes);
-    reactor->Finish(ToGrpc(status));
-  }
-  return reactor;
+  return StartWriteBatch(context, request, response, std::move(run), context_);
 }
 
 grpc::ServerUnaryReactor* TBLogService::Flush(grpc::CallbackServerContext* context,

@@ -10,6 +10,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "daemon/run_registry.h"
+#include "daemon/write_batch_call.h"  // kWriteResponseTrailer
 #include "base/sync.h"
 
 // gRPC's generated CallbackService overrides the callback signatures of
@@ -22,11 +23,6 @@
 namespace tblog::daemon {
 
 class WriteStream;
-
-// WriteBatch answers a batch with rejected records with the first error's
-// status; since gRPC then sends no response message, the serialized
-// WriteResponse (every RecordError) is in this binary trailing metadata key.
-inline constexpr char kWriteResponseTrailer[] = "tblog-write-response-bin";
 
 class TBLogService final : public v1::TBLog::CallbackService {
  public:
