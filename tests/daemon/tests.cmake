@@ -10,3 +10,7 @@ endforeach()
 foreach(unit worker_pool byte_budget checkpoint run run_registry service config metrics)
   tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon)
 endforeach()
+# The in-flight budget against a real tblogd: parked unary calls, no loss, a
+# batch larger than the budget (README, "Memory").
+tblog_add_test(budget_e2e_test SOURCES daemon/budget_e2e_test.cc
+  LIBS tblog_engine tblog_api_proto tblog_daemon_process gRPC::grpc++)
