@@ -10,7 +10,7 @@
 //              compress: the worst case for the daemon's encoded copy);
 //   histogram  float32 values of --histogram-bytes.
 // Unary callers retry RESOURCE_EXHAUSTED (a refused or expired parked call)
-// after 50 ms, as the clients' backoff would. At the end every record must be
+// and UNAVAILABLE after 50 ms, as the clients' backoff would. At the end every record must be
 // in the run (GetRun's records_written), or the row says LOST.
 //
 // The allowed peak is idle RSS (the daemon before any load) + the budget +
@@ -199,7 +199,9 @@ std::string UnaryClient(const std::string& target, const std::string& run_id, in
       v1::WriteResponse response;
       grpc::Status status = stub->WriteBatch(&context, request, &response);
       if (status.ok()) break;
-      if (status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      // Transient codes are retried, as the clients do (tblog.proto, "Retries").
+      if (status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED &&
+          status.error_code() != grpc::StatusCode::UNAVAILABLE) {
         return absl::StrCat("unary ", c, ": ", status.error_message());
       }
       ++*retries;

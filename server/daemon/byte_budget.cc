@@ -78,7 +78,9 @@ ByteBudget::Grant ByteBudget::ChargeOrWait(size_t bytes, size_t max_waiting, abs
     charged_ += bytes;
     return {0, true};
   }
-  if (waiting_bytes_ + bytes > max_waiting) return {0, false};
+  // One request may always wait, however large: otherwise a batch larger
+  // than the cap could be refused for as long as others keep the budget busy.
+  if (waiting_bytes_ > 0 && waiting_bytes_ + bytes > max_waiting) return {0, false};
   const Ticket ticket = next_ticket_++;
   waiting_bytes_ += bytes;
   waiters_.emplace(ticket, Waiter{bytes, /*reservation=*/false, expiry, std::move(on_granted)});

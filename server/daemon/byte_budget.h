@@ -71,8 +71,9 @@ class ByteBudget {
 
   // A unary call's message, already in memory. Charged at once when it fits
   // (or nothing else is held) and nobody waits: returns {ticket 0, granted}.
-  // Otherwise, when the bytes of requests already waiting plus `bytes` stay
-  // within `max_waiting`, it waits (FIFO) until granted or until `expiry`
+  // Otherwise, when no request waits yet, or the bytes of requests already
+  // waiting plus `bytes` stay within `max_waiting`, it waits (FIFO, with the
+  // reservations) until granted or until `expiry`
   // passes (Tick calls `on_granted(false)` then). Otherwise refused:
   // {0, false}, and `on_granted` is dropped.
   Grant ChargeOrWait(size_t bytes, size_t max_waiting, absl::Time expiry,

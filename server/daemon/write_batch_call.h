@@ -10,7 +10,8 @@
 // kMaxUnaryWait (or its deadline, or its cancellation) ends with
 // RESOURCE_EXHAUSTED (DEADLINE_EXCEEDED, CANCELLED) and nothing written; a
 // call that would bring the waiting bytes past a quarter of the budget is
-// refused at once with RESOURCE_EXHAUSTED. Both are transient: clients retry
+// refused at once with RESOURCE_EXHAUSTED (one call may always wait, however
+// large, so that a batch larger than the quarter is not refused forever). Both are transient: clients retry
 // with backoff (tblog.proto, "Retries").
 #ifndef TBLOG_DAEMON_WRITE_BATCH_CALL_H_
 #define TBLOG_DAEMON_WRITE_BATCH_CALL_H_

@@ -114,27 +114,31 @@ TEST(ByteBudgetTest, TickTakesBackIdleReservations) {
 TEST(ByteBudgetTest, HeldChargesWaitUpToTheirCapAndExpire) {
   ByteBudget budget(100);
   EXPECT_TRUE(budget.ChargeOrWait(60, kNoWaiting, absl::InfiniteFuture(), [](bool) {}).granted);
-  // Does not fit and nothing may wait: refused.
-  const auto refused = budget.ChargeOrWait(50, kNoWaiting, absl::InfiniteFuture(), [](bool) {});
-  EXPECT_FALSE(refused.granted);
-  EXPECT_EQ(refused.ticket, 0u);
   std::vector<int> outcome;
   const absl::Time expiry = absl::Now() + absl::Seconds(30);
-  const auto parked = budget.ChargeOrWait(50, 60, expiry, [&](bool granted) {
+  // Does not fit; the first one may wait whatever the cap (else a large
+  // call could be refused forever).
+  const auto parked = budget.ChargeOrWait(50, kNoWaiting, expiry, [&](bool granted) {
     outcome.push_back(granted ? 1 : 0);
   });
+  EXPECT_FALSE(parked.granted);
   EXPECT_NE(parked.ticket, 0u);
   EXPECT_EQ(budget.waiting_bytes(), 50u);
-  // The cap counts what already waits: 50 + 20 > 60.
-  EXPECT_EQ(budget.ChargeOrWait(20, 60, expiry, [](bool) {}).ticket, 0u);
+  // The cap counts what already waits: 50 + 20 > 60, refused.
+  const auto refused = budget.ChargeOrWait(20, 60, expiry, [](bool) {});
+  EXPECT_FALSE(refused.granted);
+  EXPECT_EQ(refused.ticket, 0u);
+  EXPECT_NE(budget.ChargeOrWait(10, 60, expiry, [&](bool granted) {
+    outcome.push_back(granted ? 2 : -2);
+  }).ticket, 0u);  // 50 + 10 <= 60: waits too
   budget.Tick(expiry);  // waited too long
-  EXPECT_EQ(outcome, (std::vector<int>{0}));
+  EXPECT_EQ(outcome, (std::vector<int>{0, -2}));
   EXPECT_EQ(budget.waiting_bytes(), 0u);
   EXPECT_EQ(budget.charged(), 60u);
 
   budget.ChargeOrWait(50, 60, expiry, [&](bool granted) { outcome.push_back(granted ? 1 : 0); });
   budget.Release(60);
-  EXPECT_EQ(outcome, (std::vector<int>{0, 1}));
+  EXPECT_EQ(outcome, (std::vector<int>{0, -2, 1}));
   EXPECT_EQ(budget.charged(), 50u);
   EXPECT_EQ(budget.waiting_bytes(), 0u);
 }
