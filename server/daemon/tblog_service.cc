@@ -53,9 +53,10 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
     bool read = false;
     {
       MutexLock lock(&mu_);
-      // Nothing known of this writer yet: a quarter of the budget, so a few
-      // new streams sending large batches cannot overrun it together.
-      next_reservation_ = service_->context_.budget->capacity();
+      // Nothing known of this writer yet: room for the largest message gRPC
+      // accepts (the budget clamps it to its capacity), so new streams that
+      // all send large batches at once cannot overrun the budget together.
+      next_reservation_ = service_->context_.options->limits.max_message_bytes;
       read = RequestReadLocked();
     }
     if (read) StartRead(&request_);
