@@ -10,6 +10,8 @@ namespace {
 constexpr size_t kKiB = 1024;
 // Per batch: the run's queue entry, the converted vector, the ack.
 constexpr size_t kBatchOverhead = 2 * kKiB;
+// Events past this size grow the event file's write buffer by their size.
+constexpr size_t kLargeEvent = 64 * kKiB;
 // Per heap block: what malloc keeps beside it.
 constexpr size_t kMallocOverhead = 16;
 
@@ -83,8 +85,10 @@ size_t HeldBytes(const Converted& converted) {
                  converted.files.capacity() * sizeof(SideFile) +
                  converted.warnings.capacity() * sizeof(std::string);
   for (const EventOut& event : converted.events) {
-    // Twice: writing frames a copy of the event into the event file's buffer.
-    bytes += HeapBytes(event.subrun) + 2 * HeapBytes(event.event);
+    bytes += HeapBytes(event.subrun) + HeapBytes(event.event);
+    // Writing frames a copy of the event into the event file's buffer; small
+    // ones share its fixed 256 KiB (README, "Memory"), a large one grows it.
+    if (event.event.size() > kLargeEvent) bytes += event.event.size();
   }
   for (const SideFile& file : converted.files) {
     bytes += HeapBytes(file.subrun) + HeapBytes(file.relative_path) + HeapBytes(file.contents);

@@ -28,7 +28,7 @@ size_t MessageCharge(const v1::WriteRequest& request);
 size_t BatchCharge(const v1::WriteRequest& request);
 
 // Heap and object bytes a converted record holds until it is written,
-// including the framed copy of each event that writing makes.
+// including the framed copy that writing makes of each large event.
 size_t HeldBytes(const Converted& converted);
 
 // Frees a converted record's payload (tensor bytes, pixels, text), keeping
