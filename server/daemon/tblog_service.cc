@@ -103,8 +103,9 @@ class WriteStream final : public grpc::ServerBidiReactor<v1::WriteRequest, v1::W
           release_bytes = charge;
         } else {
           ++outstanding_;
-          // The next batch is probably like this one.
-          next_reservation_ = charge;
+          // The next batch is probably like this one; while gRPC parses it,
+          // its received bytes and the parsed message are both held.
+          next_reservation_ = charge + bytes;
           read_on = RequestReadLocked();
         }
       }
