@@ -2,7 +2,7 @@
 # (via the C++ client) next to the same work done in-process with the engine,
 # with a read-back check of what was written. Needs the daemon and the client.
 if(TARGET tblogd AND TARGET tblog_client)
-  add_executable(tblog_loadgen tblog_loadgen.cc loadgen_in_process.cc)
+  add_executable(tblog_loadgen tblog_loadgen.cc loadgen_in_process.cc machine.cc)
   set_target_properties(tblog_loadgen PROPERTIES OUTPUT_NAME tblog-loadgen)
   target_link_libraries(tblog_loadgen PRIVATE tblog_client tblog_engine tblog_api_proto
     tblog_daemon_process CLI11::CLI11 absl::strings absl::str_format absl::synchronization

@@ -2,11 +2,15 @@
 # Every benchmark in one command: builds Release in build-release/, then runs
 # histogram_bench (engine), client_bench (C++ client call cost) and
 # tblog-loadgen against a tblogd child it starts (end-to-end rates next to the
-# same work in-process, with a read-back check). Prints everything.
+# same work in-process, with a read-back check), then tblog-budget-bench (the
+# daemon's peak RSS under floods of large records next to
+# --max-inflight-bytes). Prints everything.
 #
 #   scripts/bench.sh [extra tblog-loadgen args, e.g. --scalars 5000000]
 # Environment: TBLOG_JOBS (default 2); BENCH_BUILD_DIR (default build-release);
-# BENCH_FILTER, a Google Benchmark filter for the micro-benchmarks (default: all).
+# BENCH_FILTER, a Google Benchmark filter for the micro-benchmarks (default: all);
+# BUDGET_BENCH_ARGS, arguments for tblog-budget-bench (default: its own, a 32MiB
+# budget; BUDGET_BENCH_ARGS=skip leaves it out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${BENCH_BUILD_DIR:-build-release}
@@ -14,7 +18,7 @@ generator=()
 if command -v ninja >/dev/null; then generator=(-G Ninja); fi
 
 cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release >/dev/null
-targets=(histogram_bench tblogd tblog_loadgen)
+targets=(histogram_bench tblogd tblog_loadgen tblog_budget_bench)
 if ls bench/client_bench*.cc >/dev/null 2>&1; then targets+=(client_bench); fi
 cmake --build "$build_dir" -j "${TBLOG_JOBS:-2}" --target "${targets[@]}"
 
@@ -36,4 +40,12 @@ echo
 echo "== tblog-loadgen (end to end through tblogd next to the same work in-process) =="
 echo "+ $build_dir/bench/tblog-loadgen --spawn-daemon $build_dir/server/daemon/tblogd $*"
 "$build_dir/bench/tblog-loadgen" --spawn-daemon "$build_dir/server/daemon/tblogd" "$@" || status=1
+
+if [[ "${BUDGET_BENCH_ARGS:-}" != skip ]]; then
+  echo
+  echo "== tblog-budget-bench (peak RSS of tblogd next to --max-inflight-bytes + overhead) =="
+  # shellcheck disable=SC2086  # word splitting of the arguments is meant
+  "$build_dir/bench/tblog-budget-bench" --daemon "$build_dir/server/daemon/tblogd" \
+    ${BUDGET_BENCH_ARGS:-} || status=1
+fi
 exit "$status"

@@ -2,52 +2,183 @@
 
 #include <algorithm>
 #include <utility>
-#include <vector>
+
+#include "absl/time/clock.h"
 
 namespace tblog::daemon {
 
 ByteBudget::ByteBudget(size_t capacity) : capacity_(std::max<size_t>(capacity, 1)) {}
 
-ByteBudget::ParkId ByteBudget::ChargeOrPark(size_t bytes, absl::AnyInvocable<void() &&> resume) {
+bool ByteBudget::FitsLocked(size_t bytes) const {
+  const size_t used = charged_ + reserved_;
+  // A request larger than the whole budget fits only when nothing is held.
+  return used == 0 || used + std::min(bytes, capacity_) <= capacity_;
+}
+
+void ByteBudget::GrantLocked(Ticket ticket, Waiter& waiter, absl::Time now) {
+  if (waiter.reservation) {
+    reserved_ += waiter.bytes;
+    reservations_.emplace(ticket, Reservation{waiter.bytes, now, false});
+  } else {
+    charged_ += waiter.bytes;
+    waiting_bytes_ -= waiter.bytes;
+  }
+}
+
+void ByteBudget::AdmitLocked(Wakeups& wake) {
+  if (waiters_.empty()) return;
+  const absl::Time now = absl::Now();
+  while (!waiters_.empty()) {
+    auto it = waiters_.begin();
+    // Strictly in order: a large request at the front is not overtaken by
+    // smaller ones forever.
+    if (!FitsLocked(it->second.bytes)) break;
+    GrantLocked(it->first, it->second, now);
+    wake.emplace_back(std::move(it->second.on_granted), true);
+    waiters_.erase(it);
+  }
+}
+
+void ByteBudget::Run(Wakeups& wake) {
+  for (auto& [on_granted, granted] : wake) std::move(on_granted)(granted);
+}
+
+ByteBudget::Grant ByteBudget::Reserve(size_t bytes, OnGranted on_granted) {
+  bytes = std::min(bytes, capacity_);
   MutexLock lock(&mu_);
-  used_ += bytes;
-  if (used_ < capacity_) return 0;
-  const ParkId id = next_id_++;
-  parked_.emplace(id, std::move(resume));
-  return id;
+  const Ticket ticket = next_ticket_++;
+  Waiter waiter{bytes, /*reservation=*/true, absl::InfiniteFuture(), std::move(on_granted)};
+  if (waiters_.empty() && FitsLocked(bytes)) {
+    GrantLocked(ticket, waiter, absl::Now());
+    return {ticket, true};
+  }
+  waiters_.emplace(ticket, std::move(waiter));
+  return {ticket, false};
+}
+
+void ByteBudget::Commit(Ticket reservation, size_t bytes) {
+  Wakeups wake;
+  {
+    MutexLock lock(&mu_);
+    auto it = reservations_.find(reservation);
+    if (it != reservations_.end()) {
+      if (!it->second.lapsed) reserved_ -= it->second.bytes;
+      reservations_.erase(it);
+    }
+    charged_ += bytes;
+    AdmitLocked(wake);
+  }
+  Run(wake);
+}
+
+ByteBudget::Grant ByteBudget::ChargeOrWait(size_t bytes, size_t max_waiting, absl::Time expiry,
+                                           OnGranted on_granted) {
+  MutexLock lock(&mu_);
+  if (waiters_.empty() && FitsLocked(bytes)) {
+    charged_ += bytes;
+    return {0, true};
+  }
+  // One request may always wait, however large: otherwise a batch larger
+  // than the cap could be refused for as long as others keep the budget busy.
+  if (waiting_bytes_ > 0 && waiting_bytes_ + bytes > max_waiting) return {0, false};
+  const Ticket ticket = next_ticket_++;
+  waiting_bytes_ += bytes;
+  waiters_.emplace(ticket, Waiter{bytes, /*reservation=*/false, expiry, std::move(on_granted)});
+  return {ticket, false};
+}
+
+bool ByteBudget::Cancel(Ticket ticket) {
+  Wakeups wake;
+  bool was_waiting = false;
+  {
+    MutexLock lock(&mu_);
+    if (auto it = waiters_.find(ticket); it != waiters_.end()) {
+      if (!it->second.reservation) waiting_bytes_ -= it->second.bytes;
+      waiters_.erase(it);
+      was_waiting = true;
+    } else if (auto res = reservations_.find(ticket); res != reservations_.end()) {
+      if (!res->second.lapsed) reserved_ -= res->second.bytes;
+      reservations_.erase(res);
+    }
+    // Either way room may have been made (a waiter at the front gone).
+    AdmitLocked(wake);
+  }
+  Run(wake);
+  return was_waiting;
 }
 
 void ByteBudget::Charge(size_t bytes) {
   MutexLock lock(&mu_);
-  used_ += bytes;
+  charged_ += bytes;
+}
+
+void ByteBudget::Settle(size_t from, size_t to) {
+  Wakeups wake;
+  {
+    MutexLock lock(&mu_);
+    charged_ = charged_ - std::min(from, charged_) + to;
+    if (to < from) AdmitLocked(wake);
+  }
+  Run(wake);
 }
 
 void ByteBudget::Release(size_t bytes) {
-  std::vector<absl::AnyInvocable<void() &&>> wake;
+  Wakeups wake;
   {
     MutexLock lock(&mu_);
-    used_ -= std::min(bytes, used_);
-    if (used_ >= capacity_ || parked_.empty()) return;
-    wake.reserve(parked_.size());
-    for (auto& [id, resume] : parked_) wake.push_back(std::move(resume));
-    parked_.clear();
+    charged_ -= std::min(bytes, charged_);
+    AdmitLocked(wake);
   }
-  for (auto& resume : wake) std::move(resume)();
+  Run(wake);
 }
 
-bool ByteBudget::Unpark(ParkId id) {
-  MutexLock lock(&mu_);
-  return parked_.erase(id) > 0;
+void ByteBudget::Tick(absl::Time now) {
+  Wakeups wake;
+  {
+    MutexLock lock(&mu_);
+    for (auto& [ticket, reservation] : reservations_) {
+      if (!reservation.lapsed && now - reservation.since >= kIdleReservation) {
+        reservation.lapsed = true;
+        reserved_ -= reservation.bytes;
+      }
+    }
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if (it->second.expiry <= now) {
+        if (!it->second.reservation) waiting_bytes_ -= it->second.bytes;
+        wake.emplace_back(std::move(it->second.on_granted), false);
+        it = waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    AdmitLocked(wake);
+  }
+  Run(wake);
 }
 
 size_t ByteBudget::used() const {
   MutexLock lock(&mu_);
-  return used_;
+  return charged_ + reserved_;
+}
+
+size_t ByteBudget::charged() const {
+  MutexLock lock(&mu_);
+  return charged_;
+}
+
+size_t ByteBudget::reserved() const {
+  MutexLock lock(&mu_);
+  return reserved_;
+}
+
+size_t ByteBudget::waiting_bytes() const {
+  MutexLock lock(&mu_);
+  return waiting_bytes_;
 }
 
 int ByteBudget::parked() const {
   MutexLock lock(&mu_);
-  return static_cast<int>(parked_.size());
+  return static_cast<int>(waiters_.size());
 }
 
 }  // namespace tblog::daemon

@@ -279,7 +279,9 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
                      "Start a new event file past this size (0 = never), e.g. 1GiB")
           ->capture_default_str(), "TBLOG_MAX_FILE_SIZE");
   env(app.add_option("--max-inflight-bytes", max_inflight,
-                     "Client data held in memory at once; past it, clients are slowed down")
+                     "Bytes held for requests at once (messages, conversion buffers, events until "
+                     "written); past it, streams are not read and WriteBatch calls wait. "
+                     "Memory = this + a fixed overhead (README, Memory)")
           ->capture_default_str(), "TBLOG_MAX_INFLIGHT_BYTES");
   env(app.add_option("--max-message-size", max_message, "Largest request accepted")
           ->capture_default_str(), "TBLOG_MAX_MESSAGE_SIZE");

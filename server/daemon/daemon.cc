@@ -18,6 +18,7 @@
 #include "daemon/auth.h"
 #include "daemon/permissions.h"
 #include "daemon/malformed_requests.h"
+#include "daemon/memory_bound.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server.h"
@@ -117,6 +118,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
   const std::string logdir = std::filesystem::canonical(options.logdir, ec).string();
   if (ec) return absl::InternalError(absl::StrCat("resolving logdir ", options.logdir, ": ", ec.message()));
 
+  ReturnLargeBlocksToTheSystem();  // freed messages and images leave the RSS
   std::unique_ptr<Daemon> daemon(new Daemon(options));
   daemon->workers_ = std::make_unique<WorkerPool>(options.workers);
   // Before anything serves: a scrape reads the gauges from their owners.
@@ -151,6 +153,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
   auto credentials = SecureListeners(options.security, options.listen);
   if (!credentials.ok()) return credentials.status();
   daemon->credentials_ = *std::move(credentials);
+  BoundTransportBuffers(builder);  // streams waiting for budget buffer 64 KiB, not megabytes
   int tcp_port = 0;
   if (!options.listen.empty()) {
     builder.AddListeningPort(options.listen, daemon->credentials_.tcp, &tcp_port);
@@ -227,6 +230,9 @@ void Daemon::FlusherLoop() {
     if (mu_.AwaitWithTimeout(Condition(&stop), options_.flush_interval)) break;
     mu_.Unlock();
     const absl::Time now = absl::Now();
+    // Idle reads give their budget reservations back; parked WriteBatch
+    // calls past their wait expire.
+    budget_.Tick(now);
     for (const auto& run : registry_->OpenRuns()) {
       // Synced per the event file sync policy, or now when data has waited
       // unsynced for its interval (a quiet writer's last batches would

@@ -116,9 +116,11 @@ struct DaemonOptions {
   // Event files: rotation size, buffering, fsync policy. See
   // DaemonEventFileOptions() for how the daemon's default differs.
   EventFileOptions file = DaemonEventFileOptions();
-  // Bytes of client data the daemon holds at once (received but not yet
-  // written). When spent, the daemon stops reading from streams (flow
-  // control), so memory stays bounded whatever clients do.
+  // Bytes the daemon holds for requests at once: messages, their conversion
+  // buffers, converted events until written (byte_budget.h). When spent, the
+  // daemon stops reading from streams and parks WriteBatch calls (flow
+  // control), so memory stays within this plus a fixed overhead (README,
+  // "Memory") whatever clients do.
   size_t max_inflight_bytes = 256 << 20;
   // How long SIGTERM/SIGINT waits for queues to drain before exiting.
   absl::Duration shutdown_grace = absl::Seconds(30);

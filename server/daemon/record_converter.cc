@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_util.h"
+#include "daemon/convert/charge.h"
 #include "daemon/convert/custom_scalars.h"
 #include "daemon/convert/embedding.h"
 #include "daemon/convert/fields.h"
@@ -150,6 +151,21 @@ absl::StatusOr<Converted> RecordConverter::Convert(const v1::Record& record,
   };
   absl::StatusOr<Converted> out = convert_kind();
   if (!out.ok()) return Annotate(out.status(), prefix());
+  return out;
+}
+
+BatchConversion RecordConverter::ConvertBatch(v1::WriteRequest& request,
+                                              double receive_time) const {
+  BatchConversion out;
+  out.converted.reserve(static_cast<size_t>(request.records_size()));
+  size_t converted_bytes = 0;
+  for (v1::Record& record : *request.mutable_records()) {
+    out.converted.push_back(Convert(record, receive_time));
+    if (out.converted.back().ok()) converted_bytes += convert::HeldBytes(*out.converted.back());
+    convert::DropPayload(record);
+  }
+  out.held_bytes = convert::MessageCharge(request) + converted_bytes +
+                   out.converted.capacity() * sizeof(absl::StatusOr<Converted>);
   return out;
 }
 

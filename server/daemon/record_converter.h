@@ -53,6 +53,14 @@ struct Converted {
   std::vector<std::string> warnings;
 };
 
+// A batch's records converted, in order, and what the batch holds afterwards
+// (for the ByteBudget): its converted events plus what is left of its
+// message once each record's payload was dropped.
+struct BatchConversion {
+  std::vector<absl::StatusOr<Converted>> converted;
+  size_t held_bytes = 0;
+};
+
 // Stateless apart from its borrowed limits and runner, so every method is
 // thread-safe and the daemon calls Convert on its worker threads.
 class RecordConverter {
@@ -65,6 +73,12 @@ class RecordConverter {
   // epoch) stands in for a wall_time of 0. CPU-heavy for histograms, images,
   // audio, PR curves from predictions and embeddings.
   absl::StatusOr<Converted> Convert(const v1::Record& record, double receive_time) const;
+
+  // Converts every record of `request`, dropping each record's payload
+  // (tensor bytes, pixels, text) once it is converted, so that a batch never
+  // holds both its input and its output for long. Tags, steps, sub-runs and
+  // kinds stay, for the errors and metrics named after them.
+  BatchConversion ConvertBatch(v1::WriteRequest& request, double receive_time) const;
 
   // The events written when a run opens: with hparams (values or metrics set),
   // the experiment config and session start at step 0 (style per

@@ -296,15 +296,19 @@ void Run::MaybeScheduleWriter() {
 }
 
 void Run::ConvertBatch(Entry* entry) {
-  const auto& records = entry->request.records();
-  entry->converted.reserve(static_cast<size_t>(records.size()));
-  for (const v1::Record& record : records) {
-    entry->converted.push_back(context_.converter->Convert(record, entry->receive_time));
-    if (!entry->converted.back().ok()) continue;
-    for (const std::string& warning : entry->converted.back()->warnings) {
+  // The records' payloads are dropped as they are converted; the batch's
+  // charge (message + conversion estimate) becomes what it now holds.
+  BatchConversion conversion =
+      context_.converter->ConvertBatch(entry->request, entry->receive_time);
+  entry->converted = std::move(conversion.converted);
+  for (const auto& converted : entry->converted) {
+    if (!converted.ok()) continue;
+    for (const std::string& warning : converted->warnings) {
       spdlog::debug("run={} writer={} {}", run_id_, entry->request.writer_id(), warning);
     }
   }
+  context_.budget->Settle(entry->charged_bytes, conversion.held_bytes);
+  entry->charged_bytes = conversion.held_bytes;
   MutexLock lock(&mu_);
   entry->ready = true;
   MaybeScheduleWriter();

@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "base/status_util.h"
 #include "daemon/malformed_requests.h"
+#include "daemon/convert/charge.h"
 #include "spdlog/spdlog.h"
 
 namespace tblog::daemon {
@@ -46,7 +47,8 @@ void MergeAck(v1::WriteResponse& into, v1::WriteResponse&& from) {
 }  // namespace
 
 // One Write stream. Owns its state; deleted in OnDone(). Reading is the flow
-// control: the next StartRead waits while the ByteBudget is spent.
+// control: each StartRead waits for a ByteBudget reservation for the message
+// it reads (gRPC holds the message before OnReadDone sees it).
 class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   // `peer`: the client as gRPC names it (for logs); `caller`: the identity
@@ -66,73 +68,80 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
       Finish(refusal);
       return;
     }
+    bool read = false;
     {
       MutexLock lock(&mu_);
-      reading_ = true;
+      // Nothing known of this writer yet: room for the largest message gRPC
+      // accepts (the budget clamps it to its capacity), so new streams that
+      // all send large batches at once cannot overrun the budget together.
+      next_reservation_ = service_->context_.options->limits.max_message_bytes;
+      read = RequestReadLocked();
     }
-    StartRead(&read_buffer_);
+    if (read) StartRead(&read_buffer_);
   }
 
   void OnReadDone(bool ok) override {
+    ByteBudget* budget = service_->context_.budget;
+    ByteBudget::Ticket reservation = 0;
+    {
+      MutexLock lock(&mu_);
+      reading_ = false;
+      reservation = std::exchange(reservation_, 0);
+      if (!ok) reads_done_ = true;
+    }
     if (!ok) {
-      {
-        MutexLock lock(&mu_);
-        reading_ = false;
-        reads_done_ = true;
-        writer_claim_.reset();  // sends no more: a reconnect may take the writer id
-      }
+      budget->Cancel(reservation);
       Progress();
       return;
     }
     // Parsed here, not by gRPC, so that a message that does not parse is an
     // error rather than the end of the stream (malformed_requests.h); outside
     // the lock, as a batch may be large.
+    const size_t received = read_buffer_.Length();
     absl::Status parsed = ParseMessage(read_buffer_, request_, ++messages_read_, "Write stream");
+    // The message is in memory: its charge (message + conversion estimate)
+    // takes the place of the reservation made for it.
+    const size_t bytes = parsed.ok() ? request_.ByteSizeLong() : received;
+    const size_t charge = parsed.ok() ? convert::BatchCharge(request_) : received;
+    budget->Commit(reservation, charge);
     size_t release_bytes = 0;
     bool read_on = false;
     {
       MutexLock lock(&mu_);
-      reading_ = false;
       if (shutdown_ || !error_.ok()) {
         // Not acknowledged: the client resends it to the next daemon.
+        release_bytes = charge;
       } else if (!parsed.ok()) {
         error_ = parsed;
+        release_bytes = charge;
       } else if (absl::Status status = AcceptLocked(); !status.ok()) {
         error_ = status;
+        release_bytes = charge;
       } else if (IsBindOnly(request_)) {
         // Only binds the stream (and its writer's hold); nothing to queue.
         request_.Clear();
-        reading_ = read_on = true;
+        release_bytes = charge;
+        read_on = RequestReadLocked();
       } else {
-        const size_t bytes = request_.ByteSizeLong();
-        ByteBudget* budget = service_->context_.budget;
-        const ByteBudget::ParkId parked =
-            budget->ChargeOrPark(bytes, [this] { Resume(); });  // runs after we unlock
         service_->context_.metrics->bytes_received.fetch_add(bytes, std::memory_order_relaxed);
         for (const auto& record : request_.records()) {
           service_->context_.metrics->AddReceived(record);
         }
-        absl::Status submitted = run_->Submit(std::move(request_), sink_, bytes);
+        absl::Status submitted = run_->Submit(std::move(request_), sink_, charge);
         request_.Clear();
         if (!submitted.ok()) {
           error_ = submitted;
-          if (parked != 0 && !budget->Unpark(parked)) {
-            parked_ = parked;  // Resume() is on its way and clears it
-          }
-          release_bytes = bytes;
+          release_bytes = charge;
         } else {
           ++outstanding_;
-          if (parked != 0) {
-            parked_ = parked;
-          } else {
-            reading_ = read_on = true;
-          }
+          // The next batch is probably like this one; while gRPC parses it,
+          // its received bytes and the parsed message are both held.
+          next_reservation_ = charge + bytes;
+          read_on = RequestReadLocked();
         }
       }
     }
-    if (release_bytes > 0) {
-      service_->context_.budget->Release(release_bytes);
-    }
+    if (release_bytes > 0) budget->Release(release_bytes);
     if (read_on) {
       StartRead(&read_buffer_);
     } else {
@@ -152,6 +161,12 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   void OnCancel() override { StopReading(/*shutdown=*/false); }
 
   void OnDone() override {
+    ByteBudget::Ticket reservation = 0;
+    {
+      MutexLock lock(&mu_);
+      reservation = std::exchange(reservation_, 0);
+    }
+    if (reservation != 0) service_->context_.budget->Cancel(reservation);
     sink_->Detach();
     {
       MutexLock lock(&mu_);
@@ -169,7 +184,7 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   // stream parked for budget leaves the queue, and Progress() finishes the
   // stream once what it sent is acknowledged.
   void StopReading(bool shutdown) {
-    ByteBudget::ParkId parked = 0;
+    ByteBudget::Ticket waiting = 0;
     {
       MutexLock lock(&mu_);
       if (shutdown) {
@@ -178,13 +193,30 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
         reads_done_ = true;
         writer_claim_.reset();  // the client is gone: a reconnect may take the writer id
       }
-      parked = parked_;
+      waiting = waiting_;
     }
-    if (parked != 0 && service_->context_.budget->Unpark(parked)) {
+    // Not taken back: the grant is on its way, and OnGranted gives it back.
+    if (waiting != 0 && service_->context_.budget->Cancel(waiting)) {
       MutexLock lock(&mu_);
-      parked_ = 0;
+      waiting_ = 0;
     }
     Progress();
+  }
+
+  // Reserves budget room for the next message: true when granted (the caller
+  // starts the read once it has dropped the lock); otherwise the stream waits
+  // and OnGranted starts the read. Reserve never runs callbacks itself, so it
+  // may be called with mu_ held; the budget's other calls may, so they never are.
+  bool RequestReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const ByteBudget::Grant grant = service_->context_.budget->Reserve(
+        next_reservation_, [this](bool /*granted: reservations never expire*/) { OnGranted(); });
+    if (grant.granted) {
+      reservation_ = grant.ticket;
+      reading_ = true;
+      return true;
+    }
+    waiting_ = grant.ticket;
+    return false;
   }
 
   // Forwards acks from runs to the stream while it lives. Runs hold it by
@@ -259,14 +291,22 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
     Progress();
   }
 
-  // The ByteBudget has room again (runs on the thread that released it).
-  void Resume() {
+  // The reservation the stream waited for is granted (on the thread that
+  // made room): read on, or give it back when the stream stopped reading.
+  void OnGranted() {
     bool read_on = false;
+    ByteBudget::Ticket give_back = 0;
     {
       MutexLock lock(&mu_);
-      parked_ = 0;
-      if (!reads_done_ && !shutdown_ && error_.ok() && !finished_) reading_ = read_on = true;
+      const ByteBudget::Ticket ticket = std::exchange(waiting_, 0);
+      if (!reads_done_ && !shutdown_ && error_.ok() && !finished_) {
+        reservation_ = ticket;
+        reading_ = read_on = true;
+      } else {
+        give_back = ticket;
+      }
     }
+    if (give_back != 0) service_->context_.budget->Cancel(give_back);
     if (read_on) {
       StartRead(&read_buffer_);
     } else {
@@ -285,7 +325,7 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
         response_ = *std::move(pending_ack_);
         pending_ack_.reset();
         writing_ = write = true;
-      } else if (outstanding_ == 0 && parked_ == 0 &&
+      } else if (outstanding_ == 0 && waiting_ == 0 &&
                  (reads_done_ || shutdown_ || !error_.ok())) {
         // A read still in flight is cancelled by Finish.
         finished_ = true;
@@ -340,51 +380,17 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  ByteBudget::ParkId parked_ ABSL_GUARDED_BY(mu_) = 0;
+  // Budget: the granted reservation of the read in flight, the reservation
+  // waited for, and the size of the next one.
+  ByteBudget::Ticket reservation_ ABSL_GUARDED_BY(mu_) = 0;
+  ByteBudget::Ticket waiting_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t next_reservation_ ABSL_GUARDED_BY(mu_) = 0;
   int outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // batches submitted, not yet acknowledged
   std::optional<v1::WriteResponse> pending_ack_ ABSL_GUARDED_BY(mu_);
   absl::Status error_ ABSL_GUARDED_BY(mu_);
 };
 
 namespace {
-
-// WriteBatch's ack: finishes the unary call when its one batch is written.
-// gRPC sends no response message with a non-OK status, so the full
-// WriteResponse (every RecordError) also travels in the trailing metadata
-// under kWriteResponseTrailer.
-class UnaryAckSink final : public AckSink {
- public:
-  // `context`, `reactor` and `response` stay valid until Finish is called
-  // here; `log` outlives the call. `claim` (if any) holds the batch's writer
-  // id until the batch's ack.
-  UnaryAckSink(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
-               v1::WriteResponse* response, RejectionLog* log, const v1::WriteRequest& request,
-               std::optional<WriterClaim> claim)
-      : context_(context), reactor_(reactor), response_(response), log_(log),
-        run_id_(request.run_id()), writer_id_(request.writer_id()), claim_(std::move(claim)) {}
-  void OnAck(v1::WriteResponse ack, int completed_batches) override {
-    if (completed_batches == 0) return;
-    grpc::Status status = grpc::Status::OK;
-    if (ack.errors_size() > 0) {
-      log_->RecordsRejected(context_->peer(), run_id_, writer_id_, ack);
-      status = grpc::Status(static_cast<grpc::StatusCode>(ack.errors(0).code()),
-                            ack.errors(0).message());
-      context_->AddTrailingMetadata(kWriteResponseTrailer, ack.SerializeAsString());
-    }
-    *response_ = std::move(ack);
-    claim_.reset();  // before Finish: the client's next call may use the writer id at once
-    reactor_->Finish(status);
-  }
-
- private:
-  grpc::CallbackServerContext* const context_;
-  grpc::ServerUnaryReactor* const reactor_;
-  v1::WriteResponse* const response_;
-  RejectionLog* const log_;
-  const std::string run_id_;
-  const std::string writer_id_;
-  std::optional<WriterClaim> claim_;  // touched once, in the one completing OnAck
-};
 
 // A Flush call: waits for one or more runs' flush entries, or the call's
 // cancellation / deadline, whichever comes first.
@@ -563,49 +569,33 @@ grpc::ServerUnaryReactor* TBLogService::WriteBatch(grpc::CallbackServerContext* 
                                                    const v1::WriteRequest* request,
                                                    v1::WriteResponse* response) {
   if (grpc::ServerUnaryReactor* refused = RefuseIfShuttingDown(context)) return refused;
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (request->run_id().empty()) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "run_id: required"));
+  // The default reactor only for a refusal: an accepted call has its own.
+  auto refuse = [context](grpc::Status status) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(std::move(status));
     return reactor;
+  };
+  if (request->run_id().empty()) {
+    return refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "run_id: required"));
   }
   if (request->writer_id().empty() && request->sequence() != 0) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                 "writer_id: required for a sequenced batch"));
-    return reactor;
+    return refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                               "writer_id: required for a sequenced batch"));
   }
   const std::string caller = Caller(*context);
   auto guarded = registry_->FindFor(request->run_id(), caller, "write to");
-  if (!guarded.ok()) {
-    reactor->Finish(ToGrpc(guarded.status()));
-    return reactor;
-  }
-  const std::shared_ptr<Run> run = std::move(guarded->run);
+  if (!guarded.ok()) return refuse(ToGrpc(guarded.status()));
   // A writer id is held for the call, as a stream holds it (writer_binding.h).
   std::optional<WriterClaim> claim;
   if (!request->writer_id().empty()) {
     auto acquired =
         WriterClaim::Acquire(guarded->writers, request->run_id(), request->writer_id(), caller);
-    if (!acquired.ok()) {
-      reactor->Finish(ToGrpc(acquired.status()));
-      return reactor;
-    }
+    if (!acquired.ok()) return refuse(ToGrpc(acquired.status()));
     claim = *std::move(acquired);
   }
-  registry_->Touch(run, request->writer_id());  // renews the writer's lease
-  const size_t bytes = request->ByteSizeLong();
-  context_.budget->Charge(bytes);  // one message per call: bounded by the call count
-  context_.metrics->bytes_received.fetch_add(bytes, std::memory_order_relaxed);
-  for (const auto& record : request->records()) context_.metrics->AddReceived(record);
-  absl::Status status =
-      run->Submit(*request,
-                  std::make_shared<UnaryAckSink>(context, reactor, response, &rejection_log_,
-                                                 *request, std::move(claim)),
-                  bytes);
-  if (!status.ok()) {
-    context_.budget->Release(bytes);
-    reactor->Finish(ToGrpc(status));
-  }
-  return reactor;
+  registry_->Touch(guarded->run, request->writer_id());  // renews the writer's lease
+  return StartWriteBatch(context, request, response, std::move(guarded->run), context_,
+                         &rejection_log_, std::move(claim));
 }
 
 grpc::ServerUnaryReactor* TBLogService::Flush(grpc::CallbackServerContext* context,

@@ -12,6 +12,7 @@
 #include "daemon/rejection_log.h"
 #include "daemon/run_owner.h"
 #include "daemon/run_registry.h"
+#include "daemon/write_batch_call.h"  // kWriteResponseTrailer
 #include "base/sync.h"
 
 // gRPC's generated CallbackService overrides the callback signatures of
@@ -24,11 +25,6 @@
 namespace tblog::daemon {
 
 class WriteStream;
-
-// WriteBatch answers a batch with rejected records with the first error's
-// status; since gRPC then sends no response message, the serialized
-// WriteResponse (every RecordError) is in this binary trailing metadata key.
-inline constexpr char kWriteResponseTrailer[] = "tblog-write-response-bin";
 
 // TBLog::CallbackService with the Write stream served raw (grpc::ByteBuffer):
 // the stream parses each message itself, so a message that does not parse is

@@ -2,61 +2,173 @@
 
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 
 namespace tblog::daemon {
 namespace {
 
-TEST(ByteBudgetTest, ReadsOnWhileBudgetIsLeft) {
+constexpr size_t kNoWaiting = 0;
+
+TEST(ByteBudgetTest, ReservesWhileRoomIsLeftAndCommitsTheActualCharge) {
   ByteBudget budget(100);
-  int resumed = 0;
-  EXPECT_EQ(budget.ChargeOrPark(60, [&] { ++resumed; }), 0u);
-  EXPECT_EQ(budget.used(), 60u);
-  EXPECT_EQ(budget.parked(), 0);
-  budget.Release(60);
+  const auto grant = budget.Reserve(60, [](bool) { FAIL() << "granted at once"; });
+  EXPECT_TRUE(grant.granted);
+  EXPECT_NE(grant.ticket, 0u);
+  EXPECT_EQ(budget.reserved(), 60u);
+  budget.Commit(grant.ticket, 40);  // the message was smaller than reserved
+  EXPECT_EQ(budget.reserved(), 0u);
+  EXPECT_EQ(budget.charged(), 40u);
+  budget.Release(40);
   EXPECT_EQ(budget.used(), 0u);
-  EXPECT_EQ(resumed, 0);
 }
 
-TEST(ByteBudgetTest, ParksWhenSpentAndWakesInOrderOnRelease) {
+TEST(ByteBudgetTest, WaitsWhenSpentAndGrantsInOrderOnRelease) {
   ByteBudget budget(100);
   std::vector<int> order;
-  EXPECT_EQ(budget.ChargeOrPark(70, [&] { order.push_back(0); }), 0u);
-  const auto first = budget.ChargeOrPark(70, [&] { order.push_back(1); });  // over: parks
-  const auto second = budget.ChargeOrPark(10, [&] { order.push_back(2); });
-  EXPECT_NE(first, 0u);
-  EXPECT_NE(second, 0u);
+  const auto first = budget.Reserve(70, [](bool) {});
+  ASSERT_TRUE(first.granted);
+  budget.Commit(first.ticket, 70);
+  const auto a = budget.Reserve(50, [&](bool granted) { order.push_back(granted ? 1 : -1); });
+  const auto b = budget.Reserve(10, [&](bool granted) { order.push_back(granted ? 2 : -2); });
+  EXPECT_FALSE(a.granted);
+  // Behind a waiter, even a request that would fit waits: no overtaking.
+  EXPECT_FALSE(b.granted);
   EXPECT_EQ(budget.parked(), 2);
-  budget.Release(50);  // 100 used: still spent
+  budget.Release(10);  // 60 charged: a (50) does not fit yet
   EXPECT_TRUE(order.empty());
-  budget.Release(1);  // 99: wake everyone
+  budget.Release(10);  // 50: a fits (100 used), b not yet
+  EXPECT_EQ(order, (std::vector<int>{1}));
+  EXPECT_EQ(budget.used(), 100u);
+  EXPECT_FALSE(budget.Cancel(a.ticket));  // granted: its reservation goes back
   EXPECT_EQ(order, (std::vector<int>{1, 2}));
   EXPECT_EQ(budget.parked(), 0);
-  EXPECT_FALSE(budget.Unpark(first));  // already ran
+  EXPECT_EQ(budget.used(), 60u);
 }
 
-TEST(ByteBudgetTest, UnparkTakesTheCallbackBack) {
-  ByteBudget budget(10);
-  bool resumed = false;
-  const auto id = budget.ChargeOrPark(20, [&] { resumed = true; });
-  ASSERT_NE(id, 0u);
-  EXPECT_TRUE(budget.Unpark(id));
-  budget.Release(20);
-  EXPECT_FALSE(resumed);
-  EXPECT_EQ(budget.used(), 0u);
+TEST(ByteBudgetTest, CancelTakesAWaiterBackAndLetsTheNextOneIn) {
+  ByteBudget budget(100);
+  budget.Commit(budget.Reserve(100, [](bool) {}).ticket, 90);
+  bool big = false, small = false;
+  const auto blocked = budget.Reserve(50, [&](bool) { big = true; });
+  budget.Reserve(10, [&](bool) { small = true; });
+  EXPECT_TRUE(budget.Cancel(blocked.ticket));  // the front waiter leaves
+  EXPECT_TRUE(small);                          // 90 + 10 fits
+  EXPECT_FALSE(big);
+  budget.Release(100);
+  EXPECT_FALSE(big);
 }
 
-TEST(ByteBudgetTest, ResumeMayChargeAgain) {
-  // A woken stream reads its next message from inside the callback.
-  ByteBudget budget(10);
-  int resumes = 0;
-  ASSERT_NE(budget.ChargeOrPark(10, [&] {
-    ++resumes;
-    EXPECT_EQ(budget.ChargeOrPark(5, [&] { ++resumes; }), 0u);
-  }), 0u);
+TEST(ByteBudgetTest, ARequestLargerThanTheBudgetGoesThroughAlone) {
+  ByteBudget budget(100);
+  const auto small = budget.Reserve(10, [](bool) {});
+  ASSERT_TRUE(small.granted);
+  bool granted = false;
+  // Clamped to the capacity: granted once nothing else is held.
+  const auto huge = budget.Reserve(1000, [&](bool) { granted = true; });
+  EXPECT_FALSE(huge.granted);
+  budget.Cancel(small.ticket);
+  EXPECT_TRUE(granted);
+  EXPECT_EQ(budget.reserved(), 100u);
+  budget.Commit(huge.ticket, 1000);  // the actual charge may exceed the budget
+  EXPECT_EQ(budget.used(), 1000u);
+  bool next = false;
+  budget.Reserve(1, [&](bool) { next = true; });
+  EXPECT_FALSE(next);  // everyone waits until it is paid back
+  budget.Settle(1000, 100);
+  EXPECT_FALSE(next);
+  budget.Release(100);
+  EXPECT_TRUE(next);
+}
+
+TEST(ByteBudgetTest, SettleReplacesAnEstimateAndWakesWaiters) {
+  ByteBudget budget(100);
+  budget.Commit(budget.Reserve(100, [](bool) {}).ticket, 80);  // message + estimate
+  bool granted = false;
+  budget.Reserve(50, [&](bool) { granted = true; });
+  budget.Settle(80, 90);  // more than estimated: still waits
+  EXPECT_FALSE(granted);
+  EXPECT_EQ(budget.charged(), 90u);
+  budget.Settle(90, 30);  // converted: holds less now
+  EXPECT_TRUE(granted);
+  EXPECT_EQ(budget.charged(), 30u);
+}
+
+TEST(ByteBudgetTest, TickTakesBackIdleReservations) {
+  ByteBudget budget(100);
+  const auto idle = budget.Reserve(100, [](bool) {});
+  ASSERT_TRUE(idle.granted);
+  bool granted = false;
+  budget.Reserve(10, [&](bool) { granted = true; });
+  budget.Tick(absl::Now());  // not idle long enough yet
+  EXPECT_FALSE(granted);
+  budget.Tick(absl::Now() + ByteBudget::kIdleReservation);
+  EXPECT_TRUE(granted);
+  EXPECT_EQ(budget.reserved(), 10u);
+  // The idle stream's message lands after all: charged in full.
+  budget.Commit(idle.ticket, 60);
+  EXPECT_EQ(budget.used(), 70u);
+  EXPECT_FALSE(budget.Cancel(idle.ticket));  // already gone
+}
+
+TEST(ByteBudgetTest, HeldChargesWaitUpToTheirCapAndExpire) {
+  ByteBudget budget(100);
+  EXPECT_TRUE(budget.ChargeOrWait(60, kNoWaiting, absl::InfiniteFuture(), [](bool) {}).granted);
+  std::vector<int> outcome;
+  const absl::Time expiry = absl::Now() + absl::Seconds(30);
+  // Does not fit; the first one may wait whatever the cap (else a large
+  // call could be refused forever).
+  const auto parked = budget.ChargeOrWait(50, kNoWaiting, expiry, [&](bool granted) {
+    outcome.push_back(granted ? 1 : 0);
+  });
+  EXPECT_FALSE(parked.granted);
+  EXPECT_NE(parked.ticket, 0u);
+  EXPECT_EQ(budget.waiting_bytes(), 50u);
+  // The cap counts what already waits: 50 + 20 > 60, refused.
+  const auto refused = budget.ChargeOrWait(20, 60, expiry, [](bool) {});
+  EXPECT_FALSE(refused.granted);
+  EXPECT_EQ(refused.ticket, 0u);
+  EXPECT_NE(budget.ChargeOrWait(10, 60, expiry, [&](bool granted) {
+    outcome.push_back(granted ? 2 : -2);
+  }).ticket, 0u);  // 50 + 10 <= 60: waits too
+  budget.Tick(expiry);  // waited too long
+  EXPECT_EQ(outcome, (std::vector<int>{0, -2}));
+  EXPECT_EQ(budget.waiting_bytes(), 0u);
+  EXPECT_EQ(budget.charged(), 60u);
+
+  budget.ChargeOrWait(50, 60, expiry, [&](bool granted) { outcome.push_back(granted ? 1 : 0); });
+  budget.Release(60);
+  EXPECT_EQ(outcome, (std::vector<int>{0, -2, 1}));
+  EXPECT_EQ(budget.charged(), 50u);
+  EXPECT_EQ(budget.waiting_bytes(), 0u);
+}
+
+TEST(ByteBudgetTest, AHeldChargeLargerThanTheBudgetIsAdmittedAlone) {
+  ByteBudget budget(100);
+  EXPECT_TRUE(budget.ChargeOrWait(500, kNoWaiting, absl::InfiniteFuture(), [](bool) {}).granted);
+  EXPECT_EQ(budget.charged(), 500u);
+  budget.Release(500);
+  budget.Commit(budget.Reserve(10, [](bool) {}).ticket, 10);
+  bool granted = false;
+  budget.ChargeOrWait(500, 500, absl::InfiniteFuture(), [&](bool) { granted = true; });
+  EXPECT_FALSE(granted);
   budget.Release(10);
-  EXPECT_EQ(resumes, 1);
-  EXPECT_EQ(budget.used(), 5u);
+  EXPECT_TRUE(granted);
+}
+
+TEST(ByteBudgetTest, GrantedCallbackMayReserveAgain) {
+  // A stream granted room reads, and reserves for its next read, from inside
+  // the callback: the budget's lock is not held then.
+  ByteBudget budget(10);
+  budget.Commit(budget.Reserve(10, [](bool) {}).ticket, 10);
+  int grants = 0;
+  budget.Reserve(5, [&](bool) {
+    ++grants;
+    EXPECT_TRUE(budget.Reserve(5, [](bool) {}).granted);
+  });
+  budget.Release(10);
+  EXPECT_EQ(grants, 1);
+  EXPECT_EQ(budget.reserved(), 10u);
 }
 
 }  // namespace

@@ -319,13 +319,18 @@ TEST(MetricsTest, BudgetGaugesAreReadFromTheBudget) {
   EXPECT_EQ(e.samples.at("tblogd_parked_streams"), 0);
 
   bool resumed = false;
-  ASSERT_NE(budget.ChargeOrPark(70, [&resumed] { resumed = true; }), 0u);  // over capacity
+  const ByteBudget::Grant grant = budget.Reserve(70, [&resumed](bool) { resumed = true; });
+  ASSERT_FALSE(grant.granted);  // 40 + 70 is over capacity: the stream waits
   e = Parse(metrics.RenderPrometheus());
-  EXPECT_EQ(e.samples.at("tblogd_inflight_bytes"), 110);
+  EXPECT_EQ(e.samples.at("tblogd_inflight_bytes"), 40);
   EXPECT_EQ(e.samples.at("tblogd_parked_streams"), 1);
 
-  budget.Release(110);
+  budget.Release(40);
   EXPECT_TRUE(resumed);
+  e = Parse(metrics.RenderPrometheus());
+  EXPECT_EQ(e.samples.at("tblogd_inflight_bytes"), 70);  // its reservation
+  EXPECT_EQ(e.samples.at("tblogd_parked_streams"), 0);
+  budget.Cancel(grant.ticket);
   e = Parse(metrics.RenderPrometheus());
   EXPECT_EQ(e.samples.at("tblogd_inflight_bytes"), 0);
   EXPECT_EQ(e.samples.at("tblogd_parked_streams"), 0);

@@ -4,7 +4,7 @@ tblog_add_test(names_test SOURCES daemon/names_test.cc LIBS tblog_daemon_convert
 # record_converter_test covers the dispatch and the golden files, one
 # convert_<kind>_test per unit under server/daemon/convert/.
 foreach(unit record_converter convert_scalars convert_histogram convert_image convert_text_audio
-    convert_pr_curve convert_hparams convert_graph_embedding)
+    convert_pr_curve convert_hparams convert_graph_embedding convert_charge)
   tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon_convert)
 endforeach()
 foreach(unit worker_pool byte_budget checkpoint resume_scan run run_leases run_registry service
@@ -52,3 +52,7 @@ endforeach()
 tblog_add_test(ownership_test SOURCES daemon/ownership_test.cc
   LIBS tblog_daemon tblog_daemon_process)
 tblog_add_test(run_owner_test SOURCES daemon/run_owner_test.cc LIBS tblog_daemon)
+# The in-flight budget against a real tblogd: parked unary calls, no loss, a
+# batch larger than the budget (README, "Memory").
+tblog_add_test(budget_e2e_test SOURCES daemon/budget_e2e_test.cc
+  LIBS tblog_engine tblog_api_proto tblog_daemon_process gRPC::grpc++)

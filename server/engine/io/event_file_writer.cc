@@ -207,6 +207,11 @@ class EventFileWriter::Impl {
     const size_t done_bytes = done == 0 ? 0 : pending_[done - 1].end;
     stats_.bytes_written += done_bytes;
     buffer_.erase(0, done_bytes);
+    // One large record grew the buffer past its size: give the memory back
+    // (the daemon's budget counts a record's copy only until it is written).
+    if (buffer_.empty() && buffer_.capacity() > 2 * options_.buffer_bytes) {
+      std::string().swap(buffer_);
+    }
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<ptrdiff_t>(done));
     for (PendingRecord& record : pending_) record.end -= done_bytes;
     if (!status.ok()) {

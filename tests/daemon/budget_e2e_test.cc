@@ -1,0 +1,216 @@
+// The in-flight budget against a real tblogd (tests/support/daemon_process.h)
+// over real gRPC: unary WriteBatch callers wait (or are refused, and retry)
+// while Write streams hold the budget, nothing is lost, and a batch larger
+// than the whole budget goes through alone (README, "Memory").
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/daemon_test_util.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "support/daemon_process.h"
+#include "tblog/v1/tblog.grpc.pb.h"
+
+namespace tblog::daemon {
+namespace {
+
+using ::tblog::testing::DaemonProcess;
+
+std::shared_ptr<grpc::Channel> Connect(const std::string& target) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection per client
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+}
+
+// A histogram record of `floats` values: its conversion needs little memory,
+// so its charge is about its message.
+v1::Record Histogram(const std::string& tag, int64_t step, size_t floats) {
+  v1::Record record;
+  record.set_tag(tag);
+  record.set_step(step);
+  v1::Tensor* values = record.mutable_histogram()->mutable_values();
+  values->set_dtype(v1::DTYPE_FLOAT32);
+  values->add_shape(static_cast<int64_t>(floats));
+  std::string data(floats * 4, '\0');
+  for (size_t i = 0; i < floats; ++i) {
+    const float value = static_cast<float>(i % 100);
+    std::memcpy(&data[i * 4], &value, 4);
+  }
+  values->set_data(std::move(data));
+  return record;
+}
+
+v1::WriteRequest Batch(const std::string& run_id, const std::string& writer, uint64_t sequence,
+                       v1::Record record) {
+  v1::WriteRequest request;
+  request.set_run_id(run_id);
+  request.set_writer_id(writer);
+  request.set_sequence(sequence);
+  *request.add_records() = std::move(record);
+  return request;
+}
+
+class BudgetE2eTest : public ::testing::Test {
+ protected:
+  void StartDaemon(const std::string& budget) {
+    DaemonProcess::Options options;
+    options.extra_args = {"--max-inflight-bytes", budget, "--log-level", "warn"};
+    auto daemon = DaemonProcess::Start(options);
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    daemon_ = *std::move(daemon);
+    stub_ = v1::TBLog::NewStub(Connect(daemon_->target()));
+    v1::OpenRunRequest open;
+    open.set_run_path("budget/run");
+    v1::OpenRunResponse opened;
+    grpc::ClientContext context;
+    const grpc::Status status = stub_->OpenRun(&context, open, &opened);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    run_id_ = opened.run_id();
+    run_dir_ = opened.directory();
+  }
+
+  // Sends `batches` histograms of `floats` values over one Write stream and
+  // waits until all are acknowledged written.
+  void StreamWriter(const std::string& writer, int batches, size_t floats) {
+    auto stub = v1::TBLog::NewStub(Connect(daemon_->target()));
+    grpc::ClientContext context;
+    auto stream = stub->Write(&context);
+    for (int i = 1; i <= batches; ++i) {
+      ASSERT_TRUE(stream->Write(Batch(run_id_, writer, i, Histogram(writer, i, floats))));
+    }
+    stream->WritesDone();
+    v1::WriteResponse ack;
+    uint64_t written = 0;
+    while (written < static_cast<uint64_t>(batches) && stream->Read(&ack)) {
+      EXPECT_EQ(ack.errors_size(), 0) << ack.errors(0).message();
+      written = ack.written_sequence();
+    }
+    EXPECT_EQ(written, static_cast<uint64_t>(batches)) << writer;
+    const grpc::Status status = stream->Finish();
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  }
+
+  int64_t RecordsWritten() {
+    grpc::ClientContext flush_context;
+    v1::FlushRequest flush;
+    flush.set_run_id(run_id_);
+    v1::FlushResponse flushed;
+    EXPECT_TRUE(stub_->Flush(&flush_context, flush, &flushed).ok());
+    grpc::ClientContext context;
+    v1::GetRunRequest get;
+    get.set_run_id(run_id_);
+    v1::RunInfo info;
+    EXPECT_TRUE(stub_->GetRun(&context, get, &info).ok());
+    return static_cast<int64_t>(info.records_written());
+  }
+
+  // tag -> steps, as the run's event files hold them.
+  std::map<std::string, std::vector<int64_t>> StepsByTag() {
+    std::map<std::string, std::vector<int64_t>> steps;
+    for (const auto& event : testing::ReadSummaryEvents(run_dir_)) {
+      for (const auto& value : event.summary().value()) steps[value.tag()].push_back(event.step());
+    }
+    return steps;
+  }
+
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::unique_ptr<v1::TBLog::Stub> stub_;
+  std::string run_id_;
+  std::string run_dir_;
+};
+
+// Streams keep a 1 MiB budget spent with 2 MiB batches (each larger than the
+// budget: one at a time); unary callers of 128 KiB batches meanwhile are
+// parked behind them, or refused at once when the parked ones already hold a
+// quarter of the budget, and retry. Every batch is written exactly once.
+TEST_F(BudgetE2eTest, UnaryCallsWaitWhileStreamsHoldTheBudgetAndNothingIsLost) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon("1MiB"));
+  constexpr int kStreams = 2, kStreamBatches = 4, kCallers = 3, kCalls = 4;
+  std::atomic<int> refused{0};
+  std::vector<std::thread> threads;
+  for (int s = 0; s < kStreams; ++s) {
+    threads.emplace_back([&, s] { StreamWriter(absl::StrCat("s", s), kStreamBatches, 512 << 10); });
+  }
+  for (int c = 0; c < kCallers; ++c) {
+    threads.emplace_back([&, c] {
+      auto stub = v1::TBLog::NewStub(Connect(daemon_->target()));
+      const std::string writer = absl::StrCat("u", c);
+      for (int i = 1; i <= kCalls; ++i) {
+        const v1::WriteRequest request = Batch(run_id_, writer, i, Histogram(writer, i, 32 << 10));
+        for (int attempt = 0;; ++attempt) {
+          ASSERT_LT(attempt, 2000) << writer << " never got in";
+          grpc::ClientContext context;
+          context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+          v1::WriteResponse response;
+          const grpc::Status status = stub->WriteBatch(&context, request, &response);
+          if (status.ok()) {
+            EXPECT_EQ(response.written_sequence(), static_cast<uint64_t>(i));
+            break;
+          }
+          // The documented refusal: transient, retried with backoff.
+          ASSERT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+              << status.error_message();
+          EXPECT_NE(status.error_message().find("--max-inflight-bytes"), std::string::npos)
+              << status.error_message();
+          ++refused;
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(RecordsWritten(), kStreams * kStreamBatches + kCallers * kCalls);
+  const auto steps = StepsByTag();
+  for (int s = 0; s < kStreams; ++s) {
+    EXPECT_EQ(steps.at(absl::StrCat("s", s)), (std::vector<int64_t>{1, 2, 3, 4}));
+  }
+  for (int c = 0; c < kCallers; ++c) {
+    EXPECT_EQ(steps.at(absl::StrCat("u", c)), (std::vector<int64_t>{1, 2, 3, 4}));
+  }
+  RecordProperty("refused_then_retried", refused.load());
+  EXPECT_TRUE(daemon_->Stop().ok());
+}
+
+// A batch larger than the whole budget is not refused and does not deadlock:
+// it waits until nothing else is held and goes through alone, on a stream and
+// unary alike.
+TEST_F(BudgetE2eTest, ABatchLargerThanTheBudgetGoesThroughAlone) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon("256KiB"));
+  std::thread stream([&] { StreamWriter("big-stream", 3, 1 << 20); });  // 4 MiB batches
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+    v1::WriteResponse response;
+    const grpc::Status status = stub_->WriteBatch(
+        &context, Batch(run_id_, "big-unary", 1, Histogram("big-unary", 1, 1 << 20)), &response);
+    // Parked behind the stream's batches, or refused while another waits:
+    // either way it is a transient answer and a retry gets through.
+    if (!status.ok()) {
+      ASSERT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+          << status.error_message();
+      stream.join();
+      grpc::ClientContext retry;
+      ASSERT_TRUE(stub_
+                      ->WriteBatch(&retry,
+                                   Batch(run_id_, "big-unary", 1,
+                                         Histogram("big-unary", 1, 1 << 20)),
+                                   &response)
+                      .ok());
+    }
+  }
+  if (stream.joinable()) stream.join();
+  EXPECT_EQ(RecordsWritten(), 4);
+  const auto steps = StepsByTag();
+  EXPECT_EQ(steps.at("big-stream"), (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_EQ(steps.at("big-unary"), (std::vector<int64_t>{1}));
+  EXPECT_TRUE(daemon_->Stop().ok());
+}
+
+}  // namespace
+}  // namespace tblog::daemon
