@@ -46,6 +46,7 @@ def first_open(stream, request, timeout, address):
     Raises TblogError naming `address` and the cause."""
     deadline = time.monotonic() + timeout
     backoff = 0.05
+    unavailable = None   # the last UNAVAILABLE: says more than a final timeout
     while True:
         remaining = deadline - time.monotonic()
         try:
@@ -55,11 +56,15 @@ def first_open(stream, request, timeout, address):
         except grpc.RpcError as e:
             code = e.code()
             remaining = deadline - time.monotonic()
+            if code == grpc.StatusCode.UNAVAILABLE:
+                unavailable = e
             if code == grpc.StatusCode.UNAVAILABLE and remaining > 0:
                 time.sleep(min(backoff, remaining))
                 backoff = min(backoff * 2, 0.5)
                 stream._fresh_channel()
                 continue
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED and unavailable is not None:
+                e = unavailable
             raise _error(address, e, timeout) from None
 
 
@@ -79,8 +84,8 @@ def _error(address, rpc_error, timeout):
     if cause is None:
         cause = ("something accepts connections there but the gRPC connection failed: not a "
                  "tblogd, or a tblogd with TLS (then set TBLOG_TLS / TBLOG_TLS_CA)")
-    return TblogError(f"tblog: cannot reach tblogd at {address!r}: {cause} "
-                      f"(gRPC: {code.name}: {details}). {_HINT}", code=code.name)
+    return TblogError(f"tblog: cannot reach tblogd at {address!r} (tried for {timeout:g} s): "
+                      f"{cause} (gRPC: {code.name}: {details}). {_HINT}", code=code.name)
 
 
 def diagnose(address, details=""):
