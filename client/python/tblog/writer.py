@@ -23,8 +23,7 @@ import numpy as np
 
 from tblog import _connect, _convert
 from tblog._channel import open_channel
-from tblog._stream import (CHANNEL_OPTIONS, Stream, TblogError, Wire, _Record, kind_number,
-                           tensor_wire)
+from tblog._stream import CHANNEL_OPTIONS, Stream, Wire, _Record, kind_number, tensor_wire
 from tblog.v1 import tblog_pb2 as pb
 
 DEFAULT_ADDRESS = "127.0.0.1:6066"
@@ -150,6 +149,7 @@ class SummaryWriter:
         self._closed = True
         self._stream = None
         self._file_writer = None
+        self._reopen_lock = threading.Lock()   # one reopen when threads race after close()
         request = pb.OpenRunRequest(filename_suffix=filename_suffix)
         if not log_dir and (experiment is not None or name is not None):
             request.experiment = experiment or ""
@@ -225,7 +225,7 @@ class SummaryWriter:
         TensorBoardLogger uses it: add_summary, add_event, flush, close,
         get_logdir. Reopens the run after close(), as torch does."""
         if self._closed:
-            self._reopen()
+            self._check()
         if self._file_writer is None:
             from tblog._file_writer import FileWriter
             self._file_writer = FileWriter(self)
@@ -238,7 +238,9 @@ class SummaryWriter:
 
     def _check(self):
         if self._closed:
-            self._reopen()
+            with self._reopen_lock:
+                if self._closed:
+                    self._reopen()
         if self._stream.failure is not None:
             self._stream.take_errors()
 
