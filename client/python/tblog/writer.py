@@ -432,9 +432,14 @@ class SummaryWriter:
             record.image.CopyFrom(image)
         self._record(tag, global_step, walltime, fill, len(image.encoded))
 
-    def add_image_with_boxes(self, *args, **kwargs):
-        raise NotImplementedError("tblog: add_image_with_boxes is not supported; draw the boxes "
-                                  "into the image and use add_image")
+    def add_image_with_boxes(self, tag, img_tensor, box_tensor, global_step=None, walltime=None,
+                             rescale=1, dataformats="CHW", labels=None):
+        """An image with boxes [N, 4] (xmin, ymin, xmax, ymax) and optional
+        labels drawn in, as PyTorch draws them (needs Pillow, as torch does)."""
+        self._check()
+        from tblog._boxes import image_with_boxes
+        pixels = image_with_boxes(img_tensor, box_tensor, rescale, dataformats, labels)
+        self._image(tag, pixels, pb.PIXEL_LAYOUT_HWC, global_step, walltime)
 
     def add_figure(self, tag, figure, global_step=None, close=True, walltime=None):
         """A matplotlib figure (or a list of them), rendered to RGBA pixels."""

@@ -145,3 +145,23 @@ def test_add_images_with_max_outputs_keeps_a_browsable_batch(daemon):
     assert values["each"].metadata.plugin_data.plugin_name == "images"
     assert each.shape == (4,) and each[0] == b"6" and each[1] == b"8"
     assert all(png.startswith(b"\x89PNG") for png in each[2:])
+
+
+def test_add_image_with_boxes_draws_them_as_torch(daemon):
+    PIL_Image = pytest.importorskip("PIL.Image")
+    import io
+    image = np.zeros((3, 32, 40), dtype=np.float32)           # CHW, black, floats in [0, 1]
+    boxes = np.array([[4, 4, 20, 24], [25, 10, 35, 30]])
+    with tblog.SummaryWriter("img/boxes", address=daemon.address) as writer:
+        writer.add_image_with_boxes("boxes", image, boxes, 1, labels=["cat", "dog"])
+        writer.add_image_with_boxes("scaled", image[0], boxes, 1, rescale=2, dataformats="HW")
+    values = {v.tag: v for _, _, v in eventfile.values(run_dir(daemon, "img/boxes"))}
+    png = values["boxes"].image.encoded_image_string
+    pixels = np.asarray(PIL_Image.open(io.BytesIO(png)).convert("RGB"))
+    assert pixels.shape == (32, 40, 3)
+    assert pixels[8, 4].tolist() == [255, 0, 0]               # the left edge of box 0
+    assert pixels[8, 12].tolist() == [0, 0, 0]                # inside it, above its label
+    assert pixels[22, 12].tolist() != [0, 0, 0]               # its label band (red and text)
+    assert pixels[2, 12].tolist() == [0, 0, 0]                # outside every box
+    scaled = values["scaled"].image
+    assert (scaled.width, scaled.height) == (80, 64)
