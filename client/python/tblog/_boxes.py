@@ -4,6 +4,8 @@ client, with Pillow, exactly as torch.utils.tensorboard draws them (red
 daemon then encodes the pixels like any add_image. Pillow is imported only
 here, as torch does too for this call."""
 
+import warnings
+
 import numpy as np
 
 from tblog import _convert
@@ -33,11 +35,13 @@ def image_with_boxes(img_tensor, box_tensor, rescale, dataformats, labels):
                   width=2, fill="Red")
         if labels is not None and labels[i]:
             text = str(labels[i])
-            if hasattr(font, "getbbox"):
+            if hasattr(font, "getsize"):      # what torch measures with
+                with warnings.catch_warnings():  # deprecated since Pillow 9.2
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    width, height = font.getsize(text)
+            else:                             # Pillow >= 10
                 x0, y0, x1, y1 = font.getbbox(text)
                 width, height = x1 - x0, y1 - y0
-            else:
-                width, height = font.getsize(text)
             margin = np.ceil(0.05 * height)
             draw.rectangle([(left, bottom - height - 2 * margin), (left + width, bottom)],
                            fill="Red")
