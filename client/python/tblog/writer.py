@@ -174,6 +174,7 @@ class SummaryWriter:
         """Opens the run (a new writer id: this writer holds the run until
         close() or its lease expires) and starts the background stream."""
         request.writer_id = uuid.uuid4().hex
+        self._open_request = request
 
         def new_channel():
             return open_channel(self._address, CHANNEL_OPTIONS, **self._connection)
@@ -204,7 +205,7 @@ class SummaryWriter:
         resuming the same run (new event files; the hparams, purge_step and
         layout of the first open are not repeated)."""
         request = pb.OpenRunRequest()
-        request.CopyFrom(self._stream._open_request)
+        request.CopyFrom(self._open_request)
         request.run_path = self._stream.run_path
         request.ClearField("experiment")
         request.ClearField("name")
