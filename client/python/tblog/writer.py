@@ -186,7 +186,6 @@ class SummaryWriter:
         except BaseException:
             self._channel.close()
             raise
-        self._closed = False
         self.daemon_directory = self._stream.directory
         root = os.environ.get("TBLOG_LOGDIR")
         # What the trainer can use on its side: under TBLOG_LOGDIR when set.
@@ -197,6 +196,8 @@ class SummaryWriter:
         self._tensor_tags = {}
         self._points = self._stream.points
         self._max_points = self._stream.max_points
+        # Last: add_* calls of other threads go on without the lock once it is False.
+        self._closed = False
         with _live_lock:
             _live_writers.add(self)
 

@@ -165,3 +165,28 @@ def test_add_image_with_boxes_draws_them_as_torch(daemon):
     assert pixels[2, 12].tolist() == [0, 0, 0]                # outside every box
     scaled = values["scaled"].image
     assert (scaled.width, scaled.height) == (80, 64)
+
+
+def test_threads_writing_after_close_reopen_the_run_once(daemon):
+    import threading
+    writer = tblog.SummaryWriter("reopen/threads", address=daemon.address)
+    writer.add_scalar("t0", 0.0, 0)
+    writer.close()
+    start = threading.Barrier(4)
+
+    def log(i):
+        start.wait()
+        for step in range(1, 201):
+            writer.add_scalar(f"t{i}", float(step), step)
+    threads = [threading.Thread(target=log, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    writer.close()
+    run = run_dir(daemon, "reopen/threads")
+    assert len(eventfile.event_files(run)) == 2         # the first open and one reopen
+    scalars = eventfile.scalars(run)
+    for i in range(4):
+        steps = [s for s, _ in scalars[f"t{i}"]]
+        assert steps == ([0] if i == 0 else []) + list(range(1, 201))
