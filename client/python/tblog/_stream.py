@@ -153,7 +153,7 @@ class Stream:
 
     def __init__(self, channel, open_request, *, writer_id, max_buffer_bytes,
                  wake_records, flush_secs, connect_timeout, retain_bytes=None,
-                 send_interval=0.05, new_channel=None):
+                 send_interval=0.05, new_channel=None, address="the daemon"):
         # `channel` is borrowed (its owner closes it). `new_channel`, when
         # given, makes a fresh channel to the same daemon: a reconnect whose
         # OpenRun fails moves to one, because a channel that saw the daemon
@@ -210,7 +210,9 @@ class Stream:
         self._consecutive_failures = 0
         self._run_not_found = 0
 
-        response = self._open(connect_timeout, self._open_request, wait_for_ready=True)
+        # Fails fast, naming the address and the cause (tblog/_connect.py).
+        from tblog._connect import first_open
+        response = first_open(self, self._open_request, connect_timeout, address)
         self.run_id = response.run_id
         self.run_path = response.run_path
         self.directory = response.directory
@@ -367,13 +369,6 @@ class Stream:
             self._use_channel(channel)
         if old is not None:
             old.close()
-
-    def _open(self, timeout, request, wait_for_ready=False):
-        try:
-            return self._stub.OpenRun(request, timeout=timeout, wait_for_ready=wait_for_ready)
-        except grpc.RpcError as e:
-            raise TblogError(f"tblog: OpenRun failed: {e.code().name}: {e.details()}",
-                             code=e.code().name) from None
 
     def _connect(self, response):
         """Starts a Write stream after OpenRun answered `response`, dropping the

@@ -51,7 +51,9 @@ class TensorBoard:
 
     Arguments are keras.callbacks.TensorBoard's; log_dir follows
     SummaryWriter's rules (relative to the daemon's logdir). Extra
-    keyword-only: address (the daemon) and writer_kwargs (passed to
+    keyword-only: address (the daemon), hparams (dict: the run's
+    hyperparameters, recorded when the run opens, as TensorBoard's hparams
+    plugin does at the start of a trial) and writer_kwargs (passed to
     SummaryWriter)."""
 
     def __new__(cls, *args, **kwargs):
@@ -69,7 +71,7 @@ class TensorBoard:
     def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,
                  write_steps_per_second=False, update_freq="epoch", profile_batch=0,
                  embeddings_freq=0, embeddings_metadata=None, *, address=None,
-                 writer_kwargs=None, **kwargs):
+                 hparams=None, writer_kwargs=None, **kwargs):
         super().__init__()
         if kwargs:
             raise TypeError(f"TensorBoard: unexpected arguments {sorted(kwargs)}")
@@ -89,6 +91,8 @@ class TensorBoard:
         self.embeddings_metadata = embeddings_metadata
         self._address = address
         self._writer_kwargs = dict(writer_kwargs or {})
+        if hparams is not None:
+            self._writer_kwargs["hparams"] = hparams
         self._writer = None
         self._train_step = 0
         self._epoch_start = None

@@ -21,10 +21,9 @@ import weakref
 
 import numpy as np
 
-from tblog import _convert
+from tblog import _connect, _convert
 from tblog._channel import open_channel
-from tblog._stream import (CHANNEL_OPTIONS, Stream, TblogError, Wire, _Record, kind_number,
-                           tensor_wire)
+from tblog._stream import CHANNEL_OPTIONS, Stream, Wire, _Record, kind_number, tensor_wire
 from tblog.v1 import tblog_pb2 as pb
 
 DEFAULT_ADDRESS = "127.0.0.1:6066"
@@ -34,9 +33,6 @@ _TENSOR = pb.SCALAR_STYLE_TENSOR
 _FLOATS = (1, 2)            # DTYPE_FLOAT32, DTYPE_FLOAT64
 _PIXELS = (1, 2, 4)         # float32, float64, uint8
 
-# Daemon logdirs learned from OpenRun answers, by address: lets an absolute
-# log_dir inside the daemon's logdir be turned into a relative run path.
-_known_logdirs = {}
 _live_writers = weakref.WeakSet()
 _live_lock = threading.Lock()
 
@@ -45,41 +41,45 @@ def _default_address():
     return os.environ.get("TBLOG_ADDRESS") or DEFAULT_ADDRESS
 
 
-def run_path_for(log_dir, comment="", address=None):
+def run_path_for(log_dir, comment=""):
     """The run path (relative to the daemon's logdir) for a torch-style log_dir.
 
-    - None: "runs/<Mon DD_HH-MM-SS>_<host><comment>", as PyTorch names it.
+    - None or "": "runs/<Mon DD_HH-MM-SS>_<host><comment>", as PyTorch names it.
     - relative: used as is (normalized: no "./", no trailing "/").
-    - absolute: made relative to the daemon's logdir when it is known and the
-      path lies inside it: TBLOG_LOGDIR (the daemon's logdir as this process
-      sees it, e.g. a shared volume), or the logdir the daemon reported to an
-      earlier writer of this process. Otherwise only the last component is
-      kept ("/home/me/runs/exp1" -> "exp1"), since the daemon never writes
-      outside its own logdir.
+    - absolute, with $TBLOG_LOGDIR set (where the daemon's logdir is on this
+      side: a mounted volume, or the daemon's own --logdir on the same host):
+      the path relative to it ("/mnt/logs/exp/a" -> "exp/a"); a path outside
+      it is refused (ValueError saying what to do), since the daemon cannot
+      write there and mapping it would let two paths name one run.
+    - absolute, without $TBLOG_LOGDIR: the whole path below the daemon's
+      logdir ("/home/alice/exp_lr0.1/tb" -> "home/alice/exp_lr0.1/tb"), so
+      two different paths never become one run.
     """
-    if log_dir is None:
+    if log_dir is None or (isinstance(log_dir, str) and log_dir == ""):
         stamp = datetime.datetime.now().strftime("%b%d_%H-%M-%S")
         return posixpath.join("runs", f"{stamp}_{socket.gethostname()}{comment}")
     log_dir = os.fspath(log_dir)
     if not os.path.isabs(log_dir):
-        path = posixpath.normpath(log_dir.replace(os.sep, "/"))
-        if path in (".", "") or path.startswith("../") or path == "..":
-            raise ValueError(f"log_dir {log_dir!r} does not name a directory below the logdir")
-        return path
-    roots = []
-    if os.environ.get("TBLOG_LOGDIR"):
-        roots.append(os.environ["TBLOG_LOGDIR"])
-    if address in _known_logdirs:
-        roots.append(_known_logdirs[address])
+        return _relative(log_dir, log_dir)
     path = os.path.normpath(log_dir)
-    for root in roots:
+    root = os.environ.get("TBLOG_LOGDIR")
+    if root:
         root = os.path.normpath(os.path.abspath(root))
-        if path.startswith(root + os.sep):
-            return os.path.relpath(path, root).replace(os.sep, "/")
-    name = os.path.basename(path)
-    if not name:
-        raise ValueError(f"log_dir {log_dir!r} has no last component to use as the run")
-    return name
+        if not path.startswith(root.rstrip(os.sep) + os.sep):
+            raise ValueError(
+                f"tblog: log_dir {log_dir!r} is not below TBLOG_LOGDIR={root!r} (where this "
+                "process sees the daemon's log directory), and the daemon writes only there. "
+                "Pass a path below it or a relative one (a run path under the daemon's logdir), "
+                "or unset TBLOG_LOGDIR to map the whole path below the daemon's logdir")
+        return os.path.relpath(path, root).replace(os.sep, "/")
+    return _relative(path.lstrip(os.sep), log_dir)
+
+
+def _relative(path, log_dir):
+    path = posixpath.normpath(path.replace(os.sep, "/"))
+    if path in (".", "", "..") or path.startswith("../"):
+        raise ValueError(f"log_dir {log_dir!r} does not name a directory below the logdir")
+    return path
 
 
 def _step(global_step):
@@ -123,7 +123,12 @@ class SummaryWriter:
     127.0.0.1:6066; "unix:/path" for a unix socket), `experiment` and `name`
     (use the daemon's timestamped layout <experiment>/<YYYYmmdd-HHMMSS>-<name>
     instead of a torch log_dir), `labels` (dict, reported by ListRuns),
-    `connect_timeout` (seconds to wait for the daemon at start),
+    `connect_timeout` (seconds to wait for the daemon at start; default
+    $TBLOG_CONNECT_TIMEOUT or 5: an unreachable daemon fails with a message
+    naming the address and the cause; raise it for a daemon still starting),
+    `hparams` (dict: the run's hyperparameters, sent when the run opens, as
+    TensorBoard's hparams plugin records them at the start; add_hparams at
+    the end still works),
     `max_buffer_bytes` (memory the buffer may hold before add_* calls wait).
     `connection`: TLS and token settings, a dict of tblog._channel.open_channel's
     keywords (tls, tls_ca, tls_cert, tls_key, tls_server_name, token); those
@@ -138,54 +143,95 @@ class SummaryWriter:
 
     def __init__(self, log_dir=None, comment="", purge_step=None, max_queue=10,
                  flush_secs=120, filename_suffix="", *, address=None, experiment=None,
-                 name=None, labels=None, connect_timeout=30.0, max_buffer_bytes=256 << 20,
-                 connection=None):
+                 name=None, labels=None, connect_timeout=None, max_buffer_bytes=256 << 20,
+                 connection=None, hparams=None):
         self._address = address or _default_address()
         self._closed = True
+        self._stream = None
+        self._file_writer = None
+        self._reopen_lock = threading.Lock()   # one reopen when threads race after close()
         request = pb.OpenRunRequest(filename_suffix=filename_suffix)
-        if log_dir is None and (experiment is not None or name is not None):
+        if not log_dir and (experiment is not None or name is not None):
             request.experiment = experiment or ""
             request.name = name or ""
         else:
-            request.run_path = run_path_for(log_dir, comment, self._address)
+            request.run_path = run_path_for(log_dir, comment)
         if purge_step is not None:
             request.purge_step = int(purge_step)
         request.labels["host"] = socket.gethostname()
         request.labels["pid"] = str(os.getpid())
         for key, value in (labels or {}).items():
             request.labels[str(key)] = str(value)
-        # This writer holds the run until close() (or its lease expires).
+        if hparams:
+            request.hparams.CopyFrom(_hparams_message(hparams, (), None, torch_style=False))
+        self._stream_args = dict(max_buffer_bytes=max_buffer_bytes, wake_records=max_queue,
+                                 flush_secs=flush_secs,
+                                 connect_timeout=_connect.connect_timeout(connect_timeout))
+        self._connection = connection or {}
+        self._start(request)
+
+    def _start(self, request):
+        """Opens the run (a new writer id: this writer holds the run until
+        close() or its lease expires) and starts the background stream."""
         request.writer_id = uuid.uuid4().hex
+        self._open_request = request
+
         def new_channel():
-            return open_channel(self._address, CHANNEL_OPTIONS, **(connection or {}))
+            return open_channel(self._address, CHANNEL_OPTIONS, **self._connection)
         self._channel = new_channel()
         try:
             self._stream = Stream(self._channel, request, writer_id=request.writer_id,
-                                  max_buffer_bytes=max_buffer_bytes, wake_records=max_queue,
-                                  flush_secs=flush_secs, connect_timeout=connect_timeout,
-                                  new_channel=new_channel)
+                                  new_channel=new_channel, address=self._address,
+                                  **self._stream_args)
         except BaseException:
             self._channel.close()
             raise
-        self._closed = False
-        directory = self._stream.directory
-        run_path = self._stream.run_path
-        if directory.endswith(run_path):
-            _known_logdirs[self._address] = directory[: len(directory) - len(run_path)].rstrip("/")
-        self.log_dir = directory
+        self.daemon_directory = self._stream.directory
+        root = os.environ.get("TBLOG_LOGDIR")
+        # What the trainer can use on its side: under TBLOG_LOGDIR when set.
+        self.log_dir = (os.path.join(os.path.abspath(root), *self._stream.run_path.split("/"))
+                        if root else self.daemon_directory)
         self._scalar_tags = {}     # (tag, subrun, style) -> index, without the lock
         self._simple_tags = {}     # tag -> index: add_scalar's own, for speed
         self._tensor_tags = {}
         self._points = self._stream.points
         self._max_points = self._stream.max_points
+        # Last: add_* calls of other threads go on without the lock once it is False.
+        self._closed = False
         with _live_lock:
             _live_writers.add(self)
+
+    def _reopen(self):
+        """Torch reopens a closed writer on its next add_*: so does this one,
+        resuming the same run (new event files; the hparams, purge_step and
+        layout of the first open are not repeated)."""
+        request = pb.OpenRunRequest()
+        request.CopyFrom(self._open_request)
+        request.run_path = self._stream.run_path
+        request.ClearField("experiment")
+        request.ClearField("name")
+        request.ClearField("purge_step")
+        request.ClearField("hparams")
+        self._start(request)
 
     # ---------------------------------------------------------------- basics
 
     def get_logdir(self):
-        """The run's directory as the daemon sees it (absolute)."""
+        """The run's directory as this process sees it: under $TBLOG_LOGDIR
+        when that is set (the daemon's logdir as mounted here), else the
+        daemon's own path (daemon_directory; the same on one host)."""
         return self.log_dir
+
+    def _get_file_writer(self):
+        """PyTorch's FileWriter of this writer, as PyTorch Lightning's
+        TensorBoardLogger uses it: add_summary, add_event, flush, close,
+        get_logdir. Reopens the run after close(), as torch does."""
+        if self._closed:
+            self._check()
+        if self._file_writer is None:
+            from tblog._file_writer import FileWriter
+            self._file_writer = FileWriter(self)
+        return self._file_writer
 
     @property
     def run_path(self):
@@ -194,7 +240,9 @@ class SummaryWriter:
 
     def _check(self):
         if self._closed:
-            raise TblogError("tblog: the SummaryWriter is closed", code="FAILED_PRECONDITION")
+            with self._reopen_lock:
+                if self._closed:
+                    self._reopen()
         if self._stream.failure is not None:
             self._stream.take_errors()
 
@@ -221,7 +269,8 @@ class SummaryWriter:
                    double_precision=False):
         """One point of a scalar curve. new_style=True stores TensorBoard 2's
         tensor form (default: PyTorch's simple_value). double_precision is
-        accepted for compatibility; values travel as float32."""
+        accepted for compatibility, but values travel and are stored as
+        float32: tblog.v1.Scalar has no float64 value (see the README's table)."""
         # The hot path: a few dict/list operations, no lock, no protobuf.
         if self._stream.failure is not None or self._closed:
             self._check()
@@ -288,6 +337,38 @@ class SummaryWriter:
             return _HISTOGRAM, Wire(head.SerializeToString()).add(_HISTOGRAM_VALUES, _tensor(parts))
         self._record(tag, global_step, walltime, fill, len(parts[2]), subrun)
 
+    def add_histogram_raw(self, tag, min, max, num, sum, sum_squares, bucket_limits,
+                          bucket_counts, global_step=None, walltime=None):
+        """PyTorch's add_histogram_raw. tblog.v1 carries raw values, not
+        buckets, so the buckets are sent as values: each bucket's count at
+        its centre (min and max exact), bucketed by the daemon into
+        len(bucket_counts) equal-width buckets between min and max. Equal-width
+        bucket_limits (numpy.histogram's) come out with the same counts;
+        others are re-bucketed, and sum/sum_squares are recomputed from the
+        centres. Counts must be whole numbers, at most 2**24 in all."""
+        # The argument names are torch's (min, max, sum shadow builtins there too).
+        self._check()
+        limits = _convert.to_numpy(bucket_limits).astype(np.float64).reshape(-1)
+        counts = _convert.to_numpy(bucket_counts).astype(np.float64).reshape(-1)
+        if len(limits) != len(counts) or not len(counts):
+            raise ValueError(f"add_histogram_raw: {len(limits)} bucket_limits for "
+                             f"{len(counts)} bucket_counts; expected the same number, >= 1")
+        if np.any(counts < 0) or np.any(counts != np.round(counts)):
+            raise ValueError("add_histogram_raw: bucket_counts must be whole numbers >= 0")
+        total = int(counts.sum())
+        if total != int(num):
+            raise ValueError(f"add_histogram_raw: num={num} but bucket_counts add up to {total}")
+        if total > 1 << 24:
+            raise ValueError(f"add_histogram_raw: {total} values is more than tblog sends as "
+                             "values (2**24); use add_histogram with the values")
+        low, high = float(min), float(max)
+        lower = np.concatenate(([low], limits[:-1]))
+        centres = (np.clip(lower, low, high) + np.clip(limits, low, high)) / 2
+        values = np.repeat(centres, counts.astype(np.int64))
+        if total:
+            values[0], values[-1] = low, high
+        self._histogram(tag, values, global_step, len(counts), walltime, None, "")
+
     # ---------------------------------------------------------------- images
 
     def add_image(self, tag, img_tensor, global_step=None, walltime=None, dataformats="CHW"):
@@ -306,9 +387,12 @@ class SummaryWriter:
         _check_channels(array, fmt, dataformats)
         self._image(tag, array, layouts[fmt], global_step, walltime)
 
-    def add_images(self, tag, img_tensor, global_step=None, walltime=None, dataformats="NCHW"):
+    def add_images(self, tag, img_tensor, global_step=None, walltime=None, dataformats="NCHW",
+                   *, max_outputs=None):
         """A batch of images, tiled into one grid image as PyTorch does;
-        dataformats NCHW, NHWC or NHW."""
+        dataformats NCHW, NHWC or NHW. With max_outputs=k the batch is kept
+        as TensorBoard 2 images instead (tf.summary.image's form): up to k of
+        them, browsable one by one in the dashboard."""
         self._check()
         array = _convert.to_numpy(img_tensor)
         fmt = dataformats.upper()
@@ -322,21 +406,42 @@ class SummaryWriter:
             raise ValueError(f"add_images: images of shape {array.shape} do not match "
                              f"dataformats {dataformats!r}")
         _check_channels(array, fmt, dataformats)
-        self._image(tag, array, layouts[fmt], global_step, walltime)
+        if max_outputs is not None and int(max_outputs) < 1:
+            raise ValueError(f"add_images: max_outputs must be at least 1, got {max_outputs}")
+        self._image(tag, array, layouts[fmt], global_step, walltime, max_outputs=max_outputs)
 
-    def _image(self, tag, array, layout, global_step, walltime, subrun=""):
+    def _image(self, tag, array, layout, global_step, walltime, subrun="", max_outputs=None):
         if array.dtype == np.bool_:
             array = array.astype(np.uint8) * 255
         parts = _convert.tensor_parts(array, _PIXELS)
 
         def fill(record):
-            head = pb.Image(layout=layout, style=pb.IMAGE_STYLE_SUMMARY_IMAGE)
+            if max_outputs is None:
+                head = pb.Image(layout=layout, style=pb.IMAGE_STYLE_SUMMARY_IMAGE)
+            else:
+                head = pb.Image(layout=layout, style=pb.IMAGE_STYLE_TENSOR,
+                                max_outputs=int(max_outputs))
             return _IMAGE, Wire(head.SerializeToString()).add(_IMAGE_PIXELS, _tensor(parts))
         self._record(tag, global_step, walltime, fill, len(parts[2]), subrun)
 
-    def add_image_with_boxes(self, *args, **kwargs):
-        raise NotImplementedError("tblog: add_image_with_boxes is not supported; draw the boxes "
-                                  "into the image and use add_image")
+    def _encoded_image(self, tag, encoded, global_step, walltime):
+        """PNG or JPEG bytes as PyTorch's Summary.Image (the daemon checks
+        the signature)."""
+        self._check()
+        image = pb.Image(encoded=bytes(encoded), style=pb.IMAGE_STYLE_SUMMARY_IMAGE)
+
+        def fill(record):
+            record.image.CopyFrom(image)
+        self._record(tag, global_step, walltime, fill, len(image.encoded))
+
+    def add_image_with_boxes(self, tag, img_tensor, box_tensor, global_step=None, walltime=None,
+                             rescale=1, dataformats="CHW", labels=None):
+        """An image with boxes [N, 4] (xmin, ymin, xmax, ymax) and optional
+        labels drawn in, as PyTorch draws them (needs Pillow, as torch does)."""
+        self._check()
+        from tblog._boxes import image_with_boxes
+        pixels = image_with_boxes(img_tensor, box_tensor, rescale, dataformats, labels)
+        self._image(tag, pixels, pb.PIXEL_LAYOUT_HWC, global_step, walltime)
 
     def add_figure(self, tag, figure, global_step=None, close=True, walltime=None):
         """A matplotlib figure (or a list of them), rendered to RGBA pixels."""
@@ -449,23 +554,25 @@ class SummaryWriter:
         if not isinstance(hparam_dict, dict) or not isinstance(metric_dict, dict):
             raise TypeError("hparam_dict and metric_dict should be dictionaries.")
         subrun = run_name if run_name else str(time.time())
-        hparams = pb.HParams(torch_style=True)
-        for key, value in hparam_dict.items():
-            hparams.values[key].CopyFrom(_hparam_value(key, value))
-        for key, values in (hparam_domain_discrete or {}).items():
-            domain = hparams.domains[key].discrete
-            for value in values:
-                domain.values.append(_hparam_value(key, value))
-        for key in metric_dict:
-            hparams.metrics.append(pb.MetricSpec(tag=key))
+        hparams = _hparams_message(hparam_dict, metric_dict, hparam_domain_discrete,
+                                   torch_style=True)
 
-        def fill(record):
-            record.hparams.CopyFrom(hparams)
-        self._record("", global_step, None, fill, 64 * len(hparam_dict), subrun=subrun)
+        self._hparams_record(hparams, (), global_step, subrun)
         step = _step(global_step)
         wall = time.time()
         for key, value in metric_dict.items():
             self._scalar(key, subrun, _convert.to_float(value), step, wall, _SIMPLE)
+
+    def _hparams_record(self, hparams, metric_tags, global_step, subrun=""):
+        """An HParams record (an HParams message, or a dict: then in torch's
+        layout with these metric tags) in `subrun`."""
+        self._check()
+        if isinstance(hparams, dict):
+            hparams = _hparams_message(hparams, metric_tags, None, torch_style=True)
+
+        def fill(record):
+            record.hparams.CopyFrom(hparams)
+        self._record("", global_step, None, fill, hparams.ByteSize(), subrun=subrun)
 
     # ----------------------------------------------------- graphs, embeddings
 
@@ -597,6 +704,23 @@ def _check_channels(array, fmt, dataformats):
     if "C" in fmt and not 1 <= array.shape[fmt.index("C")] <= 4:
         raise ValueError(f"image of shape {array.shape} with dataformats {dataformats!r} has "
                          f"{array.shape[fmt.index('C')]} channels; expected 1 to 4")
+
+
+def _hparams_message(hparam_dict, metric_tags, domains, torch_style):
+    """An HParams record: None values are left out, as PyTorch does."""
+    if not isinstance(hparam_dict, dict):
+        raise TypeError(f"hparams: expected a dict, not {type(hparam_dict).__name__}")
+    hparams = pb.HParams(torch_style=torch_style)
+    for key, value in hparam_dict.items():
+        if value is not None:
+            hparams.values[key].CopyFrom(_hparam_value(key, value))
+    for key, values in (domains or {}).items():
+        domain = hparams.domains[key].discrete
+        for value in values:
+            domain.values.append(_hparam_value(key, value))
+    for key in metric_tags:
+        hparams.metrics.append(pb.MetricSpec(tag=key))
+    return hparams
 
 
 def _hparam_value(name, value):

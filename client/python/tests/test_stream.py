@@ -174,16 +174,25 @@ def test_run_path_rules(monkeypatch):
     assert tblog.run_path_for("./exp/run1/") == "exp/run1"
     assert tblog.run_path_for(None, "_lr0.1").startswith("runs/")
     assert tblog.run_path_for(None, "_lr0.1").endswith("_lr0.1")
-    monkeypatch.setenv("TBLOG_LOGDIR", "/data/logs")
-    assert tblog.run_path_for("/data/logs/mnist/a") == "mnist/a"
-    assert tblog.run_path_for("/elsewhere/runs/b") == "b"
+    assert tblog.run_path_for("", "_x").startswith("runs/")   # torch: "" is the default too
     with pytest.raises(ValueError):
         tblog.run_path_for("../outside")
-
-
-def test_unreachable_daemon_fails_at_open():
-    with pytest.raises(tblog.TblogError, match="OpenRun failed"):
-        tblog.SummaryWriter("x", address="unix:/nonexistent/tblog.sock", connect_timeout=0.5)
+    # Issue 12: an absolute path keeps all of itself, so two paths never merge.
+    monkeypatch.delenv("TBLOG_LOGDIR", raising=False)
+    assert tblog.run_path_for("/home/alice/exp_lr0.1/tb") == "home/alice/exp_lr0.1/tb"
+    assert tblog.run_path_for("/home/alice/exp_lr0.01/tb") == "home/alice/exp_lr0.01/tb"
+    assert tblog.run_path_for("/home/alice/../bob/./tb/") == "home/bob/tb"
+    with pytest.raises(ValueError):
+        tblog.run_path_for("/")
+    monkeypatch.setenv("TBLOG_LOGDIR", "/data/logs")
+    assert tblog.run_path_for("/data/logs/mnist/a") == "mnist/a"
+    assert tblog.run_path_for("/data/logs/../logs/mnist/b") == "mnist/b"
+    # Outside the mounted logdir: refused, with what to do (mapping it would
+    # make "/mnist/a" and "/data/logs/mnist/a" one run).
+    for outside in ("/mnist/a", "/data/logsx/a", "/data/logs"):
+        with pytest.raises(ValueError, match="not below TBLOG_LOGDIR='/data/logs'.*unset "
+                                             "TBLOG_LOGDIR"):
+            tblog.run_path_for(outside)
 
 
 def test_tensor_records_arrive_intact(fake):

@@ -243,13 +243,18 @@ def test_invalid_tag_raises_on_the_next_call(daemon):
         writer.close()
 
 
-def test_context_manager_closes_the_run(daemon):
+def test_context_manager_closes_the_run_and_writing_after_close_reopens_it(daemon):
     with writer_for(daemon, "exp/ctx") as writer:
         writer.add_scalar("x", 1.0, 0)
-    with pytest.raises(tblog.TblogError, match="closed"):
-        writer.add_scalar("x", 2.0, 1)
     writer.close()                              # idempotent
     assert eventfile.scalars(run_dir(daemon, "exp/ctx"))["x"] == [(0, 1.0)]
+    # As torch's writer: the next add_* reopens the same run (new event files).
+    writer.add_scalar("x", 2.0, 1)
+    writer.add_text("t", "after close", 1)
+    assert writer.run_path == "exp/ctx"
+    writer.close()
+    assert eventfile.scalars(run_dir(daemon, "exp/ctx"))["x"] == [(0, 1.0), (1, 2.0)]
+    assert len(eventfile.event_files(run_dir(daemon, "exp/ctx"))) == 2
 
 
 def test_flush_makes_data_visible_before_close(daemon):
@@ -265,12 +270,41 @@ def test_default_log_dir_and_absolute_paths(daemon, monkeypatch):
     with tblog.SummaryWriter(comment="_lr0.1", address=daemon.address) as writer:
         writer.add_scalar("x", 1.0, 0)
         assert writer.run_path.startswith("runs/") and writer.run_path.endswith("_lr0.1")
-    # The daemon's logdir is now known: an absolute path inside it maps back.
-    inside = os.path.join(daemon.logdir, "abs", "run")
-    with tblog.SummaryWriter(inside, address=daemon.address) as writer:
+    with tblog.SummaryWriter("", address=daemon.address) as writer:     # torch's default
+        assert writer.run_path.startswith("runs/")
+    # Without TBLOG_LOGDIR an absolute path is kept whole below the logdir:
+    # paths that differ only above their last component stay two runs.
+    monkeypatch.delenv("TBLOG_LOGDIR", raising=False)
+    for lr in ("0.1", "0.01"):
+        with tblog.SummaryWriter(f"/home/alice/exp_lr{lr}/tb", address=daemon.address) as w:
+            w.add_scalar("lr", float(lr), 0)
+            assert w.run_path == f"home/alice/exp_lr{lr}/tb"
+            assert w.get_logdir() == os.path.join(daemon.logdir, w.run_path)
+    for lr in ("0.1", "0.01"):
+        run = os.path.join(daemon.logdir, "home", "alice", f"exp_lr{lr}", "tb")
+        assert eventfile.scalars(run)["lr"] == [(0, pytest.approx(float(lr)))]
+
+
+def test_tblog_logdir_names_the_mounted_logdir(daemon, monkeypatch, tmp_path):
+    # The trainer sees the daemon's logdir at another path (a volume): a
+    # symlink plays the mount.
+    mount = tmp_path / "mnt-logs"
+    os.makedirs(daemon.logdir, exist_ok=True)
+    os.symlink(daemon.logdir, mount)
+    monkeypatch.setenv("TBLOG_LOGDIR", str(mount))
+    with tblog.SummaryWriter(str(mount / "abs" / "run"), address=daemon.address) as writer:
+        writer.add_scalar("x", 1.0, 0)
         assert writer.run_path == "abs/run"
-    with tblog.SummaryWriter("/somewhere/else/run9", address=daemon.address) as writer:
-        assert writer.run_path == "run9"
+        # get_logdir() is the trainer's path: a checkpoint saved there lands
+        # next to the event files.
+        assert writer.get_logdir() == str(mount / "abs" / "run")
+        assert writer.daemon_directory == os.path.join(daemon.logdir, "abs", "run")
+        with open(os.path.join(writer.get_logdir(), "model.ckpt"), "w") as f:
+            f.write("weights")
+    assert os.path.isfile(os.path.join(daemon.logdir, "abs", "run", "model.ckpt"))
+    assert eventfile.scalars(os.path.join(daemon.logdir, "abs", "run"))["x"] == [(0, 1.0)]
+    with pytest.raises(ValueError, match="not below TBLOG_LOGDIR"):
+        tblog.SummaryWriter("/somewhere/else/run9", address=daemon.address)
 
 
 def test_two_writers_one_run(daemon):
