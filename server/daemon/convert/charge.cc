@@ -100,6 +100,16 @@ size_t HeldBytes(const Converted& converted) {
 void DropPayload(v1::Record& record) {
   const v1::Record::KindCase kind = record.kind_case();
   if (kind == v1::Record::KIND_NOT_SET || kind == v1::Record::kScalar) return;
+  if (kind == v1::Record::kScalars) {
+    // tag_index stays: one entry per point, what the points metrics count
+    // once the record is written (Metrics::AddWritten).
+    v1::ScalarColumns& columns = *record.mutable_scalars();
+    columns.clear_tags();
+    columns.clear_steps();
+    columns.clear_values();
+    columns.clear_wall_times();
+    return;
+  }
   // Clearing the oneof frees the payload; an empty message of the same kind
   // (the oneof case is its field number) keeps KindOf() and the error texts.
   record.clear_kind();

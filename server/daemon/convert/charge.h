@@ -32,7 +32,8 @@ size_t BatchCharge(const v1::WriteRequest& request);
 size_t HeldBytes(const Converted& converted);
 
 // Frees a converted record's payload (tensor bytes, pixels, text), keeping
-// its tag, step, sub-run and kind, which errors and metrics still name.
+// its tag, step, sub-run and kind, which errors and metrics still name (a
+// scalar column keeps its tag_index, one entry per point).
 void DropPayload(v1::Record& record);
 
 }  // namespace tblog::daemon::convert
