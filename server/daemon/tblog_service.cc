@@ -11,6 +11,8 @@
 #include "base/status_util.h"
 #include "daemon/malformed_requests.h"
 #include "daemon/convert/charge.h"
+#include "daemon/flush_call.h"
+#include "daemon/grpc_status.h"
 #include "spdlog/spdlog.h"
 
 namespace tblog::daemon {
@@ -18,16 +20,7 @@ namespace {
 
 constexpr char kShuttingDown[] = "tblogd is shutting down";
 
-grpc::Status ToGrpc(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
-
 grpc::Status Unavailable() { return grpc::Status(grpc::StatusCode::UNAVAILABLE, kShuttingDown); }
-
-absl::Status ToAbsl(const grpc::Status& status) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
-}
 
 // A stream's first message that only names its run and writer (tblog.proto,
 // WriteRequest): it binds the stream, so the writer holds the run at once.
@@ -390,104 +383,6 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   absl::Status error_ ABSL_GUARDED_BY(mu_);
 };
 
-namespace {
-
-// A Flush call: waits for one or more runs' flush entries, or the call's
-// cancellation / deadline, whichever comes first.
-class FlushCall final : public grpc::ServerUnaryReactor {
- public:
-  // `caller`: only its runs are flushed (run_owner.h).
-  FlushCall(grpc::CallbackServerContext* context, const v1::FlushRequest& request,
-            RunRegistry* registry, Metrics* metrics, std::string_view caller)
-      : context_(context), state_(std::make_shared<State>()) {
-    state_->call = this;
-    std::vector<std::shared_ptr<Run>> runs;
-    if (request.run_id().empty()) {
-      runs = registry->OpenRuns(caller);
-    } else if (auto guarded = registry->FindFor(request.run_id(), caller, "flush");
-               guarded.ok()) {
-      runs.push_back(std::move(guarded->run));
-    } else {
-      FinishOnce(state_, ToGrpc(guarded.status()));
-      return;
-    }
-    {
-      MutexLock lock(&state_->mu);
-      state_->pending = static_cast<int>(runs.size());
-    }
-    if (runs.empty()) {
-      FinishOnce(state_, grpc::Status::OK);
-      return;
-    }
-    const std::string writer_id = request.run_id().empty() ? "" : request.writer_id();
-    const absl::Time start = absl::Now();
-    for (const auto& run : runs) {
-      const uint64_t ticket = run->Flush(
-          writer_id, request.through_sequence(), request.sync(),
-          [state = state_, metrics, start](absl::Status status) {
-            bool last = false;
-            {
-              MutexLock lock(&state->mu);
-              if (!status.ok() && state->first_error.ok()) state->first_error = status;
-              last = --state->pending == 0;
-            }
-            if (last) {
-              metrics->AddFlushCall(absl::Now() - start);
-              absl::Status first;
-              {
-                MutexLock lock(&state->mu);
-                first = state->first_error;
-              }
-              FinishOnce(state, ToGrpc(first));
-            }
-          });
-      if (ticket != 0) {
-        MutexLock lock(&state_->mu);
-        state_->parked.emplace_back(run, ticket);
-      }
-    }
-  }
-
-  void OnCancel() override {
-    std::vector<std::pair<std::shared_ptr<Run>, uint64_t>> parked;
-    {
-      MutexLock lock(&state_->mu);
-      parked.swap(state_->parked);
-    }
-    for (auto& [run, ticket] : parked) run->CancelFlush(ticket);
-    const bool deadline_passed = context_->deadline() <= std::chrono::system_clock::now();
-    FinishOnce(state_, deadline_passed
-                           ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                                          "flush: deadline passed before the batches arrived")
-                           : grpc::Status(grpc::StatusCode::CANCELLED, "flush: cancelled"));
-  }
-
-  void OnDone() override { delete this; }
-
- private:
-  struct State {
-    Mutex mu;
-    FlushCall* call = nullptr;  // valid until finished; OnDone follows Finish
-    bool finished ABSL_GUARDED_BY(mu) = false;
-    int pending ABSL_GUARDED_BY(mu) = 0;
-    absl::Status first_error ABSL_GUARDED_BY(mu);
-    std::vector<std::pair<std::shared_ptr<Run>, uint64_t>> parked ABSL_GUARDED_BY(mu);
-  };
-
-  static void FinishOnce(const std::shared_ptr<State>& state, grpc::Status status) {
-    {
-      MutexLock lock(&state->mu);
-      if (state->finished) return;
-      state->finished = true;
-    }
-    state->call->Finish(status);
-  }
-
-  grpc::CallbackServerContext* const context_;  // valid until OnDone
-  const std::shared_ptr<State> state_;
-};
-
-}  // namespace
 
 TBLogService::TBLogService(RunRegistry* registry, RunContext context, CallerIdentityFn identify)
     : registry_(registry), context_(context), identify_(std::move(identify)) {}
@@ -601,7 +496,7 @@ grpc::ServerUnaryReactor* TBLogService::WriteBatch(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* TBLogService::Flush(grpc::CallbackServerContext* context,
                                               const v1::FlushRequest* request,
                                               v1::FlushResponse* /*response*/) {
-  return new FlushCall(context, *request, registry_, context_.metrics, Caller(*context));
+  return StartFlush(context, *request, registry_, context_.metrics, Caller(*context));
 }
 
 grpc::ServerUnaryReactor* TBLogService::CloseRun(grpc::CallbackServerContext* context,

@@ -7,15 +7,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "daemon/convert/charge.h"
+#include "daemon/grpc_status.h"
 #include "daemon/metrics.h"
 
 namespace tblog::daemon {
 namespace {
-
-grpc::Status ToGrpc(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
 
 std::string Mib(size_t bytes) {
   return absl::StrCat(static_cast<double>(bytes) / (1 << 20), " MiB");
