@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "convert_test_util.h"
+#include "daemon/request_builders.h"
 #include "gtest/gtest.h"
 
 namespace tblog::daemon {
@@ -27,22 +28,10 @@ v1::Record NoiseImage(int height, int width) {
   return record;
 }
 
-v1::Record ScalarColumns(int points) {
-  v1::Record record;
-  v1::ScalarColumns* columns = record.mutable_scalars();
-  columns->add_tags()->set_tag("loss");
-  for (int i = 0; i < points; ++i) {
-    columns->add_tag_index(0);
-    columns->add_steps(i);
-    columns->add_values(0.5f * static_cast<float>(i));
-  }
-  return record;
-}
-
 TEST(ConvertChargeTest, TheEstimateCoversWhatAConvertedBatchHolds) {
   const Limits limits;
   const RecordConverter converter(limits, nullptr);
-  for (v1::Record record : {NoiseImage(256, 256), ScalarColumns(10000)}) {
+  for (v1::Record record : {NoiseImage(256, 256), tblog::testing::ScalarColumnRecord(10000, 0.5f)}) {
     v1::WriteRequest request;
     *request.add_records() = record;
     const size_t charge = convert::BatchCharge(request);

@@ -23,6 +23,7 @@
 #include "daemon/metrics_process.h"
 #include "daemon/worker_pool.h"
 #include "gmock/gmock.h"
+#include "daemon/request_builders.h"
 #include "gtest/gtest.h"
 
 namespace tblog::daemon {
@@ -94,18 +95,6 @@ v1::Record Scalar() {
   return record;
 }
 
-v1::Record Column(int points) {
-  v1::Record record;
-  v1::ScalarColumns* columns = record.mutable_scalars();
-  columns->add_tags()->set_tag("loss");
-  for (int i = 0; i < points; ++i) {
-    columns->add_tag_index(0);
-    columns->add_steps(i);
-    columns->add_values(static_cast<float>(i));
-  }
-  return record;
-}
-
 TEST(MetricsTest, ExpositionIsWellFormedAndNamedByConvention) {
   Metrics metrics;
   ByteBudget budget(1000);
@@ -169,7 +158,7 @@ TEST(MetricsTest, ExpositionIsWellFormedAndNamedByConvention) {
 
 TEST(MetricsTest, PointsAreCountedAsPoints) {
   Metrics metrics;
-  const v1::Record column = Column(1000);
+  const v1::Record column = tblog::testing::ScalarColumnRecord(1000);
   metrics.AddReceived(column);
   metrics.AddReceived(Scalar());
   metrics.AddReceived(Scalar());
@@ -177,7 +166,7 @@ TEST(MetricsTest, PointsAreCountedAsPoints) {
   metrics.AddWritten(Scalar());
   EXPECT_EQ(PointsOf(column), 1000u);
   EXPECT_EQ(PointsOf(Scalar()), 1u);
-  EXPECT_EQ(PointsOf(Column(0)), 0u);
+  EXPECT_EQ(PointsOf(tblog::testing::ScalarColumnRecord(0)), 0u);
   ExpectSamples(Parse(metrics.RenderPrometheus()),
                 {{"tblogd_records_received_total{kind=\"scalars\"}", 1},
                  {"tblogd_points_received_total{kind=\"scalars\"}", 1000},

@@ -17,6 +17,7 @@
 #include "grpcpp/impl/codegen/client_unary_call.h"
 #include "grpcpp/impl/codegen/sync_stream.h"
 #include "grpcpp/security/credentials.h"
+#include "daemon/request_builders.h"
 #include "gtest/gtest.h"
 #include "support/daemon_process.h"
 #include "tblog/v1/tblog.grpc.pb.h"
@@ -32,16 +33,7 @@ using tblog::testing::DaemonProcess;
 
 v1::WriteRequest Batch(const std::string& run_id, const std::string& writer, uint64_t sequence,
                        const std::string& tag = "x") {
-  v1::WriteRequest request;
-  request.set_run_id(run_id);
-  request.set_writer_id(writer);
-  request.set_sequence(sequence);
-  v1::Record* record = request.add_records();
-  record->set_tag(tag);
-  record->set_step(static_cast<int64_t>(sequence));
-  record->set_wall_time(1700000000.0 + static_cast<double>(sequence));
-  record->mutable_scalar()->set_value(0.5f);
-  return request;
+  return tblog::testing::ScalarBatch(run_id, writer, sequence, tag);
 }
 
 class OwnershipTest : public ::testing::Test {

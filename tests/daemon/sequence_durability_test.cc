@@ -24,6 +24,7 @@
 #include "engine/io/record_reader.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "daemon/request_builders.h"
 #include "gtest/gtest.h"
 #include "support/daemon_process.h"
 #include "tblog/v1/tblog.grpc.pb.h"
@@ -39,20 +40,8 @@ using Stream = grpc::ClientReaderWriter<v1::WriteRequest, v1::WriteResponse>;
 
 v1::WriteRequest Batch(const std::string& run_id, const std::string& writer, uint64_t sequence,
                        const std::string& tag = "x", size_t padding = 0) {
-  v1::WriteRequest request;
-  request.set_run_id(run_id);
-  request.set_writer_id(writer);
-  request.set_sequence(sequence);
-  v1::Record* record = request.add_records();
-  record->set_tag(tag);
-  record->set_step(static_cast<int64_t>(sequence));
-  record->set_wall_time(1700000000.0 + static_cast<double>(sequence));
-  if (padding > 0) {
-    record->mutable_text()->set_markdown(std::string(padding, 'p'));
-  } else {
-    record->mutable_scalar()->set_value(static_cast<float>(sequence));
-  }
-  return request;
+  return tblog::testing::ScalarBatch(run_id, writer, sequence, tag,
+                                     static_cast<float>(sequence), padding);
 }
 
 // Every event file under `dir` reads to its end in whole records.
