@@ -56,3 +56,8 @@ tblog_add_test(run_owner_test SOURCES daemon/run_owner_test.cc LIBS tblog_daemon
 # batch larger than the budget (README, "Memory").
 tblog_add_test(budget_e2e_test SOURCES daemon/budget_e2e_test.cc
   LIBS tblog_engine tblog_api_proto tblog_daemon_process gRPC::grpc++)
+# Exclusive addresses: a second real tblogd on a port or socket in use exits
+# non-zero naming it.
+tblog_add_test(address_e2e_test SOURCES daemon/address_e2e_test.cc LIBS tblog_daemon_process)
+target_compile_definitions(address_e2e_test PRIVATE TBLOGD_BINARY="$<TARGET_FILE:tblogd>")
+add_dependencies(address_e2e_test tblogd)
