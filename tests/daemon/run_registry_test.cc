@@ -478,7 +478,9 @@ TEST_F(RunRegistryTest, AStreamOfAClosedRunLeavesItsSuccessorAlone) {
   // Closed: a stream that binds now holds nothing.
   EXPECT_EQ(registry().AttachStream(registry().Find(first.run_id()), "a"), nullptr);
   Open(HeldBy("successor", "b", v1::OPEN_MODE_RESUME));
-  registry().AttachStream(registry().Find(first.run_id()), "b").release();  // never ends
+  // The new run's stream lives past the checks below.
+  std::unique_ptr<RunRegistry::StreamHold> new_stream =
+      registry().AttachStream(registry().Find(first.run_id()), "b");
   old_stream.reset();  // the old run's stream ends late
   const v1::RunInfo info = *registry().Info("successor");
   EXPECT_EQ(info.state(), v1::RUN_STATE_OPEN);
