@@ -119,7 +119,6 @@ Side MultiWriterThroughDaemon(const Config& config, const std::string& target,
     WriterOptions options;
     options.target = target;
     options.run_path = run_path;
-    options.close_run = false;  // the main writer closes the run
     auto writer = Writer::Open(options);
     if (!writer.ok()) {
       side.status = writer.status();
