@@ -338,9 +338,9 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
     }
     if (finish) {
       if (!finish->ok() && finish->error_code() != grpc::StatusCode::UNAVAILABLE) {
-        service_->context_.metrics->AddStreamDropped(
-            static_cast<absl::StatusCode>(finish->error_code()));
-        service_->rejection_log_.StreamDropped(peer_, run_id_, writer_id_, ToAbsl(*finish));
+        const absl::Status dropped = ToAbsl(*finish);
+        service_->context_.metrics->AddStreamDropped(dropped.code());
+        service_->rejection_log_.StreamDropped(peer_, run_id_, writer_id_, dropped);
       }
       Finish(*finish);
     }
