@@ -175,6 +175,7 @@ FileReport ReadFile(const std::string& path, RunCollector* collector) {
     switch ((*reader)->Next(&event)) {
       case EventFileReader::State::kEvent:
         ++file.events;
+        if (event.what_case() == tb::Event::WHAT_NOT_SET) ++file.markers;
         collector->AddEvent(event);
         continue;
       case EventFileReader::State::kEnd:
@@ -266,10 +267,10 @@ std::string FormatReportText(const LogdirReport& report) {
                                  report.runs.size() == 1 ? " run\n" : " runs\n");
   for (const RunReport& run : report.runs) {
     absl::StrAppend(&out, "\nrun ", run.name, "\n");
-    std::vector<std::vector<std::string>> files = {{"FILE", "BYTES", "EVENTS", "STATE"}};
+    std::vector<std::vector<std::string>> files = {{"FILE", "BYTES", "EVENTS", "MARKERS", "STATE"}};
     for (const FileReport& file : run.files) {
       files.push_back({file.name, absl::StrCat(file.bytes), absl::StrCat(file.events),
-                       file.error.empty() ? file.state : absl::StrCat(file.state, ": ", file.error)});
+                       absl::StrCat(file.markers), file.error.empty() ? file.state : absl::StrCat(file.state, ": ", file.error)});
     }
     AppendTable(files, "  ", &out);
     if (run.tags.empty()) {
@@ -326,7 +327,7 @@ std::string FormatReportJson(const LogdirReport& report) {
     for (size_t f = 0; f < run.files.size(); ++f) {
       const FileReport& file = run.files[f];
       absl::StrAppend(&out, f ? "," : "", "{\"name\":", JsonQuote(file.name),
-                      ",\"bytes\":", file.bytes, ",\"events\":", file.events,
+                      ",\"bytes\":", file.bytes, ",\"events\":", file.events, ",\"markers\":", file.markers,
                       ",\"state\":", JsonQuote(file.state));
       if (!file.error.empty()) absl::StrAppend(&out, ",\"error\":", JsonQuote(file.error));
       out += "}";

@@ -19,6 +19,9 @@ struct FileReport {
   std::string name;     // basename
   uint64_t bytes = 0;   // size when read
   int64_t events = 0;   // events decoded, file_version included
+  // Of `events`, those with nothing TensorBoard reads (no summary, graph or
+  // other payload: tblogd's batch markers). Readers skip them.
+  int64_t markers = 0;
   std::string state;    // "ok", "torn_tail", "corrupt", "undecodable" or "unreadable"
   std::string error;    // the reader's message when state is not "ok"
 };

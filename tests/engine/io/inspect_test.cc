@@ -328,6 +328,10 @@ TEST_F(InspectDirTest, NotesTornAndCorruptFilesAndKeepsWhatWasRead) {
     for (int step = 0; step < 3; ++step) {
       ASSERT_TRUE((*writer)->Write(ScalarEvent("x\"y", step, static_cast<float>(step))).ok());
     }
+    // A bookkeeping event like tblogd's batch markers: a wall time only.
+    tb::Event marker;
+    marker.set_wall_time(1.5);
+    ASSERT_TRUE((*writer)->Write(marker).ok());
     ASSERT_TRUE((*writer)->Close().ok());
   }
   std::string torn;
@@ -345,7 +349,8 @@ TEST_F(InspectDirTest, NotesTornAndCorruptFilesAndKeepsWhatWasRead) {
   EXPECT_EQ(run.name, "run");
   ASSERT_EQ(run.files.size(), 3u);
   EXPECT_EQ(run.files[0].state, "ok");
-  EXPECT_EQ(run.files[0].events, 4);
+  EXPECT_EQ(run.files[0].events, 5);  // file_version, 3 points, the marker
+  EXPECT_EQ(run.files[0].markers, 1);
   EXPECT_EQ(run.files[1].state, "torn_tail");
   EXPECT_NE(run.files[1].error.find("offset 0"), std::string::npos) << run.files[1].error;
   EXPECT_EQ(run.files[2].state, "corrupt");
@@ -362,6 +367,7 @@ TEST_F(InspectDirTest, NotesTornAndCorruptFilesAndKeepsWhatWasRead) {
   ASSERT_TRUE(parsed.has_value());
   EXPECT_EQ((*parsed)["runs"].array.at(0)["tags"].array.at(0)["tag"].string, "x\"y");
   EXPECT_EQ((*parsed)["runs"].array.at(0)["files"].array.at(2)["state"].string, "corrupt");
+  EXPECT_EQ((*parsed)["runs"].array.at(0)["files"].array.at(0)["markers"].number, 1);
 }
 
 TEST_F(InspectDirTest, NonFiniteScalarIsNullInJson) {
