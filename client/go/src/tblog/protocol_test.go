@@ -25,6 +25,7 @@ import (
 type fakeServer struct {
 	tblogv1.UnimplementedTBLogServer
 	mu       sync.Mutex
+	binds    []*tblogv1.WriteRequest
 	requests []*tblogv1.WriteRequest
 	closed   []string
 }
@@ -44,6 +45,9 @@ func (f *fakeServer) Write(stream tblogv1.TBLog_WriteServer) error {
 		}
 		// The stream's bind-only first message: tblogd answers nothing to it.
 		if len(req.Records) == 0 && req.Sequence == 0 && req.Flush == tblogv1.FlushMode_FLUSH_MODE_NONE {
+			f.mu.Lock()
+			f.binds = append(f.binds, req)
+			f.mu.Unlock()
 			continue
 		}
 		f.mu.Lock()
@@ -118,12 +122,15 @@ func TestProtocolBatchesAndColumns(t *testing.T) {
 		t.Fatalf("%d batches, want 2", len(fake.requests))
 	}
 	first, second := fake.requests[0], fake.requests[1]
-	if first.RunId != "a" || first.WriterId != w.WriterID || first.Sequence != 1 ||
-		first.Flush != tblogv1.FlushMode_FLUSH_MODE_FLUSH {
-		t.Errorf("first batch header: run %q writer %q seq %d flush %v", first.RunId, first.WriterId, first.Sequence, first.Flush)
+	// The bind-only first message names the run and writer; batches need not.
+	if len(fake.binds) != 1 || fake.binds[0].RunId != "a" || fake.binds[0].WriterId != w.WriterID {
+		t.Errorf("bind messages: %v", fake.binds)
 	}
-	if second.WriterId != "" || second.Sequence != 2 {
-		t.Errorf("second batch: writer %q seq %d", second.WriterId, second.Sequence)
+	if first.Sequence != 1 || first.Flush != tblogv1.FlushMode_FLUSH_MODE_FLUSH {
+		t.Errorf("first batch header: seq %d flush %v", first.Sequence, first.Flush)
+	}
+	if second.Sequence != 2 || second.Flush != tblogv1.FlushMode_FLUSH_MODE_FLUSH {
+		t.Errorf("second batch (Close's): seq %d flush %v", second.Sequence, second.Flush)
 	}
 	columns := first.Records[0].GetScalars()
 	if columns == nil || len(columns.Tags) != 2 || columns.Tags[1].Subrun != "validation" ||

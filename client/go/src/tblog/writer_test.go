@@ -1,154 +1,19 @@
 package tblog
 
-// End-to-end tests against the real tblogd ($TBLOGD_BINARY) on a unix socket
-// in a temporary directory; what it wrote is checked with
-// `tblogd inspect --json`. Run by client/go/run_tests.sh.
+// End-to-end tests against the real tblogd ($TBLOGD_BINARY, daemon_test.go);
+// what it wrote is checked with `tblogd inspect --json`. Run by
+// client/go/run_tests.sh.
 
 import (
-	"context"
-	"encoding/json"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc/codes"
 )
-
-type daemon struct {
-	binary  string
-	logdir  string
-	address string
-	dir     string
-	stderr  *lockedBuffer
-}
-
-// lockedBuffer is tblogd's stderr, written by exec's goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// startDaemon spawns tblogd (with `extra` flags, e.g. TLS) and waits for its
-// socket; it is stopped when the test ends.
-func startDaemon(t *testing.T, extra ...string) *daemon {
-	t.Helper()
-	binary := os.Getenv("TBLOGD_BINARY")
-	if binary == "" {
-		t.Skip("TBLOGD_BINARY is not set")
-	}
-	dir := t.TempDir()
-	logdir := filepath.Join(dir, "logs")
-	socket := filepath.Join(dir, "tblogd.sock")
-	if err := os.Mkdir(logdir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	stderr := &lockedBuffer{}
-	args := append([]string{"--logdir", logdir, "--unix-socket", socket}, extra...)
-	if !strings.Contains(strings.Join(extra, " "), "--listen") {
-		args = append(args, "--listen", "")
-	}
-	cmd := exec.Command(binary, args...)
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", binary, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	for i := 0; ; i++ {
-		if _, err := os.Stat(socket); err == nil {
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("tblogd exited before listening:\n%s", stderr.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if i == 300 {
-			t.Fatalf("tblogd did not create %s:\n%s", socket, stderr.String())
-		}
-	}
-	return &daemon{binary: binary, logdir: logdir, address: "unix:" + socket, dir: dir, stderr: stderr}
-}
-
-type tagReport struct {
-	Tag        string   `json:"tag"`
-	Kind       string   `json:"kind"`
-	Count      int64    `json:"count"`
-	FirstStep  int64    `json:"first_step"`
-	LastStep   int64    `json:"last_step"`
-	LastScalar *float64 `json:"last_scalar"`
-}
-
-// inspect returns run name -> tag -> report from `tblogd inspect --json`.
-func (d *daemon) inspect(t *testing.T) map[string]map[string]tagReport {
-	t.Helper()
-	out, err := exec.Command(d.binary, "inspect", "--json", d.logdir).Output()
-	if err != nil {
-		t.Fatalf("tblogd inspect: %v", err)
-	}
-	var report struct {
-		Runs []struct {
-			Name  string `json:"name"`
-			Files []struct {
-				Name  string `json:"name"`
-				State string `json:"state"`
-			} `json:"files"`
-			Tags []tagReport `json:"tags"`
-		} `json:"runs"`
-	}
-	if err := json.Unmarshal(out, &report); err != nil {
-		t.Fatalf("inspect output: %v\n%s", err, out)
-	}
-	runs := map[string]map[string]tagReport{}
-	for _, run := range report.Runs {
-		for _, f := range run.Files {
-			if f.State != "ok" {
-				t.Errorf("%s/%s: state %s", run.Name, f.Name, f.State)
-			}
-		}
-		tags := map[string]tagReport{}
-		for _, tag := range run.Tags {
-			tags[tag.Tag] = tag
-		}
-		runs[run.Name] = tags
-	}
-	return runs
-}
-
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 func TestEveryMethodReachesTheEventFiles(t *testing.T) {
 	d := startDaemon(t)
