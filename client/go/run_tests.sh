@@ -33,6 +33,11 @@ export GOPATH="$here:/usr/share/gocode"
 export GOCACHE="$work/cache"
 cd "$here"
 go vet tblog tblog/v1 ./example
+unformatted="$(gofmt -l src/tblog/*.go example)"
+if [[ -n "$unformatted" ]]; then
+  echo "go_client: not gofmt-formatted (run gofmt -w): $unformatted" >&2
+  exit 1
+fi
 go build -o "$work/tblog-example" ./example
 export TBLOG_GO_EXAMPLE="$work/tblog-example"
 go test -count=1 -v "$@" tblog

@@ -16,22 +16,31 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	tblogv1 "tblog/v1"
 )
 
 // fakeServer records every WriteRequest and rejects records whose tag starts
-// with "bad" (INVALID_ARGUMENT), as tblogd's validation would.
+// with "bad" (INVALID_ARGUMENT), as tblogd's validation would. failures: the
+// codes with which the next streams end at their first batch, unanswered.
 type fakeServer struct {
 	tblogv1.UnimplementedTBLogServer
 	mu       sync.Mutex
+	opens    []*tblogv1.OpenRunRequest
 	binds    []*tblogv1.WriteRequest
 	requests []*tblogv1.WriteRequest
 	closed   []string
+	failures []codes.Code
+	written  uint64 // the last sequence acknowledged, reported by OpenRun
 }
 
 func (f *fakeServer) OpenRun(_ context.Context, req *tblogv1.OpenRunRequest) (*tblogv1.OpenRunResponse, error) {
-	return &tblogv1.OpenRunResponse{RunId: req.RunPath, RunPath: req.RunPath, Directory: "/logs/" + req.RunPath}, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.opens = append(f.opens, req)
+	return &tblogv1.OpenRunResponse{RunId: req.RunPath, RunPath: req.RunPath, Directory: "/logs/" + req.RunPath,
+		WriterSequences: map[string]uint64{req.WriterId: f.written}}, nil
 }
 
 func (f *fakeServer) Write(stream tblogv1.TBLog_WriteServer) error {
@@ -51,7 +60,16 @@ func (f *fakeServer) Write(stream tblogv1.TBLog_WriteServer) error {
 			continue
 		}
 		f.mu.Lock()
+		if len(f.failures) > 0 {
+			code := f.failures[0]
+			f.failures = f.failures[1:]
+			f.mu.Unlock()
+			return status.Errorf(code, "injected %s", code)
+		}
 		f.requests = append(f.requests, req)
+		if req.Sequence > f.written {
+			f.written = req.Sequence
+		}
 		f.mu.Unlock()
 		response := &tblogv1.WriteResponse{WrittenSequence: req.Sequence}
 		if req.Flush != tblogv1.FlushMode_FLUSH_MODE_NONE {
@@ -167,4 +185,98 @@ func TestProtocolRecordErrorReportedOnce(t *testing.T) {
 	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// openFailing: a writer on a fake whose next streams end with `failures`.
+func openFailing(t *testing.T, failures ...codes.Code) (*fakeServer, *Writer) {
+	t.Helper()
+	fake, address := startFake(t)
+	fake.failures = failures
+	w, err := Open(testContext(t), Options{Address: address, RunPath: "r", SendInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fake, w
+}
+
+// Every transient code of tblog.proto's "Retries" ends the stream once:
+// the writer reopens the run (RESUME, same writer id) and resends the batch,
+// which arrives once.
+func TestProtocolRetriesTheTransientCodes(t *testing.T) {
+	transient := []codes.Code{codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted,
+		codes.Aborted, codes.Canceled, codes.Unknown, codes.Internal, codes.FailedPrecondition}
+	fake, w := openFailing(t, transient...)
+	ctx := testContext(t)
+	w.Scalar("x", 1, 1)
+	if err := w.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if len(fake.opens) != 1+len(transient) {
+		t.Fatalf("%d OpenRun calls, want %d", len(fake.opens), 1+len(transient))
+	}
+	for _, open := range fake.opens[1:] {
+		if open.Mode != tblogv1.OpenMode_OPEN_MODE_RESUME || open.RunPath != "r" || open.WriterId != w.WriterID {
+			t.Errorf("reopen: %v", open)
+		}
+	}
+	if len(fake.requests) != 2 || fake.requests[0].Sequence != 1 || fake.requests[1].Sequence != 2 {
+		t.Errorf("batches that arrived: %v", fake.requests)
+	}
+	if w.Stats().Reconnects != uint64(len(transient)) {
+		t.Errorf("stats: %+v", w.Stats())
+	}
+}
+
+// A final code ends the writer: Flush returns it, later calls too, and no
+// reopen is tried.
+func TestProtocolFinalCodeEndsTheWriter(t *testing.T) {
+	for _, code := range []codes.Code{codes.OutOfRange, codes.PermissionDenied, codes.InvalidArgument,
+		codes.Unauthenticated, codes.Unimplemented, codes.DataLoss} {
+		fake, w := openFailing(t, code)
+		ctx := testContext(t)
+		w.Scalar("x", 1, 1)
+		if e, ok := w.Flush(ctx).(*Error); !ok || e.Code != code || !strings.Contains(e.Message, "injected") {
+			t.Errorf("%s: Flush returned %v", code, e)
+		}
+		if e, ok := w.Scalar("x", 2, 2).(*Error); !ok || e.Code != code {
+			t.Errorf("%s: Scalar after the failure returned %v", code, e)
+		}
+		if e, ok := w.Close(ctx).(*Error); !ok || e.Code != code {
+			t.Errorf("%s: Close returned %v", code, e)
+		}
+		fake.mu.Lock()
+		if len(fake.opens) != 1 || len(fake.closed) != 0 {
+			t.Errorf("%s: %d OpenRun, %d CloseRun calls, want 1 and 0", code, len(fake.opens), len(fake.closed))
+		}
+		fake.mu.Unlock()
+	}
+}
+
+// NOT_FOUND ending the stream (the daemon restarted and does not know the
+// run): reopened up to 3 times in a row, then final.
+func TestProtocolRunNotFoundReopensThreeTimes(t *testing.T) {
+	ctx := testContext(t)
+	_, w := openFailing(t, codes.NotFound, codes.NotFound, codes.NotFound)
+	w.Scalar("x", 1, 1)
+	if err := w.Flush(ctx); err != nil {
+		t.Fatalf("3 NOT_FOUND: Flush %v", err)
+	}
+	w.Close(ctx)
+
+	fake, w := openFailing(t, codes.NotFound, codes.NotFound, codes.NotFound, codes.NotFound)
+	w.Scalar("x", 1, 1)
+	if e, ok := w.Flush(ctx).(*Error); !ok || e.Code != codes.NotFound {
+		t.Fatalf("4 NOT_FOUND: Flush %v, want NotFound", e)
+	}
+	fake.mu.Lock()
+	if len(fake.opens) != 4 {
+		t.Errorf("%d OpenRun calls, want 1 + 3 reopens", len(fake.opens))
+	}
+	fake.mu.Unlock()
+	w.Close(ctx)
 }

@@ -283,7 +283,7 @@ func (w *Writer) Audio(tag string, step int64, samples []float32, channels int, 
 		shape = []int64{int64(len(samples) / channels), int64(channels)}
 	}
 	return w.add(tag, step, at, &tblogv1.Record{Kind: &tblogv1.Record_Audio{Audio: &tblogv1.Audio{
-		Samples: &tblogv1.Tensor{Dtype: tblogv1.DType_DTYPE_FLOAT32, Shape: shape, Data: TensorOf(samples).Data},
+		Samples:    &tblogv1.Tensor{Dtype: tblogv1.DType_DTYPE_FLOAT32, Shape: shape, Data: TensorOf(samples).Data},
 		SampleRate: sampleRate, TorchStyle: opts.TorchStyle}}})
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 )
@@ -152,7 +153,10 @@ func TestExampleProgram(t *testing.T) {
 		t.Skip("TBLOG_GO_EXAMPLE is not set (run_tests.sh builds it)")
 	}
 	d := startDaemon(t)
-	out, err := exec.Command(example, "-address", d.address, "-run", "go/example", "-steps", "50").CombinedOutput()
+	// The address from TBLOG_ADDRESS, as a user points every client at once.
+	cmd := exec.Command(example, "-run", "go/example", "-steps", "50")
+	cmd.Env = append(os.Environ(), "TBLOG_ADDRESS="+d.address)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("example: %v\n%s", err, out)
 	}
@@ -165,5 +169,36 @@ func TestExampleProgram(t *testing.T) {
 	}
 	if acc := runs["go/example/validation"]["accuracy"]; acc.Count != 5 {
 		t.Errorf("example accuracy: %+v", acc)
+	}
+	if img := runs["go/example"]["samples"]; img.Kind != "image" || img.Count != 5 {
+		t.Errorf("example samples: %+v", img)
+	}
+}
+
+func TestDefaultAddress(t *testing.T) {
+	defer os.Setenv("TBLOG_ADDRESS", os.Getenv("TBLOG_ADDRESS"))
+	os.Unsetenv("TBLOG_ADDRESS")
+	if got := DefaultAddress(); got != "127.0.0.1:6066" {
+		t.Errorf("DefaultAddress() = %q without TBLOG_ADDRESS", got)
+	}
+	os.Setenv("TBLOG_ADDRESS", "unix:/tmp/x.sock")
+	if got := DefaultAddress(); got != "unix:/tmp/x.sock" {
+		t.Errorf("DefaultAddress() = %q with TBLOG_ADDRESS", got)
+	}
+}
+
+// No daemon at the address: Open fails within seconds, naming the address
+// and how to point the client elsewhere (the first OpenRun is not retried).
+func TestOpenWithoutADaemonFailsFastNamingTheAddress(t *testing.T) {
+	address := "unix:" + filepath.Join(t.TempDir(), "none.sock")
+	start := time.Now()
+	_, err := Open(testContext(t), Options{Address: address, RunPath: "x"})
+	e, ok := err.(*Error)
+	if !ok || e.Code != codes.Unavailable || !strings.Contains(e.Message, address) ||
+		!strings.Contains(e.Message, "TBLOG_ADDRESS") {
+		t.Fatalf("Open: %v, want Unavailable naming %s and TBLOG_ADDRESS", err, address)
+	}
+	if elapsed := time.Since(start); elapsed > 15*time.Second {
+		t.Errorf("Open took %v to fail", elapsed)
 	}
 }
