@@ -23,7 +23,8 @@ import (
 
 // fakeServer records every WriteRequest and rejects records whose tag starts
 // with "bad" (INVALID_ARGUMENT), as tblogd's validation would. failures: the
-// codes with which the next streams end at their first batch, unanswered.
+// codes with which the next streams end at their first batch, unanswered;
+// closeFailures: the answers to the next CloseRun calls.
 type fakeServer struct {
 	tblogv1.UnimplementedTBLogServer
 	mu       sync.Mutex
@@ -33,6 +34,8 @@ type fakeServer struct {
 	closed   []string
 	failures []codes.Code
 	written  uint64 // the last sequence acknowledged, reported by OpenRun
+	// The codes of the next CloseRun calls.
+	closeFailures []codes.Code
 }
 
 func (f *fakeServer) OpenRun(_ context.Context, req *tblogv1.OpenRunRequest) (*tblogv1.OpenRunResponse, error) {
@@ -90,8 +93,13 @@ func (f *fakeServer) Write(stream tblogv1.TBLog_WriteServer) error {
 
 func (f *fakeServer) CloseRun(_ context.Context, req *tblogv1.CloseRunRequest) (*tblogv1.CloseRunResponse, error) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.closed = append(f.closed, req.RunId)
-	f.mu.Unlock()
+	if len(f.closeFailures) > 0 {
+		code := f.closeFailures[0]
+		f.closeFailures = f.closeFailures[1:]
+		return nil, status.Errorf(code, "injected %s", code)
+	}
 	return &tblogv1.CloseRunResponse{}, nil
 }
 
@@ -279,4 +287,34 @@ func TestProtocolRunNotFoundReopensThreeTimes(t *testing.T) {
 	}
 	fake.mu.Unlock()
 	w.Close(ctx)
+}
+
+// CloseRun is retried on transient codes; NOT_FOUND (a restarted daemon
+// that does not know the run) leaves no hold to release; a final code is
+// returned.
+func TestProtocolCloseRunRetries(t *testing.T) {
+	for _, c := range []struct {
+		failures []codes.Code
+		calls    int
+		want     codes.Code
+	}{
+		{[]codes.Code{codes.Unavailable, codes.Unavailable}, 3, codes.OK},
+		{[]codes.Code{codes.Unavailable, codes.NotFound}, 2, codes.OK},
+		{[]codes.Code{codes.PermissionDenied}, 1, codes.PermissionDenied},
+	} {
+		fake, w := openFailing(t)
+		fake.mu.Lock()
+		fake.closeFailures = c.failures
+		fake.mu.Unlock()
+		w.Scalar("x", 1, 1)
+		err := w.Close(testContext(t))
+		if got := status.Code(err); c.want == codes.OK && err != nil || c.want != codes.OK && (err == nil || err.(*Error).Code != c.want) {
+			t.Errorf("CloseRun answers %v: Close returned %v (%v), want %v", c.failures, err, got, c.want)
+		}
+		fake.mu.Lock()
+		if len(fake.closed) != c.calls {
+			t.Errorf("CloseRun answers %v: %d calls, want %d", c.failures, len(fake.closed), c.calls)
+		}
+		fake.mu.Unlock()
+	}
 }

@@ -246,3 +246,29 @@ func TestRepeatedKillsWithBatchesInFlight(t *testing.T) {
 		t.Errorf("big steps %v, want %v", got, bigSteps)
 	}
 }
+
+// The daemon is killed before Close: Close's flush reconnects once the daemon
+// is back, and its CloseRun goes to the restarted daemon.
+func TestCloseAcrossARestart(t *testing.T) {
+	d := startDaemon(t)
+	ctx := testContext(t)
+	w, err := Open(ctx, Options{Address: d.address, RunPath: "go/close-restart"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Scalar("x", 0, 0)
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d.stop(t, syscall.SIGKILL)
+	closed := make(chan error)
+	go func() { closed <- w.Close(ctx) }()
+	time.Sleep(300 * time.Millisecond)
+	d.start(t)
+	if err := <-closed; err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if got := stepsOf(readValues(t, filepath.Join(d.logdir, "go/close-restart")), "x"); !reflect.DeepEqual(got, []int64{0}) {
+		t.Errorf("x steps %v, want [0]", got)
+	}
+}

@@ -235,7 +235,7 @@ func (s *stream) endStream(graceful bool) {
 
 // reconnect: OpenRun RESUME with backoff on fresh connections until the
 // daemon answers, then a new stream that resends what it lacks. False when
-// the writer failed for good or is aborted.
+// the writer failed for good, is aborted or is stopping.
 func (s *stream) reconnect() bool {
 	w := s.w
 	s.mu.Lock()
@@ -253,6 +253,14 @@ func (s *stream) reconnect() bool {
 	request := &tblogv1.OpenRunRequest{RunPath: w.RunPath, Mode: tblogv1.OpenMode_OPEN_MODE_RESUME,
 		Labels: w.labels, WriterId: w.WriterID}
 	for {
+		s.mu.Lock()
+		stopping := s.stopping
+		s.mu.Unlock()
+		if stopping {
+			// Close has everything written already (its flush): nothing to
+			// resend; CloseRun dials on its own.
+			return false
+		}
 		// A fresh connection per attempt: one that saw the daemon go away
 		// retries on gRPC's own backoff (1 s and growing), a new one at once.
 		conn, err := w.dial()
@@ -284,7 +292,7 @@ func (s *stream) reconnect() bool {
 				return false
 			}
 		}
-		if !sleepJittered(s.abort, nil, &backoff) {
+		if !sleepJittered(s.abort, s.stop, &backoff) {
 			return false
 		}
 	}

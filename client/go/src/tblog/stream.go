@@ -75,6 +75,7 @@ type stream struct {
 	changed  chan struct{}
 	wake     chan struct{} // buffered(1): the sender has something to do
 	abort    chan struct{} // closed when aborted
+	stop     chan struct{} // closed when stopping
 	done     chan struct{} // closed when the sender has returned
 	// The connection and the live stream (generation gen).
 	conn         *grpc.ClientConn
@@ -91,6 +92,7 @@ func (s *stream) init(w *Writer, style tblogv1.ScalarStyle, maxBuffer, retain in
 	s.changed = make(chan struct{})
 	s.wake = make(chan struct{}, 1)
 	s.abort = make(chan struct{})
+	s.stop = make(chan struct{})
 	s.done = make(chan struct{})
 }
 
@@ -283,6 +285,7 @@ func (s *stream) close(ctx context.Context) error {
 	fatal := s.fatal != nil
 	flushed := s.flushed >= s.sequence
 	s.stopping = true
+	close(s.stop)
 	if !flushed {
 		s.aborted = true
 		close(s.abort)
@@ -328,7 +331,8 @@ func (s *stream) close(ctx context.Context) error {
 
 // closeRun releases this writer's hold. Releasing a hold that is gone is not
 // an error for the daemon, so a transient failure is retried (on a fresh
-// connection, as a reconnect) until ctx ends.
+// connection, as a reconnect) until ctx ends; a run the daemon does not know
+// (NOT_FOUND) has no hold left to release.
 func (s *stream) closeRun(ctx context.Context) error {
 	w := s.w
 	request := &tblogv1.CloseRunRequest{RunId: w.RunID, WriterId: w.WriterID}
@@ -351,6 +355,12 @@ func (s *stream) closeRun(ctx context.Context) error {
 		_, err = tblogv1.NewTBLogClient(conn).CloseRun(callCtx, request)
 		cancel()
 		if err == nil {
+			return nil
+		}
+		if status.Code(err) == codes.NotFound {
+			// The daemon restarted after acknowledging everything (Close's
+			// flush) and does not know the run: the hold went with the old
+			// process, and nothing is lost.
 			return nil
 		}
 		if !isRetryable(status.Code(err)) || ctx.Err() != nil {
