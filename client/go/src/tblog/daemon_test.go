@@ -50,7 +50,7 @@ func (b *lockedBuffer) String() string {
 
 // startDaemon spawns tblogd (with `extra` flags, e.g. TLS) and waits until it
 // listens; it is stopped when the test ends.
-func startDaemon(t *testing.T, extra ...string) *daemon {
+func startDaemon(t testing.TB, extra ...string) *daemon {
 	t.Helper()
 	binary := os.Getenv("TBLOGD_BINARY")
 	if binary == "" {
@@ -73,7 +73,7 @@ func startDaemon(t *testing.T, extra ...string) *daemon {
 }
 
 // start runs tblogd (again) and waits for its "listening on" line.
-func (d *daemon) start(t *testing.T) {
+func (d *daemon) start(t testing.TB) {
 	t.Helper()
 	d.stderr = &lockedBuffer{}
 	d.cmd = exec.Command(d.binary, d.args...)
@@ -102,7 +102,7 @@ func (d *daemon) start(t *testing.T) {
 
 // stop signals tblogd (os.Interrupt: drain and exit; syscall.SIGKILL: a
 // crash) and waits for it to exit.
-func (d *daemon) stop(t *testing.T, signal os.Signal) {
+func (d *daemon) stop(t testing.TB, signal os.Signal) {
 	if d.cmd == nil {
 		return
 	}
@@ -162,7 +162,7 @@ func (d *daemon) inspect(t *testing.T) map[string]map[string]tagReport {
 	return runs
 }
 
-func testContext(t *testing.T) context.Context {
+func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	return ctx

@@ -103,7 +103,7 @@ func (f *fakeServer) CloseRun(_ context.Context, req *tblogv1.CloseRunRequest) (
 	return &tblogv1.CloseRunResponse{}, nil
 }
 
-func startFake(t *testing.T) (*fakeServer, string) {
+func startFake(t testing.TB) (*fakeServer, string) {
 	t.Helper()
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -272,3 +272,80 @@ func TestCloseAcrossARestart(t *testing.T) {
 		t.Errorf("x steps %v, want [0]", got)
 	}
 }
+
+// With the daemon away, the buffer bound holds: DropWhenFull refuses records
+// once MaxBufferBytes is reached (counted), and the writer delivers what it
+// kept when the daemon is back.
+func TestBufferBoundWhileTheDaemonIsAway(t *testing.T) {
+	d := startDaemon(t)
+	ctx := testContext(t)
+	w, err := Open(ctx, Options{Address: d.address, RunPath: "go/bound", MaxBufferBytes: 64 << 10, DropWhenFull: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.stop(t, syscall.SIGKILL)
+	kept := int64(0)
+	for step := int64(0); step < 10000; step++ {
+		err := w.Scalar("x", step, 1)
+		if err == nil {
+			kept = step + 1
+			continue
+		}
+		if e, ok := err.(*Error); !ok || e.Code != codes.ResourceExhausted {
+			t.Fatalf("step %d: %v, want ResourceExhausted", step, err)
+		}
+		break
+	}
+	if kept == 0 || kept*pointBytes > 64<<10 || w.Stats().Dropped != 1 {
+		t.Fatalf("%d points kept under a 64 KiB bound, stats %+v", kept, w.Stats())
+	}
+	d.start(t)
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := stepsOf(readValues(t, filepath.Join(d.logdir, "go/bound")), "x"); int64(len(got)) != kept {
+		t.Errorf("%d points read back, %d kept", len(got), kept)
+	}
+}
+
+// By default a full buffer makes the logging call wait (nothing is lost):
+// it goes on once the daemon is back.
+func TestFullBufferWaitsForTheDaemon(t *testing.T) {
+	d := startDaemon(t)
+	ctx := testContext(t)
+	w, err := Open(ctx, Options{Address: d.address, RunPath: "go/wait", MaxBufferBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.stop(t, syscall.SIGKILL)
+	const total = 10000
+	logged := make(chan error, 1)
+	go func() {
+		for step := int64(0); step < total; step++ {
+			if err := w.Scalar("x", step, float32(step)); err != nil {
+				logged <- err
+				return
+			}
+		}
+		logged <- nil
+	}()
+	time.Sleep(500 * time.Millisecond)
+	select {
+	case err := <-logged:
+		t.Fatalf("%d points logged with the daemon away and a 64 KiB bound: %v", total, err)
+	default:
+	}
+	if w.Stats().BlockedCalls == 0 {
+		t.Errorf("no blocked call counted: %+v", w.Stats())
+	}
+	d.start(t)
+	if err := <-logged; err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := stepsOf(readValues(t, filepath.Join(d.logdir, "go/wait")), "x"); len(got) != total {
+		t.Errorf("%d points read back, want %d", len(got), total)
+	}
+}

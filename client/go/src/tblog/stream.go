@@ -42,18 +42,23 @@ type batch struct {
 	written  bool // the daemon has written it (counted in retained, not unwritten)
 }
 
+// columnKey names a tag of the open ScalarColumns record (no allocation per
+// point, unlike a concatenated string).
+type columnKey struct{ subrun, tag string }
+
 type stream struct {
-	w         *Writer
-	style     tblogv1.ScalarStyle
-	maxBuffer int
-	retain    int
+	w            *Writer
+	style        tblogv1.ScalarStyle
+	maxBuffer    int
+	retain       int
+	dropWhenFull bool
 
 	mu sync.Mutex
 	// The buffer: records in call order; the open ScalarColumns record is
 	// the last of them while scalars follow one another.
 	records  []*tblogv1.Record
 	columns  *tblogv1.ScalarColumns
-	tagIndex map[string]uint32 // subrun + "\x00" + tag -> index in columns.Tags
+	tagIndex map[columnKey]uint32 // index in columns.Tags
 	bufBytes int
 	points   int
 	// Sealed batches, by sequence; sent through sentThrough on this stream.
@@ -87,8 +92,16 @@ type stream struct {
 	receiverDone chan struct{}
 }
 
-func (s *stream) init(w *Writer, style tblogv1.ScalarStyle, maxBuffer, retain int) {
-	s.w, s.style, s.maxBuffer, s.retain = w, style, maxBuffer, retain
+func (s *stream) init(w *Writer, opts Options) {
+	s.w, s.style, s.dropWhenFull = w, opts.ScalarStyle, opts.DropWhenFull
+	s.maxBuffer = opts.MaxBufferBytes
+	if s.maxBuffer <= 0 {
+		s.maxBuffer = 64 << 20
+	}
+	s.retain = opts.RetainBytes
+	if s.retain <= 0 {
+		s.retain = s.maxBuffer
+	}
 	s.changed = make(chan struct{})
 	s.wake = make(chan struct{}, 1)
 	s.abort = make(chan struct{})
@@ -144,18 +157,26 @@ func (s *stream) usableLocked() error {
 	return nil
 }
 
-// roomLocked waits until `bytes` more fit under maxBuffer (or nothing else is
-// buffered, so one large record still goes alone).
+// roomLocked waits until `bytes` more fit under maxBuffer, or refuses the
+// record at once with DropWhenFull.
 func (s *stream) roomLocked(bytes int) error {
 	if bytes > s.maxBuffer {
 		return &Error{Code: codes.ResourceExhausted, Message: fmt.Sprintf(
 			"tblog: a record of %d bytes exceeds Options.MaxBufferBytes (%d)", bytes, s.maxBuffer)}
 	}
 	full := func() bool { return s.bufBytes+s.unwritten+bytes > s.maxBuffer }
-	if full() {
-		s.sealLocked(tblogv1.FlushMode_FLUSH_MODE_NONE) // what waits must be on its way
-		_ = s.waitLocked(context.Background(), func() bool { return !full() || s.closed })
+	if !full() {
+		return nil
 	}
+	if s.dropWhenFull {
+		s.stats.Dropped++
+		return &Error{Code: codes.ResourceExhausted, Message: fmt.Sprintf(
+			"tblog: buffer full (Options.MaxBufferBytes %d; tblogd at %s slow or away): record dropped",
+			s.maxBuffer, s.w.address)}
+	}
+	s.stats.BlockedCalls++
+	s.sealLocked(tblogv1.FlushMode_FLUSH_MODE_NONE) // what waits must be on its way
+	_ = s.waitLocked(context.Background(), func() bool { return !full() || s.closed })
 	return s.usableLocked()
 }
 
@@ -171,10 +192,10 @@ func (s *stream) addScalar(subrun, tag string, step int64, value float32, wallTi
 	}
 	if s.columns == nil {
 		s.columns = &tblogv1.ScalarColumns{Style: s.style}
-		s.tagIndex = map[string]uint32{}
+		s.tagIndex = map[columnKey]uint32{}
 		s.records = append(s.records, &tblogv1.Record{Kind: &tblogv1.Record_Scalars{Scalars: s.columns}})
 	}
-	key := subrun + "\x00" + tag
+	key := columnKey{subrun, tag}
 	index, ok := s.tagIndex[key]
 	if !ok {
 		index = uint32(len(s.columns.Tags))

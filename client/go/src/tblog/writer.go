@@ -82,11 +82,15 @@ type Options struct {
 	// How scalars are stored (TensorBoard 2's tensors by default, or
 	// PyTorch's simple_value).
 	ScalarStyle tblogv1.ScalarStyle
-	// Bound on buffered plus sent-but-unwritten bytes: a logging call waits
-	// for room while the daemon is slower than the program or unreachable
-	// (no record is dropped). A record larger than the bound is refused with
-	// ResourceExhausted. 0 = 64 MiB.
+	// Bound on buffered plus sent-but-unwritten bytes, reached when the
+	// daemon is slower than the program or unreachable. A record larger than
+	// the bound is refused with ResourceExhausted. 0 = 64 MiB.
 	MaxBufferBytes int
+	// What a logging call does when the bound is reached: false (default)
+	// waits for room (no record is lost, the program stalls while the daemon
+	// is away; Stats.BlockedCalls); true returns ResourceExhausted at once
+	// and drops the record (the program never waits; Stats.Dropped).
+	DropWhenFull bool
 	// Batches the daemon has written but not yet reported durable are kept
 	// (to resend after a daemon crash) up to this many bytes; older ones are
 	// then forgotten. 0 = MaxBufferBytes.
@@ -119,6 +123,8 @@ type Stats struct {
 	Reconnects    uint64 // Write streams re-established after a break
 	ResentBatches uint64 // batches sent again on a new stream
 	Duplicates    uint64 // resent batches the daemon already had (dropped there)
+	BlockedCalls  uint64 // logging calls that waited for buffer room
+	Dropped       uint64 // records refused with a full buffer (DropWhenFull)
 	Unacked       int    // sealed batches not yet released
 }
 
@@ -240,15 +246,7 @@ func Open(ctx context.Context, opts Options) (*Writer, error) {
 	if interval == 0 {
 		interval = 100 * time.Millisecond
 	}
-	maxBuffer := opts.MaxBufferBytes
-	if maxBuffer <= 0 {
-		maxBuffer = 64 << 20
-	}
-	retain := opts.RetainBytes
-	if retain <= 0 {
-		retain = maxBuffer
-	}
-	w.s.init(w, opts.ScalarStyle, maxBuffer, retain)
+	w.s.init(w, opts)
 	// A writer id the run already knows (a restarted trainer with a fixed
 	// WriterID): continue after its sequences, or the daemon would refuse
 	// batches it already holds (tblog.proto, WriteRequest.sequence).
