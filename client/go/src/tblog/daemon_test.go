@@ -1,9 +1,9 @@
 package tblog
 
 // The real tblogd ($TBLOGD_BINARY) for the end-to-end tests: spawned on a unix
-// socket in a temporary directory, stopped (or killed, and started again on
-// the same logdir and socket) by the tests; `tblogd inspect --json` reads what
-// it wrote.
+// socket in a temporary directory ($TBLOG_GO_KEEP_LOGS/<test> when set, kept),
+// stopped (or killed, and started again on the same logdir and socket) by the
+// tests; `tblogd inspect --json` reads what it wrote.
 
 import (
 	"context"
@@ -57,6 +57,14 @@ func startDaemon(t testing.TB, extra ...string) *daemon {
 		t.Skip("TBLOGD_BINARY is not set")
 	}
 	dir := t.TempDir()
+	if keep := os.Getenv("TBLOG_GO_KEEP_LOGS"); keep != "" {
+		// Kept for a look afterwards (TensorBoard, tblogd inspect).
+		dir = filepath.Join(keep, strings.ReplaceAll(t.Name(), "/", "_"))
+		os.RemoveAll(dir)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	d := &daemon{binary: binary, dir: dir, logdir: filepath.Join(dir, "logs"),
 		socket: filepath.Join(dir, "tblogd.sock")}
 	d.address = "unix:" + d.socket
