@@ -349,3 +349,31 @@ func TestFullBufferWaitsForTheDaemon(t *testing.T) {
 		t.Errorf("%d points read back, want %d", len(got), total)
 	}
 }
+
+// A daemon that stops reading (SIGSTOP) while megabytes are in flight: Close
+// returns when its context ends, even with the sender blocked in Send.
+func TestCloseDoesNotHangOnAFrozenDaemon(t *testing.T) {
+	d := startDaemon(t)
+	ctx := testContext(t)
+	w, err := Open(ctx, Options{Address: d.address, RunPath: "go/frozen", MaxBufferBytes: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Process.Signal(syscall.SIGSTOP)
+	defer d.stop(t, syscall.SIGKILL)
+	values := make([]float64, 1<<20) // 8 MiB per record
+	for step := int64(0); step < 12; step++ {
+		if err := w.Histogram("h", step, values, HistogramOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	start := time.Now()
+	if e, ok := w.Close(short).(*Error); !ok || e.Code != codes.DeadlineExceeded {
+		t.Errorf("Close: %v, want DeadlineExceeded", e)
+	}
+	if elapsed := time.Since(start); elapsed > 20*time.Second {
+		t.Errorf("Close took %v with a 1 s context", elapsed)
+	}
+}

@@ -308,8 +308,7 @@ func (s *stream) close(ctx context.Context) error {
 	s.stopping = true
 	close(s.stop)
 	if !flushed {
-		s.aborted = true
-		close(s.abort)
+		s.abortLocked()
 	}
 	s.mu.Unlock()
 	s.wakeSender()
@@ -317,10 +316,7 @@ func (s *stream) close(ctx context.Context) error {
 	case <-s.done:
 	case <-ctx.Done():
 		s.mu.Lock()
-		if !s.aborted {
-			s.aborted = true
-			close(s.abort)
-		}
+		s.abortLocked()
 		s.mu.Unlock()
 		<-s.done
 	}
@@ -348,6 +344,19 @@ func (s *stream) close(ctx context.Context) error {
 			lost, s.w.address)}
 	}
 	return firstErr
+}
+
+// abortLocked makes the sender stop at once: it cancels the live stream too,
+// so a sender blocked in Send (a daemon that stopped reading) returns.
+func (s *stream) abortLocked() {
+	if s.aborted {
+		return
+	}
+	s.aborted = true
+	close(s.abort)
+	if s.cancelCall != nil {
+		s.cancelCall()
+	}
 }
 
 // closeRun releases this writer's hold. Releasing a hold that is gone is not
