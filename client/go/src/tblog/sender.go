@@ -42,49 +42,53 @@ func (s *stream) startStream(conn *grpc.ClientConn) {
 	go s.receive(call, s.gen, s.receiverDone)
 }
 
-// receive reads acknowledgements until the stream ends, then says how it
-// ended: broken (reconnect) or final.
+// receive reads acknowledgements until the stream ends, then records how it
+// ended. A stream replaced since (gen) no longer speaks for the writer.
 func (s *stream) receive(call tblogv1.TBLog_WriteClient, gen int, done chan struct{}) {
 	defer close(done)
 	for {
 		response, err := call.Recv()
 		s.mu.Lock()
-		if gen != s.gen {
-			s.mu.Unlock()
-			return
-		}
-		if err == nil {
+		current := gen == s.gen
+		if current && err == nil {
 			s.onResponseLocked(response)
-			s.mu.Unlock()
-			continue
+		} else if current {
+			s.streamEndedLocked(err)
 		}
-		defer s.mu.Unlock()
-		defer s.wakeSender()
-		defer s.notifyLocked()
-		if err == io.EOF && s.halfClosed {
-			return // the end of a stream we ended
-		}
-		code := status.Code(err)
-		if err == io.EOF {
-			code = codes.Unavailable // the daemon ended it with OK before we did
-		}
-		if s.aborted && code == codes.Canceled {
+		s.mu.Unlock()
+		if err != nil || !current {
 			return
 		}
-		switch {
-		case code == codes.NotFound && s.runNotFound < maxRunNotFoundInARow:
-			// The daemon does not know the run: it restarted after our
-			// OpenRun. The reconnect reopens it (RESUME) and resends.
-			s.runNotFound++
-			s.broken = true
-		case code == codes.NotFound || !isRetryable(code):
-			if s.fatal == nil {
-				s.fatal = callError("Write stream", err)
-			}
-		default:
-			s.broken = true
-		}
+	}
+}
+
+// streamEndedLocked: after a transient code the stream is broken (the sender
+// reconnects); after a final one the writer has failed for good.
+func (s *stream) streamEndedLocked(err error) {
+	defer s.wakeSender()
+	defer s.notifyLocked()
+	if err == io.EOF && s.halfClosed {
+		return // the end of a stream we ended
+	}
+	code := status.Code(err)
+	if err == io.EOF {
+		code = codes.Unavailable // the daemon ended it with OK before we did
+	}
+	if s.aborted && code == codes.Canceled {
 		return
+	}
+	switch {
+	case code == codes.NotFound && s.runNotFound < maxRunNotFoundInARow:
+		// The daemon does not know the run: it restarted after our
+		// OpenRun. The reconnect reopens it (RESUME) and resends.
+		s.runNotFound++
+		s.broken = true
+	case code == codes.NotFound || !isRetryable(code):
+		if s.fatal == nil {
+			s.fatal = callError("Write stream", err)
+		}
+	default:
+		s.broken = true
 	}
 }
 
@@ -130,9 +134,10 @@ func (s *stream) releaseLocked() {
 		}
 		n++
 	}
-	if n > 0 {
-		s.unacked = append([]*batch(nil), s.unacked[n:]...)
+	for i := 0; i < n; i++ {
+		s.unacked[i] = nil // the request's memory goes now
 	}
+	s.unacked = s.unacked[n:]
 }
 
 // sender: seals the buffer every interval, sends sealed batches in order,
