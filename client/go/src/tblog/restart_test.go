@@ -377,3 +377,63 @@ func TestCloseDoesNotHangOnAFrozenDaemon(t *testing.T) {
 		t.Errorf("Close took %v with a 1 s context", elapsed)
 	}
 }
+
+// Four goroutines log through one Writer and a second Writer shares the run,
+// across a kill -9: every tag's steps are read back once, in order.
+func TestConcurrentLoggersAndWritersAcrossAKill(t *testing.T) {
+	d := startDaemon(t)
+	ctx := testContext(t)
+	var writers []*Writer
+	for i := 0; i < 2; i++ {
+		w, err := Open(ctx, Options{Address: d.address, RunPath: "go/shared"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writers = append(writers, w)
+	}
+	const total = 5000
+	tags := []string{"a", "b", "c", "d", "e"}
+	logged := make(chan error, len(tags))
+	for i, tag := range tags {
+		w := writers[0]
+		if i == len(tags)-1 {
+			w = writers[1]
+		}
+		go func(w *Writer, tag string) {
+			for step := int64(0); step < total; step++ {
+				if err := w.Scalar(tag, step, float32(step)); err != nil {
+					logged <- err
+					return
+				}
+				if step%500 == 0 {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			logged <- nil
+		}(w, tag)
+	}
+	time.Sleep(100 * time.Millisecond)
+	d.stop(t, syscall.SIGKILL)
+	d.start(t)
+	for range tags {
+		if err := <-logged; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, w := range writers {
+		if err := w.Close(ctx); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	}
+	values := readValues(t, filepath.Join(d.logdir, "go/shared"))
+	want := make([]int64, total)
+	for i := range want {
+		want[i] = int64(i)
+	}
+	for _, tag := range tags {
+		if got := stepsOf(values, tag); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %d points, want %d once each in order (first difference at %d)",
+				tag, len(got), total, firstDifference(got, want))
+		}
+	}
+}
