@@ -36,6 +36,16 @@ type fakeServer struct {
 	written  uint64 // the last sequence acknowledged, reported by OpenRun
 	// The codes of the next CloseRun calls.
 	closeFailures []codes.Code
+	// A failing stream has written its batch first (the answer is lost).
+	writeBeforeFailing bool
+	flushes            []*tblogv1.FlushRequest
+}
+
+func (f *fakeServer) Flush(_ context.Context, req *tblogv1.FlushRequest) (*tblogv1.FlushResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.flushes = append(f.flushes, req)
+	return &tblogv1.FlushResponse{}, nil
 }
 
 func (f *fakeServer) OpenRun(_ context.Context, req *tblogv1.OpenRunRequest) (*tblogv1.OpenRunResponse, error) {
@@ -66,6 +76,9 @@ func (f *fakeServer) Write(stream tblogv1.TBLog_WriteServer) error {
 		if len(f.failures) > 0 {
 			code := f.failures[0]
 			f.failures = f.failures[1:]
+			if f.writeBeforeFailing && req.Sequence > f.written {
+				f.written = req.Sequence // written, its answer lost with the stream
+			}
 			f.mu.Unlock()
 			return status.Errorf(code, "injected %s", code)
 		}
@@ -317,4 +330,38 @@ func TestProtocolCloseRunRetries(t *testing.T) {
 		}
 		fake.mu.Unlock()
 	}
+}
+
+// Sync asks for FLUSH_MODE_SYNC. When the stream breaks after the daemon
+// wrote the Sync's batch but before its answer, the reopen finds the batch
+// held (writer_sequences) and completes the sync with a Flush(sync) call
+// instead of resending.
+func TestProtocolSyncAcrossAReconnect(t *testing.T) {
+	ctx := testContext(t)
+	fake, w := openFailing(t)
+	w.Scalar("x", 1, 1)
+	if err := w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fake.mu.Lock()
+	if len(fake.requests) != 1 || fake.requests[0].Flush != tblogv1.FlushMode_FLUSH_MODE_SYNC {
+		t.Errorf("Sync's batch: %v", fake.requests)
+	}
+	fake.failures = []codes.Code{codes.Unavailable}
+	fake.writeBeforeFailing = true
+	fake.mu.Unlock()
+	w.Scalar("x", 2, 2)
+	if err := w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fake.mu.Lock()
+	if len(fake.flushes) != 1 || !fake.flushes[0].Sync || fake.flushes[0].ThroughSequence != 2 ||
+		fake.flushes[0].WriterId != w.WriterID {
+		t.Errorf("Flush calls after the reopen: %v", fake.flushes)
+	}
+	if len(fake.requests) != 1 {
+		t.Errorf("batch 2 was resent: %v", fake.requests)
+	}
+	fake.mu.Unlock()
+	w.Close(ctx)
 }

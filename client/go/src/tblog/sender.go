@@ -282,7 +282,9 @@ func (s *stream) reconnect() bool {
 			opened, err = tblogv1.NewTBLogClient(conn).OpenRun(ctx, request)
 			cancelOpen()
 			if err == nil {
-				s.resumeAfter(opened.WriterSequences[w.WriterID])
+				err = s.resumeAfter(conn, opened.RunId, opened.WriterSequences[w.WriterID])
+			}
+			if err == nil {
 				s.startStream(conn)
 				return true
 			}
@@ -290,7 +292,7 @@ func (s *stream) reconnect() bool {
 			if code := status.Code(err); !isRetryable(code) {
 				s.mu.Lock()
 				if s.fatal == nil {
-					s.fatal = callError(fmt.Sprintf("OpenRun (resume) of %q at %s", w.RunPath, w.address), err)
+					s.fatal = callError(fmt.Sprintf("reopening (OpenRun RESUME, Flush) %q at %s", w.RunPath, w.address), err)
 				}
 				s.notifyLocked()
 				s.mu.Unlock()
@@ -305,8 +307,22 @@ func (s *stream) reconnect() bool {
 
 // resumeAfter drops the batches the daemon already holds (have: its
 // writer_sequences for this writer) and rewinds the send position so the
-// next stream resends the others, in order.
-func (s *stream) resumeAfter(have uint64) {
+// next stream resends the others, in order. A Sync whose batch the daemon
+// holds but perhaps never synced (its answer was lost with the old stream)
+// is completed with a sync Flush call through `have` first.
+func (s *stream) resumeAfter(conn *grpc.ClientConn, runID string, have uint64) error {
+	s.mu.Lock()
+	needSync := s.syncThrough > s.flushed && s.syncThrough <= have
+	s.mu.Unlock()
+	if needSync {
+		ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+		_, err := tblogv1.NewTBLogClient(conn).Flush(ctx, &tblogv1.FlushRequest{
+			RunId: runID, WriterId: s.w.WriterID, ThroughSequence: have, Sync: true})
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stats.Reconnects++
@@ -341,4 +357,5 @@ func (s *stream) resumeAfter(have uint64) {
 		s.sentThrough = s.unacked[0].sequence - 1
 	}
 	s.notifyLocked()
+	return nil
 }

@@ -69,6 +69,7 @@ type stream struct {
 	sentThrough uint64
 	// What the daemon reported.
 	written, durable, flushed uint64
+	syncThrough               uint64 // the last batch sealed for Sync
 	errors                    []*tblogv1.RecordError
 	fatal                     *Error
 	runNotFound               int
@@ -274,14 +275,19 @@ func (s *stream) takeErrorsLocked() error {
 	return nil
 }
 
-func (s *stream) flush(ctx context.Context, closing bool) error {
+// flush seals the buffer as a batch with `mode` and waits for the daemon's
+// flushed_sequence to reach it (after the fsync, for SYNC).
+func (s *stream) flush(ctx context.Context, mode tblogv1.FlushMode, closing bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed && !closing {
 		return &Error{Code: codes.FailedPrecondition, Message: "tblog: the writer is closed"}
 	}
 	if s.fatal == nil {
-		sequence := s.sealLocked(tblogv1.FlushMode_FLUSH_MODE_FLUSH)
+		sequence := s.sealLocked(mode)
+		if mode == tblogv1.FlushMode_FLUSH_MODE_SYNC {
+			s.syncThrough = sequence
+		}
 		if err := s.waitLocked(ctx, func() bool { return s.flushed >= sequence }); err != nil {
 			return &Error{Code: codes.DeadlineExceeded, Message: fmt.Sprintf(
 				"tblog: tblogd at %s has not acknowledged batch %d (%d batches waiting) before the "+
@@ -301,7 +307,7 @@ func (s *stream) close(ctx context.Context) error {
 	s.notifyLocked() // logging calls waiting for room give up
 	s.mu.Unlock()
 
-	firstErr := s.flush(ctx, true)
+	firstErr := s.flush(ctx, tblogv1.FlushMode_FLUSH_MODE_FLUSH, true)
 	s.mu.Lock()
 	fatal := s.fatal != nil
 	flushed := s.flushed >= s.sequence

@@ -262,7 +262,14 @@ func Open(ctx context.Context, opts Options) (*Writer, error) {
 // since the last report (once), the writer's final error, or, when ctx ends
 // first, DeadlineExceeded (the writer keeps trying in the background).
 func (w *Writer) Flush(ctx context.Context) error {
-	return w.s.flush(ctx, false)
+	return w.s.flush(ctx, tblogv1.FlushMode_FLUSH_MODE_FLUSH, false)
+}
+
+// Sync is Flush, and the daemon also fsyncs the run's files before it
+// answers: what was logged before the call survives a machine crash. It
+// costs a disk sync; the daemon syncs on its own every --fsync-interval.
+func (w *Writer) Sync(ctx context.Context) error {
+	return w.s.flush(ctx, tblogv1.FlushMode_FLUSH_MODE_SYNC, false)
 }
 
 // Close flushes (as Flush), ends the Write stream and releases this writer's

@@ -70,14 +70,21 @@ func TestEveryMethodReachesTheEventFiles(t *testing.T) {
 		t.Errorf("validation accuracy: %+v", acc)
 	}
 
-	w.Scalar("loss", 11, 0.04) // sent by Close
+	w.Scalar("loss", 11, 0.04)
+	if err := w.Sync(ctx); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	if n := d.inspect(t)["go/every"]["loss"].Count; n != 12 {
+		t.Errorf("after Sync: %d loss points, want 12", n)
+	}
+	w.Scalar("loss", 12, 0.03) // sent by Close
 	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := d.inspect(t)["go/every"]["loss"].Count; n != 12 {
-		t.Errorf("after Close: %d loss points, want 12", n)
+	if n := d.inspect(t)["go/every"]["loss"].Count; n != 13 {
+		t.Errorf("after Close: %d loss points, want 13", n)
 	}
-	if err := w.Scalar("loss", 12, 0); err == nil {
+	if err := w.Scalar("loss", 13, 0); err == nil {
 		t.Error("Scalar after Close succeeded")
 	}
 }
