@@ -170,6 +170,18 @@ func (d *daemon) inspect(t *testing.T) map[string]map[string]tagReport {
 	return runs
 }
 
+// openWriter opens a Writer on d (opts.Address set to it); fails the test
+// if that fails.
+func openWriter(t testing.TB, ctx context.Context, d *daemon, opts Options) *Writer {
+	t.Helper()
+	opts.Address = d.address
+	w, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)

@@ -202,3 +202,19 @@ func byTag(values []eventValue, prefix string) map[string][]eventValue {
 	}
 	return out
 }
+
+// checkEveryStep: tag holds the steps 0..total-1, each once, in order.
+func checkEveryStep(t *testing.T, values []eventValue, tag string, total int) {
+	t.Helper()
+	got := stepsOf(values, tag)
+	for i, step := range got {
+		if step != int64(i) {
+			t.Errorf("%s: %d points read back, want %d once each in order; the %dth is step %d",
+				tag, len(got), total, i, step)
+			return
+		}
+	}
+	if len(got) != total {
+		t.Errorf("%s: %d points read back, want %d", tag, len(got), total)
+	}
+}

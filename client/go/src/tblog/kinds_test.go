@@ -23,10 +23,7 @@ import (
 func TestEveryRecordKindIsReadBack(t *testing.T) {
 	d := startDaemon(t)
 	ctx := testContext(t)
-	w, err := Open(ctx, Options{Address: d.address, RunPath: "go/kinds"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := openWriter(t, ctx, d, Options{RunPath: "go/kinds"})
 	check := func(err error) {
 		t.Helper()
 		if err != nil {

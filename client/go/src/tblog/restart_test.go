@@ -22,10 +22,7 @@ import (
 func logThroughRestart(t *testing.T, sig os.Signal, run string) {
 	d := startDaemon(t)
 	ctx := testContext(t)
-	w, err := Open(ctx, Options{Address: d.address, RunPath: run})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := openWriter(t, ctx, d, Options{RunPath: run})
 	const total = 6000
 	for step := int64(0); step < total; step++ {
 		if err := w.Scalar("x", step, float32(step)); err != nil {
@@ -54,14 +51,7 @@ func logThroughRestart(t *testing.T, sig os.Signal, run string) {
 		t.Errorf("no reconnect counted: %+v", stats)
 	}
 	values := readValues(t, filepath.Join(d.logdir, run))
-	want := make([]int64, total)
-	for i := range want {
-		want[i] = int64(i)
-	}
-	if got := stepsOf(values, "x"); !reflect.DeepEqual(got, want) {
-		t.Errorf("x: %d points read back, want %d once each in order (first difference at %d)",
-			len(got), total, firstDifference(got, want))
-	}
+	checkEveryStep(t, values, "x", total)
 	for _, v := range values {
 		if v.tag == "x" && v.scalar != float64(v.step) {
 			t.Fatalf("x at step %d holds %v", v.step, v.scalar)
@@ -80,15 +70,6 @@ func logThroughRestart(t *testing.T, sig os.Signal, run string) {
 	}
 }
 
-func firstDifference(got, want []int64) int {
-	for i := range got {
-		if i >= len(want) || got[i] != want[i] {
-			return i
-		}
-	}
-	return len(got)
-}
-
 func TestRestartKill9LosesAndDoublesNothing(t *testing.T) {
 	logThroughRestart(t, syscall.SIGKILL, "go/kill9")
 }
@@ -97,21 +78,25 @@ func TestRestartCleanShutdownLosesAndDoublesNothing(t *testing.T) {
 	logThroughRestart(t, os.Interrupt, "go/sigterm")
 }
 
-// Flush while the daemon is down returns DeadlineExceeded when its context
-// ends, and the writer keeps retrying: once the daemon is back, Close
-// delivers everything.
-func TestFlushWhileTheDaemonIsDown(t *testing.T) {
+// killedAfterAPoint: a writer of run that has logged and flushed step 0 of
+// "x", and its daemon then killed (-9).
+func killedAfterAPoint(t *testing.T, run string) (*daemon, context.Context, *Writer) {
 	d := startDaemon(t)
 	ctx := testContext(t)
-	w, err := Open(ctx, Options{Address: d.address, RunPath: "go/down"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := openWriter(t, ctx, d, Options{RunPath: run})
 	w.Scalar("x", 0, 0)
 	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	d.stop(t, syscall.SIGKILL)
+	return d, ctx, w
+}
+
+// Flush while the daemon is down returns DeadlineExceeded when its context
+// ends, and the writer keeps retrying: once the daemon is back, Close
+// delivers everything.
+func TestFlushWhileTheDaemonIsDown(t *testing.T) {
+	d, ctx, w := killedAfterAPoint(t, "go/down")
 	w.Scalar("x", 1, 1)
 	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
@@ -133,10 +118,7 @@ func TestFlushWhileTheDaemonIsDown(t *testing.T) {
 func TestCloseGivesUpWhenTheDaemonStaysAway(t *testing.T) {
 	d := startDaemon(t)
 	ctx := testContext(t)
-	w, err := Open(ctx, Options{Address: d.address, RunPath: "go/gone"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := openWriter(t, ctx, d, Options{RunPath: "go/gone"})
 	d.stop(t, syscall.SIGKILL)
 	w.Scalar("x", 1, 1)
 	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
@@ -183,10 +165,7 @@ func TestFixedWriterIDRebases(t *testing.T) {
 func TestRepeatedKillsWithBatchesInFlight(t *testing.T) {
 	d := startDaemon(t)
 	ctx := testContext(t)
-	w, err := Open(ctx, Options{Address: d.address, RunPath: "go/kills"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := openWriter(t, ctx, d, Options{RunPath: "go/kills"})
 	const total = 30000
 	big := make([]float64, 1<<18) // 2 MiB of values: a batch of its own
 	logged := make(chan error, 1)
@@ -230,14 +209,7 @@ func TestRepeatedKillsWithBatchesInFlight(t *testing.T) {
 		t.Errorf("reconnects with batches resent expected: %+v", stats)
 	}
 	values := readValues(t, filepath.Join(d.logdir, "go/kills"))
-	want := make([]int64, total)
-	for i := range want {
-		want[i] = int64(i)
-	}
-	if got := stepsOf(values, "x"); !reflect.DeepEqual(got, want) {
-		t.Errorf("x: %d points read back, want %d once each in order (first difference at %d)",
-			len(got), total, firstDifference(got, want))
-	}
+	checkEveryStep(t, values, "x", total)
 	var bigSteps []int64
 	for step := int64(0); step < total; step += 2000 {
 		bigSteps = append(bigSteps, step)
@@ -250,17 +222,7 @@ func TestRepeatedKillsWithBatchesInFlight(t *testing.T) {
 // The daemon is killed before Close: Close's flush reconnects once the daemon
 // is back, and its CloseRun goes to the restarted daemon.
 func TestCloseAcrossARestart(t *testing.T) {
-	d := startDaemon(t)
-	ctx := testContext(t)
-	w, err := Open(ctx, Options{Address: d.address, RunPath: "go/close-restart"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Scalar("x", 0, 0)
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	d.stop(t, syscall.SIGKILL)
+	d, ctx, w := killedAfterAPoint(t, "go/close-restart")
 	closed := make(chan error)
 	go func() { closed <- w.Close(ctx) }()
 	time.Sleep(300 * time.Millisecond)
@@ -279,10 +241,7 @@ func TestCloseAcrossARestart(t *testing.T) {
 func TestBufferBoundWhileTheDaemonIsAway(t *testing.T) {
 	d := startDaemon(t)
 	ctx := testContext(t)
-	w, err := Open(ctx, Options{Address: d.address, RunPath: "go/bound", MaxBufferBytes: 64 << 10, DropWhenFull: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := openWriter(t, ctx, d, Options{RunPath: "go/bound", MaxBufferBytes: 64 << 10, DropWhenFull: true})
 	d.stop(t, syscall.SIGKILL)
 	kept := int64(0)
 	for step := int64(0); step < 10000; step++ {
@@ -313,10 +272,7 @@ func TestBufferBoundWhileTheDaemonIsAway(t *testing.T) {
 func TestFullBufferWaitsForTheDaemon(t *testing.T) {
 	d := startDaemon(t)
 	ctx := testContext(t)
-	w, err := Open(ctx, Options{Address: d.address, RunPath: "go/wait", MaxBufferBytes: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := openWriter(t, ctx, d, Options{RunPath: "go/wait", MaxBufferBytes: 64 << 10})
 	d.stop(t, syscall.SIGKILL)
 	const total = 10000
 	logged := make(chan error, 1)
@@ -345,9 +301,7 @@ func TestFullBufferWaitsForTheDaemon(t *testing.T) {
 	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := stepsOf(readValues(t, filepath.Join(d.logdir, "go/wait")), "x"); len(got) != total {
-		t.Errorf("%d points read back, want %d", len(got), total)
-	}
+	checkEveryStep(t, readValues(t, filepath.Join(d.logdir, "go/wait")), "x", total)
 }
 
 // A daemon that stops reading (SIGSTOP) while megabytes are in flight: Close
@@ -355,10 +309,7 @@ func TestFullBufferWaitsForTheDaemon(t *testing.T) {
 func TestCloseDoesNotHangOnAFrozenDaemon(t *testing.T) {
 	d := startDaemon(t)
 	ctx := testContext(t)
-	w, err := Open(ctx, Options{Address: d.address, RunPath: "go/frozen", MaxBufferBytes: 256 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := openWriter(t, ctx, d, Options{RunPath: "go/frozen", MaxBufferBytes: 256 << 20})
 	d.cmd.Process.Signal(syscall.SIGSTOP)
 	defer d.stop(t, syscall.SIGKILL)
 	values := make([]float64, 1<<20) // 8 MiB per record
@@ -426,14 +377,7 @@ func TestConcurrentLoggersAndWritersAcrossAKill(t *testing.T) {
 		}
 	}
 	values := readValues(t, filepath.Join(d.logdir, "go/shared"))
-	want := make([]int64, total)
-	for i := range want {
-		want[i] = int64(i)
-	}
 	for _, tag := range tags {
-		if got := stepsOf(values, tag); !reflect.DeepEqual(got, want) {
-			t.Errorf("%s: %d points, want %d once each in order (first difference at %d)",
-				tag, len(got), total, firstDifference(got, want))
-		}
+		checkEveryStep(t, values, tag, total)
 	}
 }

@@ -92,14 +92,11 @@ func TestEveryMethodReachesTheEventFiles(t *testing.T) {
 func TestRejectedRecordSurfacesAndNeighboursAreWritten(t *testing.T) {
 	d := startDaemon(t)
 	ctx := testContext(t)
-	w, err := Open(ctx, Options{Address: d.address, RunPath: "go/bad", SendInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := openWriter(t, ctx, d, Options{RunPath: "go/bad", SendInterval: -1})
 	w.Scalar("good", 1, 1.5)
 	w.Text("bad\x01tag", 1, "control character in the tag")
 	w.Text("fine", 1, "after the bad one")
-	err = w.Flush(ctx)
+	err := w.Flush(ctx)
 	e, ok := err.(*Error)
 	if !ok {
 		t.Fatalf("Flush: %v, want an *Error", err)
@@ -132,10 +129,7 @@ func TestRejectedRecordSurfacesAndNeighboursAreWritten(t *testing.T) {
 func TestCloseReportsARejectedRecord(t *testing.T) {
 	d := startDaemon(t)
 	ctx := testContext(t)
-	w, err := Open(ctx, Options{Address: d.address, RunPath: "go/bad-close"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := openWriter(t, ctx, d, Options{RunPath: "go/bad-close"})
 	w.Scalar("", 1, 1)
 	if e, ok := w.Close(ctx).(*Error); !ok || e.Code != codes.InvalidArgument {
 		t.Fatalf("Close: %v, want INVALID_ARGUMENT", e)
