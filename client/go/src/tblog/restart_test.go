@@ -121,10 +121,15 @@ func TestCloseGivesUpWhenTheDaemonStaysAway(t *testing.T) {
 	w := openWriter(t, ctx, d, Options{RunPath: "go/gone"})
 	d.stop(t, syscall.SIGKILL)
 	w.Scalar("x", 1, 1)
+	flushed := make(chan error)
+	go func() { flushed <- w.Flush(context.Background()) }() // no deadline of its own
 	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
 	if e, ok := w.Close(short).(*Error); !ok || e.Code != codes.DeadlineExceeded {
 		t.Fatalf("Close with the daemon gone: %v, want DeadlineExceeded", e)
+	}
+	if e, ok := (<-flushed).(*Error); !ok || e.Code != codes.FailedPrecondition {
+		t.Errorf("a Flush waiting when Close gave up: %v, want FailedPrecondition", e)
 	}
 	if err := w.Scalar("x", 2, 2); err == nil {
 		t.Error("Scalar after Close succeeded")

@@ -363,6 +363,11 @@ func (s *stream) abortLocked() {
 	if s.cancelCall != nil {
 		s.cancelCall()
 	}
+	if s.fatal == nil {
+		// Flushes waiting in other goroutines end too.
+		s.fatal = &Error{Code: codes.FailedPrecondition, Message: "tblog: the writer was closed before tblogd acknowledged everything"}
+		s.notifyLocked()
+	}
 }
 
 // closeRun releases this writer's hold. Releasing a hold that is gone is not

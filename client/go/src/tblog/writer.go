@@ -276,9 +276,10 @@ func (w *Writer) Sync(ctx context.Context) error {
 // hold on the run (CloseRun with its writer id, retried on transient codes;
 // the run and its hparams session end when its last writer has released
 // it), then closes the connection. It returns the first error; when ctx ends
-// before the daemon has acknowledged everything, the rest is dropped and
-// Close returns DeadlineExceeded saying how many batches were lost. Calling
-// it again returns nil; logging after Close returns FailedPrecondition.
+// before the daemon has acknowledged everything, the rest is dropped, Close
+// returns DeadlineExceeded saying how many batches were lost, and Flushes
+// still waiting in other goroutines return FailedPrecondition. Calling it
+// again returns nil; logging after Close returns FailedPrecondition.
 func (w *Writer) Close(ctx context.Context) error {
 	return w.s.close(ctx)
 }
