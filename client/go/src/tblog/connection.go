@@ -15,6 +15,40 @@ import (
 	"google.golang.org/grpc/credentials"
 )
 
+// DefaultAddress is where a Writer looks for tblogd when Options.Address is
+// empty: $TBLOG_ADDRESS when set, else 127.0.0.1:6066 (tblogd's default
+// --listen; the same default as the C++, Python and Node clients).
+func DefaultAddress() string {
+	if address := os.Getenv("TBLOG_ADDRESS"); address != "" {
+		return address
+	}
+	return "127.0.0.1:6066"
+}
+
+// dialTarget returns the gRPC target and dial options for an address
+// (credentialOptions adds TLS or plaintext and the token).
+func dialTarget(address string) (string, []grpc.DialOption) {
+	opts := []grpc.DialOption{
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes),
+			grpc.MaxCallSendMsgSize(maxMessageBytes)),
+	}
+	socket := ""
+	if strings.HasPrefix(address, "unix:") {
+		socket = strings.TrimPrefix(strings.TrimPrefix(address, "unix:"), "//")
+	} else if strings.HasPrefix(address, "/") {
+		socket = address
+	}
+	if socket == "" {
+		return address, opts
+	}
+	// grpc-go 1.33 has no unix resolver: dial the socket ourselves.
+	opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	}))
+	return "passthrough:///localhost", opts
+}
+
 // TLSOptions: TLS to the daemon, with a client certificate for mTLS. File
 // paths are PEM files; CertFile and KeyFile go together.
 type TLSOptions struct {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,4 +133,34 @@ func TestTLSWithToken(t *testing.T) {
 			t.Errorf("got %v, want InvalidArgument", err)
 		}
 	})
+}
+
+// A writer with a token reconnects after a kill -9 with its token: the
+// restarted daemon checks it again and the run stays the token's.
+func TestTokenWriterReconnectsAfterAKill(t *testing.T) {
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	if err := ioutil.WriteFile(tokens, []byte("go:"+testToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, "--auth-token-file", tokens)
+	ctx := testContext(t)
+	w := openWriter(t, ctx, d, Options{RunPath: "go/token-restart", Token: testToken})
+	for step := int64(0); step < 100; step++ {
+		w.Scalar("x", step, float32(step))
+		if step == 50 {
+			if err := w.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			d.stop(t, syscall.SIGKILL)
+			d.start(t)
+		}
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if w.Stats().Reconnects == 0 {
+		t.Errorf("no reconnect: %+v", w.Stats())
+	}
+	checkEveryStep(t, readValues(t, filepath.Join(d.logdir, "go/token-restart")), "x", 100)
 }

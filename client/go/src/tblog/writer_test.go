@@ -1,154 +1,20 @@
 package tblog
 
-// End-to-end tests against the real tblogd ($TBLOGD_BINARY) on a unix socket
-// in a temporary directory; what it wrote is checked with
-// `tblogd inspect --json`. Run by client/go/run_tests.sh.
+// End-to-end tests against the real tblogd ($TBLOGD_BINARY, daemon_test.go);
+// what it wrote is checked with `tblogd inspect --json`. Run by
+// client/go/run_tests.sh.
 
 import (
-	"context"
-	"encoding/json"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 )
-
-type daemon struct {
-	binary  string
-	logdir  string
-	address string
-	dir     string
-	stderr  *lockedBuffer
-}
-
-// lockedBuffer is tblogd's stderr, written by exec's goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// startDaemon spawns tblogd (with `extra` flags, e.g. TLS) and waits for its
-// socket; it is stopped when the test ends.
-func startDaemon(t *testing.T, extra ...string) *daemon {
-	t.Helper()
-	binary := os.Getenv("TBLOGD_BINARY")
-	if binary == "" {
-		t.Skip("TBLOGD_BINARY is not set")
-	}
-	dir := t.TempDir()
-	logdir := filepath.Join(dir, "logs")
-	socket := filepath.Join(dir, "tblogd.sock")
-	if err := os.Mkdir(logdir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	stderr := &lockedBuffer{}
-	args := append([]string{"--logdir", logdir, "--unix-socket", socket}, extra...)
-	if !strings.Contains(strings.Join(extra, " "), "--listen") {
-		args = append(args, "--listen", "")
-	}
-	cmd := exec.Command(binary, args...)
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", binary, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	for i := 0; ; i++ {
-		if _, err := os.Stat(socket); err == nil {
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("tblogd exited before listening:\n%s", stderr.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if i == 300 {
-			t.Fatalf("tblogd did not create %s:\n%s", socket, stderr.String())
-		}
-	}
-	return &daemon{binary: binary, logdir: logdir, address: "unix:" + socket, dir: dir, stderr: stderr}
-}
-
-type tagReport struct {
-	Tag        string   `json:"tag"`
-	Kind       string   `json:"kind"`
-	Count      int64    `json:"count"`
-	FirstStep  int64    `json:"first_step"`
-	LastStep   int64    `json:"last_step"`
-	LastScalar *float64 `json:"last_scalar"`
-}
-
-// inspect returns run name -> tag -> report from `tblogd inspect --json`.
-func (d *daemon) inspect(t *testing.T) map[string]map[string]tagReport {
-	t.Helper()
-	out, err := exec.Command(d.binary, "inspect", "--json", d.logdir).Output()
-	if err != nil {
-		t.Fatalf("tblogd inspect: %v", err)
-	}
-	var report struct {
-		Runs []struct {
-			Name  string `json:"name"`
-			Files []struct {
-				Name  string `json:"name"`
-				State string `json:"state"`
-			} `json:"files"`
-			Tags []tagReport `json:"tags"`
-		} `json:"runs"`
-	}
-	if err := json.Unmarshal(out, &report); err != nil {
-		t.Fatalf("inspect output: %v\n%s", err, out)
-	}
-	runs := map[string]map[string]tagReport{}
-	for _, run := range report.Runs {
-		for _, f := range run.Files {
-			if f.State != "ok" {
-				t.Errorf("%s/%s: state %s", run.Name, f.Name, f.State)
-			}
-		}
-		tags := map[string]tagReport{}
-		for _, tag := range run.Tags {
-			tags[tag.Tag] = tag
-		}
-		runs[run.Name] = tags
-	}
-	return runs
-}
-
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 func TestEveryMethodReachesTheEventFiles(t *testing.T) {
 	d := startDaemon(t)
@@ -204,14 +70,21 @@ func TestEveryMethodReachesTheEventFiles(t *testing.T) {
 		t.Errorf("validation accuracy: %+v", acc)
 	}
 
-	w.Scalar("loss", 11, 0.04) // sent by Close
+	w.Scalar("loss", 11, 0.04)
+	if err := w.Sync(ctx); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	if n := d.inspect(t)["go/every"]["loss"].Count; n != 12 {
+		t.Errorf("after Sync: %d loss points, want 12", n)
+	}
+	w.Scalar("loss", 12, 0.03) // sent by Close
 	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := d.inspect(t)["go/every"]["loss"].Count; n != 12 {
-		t.Errorf("after Close: %d loss points, want 12", n)
+	if n := d.inspect(t)["go/every"]["loss"].Count; n != 13 {
+		t.Errorf("after Close: %d loss points, want 13", n)
 	}
-	if err := w.Scalar("loss", 12, 0); err == nil {
+	if err := w.Scalar("loss", 13, 0); err == nil {
 		t.Error("Scalar after Close succeeded")
 	}
 }
@@ -219,14 +92,11 @@ func TestEveryMethodReachesTheEventFiles(t *testing.T) {
 func TestRejectedRecordSurfacesAndNeighboursAreWritten(t *testing.T) {
 	d := startDaemon(t)
 	ctx := testContext(t)
-	w, err := Open(ctx, Options{Address: d.address, RunPath: "go/bad", SendInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := openWriter(t, ctx, d, Options{RunPath: "go/bad", SendInterval: -1})
 	w.Scalar("good", 1, 1.5)
 	w.Text("bad\x01tag", 1, "control character in the tag")
 	w.Text("fine", 1, "after the bad one")
-	err = w.Flush(ctx)
+	err := w.Flush(ctx)
 	e, ok := err.(*Error)
 	if !ok {
 		t.Fatalf("Flush: %v, want an *Error", err)
@@ -259,10 +129,7 @@ func TestRejectedRecordSurfacesAndNeighboursAreWritten(t *testing.T) {
 func TestCloseReportsARejectedRecord(t *testing.T) {
 	d := startDaemon(t)
 	ctx := testContext(t)
-	w, err := Open(ctx, Options{Address: d.address, RunPath: "go/bad-close"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := openWriter(t, ctx, d, Options{RunPath: "go/bad-close"})
 	w.Scalar("", 1, 1)
 	if e, ok := w.Close(ctx).(*Error); !ok || e.Code != codes.InvalidArgument {
 		t.Fatalf("Close: %v, want INVALID_ARGUMENT", e)
@@ -287,7 +154,10 @@ func TestExampleProgram(t *testing.T) {
 		t.Skip("TBLOG_GO_EXAMPLE is not set (run_tests.sh builds it)")
 	}
 	d := startDaemon(t)
-	out, err := exec.Command(example, "-address", d.address, "-run", "go/example", "-steps", "50").CombinedOutput()
+	// The address from TBLOG_ADDRESS, as a user points every client at once.
+	cmd := exec.Command(example, "-run", "go/example", "-steps", "50")
+	cmd.Env = append(os.Environ(), "TBLOG_ADDRESS="+d.address)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("example: %v\n%s", err, out)
 	}
@@ -300,5 +170,36 @@ func TestExampleProgram(t *testing.T) {
 	}
 	if acc := runs["go/example/validation"]["accuracy"]; acc.Count != 5 {
 		t.Errorf("example accuracy: %+v", acc)
+	}
+	if img := runs["go/example"]["samples"]; img.Kind != "image" || img.Count != 5 {
+		t.Errorf("example samples: %+v", img)
+	}
+}
+
+func TestDefaultAddress(t *testing.T) {
+	defer os.Setenv("TBLOG_ADDRESS", os.Getenv("TBLOG_ADDRESS"))
+	os.Unsetenv("TBLOG_ADDRESS")
+	if got := DefaultAddress(); got != "127.0.0.1:6066" {
+		t.Errorf("DefaultAddress() = %q without TBLOG_ADDRESS", got)
+	}
+	os.Setenv("TBLOG_ADDRESS", "unix:/tmp/x.sock")
+	if got := DefaultAddress(); got != "unix:/tmp/x.sock" {
+		t.Errorf("DefaultAddress() = %q with TBLOG_ADDRESS", got)
+	}
+}
+
+// No daemon at the address: Open fails within seconds, naming the address
+// and how to point the client elsewhere (the first OpenRun is not retried).
+func TestOpenWithoutADaemonFailsFastNamingTheAddress(t *testing.T) {
+	address := "unix:" + filepath.Join(t.TempDir(), "none.sock")
+	start := time.Now()
+	_, err := Open(testContext(t), Options{Address: address, RunPath: "x"})
+	e, ok := err.(*Error)
+	if !ok || e.Code != codes.Unavailable || !strings.Contains(e.Message, address) ||
+		!strings.Contains(e.Message, "TBLOG_ADDRESS") {
+		t.Fatalf("Open: %v, want Unavailable naming %s and TBLOG_ADDRESS", err, address)
+	}
+	if elapsed := time.Since(start); elapsed > 15*time.Second {
+		t.Errorf("Open took %v to fail", elapsed)
 	}
 }
