@@ -24,10 +24,6 @@ const { TblogError, isRetryable, codeName, rpcError } = require('./errors.js');
 // kMaxRunNotFoundInARow).
 const MAX_RUN_NOT_FOUND_IN_A_ROW = 3;
 
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 // A unary call as a promise, with a deadline.
 function unary(client, method, request, timeoutMs) {
   return new Promise((resolve, reject) => {
@@ -74,6 +70,8 @@ class BatchStream {
     this._abandoned = false;  // close() gave up: stop reconnecting
     this._runNotFound = 0;
     this._waiters = [];
+    this._backoffTimer = null; // the reconnect's wait, which end() cuts short
+    this._endBackoff = null;
     this.stats = { batches: 0, records: 0, resentBatches: 0, reconnects: 0 };
 
     // A writer id the run already knows (a restarted trainer with a fixed
@@ -145,6 +143,7 @@ class BatchStream {
   async end(timeoutMs = 5000) {
     this._ending = true;
     this._abandoned = true;
+    if (this._endBackoff) this._endBackoff();
     const call = this._call;
     this._call = null;
     if (!call) return;
@@ -244,7 +243,7 @@ class BatchStream {
     for (;;) {
       // A wait in [backoff/2, backoff]: writers that lost one daemon do not
       // all come back in the same millisecond.
-      await sleep(backoff * (0.5 + 0.5 * Math.random()));
+      await this._backoff(backoff * (0.5 + 0.5 * Math.random()));
       backoff = Math.min(backoff * 2, this._maxBackoffMs);
       if (this._abandoned || this.fatal) return;
       this._client.close();
@@ -264,6 +263,18 @@ class BatchStream {
       }
       if (this._abandoned) return;
     }
+  }
+
+  // Waits `ms`, or until end() stops the reconnect.
+  _backoff(ms) {
+    return new Promise((resolve) => {
+      this._endBackoff = () => {
+        clearTimeout(this._backoffTimer);
+        this._endBackoff = null;
+        resolve();
+      };
+      this._backoffTimer = setTimeout(this._endBackoff, ms);
+    });
   }
 
   // After a reopen: drops what the daemon has, and makes sure a flush (or, with
