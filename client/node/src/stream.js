@@ -92,18 +92,19 @@ class BatchStream {
     const batch = {
       sequence: ++this.sequence,
       request: { sequence: this.sequence, records, flush: flushMode },
-      records: records.length,
+      records: countRecords(records),
       sent: Boolean(this._call),
     };
     if (flushMode !== 'FLUSH_MODE_NONE') this._flushWanted = batch.sequence;
     this._unacked.push(batch);
     this.stats.batches += 1;
-    this.stats.records += records.length;
+    this.stats.records += batch.records;
     if (this._call) this._write(this._call, batch.request);
     return batch.sequence;
   }
 
-  /** Batches and records sent but not acknowledged (as retainUntil says). */
+  /** Batches and records (each scalar point one) sent but not acknowledged
+   *  (as retainUntil says). */
   pending() {
     return { batches: this._unacked.length, records: this._unacked.reduce((n, b) => n + b.records, 0) };
   }
@@ -320,6 +321,13 @@ class BatchStream {
       }
     }
   }
+}
+
+// Records as a user counts them: each scalar point of a ScalarColumns record.
+function countRecords(records) {
+  let count = 0;
+  for (const record of records) count += record.scalars ? record.scalars.steps.length : 1;
+  return count;
 }
 
 // "a rejected record" message from RecordErrors, naming each record.

@@ -256,7 +256,8 @@ class Writer {
     if (firstError) throw firstError;
   }
 
-  /** Counters: batches and records sent, batches resent, reconnects. */
+  /** Counters: batches and records (each scalar point one) sent, batches
+   *  resent, reconnects. */
   stats() {
     return { ...this._stream.stats };
   }
