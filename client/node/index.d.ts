@@ -200,7 +200,8 @@ export class Writer {
 
   /** Resolves once everything logged before is written and flushed by the
    *  daemon (fsynced with sync); waits across reconnects, up to timeoutMs
-   *  (default no limit). Rejects with rejected records or a final failure. */
+   *  (default no limit; close() ends the wait with FAILED_PRECONDITION).
+   *  Rejects with rejected records or a final failure. */
   flush(options?: { sync?: boolean; timeoutMs?: number }): Promise<void>;
   /** Flushes (up to timeoutMs, default closeTimeoutMs), ends the stream and
    *  releases this writer's hold on the run (the run closes with its last

@@ -115,7 +115,7 @@ class BatchStream {
   waitFor(predicate, timeoutMs = Infinity) {
     if (predicate() || this.fatal) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const waiter = { predicate, resolve, timer: null };
+      const waiter = { predicate, resolve, reject, timer: null };
       if (Number.isFinite(timeoutMs)) {
         waiter.timer = setTimeout(() => {
           this._waiters = this._waiters.filter((w) => w !== waiter);
@@ -140,11 +140,19 @@ class BatchStream {
   }
 
   /** Ends the stream: half-closes it and waits (up to `timeoutMs`) for the
-   *  daemon to end it too; stops any reconnect. The client stays open. */
+   *  daemon to end it too; stops any reconnect. A wait still pending (a
+   *  flush() not awaited before close()) rejects with FAILED_PRECONDITION.
+   *  The client stays open. */
   async end(timeoutMs = 5000) {
     this._ending = true;
     this._abandoned = true;
     if (this._endBackoff) this._endBackoff();
+    const { batches } = this.pending();
+    for (const waiter of this._waiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.reject(new TblogError(`tblog: the writer was closed with ${batches} batches unacknowledged`,
+        { code: grpc.status.FAILED_PRECONDITION }));
+    }
     const call = this._call;
     this._call = null;
     if (!call) return;

@@ -276,7 +276,9 @@ test('an unreachable daemon: flush and close give up after their timeout', async
   writer.scalar('x', 0, 1);
   await assert.rejects(writer.flush({ timeoutMs: 300 }),
     (err) => err.code === grpc.status.DEADLINE_EXCEEDED && /did not acknowledge 1 batches \(1 records\)/.test(err.message));
+  const waiting = writer.flush(); // no limit: close() ends it
   await assert.rejects(writer.close({ timeoutMs: 300 }), (err) => err.code === grpc.status.DEADLINE_EXCEEDED);
+  await assert.rejects(waiting, (err) => err.code === grpc.status.FAILED_PRECONDITION && /closed/.test(err.message));
   assert.throws(() => writer.scalar('x', 1, 1), /closed/);
 });
 
@@ -304,4 +306,16 @@ test('the address: TBLOG_ADDRESS, else 127.0.0.1:6066, named when unreachable', 
   assert.ok(Date.now() - started < 8000, 'an unreachable daemon fails fast');
   delete process.env.TBLOG_ADDRESS;
   assert.equal(require('../src/index.js').defaultAddress(), '127.0.0.1:6066');
+});
+
+test('index.d.ts declares every public Writer method and export', () => {
+  const fs = require('node:fs');
+  const path = require('node:path');
+  const declarations = fs.readFileSync(path.join(__dirname, '..', 'index.d.ts'), 'utf8');
+  const writer = declarations.slice(declarations.indexOf('export class Writer'));
+  const methods = Object.getOwnPropertyNames(Writer.prototype).filter((name) => name !== 'constructor' && !name.startsWith('_'));
+  for (const name of [...methods, 'open']) assert.match(writer, new RegExp(`\\n  (static )?${name}\\(`), `Writer.${name}`);
+  for (const name of Object.keys(require('../src/index.js'))) {
+    assert.match(declarations, new RegExp(`export (class|const|function) ${name}\\b`), name);
+  }
 });
