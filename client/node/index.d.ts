@@ -91,6 +91,13 @@ export interface OpenOptions {
    *  'written' (default: survives a daemon crash) or 'durable' (fsynced:
    *  survives a machine crash; holds more memory). */
   retainUntil?: 'written' | 'durable';
+  /** Bound on the bytes buffered and sent but not acknowledged (what waits
+   *  while the daemon is away); default 256 MiB. */
+  maxBufferBytes?: number;
+  /** Past maxBufferBytes a logging call drops its record ('drop-newest', the
+   *  default: counted in stats().dropped, reported by the next flush/close)
+   *  or throws RESOURCE_EXHAUSTED ('throw'). */
+  overflow?: 'drop-newest' | 'throw';
   /** Deadline of each unary call (OpenRun, Flush, CloseRun); default 10000. */
   rpcTimeoutMs?: number;
   /** How long close() waits for unacknowledged batches; default 30000. */
@@ -154,6 +161,8 @@ export interface WriterStats {
   records: number;
   resentBatches: number;
   reconnects: number;
+  /** Records dropped by the buffer's bound (overflow 'drop-newest'). */
+  dropped: number;
 }
 
 /** Writes one run. The logging methods only buffer and throw a TblogError only

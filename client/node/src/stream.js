@@ -57,7 +57,8 @@ class BatchStream {
     this._maxBackoffMs = maxBackoffMs;
 
     this.sequence = 0;        // the last batch numbered
-    this._unacked = [];       // {sequence, request, records}, by sequence
+    this._unacked = [];       // {sequence, request, records, bytes, sent}, by sequence
+    this.unackedBytes = 0;    // their bytes
     this.written = 0;         // acknowledgement levels (WriteResponse)
     this.durable = 0;
     this.flushed = 0;
@@ -87,9 +88,11 @@ class BatchStream {
   }
 
   /** Sequences and queues a batch of `records` (may be empty with a flush
-   *  mode); sends it now when the stream is up. Returns its sequence. */
-  send(records, flushMode = 'FLUSH_MODE_NONE') {
+   *  mode) of about `bytes`; sends it now when the stream is up. Returns its
+   *  sequence. */
+  send(records, flushMode = 'FLUSH_MODE_NONE', bytes = 0) {
     const batch = {
+      bytes,
       sequence: ++this.sequence,
       request: { sequence: this.sequence, records, flush: flushMode },
       records: countRecords(records),
@@ -97,6 +100,7 @@ class BatchStream {
     };
     if (flushMode !== 'FLUSH_MODE_NONE') this._flushWanted = batch.sequence;
     this._unacked.push(batch);
+    this.unackedBytes += bytes;
     this.stats.batches += 1;
     this.stats.records += batch.records;
     if (this._call) this._write(this._call, batch.request);
@@ -228,7 +232,7 @@ class BatchStream {
   _release() {
     const through = this._retainUntil === 'durable' ? this.durable : this.written;
     let n = 0;
-    while (n < this._unacked.length && this._unacked[n].sequence <= through) ++n;
+    while (n < this._unacked.length && this._unacked[n].sequence <= through) this.unackedBytes -= this._unacked[n++].bytes;
     if (n > 0) this._unacked.splice(0, n);
   }
 

@@ -14,6 +14,15 @@ const records = require('./records.js');
 // A batch is sent once its records pass this many bytes or scalar points.
 const BATCH_BYTES = 4 << 20;
 const BATCH_POINTS = 1 << 16;
+// Buffered + unacknowledged bytes (the C++ client's max_buffer_bytes; larger
+// by default, since a Node loop cannot wait for room as a C++ one does), and
+// the policies past it. Node cannot block a logging call, so there is no
+// "block": 'drop-newest' drops the record and counts it, reported by the
+// next flush()/close(); 'throw' throws RESOURCE_EXHAUSTED from the call.
+const DEFAULT_MAX_BUFFER_BYTES = 256 << 20;
+const OVERFLOW_POLICIES = ['drop-newest', 'throw'];
+// Bytes a buffered scalar point is counted for.
+const POINT_BYTES = 24;
 
 // The hint of a first OpenRun that could not reach the daemon.
 const UNREACHABLE_HINT = 'is tblogd running there? Pass `address` or set TBLOG_ADDRESS ' +
@@ -40,6 +49,16 @@ class Writer {
     this._points = 0;
     this._closed = false;
     this._closeTimeoutMs = options.closeTimeoutMs ?? 30000;
+    // The bound on buffered + unacknowledged bytes, and what a logging call
+    // does past it (see open()).
+    this._maxBufferBytes = options.maxBufferBytes ?? DEFAULT_MAX_BUFFER_BYTES;
+    this._overflow = options.overflow ?? 'drop-newest';
+    if (!OVERFLOW_POLICIES.includes(this._overflow)) {
+      throw new TblogError(`tblog: overflow must be one of ${OVERFLOW_POLICIES.join(', ')}, not "${this._overflow}"`);
+    }
+    this._dropped = 0;          // records dropped, all told
+    this._droppedUnreported = 0; // ... not yet reported by flush()/close()
+    this._droppedMessage = '';
 
     const interval = options.sendIntervalMs ?? 1000;
     this._timer = interval > 0 ? setInterval(() => this._send('FLUSH_MODE_NONE'), interval) : null;
@@ -54,12 +73,18 @@ class Writer {
    *  records.toHParams). `writerId`: fixed to continue a run's sequences
    *  after a restart of this process (default: a random UUID). `tls` ({ca,
    *  cert, key, serverName, enabled}: PEM file paths) and `token` default to
-   *  the environment (README). Rejects at once with the daemon's message, or
+   *  the environment (README). `maxBufferBytes` (default 256 MiB) bounds the
+   *  bytes buffered and sent but not acknowledged (what waits while the
+   *  daemon is away); past it a logging call drops its record
+   *  (`overflow: 'drop-newest'`, the default: counted in stats().dropped and
+   *  reported by the next flush()/close()) or throws RESOURCE_EXHAUSTED
+   *  (`overflow: 'throw'`). Rejects at once with the daemon's message, or
    *  with the address when the daemon cannot be reached. */
   static async open({
     address = defaultAddress(), experiment = '', name = '', runPath = '', hparams, hparamMetrics, hparamDomains,
     labels = {}, mode = 'OPEN_MODE_DEFAULT', purgeStep, filenameSuffix = '', writerId, sendIntervalMs,
     tls, token, retainUntil, rpcTimeoutMs = 10000, closeTimeoutMs, initialBackoffMs, maxBackoffMs,
+    maxBufferBytes, overflow,
   } = {}) {
     const makeClient = clientFactory(address, tls, token);
     const client = makeClient();
@@ -85,7 +110,7 @@ class Writer {
     const stream = new BatchStream({
       makeClient, client, opened, writerId, resumeRequest, retainUntil, rpcTimeoutMs, initialBackoffMs, maxBackoffMs,
     });
-    return new Writer(stream, opened, { sendIntervalMs, closeTimeoutMs });
+    return new Writer(stream, opened, { sendIntervalMs, closeTimeoutMs, maxBufferBytes, overflow });
   }
 
   /** Buffers one scalar point. `subrun` names a sub-run ("validation");
@@ -103,6 +128,7 @@ class Writer {
     if (!Number.isSafeInteger(step)) throw new TblogError(`tblog: tag "${tag}": step must be an integer, got ${step}`);
     if (typeof value !== 'number') throw new TblogError(`tblog: scalar "${tag}": value must be a number`);
     const style = records.scalarStyle(options.style);
+    if (!this._admit(POINT_BYTES + tag.length + subrun.length, `scalar "${tag}"`)) return;
     if (!this._columns || this._columns.record.scalars.style !== style) {
       const record = { tag: '', step: 0, scalars: { tags: [], tagIndex: [], steps: [], values: [], wallTimes: [], style } };
       this._columns = { record, tagIndex: new Map() };
@@ -115,13 +141,13 @@ class Writer {
       index = columns.tags.length;
       columns.tags.push({ tag, subrun });
       this._columns.tagIndex.set(key, index);
-      this._bytes += tag.length + subrun.length + 8;
+      this._bytes += tag.length + subrun.length;
     }
     columns.tagIndex.push(index);
     columns.steps.push(step);
     columns.values.push(value);
     columns.wallTimes.push(wallTime ?? records.nowSeconds());
-    this._bytes += 24;
+    this._bytes += POINT_BYTES;
     this._points += 1;
     if (this._points >= BATCH_POINTS) this._send('FLUSH_MODE_NONE');
   }
@@ -257,19 +283,36 @@ class Writer {
   }
 
   /** Counters: batches and records (each scalar point one) sent, batches
-   *  resent, reconnects. */
+   *  resent, reconnects, records dropped by the buffer's bound. */
   stats() {
-    return { ...this._stream.stats };
+    return { ...this._stream.stats, dropped: this._dropped };
   }
 
   _checkOpen() {
     if (this._closed) throw new TblogError('tblog: the writer is closed');
   }
 
+  // True when `bytes` more fit the buffer's bound; otherwise applies the
+  // overflow policy: false (dropped) or a throw.
+  _admit(bytes, what) {
+    if (this._bytes + this._stream.unackedBytes + bytes <= this._maxBufferBytes) return true;
+    const message = `tblog: the buffer is full (maxBufferBytes ${this._maxBufferBytes}): ` +
+      `tblogd at ${this._stream.target} is unreachable or slower than the training loop`;
+    if (this._overflow === 'throw') {
+      throw new TblogError(`${message}; ${what} not buffered`, { code: grpc.status.RESOURCE_EXHAUSTED });
+    }
+    this._dropped += 1;
+    this._droppedUnreported += 1;
+    this._droppedMessage = message;
+    return false;
+  }
+
   _push(record) {
+    const bytes = records.recordBytes(record);
+    if (!this._admit(bytes, `record "${record.tag}"`)) return;
     this._columns = null;
     this._records.push(record);
-    this._bytes += records.recordBytes(record);
+    this._bytes += bytes;
     if (this._bytes >= BATCH_BYTES) this._send('FLUSH_MODE_NONE');
   }
 
@@ -278,11 +321,12 @@ class Writer {
   _send(flushMode) {
     if ((this._records.length === 0 && flushMode === 'FLUSH_MODE_NONE') || this._stream.fatal) return 0;
     const batch = this._records;
+    const bytes = this._bytes;
     this._records = [];
     this._columns = null;
     this._bytes = 0;
     this._points = 0;
-    return this._stream.send(batch, flushMode);
+    return this._stream.send(batch, flushMode, bytes);
   }
 
   async _flush(sync, timeoutMs) {
@@ -292,6 +336,11 @@ class Writer {
       if (sequence > 0) {
         await stream.waitFor(() => stream.written >= sequence && stream.flushed >= sequence, timeoutMs);
       }
+    }
+    if (this._droppedUnreported > 0) {
+      const dropped = this._droppedUnreported;
+      this._droppedUnreported = 0;
+      throw new TblogError(`${this._droppedMessage}: ${dropped} records dropped`, { code: grpc.status.RESOURCE_EXHAUSTED });
     }
     stream.throwPending();
   }

@@ -319,3 +319,59 @@ test('index.d.ts declares every public Writer method and export', () => {
     assert.match(declarations, new RegExp(`export (class|const|function) ${name}\\b`), name);
   }
 });
+
+// A fake whose acknowledgements wait until release() (a daemon that is slow):
+// it then answers what it holds and every later batch at once, until hold().
+async function startSlowFake() {
+  const held = [];
+  let holding = true;
+  const fake = await startFake({
+    batch(request, call) {
+      if (!holding) return false;
+      held.push({ request, call });
+      return true;
+    },
+  });
+  fake.release = () => {
+    holding = false;
+    for (const { request, call } of held.splice(0)) {
+      fake.state.requests.push(request);
+      call.write({ writtenSequence: request.sequence, flushedSequence: request.sequence, errors: [] });
+    }
+  };
+  fake.hold = () => { holding = true; };
+  return fake;
+}
+
+test('the buffer bound: overflow "throw" refuses records until the daemon catches up', async (t) => {
+  const fake = await startSlowFake();
+  t.after(() => fake.stop());
+  const writer = await Writer.open({ address: fake.address, ...fast, maxBufferBytes: 4000, overflow: 'throw' });
+  for (let step = 0; step < 100; ++step) writer.scalar('x', step, step); // about 2400 bytes
+  const flushed = writer.flush();                                       // sent, not acknowledged
+  for (let step = 100; step < 150; ++step) writer.scalar('x', step, step);
+  assert.throws(() => writer.histogram('h', 0, new Float32Array(1000)),
+    (err) => err.code === grpc.status.RESOURCE_EXHAUSTED && /buffer is full.*histogram|record "h" not buffered/.test(err.message));
+  fake.release();
+  await flushed;
+  writer.histogram('h', 0, new Float32Array(100)); // room again
+  await writer.close();
+  assert.equal(writer.stats().dropped, 0);
+});
+
+test('the buffer bound: overflow "drop-newest" counts the dropped records and reports them once', async (t) => {
+  const fake = await startSlowFake();
+  t.after(() => fake.stop());
+  const writer = await Writer.open({ address: fake.address, ...fast, maxBufferBytes: 4000 });
+  for (let step = 0; step < 100; ++step) writer.scalar('x', step, step);
+  const flushed = writer.flush();
+  for (let step = 100; step < 300; ++step) writer.scalar('x', step, step);
+  const dropped = writer.stats().dropped;
+  assert.ok(dropped > 0 && dropped < 200, `dropped ${dropped}`);
+  fake.release();
+  await assert.rejects(flushed, (err) => err.code === grpc.status.RESOURCE_EXHAUSTED &&
+    err.message.includes(`${dropped} records dropped`));
+  await writer.close(); // reported once
+  const sent = fake.state.requests.flatMap((r) => r.records).reduce((n, r) => n + (r.scalars ? r.scalars.steps.length : 1), 0);
+  assert.equal(sent, 300 - dropped);
+});
