@@ -24,6 +24,10 @@ const { TblogError, isRetryable, codeName, rpcError } = require('./errors.js');
 // kMaxRunNotFoundInARow).
 const MAX_RUN_NOT_FOUND_IN_A_ROW = 3;
 
+// When a sent batch may be forgotten: once written (handed to the OS: survives
+// a daemon crash) or durable (fsynced: survives a machine crash).
+const RETAIN_LEVELS = ['written', 'durable'];
+
 // A unary call as a promise, with a deadline.
 function unary(client, method, request, timeoutMs) {
   return new Promise((resolve, reject) => {
@@ -42,9 +46,6 @@ class BatchStream {
    *  forgotten), rpcTimeoutMs, initialBackoffMs, maxBackoffMs. */
   constructor({ makeClient, client, opened, writerId, resumeRequest, retainUntil = 'written',
     rpcTimeoutMs = 10000, initialBackoffMs = 100, maxBackoffMs = 5000 }) {
-    if (!['written', 'durable'].includes(retainUntil)) {
-      throw new TblogError(`tblog: retainUntil must be "written" or "durable", not "${retainUntil}"`);
-    }
     this._makeClient = makeClient;
     this._client = client;
     this.writerId = writerId;
@@ -351,4 +352,4 @@ function recordErrorMessage(errors) {
   return text;
 }
 
-module.exports = { BatchStream, unary };
+module.exports = { BatchStream, RETAIN_LEVELS, unary };

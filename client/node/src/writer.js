@@ -8,7 +8,7 @@ const grpc = require('@grpc/grpc-js');
 
 const { TblogError, codeName } = require('./errors.js');
 const { clientFactory, defaultAddress } = require('./connection.js');
-const { BatchStream, unary } = require('./stream.js');
+const { BatchStream, RETAIN_LEVELS, unary } = require('./stream.js');
 const records = require('./records.js');
 
 // A batch is sent once its records pass this many bytes or scalar points.
@@ -52,10 +52,7 @@ class Writer {
     // The bound on buffered + unacknowledged bytes, and what a logging call
     // does past it (see open()).
     this._maxBufferBytes = options.maxBufferBytes ?? DEFAULT_MAX_BUFFER_BYTES;
-    this._overflow = options.overflow ?? 'drop-newest';
-    if (!OVERFLOW_POLICIES.includes(this._overflow)) {
-      throw new TblogError(`tblog: overflow must be one of ${OVERFLOW_POLICIES.join(', ')}, not "${this._overflow}"`);
-    }
+    this._overflow = options.overflow;
     this._dropped = 0;          // records dropped, all told
     this._droppedUnreported = 0; // ... not yet reported by flush()/close()
     this._droppedMessage = '';
@@ -84,8 +81,15 @@ class Writer {
     address = defaultAddress(), experiment = '', name = '', runPath = '', hparams, hparamMetrics, hparamDomains,
     labels = {}, mode = 'OPEN_MODE_DEFAULT', purgeStep, filenameSuffix = '', writerId, sendIntervalMs,
     tls, token, retainUntil, rpcTimeoutMs = 10000, closeTimeoutMs, initialBackoffMs, maxBackoffMs,
-    maxBufferBytes, overflow,
+    maxBufferBytes, overflow = 'drop-newest',
   } = {}) {
+    // Options are checked before the run is opened: a refused one holds nothing.
+    if (!OVERFLOW_POLICIES.includes(overflow)) {
+      throw new TblogError(`tblog: overflow must be one of ${OVERFLOW_POLICIES.join(', ')}, not "${overflow}"`);
+    }
+    if (retainUntil !== undefined && !RETAIN_LEVELS.includes(retainUntil)) {
+      throw new TblogError(`tblog: retainUntil must be one of ${RETAIN_LEVELS.join(', ')}, not "${retainUntil}"`);
+    }
     const makeClient = clientFactory(address, tls, token);
     const client = makeClient();
     // The writer id is chosen here so that OpenRun names it: the writer holds

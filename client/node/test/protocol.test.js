@@ -171,6 +171,10 @@ test('arguments that cannot be sent throw at the call', async (t) => {
   assert.throws(() => writer.embedding('e', 0, [1, 2, 3]), /2-D/);
   assert.throws(() => writer.hparams({ lr: null }), /must be a number, string or boolean/);
   assert.throws(() => writer.customScalars({ c: { chart: ['Pie', []] } }), /Multiline/);
+  // Refused options open nothing.
+  await assert.rejects(Writer.open({ address: fake.address, overflow: 'block' }), /overflow must be one of/);
+  await assert.rejects(Writer.open({ address: fake.address, retainUntil: 'flushed' }), /retainUntil must be one of/);
+  assert.equal(fake.opens.length, 1);
 });
 
 test('a RecordError rejects the next flush once, with the server message', async (t) => {
