@@ -129,19 +129,24 @@ function connection(target, tls = {}, token) {
 }
 
 /** A function that makes a new TBLog client (its own channel and connection)
- *  for `address`, reading the TLS files and token once, now. */
+ *  for `address`. TLS files and the token file are read again for each
+ *  client, so a rotated client certificate is used from the next reconnect
+ *  on (as the C++ client does); a file that cannot be read throws a
+ *  TblogError. */
 function clientFactory(address, tls, token) {
   const Service = loadService();
   const target = grpcTarget(address);
-  const { credentials, options } = connection(target, tls, token);
-  const make = () => new Service(target, credentials, {
-    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-    // A reconnect gets a connection of its own: one that saw the daemon go
-    // away would wait out gRPC's reconnect backoff before trying again.
-    'grpc.use_local_subchannel_pool': 1,
-    ...options,
-  });
+  const make = () => {
+    const { credentials, options } = connection(target, tls, token);
+    return new Service(target, credentials, {
+      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+      // A reconnect gets a connection of its own: one that saw the daemon go
+      // away would wait out gRPC's reconnect backoff before trying again.
+      'grpc.use_local_subchannel_pool': 1,
+      ...options,
+    });
+  };
   make.target = target;
   return make;
 }

@@ -261,7 +261,12 @@ class BatchStream {
       backoff = Math.min(backoff * 2, this._maxBackoffMs);
       if (this._abandoned || this.fatal) return;
       this._client.close();
-      this._client = this._makeClient();
+      try {
+        this._client = this._makeClient();
+      } catch (err) {
+        this._fail(err); // a TLS or token file that cannot be read any more
+        return;
+      }
       try {
         const opened = await unary(this._client, 'openRun', this._resumeRequest(this.runPath), this._rpcTimeoutMs);
         const has = await this._catchUp(opened);
