@@ -273,9 +273,10 @@ class Writer {
     if (this._timer) clearInterval(this._timer);
     const stream = this._stream;
     await stream.end();
-    // A writer that failed for good (or could not deliver) leaves its hold to
-    // expire, as the C++ and Python clients do.
-    if (!stream.fatal && !firstError) {
+    // A writer that failed for good, or could not deliver everything, leaves
+    // its hold to expire, as the C++ and Python clients do; rejected or
+    // dropped records do not keep it from releasing the run.
+    if (!stream.fatal && stream.written >= stream.sequence) {
       try {
         await stream.closeRun(status);
       } catch (err) {
