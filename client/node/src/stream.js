@@ -276,7 +276,7 @@ class BatchStream {
         return;
       } catch (err) {
         if (!isRetryable(err.code)) {
-          this._fail(rpcError(`reopening run ${this.runPath} (OpenRun RESUME) at ${this.target}`, err));
+          this._fail(rpcError(`reopening run ${this.runPath} at ${this.target}`, err));
           return;
         }
       }
