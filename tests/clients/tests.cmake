@@ -4,14 +4,22 @@
 # packages are missing reports "skipped" (exit 77) instead of failing.
 find_program(TBLOG_NODE_EXECUTABLE node)
 if(TBLOG_NODE_EXECUTABLE)
+  # node_client: the protocol tests (a fake server), the end-to-end tests,
+  # the restart-without-loss and every-kind tests. node_client_package: the
+  # package packed, installed outside the checkout and used (slow: npm, tsc).
+  set(_tblog_node_check "if [ ! -d node_modules/@grpc/grpc-js ]; then echo 'node_client: client/node/node_modules missing; run scripts/install-client-deps.sh'; exit 77; fi")
   add_test(NAME node_client
-    COMMAND sh -c "if [ ! -d node_modules/@grpc/grpc-js ]; then echo 'node_client: client/node/node_modules missing; run scripts/install-client-deps.sh'; exit 77; fi; exec \"$0\" --test test/"
+    COMMAND sh -c "${_tblog_node_check}; exec \"$0\" --test test/*.test.js"
             ${TBLOG_NODE_EXECUTABLE}
     WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}/client/node)
-  set_tests_properties(node_client PROPERTIES
+  add_test(NAME node_client_package
+    COMMAND sh -c "${_tblog_node_check}; exec \"$0\" --test test/package/"
+            ${TBLOG_NODE_EXECUTABLE}
+    WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}/client/node)
+  set_tests_properties(node_client node_client_package PROPERTIES
     ENVIRONMENT "TBLOGD_BINARY=$<TARGET_FILE:tblogd>"
     SKIP_RETURN_CODE 77
-    TIMEOUT 300)
+    TIMEOUT 600)
 else()
   message(STATUS "node not found: the node_client test is not registered (scripts/install-client-deps.sh)")
 endif()

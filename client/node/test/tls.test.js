@@ -7,23 +7,37 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
+const net = require('node:net');
 const path = require('node:path');
 
 const { Writer, TblogError } = require('../src/index.js');
-const { startDaemon } = require('./daemon.js');
+const { startDaemon, sleep } = require('./daemon.js');
+const eventfile = require('./eventfile.js');
 
 const binary = process.env.TBLOGD_BINARY;
 const TOKEN = 'tok-node-test-0123456789abc';
 const certScript = path.resolve(__dirname, '..', '..', '..', 'tests', 'support', 'make_test_certs.sh');
 
-// tblogd with TLS + mTLS on 127.0.0.1:<free port>, a token file, and a
-// plaintext unix socket.
-function startSecureDaemon() {
+// A TCP port free now (for a daemon that must come back on the same port).
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+// tblogd with TLS + mTLS on 127.0.0.1:<port> (0: any free port), a token
+// file, and a plaintext unix socket.
+function startSecureDaemon(port = 0) {
   return startDaemon((dir) => {
     const certs = path.join(dir, 'certs');
     execFileSync('bash', [certScript, certs], { stdio: 'ignore' });
     fs.writeFileSync(path.join(dir, 'tokens'), `node:${TOKEN}\n`);
-    return ['--listen', '127.0.0.1:0',
+    return ['--listen', `127.0.0.1:${port}`,
       '--tls-cert', path.join(certs, 'server.crt'), '--tls-key', path.join(certs, 'server.key'),
       '--tls-client-ca', path.join(certs, 'client-ca.crt'), '--auth-token-file', path.join(dir, 'tokens')];
   });
@@ -96,3 +110,23 @@ test('Node client over TLS with tokens', { skip: binary ? false : 'TBLOGD_BINARY
       /refusing to send a token in the clear/);
   });
 });
+
+test('Node client over mTLS with a token reconnects after a daemon restart',
+  { skip: binary ? false : 'TBLOGD_BINARY is not set' }, async (t) => {
+    const daemon = await startSecureDaemon(await freePort());
+    t.after(() => daemon.stop());
+    const certs = path.join(daemon.dir, 'certs');
+    const tls = { ca: path.join(certs, 'ca.crt'), cert: path.join(certs, 'client.crt'), key: path.join(certs, 'client.key') };
+    const writer = await Writer.open({ address: daemon.tcp, runPath: 'node/tls-restart', tls, token: TOKEN,
+      sendIntervalMs: 20, initialBackoffMs: 20, maxBackoffMs: 500 });
+    for (let step = 0; step < 1000; ++step) {
+      writer.scalar('loss', step, step);
+      if (step === 300) await daemon.kill('SIGKILL');
+      if (step === 600) await daemon.start();
+      if (step % 50 === 0) await sleep(5);
+    }
+    await writer.close({ timeoutMs: 60000 });
+    const steps = eventfile.values(path.join(daemon.logdir, 'node/tls-restart')).loss.map(([step]) => step);
+    assert.deepEqual(steps, Array.from({ length: 1000 }, (_, i) => i));
+    assert.ok(writer.stats().reconnects >= 1);
+  });

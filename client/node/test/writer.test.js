@@ -10,7 +10,10 @@ const fs = require('node:fs');
 const path = require('node:path');
 const zlib = require('node:zlib');
 
+const grpc = require('@grpc/grpc-js');
+
 const { Writer, TblogError } = require('../src/index.js');
+const { loadService } = require('../src/connection.js');
 const { startDaemon } = require('./daemon.js');
 
 const binary = process.env.TBLOGD_BINARY;
@@ -146,10 +149,15 @@ test('Node client against tblogd', { skip: binary ? false : 'TBLOGD_BINARY is no
     assert.ok(!Object.keys(run).some((tag) => tag.startsWith('bad')));
   });
 
-  await t.test('a rejected record reported by close()', async () => {
+  await t.test('a rejected record reported by close(); the run is released all the same', async () => {
     const writer = await Writer.open({ address: daemon.address, runPath: 'node/bad-close' });
     writer.scalar('', 1, 1);
     await assert.rejects(writer.close(), (err) => err instanceof TblogError && err.code === 3);
+    const admin = new (loadService())(daemon.address, grpc.credentials.createInsecure());
+    const run = await new Promise((resolve, reject) =>
+      admin.getRun({ runId: writer.runId }, (err, info) => (err ? reject(err) : resolve(info))));
+    admin.close();
+    assert.equal(run.state, 'RUN_STATE_CLOSED');
   });
 
   await t.test('OpenRun errors reject open()', async () => {
