@@ -19,6 +19,7 @@
 #include "daemon/permissions.h"
 #include "daemon/tls.h"
 #include "daemon/tls_flags.h"
+#include "daemon/upstream_flags.h"
 #include "daemon/resume_scan.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/stdout_sinks.h"
@@ -320,6 +321,8 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
       "TBLOG_METRICS_LISTEN");
   std::string reload_interval = absl::FormatDuration(defaults.security.credentials_reload_interval);
   AddSecurityFlags(app, o.security, reload_interval);
+  std::string upstream_timeout = absl::FormatDuration(defaults.upstream.call_timeout);
+  AddUpstreamFlags(app, o.upstream, upstream_timeout);
 
   app.config_formatter(std::make_shared<ConfigFileUnderEnvironment>(EnvironmentOfKeys(app)));
 
@@ -401,6 +404,7 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
                 "--credentials-reload-interval");
   }
   if (auto s = CheckSecurityOptions(o.security, o.listen); !s.ok()) return fail(s, "security");
+  if (auto s = FinishUpstreamOptions(upstream_timeout, o.upstream); !s.ok()) return fail(s, "upstream");
   o.file.sync = *SyncPolicyFromName(fsync);  // CLI11 checked it is one of the names
   if (!o.file.hostname.empty()) {
     if (absl::Status id = ValidateDaemonId(o.file.hostname); !id.ok()) return fail(id, "--daemon-id");

@@ -14,6 +14,7 @@
 
 #include "absl/time/time.h"
 #include "daemon/run_owner.h"
+#include "daemon/upstream_options.h"
 #include "engine/io/event_file_writer.h"
 
 namespace tblog::daemon {
@@ -137,6 +138,8 @@ struct DaemonOptions {
   // Prometheus metrics on this HTTP address ("" = off).
   std::string metrics_listen;
   SecurityOptions security;
+  // Upstream mode: forward to another tblogd instead of writing (off by default).
+  UpstreamOptions upstream;
   // Who is calling, for run ownership (run_owner.h). Empty = no
   // authentication, every caller is the same anonymous owner. Not a flag: the
   // token authentication fills it, and tests set their own.

@@ -61,3 +61,8 @@ tblog_add_test(budget_e2e_test SOURCES daemon/budget_e2e_test.cc
 tblog_add_test(address_e2e_test SOURCES daemon/address_e2e_test.cc LIBS tblog_daemon_process)
 target_compile_definitions(address_e2e_test PRIVATE TBLOGD_BINARY="$<TARGET_FILE:tblogd>")
 add_dependencies(address_e2e_test tblogd)
+# Upstream mode (issue 11): node tblogds forwarding to an upstream tblogd,
+# three real processes killed with SIGKILL and restarted, the upstream away.
+tblog_add_test(upstream_e2e_test SOURCES daemon/upstream_e2e_test.cc
+  LIBS tblog_client tblog_engine tblog_daemon_process)
+add_dependencies(upstream_e2e_test tblogd)

@@ -1,0 +1,336 @@
+// Upstream mode (issue 11, README "Upstream mode") with real processes: node
+// tblogds started with --upstream forward everything their clients send to
+// an upstream tblogd, which writes the run. Ranks spread over two nodes
+// write one run; node daemons and the upstream are killed with SIGKILL and
+// restarted while they write; the upstream goes away for a while. Read back
+// with the project's reader: every point once, in order, nothing written by
+// the nodes themselves.
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "daemon_test_util.h"
+#include "gtest/gtest.h"
+#include "support/daemon_process.h"
+#include "tblog/client.h"
+
+namespace tblog {
+namespace {
+
+namespace fs = std::filesystem;
+using ::tblog::daemon::testing::ReadSummaryEvents;
+using ::tblog::testing::DaemonProcess;
+using ::tblog::testing::TempDir;
+
+constexpr char kRun[] = "job/run";
+
+// tag -> steps, in the order the files hold them.
+std::map<std::string, std::vector<int64_t>> StepsByTag(const fs::path& dir) {
+  std::map<std::string, std::vector<int64_t>> steps;
+  for (const auto& event : ReadSummaryEvents(dir)) {
+    for (const auto& value : event.summary().value()) steps[value.tag()].push_back(event.step());
+  }
+  return steps;
+}
+
+// Every step 0..steps-1 of `tag` once, in order; otherwise how it is not.
+void ExpectEachStepOnce(const std::map<std::string, std::vector<int64_t>>& by_tag,
+                        const std::string& tag, int64_t steps) {
+  auto it = by_tag.find(tag);
+  ASSERT_NE(it, by_tag.end()) << "no points of " << tag;
+  const std::vector<int64_t>& got = it->second;
+  std::map<int64_t, int> seen;
+  for (int64_t step : got) ++seen[step];
+  int64_t missing = 0, doubled = 0, out_of_order = 0;
+  for (int64_t i = 0; i < steps; ++i) missing += seen.count(i) == 0 ? 1 : 0;
+  for (const auto& [step, n] : seen) doubled += n > 1 ? n - 1 : 0;
+  for (size_t i = 1; i < got.size(); ++i) out_of_order += got[i] <= got[i - 1] ? 1 : 0;
+  EXPECT_TRUE(missing == 0 && doubled == 0 && out_of_order == 0 &&
+              static_cast<int64_t>(got.size()) == steps)
+      << tag << ": " << got.size() << " points for " << steps << " steps: " << missing
+      << " missing, " << doubled << " doubled, " << out_of_order << " out of order";
+}
+
+// Resident memory of a process, from /proc (0 when it cannot be read).
+int64_t RssBytes(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) != 0) continue;
+    int64_t kib = 0;
+    std::string digits;
+    for (char c : line) {
+      if (c >= '0' && c <= '9') digits += c;
+    }
+    return absl::SimpleAtoi(digits, &kib) ? kib * 1024 : 0;
+  }
+  return 0;
+}
+
+class UpstreamE2eTest : public ::testing::Test {
+ public:
+  std::string SocketOf(const std::string& name) const {
+    return absl::StrCat(root_.path(), "/", name, ".sock");
+  }
+  std::string LogdirOf(const std::string& name) const {
+    return absl::StrCat(root_.path(), "/", name, "-logs");
+  }
+
+  // Starts (or restarts: same logdir and socket) the upstream daemon.
+  absl::StatusOr<std::unique_ptr<DaemonProcess>> StartUpstream(std::vector<std::string> extra = {}) {
+    DaemonProcess::Options options;
+    options.logdir = LogdirOf("upstream");
+    options.socket_path = SocketOf("upstream");
+    options.log_path = options.socket_path + ".log";
+    options.extra_args = {"--daemon-id", "upstream", "--flush-interval", "50ms", "--fsync", "flush"};
+    options.extra_args.insert(options.extra_args.end(), extra.begin(), extra.end());
+    return DaemonProcess::Start(options);
+  }
+
+  // Starts (or restarts) node daemon `name`, forwarding to the upstream.
+  absl::StatusOr<std::unique_ptr<DaemonProcess>> StartNode(const std::string& name,
+                                                           std::vector<std::string> extra = {}) {
+    DaemonProcess::Options options;
+    options.logdir = LogdirOf(name);
+    options.socket_path = SocketOf(name);
+    options.log_path = options.socket_path + ".log";
+    options.extra_args = {"--daemon-id", name, "--upstream", "unix:" + SocketOf("upstream")};
+    options.extra_args.insert(options.extra_args.end(), extra.begin(), extra.end());
+    return DaemonProcess::Start(options);
+  }
+
+  static WriterOptions Options(const std::string& node_socket, const std::string& writer_id) {
+    WriterOptions options;
+    options.target = "unix:" + node_socket;
+    options.run_path = kRun;
+    options.writer_id = writer_id;
+    options.retain_until = AckLevel::kDurable;  // a crash of either daemon loses nothing acknowledged
+    options.initial_backoff = absl::Milliseconds(10);
+    options.max_backoff = absl::Milliseconds(200);
+    options.batch_delay = absl::Milliseconds(2);
+    options.close_timeout = absl::Seconds(120);
+    return options;
+  }
+
+  fs::path RunDir() const { return fs::path(LogdirOf("upstream")) / kRun; }
+
+  TempDir root_;
+};
+
+// Four ranks on two nodes write one run: the upstream's files hold every
+// point of every rank once, in order; the nodes write nothing themselves;
+// GetRun through a node is the upstream's answer.
+TEST_F(UpstreamE2eTest, RanksOnTwoNodesWriteOneRunUpstream) {
+  constexpr int64_t kSteps = 3000;
+  auto upstream = StartUpstream();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  auto node_a = StartNode("node-a");
+  ASSERT_TRUE(node_a.ok()) << node_a.status();
+  auto node_b = StartNode("node-b");
+  ASSERT_TRUE(node_b.ok()) << node_b.status();
+
+  std::vector<std::thread> ranks;
+  std::vector<absl::Status> results(4);
+  for (int rank = 0; rank < 4; ++rank) {
+    ranks.emplace_back([&, rank] {
+      const std::string node = SocketOf(rank % 2 == 0 ? "node-a" : "node-b");
+      auto writer = Writer::Open(Options(node, absl::StrCat("rank-", rank)));
+      if (!writer.ok()) {
+        results[rank] = writer.status();
+        return;
+      }
+      for (int64_t step = 0; step < kSteps; ++step) {
+        (void)(*writer)->scalar(absl::StrCat("rank", rank, "/loss"), step, 1.0f / (1 + step));
+      }
+      results[rank] = (*writer)->close();
+    });
+  }
+  for (auto& rank : ranks) rank.join();
+  for (int rank = 0; rank < 4; ++rank) EXPECT_TRUE(results[rank].ok()) << rank << ": " << results[rank];
+
+  const auto by_tag = StepsByTag(RunDir());
+  for (int rank = 0; rank < 4; ++rank) ExpectEachStepOnce(by_tag, absl::StrCat("rank", rank, "/loss"), kSteps);
+  // The nodes forward: no run directory of their own.
+  for (const char* node : {"node-a", "node-b"}) {
+    EXPECT_FALSE(fs::exists(fs::path(LogdirOf(node)) / kRun)) << node;
+  }
+  EXPECT_TRUE((*node_a)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*node_b)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
+}
+
+// kill -9 of a node daemon and of the upstream, at random points, while four
+// ranks on two nodes write (each until the kills are over): every point once,
+// in order (no loss, no double), after every writer's close succeeded.
+TEST_F(UpstreamE2eTest, KillNineOfNodesAndUpstreamLosesAndDoublesNothing) {
+  constexpr int kKills = 8;
+  auto upstream = StartUpstream();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  std::map<std::string, std::unique_ptr<DaemonProcess>> daemons;
+  daemons["upstream"] = *std::move(upstream);
+  for (const char* node : {"node-a", "node-b"}) {
+    auto started = StartNode(node);
+    ASSERT_TRUE(started.ok()) << started.status();
+    daemons[node] = *std::move(started);
+  }
+
+  std::atomic<bool> kills_over{false};
+  std::vector<std::thread> ranks;
+  std::vector<absl::Status> results(4);
+  std::vector<int64_t> steps(4, 0);
+  std::vector<std::unique_ptr<Writer>> writers(4);
+  for (int rank = 0; rank < 4; ++rank) {
+    ranks.emplace_back([&, rank] {
+      const std::string node = SocketOf(rank % 2 == 0 ? "node-a" : "node-b");
+      auto writer = Writer::Open(Options(node, absl::StrCat("rank-", rank)));
+      if (!writer.ok()) {
+        results[rank] = writer.status();
+        return;
+      }
+      int64_t step = 0;
+      for (int64_t after = 0; after < 1000; after += kills_over.load() ? 1 : 0, ++step) {
+        (void)(*writer)->scalar(absl::StrCat("rank", rank, "/loss"), step, 0.5f);
+        if (step % 20 == 0) absl::SleepFor(absl::Milliseconds(2));  // spread over the kills
+      }
+      steps[rank] = step;
+      writers[rank] = *std::move(writer);
+    });
+  }
+  std::mt19937 random(20261130);
+  const std::vector<std::string> victims = {"upstream", "node-a", "node-b"};
+  std::map<std::string, int> killed;
+  for (int kill = 0; kill < kKills; ++kill) {
+    absl::SleepFor(absl::Milliseconds(std::uniform_int_distribution<int>(100, 500)(random)));
+    const std::string& victim = victims[std::uniform_int_distribution<size_t>(0, 2)(random)];
+    EXPECT_FALSE(daemons[victim]->Stop(SIGKILL).ok());  // killed by signal 9
+    ++killed[victim];
+    auto restarted = victim == "upstream" ? StartUpstream() : StartNode(victim);
+    ASSERT_TRUE(restarted.ok()) << victim << ": " << restarted.status();
+    daemons[victim] = *std::move(restarted);
+  }
+  kills_over.store(true);
+  for (auto& rank : ranks) rank.join();
+  for (int rank = 0; rank < 4; ++rank) {
+    ASSERT_TRUE(results[rank].ok()) << rank << ": " << results[rank];
+    ASSERT_NE(writers[rank], nullptr);
+    EXPECT_TRUE(writers[rank]->close().ok()) << rank << ": " << writers[rank]->status();
+    EXPECT_GE(writers[rank]->stats().reconnects, 1u) << rank;
+  }
+  EXPECT_GE(killed["upstream"], 1);
+  const auto by_tag = StepsByTag(RunDir());
+  for (int rank = 0; rank < 4; ++rank) {
+    ExpectEachStepOnce(by_tag, absl::StrCat("rank", rank, "/loss"), steps[rank]);
+  }
+  std::printf("kills: upstream %d, node-a %d, node-b %d; steps per rank %lld\n", killed["upstream"],
+              killed["node-a"], killed["node-b"], static_cast<long long>(steps[0]));
+  for (auto& [name, daemon] : daemons) EXPECT_TRUE(daemon->Stop(SIGTERM).ok()) << name;
+}
+
+// The upstream goes away while a rank writes: the node's memory stays
+// bounded, the rank blocks once its own buffer is full, and when the
+// upstream is back everything arrives once.
+TEST_F(UpstreamE2eTest, UpstreamDownBlocksClientsWithBoundedNodeMemory) {
+  constexpr int64_t kSteps = 200000;
+  auto upstream = StartUpstream();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  auto node = StartNode("node-a", {"--max-inflight-bytes", "8MiB"});
+  ASSERT_TRUE(node.ok()) << node.status();
+  WriterOptions options = Options(SocketOf("node-a"), "rank-0");
+  options.max_buffer_bytes = 1 << 20;
+  options.max_batch_bytes = 64 << 10;
+  auto writer = Writer::Open(options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->scalar("loss", 0, 1.0f).ok());
+  ASSERT_TRUE((*writer)->flush().ok()) << (*writer)->status();
+  const int64_t rss_before = RssBytes((*node)->pid());
+
+  EXPECT_FALSE((*upstream)->Stop(SIGKILL).ok());
+  std::atomic<int64_t> logged{1};
+  std::thread rank([&] {
+    for (int64_t step = 1; step < kSteps; ++step) {
+      (void)(*writer)->scalar("loss", step, 1.0f);
+      logged.store(step + 1);
+    }
+  });
+  // Blocked: the count stops moving well before the end.
+  int64_t seen = -1;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    absl::SleepFor(absl::Seconds(1));
+    const int64_t now = logged.load();
+    if (now == seen) break;
+    seen = now;
+  }
+  EXPECT_EQ(logged.load(), seen) << "the rank never blocked";
+  EXPECT_LT(seen, kSteps);
+  int64_t rss_down = 0;
+  for (int i = 0; i < 3; ++i) {
+    rss_down = std::max(rss_down, RssBytes((*node)->pid()));
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+  // Generous: the node holds nothing for a down upstream; its RSS is its
+  // base plus the budget at most.
+  EXPECT_LT(rss_down, rss_before + (64 << 20)) << "before " << rss_before << ", down " << rss_down;
+
+  upstream = StartUpstream();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  rank.join();
+  EXPECT_EQ(logged.load(), kSteps);
+  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+  ExpectEachStepOnce(StepsByTag(RunDir()), "loss", kSteps);
+  std::printf("node RSS: %lld bytes with the upstream up, at most %lld while it was down\n",
+              static_cast<long long>(rss_before), static_cast<long long>(rss_down));
+  EXPECT_TRUE((*node)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
+}
+
+// The node presents its own token to an upstream that requires one: without
+// it, the upstream's UNAUTHENTICATED reaches the client (final); with it,
+// the rank writes. A token file that cannot be read fails the node's start.
+TEST_F(UpstreamE2eTest, TheNodeAuthenticatesToTheUpstreamWithItsOwnToken) {
+  const std::string tokens = absl::StrCat(root_.path(), "/tokens");
+  const std::string node_token = absl::StrCat(root_.path(), "/node-token");
+  std::ofstream(tokens) << "node:0123456789abcdef0123456789abcdef\n";
+  std::ofstream(node_token) << "0123456789abcdef0123456789abcdef\n";
+  auto upstream = StartUpstream({"--auth-token-file", tokens});
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+
+  auto anonymous = StartNode("node-a");
+  ASSERT_TRUE(anonymous.ok()) << anonymous.status();
+  auto refused = Writer::Open(Options(SocketOf("node-a"), "rank-0"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnauthenticated) << refused.status();
+
+  auto node = StartNode("node-b", {"--upstream-token-file", node_token});
+  ASSERT_TRUE(node.ok()) << node.status();
+  auto writer = Writer::Open(Options(SocketOf("node-b"), "rank-1"));
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  for (int64_t step = 0; step < 10; ++step) ASSERT_TRUE((*writer)->scalar("loss", step, 1.0f).ok());
+  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+  ExpectEachStepOnce(StepsByTag(RunDir()), "loss", 10);
+
+  auto missing = StartNode("node-c", {"--upstream-token-file", root_.path() + "/nonexistent"});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("--upstream-token-file"), std::string::npos)
+      << missing.status();
+  EXPECT_TRUE((*anonymous)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*node)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
+}
+
+}  // namespace
+}  // namespace tblog
