@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -294,6 +295,44 @@ TEST_F(UpstreamE2eTest, UpstreamDownBlocksClientsWithBoundedNodeMemory) {
   ExpectEachStepOnce(StepsByTag(RunDir()), "loss", kSteps);
   std::printf("node RSS: %lld bytes with the upstream up, at most %lld while it was down\n",
               static_cast<long long>(rss_before), static_cast<long long>(rss_down));
+  EXPECT_TRUE((*node)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
+}
+
+// The upstream is frozen (SIGSTOP: connected, reading nothing) while a rank
+// sends far more than the node's budget in histograms: the node's memory
+// stays within its budget and the transports' buffers, the rank's own buffer
+// takes the rest, and once the upstream runs again every record arrives once.
+TEST_F(UpstreamE2eTest, AFrozenUpstreamHoldsTheNodeWithinItsBudget) {
+  constexpr int64_t kSteps = 3000;  // 64 KiB of values each: ~190 MiB in all
+  auto upstream = StartUpstream();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  auto node = StartNode("node-a", {"--max-inflight-bytes", "8MiB"});
+  ASSERT_TRUE(node.ok()) << node.status();
+  WriterOptions options = Options(SocketOf("node-a"), "rank-0");
+  options.max_buffer_bytes = size_t{256} << 20;
+  auto writer = Writer::Open(options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->flush().ok()) << (*writer)->status();
+  const int64_t rss_before = RssBytes((*node)->pid());
+
+  ASSERT_EQ(kill((*upstream)->pid(), SIGSTOP), 0);
+  std::vector<float> values(16384);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i % 97);
+  for (int64_t step = 0; step < kSteps; ++step) {
+    ASSERT_TRUE((*writer)->histogram("weights", step, std::span<const float>(values)).ok());
+  }
+  int64_t rss_frozen = 0;
+  for (int i = 0; i < 6; ++i) {
+    absl::SleepFor(absl::Milliseconds(500));
+    rss_frozen = std::max(rss_frozen, RssBytes((*node)->pid()));
+  }
+  ASSERT_EQ(kill((*upstream)->pid(), SIGCONT), 0);
+  EXPECT_LT(rss_frozen, rss_before + (48 << 20)) << "before " << rss_before << ", frozen " << rss_frozen;
+  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+  ExpectEachStepOnce(StepsByTag(RunDir()), "weights", kSteps);
+  std::printf("node RSS: %lld bytes before, at most %lld with the upstream frozen and ~190 MiB sent\n",
+              static_cast<long long>(rss_before), static_cast<long long>(rss_frozen));
   EXPECT_TRUE((*node)->Stop(SIGTERM).ok());
   EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
 }
