@@ -66,3 +66,4 @@ add_dependencies(address_e2e_test tblogd)
 tblog_add_test(upstream_e2e_test SOURCES daemon/upstream_e2e_test.cc
   LIBS tblog_client tblog_engine tblog_daemon_process)
 add_dependencies(upstream_e2e_test tblogd)
+tblog_add_test(upstream_flags_test SOURCES daemon/upstream_flags_test.cc LIBS tblog_daemon)
