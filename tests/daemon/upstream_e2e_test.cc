@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <chrono>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -25,9 +26,13 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "daemon_test_util.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "request_builders.h"
 #include "gtest/gtest.h"
 #include "support/daemon_process.h"
 #include "tblog/client.h"
+#include "tblog/v1/tblog.grpc.pb.h"
 
 namespace tblog {
 namespace {
@@ -35,6 +40,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::tblog::daemon::testing::ReadSummaryEvents;
 using ::tblog::testing::DaemonProcess;
+using ::tblog::testing::ScalarBatch;
 using ::tblog::testing::TempDir;
 
 constexpr char kRun[] = "job/run";
@@ -171,6 +177,125 @@ TEST_F(UpstreamE2eTest, RanksOnTwoNodesWriteOneRunUpstream) {
   }
   EXPECT_TRUE((*node_a)->Stop(SIGTERM).ok());
   EXPECT_TRUE((*node_b)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
+}
+
+// Every RPC through a node daemon is answered as the upstream answers it:
+// results, error codes and messages, the WriteBatch trailer, acks on the
+// Write stream; a node draining on SIGTERM ends its streams UNAVAILABLE.
+TEST_F(UpstreamE2eTest, EveryCallIsAnsweredAsTheUpstreamAnswersIt) {
+  auto upstream = StartUpstream();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  auto node = StartNode("node-a");
+  ASSERT_TRUE(node.ok()) << node.status();
+  auto stub = v1::TBLog::NewStub(
+      grpc::CreateChannel("unix:" + SocketOf("node-a"), grpc::InsecureChannelCredentials()));
+  auto deadline = [](grpc::ClientContext& context) {
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  };
+
+  v1::OpenRunRequest open;
+  open.set_run_path("api/run");
+  open.set_writer_id("w");
+  v1::OpenRunResponse opened;
+  {
+    grpc::ClientContext context;
+    deadline(context);
+    ASSERT_TRUE(stub->OpenRun(&context, open, &opened).ok());
+  }
+  EXPECT_EQ(opened.run_id(), "api/run");
+  EXPECT_EQ(opened.directory(), (fs::path(LogdirOf("upstream")) / "api/run").string());
+
+  v1::WriteResponse ack;
+  {
+    grpc::ClientContext context;
+    deadline(context);
+    ASSERT_TRUE(stub->WriteBatch(&context, ScalarBatch(opened.run_id(), "w", 1), &ack).ok());
+    EXPECT_EQ(ack.written_sequence(), 1u);
+  }
+  {  // a gap: the upstream's OUT_OF_RANGE, its message naming the sequences
+    grpc::ClientContext context;
+    deadline(context);
+    const grpc::Status status = stub->WriteBatch(&context, ScalarBatch(opened.run_id(), "w", 3), &ack);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::OUT_OF_RANGE) << status.error_message();
+  }
+  {  // a bad record: INVALID_ARGUMENT, and the full response in the trailer
+    v1::WriteRequest bad = ScalarBatch(opened.run_id(), "w", 2);
+    bad.add_records()->set_tag("no-kind");  // a record of no kind
+    grpc::ClientContext context;
+    deadline(context);
+    const grpc::Status status = stub->WriteBatch(&context, bad, &ack);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    const auto& trailers = context.GetServerTrailingMetadata();
+    auto trailer = trailers.find("tblog-write-response-bin");
+    ASSERT_NE(trailer, trailers.end());
+    v1::WriteResponse full;
+    ASSERT_TRUE(full.ParseFromArray(trailer->second.data(), static_cast<int>(trailer->second.size())));
+    ASSERT_EQ(full.errors_size(), 1);
+    EXPECT_EQ(full.errors(0).index(), 1u);
+  }
+  {  // the Write stream: batch 3 acknowledged with the upstream's sequence
+    grpc::ClientContext context;
+    auto stream = stub->Write(&context);
+    ASSERT_TRUE(stream->Write(ScalarBatch(opened.run_id(), "w", 3)));
+    v1::WriteResponse response;
+    while (response.written_sequence() < 3 && stream->Read(&response)) {
+    }
+    EXPECT_EQ(response.written_sequence(), 3u);
+    // SIGTERM drains the node: the stream ends UNAVAILABLE, the node exits 0.
+    EXPECT_TRUE((*node)->Stop(SIGTERM).ok());
+    while (stream->Read(&response)) {
+    }
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+  node = StartNode("node-a");
+  ASSERT_TRUE(node.ok()) << node.status();
+  stub = v1::TBLog::NewStub(
+      grpc::CreateChannel("unix:" + SocketOf("node-a"), grpc::InsecureChannelCredentials()));
+  {
+    v1::FlushRequest flush;
+    flush.set_run_id(opened.run_id());
+    flush.set_writer_id("w");
+    flush.set_through_sequence(3);
+    flush.set_sync(true);
+    v1::FlushResponse flushed;
+    grpc::ClientContext context;
+    deadline(context);
+    EXPECT_TRUE(stub->Flush(&context, flush, &flushed).ok());
+  }
+  {
+    v1::GetRunRequest get;
+    get.set_run_id(opened.run_id());
+    v1::RunInfo info;
+    grpc::ClientContext context;
+    deadline(context);
+    ASSERT_TRUE(stub->GetRun(&context, get, &info).ok());
+    EXPECT_EQ(info.records_written(), 3u);  // batches 1, 2 (its good record) and 3
+    EXPECT_EQ(info.records_rejected(), 1u);
+    get.set_run_id("no/such-run");
+    grpc::ClientContext missing;
+    deadline(missing);
+    EXPECT_EQ(stub->GetRun(&missing, get, &info).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    v1::ListRunsResponse runs;
+    grpc::ClientContext context;
+    deadline(context);
+    ASSERT_TRUE(stub->ListRuns(&context, v1::ListRunsRequest(), &runs).ok());
+    ASSERT_EQ(runs.runs_size(), 1);
+    EXPECT_EQ(runs.runs(0).run_id(), "api/run");
+  }
+  {
+    v1::CloseRunRequest close;
+    close.set_run_id(opened.run_id());
+    close.set_writer_id("w");
+    v1::CloseRunResponse closed;
+    grpc::ClientContext context;
+    deadline(context);
+    ASSERT_TRUE(stub->CloseRun(&context, close, &closed).ok());
+    EXPECT_EQ(closed.run().state(), v1::RUN_STATE_CLOSED);
+  }
+  EXPECT_TRUE((*node)->Stop(SIGTERM).ok());
   EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
 }
 
