@@ -254,6 +254,7 @@ void Daemon::FlusherLoop() {
     // calls past their wait expire.
     budget_.Tick(now);
     for (const auto& run : registry_->OpenRuns()) {
+      run->WriteDueReductions(now);  // reduced points past their timeout
       // Synced per the event file sync policy, or now when data has waited
       // unsynced for its interval (a quiet writer's last batches would
       // otherwise never become durable); errors stay sticky on the run.

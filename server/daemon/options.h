@@ -131,6 +131,10 @@ struct DaemonOptions {
   // rides out longer network or daemon outages of live trainers; shorter
   // frees the runs of killed trainers (and --max-runs room) sooner.
   absl::Duration writer_lease = absl::Seconds(60);
+  // How long a reduced point (Record.reduce) waits, from its first
+  // contribution, for the rest of its group before it is written from what
+  // arrived; a run's OpenRunRequest.reduce_timeout_seconds overrides it.
+  absl::Duration reduce_timeout = absl::Seconds(30);
   Limits limits;
   // Logging: "text" or "json"; level: trace, debug, info, warn, error.
   std::string log_format = "text";
