@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -134,6 +135,35 @@ class UpstreamE2eTest : public ::testing::Test {
   }
 
   fs::path RunDir() const { return fs::path(LogdirOf("upstream")) / kRun; }
+
+  // One thread per rank (results.size() of them, alternating between node-a
+  // and node-b), each logging "loss" = rank + step for `steps` steps with
+  // reduce MEAN over a group of all ranks, then closing: its status goes to
+  // results[rank], and `writing` counts down as ranks finish.
+  std::vector<std::thread> StartReducingRanks(int64_t steps, std::vector<absl::Status>& results,
+                                              std::atomic<int>& writing) {
+    std::vector<std::thread> ranks;
+    for (size_t rank = 0; rank < results.size(); ++rank) {
+      ranks.emplace_back([this, rank, steps, &results, &writing] {
+        WriterOptions options =
+            Options(SocketOf(rank % 2 == 0 ? "node-a" : "node-b"), absl::StrCat("rank-", rank));
+        options.reduce_group_size = static_cast<uint32_t>(results.size());
+        auto writer = Writer::Open(options);
+        if (writer.ok()) {
+          for (int64_t step = 0; step < steps; ++step) {
+            (void)(*writer)->scalar("loss", step, static_cast<float>(rank) + static_cast<float>(step),
+                                    ReduceOptions{.op = v1::REDUCE_OP_MEAN});
+            absl::SleepFor(absl::Milliseconds(3));
+          }
+          results[rank] = (*writer)->close();
+        } else {
+          results[rank] = writer.status();
+        }
+        writing.fetch_sub(1);
+      });
+    }
+    return ranks;
+  }
 
   TempDir root_;
 };
@@ -364,6 +394,113 @@ TEST_F(UpstreamE2eTest, KillNineOfNodesAndUpstreamLosesAndDoublesNothing) {
   std::printf("kills: upstream %d, node-a %d, node-b %d; steps per rank %lld\n", killed["upstream"],
               killed["node-a"], killed["node-b"], static_cast<long long>(steps[0]));
   for (auto& [name, daemon] : daemons) EXPECT_TRUE(daemon->Stop(SIGTERM).ok()) << name;
+}
+
+// tag -> step -> the values written, in file order.
+std::map<std::string, std::map<int64_t, std::vector<double>>> ValuesByTag(const fs::path& dir) {
+  std::map<std::string, std::map<int64_t, std::vector<double>>> values;
+  for (const auto& event : ReadSummaryEvents(dir)) {
+    for (const auto& value : event.summary().value()) {
+      const bool tensor = value.has_tensor() && value.tensor().float_val_size() > 0;
+      values[value.tag()][event.step()].push_back(tensor ? value.tensor().float_val(0)
+                                                         : value.simple_value());
+    }
+  }
+  return values;
+}
+
+// Four ranks on two nodes log their loss with reduce MEAN (the records go
+// upstream unchanged, and the upstream reduces across all ranks of all
+// nodes), while the node daemons are killed with SIGKILL and restarted: the
+// upstream run holds one point per step, the mean of the four ranks' values,
+// and no contribution counted twice or missing.
+TEST_F(UpstreamE2eTest, ReducedMeanOfRanksOnTwoNodesSurvivesNodeKills) {
+  constexpr int64_t kSteps = 600;
+  constexpr int kRanks = 4;
+  auto upstream = StartUpstream();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  std::map<std::string, std::unique_ptr<DaemonProcess>> nodes;
+  for (const char* node : {"node-a", "node-b"}) {
+    auto started = StartNode(node);
+    ASSERT_TRUE(started.ok()) << started.status();
+    nodes[node] = *std::move(started);
+  }
+  std::vector<absl::Status> results(kRanks);
+  std::atomic<int> writing{kRanks};
+  std::vector<std::thread> ranks = StartReducingRanks(kSteps, results, writing);
+  std::mt19937 random(11);
+  int kills = 0;
+  while (writing.load() == kRanks && kills < 6) {
+    absl::SleepFor(absl::Milliseconds(std::uniform_int_distribution<int>(150, 400)(random)));
+    const std::string victim = std::uniform_int_distribution<int>(0, 1)(random) == 0 ? "node-a" : "node-b";
+    EXPECT_FALSE(nodes[victim]->Stop(SIGKILL).ok());
+    auto restarted = StartNode(victim);
+    ASSERT_TRUE(restarted.ok()) << restarted.status();
+    nodes[victim] = *std::move(restarted);
+    ++kills;
+  }
+  for (auto& rank : ranks) rank.join();
+  for (int rank = 0; rank < kRanks; ++rank) EXPECT_TRUE(results[rank].ok()) << rank << ": " << results[rank];
+  EXPECT_GE(kills, 2);
+  const auto values = ValuesByTag(RunDir());
+  ASSERT_TRUE(values.count("loss"));
+  int64_t wrong = 0;
+  for (int64_t step = 0; step < kSteps; ++step) {
+    auto it = values.at("loss").find(step);
+    const bool once = it != values.at("loss").end() && it->second.size() == 1;
+    // The mean of rank + step over ranks 0..3.
+    if (!once || std::abs(it->second[0] - (static_cast<double>(step) + 1.5)) > 1e-3) ++wrong;
+  }
+  EXPECT_EQ(wrong, 0) << "of " << kSteps << " steps, after " << kills << " node kills";
+  EXPECT_EQ(values.at("loss").size(), static_cast<size_t>(kSteps));
+  for (auto& [name, node] : nodes) EXPECT_TRUE(node->Stop(SIGTERM).ok()) << name;
+  EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
+}
+
+// The same with the upstream killed: the points it had not written yet lose
+// the contributions already acknowledged (README "Reductions": pending points
+// live in memory), but no step is ever written twice and the steps stay in
+// order.
+// DISABLED: fails at the reduce branch's 2eb4e56, and in the same way with the
+// ranks writing straight to the upstream (no node daemon in between): after a
+// kill -9, some points written before the crash are written a second time
+// (e.g. 605 points for 600 steps), from the contributions of batches the
+// client resends. To enable once the reductions know, after a restart, which
+// points their files already hold.
+TEST_F(UpstreamE2eTest, DISABLED_ReducedPointsAreNeverWrittenTwiceAcrossUpstreamKills) {
+  constexpr int64_t kSteps = 600;
+  constexpr int kRanks = 4;
+  auto upstream = StartUpstream({"--reduce-timeout", "1s"});
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  auto node_a = StartNode("node-a");
+  ASSERT_TRUE(node_a.ok()) << node_a.status();
+  auto node_b = StartNode("node-b");
+  ASSERT_TRUE(node_b.ok()) << node_b.status();
+  std::vector<absl::Status> results(kRanks);
+  std::atomic<int> writing{kRanks};
+  std::vector<std::thread> ranks = StartReducingRanks(kSteps, results, writing);
+  std::mt19937 random(12);
+  int kills = 0;
+  while (writing.load() == kRanks && kills < 3) {
+    absl::SleepFor(absl::Milliseconds(std::uniform_int_distribution<int>(200, 500)(random)));
+    EXPECT_FALSE((*upstream)->Stop(SIGKILL).ok());
+    upstream = StartUpstream({"--reduce-timeout", "1s"});
+    ASSERT_TRUE(upstream.ok()) << upstream.status();
+    ++kills;
+  }
+  for (auto& rank : ranks) rank.join();
+  for (int rank = 0; rank < kRanks; ++rank) EXPECT_TRUE(results[rank].ok()) << rank << ": " << results[rank];
+  const auto by_tag = StepsByTag(RunDir());
+  ASSERT_TRUE(by_tag.count("loss"));
+  const std::vector<int64_t>& steps = by_tag.at("loss");
+  int64_t twice_or_back = 0;
+  for (size_t i = 1; i < steps.size(); ++i) twice_or_back += steps[i] <= steps[i - 1] ? 1 : 0;
+  EXPECT_EQ(twice_or_back, 0);
+  std::printf("upstream kills: %d; reduced points written: %zu of %lld steps\n", kills,
+              steps.size(), static_cast<long long>(kSteps));
+  EXPECT_TRUE((*node_a)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*node_b)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
 }
 
 // The upstream goes away while a rank writes: the node's memory stays
