@@ -4,13 +4,16 @@
 # tblog-loadgen against a tblogd child it starts (end-to-end rates next to the
 # same work in-process, with a read-back check), then tblog-budget-bench (the
 # daemon's peak RSS under floods of large records next to
-# --max-inflight-bytes). Prints everything.
+# --max-inflight-bytes), then tblog-reduce-bench (the daemon's CPU per
+# contribution reduced across writers, and the time from a step's last
+# contribution to its written point). Prints everything.
 #
 #   scripts/bench.sh [extra tblog-loadgen args, e.g. --scalars 5000000]
 # Environment: TBLOG_JOBS (default 2); BENCH_BUILD_DIR (default build-release);
 # BENCH_FILTER, a Google Benchmark filter for the micro-benchmarks (default: all);
 # BUDGET_BENCH_ARGS, arguments for tblog-budget-bench (default: its own, a 32MiB
-# budget; BUDGET_BENCH_ARGS=skip leaves it out).
+# budget; BUDGET_BENCH_ARGS=skip leaves it out); REDUCE_BENCH_ARGS, likewise for
+# tblog-reduce-bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${BENCH_BUILD_DIR:-build-release}
@@ -18,7 +21,7 @@ generator=()
 if command -v ninja >/dev/null; then generator=(-G Ninja); fi
 
 cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release >/dev/null
-targets=(histogram_bench tblogd tblog_loadgen tblog_budget_bench)
+targets=(histogram_bench tblogd tblog_loadgen tblog_budget_bench tblog_reduce_bench)
 if ls bench/client_bench*.cc >/dev/null 2>&1; then targets+=(client_bench); fi
 cmake --build "$build_dir" -j "${TBLOG_JOBS:-2}" --target "${targets[@]}"
 
@@ -47,5 +50,12 @@ if [[ "${BUDGET_BENCH_ARGS:-}" != skip ]]; then
   # shellcheck disable=SC2086  # word splitting of the arguments is meant
   "$build_dir/bench/tblog-budget-bench" --daemon "$build_dir/server/daemon/tblogd" \
     ${BUDGET_BENCH_ARGS:-} || status=1
+fi
+if [[ "${REDUCE_BENCH_ARGS:-}" != skip ]]; then
+  echo
+  echo "== tblog-reduce-bench (reductions across writers: CPU per contribution, last contribution to point) =="
+  # shellcheck disable=SC2086  # word splitting of the arguments is meant
+  "$build_dir/bench/tblog-reduce-bench" --daemon "$build_dir/server/daemon/tblogd" \
+    ${REDUCE_BENCH_ARGS:-} || status=1
 fi
 exit "$status"

@@ -291,6 +291,8 @@ absl::Status RecordStream::Connect() {
     }
   }
   for (const auto& [key, value] : options_.labels) (*request.mutable_labels())[key] = value;
+  request.set_reduce_group_size(options_.reduce_group_size);
+  request.set_reduce_timeout_seconds(options_.reduce_timeout_seconds);
   request.set_writer_id(writer_id_);  // this writer holds the run (tblog.proto, "Leases")
 
   v1::OpenRunResponse response;

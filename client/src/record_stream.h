@@ -108,6 +108,7 @@ class RecordStream {
   std::string run_id() const ABSL_LOCKS_EXCLUDED(mu_);
   std::string run_path() const ABSL_LOCKS_EXCLUDED(mu_);
   const std::string& writer_id() const { return writer_id_; }
+  v1::ScalarStyle scalar_style() const { return options_.scalar_style; }
 
  private:
   using Stream = grpc::ClientReaderWriter<v1::WriteRequest, v1::WriteResponse>;

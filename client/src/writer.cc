@@ -81,6 +81,14 @@ v1::Record BaseRecord(std::string_view tag, int64_t step, const RecordOptions& a
   return record;
 }
 
+void SetReduce(const ReduceOptions& options, v1::Record& record) {
+  v1::Reduce* reduce = record.mutable_reduce();
+  reduce->set_op(options.op);
+  reduce->set_weight(options.weight);
+  reduce->set_group_size(options.group_size);
+  reduce->set_keep_contributions(options.keep_contributions);
+}
+
 // "tag '<tag>': <message>", for errors of a record's inputs.
 absl::Status WithTag(const absl::Status& status, std::string_view tag) {
   return Annotate(status, absl::StrCat("tag '", Sv(tag), "'"));
@@ -94,6 +102,14 @@ absl::Status WithTag(const absl::Status& status, std::string_view tag) {
 std::string DefaultTarget() {
   const char* address = std::getenv("TBLOG_ADDRESS");
   return address != nullptr && *address != '\0' ? std::string(address) : "127.0.0.1:6066";
+}
+
+uint32_t WorldSizeFromEnvironment() {
+  const char* text = std::getenv("WORLD_SIZE");
+  if (text == nullptr || *text == '\0') return 0;
+  char* end = nullptr;
+  const unsigned long value = std::strtoul(text, &end, 10);
+  return *end == '\0' && value > 0 && value <= UINT32_MAX ? static_cast<uint32_t>(value) : 0;
 }
 
 v1::HParamValue HParamValue::ToProto() const {
@@ -150,6 +166,15 @@ absl::Status Writer::scalar(std::string_view tag, int64_t step, float value,
                           at.wall_time != 0 ? at.wall_time : NowSeconds());
 }
 
+absl::Status Writer::scalar(std::string_view tag, int64_t step, float value,
+                            const ReduceOptions& reduce, const RecordOptions& at) {
+  v1::Record record = BaseRecord(tag, step, at);
+  record.mutable_scalar()->set_value(value);
+  record.mutable_scalar()->set_style(impl_->scalar_style());
+  SetReduce(reduce, record);
+  return Append(std::move(record));
+}
+
 absl::Status Writer::scalars(std::string_view main_tag, int64_t step,
                              const std::map<std::string, float>& values, const RecordOptions& at) {
   // PyTorch: <log_dir>/<main_tag with "/" replaced by "_">_<tag>, tag main_tag.
@@ -174,6 +199,7 @@ absl::Status Writer::histogram(std::string_view tag, int64_t step, v1::DType dty
   v1::Histogram* histogram = record.mutable_histogram();
   histogram->set_layout(options.layout);
   histogram->set_bucket_count(options.bucket_count);
+  if (options.reduce.op != v1::REDUCE_OP_UNSPECIFIED) SetReduce(options.reduce, record);
   std::string buffer = impl_->TakeSpareBuffer(data.size());
   if (absl::Status filled =
           FillTensor(dtype, data, nullptr, histogram->mutable_values(), &buffer);

@@ -19,6 +19,7 @@
 #include "daemon/permissions.h"
 #include "daemon/tls.h"
 #include "daemon/tls_flags.h"
+#include "daemon/upstream_flags.h"
 #include "daemon/resume_scan.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/stdout_sinks.h"
@@ -234,6 +235,7 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
   std::string fsync_interval = absl::FormatDuration(defaults.file.sync_interval);
   std::string shutdown_grace = absl::FormatDuration(defaults.shutdown_grace);
   std::string writer_lease = absl::FormatDuration(defaults.writer_lease);
+  std::string reduce_timeout = absl::FormatDuration(defaults.reduce_timeout);
   std::string max_file_size = FormatByteSize(defaults.file.max_file_bytes);
   std::string max_inflight = FormatByteSize(defaults.max_inflight_bytes);
   std::string max_message = FormatByteSize(defaults.limits.max_message_bytes);
@@ -292,6 +294,11 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
                      "A writer whose streams ended and that has not come back within this\n"
                      "releases its hold on its run; a run with no holder left closes")
           ->capture_default_str(), "TBLOG_WRITER_LEASE");
+  env(app.add_option("--reduce-timeout", reduce_timeout,
+                     "A point reduced across writers (Record.reduce) is written this long\n"
+                     "after its first contribution from what arrived, if its group is not\n"
+                     "complete by then (a run's OpenRun may set its own)")
+          ->capture_default_str(), "TBLOG_REDUCE_TIMEOUT");
   env(app.add_option("--max-tensor-elements", o.limits.max_tensor_elements,
                      "Elements of one tensor (histogram, embedding, PR inputs)")
           ->capture_default_str(), "TBLOG_MAX_TENSOR_ELEMENTS");
@@ -320,6 +327,8 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
       "TBLOG_METRICS_LISTEN");
   std::string reload_interval = absl::FormatDuration(defaults.security.credentials_reload_interval);
   AddSecurityFlags(app, o.security, reload_interval);
+  std::string upstream_timeout = absl::FormatDuration(defaults.upstream.call_timeout);
+  AddUpstreamFlags(app, o.upstream, upstream_timeout);
 
   app.config_formatter(std::make_shared<ConfigFileUnderEnvironment>(EnvironmentOfKeys(app)));
 
@@ -378,6 +387,12 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
     return fail(d.ok() ? absl::InvalidArgumentError("must be longer than 0") : d.status(),
                 "--writer-lease");
   }
+  if (auto d = ParseDurationFlag(reduce_timeout); d.ok() && *d > absl::ZeroDuration()) {
+    o.reduce_timeout = *d;
+  } else {
+    return fail(d.ok() ? absl::InvalidArgumentError("must be longer than 0") : d.status(),
+                "--reduce-timeout");
+  }
   if (auto b = ParseByteSize(max_file_size); b.ok()) o.file.max_file_bytes = *b;
   else return fail(b.status(), "--max-file-size");
   if (auto b = ParseByteSize(max_inflight); b.ok()) o.max_inflight_bytes = *b;
@@ -401,6 +416,7 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
                 "--credentials-reload-interval");
   }
   if (auto s = CheckSecurityOptions(o.security, o.listen); !s.ok()) return fail(s, "security");
+  if (auto s = FinishUpstreamOptions(upstream_timeout, o.upstream); !s.ok()) return fail(s, "upstream");
   o.file.sync = *SyncPolicyFromName(fsync);  // CLI11 checked it is one of the names
   if (!o.file.hostname.empty()) {
     if (absl::Status id = ValidateDaemonId(o.file.hostname); !id.ok()) return fail(id, "--daemon-id");

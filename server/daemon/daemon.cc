@@ -134,15 +134,33 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
       options.caller_identity ? options.caller_identity : CallerIdentityFn(&CallerIdentity));
   daemon->metrics_.AddGauge("tblogd_active_runs", "Open runs.",
                             [registry = daemon->registry_.get()] { return registry->OpenRunCount(); });
+  if (options.upstream.enabled()) {
+    auto channel = UpstreamChannel::Open(options.upstream, options.limits.max_message_bytes);
+    if (!channel.ok()) return channel.status();
+    daemon->upstream_channel_ = *std::move(channel);
+    daemon->upstream_service_ = std::make_unique<UpstreamService>(
+        daemon->upstream_channel_.get(), &daemon->budget_, options.limits.max_streams,
+        options.limits.max_message_bytes);
+    spdlog::info("upstream mode: forwarding every call to {} (--upstream-forward {})",
+                 options.upstream.address, options.upstream.forward);
+  }
   daemon->metrics_.AddGauge("tblogd_active_streams", "Open Write streams.",
-                            [service = daemon->service_.get()] { return service->ActiveStreams(); });
+                            [service = daemon->service_.get(),
+                             upstream = daemon->upstream_service_.get()] {
+                              return service->ActiveStreams() +
+                                     (upstream != nullptr ? upstream->ActiveStreams() : 0);
+                            });
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(static_cast<int>(
       std::min<size_t>(options.limits.max_message_bytes, std::numeric_limits<int>::max())));
-  builder.RegisterService(daemon->service_.get());
+  if (daemon->upstream_service_) {
+    builder.RegisterService(daemon->upstream_service_.get());
+  } else {
+    builder.RegisterService(daemon->service_.get());
+  }
   // A request that does not parse is INVALID_ARGUMENT (malformed_requests.h).
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(UnparsableRequestInterceptors());
@@ -219,6 +237,8 @@ Daemon::~Daemon() {
   // pool runs its last tasks (which use runs, converter, budget) before those go.
   server_.reset();
   service_.reset();
+  upstream_service_.reset();  // before the channel its calls use
+  upstream_channel_.reset();
   workers_.reset();
   registry_.reset();
 }
@@ -234,6 +254,7 @@ void Daemon::FlusherLoop() {
     // calls past their wait expire.
     budget_.Tick(now);
     for (const auto& run : registry_->OpenRuns()) {
+      run->WriteDueReductions(now);  // reduced points past their timeout
       // Synced per the event file sync policy, or now when data has waited
       // unsynced for its interval (a quiet writer's last batches would
       // otherwise never become durable); errors stay sticky on the run.
@@ -262,8 +283,11 @@ absl::Status Daemon::Shutdown(absl::Duration grace) {
     health->SetServingStatus(kServiceName, false);
   }
   service_->BeginShutdown();
+  if (upstream_service_) upstream_service_->BeginShutdown();
   absl::Status status = registry_->CloseAllForShutdown(deadline);
-  if (!service_->WaitForStreams(deadline) && status.ok()) {
+  const bool streams_done = service_->WaitForStreams(deadline) &&
+                            (!upstream_service_ || upstream_service_->WaitForStreams(deadline));
+  if (!streams_done && status.ok()) {
     status = absl::DeadlineExceededError("Write streams still open at the shutdown deadline");
   }
   // Runs are closed and Write streams done: what gRPC still waits for is

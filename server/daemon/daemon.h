@@ -20,6 +20,7 @@
 #include "daemon/run_registry.h"
 #include "daemon/tblog_service.h"
 #include "daemon/tls.h"
+#include "daemon/upstream_service.h"
 #include "daemon/worker_pool.h"
 #include "base/sync.h"
 
@@ -69,6 +70,10 @@ class Daemon {
   std::unique_ptr<RecordConverter> converter_;
   std::unique_ptr<RunRegistry> registry_;
   std::unique_ptr<TBLogService> service_;
+  // Upstream mode (options.upstream): the hop and the service that forwards
+  // every call over it, registered instead of service_. Null otherwise.
+  std::unique_ptr<UpstreamChannel> upstream_channel_;
+  std::unique_ptr<UpstreamService> upstream_service_;
   // TLS, tokens and their file watchers; before server_, which uses them.
   ListenerCredentials credentials_;
   std::unique_ptr<grpc::Server> server_;

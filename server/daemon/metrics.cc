@@ -219,6 +219,7 @@ std::vector<MetricFamily> Metrics::Collect() const {
     AddSample(families.back(), static_cast<double>(gauge.read()));
   }
   runs_.AppendTo(&families);
+  reduce.AppendTo(&families);
   AppendProcessFamilies(&families);
   return families;
 }

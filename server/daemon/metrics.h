@@ -27,6 +27,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "daemon/metrics_reduce.h"
 #include "daemon/metrics_runs.h"
 #include "prometheus/histogram.h"
 #include "tblog/v1/tblog.pb.h"
@@ -97,6 +98,8 @@ class Metrics {
   // Points whose step is not above the last one of the same tag, writer and
   // sub-run: TensorBoard drops the points it holds at or after that step.
   std::atomic<uint64_t> steps_back{0};
+  // Reductions across writers (aggregate.h).
+  ReduceMetrics reduce;
 
   // The components whose gauges are rendered: tblogd_inflight_bytes and
   // tblogd_parked_streams from `budget`, tblogd_worker_queued_tasks from

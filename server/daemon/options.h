@@ -14,6 +14,7 @@
 
 #include "absl/time/time.h"
 #include "daemon/run_owner.h"
+#include "daemon/upstream_options.h"
 #include "engine/io/event_file_writer.h"
 
 namespace tblog::daemon {
@@ -130,6 +131,10 @@ struct DaemonOptions {
   // rides out longer network or daemon outages of live trainers; shorter
   // frees the runs of killed trainers (and --max-runs room) sooner.
   absl::Duration writer_lease = absl::Seconds(60);
+  // How long a reduced point (Record.reduce) waits, from its first
+  // contribution, for the rest of its group before it is written from what
+  // arrived; a run's OpenRunRequest.reduce_timeout_seconds overrides it.
+  absl::Duration reduce_timeout = absl::Seconds(30);
   Limits limits;
   // Logging: "text" or "json"; level: trace, debug, info, warn, error.
   std::string log_format = "text";
@@ -137,6 +142,8 @@ struct DaemonOptions {
   // Prometheus metrics on this HTTP address ("" = off).
   std::string metrics_listen;
   SecurityOptions security;
+  // Upstream mode: forward to another tblogd instead of writing (off by default).
+  UpstreamOptions upstream;
   // Who is calling, for run ownership (run_owner.h). Empty = no
   // authentication, every caller is the same anonymous owner. Not a flag: the
   // token authentication fills it, and tests set their own.

@@ -19,11 +19,13 @@
 #include "daemon/convert/scalars.h"
 #include "daemon/convert/summaries.h"
 #include "daemon/names.h"
+#include "daemon/reduce_convert.h"
 #include "tblog/tensorboard/event.pb.h"
 
 namespace tblog::daemon {
 namespace {
 
+using convert::Describe;
 using convert::EventBytes;
 using convert::Header;
 
@@ -51,23 +53,14 @@ bool HasFixedTag(v1::Record::KindCase kind) {
          kind == v1::Record::kCustomScalars;
 }
 
-// Puts the display name and description on a value's metadata.
-void Describe(const v1::Record& record, tb::Summary::Value& value) {
-  if (!record.display_name().empty()) {
-    value.mutable_metadata()->set_display_name(record.display_name());
-  }
-  if (!record.description().empty()) {
-    value.mutable_metadata()->set_summary_description(record.description());
-  }
-}
-
 }  // namespace
 
 RecordConverter::RecordConverter(const Limits& limits, ParallelRunner* parallel)
     : limits_(limits), parallel_(parallel) {}
 
 absl::StatusOr<Converted> RecordConverter::Convert(const v1::Record& record,
-                                                   double receive_time) const {
+                                                   double receive_time,
+                                                   std::string_view writer_id) const {
   const v1::Record::KindCase kind = record.kind_case();
   if (kind == v1::Record::KIND_NOT_SET) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -101,6 +94,11 @@ absl::StatusOr<Converted> RecordConverter::Convert(const v1::Record& record,
     const std::string_view tag = record.tag();
 
     Converted out;
+    if (record.has_reduce()) {  // a contribution to a point reduced across writers
+      TBLOG_RETURN_IF_ERROR(
+          ConvertContribution(record, header.wall_time, writer_id, limits_, parallel_, out));
+      return out;
+    }
     absl::StatusOr<tb::Summary::Value> value;
     switch (kind) {
       case v1::Record::kScalar:
@@ -160,7 +158,7 @@ BatchConversion RecordConverter::ConvertBatch(v1::WriteRequest& request,
   out.converted.reserve(static_cast<size_t>(request.records_size()));
   size_t converted_bytes = 0;
   for (v1::Record& record : *request.mutable_records()) {
-    out.converted.push_back(Convert(record, receive_time));
+    out.converted.push_back(Convert(record, receive_time, request.writer_id()));
     if (out.converted.back().ok()) converted_bytes += convert::HeldBytes(*out.converted.back());
     convert::DropPayload(record);
   }

@@ -17,7 +17,9 @@
 #ifndef TBLOG_DAEMON_RECORD_CONVERTER_H_
 #define TBLOG_DAEMON_RECORD_CONVERTER_H_
 
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -44,10 +46,16 @@ struct SideFile {
   bool append_unique = false;
 };
 
+struct Contribution;  // reduce_convert.h
+
 // What one record becomes, in write order.
 struct Converted {
   std::vector<EventOut> events;
   std::vector<SideFile> files;
+  // A reduced record (Record.reduce): its contribution, which the run merges
+  // into its point (aggregate.h) before writing `events` (then only the
+  // writer's kept value, if asked for). Null otherwise.
+  std::shared_ptr<const Contribution> contribution;
   // Things written but worth a log line, e.g. "histogram \"w\": values: 3
   // NaN/Inf values left out".
   std::vector<std::string> warnings;
@@ -71,8 +79,10 @@ class RecordConverter {
 
   // Validates and converts one record; `receive_time` (seconds since the
   // epoch) stands in for a wall_time of 0. CPU-heavy for histograms, images,
-  // audio, PR curves from predictions and embeddings.
-  absl::StatusOr<Converted> Convert(const v1::Record& record, double receive_time) const;
+  // audio, PR curves from predictions and embeddings. `writer_id` (the
+  // batch's writer) names a reduced record's kept value (reduce_convert.h).
+  absl::StatusOr<Converted> Convert(const v1::Record& record, double receive_time,
+                                    std::string_view writer_id = {}) const;
 
   // Converts every record of `request`, dropping each record's payload
   // (tensor bytes, pixels, text) once it is converted, so that a batch never

@@ -86,7 +86,8 @@ Run::Run(RunContext context, std::string run_id, std::string directory,
       run_files_(run_id_, directory_,
                  WithSuffix(context.options->file, std::move(filename_suffix)),
                  context.options->limits, writer_sequences, std::move(resumed),
-                 &context.metrics->steps_back) {
+                 &context.metrics->steps_back),
+      reductions_(context.options->reduce_timeout, &context.metrics->reduce) {
   MutexLock lock(&mu_);
   for (const auto& [writer, sequence] : writer_sequences) {
     WriterState& state = writers_[writer];
@@ -213,6 +214,18 @@ void Run::SubmitEvents(Converted events, Done done) {
   MaybeScheduleWriter();
 }
 
+void Run::WriteDueReductions(absl::Time now) {
+  MutexLock lock(&mu_);
+  if (closed_ || !reductions_.HasDue(now)) return;  // a close writes every pending point
+  auto entry = std::make_unique<Entry>();
+  entry->type = Entry::Type::kEvents;
+  entry->ready = true;
+  entry->events = reductions_.TakeDue(now);
+  entry->done = [](absl::Status) {};  // an I/O error retries the entry (run.h)
+  Enqueue(std::move(entry));
+  MaybeScheduleWriter();
+}
+
 void Run::Close(Converted final_events, Done done) {
   std::vector<ParkedFlush> orphans;
   {
@@ -256,6 +269,7 @@ v1::RunInfo Run::Info() const {
   info.set_writers(static_cast<uint32_t>(writers_.size()));
   info.set_files(files_);
   if (!sticky_error_.ok()) info.set_last_error(std::string(sticky_error_.message()));
+  reductions_.AddTo(info);
   return info;
 }
 
@@ -502,7 +516,12 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering
         for (int j = entry.next_record; j < entry.request.records_size(); ++j) {
           entry.next_record = j;
           const v1::Record& record = entry.request.records(j);
-          const auto& converted = entry.converted[static_cast<size_t>(j)];
+          auto& converted = entry.converted[static_cast<size_t>(j)];
+          if (converted.ok() && converted->contribution != nullptr) {
+            // Merged once: the result (kept value, completed point) replaces it.
+            converted = reductions_.Absorb(entry.request.writer_id(), *std::move(converted),
+                                           absl::Now());
+          }
           bool io = false;
           absl::Status status =
               converted.ok()
@@ -563,6 +582,11 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering
   }
   if (result.close_index != GroupResult::kNone) {
     Entry& entry = *group[result.close_index];
+    if (entry.next_part == 0) {  // the pending reduced points, before the session end
+      Converted points = reductions_.TakeAll(absl::Now());
+      for (EventOut& event : entry.events.events) points.events.push_back(std::move(event));
+      entry.events.events = std::move(points.events);
+    }
     bool io = false;
     result.status[result.close_index] = run_files_.WriteParts(entry.events, &entry.next_part, &io);
     if (io && result.io_error.ok()) result.io_error = result.status[result.close_index];

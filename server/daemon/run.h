@@ -39,6 +39,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "daemon/aggregate.h"
 #include "daemon/byte_budget.h"
 #include "daemon/metrics.h"
 #include "daemon/options.h"
@@ -121,6 +122,11 @@ class Run : public std::enable_shared_from_this<Run> {
   // the files; later Submits fail. `done` runs when it is all done.
   void Close(Converted final_events, Done done);
 
+  // Queues the events of the reduced points whose timeout has passed
+  // (aggregate.h), unless the run is closed (its close writes every pending
+  // point). The daemon's flusher calls it at every tick.
+  void WriteDueReductions(absl::Time now);
+
   v1::RunInfo Info() const;
   // Per writer, the last batch sequence written: what OpenRun reports, so a
   // reconnecting client resends only the batches after it. Also sets the
@@ -138,6 +144,8 @@ class Run : public std::enable_shared_from_this<Run> {
   bool sync_due(absl::Time now) const;
   const std::string& run_id() const { return run_id_; }
   const std::string& directory() const { return directory_; }
+  // The run's reductions across writers; thread-safe.
+  RunReductions& reductions() { return reductions_; }
 
  private:
   struct Entry;
@@ -194,6 +202,9 @@ class Run : public std::enable_shared_from_this<Run> {
   // Used only by the writer (writing_ == true), never with mu_ held; its own
   // lock guards it.
   RunFiles run_files_;
+  // Its own lock, taken under mu_ (WriteDueReductions) or alone; it never
+  // calls back into the run.
+  RunReductions reductions_;
 };
 
 }  // namespace tblog::daemon

@@ -129,6 +129,7 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
     return absl::InvalidArgumentError(
         "mode: OPEN_MODE_CREATE and OPEN_MODE_RESUME need run_path");
   }
+  TBLOG_RETURN_IF_ERROR(RunReductions::ValidateOpen(request));
   // Hparams are checked before anything is created.
   auto open_events = context_.converter->OpenRunEvents(request, NowSeconds());
   if (!open_events.ok()) return open_events.status();
@@ -158,6 +159,7 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
             absl::StrCat("run_path \"", run_path, "\" exists (it is open in this daemon)"));
       }
       // A second writer joins the run (or one reconnects).
+      TBLOG_RETURN_IF_ERROR(it->second.run->reductions().Configure(request));
       HoldLocked(it->second, run_path, request.writer_id(), &labels);
       response.set_run_id(run_path);
       response.set_run_path(run_path);
@@ -223,6 +225,8 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
   auto run = std::make_shared<Run>(context_, run_path, absl::StrCat(logdir_, "/", run_path),
                                    labels, request.filename_suffix(), writer_sequences,
                                    std::move(resumed_files));
+  // A new run takes any settings (a fresh RunReductions).
+  TBLOG_RETURN_IF_ERROR(run->reductions().Configure(request));
   if (!open_events->events.empty() || !open_events->files.empty()) {
     run->SubmitEvents(*std::move(open_events), [run_path](absl::Status status) {
       if (!status.ok()) {

@@ -7,7 +7,7 @@ foreach(unit record_converter convert_scalars convert_histogram convert_image co
     convert_pr_curve convert_hparams convert_graph_embedding convert_charge)
   tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon_convert)
 endforeach()
-foreach(unit worker_pool byte_budget checkpoint resume_scan run run_leases run_registry service
+foreach(unit worker_pool byte_budget checkpoint resume_scan run run_leases run_registry service aggregate
     config metrics log_rate_limit rejection_log)
   tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon)
 endforeach()
@@ -61,3 +61,20 @@ tblog_add_test(budget_e2e_test SOURCES daemon/budget_e2e_test.cc
 tblog_add_test(address_e2e_test SOURCES daemon/address_e2e_test.cc LIBS tblog_daemon_process)
 target_compile_definitions(address_e2e_test PRIVATE TBLOGD_BINARY="$<TARGET_FILE:tblogd>")
 add_dependencies(address_e2e_test tblogd)
+# Reductions across writers against the real tblogd: 8 rank processes
+# (reduce_rank_child, the C++ client) reduced into one run, one of them killed
+# with SIGKILL; histograms merged; validation through raw WriteBatch calls.
+add_executable(reduce_rank_child daemon/reduce_rank_child.cc)
+target_link_libraries(reduce_rank_child PRIVATE tblog_client)
+tblog_set_warnings(reduce_rank_child)
+tblog_add_test(reduce_e2e_test SOURCES daemon/reduce_e2e_test.cc
+  LIBS tblog_engine tblog_api_proto tblog_daemon_process gRPC::grpc++)
+target_compile_definitions(reduce_e2e_test PRIVATE
+  REDUCE_RANK_CHILD="$<TARGET_FILE:reduce_rank_child>")
+add_dependencies(reduce_e2e_test reduce_rank_child tblogd)
+# Upstream mode (issue 11): node tblogds forwarding to an upstream tblogd,
+# three real processes killed with SIGKILL and restarted, the upstream away.
+tblog_add_test(upstream_e2e_test SOURCES daemon/upstream_e2e_test.cc
+  LIBS tblog_client tblog_engine tblog_daemon_process)
+add_dependencies(upstream_e2e_test tblogd)
+tblog_add_test(upstream_flags_test SOURCES daemon/upstream_flags_test.cc LIBS tblog_daemon)

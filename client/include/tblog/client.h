@@ -103,6 +103,10 @@ struct HParams {
 // The daemon address: $TBLOG_ADDRESS when set, else "127.0.0.1:6066".
 std::string DefaultTarget();
 
+// $WORLD_SIZE when it is a positive integer (torchrun, DeepSpeed and
+// Lightning set it on every rank), else 0: the default reduce group size.
+uint32_t WorldSizeFromEnvironment();
+
 struct WriterOptions {
   // gRPC target: "host:port", or "unix:/path/to.sock" (faster on one host).
   std::string target = DefaultTarget();
@@ -124,6 +128,13 @@ struct WriterOptions {
   std::string writer_id;
   // How scalars are stored: TensorBoard 2's tensors, or PyTorch's simple_value.
   v1::ScalarStyle scalar_style = v1::SCALAR_STYLE_TENSOR;
+  // Reductions across writers (ReduceOptions): how many writers contribute
+  // to each reduced point of the run (0: not set; then every reduced record
+  // names its own), and how long the daemon waits for a point's missing
+  // contributors (0: the daemon's --reduce-timeout). See tblog.proto,
+  // OpenRunRequest.reduce_group_size.
+  uint32_t reduce_group_size = WorldSizeFromEnvironment();
+  double reduce_timeout_seconds = 0;
 
   // Bound on queued + sent-but-unacknowledged bytes, and what a call does when
   // it is reached. A single record larger than the bound is refused.
@@ -164,9 +175,25 @@ struct RecordOptions {
   std::string_view subrun;
 };
 
+// A record reduced across the run's writers (tblog.proto, "Reductions
+// across writers"): every writer (rank) logs its own value of a tag and step,
+// and the daemon writes one point, e.g. the mean of the ranks' losses.
+struct ReduceOptions {
+  // MEAN, SUM, MIN, MAX, COUNT (scalars) or MERGE (histograms with the
+  // EXPONENTIAL layout). UNSPECIFIED: not reduced (histogram()'s default).
+  v1::ReduceOp op = v1::REDUCE_OP_MEAN;
+  double weight = 0;        // MEAN only: this writer's weight (batch size); 0 = 1
+  uint32_t group_size = 0;  // writers expected; 0 = the run's (WriterOptions)
+  // Also write this writer's own value, under "<tag>/by_writer/<writer_id>".
+  bool keep_contributions = false;
+};
+
 struct HistogramOptions {
   v1::HistogramLayout layout = v1::HISTOGRAM_LAYOUT_UNIFORM;
   uint32_t bucket_count = 0;  // UNIFORM only; 0 = 30
+  // {.op = v1::REDUCE_OP_MERGE} (with layout EXPONENTIAL): one histogram of
+  // every writer's values. The default: this writer's histogram alone.
+  ReduceOptions reduce{.op = v1::REDUCE_OP_UNSPECIFIED};
 };
 
 struct ImageOptions {
@@ -250,6 +277,11 @@ class Writer {
   // One scalar point. The hot path: a lock, a tag lookup and four appends.
   absl::Status scalar(std::string_view tag, int64_t step, float value,
                       const RecordOptions& at = {});
+  // This writer's contribution to a scalar reduced across the run's writers
+  // (e.g. {.op = v1::REDUCE_OP_MEAN}): the daemon writes one point per tag
+  // and step once every writer of the group has sent its value.
+  absl::Status scalar(std::string_view tag, int64_t step, float value,
+                      const ReduceOptions& reduce, const RecordOptions& at = {});
   // PyTorch's add_scalars: each value goes to sub-run
   // "<main_tag with / as _>_<tag>" under tag main_tag, so the curves overlay.
   absl::Status scalars(std::string_view main_tag, int64_t step,

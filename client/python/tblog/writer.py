@@ -106,6 +106,31 @@ _AUDIO = kind_number("audio")
 _PR_CURVE = kind_number("pr_curve")
 _EMBEDDING = kind_number("embedding")
 _HISTOGRAM_VALUES = _field(pb.Histogram, "values")
+_SCALAR_OPS = {"mean": pb.REDUCE_OP_MEAN, "sum": pb.REDUCE_OP_SUM, "min": pb.REDUCE_OP_MIN,
+               "max": pb.REDUCE_OP_MAX, "count": pb.REDUCE_OP_COUNT}
+_HISTOGRAM_OPS = {"merge": pb.REDUCE_OP_MERGE}
+
+
+def _group_size(group_size):
+    """The run's reduce group size: `group_size`, else $WORLD_SIZE, else 0."""
+    if group_size is not None:
+        if int(group_size) < 0:
+            raise ValueError(f"group_size must be >= 0, not {group_size}")
+        return int(group_size)
+    world = os.environ.get("WORLD_SIZE", "")
+    return int(world) if world.isdigit() else 0
+
+
+def _reduce_message(op, weight, group_size, keep, ops):
+    """The Record.reduce of add_scalar/add_histogram's reduce arguments."""
+    if op not in ops:
+        raise ValueError(f"reduce={op!r}: expected one of {', '.join(map(repr, ops))}")
+    reduce = pb.Reduce(op=ops[op], keep_contributions=bool(keep))
+    if weight is not None:
+        reduce.weight = float(weight)
+    if group_size is not None:
+        reduce.group_size = int(group_size)
+    return reduce
 _IMAGE_PIXELS = _field(pb.Image, "pixels")
 _AUDIO_SAMPLES = _field(pb.Audio, "samples")
 _PR_CURVE_PREDICTIONS = _field(pb.PrCurve, "predictions")
@@ -144,7 +169,7 @@ class SummaryWriter:
     def __init__(self, log_dir=None, comment="", purge_step=None, max_queue=10,
                  flush_secs=120, filename_suffix="", *, address=None, experiment=None,
                  name=None, labels=None, connect_timeout=None, max_buffer_bytes=256 << 20,
-                 connection=None, hparams=None):
+                 connection=None, hparams=None, group_size=None, reduce_timeout=None):
         self._address = address or _default_address()
         self._closed = True
         self._stream = None
@@ -164,6 +189,11 @@ class SummaryWriter:
             request.labels[str(key)] = str(value)
         if hparams:
             request.hparams.CopyFrom(_hparams_message(hparams, (), None, torch_style=False))
+        # Reductions (add_scalar(..., reduce="mean")): the group is the job's
+        # ranks, WORLD_SIZE as torchrun/DeepSpeed/Lightning set it.
+        request.reduce_group_size = _group_size(group_size)
+        if reduce_timeout is not None:
+            request.reduce_timeout_seconds = float(reduce_timeout)
         self._stream_args = dict(max_buffer_bytes=max_buffer_bytes, wake_records=max_queue,
                                  flush_secs=flush_secs,
                                  connect_timeout=_connect.connect_timeout(connect_timeout))
@@ -266,11 +296,27 @@ class SummaryWriter:
     # --------------------------------------------------------------- scalars
 
     def add_scalar(self, tag, scalar_value, global_step=None, walltime=None, new_style=False,
-                   double_precision=False):
+                   double_precision=False, *, reduce=None, weight=None, group_size=None,
+                   keep_contributions=False):
         """One point of a scalar curve. new_style=True stores TensorBoard 2's
         tensor form (default: PyTorch's simple_value). double_precision is
         accepted for compatibility, but values travel and are stored as
-        float32: tblog.v1.Scalar has no float64 value (see the README's table)."""
+        float32: tblog.v1.Scalar has no float64 value (see the README's table).
+
+        reduce="mean" (or "sum", "min", "max", "count"): this writer's (rank's)
+        contribution to one point reduced across the run's writers; the daemon
+        writes the point once the group (group_size, default the writer's
+        group_size / WORLD_SIZE) has reported, or at its timeout. weight:
+        "mean" only, e.g. the batch size. keep_contributions: also write this
+        writer's own value under "<tag>/by_writer/<writer id>"."""
+        if reduce is not None:
+            self._check()
+            self._reduced(tag, global_step, walltime, _reduce_message(
+                reduce, weight, group_size, keep_contributions, _SCALAR_OPS),
+                pb.Scalar(value=_convert.to_float(scalar_value),
+                          style=pb.SCALAR_STYLE_TENSOR if new_style
+                          else pb.SCALAR_STYLE_SIMPLE_VALUE))
+            return
         # The hot path: a few dict/list operations, no lock, no protobuf.
         if self._stream.failure is not None or self._closed:
             self._check()
@@ -287,6 +333,12 @@ class SummaryWriter:
                        time.time() if walltime is None else walltime))
         if len(points) >= self._max_points:
             self._stream.wait_for_room()
+
+    def _reduced(self, tag, global_step, walltime, reduce, scalar):
+        def fill(record):
+            record.scalar.CopyFrom(scalar)
+            record.reduce.CopyFrom(reduce)
+        self._record(tag, global_step, walltime, fill, 16)
 
     def _new_tag(self, tag, new_style):
         style = _TENSOR if new_style else _SIMPLE
@@ -309,16 +361,25 @@ class SummaryWriter:
     # ------------------------------------------------------------ histograms
 
     def add_histogram(self, tag, values, global_step=None, bins="tensorflow", walltime=None,
-                      max_bins=None):
+                      max_bins=None, *, reduce=None, group_size=None, keep_contributions=False):
         """A histogram of `values` (any shape), computed by the daemon.
         bins='tensorflow': TensorFlow's exponential buckets, as PyTorch writes
         them; an int: that many equal-width buckets; any other numpy bins
         method: TensorBoard 2's 30 equal-width buckets (max_bins, if given,
-        caps the count)."""
+        caps the count). reduce="merge" (bins='tensorflow' only): one histogram
+        of every writer's (rank's) values at this step, as add_scalar's reduce."""
         self._check()
-        self._histogram(tag, values, global_step, bins, walltime, max_bins, "")
+        merge = None
+        if reduce is not None:
+            if not (isinstance(bins, str) and bins == "tensorflow"):
+                raise ValueError("add_histogram(reduce='merge') needs bins='tensorflow': "
+                                 "equal-width buckets depend on each rank's min and max and "
+                                 "cannot be merged")
+            merge = _reduce_message(reduce, None, group_size, keep_contributions, _HISTOGRAM_OPS)
+        self._histogram(tag, values, global_step, bins, walltime, max_bins, "", merge)
 
-    def _histogram(self, tag, values, global_step, bins, walltime, max_bins, subrun):
+    def _histogram(self, tag, values, global_step, bins, walltime, max_bins, subrun,
+                   reduce=None):
         # The training thread pays one copy (tobytes); the message is built
         # on the sender thread.
         parts = _convert.tensor_parts(_convert.to_numpy(values))
@@ -333,6 +394,8 @@ class SummaryWriter:
             bucket_count = min(bucket_count or 30, int(max_bins))
 
         def fill(record):
+            if reduce is not None:
+                record.reduce.CopyFrom(reduce)
             head = pb.Histogram(layout=layout, bucket_count=bucket_count)
             return _HISTOGRAM, Wire(head.SerializeToString()).add(_HISTOGRAM_VALUES, _tensor(parts))
         self._record(tag, global_step, walltime, fill, len(parts[2]), subrun)

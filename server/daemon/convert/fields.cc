@@ -108,6 +108,15 @@ absl::Status ValidateSubrun(std::string_view subrun, const Limits& limits) {
 
 std::string EventBytes(const tb::Event& event) { return event.SerializeAsString(); }
 
+void Describe(const v1::Record& record, tb::Summary::Value& value) {
+  if (!record.display_name().empty()) {
+    value.mutable_metadata()->set_display_name(record.display_name());
+  }
+  if (!record.description().empty()) {
+    value.mutable_metadata()->set_summary_description(record.description());
+  }
+}
+
 EventOut SummaryEvent(const Header& header, tb::Summary::Value value) {
   tb::Event event;
   event.set_wall_time(header.wall_time);

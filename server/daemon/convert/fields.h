@@ -67,6 +67,9 @@ absl::Status ValidateSubrun(std::string_view subrun, const Limits& limits);
 
 std::string EventBytes(const tb::Event& event);
 
+// Puts the record's display name and description on a value's metadata.
+void Describe(const v1::Record& record, tb::Summary::Value& value);
+
 // The Event {header's wall_time and step, summary {value}} for header's subrun.
 EventOut SummaryEvent(const Header& header, tb::Summary::Value value);
 

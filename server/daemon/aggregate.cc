@@ -1,0 +1,209 @@
+#include "daemon/aggregate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_util.h"
+
+namespace tblog::daemon {
+namespace {
+
+constexpr double kMaxTimeoutSeconds = 86400;
+
+std::string_view OpName(v1::ReduceOp op) {
+  switch (op) {
+    case v1::REDUCE_OP_MEAN: return "MEAN";
+    case v1::REDUCE_OP_SUM: return "SUM";
+    case v1::REDUCE_OP_MIN: return "MIN";
+    case v1::REDUCE_OP_MAX: return "MAX";
+    case v1::REDUCE_OP_COUNT: return "COUNT";
+    case v1::REDUCE_OP_MERGE: return "MERGE";
+    default: return "UNSPECIFIED";
+  }
+}
+
+void Append(Converted& to, Converted from) {
+  for (EventOut& event : from.events) to.events.push_back(std::move(event));
+}
+
+}  // namespace
+
+RunReductions::RunReductions(absl::Duration default_timeout, ReduceMetrics* metrics)
+    : default_timeout_(default_timeout), metrics_(metrics) {}
+
+absl::Status RunReductions::ValidateOpen(const v1::OpenRunRequest& request) {
+  if (request.reduce_group_size() > kMaxReduceGroupSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("reduce_group_size: ", request.reduce_group_size(),
+                     " is more than the limit of ", kMaxReduceGroupSize));
+  }
+  const double timeout = request.reduce_timeout_seconds();
+  if (!std::isfinite(timeout) || timeout < 0 || timeout > kMaxTimeoutSeconds) {
+    return absl::InvalidArgumentError(absl::StrCat("reduce_timeout_seconds: ", timeout,
+                                                   " is outside [0, ", kMaxTimeoutSeconds, "]"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunReductions::Configure(const v1::OpenRunRequest& request) {
+  const uint32_t group_size = request.reduce_group_size();
+  const absl::Duration timeout = absl::Seconds(request.reduce_timeout_seconds());
+  MutexLock lock(&mu_);
+  if (group_size != 0 && group_size_ != 0 && group_size != group_size_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "reduce_group_size: ", group_size, " differs from the run's ", group_size_,
+        " (set by the writer that opened it; every writer of a run gives the same)"));
+  }
+  if (timeout != absl::ZeroDuration() && timeout_ != absl::ZeroDuration() && timeout != timeout_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "reduce_timeout_seconds: ", request.reduce_timeout_seconds(), " differs from the run's ",
+        absl::ToDoubleSeconds(timeout_)));
+  }
+  if (group_size != 0) group_size_ = group_size;
+  if (timeout != absl::ZeroDuration()) timeout_ = timeout;
+  return absl::OkStatus();
+}
+
+absl::Duration RunReductions::TimeoutLocked() const {
+  return timeout_ == absl::ZeroDuration() ? default_timeout_ : timeout_;
+}
+
+absl::StatusOr<Converted> RunReductions::Absorb(std::string_view writer_id, Converted converted,
+                                                absl::Time now) {
+  const std::shared_ptr<const Contribution> contribution = std::move(converted.contribution);
+  converted.contribution = nullptr;
+  if (contribution == nullptr) return converted;
+  const Contribution& c = *contribution;
+  const std::vector<std::string> self{std::string(writer_id)};
+  const std::vector<std::string>& ids = c.contributors.empty() ? self : c.contributors;
+
+  MutexLock lock(&mu_);
+  const uint32_t group_size = c.group_size != 0 ? c.group_size : group_size_;
+  if (group_size == 0) {
+    return absl::InvalidArgumentError(
+        "reduce.group_size: 0, and the run has no reduce_group_size (OpenRunRequest; the "
+        "clients take it from WORLD_SIZE): the daemon cannot know when the group is complete");
+  }
+  Key key{c.head.subrun(), c.head.tag(), c.head.step()};
+  auto it = pending_.find(key);
+  if (it == pending_.end()) {
+    if (auto last = last_step_.find({c.head.subrun(), c.head.tag()});
+        last != last_step_.end() && c.head.step() <= last->second) {
+      // Its point (or a later one of the series) was written.
+      late_ += ids.size();
+      if (metrics_ != nullptr) metrics_->late += ids.size();
+      return converted;
+    }
+    Point point;
+    point.head = c.head;
+    point.op = c.op;
+    point.histogram = c.histogram;
+    point.style = c.style;
+    point.group_size = group_size;
+    point.first_arrival = now;
+    point.deadline = now + TimeoutLocked();
+    it = pending_.emplace(std::move(key), std::move(point)).first;
+  } else {
+    const Point& point = it->second;
+    if (point.group_size != group_size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "reduce.group_size: ", group_size, " differs from ", point.group_size,
+          ", the group size of this point's first contribution (all contributors must agree)"));
+    }
+    if (point.op != c.op) {
+      return absl::InvalidArgumentError(absl::StrCat("reduce.op: ", Sv(OpName(c.op)), " differs from ",
+                                                     Sv(OpName(point.op)),
+                                                     ", the op of this point's first contribution"));
+    }
+  }
+  Point& point = it->second;
+  for (const std::string& id : ids) {
+    if (point.contributors.contains(id)) {
+      // A partial cannot be split: it counts whole or not at all.
+      duplicate_ += ids.size();
+      if (metrics_ != nullptr) metrics_->duplicate += ids.size();
+      return converted;
+    }
+  }
+  if (point.histogram) {
+    point.histo.Merge(c.histo);
+  } else {
+    point.scalar.Merge(c.scalar, point.contributors.empty());
+  }
+  point.contributors.insert(ids.begin(), ids.end());
+  point.head.set_wall_time(std::max(point.head.wall_time(), c.head.wall_time()));
+  if (metrics_ != nullptr) metrics_->contributions += ids.size();
+  if (point.contributors.size() >= point.group_size) {
+    Point complete = std::move(point);
+    const Key done_key = it->first;
+    pending_.erase(it);
+    Append(converted, Finish(done_key, std::move(complete), now, /*timed_out=*/false));
+  }
+  return converted;
+}
+
+Converted RunReductions::Finish(const Key& key, Point point, absl::Time now, bool timed_out) {
+  const uint64_t count = point.contributors.size();
+  if (timed_out && count < point.group_size) {
+    missing_ += point.group_size - count;
+    if (metrics_ != nullptr) metrics_->missing += point.group_size - count;
+  }
+  ++points_;
+  if (metrics_ != nullptr) metrics_->AddPoint(now - point.first_arrival, timed_out);
+  Converted out = PointEvents(point.head, point.op, point.histogram, point.style, point.scalar,
+                              point.histo, count);
+  int64_t& last = last_step_.try_emplace({std::get<0>(key), std::get<1>(key)}, std::get<2>(key))
+                      .first->second;
+  last = std::max(last, std::get<2>(key));
+  return out;
+}
+
+bool RunReductions::HasDue(absl::Time now) const {
+  MutexLock lock(&mu_);
+  for (const auto& [key, point] : pending_) {
+    if (point.deadline <= now) return true;
+  }
+  return false;
+}
+
+Converted RunReductions::TakeDue(absl::Time now) {
+  Converted out;
+  MutexLock lock(&mu_);
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second.deadline > now) {
+      ++it;
+      continue;
+    }
+    const Key key = it->first;
+    Point point = std::move(it->second);
+    it = pending_.erase(it);
+    Append(out, Finish(key, std::move(point), now, /*timed_out=*/true));
+  }
+  return out;
+}
+
+Converted RunReductions::TakeAll(absl::Time now) {
+  Converted out;
+  MutexLock lock(&mu_);
+  while (!pending_.empty()) {
+    auto it = pending_.begin();
+    const Key key = it->first;
+    Point point = std::move(it->second);
+    pending_.erase(it);
+    Append(out, Finish(key, std::move(point), now, /*timed_out=*/true));
+  }
+  return out;
+}
+
+void RunReductions::AddTo(v1::RunInfo& info) const {
+  MutexLock lock(&mu_);
+  info.set_reduce_points(points_);
+  info.set_reduce_contributions_late(late_);
+  info.set_reduce_contributions_missing(missing_);
+  info.set_reduce_contributions_duplicate(duplicate_);
+}
+
+}  // namespace tblog::daemon

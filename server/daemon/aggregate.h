@@ -1,0 +1,118 @@
+// Reductions across writers, the run's half (tblog.proto, "Reductions across
+// writers"; the converter's half is reduce_convert.h): one RunReductions per
+// run merges the contributions of its writers per point (subrun, tag, step)
+// as their batches are written, and hands out each point's events once:
+//  - with the batch of the contribution that completes its group (Absorb),
+//    so a completed point is written, and acknowledged, with that batch;
+//  - or, when the run's reduce timeout has passed since its first
+//    contribution, to the run's flusher tick (TakeDue), or at the run's close
+//    (TakeAll), from what arrived: the rest of the group counts as missing.
+// A contribution for a pending point whose contributor it counted already is
+// a duplicate (counted, dropped). One for no pending point, at or below the
+// last step handed out for its subrun and tag, is late (counted, dropped):
+// its point was written (or a later one of the series was, and TensorBoard
+// keeps a tag's points in step order).
+//
+// Memory: one entry per pending point (a scalar's state is a few numbers; an
+// exponential histogram's, its 1548 bin counts) plus its contributors' ids,
+// and the last step of each reduced series.
+//
+// Thread safety: every method is thread-safe (one mutex); the run's writer
+// calls Absorb and TakeAll, the daemon's flusher TakeDue, GetRun AddTo.
+#ifndef TBLOG_DAEMON_AGGREGATE_H_
+#define TBLOG_DAEMON_AGGREGATE_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <tuple>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "base/sync.h"
+#include "daemon/metrics_reduce.h"
+#include "daemon/record_converter.h"
+#include "daemon/reduce_convert.h"
+#include "tblog/v1/tblog.pb.h"
+
+namespace tblog::daemon {
+
+class RunReductions {
+ public:
+  // `default_timeout` (--reduce-timeout) applies until an OpenRun gives the
+  // run its own. `metrics` (borrowed, may be null) gets the daemon-wide counts.
+  RunReductions(absl::Duration default_timeout, ReduceMetrics* metrics);
+  RunReductions(const RunReductions&) = delete;
+  RunReductions& operator=(const RunReductions&) = delete;
+
+  // The reduce fields of an OpenRunRequest, checked before anything is
+  // opened: INVALID_ARGUMENT naming the field.
+  static absl::Status ValidateOpen(const v1::OpenRunRequest& request);
+
+  // Takes the reduce settings of an OpenRun (validated): a non-zero group
+  // size or timeout fixes the run's the first time; another non-zero value
+  // later is INVALID_ARGUMENT naming both, and changes nothing.
+  absl::Status Configure(const v1::OpenRunRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Merges `converted.contribution` (from writer `writer_id`) into its point
+  // and returns `converted` without it, plus the point's events when its
+  // group is now complete. INVALID_ARGUMENT (the record is rejected, nothing
+  // merged) when the contribution has no group size (neither its own nor the
+  // run's) or disagrees with the point's first one (group size, op, kind).
+  // A late or duplicate contribution is counted and dropped, not an error.
+  absl::StatusOr<Converted> Absorb(std::string_view writer_id, Converted converted,
+                                   absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // True when a pending point's timeout has passed.
+  bool HasDue(absl::Time now) const ABSL_LOCKS_EXCLUDED(mu_);
+  // The events of every point whose timeout has passed (written from what
+  // arrived), in key order.
+  Converted TakeDue(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+  // The events of every pending point (the run closes).
+  Converted TakeAll(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // RunInfo.reduce_* (14-17).
+  void AddTo(v1::RunInfo& info) const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  // (subrun, tag, step)
+  using Key = std::tuple<std::string, std::string, int64_t>;
+  using Series = std::pair<std::string, std::string>;  // (subrun, tag)
+  struct Point {
+    v1::Record head;  // tag, step, subrun, latest wall_time, first's display_name/description
+    v1::ReduceOp op = v1::REDUCE_OP_UNSPECIFIED;
+    bool histogram = false;
+    v1::ScalarStyle style = v1::SCALAR_STYLE_TENSOR;
+    uint32_t group_size = 0;
+    ScalarState scalar;
+    HistogramState histo;
+    absl::flat_hash_set<std::string> contributors;
+    absl::Time first_arrival;
+    absl::Time deadline;
+  };
+  // Hands `point` out: its events, counts, and its series' last step.
+  Converted Finish(const Key& key, Point point, absl::Time now, bool timed_out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Duration TimeoutLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const absl::Duration default_timeout_;
+  ReduceMetrics* const metrics_;
+
+  mutable Mutex mu_;
+  uint32_t group_size_ ABSL_GUARDED_BY(mu_) = 0;                        // 0: not set
+  absl::Duration timeout_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();  // 0: the default
+  std::map<Key, Point> pending_ ABSL_GUARDED_BY(mu_);
+  std::map<Series, int64_t> last_step_ ABSL_GUARDED_BY(mu_);  // last step handed out
+  uint64_t points_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t late_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t missing_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t duplicate_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace tblog::daemon
+
+#endif  // TBLOG_DAEMON_AGGREGATE_H_

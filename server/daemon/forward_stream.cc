@@ -1,0 +1,279 @@
+#include "daemon/forward_stream.h"
+
+#include <optional>
+#include <utility>
+
+#include "daemon/malformed_requests.h"
+#include "daemon/upstream_service.h"
+
+namespace tblog::daemon {
+namespace {
+
+grpc::Status ShuttingDown() {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE, "tblogd is shutting down");
+}
+
+}  // namespace
+
+ForwardedStream::ForwardedStream(UpstreamService* service)
+    : service_(service), budget_(service->budget_) {
+  grpc::Status refusal;
+  if (!service_->RegisterStream(this, &refusal)) {
+    {
+      MutexLock lock(&mu_);
+      finished_ = true;
+      upstream_done_ = true;  // never started
+    }
+    Finish(refusal);
+    return;
+  }
+  upstream_context_ = service_->channel_->StreamContext();
+  service_->channel_->stub().async()->Write(upstream_context_.get(), &upstream_);
+  bool read = false;
+  {
+    MutexLock lock(&mu_);
+    upstream_held_ = true;
+    // Nothing known of this writer yet: room for the largest message, as the
+    // writing daemon reserves (tblog_service.cc), clamped to the budget.
+    next_reservation_ = service_->max_message_bytes_;
+    read = RequestReadLocked();
+  }
+  upstream_.AddHold();
+  upstream_.StartRead(&upstream_response_);
+  upstream_.StartCall();
+  if (read) StartRead(&read_buffer_);
+}
+
+bool ForwardedStream::RequestReadLocked() {
+  const ByteBudget::Grant grant =
+      budget_->Reserve(next_reservation_, [this](bool /*reservations never expire*/) { OnGranted(); });
+  if (grant.granted) {
+    reservation_ = grant.ticket;
+    reading_ = true;
+    return true;
+  }
+  waiting_ = grant.ticket;
+  return false;
+}
+
+void ForwardedStream::OnGranted() {
+  bool read_on = false;
+  ByteBudget::Ticket give_back = 0;
+  {
+    MutexLock lock(&mu_);
+    const ByteBudget::Ticket ticket = std::exchange(waiting_, 0);
+    if (!StoppedLocked() && !finished_) {
+      reservation_ = ticket;
+      reading_ = read_on = true;
+    } else {
+      give_back = ticket;
+    }
+  }
+  if (give_back != 0) budget_->Cancel(give_back);
+  if (read_on) {
+    StartRead(&read_buffer_);
+  } else {
+    Progress();
+  }
+}
+
+void ForwardedStream::StopWaiting() {
+  ByteBudget::Ticket waiting = 0;
+  {
+    MutexLock lock(&mu_);
+    waiting = waiting_;
+  }
+  // Not taken back: the grant is on its way, and OnGranted gives it back.
+  if (waiting != 0 && budget_->Cancel(waiting)) {
+    MutexLock lock(&mu_);
+    if (waiting_ == waiting) waiting_ = 0;
+  }
+}
+
+void ForwardedStream::OnReadDone(bool ok) {
+  ByteBudget::Ticket reservation = 0;
+  {
+    MutexLock lock(&mu_);
+    reading_ = false;
+    reservation = std::exchange(reservation_, 0);
+    if (!ok) reads_done_ = true;
+  }
+  if (!ok) {
+    budget_->Cancel(reservation);
+    Progress();
+    return;
+  }
+  // Parsed here rather than by gRPC, so that a bad message is an error and
+  // not the end of the stream (malformed_requests.h); outside the lock.
+  const size_t received = read_buffer_.Length();
+  absl::Status parsed = ParseMessage(read_buffer_, request_, ++messages_read_, "Write stream");
+  const size_t bytes = parsed.ok() ? request_.ByteSizeLong() : received;
+  budget_->Commit(reservation, bytes);
+  bool forward = false;
+  {
+    MutexLock lock(&mu_);
+    if (!parsed.ok() && error_.ok()) error_ = parsed;
+    if (!StoppedLocked()) {
+      forward = upstream_writing_ = true;
+      charged_ = bytes;
+      // While gRPC parses the next message it holds both its bytes and the
+      // parsed message: room for twice one like this.
+      next_reservation_ = 2 * bytes;
+    }
+  }
+  if (forward) {
+    upstream_.StartWrite(&request_);
+  } else {
+    // Not forwarded: the client resends it if it still matters.
+    request_.Clear();
+    budget_->Release(bytes);
+    Progress();
+  }
+}
+
+void ForwardedStream::OnUpstreamWriteDone(bool ok) {
+  // gRPC has serialized the message: it no longer needs request_.
+  request_.Clear();
+  size_t release = 0;
+  bool read_on = false;
+  {
+    MutexLock lock(&mu_);
+    upstream_writing_ = false;
+    release = std::exchange(charged_, 0);
+    // !ok: the upstream stream broke; its end (OnUpstreamDone) tells why.
+    if (ok && !StoppedLocked() && !finished_) read_on = RequestReadLocked();
+  }
+  budget_->Release(release);
+  if (read_on) {
+    StartRead(&read_buffer_);
+  } else {
+    Progress();
+  }
+}
+
+void ForwardedStream::OnUpstreamReadDone(bool ok) {
+  if (ok) {
+    {
+      MutexLock lock(&mu_);
+      replies_.push_back(SerializeMessage(upstream_response_));
+    }
+    upstream_response_.Clear();
+    upstream_.StartRead(&upstream_response_);  // a reaction may start operations
+    Progress();
+    return;
+  }
+  {
+    MutexLock lock(&mu_);
+    upstream_reads_over_ = true;
+  }
+  StopWaiting();
+  Progress();
+}
+
+void ForwardedStream::OnUpstreamDone(const grpc::Status& status) {
+  {
+    MutexLock lock(&mu_);
+    upstream_done_ = true;
+    upstream_status_ = status;
+  }
+  Progress();
+}
+
+void ForwardedStream::OnWriteDone(bool ok) {
+  {
+    MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) reads_done_ = client_gone_ = true;
+  }
+  Progress();
+}
+
+void ForwardedStream::OnCancel() {
+  {
+    MutexLock lock(&mu_);
+    reads_done_ = client_gone_ = true;
+  }
+  StopWaiting();
+  Progress();
+}
+
+void ForwardedStream::StopForShutdown() {
+  {
+    MutexLock lock(&mu_);
+    shutdown_ = true;
+  }
+  StopWaiting();
+  Progress();
+}
+
+void ForwardedStream::Progress() {
+  enum class EndUpstream { kNo, kWritesDone, kCancel, kRelease };
+  EndUpstream end_upstream = EndUpstream::kNo;
+  bool write = false;
+  std::optional<grpc::Status> finish;
+  {
+    MutexLock lock(&mu_);
+    if (finished_) return;
+    // Nothing more goes upstream: a clean half-close is passed on (the
+    // upstream then acknowledges what it has and ends the stream OK); any
+    // other stop cancels the upstream stream. Then the hold goes, so that the
+    // upstream call can complete.
+    if (upstream_held_ && !upstream_writing_ && StoppedLocked()) {
+      upstream_held_ = false;
+      if (upstream_reads_over_) {
+        end_upstream = EndUpstream::kRelease;
+      } else if (reads_done_ && !client_gone_ && !shutdown_ && error_.ok()) {
+        end_upstream = EndUpstream::kWritesDone;
+      } else {
+        end_upstream = EndUpstream::kCancel;
+      }
+    }
+    if (!writing_ && !client_gone_ && !replies_.empty()) {
+      write_buffer_ = std::move(replies_.front());
+      replies_.pop_front();
+      writing_ = write = true;
+    } else if (upstream_done_ && !writing_ && waiting_ == 0 &&
+               (replies_.empty() || client_gone_)) {
+      // A client read still in flight is cancelled by Finish.
+      finished_ = true;
+      if (!error_.ok()) {
+        finish = grpc::Status(static_cast<grpc::StatusCode>(error_.code()),
+                              std::string(error_.message()));
+      } else if (shutdown_) {
+        finish = ShuttingDown();
+      } else {
+        finish = RelayedStatus(upstream_status_, service_->channel_->address());
+      }
+    }
+  }
+  switch (end_upstream) {
+    case EndUpstream::kNo:
+      break;
+    case EndUpstream::kWritesDone:
+      upstream_.StartWritesDone();
+      upstream_.RemoveHold();
+      break;
+    case EndUpstream::kCancel:
+      upstream_context_->TryCancel();
+      upstream_.RemoveHold();
+      break;
+    case EndUpstream::kRelease:
+      upstream_.RemoveHold();
+      break;
+  }
+  if (write) StartWrite(&write_buffer_);
+  if (finish) Finish(*finish);  // last: OnDone may delete this at once
+}
+
+void ForwardedStream::OnDone() {
+  ByteBudget::Ticket reservation = 0;
+  {
+    MutexLock lock(&mu_);
+    reservation = std::exchange(reservation_, 0);
+  }
+  if (reservation != 0) budget_->Cancel(reservation);
+  service_->UnregisterStream(this);
+  delete this;
+}
+
+}  // namespace tblog::daemon

@@ -1,0 +1,637 @@
+// Upstream mode (issue 11, README "Upstream mode") with real processes: node
+// tblogds started with --upstream forward everything their clients send to
+// an upstream tblogd, which writes the run. Ranks spread over two nodes
+// write one run; node daemons and the upstream are killed with SIGKILL and
+// restarted while they write; the upstream goes away for a while. Read back
+// with the project's reader: every point once, in order, nothing written by
+// the nodes themselves.
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <random>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "daemon_test_util.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "request_builders.h"
+#include "gtest/gtest.h"
+#include "support/daemon_process.h"
+#include "tblog/client.h"
+#include "tblog/v1/tblog.grpc.pb.h"
+
+namespace tblog {
+namespace {
+
+namespace fs = std::filesystem;
+using ::tblog::daemon::testing::ReadSummaryEvents;
+using ::tblog::testing::DaemonProcess;
+using ::tblog::testing::ScalarBatch;
+using ::tblog::testing::TempDir;
+
+constexpr char kRun[] = "job/run";
+
+// tag -> steps, in the order the files hold them.
+std::map<std::string, std::vector<int64_t>> StepsByTag(const fs::path& dir) {
+  std::map<std::string, std::vector<int64_t>> steps;
+  for (const auto& event : ReadSummaryEvents(dir)) {
+    for (const auto& value : event.summary().value()) steps[value.tag()].push_back(event.step());
+  }
+  return steps;
+}
+
+// Every step 0..steps-1 of `tag` once, in order; otherwise how it is not.
+void ExpectEachStepOnce(const std::map<std::string, std::vector<int64_t>>& by_tag,
+                        const std::string& tag, int64_t steps) {
+  auto it = by_tag.find(tag);
+  ASSERT_NE(it, by_tag.end()) << "no points of " << tag;
+  const std::vector<int64_t>& got = it->second;
+  std::map<int64_t, int> seen;
+  for (int64_t step : got) ++seen[step];
+  int64_t missing = 0, doubled = 0, out_of_order = 0;
+  for (int64_t i = 0; i < steps; ++i) missing += seen.count(i) == 0 ? 1 : 0;
+  for (const auto& [step, n] : seen) doubled += n > 1 ? n - 1 : 0;
+  for (size_t i = 1; i < got.size(); ++i) out_of_order += got[i] <= got[i - 1] ? 1 : 0;
+  EXPECT_TRUE(missing == 0 && doubled == 0 && out_of_order == 0 &&
+              static_cast<int64_t>(got.size()) == steps)
+      << tag << ": " << got.size() << " points for " << steps << " steps: " << missing
+      << " missing, " << doubled << " doubled, " << out_of_order << " out of order";
+}
+
+// Resident memory of a process, from /proc (0 when it cannot be read).
+int64_t RssBytes(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) != 0) continue;
+    int64_t kib = 0;
+    std::string digits;
+    for (char c : line) {
+      if (c >= '0' && c <= '9') digits += c;
+    }
+    return absl::SimpleAtoi(digits, &kib) ? kib * 1024 : 0;
+  }
+  return 0;
+}
+
+class UpstreamE2eTest : public ::testing::Test {
+ public:
+  std::string SocketOf(const std::string& name) const {
+    return absl::StrCat(root_.path(), "/", name, ".sock");
+  }
+  std::string LogdirOf(const std::string& name) const {
+    return absl::StrCat(root_.path(), "/", name, "-logs");
+  }
+
+  // Starts (or restarts: same logdir and socket) the upstream daemon.
+  absl::StatusOr<std::unique_ptr<DaemonProcess>> StartUpstream(std::vector<std::string> extra = {}) {
+    DaemonProcess::Options options;
+    options.logdir = LogdirOf("upstream");
+    options.socket_path = SocketOf("upstream");
+    options.log_path = options.socket_path + ".log";
+    options.extra_args = {"--daemon-id", "upstream", "--flush-interval", "50ms", "--fsync", "flush"};
+    options.extra_args.insert(options.extra_args.end(), extra.begin(), extra.end());
+    return DaemonProcess::Start(options);
+  }
+
+  // Starts (or restarts) node daemon `name`, forwarding to the upstream.
+  absl::StatusOr<std::unique_ptr<DaemonProcess>> StartNode(const std::string& name,
+                                                           std::vector<std::string> extra = {}) {
+    DaemonProcess::Options options;
+    options.logdir = LogdirOf(name);
+    options.socket_path = SocketOf(name);
+    options.log_path = options.socket_path + ".log";
+    options.extra_args = {"--daemon-id", name, "--upstream", "unix:" + SocketOf("upstream")};
+    options.extra_args.insert(options.extra_args.end(), extra.begin(), extra.end());
+    return DaemonProcess::Start(options);
+  }
+
+  static WriterOptions Options(const std::string& node_socket, const std::string& writer_id) {
+    WriterOptions options;
+    options.target = "unix:" + node_socket;
+    options.run_path = kRun;
+    options.writer_id = writer_id;
+    options.retain_until = AckLevel::kDurable;  // a crash of either daemon loses nothing acknowledged
+    options.initial_backoff = absl::Milliseconds(10);
+    options.max_backoff = absl::Milliseconds(200);
+    options.batch_delay = absl::Milliseconds(2);
+    options.close_timeout = absl::Seconds(120);
+    return options;
+  }
+
+  fs::path RunDir() const { return fs::path(LogdirOf("upstream")) / kRun; }
+
+  // One thread per rank (results.size() of them, alternating between node-a
+  // and node-b), each logging "loss" = rank + step for `steps` steps with
+  // reduce MEAN over a group of all ranks, then closing: its status goes to
+  // results[rank], and `writing` counts down as ranks finish.
+  std::vector<std::thread> StartReducingRanks(int64_t steps, std::vector<absl::Status>& results,
+                                              std::atomic<int>& writing) {
+    std::vector<std::thread> ranks;
+    for (size_t rank = 0; rank < results.size(); ++rank) {
+      ranks.emplace_back([this, rank, steps, &results, &writing] {
+        WriterOptions options =
+            Options(SocketOf(rank % 2 == 0 ? "node-a" : "node-b"), absl::StrCat("rank-", rank));
+        options.reduce_group_size = static_cast<uint32_t>(results.size());
+        auto writer = Writer::Open(options);
+        if (writer.ok()) {
+          for (int64_t step = 0; step < steps; ++step) {
+            (void)(*writer)->scalar("loss", step, static_cast<float>(rank) + static_cast<float>(step),
+                                    ReduceOptions{.op = v1::REDUCE_OP_MEAN});
+            absl::SleepFor(absl::Milliseconds(3));
+          }
+          results[rank] = (*writer)->close();
+        } else {
+          results[rank] = writer.status();
+        }
+        writing.fetch_sub(1);
+      });
+    }
+    return ranks;
+  }
+
+  TempDir root_;
+};
+
+// Four ranks on two nodes write one run: the upstream's files hold every
+// point of every rank once, in order; the nodes write nothing themselves;
+// GetRun through a node is the upstream's answer.
+TEST_F(UpstreamE2eTest, RanksOnTwoNodesWriteOneRunUpstream) {
+  constexpr int64_t kSteps = 3000;
+  auto upstream = StartUpstream();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  auto node_a = StartNode("node-a");
+  ASSERT_TRUE(node_a.ok()) << node_a.status();
+  auto node_b = StartNode("node-b");
+  ASSERT_TRUE(node_b.ok()) << node_b.status();
+
+  std::vector<std::thread> ranks;
+  std::vector<absl::Status> results(4);
+  for (int rank = 0; rank < 4; ++rank) {
+    ranks.emplace_back([&, rank] {
+      const std::string node = SocketOf(rank % 2 == 0 ? "node-a" : "node-b");
+      auto writer = Writer::Open(Options(node, absl::StrCat("rank-", rank)));
+      if (!writer.ok()) {
+        results[rank] = writer.status();
+        return;
+      }
+      for (int64_t step = 0; step < kSteps; ++step) {
+        (void)(*writer)->scalar(absl::StrCat("rank", rank, "/loss"), step, 1.0f / (1 + step));
+      }
+      results[rank] = (*writer)->close();
+    });
+  }
+  for (auto& rank : ranks) rank.join();
+  for (int rank = 0; rank < 4; ++rank) EXPECT_TRUE(results[rank].ok()) << rank << ": " << results[rank];
+
+  const auto by_tag = StepsByTag(RunDir());
+  for (int rank = 0; rank < 4; ++rank) ExpectEachStepOnce(by_tag, absl::StrCat("rank", rank, "/loss"), kSteps);
+  // The nodes forward: no run directory of their own.
+  for (const char* node : {"node-a", "node-b"}) {
+    EXPECT_FALSE(fs::exists(fs::path(LogdirOf(node)) / kRun)) << node;
+  }
+  EXPECT_TRUE((*node_a)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*node_b)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
+}
+
+// Every RPC through a node daemon is answered as the upstream answers it:
+// results, error codes and messages, the WriteBatch trailer, acks on the
+// Write stream; a node draining on SIGTERM ends its streams UNAVAILABLE.
+TEST_F(UpstreamE2eTest, EveryCallIsAnsweredAsTheUpstreamAnswersIt) {
+  auto upstream = StartUpstream();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  auto node = StartNode("node-a");
+  ASSERT_TRUE(node.ok()) << node.status();
+  auto stub = v1::TBLog::NewStub(
+      grpc::CreateChannel("unix:" + SocketOf("node-a"), grpc::InsecureChannelCredentials()));
+  auto deadline = [](grpc::ClientContext& context) {
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  };
+
+  v1::OpenRunRequest open;
+  open.set_run_path("api/run");
+  open.set_writer_id("w");
+  v1::OpenRunResponse opened;
+  {
+    grpc::ClientContext context;
+    deadline(context);
+    ASSERT_TRUE(stub->OpenRun(&context, open, &opened).ok());
+  }
+  EXPECT_EQ(opened.run_id(), "api/run");
+  EXPECT_EQ(opened.directory(), (fs::path(LogdirOf("upstream")) / "api/run").string());
+
+  v1::WriteResponse ack;
+  {
+    grpc::ClientContext context;
+    deadline(context);
+    ASSERT_TRUE(stub->WriteBatch(&context, ScalarBatch(opened.run_id(), "w", 1), &ack).ok());
+    EXPECT_EQ(ack.written_sequence(), 1u);
+  }
+  {  // a gap: the upstream's OUT_OF_RANGE, its message naming the sequences
+    grpc::ClientContext context;
+    deadline(context);
+    const grpc::Status status = stub->WriteBatch(&context, ScalarBatch(opened.run_id(), "w", 3), &ack);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::OUT_OF_RANGE) << status.error_message();
+  }
+  {  // a bad record: INVALID_ARGUMENT, and the full response in the trailer
+    v1::WriteRequest bad = ScalarBatch(opened.run_id(), "w", 2);
+    bad.add_records()->set_tag("no-kind");  // a record of no kind
+    grpc::ClientContext context;
+    deadline(context);
+    const grpc::Status status = stub->WriteBatch(&context, bad, &ack);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    const auto& trailers = context.GetServerTrailingMetadata();
+    auto trailer = trailers.find("tblog-write-response-bin");
+    ASSERT_NE(trailer, trailers.end());
+    v1::WriteResponse full;
+    ASSERT_TRUE(full.ParseFromArray(trailer->second.data(), static_cast<int>(trailer->second.size())));
+    ASSERT_EQ(full.errors_size(), 1);
+    EXPECT_EQ(full.errors(0).index(), 1u);
+  }
+  {  // the Write stream: batch 3 acknowledged with the upstream's sequence
+    grpc::ClientContext context;
+    auto stream = stub->Write(&context);
+    ASSERT_TRUE(stream->Write(ScalarBatch(opened.run_id(), "w", 3)));
+    v1::WriteResponse response;
+    while (response.written_sequence() < 3 && stream->Read(&response)) {
+    }
+    EXPECT_EQ(response.written_sequence(), 3u);
+    // SIGTERM drains the node: the stream ends UNAVAILABLE, the node exits 0.
+    EXPECT_TRUE((*node)->Stop(SIGTERM).ok());
+    while (stream->Read(&response)) {
+    }
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+  node = StartNode("node-a");
+  ASSERT_TRUE(node.ok()) << node.status();
+  stub = v1::TBLog::NewStub(
+      grpc::CreateChannel("unix:" + SocketOf("node-a"), grpc::InsecureChannelCredentials()));
+  {
+    v1::FlushRequest flush;
+    flush.set_run_id(opened.run_id());
+    flush.set_writer_id("w");
+    flush.set_through_sequence(3);
+    flush.set_sync(true);
+    v1::FlushResponse flushed;
+    grpc::ClientContext context;
+    deadline(context);
+    EXPECT_TRUE(stub->Flush(&context, flush, &flushed).ok());
+  }
+  {
+    v1::GetRunRequest get;
+    get.set_run_id(opened.run_id());
+    v1::RunInfo info;
+    grpc::ClientContext context;
+    deadline(context);
+    ASSERT_TRUE(stub->GetRun(&context, get, &info).ok());
+    EXPECT_EQ(info.records_written(), 3u);  // batches 1, 2 (its good record) and 3
+    EXPECT_EQ(info.records_rejected(), 1u);
+    get.set_run_id("no/such-run");
+    grpc::ClientContext missing;
+    deadline(missing);
+    EXPECT_EQ(stub->GetRun(&missing, get, &info).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    v1::ListRunsResponse runs;
+    grpc::ClientContext context;
+    deadline(context);
+    ASSERT_TRUE(stub->ListRuns(&context, v1::ListRunsRequest(), &runs).ok());
+    ASSERT_EQ(runs.runs_size(), 1);
+    EXPECT_EQ(runs.runs(0).run_id(), "api/run");
+  }
+  {
+    v1::CloseRunRequest close;
+    close.set_run_id(opened.run_id());
+    close.set_writer_id("w");
+    v1::CloseRunResponse closed;
+    grpc::ClientContext context;
+    deadline(context);
+    ASSERT_TRUE(stub->CloseRun(&context, close, &closed).ok());
+    EXPECT_EQ(closed.run().state(), v1::RUN_STATE_CLOSED);
+  }
+  EXPECT_TRUE((*node)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
+}
+
+// kill -9 of a node daemon and of the upstream, at random points, while four
+// ranks on two nodes write (each until the kills are over): every point once,
+// in order (no loss, no double), after every writer's close succeeded.
+TEST_F(UpstreamE2eTest, KillNineOfNodesAndUpstreamLosesAndDoublesNothing) {
+  constexpr int kKills = 8;
+  auto upstream = StartUpstream();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  std::map<std::string, std::unique_ptr<DaemonProcess>> daemons;
+  daemons["upstream"] = *std::move(upstream);
+  for (const char* node : {"node-a", "node-b"}) {
+    auto started = StartNode(node);
+    ASSERT_TRUE(started.ok()) << started.status();
+    daemons[node] = *std::move(started);
+  }
+
+  std::atomic<bool> kills_over{false};
+  std::vector<std::thread> ranks;
+  std::vector<absl::Status> results(4);
+  std::vector<int64_t> steps(4, 0);
+  std::vector<std::unique_ptr<Writer>> writers(4);
+  for (int rank = 0; rank < 4; ++rank) {
+    ranks.emplace_back([&, rank] {
+      const std::string node = SocketOf(rank % 2 == 0 ? "node-a" : "node-b");
+      auto writer = Writer::Open(Options(node, absl::StrCat("rank-", rank)));
+      if (!writer.ok()) {
+        results[rank] = writer.status();
+        return;
+      }
+      int64_t step = 0;
+      for (int64_t after = 0; after < 1000; after += kills_over.load() ? 1 : 0, ++step) {
+        (void)(*writer)->scalar(absl::StrCat("rank", rank, "/loss"), step, 0.5f);
+        if (step % 20 == 0) absl::SleepFor(absl::Milliseconds(2));  // spread over the kills
+      }
+      steps[rank] = step;
+      writers[rank] = *std::move(writer);
+    });
+  }
+  std::mt19937 random(20261130);
+  const std::vector<std::string> victims = {"upstream", "node-a", "node-b"};
+  std::map<std::string, int> killed;
+  for (int kill = 0; kill < kKills; ++kill) {
+    absl::SleepFor(absl::Milliseconds(std::uniform_int_distribution<int>(100, 500)(random)));
+    const std::string& victim = victims[std::uniform_int_distribution<size_t>(0, 2)(random)];
+    EXPECT_FALSE(daemons[victim]->Stop(SIGKILL).ok());  // killed by signal 9
+    ++killed[victim];
+    auto restarted = victim == "upstream" ? StartUpstream() : StartNode(victim);
+    ASSERT_TRUE(restarted.ok()) << victim << ": " << restarted.status();
+    daemons[victim] = *std::move(restarted);
+  }
+  kills_over.store(true);
+  for (auto& rank : ranks) rank.join();
+  for (int rank = 0; rank < 4; ++rank) {
+    ASSERT_TRUE(results[rank].ok()) << rank << ": " << results[rank];
+    ASSERT_NE(writers[rank], nullptr);
+    EXPECT_TRUE(writers[rank]->close().ok()) << rank << ": " << writers[rank]->status();
+    EXPECT_GE(writers[rank]->stats().reconnects, 1u) << rank;
+  }
+  EXPECT_GE(killed["upstream"], 1);
+  const auto by_tag = StepsByTag(RunDir());
+  for (int rank = 0; rank < 4; ++rank) {
+    ExpectEachStepOnce(by_tag, absl::StrCat("rank", rank, "/loss"), steps[rank]);
+  }
+  std::printf("kills: upstream %d, node-a %d, node-b %d; steps per rank %lld\n", killed["upstream"],
+              killed["node-a"], killed["node-b"], static_cast<long long>(steps[0]));
+  for (auto& [name, daemon] : daemons) EXPECT_TRUE(daemon->Stop(SIGTERM).ok()) << name;
+}
+
+// tag -> step -> the values written, in file order.
+std::map<std::string, std::map<int64_t, std::vector<double>>> ValuesByTag(const fs::path& dir) {
+  std::map<std::string, std::map<int64_t, std::vector<double>>> values;
+  for (const auto& event : ReadSummaryEvents(dir)) {
+    for (const auto& value : event.summary().value()) {
+      const bool tensor = value.has_tensor() && value.tensor().float_val_size() > 0;
+      values[value.tag()][event.step()].push_back(tensor ? value.tensor().float_val(0)
+                                                         : value.simple_value());
+    }
+  }
+  return values;
+}
+
+// Four ranks on two nodes log their loss with reduce MEAN (the records go
+// upstream unchanged, and the upstream reduces across all ranks of all
+// nodes), while the node daemons are killed with SIGKILL and restarted: the
+// upstream run holds one point per step, the mean of the four ranks' values,
+// and no contribution counted twice or missing.
+TEST_F(UpstreamE2eTest, ReducedMeanOfRanksOnTwoNodesSurvivesNodeKills) {
+  constexpr int64_t kSteps = 600;
+  constexpr int kRanks = 4;
+  auto upstream = StartUpstream();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  std::map<std::string, std::unique_ptr<DaemonProcess>> nodes;
+  for (const char* node : {"node-a", "node-b"}) {
+    auto started = StartNode(node);
+    ASSERT_TRUE(started.ok()) << started.status();
+    nodes[node] = *std::move(started);
+  }
+  std::vector<absl::Status> results(kRanks);
+  std::atomic<int> writing{kRanks};
+  std::vector<std::thread> ranks = StartReducingRanks(kSteps, results, writing);
+  std::mt19937 random(11);
+  int kills = 0;
+  while (writing.load() == kRanks && kills < 6) {
+    absl::SleepFor(absl::Milliseconds(std::uniform_int_distribution<int>(150, 400)(random)));
+    const std::string victim = std::uniform_int_distribution<int>(0, 1)(random) == 0 ? "node-a" : "node-b";
+    EXPECT_FALSE(nodes[victim]->Stop(SIGKILL).ok());
+    auto restarted = StartNode(victim);
+    ASSERT_TRUE(restarted.ok()) << restarted.status();
+    nodes[victim] = *std::move(restarted);
+    ++kills;
+  }
+  for (auto& rank : ranks) rank.join();
+  for (int rank = 0; rank < kRanks; ++rank) EXPECT_TRUE(results[rank].ok()) << rank << ": " << results[rank];
+  EXPECT_GE(kills, 2);
+  const auto values = ValuesByTag(RunDir());
+  ASSERT_TRUE(values.count("loss"));
+  int64_t wrong = 0;
+  for (int64_t step = 0; step < kSteps; ++step) {
+    auto it = values.at("loss").find(step);
+    const bool once = it != values.at("loss").end() && it->second.size() == 1;
+    // The mean of rank + step over ranks 0..3.
+    if (!once || std::abs(it->second[0] - (static_cast<double>(step) + 1.5)) > 1e-3) ++wrong;
+  }
+  EXPECT_EQ(wrong, 0) << "of " << kSteps << " steps, after " << kills << " node kills";
+  EXPECT_EQ(values.at("loss").size(), static_cast<size_t>(kSteps));
+  for (auto& [name, node] : nodes) EXPECT_TRUE(node->Stop(SIGTERM).ok()) << name;
+  EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
+}
+
+// The same with the upstream killed: the points it had not written yet lose
+// the contributions already acknowledged (README "Reductions": pending points
+// live in memory), but no step is ever written twice and the steps stay in
+// order.
+// DISABLED: fails at the reduce branch's 2eb4e56, and in the same way with the
+// ranks writing straight to the upstream (no node daemon in between): after a
+// kill -9, some points written before the crash are written a second time
+// (e.g. 605 points for 600 steps), from the contributions of batches the
+// client resends. To enable once the reductions know, after a restart, which
+// points their files already hold.
+TEST_F(UpstreamE2eTest, DISABLED_ReducedPointsAreNeverWrittenTwiceAcrossUpstreamKills) {
+  constexpr int64_t kSteps = 600;
+  constexpr int kRanks = 4;
+  auto upstream = StartUpstream({"--reduce-timeout", "1s"});
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  auto node_a = StartNode("node-a");
+  ASSERT_TRUE(node_a.ok()) << node_a.status();
+  auto node_b = StartNode("node-b");
+  ASSERT_TRUE(node_b.ok()) << node_b.status();
+  std::vector<absl::Status> results(kRanks);
+  std::atomic<int> writing{kRanks};
+  std::vector<std::thread> ranks = StartReducingRanks(kSteps, results, writing);
+  std::mt19937 random(12);
+  int kills = 0;
+  while (writing.load() == kRanks && kills < 3) {
+    absl::SleepFor(absl::Milliseconds(std::uniform_int_distribution<int>(200, 500)(random)));
+    EXPECT_FALSE((*upstream)->Stop(SIGKILL).ok());
+    upstream = StartUpstream({"--reduce-timeout", "1s"});
+    ASSERT_TRUE(upstream.ok()) << upstream.status();
+    ++kills;
+  }
+  for (auto& rank : ranks) rank.join();
+  for (int rank = 0; rank < kRanks; ++rank) EXPECT_TRUE(results[rank].ok()) << rank << ": " << results[rank];
+  const auto by_tag = StepsByTag(RunDir());
+  ASSERT_TRUE(by_tag.count("loss"));
+  const std::vector<int64_t>& steps = by_tag.at("loss");
+  int64_t twice_or_back = 0;
+  for (size_t i = 1; i < steps.size(); ++i) twice_or_back += steps[i] <= steps[i - 1] ? 1 : 0;
+  EXPECT_EQ(twice_or_back, 0);
+  std::printf("upstream kills: %d; reduced points written: %zu of %lld steps\n", kills,
+              steps.size(), static_cast<long long>(kSteps));
+  EXPECT_TRUE((*node_a)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*node_b)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
+}
+
+// The upstream goes away while a rank writes: the node's memory stays
+// bounded, the rank blocks once its own buffer is full, and when the
+// upstream is back everything arrives once.
+TEST_F(UpstreamE2eTest, UpstreamDownBlocksClientsWithBoundedNodeMemory) {
+  constexpr int64_t kSteps = 200000;
+  auto upstream = StartUpstream();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  auto node = StartNode("node-a", {"--max-inflight-bytes", "8MiB"});
+  ASSERT_TRUE(node.ok()) << node.status();
+  WriterOptions options = Options(SocketOf("node-a"), "rank-0");
+  options.max_buffer_bytes = 1 << 20;
+  options.max_batch_bytes = 64 << 10;
+  auto writer = Writer::Open(options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->scalar("loss", 0, 1.0f).ok());
+  ASSERT_TRUE((*writer)->flush().ok()) << (*writer)->status();
+  const int64_t rss_before = RssBytes((*node)->pid());
+
+  EXPECT_FALSE((*upstream)->Stop(SIGKILL).ok());
+  std::atomic<int64_t> logged{1};
+  std::thread rank([&] {
+    for (int64_t step = 1; step < kSteps; ++step) {
+      (void)(*writer)->scalar("loss", step, 1.0f);
+      logged.store(step + 1);
+    }
+  });
+  // Blocked: the count stops moving well before the end.
+  int64_t seen = -1;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    absl::SleepFor(absl::Seconds(1));
+    const int64_t now = logged.load();
+    if (now == seen) break;
+    seen = now;
+  }
+  EXPECT_EQ(logged.load(), seen) << "the rank never blocked";
+  EXPECT_LT(seen, kSteps);
+  int64_t rss_down = 0;
+  for (int i = 0; i < 3; ++i) {
+    rss_down = std::max(rss_down, RssBytes((*node)->pid()));
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+  // Generous: the node holds nothing for a down upstream; its RSS is its
+  // base plus the budget at most.
+  EXPECT_LT(rss_down, rss_before + (64 << 20)) << "before " << rss_before << ", down " << rss_down;
+
+  upstream = StartUpstream();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  rank.join();
+  EXPECT_EQ(logged.load(), kSteps);
+  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+  ExpectEachStepOnce(StepsByTag(RunDir()), "loss", kSteps);
+  std::printf("node RSS: %lld bytes with the upstream up, at most %lld while it was down\n",
+              static_cast<long long>(rss_before), static_cast<long long>(rss_down));
+  EXPECT_TRUE((*node)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
+}
+
+// The upstream is frozen (SIGSTOP: connected, reading nothing) while a rank
+// sends far more than the node's budget in histograms: the node's memory
+// stays within its budget and the transports' buffers, the rank's own buffer
+// takes the rest, and once the upstream runs again every record arrives once.
+TEST_F(UpstreamE2eTest, AFrozenUpstreamHoldsTheNodeWithinItsBudget) {
+  constexpr int64_t kSteps = 3000;  // 64 KiB of values each: ~190 MiB in all
+  auto upstream = StartUpstream();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  auto node = StartNode("node-a", {"--max-inflight-bytes", "8MiB"});
+  ASSERT_TRUE(node.ok()) << node.status();
+  WriterOptions options = Options(SocketOf("node-a"), "rank-0");
+  options.max_buffer_bytes = size_t{256} << 20;
+  auto writer = Writer::Open(options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->flush().ok()) << (*writer)->status();
+  const int64_t rss_before = RssBytes((*node)->pid());
+
+  ASSERT_EQ(kill((*upstream)->pid(), SIGSTOP), 0);
+  std::vector<float> values(16384);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i % 97);
+  for (int64_t step = 0; step < kSteps; ++step) {
+    ASSERT_TRUE((*writer)->histogram("weights", step, std::span<const float>(values)).ok());
+  }
+  int64_t rss_frozen = 0;
+  for (int i = 0; i < 6; ++i) {
+    absl::SleepFor(absl::Milliseconds(500));
+    rss_frozen = std::max(rss_frozen, RssBytes((*node)->pid()));
+  }
+  ASSERT_EQ(kill((*upstream)->pid(), SIGCONT), 0);
+  EXPECT_LT(rss_frozen, rss_before + (48 << 20)) << "before " << rss_before << ", frozen " << rss_frozen;
+  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+  ExpectEachStepOnce(StepsByTag(RunDir()), "weights", kSteps);
+  std::printf("node RSS: %lld bytes before, at most %lld with the upstream frozen and ~190 MiB sent\n",
+              static_cast<long long>(rss_before), static_cast<long long>(rss_frozen));
+  EXPECT_TRUE((*node)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
+}
+
+// The node presents its own token to an upstream that requires one: without
+// it, the upstream's UNAUTHENTICATED reaches the client (final); with it,
+// the rank writes. A token file that cannot be read fails the node's start.
+TEST_F(UpstreamE2eTest, TheNodeAuthenticatesToTheUpstreamWithItsOwnToken) {
+  const std::string tokens = absl::StrCat(root_.path(), "/tokens");
+  const std::string node_token = absl::StrCat(root_.path(), "/node-token");
+  std::ofstream(tokens) << "node:0123456789abcdef0123456789abcdef\n";
+  std::ofstream(node_token) << "0123456789abcdef0123456789abcdef\n";
+  auto upstream = StartUpstream({"--auth-token-file", tokens});
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+
+  auto anonymous = StartNode("node-a");
+  ASSERT_TRUE(anonymous.ok()) << anonymous.status();
+  auto refused = Writer::Open(Options(SocketOf("node-a"), "rank-0"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnauthenticated) << refused.status();
+
+  auto node = StartNode("node-b", {"--upstream-token-file", node_token});
+  ASSERT_TRUE(node.ok()) << node.status();
+  auto writer = Writer::Open(Options(SocketOf("node-b"), "rank-1"));
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  for (int64_t step = 0; step < 10; ++step) ASSERT_TRUE((*writer)->scalar("loss", step, 1.0f).ok());
+  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+  ExpectEachStepOnce(StepsByTag(RunDir()), "loss", 10);
+
+  auto missing = StartNode("node-c", {"--upstream-token-file", root_.path() + "/nonexistent"});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("--upstream-token-file"), std::string::npos)
+      << missing.status();
+  EXPECT_TRUE((*anonymous)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*node)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
+}
+
+}  // namespace
+}  // namespace tblog
