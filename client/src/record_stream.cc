@@ -70,6 +70,10 @@ WriterStats RecordStream::stats() const {
   MutexLock lock(&mu_);
   WriterStats copy = stats_;
   copy.buffered_bytes = BufferedBytesLocked();
+  if (const ShmRing* ring = shm_ring(); ring != nullptr) {
+    copy.shm_tensors = ring->tensors();
+    copy.shm_error = std::string(ring->attach_status().message());
+  }
   return copy;
 }
 
@@ -227,6 +231,7 @@ void RecordStream::AckThroughLocked(uint64_t sequence) {
     stats_.acknowledged += unacked_.front().records;
     // Only when the sender no longer holds the request (it writes it unlocked).
     if (unacked_.front().request.use_count() == 1) spare_buffers_.Reclaim(*unacked_.front().request);
+    if (ShmRing* ring = shm_ring(); ring != nullptr) ring->Release(*unacked_.front().request);
     unacked_.pop_front();
   }
   if (closing_ && unacked_.empty()) WakeSender();  // close() waits for the last ack
@@ -370,6 +375,7 @@ void RecordStream::ReadLoop(Stream* stream) {
 
 RecordStream::StreamEnd RecordStream::RunStream() {
   grpc::ClientContext context;
+  const std::string ring_token = AttachRing();
   std::unique_ptr<Stream> stream = stub_->Write(&context);
   std::string run_id;
   uint64_t written_before = 0;
@@ -389,6 +395,7 @@ RecordStream::StreamEnd RecordStream::RunStream() {
     v1::WriteRequest bind;
     bind.set_run_id(run_id);
     bind.set_writer_id(writer_id_);
+    bind.set_shm_ring(ring_token);
     stream->Write(bind);
   }
 
@@ -426,6 +433,7 @@ RecordStream::StreamEnd RecordStream::RunStream() {
       }
       for (const SealedBatch& batch : unacked_) {
         if (batch.sequence <= sent_through_) continue;
+        if (ring_token.empty() && ring_ != nullptr) ring_->Inline(*batch.request);
         to_send.push_back(batch.request);
         if (batch.sequence > ever_sent_through_) {
           stats_.sent += batch.records;

@@ -38,7 +38,7 @@ ShmRings::ShmRings(ByteBudget* budget, size_t max_total_bytes, int max_rings)
 
 ShmRings::~ShmRings() {
   MutexLock lock(&mu_);
-  if (bytes_ > 0) budget_->Release(bytes_);
+  if (bytes_ > 0) budget_->Unpin(bytes_);
 }
 
 absl::StatusOr<std::string> ShmRings::Attach(int fd, uint64_t ring_bytes, absl::Time now) {
@@ -67,9 +67,9 @@ absl::StatusOr<std::string> ShmRings::Attach(int fd, uint64_t ring_bytes, absl::
     bytes_ += mapped->size();
     entries_[*token] = Entry{mapped, false, now + kBindWithin};
   }
-  // Outside the lock: the budget may run waiters' callbacks. The pages are
-  // held already, so the charge does not wait.
-  budget_->Charge(mapped->size());
+  // The pages are held already, so the charge does not wait; pinned, so that
+  // a batch larger than what rings leave still goes through alone.
+  budget_->Pin(mapped->size());
   return token;
 }
 
@@ -97,7 +97,7 @@ void ShmRings::Drop(std::string_view token) {
     bytes_ -= bytes;
     entries_.erase(it);
   }
-  budget_->Release(bytes);
+  budget_->Unpin(bytes);  // outside the lock: it may run waiters' callbacks
 }
 
 std::shared_ptr<const ShmRing> ShmRings::FindBound(std::string_view token) const {
@@ -123,7 +123,7 @@ void ShmRings::ExpireUnbound(absl::Time now) {
     }
     bytes_ -= bytes;
   }
-  if (bytes > 0) budget_->Release(bytes);
+  if (bytes > 0) budget_->Unpin(bytes);
 }
 
 int ShmRings::rings() const {

@@ -61,3 +61,10 @@ tblog_add_test(budget_e2e_test SOURCES daemon/budget_e2e_test.cc
 tblog_add_test(address_e2e_test SOURCES daemon/address_e2e_test.cc LIBS tblog_daemon_process)
 target_compile_definitions(address_e2e_test PRIVATE TBLOGD_BINARY="$<TARGET_FILE:tblogd>")
 add_dependencies(address_e2e_test tblogd)
+# Shared-memory tensors against a real tblogd: equal to bytes, forged and
+# rewritten slices, refused, full and absent rings, a client killed holding
+# slots (README, "Shared memory").
+tblog_add_test(shm_e2e_test SOURCES daemon/shm_e2e_test.cc
+  LIBS tblog_client tblog_engine tblog_api_proto tblog_daemon_process gRPC::grpc++)
+target_include_directories(shm_e2e_test PRIVATE ${PROJECT_SOURCE_DIR}/client/src)
+add_dependencies(shm_e2e_test tblogd)
