@@ -375,7 +375,7 @@ void RecordStream::ReadLoop(Stream* stream) {
 
 RecordStream::StreamEnd RecordStream::RunStream() {
   grpc::ClientContext context;
-  const std::string ring_token = AttachRing();
+  std::string ring_token = AttachRing();
   std::unique_ptr<Stream> stream = stub_->Write(&context);
   std::string run_id;
   uint64_t written_before = 0;
@@ -449,7 +449,16 @@ RecordStream::StreamEnd RecordStream::RunStream() {
       }
     }
     bool write_failed = false;
+    if (ring_token.empty() && ring_ == nullptr && ring_wanted_.load(std::memory_order_relaxed)) {
+      // The first large tensor (sent as bytes): a ring for the next ones,
+      // bound by a message of its own (tblog.proto, WriteRequest.shm_ring).
+      ring_token = AttachRing();
+      v1::WriteRequest bind;
+      bind.set_shm_ring(ring_token);
+      if (!ring_token.empty() && !stream->Write(bind)) write_failed = true;
+    }
     for (const auto& request : to_send) {
+      if (write_failed) break;
       if (first_message) {
         // Only the sender touches a sealed request's contents.
         request->set_run_id(run_id);

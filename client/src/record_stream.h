@@ -108,6 +108,16 @@ class RecordStream {
   // The shared-memory ring, once the sender has made it (null before, or
   // without shared memory: ShmRing::SocketFor). Lives as long as this.
   ShmRing* shm_ring() const { return ring_view_.load(std::memory_order_acquire); }
+  // shm_ring() for a tensor of `bytes`; when there is no ring yet and the
+  // tensor is large, asks the sender to make one (RunStream), so that only
+  // writers that log large tensors pay for a ring. Lock-free.
+  ShmRing* ShmRingFor(size_t bytes) {
+    ShmRing* ring = shm_ring();
+    if (ring == nullptr && bytes >= ShmRing::kMinSliceBytes) {
+      ring_wanted_.store(true, std::memory_order_relaxed);
+    }
+    return ring;
+  }
 
   absl::Status status() const ABSL_LOCKS_EXCLUDED(mu_);
   WriterStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -159,10 +169,11 @@ class RecordStream {
   StreamEnd RunStream() ABSL_LOCKS_EXCLUDED(mu_);
   void ReadLoop(Stream* stream) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status CloseRun() ABSL_LOCKS_EXCLUDED(mu_);
-  // Before each Write stream (sender thread): makes the ring the first time
-  // and hands it to the daemon (record_stream_shm.cc). The token for the
-  // stream's WriteRequest.shm_ring, or "" when the stream goes without one
-  // (its batches' slices are then sent as bytes: ShmRing::Inline).
+  // At the start of each Write stream, and within one once a large tensor
+  // asked for a ring (sender thread): makes the ring the first time it is
+  // wanted and hands it to the daemon (record_stream_shm.cc). The token for
+  // the stream's WriteRequest.shm_ring, or "" when the stream goes without
+  // one (its batches' slices are then sent as bytes: ShmRing::Inline).
   std::string AttachRing() ABSL_LOCKS_EXCLUDED(mu_);
   // Runs call(&context), a unary RPC on stub_, with the rpc_timeout deadline
   // and registered as the active call (sender thread only).
@@ -229,6 +240,7 @@ class RecordStream {
   // with this. ring_failed_ (sender only): making it failed, never retried.
   std::unique_ptr<ShmRing> ring_;
   std::atomic<ShmRing*> ring_view_{nullptr};
+  std::atomic<bool> ring_wanted_{false};  // ShmRingFor saw a large tensor
   bool ring_failed_ = false;
 
   // The sender's wake-up flag (see WaitForWake), set after the state change.

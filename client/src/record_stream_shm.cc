@@ -1,7 +1,8 @@
 // RecordStream's shared-memory ring (record_stream.h, shm_ring.h): made on
-// the sender thread, so that Writer::Open and the training thread never pay
-// for allocating and pre-faulting it, and attached again for every stream
-// (the daemon drops a ring with the stream that bound it).
+// the sender thread once a large tensor wants it, so that Writer::Open, the
+// training thread and writers of scalars only never pay for allocating and
+// pre-faulting it, and attached again for every stream (the daemon drops a
+// ring with the stream that bound it).
 #include <algorithm>
 
 #include "record_stream.h"
@@ -12,6 +13,7 @@ std::string RecordStream::AttachRing() {
   const std::string socket = ShmRing::SocketFor(options_.target, options_.shm_socket);
   if (socket.empty() || options_.shm_ring_bytes == 0 || ring_failed_) return "";
   if (ring_ == nullptr) {
+    if (!ring_wanted_.load(std::memory_order_relaxed)) return "";  // no large tensor yet
     auto ring = ShmRing::Create(options_.shm_ring_bytes);
     if (!ring.ok()) {
       ring_failed_ = true;  // e.g. no memfd here: bytes, for good

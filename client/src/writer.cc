@@ -189,7 +189,7 @@ absl::Status Writer::histogram(std::string_view tag, int64_t step, v1::DType dty
   v1::Histogram* histogram = record.mutable_histogram();
   histogram->set_layout(options.layout);
   histogram->set_bucket_count(options.bucket_count);
-  ShmRing* ring = impl_->shm_ring();
+  ShmRing* ring = impl_->ShmRingFor(data.size());
   std::string buffer = ring != nullptr ? std::string() : impl_->TakeSpareBuffer(data.size());
   if (absl::Status filled =
           FillTensor(dtype, data, nullptr, histogram->mutable_values(), &buffer, ring);
@@ -207,7 +207,7 @@ absl::Status Writer::image(std::string_view tag, int64_t step, v1::DType dtype,
   image->set_layout(options.layout);
   image->set_style(options.style);
   image->set_max_outputs(options.max_outputs);
-  ShmRing* ring = impl_->shm_ring();
+  ShmRing* ring = impl_->ShmRingFor(data.size());
   std::string buffer = ring != nullptr ? std::string() : impl_->TakeSpareBuffer(data.size());
   if (absl::Status filled =
           FillTensor(dtype, data, &shape, image->mutable_pixels(), &buffer, ring);
@@ -315,7 +315,7 @@ absl::Status Writer::embedding(std::string_view tag, int64_t step, std::span<con
   const std::vector<int64_t> shape = {rows, cols};
   if (absl::Status filled =
           FillTensor(v1::DTYPE_FLOAT32, std::as_bytes(matrix), &shape, embedding->mutable_matrix(),
-                     nullptr, impl_->shm_ring());
+                     nullptr, impl_->ShmRingFor(matrix.size() * sizeof(float)));
       !filled.ok()) {
     return WithTag(filled, tag);
   }

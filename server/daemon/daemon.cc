@@ -225,8 +225,17 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
   if (!shm_path.empty()) {
     auto shm_socket = StartShmSocket(*options.file.file_system, shm_path, options.unix_socket_mode,
                                      socket_gid, daemon->shm_rings_.get());
-    if (!shm_socket.ok()) return Annotate(shm_socket.status(), "--shm-socket");
-    daemon->shm_socket_ = *std::move(shm_socket);
+    if (shm_socket.ok()) {
+      daemon->shm_socket_ = *std::move(shm_socket);
+    } else if (!options.shm_socket.empty()) {
+      return Annotate(shm_socket.status(), "--shm-socket");
+    } else {
+      // Only derived from --unix-socket: serve without shared memory.
+      spdlog::warn("shared memory off: {} (set --shm-socket to choose its path)",
+                   shm_socket.status().ToString());
+    }
+  }
+  if (daemon->shm_socket_) {
     daemon->metrics_.AddGauge("tblogd_shm_rings", "Shared-memory rings attached.",
                               [rings = daemon->shm_rings_.get()] { return rings->rings(); });
     daemon->metrics_.AddGauge(

@@ -131,7 +131,8 @@ struct WriterOptions {
   // reachable: shm_socket, else $TBLOG_SHM_SOCKET, else "<path>.shm" for a
   // "unix:<path>" target ("off" = never). Bytes in the messages whenever the
   // daemon is remote, refuses the ring or the ring is full. 0 = off. The ring
-  // is made and attached by the background thread, not by Open().
+  // is made and attached by the background thread, not by Open() nor the
+  // calls, once the first large tensor (sent as bytes) asks for one.
   std::string shm_socket = DefaultShmSocket();
   size_t shm_ring_bytes = size_t{64} << 20;
   // How scalars are stored: TensorBoard 2's tensors, or PyTorch's simple_value.
