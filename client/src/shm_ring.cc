@@ -76,58 +76,68 @@ ShmRing::~ShmRing() {
   ::close(fd_);
 }
 
-absl::StatusOr<std::string> ShmRing::Attach(const std::string& socket_path,
-                                            absl::Duration timeout) {
-  auto attach = [&]() -> absl::StatusOr<std::string> {
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    if (socket_path.size() >= sizeof(address.sun_path)) {
-      return absl::InvalidArgumentError(absl::StrCat("shm socket path too long: ", socket_path));
-    }
-    std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size() + 1);
-    const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd < 0) return Errno("shm socket");
-    struct Closer {
-      int fd;
-      ~Closer() { ::close(fd); }
-    } closer{fd};
-    const timeval tv{static_cast<time_t>(absl::ToInt64Seconds(timeout)),
-                     static_cast<suseconds_t>(absl::ToInt64Microseconds(timeout) % 1000000)};
-    (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    (void)::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
-      return Errno(absl::StrCat("connecting to the shm socket ", socket_path));
-    }
-    v1::ShmAttachRequest request;
-    request.set_ring_bytes(size_);
-    std::string bytes = request.SerializeAsString();
-    iovec iov{bytes.data(), bytes.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr message{};
-    message.msg_iov = &iov;
-    message.msg_iovlen = 1;
+absl::StatusOr<v1::ShmAttachResponse> ShmRing::Exchange(const std::string& socket_path, int fd,
+                                                        uint64_t ring_bytes,
+                                                        absl::Duration timeout) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof(address.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("shm socket path too long: ", socket_path));
+  }
+  std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  const int s = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (s < 0) return Errno("shm socket");
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{s};
+  const timeval tv{static_cast<time_t>(absl::ToInt64Seconds(timeout)),
+                   static_cast<suseconds_t>(absl::ToInt64Microseconds(timeout) % 1000000)};
+  (void)::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  (void)::setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  if (::connect(s, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+    return Errno(absl::StrCat("connecting to the shm socket ", socket_path));
+  }
+  v1::ShmAttachRequest request;
+  request.set_ring_bytes(ring_bytes);
+  std::string bytes = request.SerializeAsString();
+  iovec iov{bytes.data(), bytes.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr message{};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  if (fd >= 0) {
     message.msg_control = control;
     message.msg_controllen = sizeof(control);
     cmsghdr* c = CMSG_FIRSTHDR(&message);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd_, sizeof(int));
-    if (::sendmsg(fd, &message, MSG_NOSIGNAL) < 0) return Errno("sending the ring");
-    char reply[1024];
-    const ssize_t n = ::recv(fd, reply, sizeof(reply), 0);
-    if (n < 0) return Errno("reading the shm socket's answer");
-    v1::ShmAttachResponse response;
-    if (!response.ParseFromArray(reply, static_cast<int>(n))) {
-      return absl::UnavailableError("the shm socket's answer does not parse");
-    }
-    if (response.code() != 0) {
-      return absl::Status(static_cast<absl::StatusCode>(response.code()),
-                          absl::StrCat("tblogd refused the shared-memory ring: ", response.message()));
-    }
-    return response.token();
-  };
-  absl::StatusOr<std::string> token = attach();
+    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  }
+  if (::sendmsg(s, &message, MSG_NOSIGNAL) < 0) return Errno("sending the ring");
+  char reply[1024];
+  const ssize_t n = ::recv(s, reply, sizeof(reply), 0);
+  if (n < 0) return Errno("reading the shm socket's answer");
+  v1::ShmAttachResponse response;
+  if (!response.ParseFromArray(reply, static_cast<int>(n))) {
+    return absl::UnavailableError("the shm socket's answer does not parse");
+  }
+  return response;
+}
+
+absl::StatusOr<std::string> ShmRing::Attach(const std::string& socket_path,
+                                            absl::Duration timeout) {
+  absl::StatusOr<v1::ShmAttachResponse> response = Exchange(socket_path, fd_, size_, timeout);
+  absl::StatusOr<std::string> token;
+  if (!response.ok()) {
+    token = response.status();
+  } else if (response->code() != 0) {
+    token = absl::Status(static_cast<absl::StatusCode>(response->code()),
+                         absl::StrCat("tblogd refused the shared-memory ring: ", response->message()));
+  } else {
+    token = response->token();
+  }
   MutexLock lock(&mu_);
   usable_ = token.ok();
   attach_status_ = token.status();

@@ -52,6 +52,14 @@ class ShmRing {
   // reached. Marks the ring usable() or not.
   absl::StatusOr<std::string> Attach(const std::string& socket_path, absl::Duration timeout);
 
+  // The side socket's exchange, for any descriptor (Attach's, and tests'
+  // forged ones): sends a ShmAttachRequest of `ring_bytes` with `fd` (none
+  // when negative) to `socket_path` and returns the daemon's answer;
+  // UNAVAILABLE when the socket cannot be reached or answers nothing.
+  static absl::StatusOr<v1::ShmAttachResponse> Exchange(const std::string& socket_path, int fd,
+                                                        uint64_t ring_bytes,
+                                                        absl::Duration timeout);
+
   // Whether the last Attach succeeded: records use slices only then.
   bool usable() const;
 

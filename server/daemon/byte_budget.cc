@@ -45,8 +45,8 @@ void ByteBudget::Run(Wakeups& wake) {
 }
 
 ByteBudget::Grant ByteBudget::Reserve(size_t bytes, OnGranted on_granted) {
-  bytes = std::min(bytes, capacity_);
   MutexLock lock(&mu_);
+  bytes = std::min(bytes, capacity_ - pinned_);  // what pinned bytes leave
   const Ticket ticket = next_ticket_++;
   Waiter waiter{bytes, /*reservation=*/true, absl::InfiniteFuture(), std::move(on_granted)};
   if (waiters_.empty() && FitsLocked(bytes)) {

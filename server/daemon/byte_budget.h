@@ -58,7 +58,8 @@ class ByteBudget {
   };
 
   // Reserves room for a stream's next message (`bytes` is clamped to the
-  // capacity, so a huge reservation is granted when nothing else is held).
+  // capacity less the pinned bytes, so a huge reservation is granted when
+  // nothing else is held).
   // Granted at once when it fits and nobody waits; otherwise queued behind
   // earlier requests, and `on_granted(true)` runs once it is granted.
   // Reservations never expire while waiting.

@@ -6,8 +6,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,42 +86,15 @@ WriterOptions OptionsFor(const DaemonProcess& daemon, std::string run_path) {
 std::string ShmSocketOf(const DaemonProcess& daemon) { return daemon.socket_path() + ".shm"; }
 
 // Hands `fd` to the shm socket as a client would (ShmRing::Attach), for the
-// cases that ShmRing never produces.
+// cases that ShmRing never produces; code -1 when there was no answer.
 v1::ShmAttachResponse AttachRaw(const std::string& socket_path, int fd, uint64_t ring_bytes) {
-  v1::ShmAttachResponse response;
-  response.set_code(-1);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size() + 1);
-  const int s = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (::connect(s, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
-    ::close(s);
-    return response;
-  }
-  v1::ShmAttachRequest request;
-  request.set_ring_bytes(ring_bytes);
-  std::string bytes = request.SerializeAsString();
-  iovec iov{bytes.data(), bytes.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr message{};
-  message.msg_iov = &iov;
-  message.msg_iovlen = 1;
-  if (fd >= 0) {
-    message.msg_control = control;
-    message.msg_controllen = sizeof(control);
-    cmsghdr* c = CMSG_FIRSTHDR(&message);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  }
-  char reply[1024];
-  if (::sendmsg(s, &message, MSG_NOSIGNAL) >= 0) {
-    const ssize_t n = ::recv(s, reply, sizeof(reply), 0);
-    if (n >= 0) response.ParseFromArray(reply, static_cast<int>(n));
-  }
-  ::close(s);
-  return response;
+  absl::StatusOr<v1::ShmAttachResponse> response =
+      ShmRing::Exchange(socket_path, fd, ring_bytes, absl::Seconds(5));
+  if (response.ok()) return *response;
+  v1::ShmAttachResponse none;
+  none.set_code(-1);
+  none.set_message(std::string(response.status().message()));
+  return none;
 }
 
 class ShmE2eTest : public ::testing::Test {
