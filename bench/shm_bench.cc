@@ -19,7 +19,9 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "loadgen.h"
 #include "machine.h"
 #include "support/daemon_process.h"
@@ -99,7 +101,7 @@ void PrintRow(const std::string& workload, const Side& side, int64_t calls, doub
   std::cout << absl::StrFormat(
       "%-30s | %9.0fM el/s | %6.2f | %9.2f ms | %9.2f ms | %s\n", workload, side.rate() / 1e6,
       in_process_rate > 0 ? side.rate() / in_process_rate : 1.0, 1e3 * side.cpu_seconds / per,
-      1e3 * side.per_call(), note);
+      1e3 * side.per_call(), note) << std::flush;
 }
 
 int Run(const std::string& daemon_binary, const std::vector<int64_t>& sizes, int64_t calls,
@@ -109,7 +111,10 @@ int Run(const std::string& daemon_binary, const std::vector<int64_t>& sizes, int
   const int port = FreePort();
   testing::DaemonProcess::Options options;
   options.binary = daemon_binary;
-  options.extra_args = {"--listen", absl::StrCat("127.0.0.1:", port)};
+  // Room for a 16M-float histogram as bytes (64 MiB and its framing) in one
+  // message, and for it in flight next to a ring.
+  options.extra_args = {"--listen", absl::StrCat("127.0.0.1:", port), "--max-message-size",
+                        "256MiB", "--max-inflight-bytes", "1GiB"};
   options.extra_args.insert(options.extra_args.end(), daemon_args.begin(), daemon_args.end());
   auto daemon = testing::DaemonProcess::Start(options);
   if (!daemon.ok()) {
@@ -118,7 +123,7 @@ int Run(const std::string& daemon_binary, const std::vector<int64_t>& sizes, int
   }
   const pid_t pid = (*daemon)->pid();
   const std::vector<Transport> transports = {
-      {"shared memory", (*daemon)->target(), size_t{128} << 20},  // the rings' share of 256MiB
+      {"shared memory", (*daemon)->target(), size_t{160} << 20},  // two 16M-float slices
       {"unix socket", (*daemon)->target(), 0},
       {"TCP", absl::StrCat("127.0.0.1:", port), 0},
   };
@@ -164,13 +169,23 @@ int main(int argc, char** argv) {
   CLI::App app{"tblog-shm-bench: large histograms through tblogd over shared memory, unix socket "
                "and TCP, next to in-process"};
   std::string daemon;
-  std::vector<int64_t> sizes = {int64_t{1} << 20, int64_t{16} << 20};
+  std::string sizes_text = "1048576,16777216";
   int64_t calls = 8;
   std::vector<std::string> daemon_args;
   app.add_option("--daemon", daemon, "The tblogd binary to start")->required();
-  app.add_option("--sizes", sizes, "Histogram sizes, in float32 elements")->delimiter(',');
+  app.add_option("--sizes", sizes_text, "Histogram sizes, in float32 elements, comma-separated")
+      ->capture_default_str();
   app.add_option("--histograms", calls, "Histograms per transport and size")->capture_default_str();
   app.add_option("--daemon-arg", daemon_args, "Extra argument for tblogd (repeatable)");
   CLI11_PARSE(app, argc, argv);
+  std::vector<int64_t> sizes;
+  for (absl::string_view size : absl::StrSplit(sizes_text, ',')) {
+    int64_t n = 0;
+    if (!absl::SimpleAtoi(size, &n) || n <= 0) {
+      std::cerr << "tblog-shm-bench: --sizes: not a positive number: " << size << "\n";
+      return 2;
+    }
+    sizes.push_back(n);
+  }
   return tblog::loadgen::Run(daemon, sizes, calls, daemon_args);
 }
