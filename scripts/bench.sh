@@ -6,7 +6,8 @@
 # daemon's peak RSS under floods of large records next to
 # --max-inflight-bytes), then tblog-reduce-bench (the daemon's CPU per
 # contribution reduced across writers, and the time from a step's last
-# contribution to its written point). Prints everything.
+# contribution to its written point), then tblog-shm-bench (large histograms
+# over shared memory, unix socket and TCP). Prints everything.
 #
 #   scripts/bench.sh [extra tblog-loadgen args, e.g. --scalars 5000000]
 # Environment: TBLOG_JOBS (default 2); BENCH_BUILD_DIR (default build-release);
@@ -21,7 +22,7 @@ generator=()
 if command -v ninja >/dev/null; then generator=(-G Ninja); fi
 
 cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release >/dev/null
-targets=(histogram_bench tblogd tblog_loadgen tblog_budget_bench tblog_reduce_bench)
+targets=(histogram_bench tblogd tblog_loadgen tblog_budget_bench tblog_reduce_bench tblog_shm_bench)
 if ls bench/client_bench*.cc >/dev/null 2>&1; then targets+=(client_bench); fi
 cmake --build "$build_dir" -j "${TBLOG_JOBS:-2}" --target "${targets[@]}"
 
@@ -43,6 +44,10 @@ echo
 echo "== tblog-loadgen (end to end through tblogd next to the same work in-process) =="
 echo "+ $build_dir/bench/tblog-loadgen --spawn-daemon $build_dir/server/daemon/tblogd $*"
 "$build_dir/bench/tblog-loadgen" --spawn-daemon "$build_dir/server/daemon/tblogd" "$@" || status=1
+
+echo
+echo "== tblog-shm-bench (large histograms over shared memory, unix socket, TCP, in-process) =="
+"$build_dir/bench/tblog-shm-bench" --daemon "$build_dir/server/daemon/tblogd" || status=1
 
 if [[ "${BUDGET_BENCH_ARGS:-}" != skip ]]; then
   echo

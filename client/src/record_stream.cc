@@ -70,6 +70,10 @@ WriterStats RecordStream::stats() const {
   MutexLock lock(&mu_);
   WriterStats copy = stats_;
   copy.buffered_bytes = BufferedBytesLocked();
+  if (const ShmRing* ring = shm_ring(); ring != nullptr) {
+    copy.shm_tensors = ring->tensors();
+    copy.shm_error = std::string(ring->attach_status().message());
+  }
   return copy;
 }
 
@@ -227,6 +231,7 @@ void RecordStream::AckThroughLocked(uint64_t sequence) {
     stats_.acknowledged += unacked_.front().records;
     // Only when the sender no longer holds the request (it writes it unlocked).
     if (unacked_.front().request.use_count() == 1) spare_buffers_.Reclaim(*unacked_.front().request);
+    if (ShmRing* ring = shm_ring(); ring != nullptr) ring->Release(*unacked_.front().request);
     unacked_.pop_front();
   }
   if (closing_ && unacked_.empty()) WakeSender();  // close() waits for the last ack
@@ -372,6 +377,7 @@ void RecordStream::ReadLoop(Stream* stream) {
 
 RecordStream::StreamEnd RecordStream::RunStream() {
   grpc::ClientContext context;
+  std::string ring_token = AttachRing();
   std::unique_ptr<Stream> stream = stub_->Write(&context);
   std::string run_id;
   uint64_t written_before = 0;
@@ -391,6 +397,7 @@ RecordStream::StreamEnd RecordStream::RunStream() {
     v1::WriteRequest bind;
     bind.set_run_id(run_id);
     bind.set_writer_id(writer_id_);
+    bind.set_shm_ring(ring_token);
     stream->Write(bind);
   }
 
@@ -428,6 +435,7 @@ RecordStream::StreamEnd RecordStream::RunStream() {
       }
       for (const SealedBatch& batch : unacked_) {
         if (batch.sequence <= sent_through_) continue;
+        if (ring_token.empty() && ring_ != nullptr) ring_->Inline(*batch.request);
         to_send.push_back(batch.request);
         if (batch.sequence > ever_sent_through_) {
           stats_.sent += batch.records;
@@ -443,7 +451,16 @@ RecordStream::StreamEnd RecordStream::RunStream() {
       }
     }
     bool write_failed = false;
+    if (ring_token.empty() && ring_ == nullptr && ring_wanted_.load(std::memory_order_relaxed)) {
+      // The first large tensor (sent as bytes): a ring for the next ones,
+      // bound by a message of its own (tblog.proto, WriteRequest.shm_ring).
+      ring_token = AttachRing();
+      v1::WriteRequest bind;
+      bind.set_shm_ring(ring_token);
+      if (!ring_token.empty() && !stream->Write(bind)) write_failed = true;
+    }
     for (const auto& request : to_send) {
+      if (write_failed) break;
       if (first_message) {
         // Only the sender touches a sealed request's contents.
         request->set_run_id(run_id);

@@ -45,6 +45,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -57,6 +58,7 @@
 #include "absl/time/time.h"
 #include "base/sync.h"
 #include "batch_builder.h"
+#include "shm_ring.h"
 #include "tensor_buffer_pool.h"
 #include "tblog/client.h"
 #include "tblog/v1/tblog.grpc.pb.h"
@@ -102,6 +104,20 @@ class RecordStream {
   // A buffer of at least `bytes` capacity from the tensors of acknowledged
   // batches, or an empty string (see TensorBufferPool).
   std::string TakeSpareBuffer(size_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The shared-memory ring, once the sender has made it (null before, or
+  // without shared memory: ShmRing::SocketFor). Lives as long as this.
+  ShmRing* shm_ring() const { return ring_view_.load(std::memory_order_acquire); }
+  // shm_ring() for a tensor of `bytes`; when there is no ring yet and the
+  // tensor is large, asks the sender to make one (RunStream), so that only
+  // writers that log large tensors pay for a ring. Lock-free.
+  ShmRing* ShmRingFor(size_t bytes) {
+    ShmRing* ring = shm_ring();
+    if (ring == nullptr && bytes >= ShmRing::kMinSliceBytes) {
+      ring_wanted_.store(true, std::memory_order_relaxed);
+    }
+    return ring;
+  }
 
   absl::Status status() const ABSL_LOCKS_EXCLUDED(mu_);
   WriterStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -154,6 +170,12 @@ class RecordStream {
   StreamEnd RunStream() ABSL_LOCKS_EXCLUDED(mu_);
   void ReadLoop(Stream* stream) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status CloseRun() ABSL_LOCKS_EXCLUDED(mu_);
+  // At the start of each Write stream, and within one once a large tensor
+  // asked for a ring (sender thread): makes the ring the first time it is
+  // wanted and hands it to the daemon (record_stream_shm.cc). The token for
+  // the stream's WriteRequest.shm_ring, or "" when the stream goes without
+  // one (its batches' slices are then sent as bytes: ShmRing::Inline).
+  std::string AttachRing() ABSL_LOCKS_EXCLUDED(mu_);
   // Runs call(&context), a unary RPC on stub_, with the rpc_timeout deadline
   // and registered as the active call (sender thread only).
   template <typename Call>
@@ -214,6 +236,13 @@ class RecordStream {
   WriterStats stats_ ABSL_GUARDED_BY(mu_);
   // Tensor buffers of acknowledged batches, for TakeSpareBuffer.
   TensorBufferPool spare_buffers_ ABSL_GUARDED_BY(mu_);
+  // The shared-memory ring: made by the sender (AttachRing) and then
+  // published in ring_view_ for the record path and the reader; destroyed
+  // with this. ring_failed_ (sender only): making it failed, never retried.
+  std::unique_ptr<ShmRing> ring_;
+  std::atomic<ShmRing*> ring_view_{nullptr};
+  std::atomic<bool> ring_wanted_{false};  // ShmRingFor saw a large tensor
+  bool ring_failed_ = false;
 
   // The sender's wake-up flag (see WaitForWake), set after the state change.
   Mutex wake_mu_ ABSL_ACQUIRED_AFTER(mu_);

@@ -11,6 +11,7 @@
 
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,9 +37,11 @@ size_t DTypeSize(v1::DType dtype) { return ElementSizeOfDataType(static_cast<int
 // elements, and product(shape) of them when a shape is given. The copy goes
 // into `buffer` when given (a spare one, see RecordStream::TakeSpareBuffer),
 // which the tensor then owns: no allocation when its capacity suffices.
+// With a `ring` that takes it, the copy goes into a slice of the shared
+// memory instead (shm_ring.h).
 absl::Status FillTensor(v1::DType dtype, std::span<const std::byte> data,
                         const std::vector<int64_t>* shape, v1::Tensor* tensor,
-                        std::string* buffer = nullptr) {
+                        std::string* buffer = nullptr, ShmRing* ring = nullptr) {
   const size_t element_size = DTypeSize(dtype);
   if (element_size == 0) {
     return absl::InvalidArgumentError(absl::StrCat("unsupported dtype ", static_cast<int>(dtype)));
@@ -63,6 +66,7 @@ absl::Status FillTensor(v1::DType dtype, std::span<const std::byte> data,
     tensor->add_shape(elements);
   }
   tensor->set_dtype(dtype);
+  if (ring != nullptr && ring->CopyIn(data, tensor)) return absl::OkStatus();
   if (buffer != nullptr) {
     buffer->assign(reinterpret_cast<const char*>(data.data()), data.size());
     tensor->set_data(std::move(*buffer));  // moved in: no second copy
@@ -112,6 +116,11 @@ uint32_t WorldSizeFromEnvironment() {
   return *end == '\0' && value > 0 && value <= UINT32_MAX ? static_cast<uint32_t>(value) : 0;
 }
 
+std::string DefaultShmSocket() {
+  const char* path = std::getenv("TBLOG_SHM_SOCKET");
+  return path != nullptr ? std::string(path) : std::string();
+}
+
 v1::HParamValue HParamValue::ToProto() const {
   v1::HParamValue proto;
   if (const auto* number = std::get_if<double>(&value_)) proto.set_number(*number);
@@ -157,7 +166,13 @@ absl::StatusOr<std::unique_ptr<Writer>> Writer::Open(WriterOptions options) {
 
 absl::Status Writer::Append(v1::Record record) {
   const size_t bytes = record.ByteSizeLong();
-  return impl_->AddRecord(std::move(record), bytes);
+  // A refused record gives its slice back (a copy without the payload,
+  // which is in the ring).
+  std::optional<v1::Record> sliced;
+  if (ShmRing::NamesSlice(record)) sliced = record;
+  absl::Status added = impl_->AddRecord(std::move(record), bytes);
+  if (!added.ok() && sliced) impl_->shm_ring()->Release(*sliced);
+  return added;
 }
 
 absl::Status Writer::scalar(std::string_view tag, int64_t step, float value,
@@ -200,9 +215,10 @@ absl::Status Writer::histogram(std::string_view tag, int64_t step, v1::DType dty
   histogram->set_layout(options.layout);
   histogram->set_bucket_count(options.bucket_count);
   if (options.reduce.op != v1::REDUCE_OP_UNSPECIFIED) SetReduce(options.reduce, record);
-  std::string buffer = impl_->TakeSpareBuffer(data.size());
+  ShmRing* ring = impl_->ShmRingFor(data.size());
+  std::string buffer = ring != nullptr ? std::string() : impl_->TakeSpareBuffer(data.size());
   if (absl::Status filled =
-          FillTensor(dtype, data, nullptr, histogram->mutable_values(), &buffer);
+          FillTensor(dtype, data, nullptr, histogram->mutable_values(), &buffer, ring);
       !filled.ok()) {
     return WithTag(filled, tag);
   }
@@ -217,8 +233,10 @@ absl::Status Writer::image(std::string_view tag, int64_t step, v1::DType dtype,
   image->set_layout(options.layout);
   image->set_style(options.style);
   image->set_max_outputs(options.max_outputs);
-  std::string buffer = impl_->TakeSpareBuffer(data.size());
-  if (absl::Status filled = FillTensor(dtype, data, &shape, image->mutable_pixels(), &buffer);
+  ShmRing* ring = impl_->ShmRingFor(data.size());
+  std::string buffer = ring != nullptr ? std::string() : impl_->TakeSpareBuffer(data.size());
+  if (absl::Status filled =
+          FillTensor(dtype, data, &shape, image->mutable_pixels(), &buffer, ring);
       !filled.ok()) {
     return WithTag(filled, tag);
   }
@@ -322,7 +340,8 @@ absl::Status Writer::embedding(std::string_view tag, int64_t step, std::span<con
   v1::Embedding* embedding = record.mutable_embedding();
   const std::vector<int64_t> shape = {rows, cols};
   if (absl::Status filled =
-          FillTensor(v1::DTYPE_FLOAT32, std::as_bytes(matrix), &shape, embedding->mutable_matrix());
+          FillTensor(v1::DTYPE_FLOAT32, std::as_bytes(matrix), &shape, embedding->mutable_matrix(),
+                     nullptr, impl_->ShmRingFor(matrix.size() * sizeof(float)));
       !filled.ok()) {
     return WithTag(filled, tag);
   }

@@ -11,8 +11,9 @@ ByteBudget::ByteBudget(size_t capacity) : capacity_(std::max<size_t>(capacity, 1
 
 bool ByteBudget::FitsLocked(size_t bytes) const {
   const size_t used = charged_ + reserved_;
-  // A request larger than the whole budget fits only when nothing is held.
-  return used == 0 || used + std::min(bytes, capacity_) <= capacity_;
+  // A request larger than what pinned bytes leave fits only when nothing
+  // else is held (pinned bytes stay for long: they must not stop it).
+  return used == pinned_ || used + std::min(bytes, capacity_ - pinned_) <= capacity_;
 }
 
 void ByteBudget::GrantLocked(Ticket ticket, Waiter& waiter, absl::Time now) {
@@ -44,8 +45,8 @@ void ByteBudget::Run(Wakeups& wake) {
 }
 
 ByteBudget::Grant ByteBudget::Reserve(size_t bytes, OnGranted on_granted) {
-  bytes = std::min(bytes, capacity_);
   MutexLock lock(&mu_);
+  bytes = std::min(bytes, capacity_ - pinned_);  // what pinned bytes leave
   const Ticket ticket = next_ticket_++;
   Waiter waiter{bytes, /*reservation=*/true, absl::InfiniteFuture(), std::move(on_granted)};
   if (waiters_.empty() && FitsLocked(bytes)) {
@@ -110,6 +111,24 @@ bool ByteBudget::Cancel(Ticket ticket) {
 void ByteBudget::Charge(size_t bytes) {
   MutexLock lock(&mu_);
   charged_ += bytes;
+}
+
+void ByteBudget::Pin(size_t bytes) {
+  MutexLock lock(&mu_);
+  pinned_ += bytes;
+  charged_ += bytes;
+}
+
+void ByteBudget::Unpin(size_t bytes) {
+  Wakeups wake;
+  {
+    MutexLock lock(&mu_);
+    bytes = std::min(bytes, pinned_);
+    pinned_ -= bytes;
+    charged_ -= std::min(bytes, charged_);
+    AdmitLocked(wake);
+  }
+  Run(wake);
 }
 
 void ByteBudget::Settle(size_t from, size_t to) {

@@ -58,7 +58,8 @@ class ByteBudget {
   };
 
   // Reserves room for a stream's next message (`bytes` is clamped to the
-  // capacity, so a huge reservation is granted when nothing else is held).
+  // capacity less the pinned bytes, so a huge reservation is granted when
+  // nothing else is held).
   // Granted at once when it fits and nobody waits; otherwise queued behind
   // earlier requests, and `on_granted(true)` runs once it is granted.
   // Reservations never expire while waiting.
@@ -87,6 +88,15 @@ class ByteBudget {
   // Charges `bytes` unconditionally (the budget may be exceeded): for bytes
   // that are held already and must not wait, and for tests.
   void Charge(size_t bytes);
+
+  // Charges `bytes` held for long (a client's shared-memory ring, for as long
+  // as its stream lives: shm_rings.h) without waiting. Pinned bytes count in
+  // used() and charged(), but a request larger than what they leave of the
+  // capacity is admitted when nothing else is held, as one larger than the
+  // capacity is otherwise. The caller keeps them below the capacity.
+  void Pin(size_t bytes);
+  // Gives pinned bytes back; room made wakes waiters.
+  void Unpin(size_t bytes);
 
   // Adds `to - from` to the charges (an estimate replaced by the actual
   // figure); room made wakes waiters.
@@ -135,6 +145,7 @@ class ByteBudget {
   mutable Mutex mu_;
   size_t charged_ ABSL_GUARDED_BY(mu_) = 0;
   size_t reserved_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t pinned_ ABSL_GUARDED_BY(mu_) = 0;  // part of charged_ (Pin)
   size_t waiting_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // unary messages waiting
   Ticket next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<Ticket, Waiter> waiters_ ABSL_GUARDED_BY(mu_);  // FIFO: tickets grow

@@ -257,6 +257,11 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
   env(app.add_option("--unix-socket-group", o.unix_socket_group,
                      "Group of the unix socket, a name or gid ('' = as created)"),
       "TBLOG_UNIX_SOCKET_GROUP");
+  env(app.add_option("--shm-socket", o.shm_socket,
+                     "Socket on which same-host clients attach shared memory ('' = "
+                     "<--unix-socket>.shm when serving a unix socket, else none; 'off' = none); "
+                     "mode and group as --unix-socket's"),
+      "TBLOG_SHM_SOCKET");
   env(app.add_option("--file-mode", file_mode,
                      "Permission bits of the files tblogd creates, octal, whatever the umask")
           ->capture_default_str(), "TBLOG_FILE_MODE");

@@ -86,6 +86,22 @@ absl::StatusOr<ListenerCredentials> SecureListeners(const SecurityOptions& secur
   return credentials;
 }
 
+// The side socket for shared-memory rings (shm_socket.h), bound like the
+// unix socket: a stale file replaced, its mode and group from the start.
+absl::StatusOr<std::unique_ptr<ShmSocket>> StartShmSocket(FileSystem& fs, const std::string& path,
+                                                         uint32_t mode, std::optional<gid_t> gid,
+                                                         ShmRings* rings) {
+  TBLOG_RETURN_IF_ERROR(RemoveStaleSocket(fs, path));
+  absl::StatusOr<std::unique_ptr<ShmSocket>> socket;
+  {
+    ScopedUmask umask(UnixSocketBindUmask(path, mode, gid));
+    socket = ShmSocket::Start(path, rings);
+  }
+  if (!socket.ok()) return socket.status();
+  TBLOG_RETURN_IF_ERROR(SetUnixSocketAccess(path, mode, gid));
+  return socket;
+}
+
 std::chrono::system_clock::time_point ToChrono(absl::Time t) {
   return std::chrono::system_clock::from_time_t(0) +
          std::chrono::microseconds(absl::ToUnixMicros(t));
@@ -123,7 +139,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
   daemon->workers_ = std::make_unique<WorkerPool>(options.workers);
   // Before anything serves: a scrape reads the gauges from their owners.
   daemon->metrics_.ReadGaugesFrom(&daemon->budget_, daemon->workers_.get());
-  daemon->converter_ = std::make_unique<RecordConverter>(daemon->options_.limits, daemon->workers_.get());
+  const std::string shm_path = options.ShmSocketPath();
+  if (!shm_path.empty()) {
+    daemon->shm_rings_ = std::make_unique<ShmRings>(
+        &daemon->budget_, options.max_inflight_bytes / 2, options.limits.max_streams);
+  }
+  daemon->converter_ = std::make_unique<RecordConverter>(
+      daemon->options_.limits, daemon->workers_.get(), daemon->shm_rings_.get());
   const RunContext context{&daemon->options_, daemon->converter_.get(), daemon->workers_.get(),
                            &daemon->budget_, &daemon->metrics_};
   daemon->registry_ = std::make_unique<RunRegistry>(context, logdir);
@@ -132,6 +154,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
   daemon->service_ = std::make_unique<TBLogService>(
       daemon->registry_.get(), context,
       options.caller_identity ? options.caller_identity : CallerIdentityFn(&CallerIdentity));
+  daemon->service_->set_shm_rings(daemon->shm_rings_.get());
   daemon->metrics_.AddGauge("tblogd_active_runs", "Open runs.",
                             [registry = daemon->registry_.get()] { return registry->OpenRunCount(); });
   if (options.upstream.enabled()) {
@@ -217,6 +240,27 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
         SetUnixSocketAccess(options.unix_socket, options.unix_socket_mode, socket_gid));
     daemon->addresses_.push_back(unix_uri);
   }
+  if (!shm_path.empty()) {
+    auto shm_socket = StartShmSocket(*options.file.file_system, shm_path, options.unix_socket_mode,
+                                     socket_gid, daemon->shm_rings_.get());
+    if (shm_socket.ok()) {
+      daemon->shm_socket_ = *std::move(shm_socket);
+    } else if (!options.shm_socket.empty()) {
+      return Annotate(shm_socket.status(), "--shm-socket");
+    } else {
+      // Only derived from --unix-socket: serve without shared memory.
+      spdlog::warn("shared memory off: {} (set --shm-socket to choose its path)",
+                   shm_socket.status().ToString());
+    }
+  }
+  if (daemon->shm_socket_) {
+    daemon->metrics_.AddGauge("tblogd_shm_rings", "Shared-memory rings attached.",
+                              [rings = daemon->shm_rings_.get()] { return rings->rings(); });
+    daemon->metrics_.AddGauge(
+        "tblogd_shm_ring_bytes", "Bytes of the shared-memory rings attached (in the budget).",
+        [rings = daemon->shm_rings_.get()] { return static_cast<int64_t>(rings->bytes()); });
+    spdlog::info("shared memory: clients attach rings on {}", shm_path);
+  }
   auto* health = daemon->server_->GetHealthCheckService();
   if (health != nullptr) {
     health->SetServingStatus("", true);
@@ -236,6 +280,7 @@ Daemon::~Daemon() {
   // Order matters: no call may reach the service once it is gone, and the
   // pool runs its last tasks (which use runs, converter, budget) before those go.
   server_.reset();
+  shm_socket_.reset();
   service_.reset();
   upstream_service_.reset();  // before the channel its calls use
   upstream_channel_.reset();
@@ -282,6 +327,7 @@ absl::Status Daemon::Shutdown(absl::Duration grace) {
     health->SetServingStatus("", false);
     health->SetServingStatus(kServiceName, false);
   }
+  if (shm_socket_) shm_socket_->Stop();  // new clients send bytes
   service_->BeginShutdown();
   if (upstream_service_) upstream_service_->BeginShutdown();
   absl::Status status = registry_->CloseAllForShutdown(deadline);

@@ -18,6 +18,8 @@
 #include "daemon/options.h"
 #include "daemon/record_converter.h"
 #include "daemon/run_registry.h"
+#include "daemon/shm_rings.h"
+#include "daemon/shm_socket.h"
 #include "daemon/tblog_service.h"
 #include "daemon/tls.h"
 #include "daemon/upstream_service.h"
@@ -66,6 +68,9 @@ class Daemon {
   const DaemonOptions options_;
   Metrics metrics_;
   ByteBudget budget_;
+  // Shared-memory rings (null: no --shm-socket); before the converter and
+  // the workers that read them, after the budget they are charged to.
+  std::unique_ptr<ShmRings> shm_rings_;
   std::unique_ptr<WorkerPool> workers_;
   std::unique_ptr<RecordConverter> converter_;
   std::unique_ptr<RunRegistry> registry_;
@@ -77,6 +82,7 @@ class Daemon {
   // TLS, tokens and their file watchers; before server_, which uses them.
   ListenerCredentials credentials_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<ShmSocket> shm_socket_;  // attaches rings to shm_rings_
   std::vector<std::string> addresses_;
 
   Mutex mu_;

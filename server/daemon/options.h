@@ -101,6 +101,18 @@ struct DaemonOptions {
   // trainer of another uid in that group connect, and nobody else.
   uint32_t unix_socket_mode = 0660;
   std::string unix_socket_group;
+  // The side socket on which clients on this host attach shared-memory rings
+  // (shm_socket.h): tensors then travel as slices of the ring instead of
+  // bytes in the messages. "" = "<unix_socket>.shm" when unix_socket is set,
+  // else none; "off" = none. Same mode and group as the unix socket: whoever
+  // may write may attach. Rings take at most half of max_inflight_bytes.
+  std::string shm_socket;
+  // The path shm_socket stands for ("" = no shared memory).
+  std::string ShmSocketPath() const {
+    if (shm_socket == "off") return "";
+    if (!shm_socket.empty()) return shm_socket;
+    return unix_socket.empty() ? "" : unix_socket + ".shm";
+  }
   // Permission bits of the files and directories the daemon creates, exactly
   // (the umask does not narrow them): by default TensorBoard running as any
   // user reads the logs. 0640/0750 keep them to the group. Applied through

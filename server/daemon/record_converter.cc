@@ -55,8 +55,9 @@ bool HasFixedTag(v1::Record::KindCase kind) {
 
 }  // namespace
 
-RecordConverter::RecordConverter(const Limits& limits, ParallelRunner* parallel)
-    : limits_(limits), parallel_(parallel) {}
+RecordConverter::RecordConverter(const Limits& limits, ParallelRunner* parallel,
+                                 const ShmRingLookup* shm_rings)
+    : limits_(limits), parallel_(parallel), shm_rings_(shm_rings) {}
 
 absl::StatusOr<Converted> RecordConverter::Convert(const v1::Record& record,
                                                    double receive_time,
@@ -154,6 +155,13 @@ absl::StatusOr<Converted> RecordConverter::Convert(const v1::Record& record,
 
 BatchConversion RecordConverter::ConvertBatch(v1::WriteRequest& request,
                                               double receive_time) const {
+  // The stream's ring, held (mapped) while its slices are read; without one
+  // a slice is refused by ViewTensor, naming the record.
+  std::shared_ptr<const ShmRing> ring;
+  if (shm_rings_ != nullptr && !request.shm_ring().empty()) {
+    ring = shm_rings_->FindBound(request.shm_ring());
+  }
+  const ScopedShmRing scoped_ring(ring.get());
   BatchConversion out;
   out.converted.reserve(static_cast<size_t>(request.records_size()));
   size_t converted_bytes = 0;

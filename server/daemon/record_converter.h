@@ -24,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/options.h"
+#include "daemon/shm_ring.h"
 #include "engine/histogram/parallel.h"
 #include "tblog/v1/tblog.pb.h"
 
@@ -74,8 +75,11 @@ struct BatchConversion {
 class RecordConverter {
  public:
   // `parallel` (may be null) splits the histogram of a large tensor across
-  // threads. Both are borrowed and must outlive the converter.
-  RecordConverter(const Limits& limits, ParallelRunner* parallel);
+  // threads. `shm_rings` (may be null: no shared memory) finds the ring a
+  // batch's WriteRequest.shm_ring names. All are borrowed and must outlive
+  // the converter.
+  RecordConverter(const Limits& limits, ParallelRunner* parallel,
+                  const ShmRingLookup* shm_rings = nullptr);
 
   // Validates and converts one record; `receive_time` (seconds since the
   // epoch) stands in for a wall_time of 0. CPU-heavy for histograms, images,
@@ -87,7 +91,9 @@ class RecordConverter {
   // Converts every record of `request`, dropping each record's payload
   // (tensor bytes, pixels, text) once it is converted, so that a batch never
   // holds both its input and its output for long. Tags, steps, sub-runs and
-  // kinds stay, for the errors and metrics named after them.
+  // kinds stay, for the errors and metrics named after them. Tensors that
+  // name a shared-memory slice are read from the ring of request.shm_ring,
+  // which is kept mapped until the batch is converted.
   BatchConversion ConvertBatch(v1::WriteRequest& request, double receive_time) const;
 
   // The events written when a run opens: with hparams (values or metrics set),
@@ -106,6 +112,7 @@ class RecordConverter {
  private:
   const Limits& limits_;
   ParallelRunner* const parallel_;
+  const ShmRingLookup* const shm_rings_;
 };
 
 }  // namespace tblog::daemon

@@ -48,7 +48,7 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   // the stream's writes are checked against (run_owner.h).
   WriteStream(TBLogService* service, std::string peer, std::string caller)
       : service_(service), peer_(std::move(peer)), caller_(std::move(caller)),
-        sink_(std::make_shared<Sink>(this)) {
+        sink_(std::make_shared<Sink>(this)), shm_ring_(service->shm_rings_) {
     grpc::Status refusal;
     if (!service_->RegisterStream(this, &refusal)) {
       {
@@ -265,7 +265,7 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
       }
       request_.set_writer_id(writer_id_);
     }
-    return absl::OkStatus();
+    return shm_ring_.Accept(request_);
   }
 
   void OnAck(v1::WriteResponse ack, int completed_batches) {
@@ -366,6 +366,9 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   // This stream's hold on its writer id, from the first message until it
   // stops reading.
   std::optional<WriterClaim> writer_claim_ ABSL_GUARDED_BY(mu_);
+  // The stream's shared-memory ring, if it binds one; dropped with the
+  // stream, after every batch that read it was acknowledged.
+  StreamShmRing shm_ring_ ABSL_GUARDED_BY(mu_);
   std::string writer_id_;  // set once, before any ack can arrive
   std::string run_id_;     // set before writer_id_, once
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
@@ -472,6 +475,11 @@ grpc::ServerUnaryReactor* TBLogService::WriteBatch(grpc::CallbackServerContext* 
   };
   if (request->run_id().empty()) {
     return refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "run_id: required"));
+  }
+  if (!request->shm_ring().empty()) {
+    return refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                               "shm_ring: shared memory is for Write streams; WriteBatch "
+                               "takes tensors as bytes"));
   }
   if (request->writer_id().empty() && request->sequence() != 0) {
     return refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,

@@ -12,6 +12,7 @@
 #include "daemon/rejection_log.h"
 #include "daemon/run_owner.h"
 #include "daemon/run_registry.h"
+#include "daemon/shm_rings.h"
 #include "daemon/write_batch_call.h"  // kWriteResponseTrailer
 #include "base/sync.h"
 
@@ -53,6 +54,9 @@ class TBLogService final : public TBLogServiceBase {
   bool WaitForStreams(absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
   // Write streams open now (the tblogd_active_streams gauge).
   int ActiveStreams() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Turns shared memory on (WriteRequest.shm_ring): `rings` is borrowed and
+  // outlives the service. Before the server serves.
+  void set_shm_rings(ShmRings* rings) { shm_rings_ = rings; }
 
   grpc::ServerUnaryReactor* OpenRun(grpc::CallbackServerContext* context,
                                     const v1::OpenRunRequest* request,
@@ -94,6 +98,7 @@ class TBLogService final : public TBLogServiceBase {
   RunRegistry* const registry_;
   const RunContext context_;
   const CallerIdentityFn identify_;
+  ShmRings* shm_rings_ = nullptr;  // null: no shared memory
   std::atomic<bool> shutting_down_{false};
   mutable Mutex mu_;
   std::set<WriteStream*> streams_ ABSL_GUARDED_BY(mu_);

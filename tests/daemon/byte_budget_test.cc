@@ -46,6 +46,23 @@ TEST(ByteBudgetTest, WaitsWhenSpentAndGrantsInOrderOnRelease) {
   EXPECT_EQ(budget.used(), 60u);
 }
 
+// Pinned bytes (a shared-memory ring for as long as its stream lives) count,
+// but a request larger than what they leave still goes through alone.
+TEST(ByteBudgetTest, PinnedBytesNeverStopARequestLargerThanTheRest) {
+  ByteBudget budget(100);
+  budget.Pin(40);
+  EXPECT_EQ(budget.used(), 40u);
+  const auto huge = budget.Reserve(1000, [](bool) { FAIL() << "granted at once"; });
+  EXPECT_TRUE(huge.granted);  // only pinned bytes held: it goes alone
+  EXPECT_EQ(budget.used(), 100u);  // clamped to what the pinned bytes leave
+  bool next = false;
+  EXPECT_FALSE(budget.Reserve(10, [&](bool) { next = true; }).granted);
+  EXPECT_FALSE(budget.Cancel(huge.ticket));
+  EXPECT_TRUE(next);  // 40 pinned + 10 fits
+  budget.Unpin(40);
+  EXPECT_EQ(budget.used(), 10u);
+}
+
 TEST(ByteBudgetTest, CancelTakesAWaiterBackAndLetsTheNextOneIn) {
   ByteBudget budget(100);
   budget.Commit(budget.Reserve(100, [](bool) {}).ticket, 90);

@@ -78,3 +78,10 @@ tblog_add_test(upstream_e2e_test SOURCES daemon/upstream_e2e_test.cc
   LIBS tblog_client tblog_engine tblog_daemon_process)
 add_dependencies(upstream_e2e_test tblogd)
 tblog_add_test(upstream_flags_test SOURCES daemon/upstream_flags_test.cc LIBS tblog_daemon)
+# Shared-memory tensors against a real tblogd: equal to bytes, forged and
+# rewritten slices, refused, full and absent rings, a client killed holding
+# slots (README, "Shared memory").
+tblog_add_test(shm_e2e_test SOURCES daemon/shm_e2e_test.cc
+  LIBS tblog_client tblog_engine tblog_api_proto tblog_daemon_process gRPC::grpc++)
+target_include_directories(shm_e2e_test PRIVATE ${PROJECT_SOURCE_DIR}/client/src)
+add_dependencies(shm_e2e_test tblogd)

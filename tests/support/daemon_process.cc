@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -49,7 +50,12 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(Options opti
   std::filesystem::remove(options.socket_path, ignored);
 
   std::vector<std::string> args = {options.binary, "--logdir", options.logdir,
-                                   "--unix-socket", options.socket_path, "--listen", ""};
+                                   "--unix-socket", options.socket_path};
+  // No TCP unless extra_args asks for it (a benchmark's loopback port).
+  if (std::find(options.extra_args.begin(), options.extra_args.end(), "--listen") ==
+      options.extra_args.end()) {
+    args.insert(args.end(), {"--listen", ""});
+  }
   args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());

@@ -71,7 +71,8 @@ class DaemonProcess {
     absl::Duration start_timeout = absl::Seconds(60);
   };
 
-  // Starts `binary --logdir L --unix-socket S --listen '' <extra_args>` and
+  // Starts `binary --logdir L --unix-socket S --listen '' <extra_args>`
+  // (without --listen '' when extra_args has a --listen) and
   // waits until its gRPC health service on S answers SERVING. Errors: the
   // binary is missing, the child exited early (how), or the timeout passed
   // (the child is then killed).

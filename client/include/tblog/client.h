@@ -102,6 +102,8 @@ struct HParams {
 
 // The daemon address: $TBLOG_ADDRESS when set, else "127.0.0.1:6066".
 std::string DefaultTarget();
+// $TBLOG_SHM_SOCKET, or "" (derived from the target; WriterOptions).
+std::string DefaultShmSocket();
 
 // $WORLD_SIZE when it is a positive integer (torchrun, DeepSpeed and
 // Lightning set it on every rank), else 0: the default reduce group size.
@@ -126,6 +128,17 @@ struct WriterOptions {
   // Identifies this writer across reconnects and daemon restarts, so resent
   // batches are recognised. "" = a random 128-bit hex id.
   std::string writer_id;
+  // Shared memory with a daemon on this host (README "Shared memory"):
+  // histogram values, image pixels and embedding matrices of 16 KiB and more
+  // are copied into a ring of shm_ring_bytes that the daemon maps, instead of
+  // travelling in the messages. Used when the daemon's --shm-socket is
+  // reachable: shm_socket, else $TBLOG_SHM_SOCKET, else "<path>.shm" for a
+  // "unix:<path>" target ("off" = never). Bytes in the messages whenever the
+  // daemon is remote, refuses the ring or the ring is full. 0 = off. The ring
+  // is made and attached by the background thread, not by Open() nor the
+  // calls, once the first large tensor (sent as bytes) asks for one.
+  std::string shm_socket = DefaultShmSocket();
+  size_t shm_ring_bytes = size_t{64} << 20;
   // How scalars are stored: TensorBoard 2's tensors, or PyTorch's simple_value.
   v1::ScalarStyle scalar_style = v1::SCALAR_STYLE_TENSOR;
   // Reductions across writers (ReduceOptions): how many writers contribute
@@ -222,6 +235,11 @@ struct WriterStats {
   uint64_t resent_batches = 0;   // batches sent again after a reconnect
   uint64_t errors = 0;           // errors the daemon reported (records, streams)
   uint64_t buffered_bytes = 0;   // queued + unacknowledged bytes now
+  // Tensors copied into the shared-memory ring (WriterOptions::shm_ring_bytes)
+  // rather than sent as bytes, and why the last attach of the ring failed
+  // ("" while the ring is attached or was never tried).
+  uint64_t shm_tensors = 0;
+  std::string shm_error;
 };
 
 namespace client_internal {

@@ -56,14 +56,22 @@ def dtype_code(array):
     return _DTYPES.get(array.dtype)
 
 
-def tensor_parts(array, allowed=None):
-    """(dtype code, shape, bytes) of `array`: exactly one copy of the data
-    (tobytes of a little-endian, C-ordered array). Element types outside
-    `allowed` (default: any the API knows) are converted to float32."""
+def tensor_array(array, allowed=None):
+    """(dtype code, array) for the API: element types outside `allowed`
+    (default: any the API knows) converted to float32, little-endian; not
+    copied otherwise."""
     code = _DTYPES.get(array.dtype)
     if code is None or (allowed is not None and code not in allowed):
         array = array.astype(np.float32)
         code = 1
     if array.dtype.byteorder == ">":
         array = array.astype(array.dtype.newbyteorder("<"))
+    return code, array
+
+
+def tensor_parts(array, allowed=None):
+    """(dtype code, shape, bytes) of `array`: exactly one copy of the data
+    (tobytes of a little-endian, C-ordered array). Element types outside
+    `allowed` (default: any the API knows) are converted to float32."""
+    code, array = tensor_array(array, allowed)
     return code, tuple(int(d) for d in array.shape), array.tobytes(order="C")

@@ -11,11 +11,14 @@ shared is guarded by `_lock` (with the condition `_cv`).
 
 import collections
 import logging
+import os
 import threading
 import time
 
 import grpc
+import numpy as np
 
+from tblog import _convert, _shm
 from tblog.v1 import tblog_pb2 as pb
 from tblog.v1 import tblog_pb2_grpc as pb_grpc
 
@@ -93,7 +96,13 @@ class Wire:
 
 
 def tensor_wire(code, shape, data):
-    """A tblog.v1.Tensor whose `data` is the given bytes object, uncopied."""
+    """A tblog.v1.Tensor whose `data` is the given bytes object, uncopied, or
+    that names the _shm.Slice `data` (Tensor.shm)."""
+    if isinstance(data, _shm.Slice):
+        if data.data is None:
+            return Wire(pb.Tensor(dtype=code, shape=shape, shm=pb.ShmSlice(
+                offset=data.offset, length=data.length)).SerializeToString())
+        data = data.data
     return Wire(pb.Tensor(dtype=code, shape=shape).SerializeToString()).add(
         pb.Tensor.DESCRIPTOR.fields_by_name["data"].number, data)
 
@@ -126,25 +135,27 @@ class _Record:
     in the message it is given and returns None, or returns (field number,
     Wire) of the kind, for records carrying large tensors."""
 
-    __slots__ = ("tag", "step", "wall_time", "subrun", "fill", "nbytes")
+    __slots__ = ("tag", "step", "wall_time", "subrun", "fill", "nbytes", "slices")
 
-    def __init__(self, tag, step, wall_time, subrun, fill, nbytes):
+    def __init__(self, tag, step, wall_time, subrun, fill, nbytes, slices=()):
         self.tag = tag
         self.step = step
         self.wall_time = wall_time
         self.subrun = subrun
         self.fill = fill
         self.nbytes = nbytes
+        self.slices = slices  # _shm.Slice of its tensors in the ring
 
 
 class _Batch:
-    __slots__ = ("sequence", "request", "nbytes", "written")
+    __slots__ = ("sequence", "request", "nbytes", "written", "slices")
 
-    def __init__(self, sequence, request, nbytes):
+    def __init__(self, sequence, request, nbytes, slices=()):
         self.sequence = sequence
         self.request = request
         self.nbytes = nbytes
         self.written = False
+        self.slices = slices  # ring offsets, freed with the batch
 
 
 class Stream:
@@ -209,6 +220,14 @@ class Stream:
         self._stream_broken = True
         self._consecutive_failures = 0
         self._run_not_found = 0
+        # Shared memory (_shm.py): made by the sender once a large tensor
+        # asks for it, attached to every stream; bytes when it cannot be.
+        self._ring_socket = _shm.socket_for(address)
+        self._ring_bytes = int(os.environ.get("TBLOG_SHM_RING_BYTES", _shm.DEFAULT_RING_BYTES))
+        self._ring = None
+        self._ring_token = ""      # the live stream's (sender thread)
+        self._ring_wanted = False
+        self._ring_failed = False
 
         # Fails fast, naming the address and the cause (tblog/_connect.py).
         from tblog._connect import first_open
@@ -239,6 +258,45 @@ class Stream:
         if n:
             self._items.append(points[:n])
             del points[:n]
+
+    def tensor_parts(self, array, allowed=None):
+        """_convert.tensor_parts, the bytes in a slice of the shared-memory
+        ring when there is room (an _shm.Slice: one copy, numpy's, without
+        the GIL), else bytes. Asks the sender for a ring at the first large
+        tensor."""
+        ring = self._ring
+        if ring is not None and ring.usable and array.nbytes >= _shm.MIN_SLICE_BYTES:
+            code, converted = _convert.tensor_array(array, allowed)
+            slot = ring.copy_in(np.ascontiguousarray(converted))
+            if slot is not None:
+                return code, tuple(int(d) for d in converted.shape), _shm.Slice(*slot)
+        elif ring is None and array.nbytes >= _shm.MIN_SLICE_BYTES:
+            self._ring_wanted = True
+        return _convert.tensor_parts(array, allowed)
+
+    def _want_ring(self):
+        """Sender thread: makes and attaches the ring a large tensor asked
+        for; the token binds it to the live stream (a message of its own)."""
+        if (not self._ring_wanted or self._ring is not None or self._ring_failed or
+                not self._ring_socket or self._ring_bytes <= 0):
+            return
+        try:
+            ring = _shm.Ring(self._ring_bytes)
+        except (OSError, AttributeError, ValueError):  # no memfd here: bytes, for good
+            self._ring_failed = True
+            return
+        token = ring.attach(self._ring_socket)
+        with self._cv:
+            self._ring = ring
+            if token and not self._stream_broken:
+                self._ring_token = token
+                self._stream_queue.put(pb.WriteRequest(shm_ring=token).SerializeToString())
+
+    @property
+    def shm_status(self):
+        """(tensors sent through the ring, why its last attach failed or "")."""
+        ring = self._ring
+        return (ring.tensors, ring.error) if ring is not None else (0, "")
 
     def add_record(self, record):
         """Appends a non-scalar record; blocks while the buffer is full."""
@@ -343,6 +401,9 @@ class Stream:
             self._stopped = True
             self._cv.notify_all()
             owned, self._owned_channel = self._owned_channel, None
+            ring, self._ring = self._ring, None
+        if ring is not None and not self._sender.is_alive():
+            ring.close()
         if owned is not None and not self._sender.is_alive():
             owned.close()
         if error is not None:
@@ -374,6 +435,9 @@ class Stream:
         """Starts a Write stream after OpenRun answered `response`, dropping the
         batches the daemon already has and resending the others in order."""
         have = response.writer_sequences.get(self.writer_id, 0)
+        # A stream without a ring sends the slices of its new batches as bytes;
+        # batches serialized with slices before are resent as they are.
+        self._ring_token = self._ring.attach(self._ring_socket) if self._ring is not None else ""
         with self._cv:
             while self._unacked and self._unacked[0].sequence <= have:
                 self._release(self._unacked.popleft())
@@ -389,9 +453,11 @@ class Stream:
             self._stream_gen += 1
             generation = self._stream_gen
             self._stream_queue = _RequestQueue()
-            # Binds the stream at once: the writer holds the run while idle.
+            # Binds the stream at once: the writer holds the run while idle,
+            # with its shared-memory ring when it has one.
             self._stream_queue.put(pb.WriteRequest(
-                run_id=self.run_id, writer_id=self.writer_id).SerializeToString())
+                run_id=self.run_id, writer_id=self.writer_id,
+                shm_ring=self._ring_token).SerializeToString())
             for request in resend:
                 self._stream_queue.put(request)
             self._stream_broken = False
@@ -525,6 +591,8 @@ class Stream:
             self._cv.notify_all()
 
     def _release(self, batch):
+        if batch.slices and self._ring is not None:
+            self._ring.free(batch.slices)
         if batch.written:
             self._retained_bytes -= batch.nbytes
         else:
@@ -559,6 +627,7 @@ class Stream:
                 if closing or self._fatal is not None:
                     return
                 continue
+            self._want_ring()
             with self._cv:
                 self._take_points_locked()
                 items = self._items
@@ -574,9 +643,9 @@ class Stream:
             want_flush = flush_token != self._flush_served or periodic
             if periodic:
                 next_flush = now + self._flush_secs
-            batches = self._build_batches(items, tags)
+            batches, batch_slices = self._build_batches(items, tags)
             if not batches and want_flush:
-                batches = [Wire()]
+                batches, batch_slices = [Wire()], [()]
             # The buffer's bytes were counted as unwritten when taken; the
             # batches carry their own counts from here on.
             with self._cv:
@@ -592,7 +661,7 @@ class Stream:
                     # sender makes; resends reuse it.
                     request = b"".join([head.SerializeToString()] + records.chunks)
                     nbytes = len(request)
-                    batch = _Batch(self._sequence, request, nbytes)
+                    batch = _Batch(self._sequence, request, nbytes, batch_slices[i])
                     self._unacked.append(batch)
                     self._unwritten_bytes += nbytes
                     if not self._stream_broken:
@@ -614,34 +683,45 @@ class Stream:
 
     def _build_batches(self, items, tags):
         """The records of `items` as Wires of WriteRequest.records fields, cut
-        into batches of about _BATCH_BYTES (a larger record travels alone)."""
-        batches = []
-        batch = Wire()
+        into batches of about _BATCH_BYTES (a larger record travels alone),
+        and per batch the ring offsets its tensors name."""
+        batches, slices = [], []
+        batch, offsets = Wire(), []
         for item in items:
             if isinstance(item, _Record):
                 record = pb.Record(tag=item.tag, step=item.step, wall_time=item.wall_time,
                                    subrun=item.subrun)
+                if item.slices and not self._ring_token:
+                    # This stream has no ring: the slices travel as bytes.
+                    for piece in item.slices:
+                        piece.data = self._ring.read(piece.offset, piece.length)
+                    self._ring.free([piece.offset for piece in item.slices])
                 kind = item.fill(record)
                 wire = Wire(record.SerializeToString())
                 if kind is not None:
                     wire.add(*kind)
                 if batch.size and batch.size + wire.size > _BATCH_BYTES:
                     batches.append(batch)
-                    batch = Wire()
+                    slices.append(offsets)
+                    batch, offsets = Wire(), []
                 batch.add(_RECORDS_FIELD, wire)
+                offsets.extend(p.offset for p in item.slices if p.data is None)
             else:
                 for start in range(0, len(item), _COLUMN_POINTS):
                     for columns in _scalar_columns(item[start:start + _COLUMN_POINTS], tags):
                         batch.add(_RECORDS_FIELD, pb.Record(scalars=columns).SerializeToString())
                     if batch.size >= _BATCH_BYTES:
                         batches.append(batch)
-                        batch = Wire()
+                        slices.append(offsets)
+                        batch, offsets = Wire(), []
             if batch.size >= _BATCH_BYTES:
                 batches.append(batch)
-                batch = Wire()
+                slices.append(offsets)
+                batch, offsets = Wire(), []
         if batch.size:
             batches.append(batch)
-        return batches
+            slices.append(offsets)
+        return batches, slices
 
 
 def _scalar_columns(points, tags):

@@ -21,7 +21,7 @@ import weakref
 
 import numpy as np
 
-from tblog import _connect, _convert
+from tblog import _connect, _convert, _shm
 from tblog._channel import open_channel
 from tblog._stream import CHANNEL_OPTIONS, Stream, Wire, _Record, kind_number, tensor_wire
 from tblog.v1 import tblog_pb2 as pb
@@ -288,10 +288,13 @@ class SummaryWriter:
         if len(points) >= self._max_points:
             self._stream.wait_for_room()
 
-    def _record(self, tag, global_step, walltime, fill, nbytes, subrun=""):
+    def _record(self, tag, global_step, walltime, fill, nbytes, subrun="", parts=None):
+        # `parts`: the tensor_parts of the record's tensor, whose ring slice
+        # (if it has one) is freed once the record's batch is acknowledged.
+        slices = (parts[2],) if parts is not None and isinstance(parts[2], _shm.Slice) else ()
         self._stream.add_record(_Record(
             tag, _step(global_step), time.time() if walltime is None else float(walltime),
-            subrun, fill, nbytes))
+            subrun, fill, nbytes, slices))
 
     # --------------------------------------------------------------- scalars
 
@@ -382,7 +385,7 @@ class SummaryWriter:
                    reduce=None):
         # The training thread pays one copy (tobytes); the message is built
         # on the sender thread.
-        parts = _convert.tensor_parts(_convert.to_numpy(values))
+        parts = self._stream.tensor_parts(_convert.to_numpy(values))
         layout, bucket_count = pb.HISTOGRAM_LAYOUT_UNIFORM, 0
         if isinstance(bins, str) and bins == "tensorflow":
             layout = pb.HISTOGRAM_LAYOUT_EXPONENTIAL
@@ -398,7 +401,7 @@ class SummaryWriter:
                 record.reduce.CopyFrom(reduce)
             head = pb.Histogram(layout=layout, bucket_count=bucket_count)
             return _HISTOGRAM, Wire(head.SerializeToString()).add(_HISTOGRAM_VALUES, _tensor(parts))
-        self._record(tag, global_step, walltime, fill, len(parts[2]), subrun)
+        self._record(tag, global_step, walltime, fill, len(parts[2]), subrun, parts)
 
     def add_histogram_raw(self, tag, min, max, num, sum, sum_squares, bucket_limits,
                           bucket_counts, global_step=None, walltime=None):
@@ -476,7 +479,7 @@ class SummaryWriter:
     def _image(self, tag, array, layout, global_step, walltime, subrun="", max_outputs=None):
         if array.dtype == np.bool_:
             array = array.astype(np.uint8) * 255
-        parts = _convert.tensor_parts(array, _PIXELS)
+        parts = self._stream.tensor_parts(array, _PIXELS)
 
         def fill(record):
             if max_outputs is None:
@@ -485,7 +488,7 @@ class SummaryWriter:
                 head = pb.Image(layout=layout, style=pb.IMAGE_STYLE_TENSOR,
                                 max_outputs=int(max_outputs))
             return _IMAGE, Wire(head.SerializeToString()).add(_IMAGE_PIXELS, _tensor(parts))
-        self._record(tag, global_step, walltime, fill, len(parts[2]), subrun)
+        self._record(tag, global_step, walltime, fill, len(parts[2]), subrun, parts)
 
     def _encoded_image(self, tag, encoded, global_step, walltime):
         """PNG or JPEG bytes as PyTorch's Summary.Image (the daemon checks
@@ -674,7 +677,6 @@ class SummaryWriter:
         array = _convert.to_numpy(mat)
         if array.ndim != 2:
             raise ValueError(f"add_embedding: mat must be 2-D [N, D], got shape {array.shape}")
-        parts = _convert.tensor_parts(array, _FLOATS)
         embedding = pb.Embedding()
         if metadata is not None:
             if len(metadata) != array.shape[0]:
@@ -691,10 +693,12 @@ class SummaryWriter:
             else:
                 embedding.metadata.extend(str(label) for label in metadata)
 
+        parts = self._stream.tensor_parts(array, _FLOATS)  # after every check: no slice lost
+
         def fill(record):
             return _EMBEDDING, Wire(embedding.SerializeToString()).add(_EMBEDDING_MATRIX,
                                                                        _tensor(parts))
-        self._record(tag, global_step, None, fill, len(parts[2]), subrun)
+        self._record(tag, global_step, None, fill, len(parts[2]), subrun, parts)
 
     # ------------------------------------------------------- custom scalars
 

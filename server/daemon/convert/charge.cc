@@ -17,13 +17,16 @@ constexpr size_t kMallocOverhead = 16;
 
 // Elements of a tensor per its shape, at most one per data byte (a shape
 // that claims more is refused by the converter; the estimate stays sane).
+// The bytes are the message's or, for a shared-memory slice, the slice's.
 size_t Elements(const v1::Tensor& tensor) {
+  const size_t bytes = tensor.has_shm() ? static_cast<size_t>(tensor.shm().length())
+                                        : tensor.data().size();
   size_t n = 1;
   for (int64_t dim : tensor.shape()) {
     if (dim <= 0) return 0;
-    if (__builtin_mul_overflow(n, static_cast<size_t>(dim), &n)) return tensor.data().size();
+    if (__builtin_mul_overflow(n, static_cast<size_t>(dim), &n)) return bytes;
   }
-  return std::min(n, tensor.data().size());
+  return std::min(n, bytes);
 }
 
 size_t HeapBytes(const std::string& s) {

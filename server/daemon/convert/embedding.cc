@@ -12,7 +12,8 @@ namespace tblog::daemon::convert {
 absl::Status ConvertEmbedding(const v1::Embedding& embedding, const Header& header,
                               const Limits& limits, Converted& out) {
   if (!embedding.has_matrix()) return Bad("matrix", "not set");
-  absl::StatusOr<TensorView> matrix = ViewTensor(embedding.matrix(), "matrix", limits);
+  absl::StatusOr<TensorView> matrix =
+      ViewTensor(embedding.matrix(), "matrix", limits, /*allow_shm=*/true);
   if (!matrix.ok()) return matrix.status();
   TBLOG_RETURN_IF_ERROR(RequireFloat(*matrix, "matrix"));
   if (matrix->shape.size() != 2) {

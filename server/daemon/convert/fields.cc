@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "base/status_util.h"
 #include "daemon/names.h"
+#include "daemon/shm_ring.h"
 
 namespace tblog::daemon::convert {
 
@@ -37,7 +38,7 @@ std::string ShapeString(std::span<const int64_t> shape) {
 }
 
 absl::StatusOr<TensorView> ViewTensor(const v1::Tensor& tensor, std::string_view field,
-                                      const Limits& limits) {
+                                      const Limits& limits, bool allow_shm) {
   const int dtype = tensor.dtype();
   if (dtype == v1::DTYPE_UNSPECIFIED) return Bad(field, "dtype is not set");
   if (!IsValidDType(dtype)) return Bad(field, absl::StrCat("dtype: ", UnknownEnum(dtype)));
@@ -45,6 +46,11 @@ absl::StatusOr<TensorView> ViewTensor(const v1::Tensor& tensor, std::string_view
   view.dtype = static_cast<DType>(dtype);
   view.shape = std::span<const int64_t>(tensor.shape().data(), tensor.shape().size());
   view.data = tensor.data();
+  if (tensor.has_shm()) {
+    absl::StatusOr<std::string_view> slice = ShmSliceData(tensor, field, allow_shm);
+    if (!slice.ok()) return slice.status();
+    view.data = *slice;
+  }
   int64_t elements = 1;
   for (size_t i = 0; i < view.shape.size(); ++i) {
     const int64_t dim = view.shape[i];
@@ -68,6 +74,22 @@ absl::StatusOr<TensorView> ViewTensor(const v1::Tensor& tensor, std::string_view
                                    Sv(DTypeName(view.dtype)), " need ", need));
   }
   return view;
+}
+
+absl::StatusOr<std::string_view> ShmSliceData(const v1::Tensor& tensor, std::string_view field,
+                                              bool allow_shm) {
+  if (!allow_shm) {
+    // Only the converters that read a slice safely while its client may
+    // rewrite it take one (shm_ring.h).
+    return Bad(field, "shm: shared-memory slices are taken for histogram values, image pixels "
+                      "and embedding matrices only; send data");
+  }
+  if (!tensor.data().empty()) return Bad(field, "has both data and a shm slice; send one");
+  const ShmRing* ring = ScopedShmRing::Current();
+  if (ring == nullptr) {
+    return Bad(field, "shm: this stream has no shared-memory ring (WriteRequest.shm_ring)");
+  }
+  return ring->Slice(tensor.shm(), field);
 }
 
 bool IsFloatDType(DType dtype) {

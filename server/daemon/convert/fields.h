@@ -36,9 +36,19 @@ std::string UnknownEnum(int value);
 std::string ShapeString(std::span<const int64_t> shape);
 
 // A view of `tensor` after checking its dtype, dims, element count (against
-// limits.max_tensor_elements) and byte size. Borrows from `tensor`.
+// limits.max_tensor_elements) and byte size. Borrows from `tensor`, or, for
+// a tensor that names a shared-memory slice (Tensor.shm), from the ring of
+// ScopedShmRing::Current(). Only converters that pass `allow_shm` take such
+// a slice: they must cope with elements that change while they read them
+// (shm_ring.h); every other one answers INVALID_ARGUMENT.
 absl::StatusOr<TensorView> ViewTensor(const v1::Tensor& tensor, std::string_view field,
-                                      const Limits& limits);
+                                      const Limits& limits, bool allow_shm = false);
+
+// The bytes of `tensor.shm` in the current ring (ViewTensor's part for a
+// slice): INVALID_ARGUMENT naming `field` when slices are not allowed here,
+// the tensor also has data, there is no ring, or the slice is not inside it.
+absl::StatusOr<std::string_view> ShmSliceData(const v1::Tensor& tensor, std::string_view field,
+                                              bool allow_shm);
 
 // float16, bfloat16, float32 or float64.
 bool IsFloatDType(DType dtype);

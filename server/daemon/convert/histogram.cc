@@ -14,7 +14,8 @@ absl::StatusOr<HistogramSummary> ConvertHistogram(std::string_view tag,
                                                   const v1::Histogram& histogram,
                                                   const Limits& limits, ParallelRunner* parallel) {
   if (!histogram.has_values()) return Bad("values", "not set");
-  absl::StatusOr<TensorView> view = ViewTensor(histogram.values(), "values", limits);
+  absl::StatusOr<TensorView> view =
+      ViewTensor(histogram.values(), "values", limits, /*allow_shm=*/true);
   if (!view.ok()) return view.status();
   HistogramBuilderOptions options;
   options.non_finite = NonFinitePolicy::kSkip;

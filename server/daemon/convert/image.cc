@@ -89,7 +89,8 @@ absl::StatusOr<tb::Summary::Value> ConvertImage(std::string_view tag, const v1::
   const bool tensor_style = image.style() == v1::IMAGE_STYLE_TENSOR;
   switch (image.source_case()) {
     case v1::Image::kPixels: {
-      absl::StatusOr<TensorView> view = ViewTensor(image.pixels(), "pixels", limits);
+      absl::StatusOr<TensorView> view =
+          ViewTensor(image.pixels(), "pixels", limits, /*allow_shm=*/true);
       if (!view.ok()) return view.status();
       if (view->dtype != DType::kUint8 && !IsFloatDType(view->dtype)) {
         return Bad("pixels", absl::StrCat("dtype ", Sv(DTypeName(view->dtype)),

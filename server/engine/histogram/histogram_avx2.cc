@@ -124,8 +124,15 @@ void MatchScalarZeroSigns(const char* base, int64_t begin, int64_t end, FloatRan
       // A true compare is all ones, i.e. -1: subtracting it adds one.
       const __m256i reached_below = _mm256_castps_si256(_mm256_cmp_ps(x, below, _CMP_GE_OQ));
       const __m256i reached_above = _mm256_castps_si256(_mm256_cmp_ps(x, above, _CMP_GE_OQ));
-      const __m256i bucket = _mm256_sub_epi32(
-          _mm256_sub_epi32(_mm256_add_epi32(i, minus_one), reached_below), reached_above);
+      // Clamped to [0, last]: NaN, or a value outside [min, max] (data that
+      // changed since the range pass: a rewritten shared-memory slice),
+      // would otherwise index below or past the counts.
+      const __m256i bucket = _mm256_min_epi32(
+          _mm256_max_epi32(_mm256_sub_epi32(_mm256_sub_epi32(_mm256_add_epi32(i, minus_one),
+                                                             reached_below),
+                                            reached_above),
+                           zero),
+          last);
       _mm256_store_si256(reinterpret_cast<__m256i*>(index + j), bucket);
     }
     for (; j < n; ++j) index[j] = buckets.Of(LoadFloat(base, block + j));

@@ -54,8 +54,11 @@ void CountUniformByDivisionOf(const char* base, int64_t begin, int64_t end, doub
     if (!IsFinite<E>(v)) continue;
     // floor((x - min) / width) clamped to k-1; x >= min, so truncation is
     // floor. inf/inf (NaN) also lands in k-1.
+    // q > 0 is false for a value below min, which the range pass excluded
+    // but data rewritten under it (a shared-memory slice) may hold: bucket 0.
     const double q = (static_cast<double>(v) - min) / width;
-    ++counts[static_cast<size_t>(q < static_cast<double>(last) ? static_cast<int64_t>(q) : last)];
+    ++counts[static_cast<size_t>(
+        q < static_cast<double>(last) ? (q > 0 ? static_cast<int64_t>(q) : 0) : last)];
   }
 }
 

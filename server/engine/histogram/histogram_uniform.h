@@ -13,6 +13,7 @@
 #ifndef TBLOG_ENGINE_HISTOGRAM_HISTOGRAM_UNIFORM_H_
 #define TBLOG_ENGINE_HISTOGRAM_HISTOGRAM_UNIFORM_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -67,7 +68,10 @@ class UniformBoundaries {
     const double* t = thresholds_.data();
     index += offset >= t[index + 1] ? 1 : 0;
     index -= offset < t[index] ? 1 : 0;
-    return index;
+    // Clamped: a value outside the range the first pass found (data that
+    // changed between the passes: a shared-memory slice its client rewrote)
+    // lands in an edge bucket instead of outside the counts.
+    return std::clamp<int64_t>(index, 0, last_);
   }
 
  private:
@@ -107,9 +111,15 @@ class FloatUniformBuckets {
   // apart differ by at most 1.
   int Of(float x) const {
     const float guess = (x - min_) * scale_;
-    const int index = guess < static_cast<float>(last_) ? static_cast<int>(guess) : last_;
-    return index - 1 + (x >= thresholds_[static_cast<size_t>(index)] ? 1 : 0) +
-           (x >= thresholds_[static_cast<size_t>(index) + 1] ? 1 : 0);
+    // guess > 0 is false for NaN and below-range values (data that changed
+    // after the range was found): they are clamped into the counts, never
+    // out of them.
+    const int index = guess < static_cast<float>(last_)
+                          ? (guess > 0 ? static_cast<int>(guess) : 0)
+                          : last_;
+    return std::clamp(index - 1 + (x >= thresholds_[static_cast<size_t>(index)] ? 1 : 0) +
+                          (x >= thresholds_[static_cast<size_t>(index) + 1] ? 1 : 0),
+                      0, last_);
   }
 
   float min() const { return min_; }

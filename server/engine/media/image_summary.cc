@@ -83,8 +83,11 @@ bool IsFloat(DType dtype) {
 
 // torch: (x.astype(float32) * 255).clip(0, 255).astype(uint8), i.e. truncation.
 uint8_t FloatPixelToByte(float x) {
-  const float scaled = std::clamp(x * 255.0f, 0.0f, 255.0f);
-  return static_cast<uint8_t>(scaled);
+  // NaN goes to 0 as torch's cast gives it, never to an undefined cast
+  // (float pixels may come from a shared-memory slice rewritten as read).
+  const float scaled = x * 255.0f;
+  if (!(scaled > 0.0f)) return 0;
+  return static_cast<uint8_t>(std::min(scaled, 255.0f));
 }
 
 void SetImage(const RawImage& image, std::string png, tb::Summary::Value* value) {

@@ -1,0 +1,82 @@
+"""Shared memory from Python (tblog/_shm.py; README "Shared memory"):
+histograms, images and embeddings from numpy and torch buffers go through the
+daemon's ring and equal the same records sent as bytes; a daemon without a
+shm socket, or a ring it refuses, gets bytes."""
+
+import os
+
+import numpy as np
+import pytest
+
+import eventfile
+from tblog import SummaryWriter, _shm
+
+
+def _log(writer, values, pixels, matrix):
+    # The first large tensor asks for a ring (it goes as bytes); flushed, the
+    # ring is attached for the next ones.
+    writer.add_histogram("warm_up", np.ones(_shm.MIN_SLICE_BYTES // 4, np.float32), 0)
+    writer.flush()
+    writer.add_histogram("weights", values, 1, walltime=1700000000.0)
+    writer.add_histogram("weights_uniform", values, 1, bins="auto", walltime=1700000000.0)
+    writer.add_image("picture", pixels, 1, dataformats="HWC", walltime=1700000000.0)
+    writer.add_embedding(matrix, global_step=1, tag="points")
+    writer.flush()
+
+
+def _values_by_tag(run_dir):
+    return {v.tag: v.SerializeToString() for _, _, v in eventfile.values(run_dir)}
+
+
+def test_ring_records_equal_bytes(daemon, monkeypatch):
+    values = np.sin(np.arange(1 << 20, dtype=np.float32) * 0.001) * 3
+    pixels = (np.arange(128 * 128 * 3) % 251).astype(np.uint8).reshape(128, 128, 3)
+    matrix = np.cos(np.arange(200 * 32, dtype=np.float32)).reshape(200, 32)
+    runs = {}
+    for name, ring_bytes in (("ring", str(64 << 20)), ("bytes", "0")):
+        monkeypatch.setenv("TBLOG_SHM_RING_BYTES", ring_bytes)
+        writer = SummaryWriter(f"py/{name}", address=daemon.address)
+        _log(writer, values, pixels, matrix)
+        tensors, error = writer._stream.shm_status
+        assert tensors == (4 if name == "ring" else 0), error
+        writer.close()
+        runs[name] = os.path.join(daemon.logdir, "py", name)
+    ring, plain = _values_by_tag(runs["ring"]), _values_by_tag(runs["bytes"])
+    for tag in ("weights", "weights_uniform", "picture"):
+        assert ring[tag] == plain[tag], tag
+    tsv = os.path.join("00001", "points", "tensors.tsv")
+    with open(os.path.join(runs["ring"], tsv)) as a, open(os.path.join(runs["bytes"], tsv)) as b:
+        assert a.read() == b.read()
+
+
+def test_torch_tensor_through_the_ring(daemon):
+    torch = pytest.importorskip("torch")
+    writer = SummaryWriter("py/torch", address=daemon.address)
+    writer.add_histogram("warm_up", torch.ones(1 << 14), 0)
+    writer.flush()
+    for step in range(5):
+        writer.add_histogram("w", torch.randn(1 << 18), step)
+    writer.flush()
+    tensors, error = writer._stream.shm_status
+    assert tensors >= 1, error
+    writer.close()
+    steps = [s for s, _, v in eventfile.values(os.path.join(daemon.logdir, "py", "torch"))
+             if v.tag == "w"]
+    assert steps == list(range(5))
+
+
+@pytest.mark.parametrize("daemon_args", [["--shm-socket", "off"],
+                                         ["--max-inflight-bytes", "8MiB"]])
+def test_bytes_when_the_ring_is_absent_or_refused(daemon):
+    values = np.linspace(-1, 1, 1 << 18, dtype=np.float32)
+    writer = SummaryWriter("py/fallback", address=daemon.address)
+    writer.add_histogram("warm_up", values, 0)
+    writer.flush()
+    writer.add_histogram("h", values, 1)
+    writer.flush()
+    tensors, error = writer._stream.shm_status
+    assert tensors == 0
+    assert error  # the daemon's reason, or the socket's absence
+    writer.close()
+    tags = [v.tag for _, _, v in eventfile.values(os.path.join(daemon.logdir, "py", "fallback"))]
+    assert tags == ["warm_up", "h"]

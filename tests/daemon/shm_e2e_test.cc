@@ -1,0 +1,522 @@
+// Shared-memory tensors against the real tblogd (README "Shared memory"):
+// records sent through a ring equal the same records sent as bytes; forged
+// slices, rewritten slices, a killed client, refused and absent rings are
+// each answered with a clear status while the daemon stays up and other
+// writers are unaffected.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/io/event_reader.h"
+#include "golden_util.h"
+#include "shm_ring.h"
+#include "support/daemon_process.h"
+#include "tblog/client.h"
+#include "tblog/v1/tblog.grpc.pb.h"
+
+namespace tblog {
+namespace {
+
+using ::tblog::testing::DaemonProcess;
+
+constexpr char kChildEnv[] = "TBLOG_SHM_TEST_CHILD";
+
+// Summary values of a run ("exp/run", or a sub-run), in file order.
+std::vector<tb::Event> RunEvents(const std::string& logdir, const std::string& run) {
+  std::vector<tb::Event> events;
+  auto listed = ListRuns(logdir);
+  EXPECT_TRUE(listed.ok()) << listed.status();
+  if (!listed.ok()) return events;
+  for (const RunFiles& files : *listed) {
+    if (files.name != run) continue;
+    for (const std::string& file : files.files) {
+      for (tb::Event& event : ReadEventFile(file)) {
+        if (event.has_summary()) events.push_back(std::move(event));
+      }
+    }
+  }
+  return events;
+}
+
+std::vector<float> Values(size_t n, float scale) {
+  std::vector<float> values(n);
+  for (size_t i = 0; i < n; ++i) values[i] = std::sin(static_cast<float>(i) * 0.001f) * scale;
+  return values;
+}
+
+// A writer makes its ring when it first meets a large tensor (sent as
+// bytes): one, flushed, so that the next ones go through the ring.
+void WarmUp(Writer& writer) {
+  const std::vector<float> values(ShmRing::kMinSliceBytes / sizeof(float), 1.0f);
+  ASSERT_TRUE(writer.histogram("warm_up", 0, std::span<const float>(values)).ok());
+  ASSERT_TRUE(writer.flush().ok()) << writer.status();
+}
+
+WriterOptions OptionsFor(const DaemonProcess& daemon, std::string run_path) {
+  WriterOptions options;
+  options.target = daemon.target();
+  options.run_path = std::move(run_path);
+  options.batch_delay = absl::Milliseconds(5);
+  options.initial_backoff = absl::Milliseconds(20);
+  options.max_backoff = absl::Milliseconds(200);
+  options.shm_socket = "";  // derived from the target, whatever the environment says
+  return options;
+}
+
+// The daemon's --shm-socket next to its unix socket (the default).
+std::string ShmSocketOf(const DaemonProcess& daemon) { return daemon.socket_path() + ".shm"; }
+
+// Hands `fd` to the shm socket as a client would (ShmRing::Attach), for the
+// cases that ShmRing never produces; code -1 when there was no answer.
+v1::ShmAttachResponse AttachRaw(const std::string& socket_path, int fd, uint64_t ring_bytes) {
+  absl::StatusOr<v1::ShmAttachResponse> response =
+      ShmRing::Exchange(socket_path, fd, ring_bytes, absl::Seconds(5));
+  if (response.ok()) return *response;
+  v1::ShmAttachResponse none;
+  none.set_code(-1);
+  none.set_message(std::string(response.status().message()));
+  return none;
+}
+
+class ShmE2eTest : public ::testing::Test {
+ protected:
+  void StartDaemon(std::vector<std::string> extra_args = {}) {
+    DaemonProcess::Options options;
+    options.extra_args = std::move(extra_args);
+    auto daemon = DaemonProcess::Start(options);
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    daemon_ = std::move(*daemon);
+    channel_ = grpc::CreateChannel(daemon_->target(), grpc::InsecureChannelCredentials());
+    stub_ = v1::TBLog::NewStub(channel_);
+  }
+
+  std::string OpenRun(const std::string& run_path) {
+    grpc::ClientContext context;
+    v1::OpenRunRequest request;
+    request.set_run_path(run_path);
+    v1::OpenRunResponse response;
+    grpc::Status status = stub_->OpenRun(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.run_id();
+  }
+
+  // A histogram record whose values are the slice [offset, offset + length).
+  static v1::Record SliceHistogram(const std::string& tag, uint64_t offset, uint64_t length,
+                                   int64_t elements) {
+    v1::Record record;
+    record.set_tag(tag);
+    record.set_step(1);
+    v1::Tensor* values = record.mutable_histogram()->mutable_values();
+    values->set_dtype(v1::DTYPE_FLOAT32);
+    values->add_shape(elements);
+    values->mutable_shm()->set_offset(offset);
+    values->mutable_shm()->set_length(length);
+    return record;
+  }
+
+  // One batch on a new Write stream bound to `token`; returns the stream's
+  // acks and its final status.
+  grpc::Status WriteOnce(const std::string& run_id, const std::string& writer,
+                         const std::string& token, std::vector<v1::Record> records,
+                         std::vector<v1::WriteResponse>* acks) {
+    grpc::ClientContext context;
+    auto stream = stub_->Write(&context);
+    v1::WriteRequest request;
+    request.set_run_id(run_id);
+    request.set_writer_id(writer);
+    request.set_shm_ring(token);
+    request.set_sequence(1);
+    for (v1::Record& record : records) *request.add_records() = std::move(record);
+    stream->Write(request);
+    stream->WritesDone();
+    v1::WriteResponse response;
+    while (stream->Read(&response)) acks->push_back(response);
+    return stream->Finish();
+  }
+
+  bool Healthy() {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::ListRunsRequest request;
+    v1::ListRunsResponse response;
+    return stub_->ListRuns(&context, request, &response).ok();
+  }
+
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::TBLog::Stub> stub_;
+};
+
+TEST_F(ShmE2eTest, HistogramImageEmbeddingThroughShmEqualTheSameSentAsBytes) {
+  StartDaemon();
+  const std::vector<float> weights = Values(1 << 20, 3.0f);
+  std::vector<uint8_t> pixels(256 * 256 * 3);
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 7 % 251);
+  const std::vector<float> matrix = Values(200 * 32, 1.0f);
+  for (const bool shm : {true, false}) {
+    WriterOptions options = OptionsFor(*daemon_, shm ? "shm/ring" : "shm/bytes");
+    if (!shm) options.shm_ring_bytes = 0;
+    auto writer = Writer::Open(options);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    RecordOptions at;
+    at.wall_time = 1700000000.0;
+    WarmUp(**writer);
+    ASSERT_TRUE((*writer)->histogram("weights", 1, std::span<const float>(weights), {}, at).ok());
+    ASSERT_TRUE((*writer)
+                    ->histogram("weights_exp", 1, std::span<const float>(weights),
+                                {.layout = v1::HISTOGRAM_LAYOUT_EXPONENTIAL}, at)
+                    .ok());
+    ASSERT_TRUE((*writer)
+                    ->image("picture", 1, v1::DTYPE_UINT8, std::as_bytes(std::span(pixels)),
+                            {256, 256, 3}, {}, at)
+                    .ok());
+    ASSERT_TRUE((*writer)->embedding("points", 1, matrix, 200, 32, {}, {}, at).ok());
+    ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+    const WriterStats stats = (*writer)->stats();
+    EXPECT_EQ(stats.shm_tensors, shm ? 4u : 0u) << stats.shm_error;
+    EXPECT_EQ(stats.errors, 0u);
+  }
+  const std::vector<tb::Event> ring = RunEvents(daemon_->logdir(), "shm/ring");
+  const std::vector<tb::Event> bytes = RunEvents(daemon_->logdir(), "shm/bytes");
+  ASSERT_EQ(ring.size(), 4u);  // warm_up and three: the embedding is a side file
+  ASSERT_EQ(ring.size(), bytes.size());
+  for (size_t i = 1; i < ring.size(); ++i) {
+    EXPECT_EQ(ring[i].summary().SerializeAsString(), bytes[i].summary().SerializeAsString())
+        << "event " << i << ": " << ring[i].summary().value(0).tag();
+  }
+  const std::string tsv = "/00001/points/tensors.tsv";
+  const std::string ring_tsv = ReadFileBytes(daemon_->logdir() + "/shm/ring" + tsv);
+  EXPECT_FALSE(ring_tsv.empty());
+  EXPECT_EQ(ring_tsv, ReadFileBytes(daemon_->logdir() + "/shm/bytes" + tsv));
+}
+
+TEST_F(ShmE2eTest, ForgedSlicesAreInvalidArgumentNamingTheRecord) {
+  StartDaemon();
+  auto ring = ShmRing::Create(1 << 20);
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  auto token = (*ring)->Attach(ShmSocketOf(*daemon_), absl::Seconds(5));
+  ASSERT_TRUE(token.ok()) << token.status();
+  const std::string run_id = OpenRun("shm/forged");
+  std::vector<v1::Record> records;
+  records.push_back(SliceHistogram("past_the_end", (1 << 20) - 64, 4096, 1024));
+  records.push_back(SliceHistogram("huge_offset", ~uint64_t{0} - 8, 4096, 1024));
+  records.push_back(SliceHistogram("length_mismatch", 0, 4096, 2048));
+  records.push_back(SliceHistogram("good", 4096, 4096, 1024));
+  v1::Record both = SliceHistogram("both", 0, 4096, 1024);
+  both.mutable_histogram()->mutable_values()->set_data(std::string(4096, '\0'));
+  records.push_back(both);
+  v1::Record audio;  // a kind that takes no slices
+  audio.set_tag("audio");
+  audio.mutable_audio()->set_sample_rate(8000);
+  audio.mutable_audio()->mutable_samples()->set_dtype(v1::DTYPE_FLOAT32);
+  audio.mutable_audio()->mutable_samples()->add_shape(1024);
+  audio.mutable_audio()->mutable_samples()->mutable_shm()->set_length(4096);
+  records.push_back(audio);
+  std::vector<v1::WriteResponse> acks;
+  grpc::Status status = WriteOnce(run_id, "w1", *token, records, &acks);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  std::map<std::string, v1::RecordError> errors;
+  for (const auto& ack : acks) {
+    for (const auto& error : ack.errors()) errors[error.tag()] = error;
+  }
+  for (const char* tag : {"past_the_end", "huge_offset", "length_mismatch", "both", "audio"}) {
+    ASSERT_TRUE(errors.count(tag)) << tag;
+    EXPECT_EQ(errors[tag].code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT)) << tag;
+    EXPECT_NE(errors[tag].message().find(tag), std::string::npos) << errors[tag].message();
+  }
+  EXPECT_NE(errors["past_the_end"].message().find("not inside the ring"), std::string::npos)
+      << errors["past_the_end"].message();
+  EXPECT_EQ(errors.count("good"), 0u);
+  // A slice without a ring: a stream that bound none.
+  std::vector<v1::WriteResponse> unbound_acks;
+  EXPECT_TRUE(WriteOnce(run_id, "w2", "", {SliceHistogram("no_ring", 0, 4096, 1024)},
+                        &unbound_acks)
+                  .ok());
+  ASSERT_FALSE(unbound_acks.empty());
+  ASSERT_EQ(unbound_acks[0].errors_size(), 1);
+  EXPECT_NE(unbound_acks[0].errors(0).message().find("no shared-memory ring"), std::string::npos)
+      << unbound_acks[0].errors(0).message();
+  // An unknown token ends the stream with a retryable code; a token bound
+  // already (the first stream's, dropped when it ended) too.
+  std::vector<v1::WriteResponse> ignored;
+  EXPECT_EQ(WriteOnce(run_id, "w3", "00112233445566778899aabbccddeeff", {}, &ignored).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(WriteOnce(run_id, "w4", *token, {}, &ignored).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  // WriteBatch takes no ring.
+  grpc::ClientContext context;
+  v1::WriteRequest unary;
+  unary.set_run_id(run_id);
+  unary.set_shm_ring(*token);
+  v1::WriteResponse response;
+  EXPECT_EQ(stub_->WriteBatch(&context, unary, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(Healthy());
+}
+
+TEST_F(ShmE2eTest, RingsThatAreNotSealedMemfdsOrTooLargeAreRefused) {
+  StartDaemon({"--max-inflight-bytes", "8MiB"});
+  const std::string socket = ShmSocketOf(*daemon_);
+  // Larger than the rings' share (half of the budget).
+  auto large = ShmRing::Create(16 << 20);
+  ASSERT_TRUE(large.ok());
+  auto refused = (*large)->Attach(socket, absl::Seconds(5));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  EXPECT_NE(refused.status().message().find("larger than the rings' share"), std::string::npos)
+      << refused.status();
+  // Two rings of 3 MiB: the second does not fit next to the first.
+  auto first = ShmRing::Create(3 << 20);
+  auto second = ShmRing::Create(3 << 20);
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_TRUE((*first)->Attach(socket, absl::Seconds(5)).ok());
+  EXPECT_EQ((*second)->Attach(socket, absl::Seconds(5)).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  // A memfd that may shrink, a plain file, no descriptor, a size that lies.
+  const int unsealed = ::memfd_create("unsealed", MFD_CLOEXEC);
+  ASSERT_EQ(::ftruncate(unsealed, 4096), 0);
+  v1::ShmAttachResponse answer = AttachRaw(socket, unsealed, 4096);
+  EXPECT_EQ(answer.code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_NE(answer.message().find("sealed"), std::string::npos) << answer.message();
+  ::close(unsealed);
+  FILE* plain = std::tmpfile();
+  ASSERT_NE(plain, nullptr);
+  ASSERT_EQ(::ftruncate(fileno(plain), 4096), 0);
+  EXPECT_EQ(AttachRaw(socket, fileno(plain), 4096).code(),
+            static_cast<int>(absl::StatusCode::kInvalidArgument));
+  std::fclose(plain);
+  EXPECT_EQ(AttachRaw(socket, -1, 4096).code(),
+            static_cast<int>(absl::StatusCode::kInvalidArgument));
+  const int lying = ::memfd_create("lying", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  ASSERT_EQ(::ftruncate(lying, 4096), 0);
+  ASSERT_EQ(::fcntl(lying, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+  answer = AttachRaw(socket, lying, 1 << 20);
+  EXPECT_EQ(answer.code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_NE(answer.message().find("ring_bytes"), std::string::npos) << answer.message();
+  ::close(lying);
+  // A writer whose ring is refused sends bytes: its data arrives whole.
+  WriterOptions options = OptionsFor(*daemon_, "shm/refused");
+  options.shm_ring_bytes = 16 << 20;
+  auto writer = Writer::Open(options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  WarmUp(**writer);
+  const std::vector<float> values = Values(1 << 18, 1.0f);
+  ASSERT_TRUE((*writer)->histogram("h", 1, std::span<const float>(values)).ok());
+  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+  EXPECT_EQ((*writer)->stats().shm_tensors, 0u);
+  EXPECT_NE((*writer)->stats().shm_error.find("larger than the rings' share"), std::string::npos)
+      << (*writer)->stats().shm_error;
+  EXPECT_EQ(RunEvents(daemon_->logdir(), "shm/refused").size(), 2u);
+  EXPECT_TRUE(Healthy());
+}
+
+TEST_F(ShmE2eTest, FallsBackToBytesWhenTheRingIsFullOrAbsent) {
+  StartDaemon();
+  const std::vector<float> values = Values(150000, 2.0f);  // 600 KB: one fits a 1 MiB ring
+  WriterOptions options = OptionsFor(*daemon_, "shm/full");
+  options.shm_ring_bytes = 1 << 20;
+  auto writer = Writer::Open(options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  WarmUp(**writer);
+  for (int step = 0; step < 10; ++step) {
+    ASSERT_TRUE((*writer)->histogram("h", step, std::span<const float>(values)).ok());
+  }
+  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+  const WriterStats stats = (*writer)->stats();
+  EXPECT_GE(stats.shm_tensors, 1u) << stats.shm_error;
+  EXPECT_LT(stats.shm_tensors, 10u);
+  std::vector<tb::Event> events = RunEvents(daemon_->logdir(), "shm/full");
+  ASSERT_EQ(events.size(), 11u);  // warm_up and ten equal ones
+  for (size_t i = 2; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].summary().value(0).tensor().SerializeAsString(),
+              events[1].summary().value(0).tensor().SerializeAsString());
+  }
+
+  // A daemon without a shm socket: bytes, and the reason in the stats.
+  daemon_.reset();
+  StartDaemon({"--shm-socket", "off"});
+  WriterOptions absent = OptionsFor(*daemon_, "shm/absent");
+  auto bytes_writer = Writer::Open(absent);
+  ASSERT_TRUE(bytes_writer.ok()) << bytes_writer.status();
+  WarmUp(**bytes_writer);
+  ASSERT_TRUE((*bytes_writer)->histogram("h", 1, std::span<const float>(values)).ok());
+  ASSERT_TRUE((*bytes_writer)->close().ok()) << (*bytes_writer)->status();
+  EXPECT_EQ((*bytes_writer)->stats().shm_tensors, 0u);
+  EXPECT_NE((*bytes_writer)->stats().shm_error, "");
+  EXPECT_EQ(RunEvents(daemon_->logdir(), "shm/absent").size(), 2u);
+}
+
+TEST_F(ShmE2eTest, SlicesRewrittenAfterHandoverLogGarbageButNeverCrash) {
+  StartDaemon();
+  // A ring of the test's own, so that it keeps a writable view of the pages
+  // the daemon reads, and scribbles over them while the daemon converts:
+  // NaN, infinities, values far outside the range a first pass found.
+  constexpr size_t kBytes = 4 << 20;
+  const int fd = ::memfd_create("scribbled", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, kBytes), 0);
+  ASSERT_EQ(::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+  auto* view = static_cast<float*>(
+      ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  ASSERT_NE(view, MAP_FAILED);
+  const size_t floats = kBytes / sizeof(float);
+  const std::vector<float> seed = Values(floats, 1.0f);
+  std::memcpy(view, seed.data(), kBytes);
+  std::atomic<bool> stop{false};
+  std::thread scribbler([&] {
+    std::mt19937 random(7);
+    const float specials[] = {NAN, INFINITY, -INFINITY, 3e38f, -3e38f, 0.0f, -0.0f, 1e-45f};
+    while (!stop.load(std::memory_order_relaxed)) {
+      for (size_t i = random() % 64; i < floats; i += 1 + random() % 64) {
+        view[i] = (random() & 1) ? specials[random() % 8] : static_cast<float>(random()) - 2e9f;
+      }
+    }
+  });
+  const std::string run_id = OpenRun("shm/rewritten");
+  constexpr int kRounds = 10;
+  for (int round = 0; round < kRounds; ++round) {
+    // A token binds once and goes with its stream: one attach per stream.
+    const v1::ShmAttachResponse attached = AttachRaw(ShmSocketOf(*daemon_), fd, kBytes);
+    ASSERT_EQ(attached.code(), 0) << attached.message();
+    std::vector<v1::Record> records;
+    for (const auto layout : {v1::HISTOGRAM_LAYOUT_UNIFORM, v1::HISTOGRAM_LAYOUT_EXPONENTIAL}) {
+      v1::Record record =
+          SliceHistogram(absl::StrCat("h", layout), 0, kBytes, static_cast<int64_t>(floats));
+      record.mutable_histogram()->set_layout(layout);
+      records.push_back(record);
+    }
+    v1::Record image;
+    image.set_tag("image");
+    v1::Tensor* pixels = image.mutable_image()->mutable_pixels();
+    pixels->set_dtype(v1::DTYPE_FLOAT32);
+    for (int64_t dim : {512, 512, 4}) pixels->add_shape(dim);
+    pixels->mutable_shm()->set_length(kBytes);
+    records.push_back(image);  // refused when it catches a NaN, else garbage
+    v1::Record bytes_image = image;  // always written: every byte is a pixel
+    bytes_image.set_tag("image8");
+    bytes_image.mutable_image()->mutable_pixels()->set_dtype(v1::DTYPE_UINT8);
+    bytes_image.mutable_image()->mutable_pixels()->mutable_shm()->set_length(kBytes / 4);
+    records.push_back(bytes_image);
+    v1::Record embedding;
+    embedding.set_tag("points");
+    embedding.set_step(round);
+    v1::Tensor* matrix = embedding.mutable_embedding()->mutable_matrix();
+    matrix->set_dtype(v1::DTYPE_FLOAT32);
+    for (int64_t dim : {1000, 64}) matrix->add_shape(dim);
+    matrix->mutable_shm()->set_length(1000 * 64 * 4);
+    records.push_back(embedding);
+    std::vector<v1::WriteResponse> acks;
+    grpc::Status status =
+        WriteOnce(run_id, absl::StrCat("w", round), attached.token(), records, &acks);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    ASSERT_TRUE(Healthy()) << "round " << round;
+  }
+  stop = true;
+  scribbler.join();
+  ::munmap(view, kBytes);
+  ::close(fd);
+  EXPECT_TRUE(Healthy());
+  // Garbage in, garbage out: every histogram and 8-bit image is written (a
+  // float image or embedding that caught a NaN is refused as with bytes).
+  EXPECT_GE(RunEvents(daemon_->logdir(), "shm/rewritten").size(), size_t{3} * kRounds);
+}
+
+// The child of ClientKilledHoldingSlotsLosesItsRing: a writer that logs
+// histograms through a ring until it is killed.
+TEST(ShmChild, LogsUntilKilled) {
+  const char* target = std::getenv(kChildEnv);
+  if (target == nullptr) GTEST_SKIP() << "run by ClientKilledHoldingSlotsLosesItsRing";
+  WriterOptions options;
+  options.target = target;
+  options.run_path = "shm/killed";
+  options.shm_socket = "";
+  options.shm_ring_bytes = 24 << 20;
+  auto writer = Writer::Open(options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const std::vector<float> values = Values(1 << 20, 1.0f);
+  bool announced = false;
+  for (int64_t step = 0;; ++step) {
+    (void)(*writer)->histogram("h", step, std::span<const float>(values));
+    if (!announced && (*writer)->stats().shm_tensors > 0) {  // it holds its ring now
+      std::printf("logging\n");
+      std::fflush(stdout);
+      announced = true;
+    }
+  }
+}
+
+TEST_F(ShmE2eTest, ClientKilledHoldingSlotsLosesItsRing) {
+  StartDaemon({"--max-inflight-bytes", "64MiB"});  // rings: 32 MiB, one 24 MiB ring at a time
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::dup2(out[1], STDOUT_FILENO);
+    ::setenv(kChildEnv, daemon_->target().c_str(), 1);
+    ::execl("/proc/self/exe", "shm_e2e_test", "--gtest_filter=ShmChild.LogsUntilKilled",
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  std::string seen;
+  char buffer[256];
+  while (seen.find("logging") == std::string::npos) {
+    const ssize_t n = ::read(out[0], buffer, sizeof(buffer));
+    if (n <= 0) break;
+    seen.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(out[0]);
+  ASSERT_NE(seen.find("logging"), std::string::npos) << seen;
+  // Another writer meanwhile: it cannot have a 24 MiB ring while the child
+  // holds one, so it sends bytes, and is unaffected by the kill.
+  WriterOptions options = OptionsFor(*daemon_, "shm/bystander");
+  options.shm_ring_bytes = 24 << 20;
+  auto bystander = Writer::Open(options);
+  ASSERT_TRUE(bystander.ok()) << bystander.status();
+  WarmUp(**bystander);
+  const std::vector<float> values = Values(1 << 18, 1.0f);
+  ASSERT_TRUE((*bystander)->histogram("before", 1, std::span<const float>(values)).ok());
+  ASSERT_TRUE((*bystander)->flush().ok());
+  EXPECT_EQ((*bystander)->stats().shm_tensors, 0u);
+  ASSERT_EQ(::kill(child, SIGKILL), 0);
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(child, &wstatus, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(wstatus));
+  // Its stream ends, its ring is dropped: a ring of the same size fits again.
+  absl::StatusOr<std::string> token;
+  auto ring = ShmRing::Create(24 << 20);
+  ASSERT_TRUE(ring.ok());
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(30); absl::Now() < deadline;) {
+    token = (*ring)->Attach(ShmSocketOf(*daemon_), absl::Seconds(5));
+    if (token.ok()) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(token.ok()) << token.status();
+  ASSERT_TRUE((*bystander)->histogram("after", 2, std::span<const float>(values)).ok());
+  ASSERT_TRUE((*bystander)->close().ok()) << (*bystander)->status();
+  EXPECT_EQ(RunEvents(daemon_->logdir(), "shm/bystander").size(), 3u);
+  EXPECT_FALSE(RunEvents(daemon_->logdir(), "shm/killed").empty());
+  EXPECT_TRUE(Healthy());
+}
+
+}  // namespace
+}  // namespace tblog
