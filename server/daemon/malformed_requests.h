@@ -51,6 +51,11 @@ UnparsableRequestInterceptors();
 absl::Status ParseMessage(grpc::ByteBuffer& buffer, google::protobuf::MessageLite& message,
                           uint64_t position, std::string_view stream);
 
+// The status of a unary call whose request does not parse, naming `method`
+// ("/tblog.v1.TBLog/WriteBatch"): the interceptor's, and WriteBatch's, which
+// reads its request itself (write_batch_call.h).
+absl::Status UnparsableRequestError(std::string_view method);
+
 // `message` serialized for a raw method's write. Never fails for a message
 // the daemon built (protobuf's serialization of a valid message).
 grpc::ByteBuffer SerializeMessage(const google::protobuf::MessageLite& message);
