@@ -19,6 +19,9 @@
 //     WithRawCallbackMethod_Write) and parses each message itself
 //     (ParseMessage): a bad one ends the stream with INVALID_ARGUMENT naming
 //     its position in the stream.
+//   - WriteBatch, unary for clients, is served as a streamed method
+//     (write_batch_method.h) and reads its request raw too: one that does
+//     not parse is UnparsableRequestError, as the interceptor answers.
 // Not reachable: a message over --max-message-size is refused by gRPC's
 // transport (RESOURCE_EXHAUSTED, its own message) before anything of the
 // daemon runs; a frame that is not gRPC at all (not HTTP/2, bad
