@@ -36,9 +36,9 @@
 
 namespace tblog::daemon {
 
-// Thread-safe. Callbacks given to Reserve, ReserveOrWait and ChargeOrWait run exactly once
-// (unless Cancel takes them back first) on the thread that made room or that
-// called Tick, outside the budget's lock; they must not block.
+// Thread-safe. Callbacks given to Reserve, ReserveOrWait and ChargeOrWait run
+// exactly once (unless Cancel takes them back first) on the thread that made
+// room or that called Tick, outside the budget's lock; they must not block.
 class ByteBudget {
  public:
   // Identifies a waiting request or a granted reservation; never 0.
@@ -113,8 +113,8 @@ class ByteBudget {
   void Tick(absl::Time now);
 
   // Reserved + charged bytes (the tblogd_inflight_bytes gauge), its parts,
-  // the bytes unary calls hold while they wait, and the requests waiting now (the
-  // tblogd_parked_streams gauge: streams and unary calls).
+  // the bytes unary calls hold while they wait, and the requests waiting now
+  // (the tblogd_parked_streams gauge: streams and unary calls).
   size_t used() const;
   size_t charged() const;
   size_t reserved() const;
@@ -138,7 +138,8 @@ class ByteBudget {
   using Wakeups = std::vector<std::pair<OnGranted, bool>>;
 
   bool FitsLocked(size_t bytes) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A unary call's request (ChargeOrWait, ReserveOrWait): granted at once, queued, or refused.
+  // A unary call's request (ChargeOrWait, ReserveOrWait): granted at once,
+  // queued, or refused.
   Grant AdmitUnaryLocked(Waiter waiter, size_t max_waiting) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void GrantLocked(Ticket ticket, Waiter& waiter, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_util.h"
+#include "daemon/grpc_status.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 
 namespace tblog::daemon {
@@ -27,8 +28,7 @@ class UnparsableRequestInterceptor final : public grpc::experimental::Intercepto
     }
     if (unparsable_.load(std::memory_order_relaxed) &&
         methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      methods->ModifySendStatus(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                             std::string(UnparsableRequestError(method_).message())));
+      methods->ModifySendStatus(ToGrpc(UnparsableRequestError(method_)));
     }
     methods->Proceed();
   }

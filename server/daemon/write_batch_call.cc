@@ -78,8 +78,8 @@ class WriteBatchCall final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       Unclaim();
       FinishOnce(context_->IsCancelled()
                      ? CancelledStatus()
-                     : grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                    absl::StrCat(kMethod, ": the call carries no request message")));
+                     : ToGrpc(absl::InvalidArgumentError(
+                           absl::StrCat(kMethod, ": the call carries no request message"))));
       return;
     }
     const size_t received = request_buffer_.Length();

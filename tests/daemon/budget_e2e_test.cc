@@ -110,6 +110,34 @@ class BudgetE2eTest : public ::testing::Test {
     EXPECT_TRUE(status.ok()) << status.error_message();
   }
 
+  // Sends `calls` WriteBatch calls of histograms of `floats` values, each
+  // retried while the daemon answers the documented transient refusal
+  // (RESOURCE_EXHAUSTED: refused while many calls are parked, or parked past
+  // 30 s), counted in `*refused`.
+  void UnaryCaller(const std::string& writer, int calls, size_t floats, std::atomic<int>* refused) {
+    auto stub = v1::TBLog::NewStub(Connect(daemon_->target()));
+    for (int i = 1; i <= calls; ++i) {
+      const v1::WriteRequest request = Batch(run_id_, writer, i, Histogram(writer, i, floats));
+      for (int attempt = 0;; ++attempt) {
+        ASSERT_LT(attempt, 2000) << writer << " never got in";
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(300));
+        v1::WriteResponse response;
+        const grpc::Status status = stub->WriteBatch(&context, request, &response);
+        if (status.ok()) {
+          EXPECT_EQ(response.written_sequence(), static_cast<uint64_t>(i));
+          break;
+        }
+        ASSERT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+            << status.error_message();
+        EXPECT_NE(status.error_message().find("--max-inflight-bytes"), std::string::npos)
+            << status.error_message();
+        ++*refused;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+  }
+
   int64_t RecordsWritten() {
     grpc::ClientContext flush_context;
     v1::FlushRequest flush;
@@ -152,31 +180,7 @@ TEST_F(BudgetE2eTest, UnaryCallsWaitWhileStreamsHoldTheBudgetAndNothingIsLost) {
     threads.emplace_back([&, s] { StreamWriter(absl::StrCat("s", s), kStreamBatches, 512 << 10); });
   }
   for (int c = 0; c < kCallers; ++c) {
-    threads.emplace_back([&, c] {
-      auto stub = v1::TBLog::NewStub(Connect(daemon_->target()));
-      const std::string writer = absl::StrCat("u", c);
-      for (int i = 1; i <= kCalls; ++i) {
-        const v1::WriteRequest request = Batch(run_id_, writer, i, Histogram(writer, i, 32 << 10));
-        for (int attempt = 0;; ++attempt) {
-          ASSERT_LT(attempt, 2000) << writer << " never got in";
-          grpc::ClientContext context;
-          context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-          v1::WriteResponse response;
-          const grpc::Status status = stub->WriteBatch(&context, request, &response);
-          if (status.ok()) {
-            EXPECT_EQ(response.written_sequence(), static_cast<uint64_t>(i));
-            break;
-          }
-          // The documented refusal: transient, retried with backoff.
-          ASSERT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
-              << status.error_message();
-          EXPECT_NE(status.error_message().find("--max-inflight-bytes"), std::string::npos)
-              << status.error_message();
-          ++refused;
-          std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
-      }
-    });
+    threads.emplace_back([&, c] { UnaryCaller(absl::StrCat("u", c), kCalls, 32 << 10, &refused); });
   }
   for (std::thread& thread : threads) thread.join();
   EXPECT_EQ(RecordsWritten(), kStreams * kStreamBatches + kCallers * kCalls);
@@ -208,29 +212,7 @@ TEST_F(BudgetE2eTest, ManyConcurrentUnaryCallersStayWithinTheBudget) {
   std::vector<std::thread> threads;
   std::atomic<int> retries{0};
   for (int c = 0; c < kCallers; ++c) {
-    threads.emplace_back([&, c] {
-      auto stub = v1::TBLog::NewStub(Connect(daemon_->target()));
-      const std::string writer = absl::StrCat("u", c);
-      for (int i = 1; i <= kCalls; ++i) {
-        const v1::WriteRequest request = Batch(run_id_, writer, i, Histogram(writer, i, kFloats));
-        for (int attempt = 0;; ++attempt) {
-          ASSERT_LT(attempt, 1000) << writer << " never got in";
-          grpc::ClientContext context;
-          context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(300));
-          v1::WriteResponse response;
-          const grpc::Status status = stub->WriteBatch(&context, request, &response);
-          if (status.ok()) {
-            EXPECT_EQ(response.written_sequence(), static_cast<uint64_t>(i));
-            break;
-          }
-          // Parked too long or refused while many wait: transient, retried.
-          ASSERT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
-              << status.error_message();
-          ++retries;
-          std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-      }
-    });
+    threads.emplace_back([&, c] { UnaryCaller(absl::StrCat("u", c), kCalls, kFloats, &retries); });
   }
   for (std::thread& thread : threads) thread.join();
   EXPECT_EQ(RecordsWritten(), kCallers * kCalls);
