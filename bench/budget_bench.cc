@@ -15,8 +15,9 @@
 //
 // The allowed peak is idle RSS (the daemon before any load) + the budget +
 // the documented overhead: per connection, gRPC's transport buffers; per
-// unary caller the budget's waiting share (a quarter of the budget, in all);
-// plus a fixed allowance for the allocator (freed memory it keeps).
+// unary caller what a parked WriteBatch call holds of its unread message (one
+// HTTP/2 stream window); plus a fixed allowance for the allocator (freed
+// memory it keeps).
 //
 //   tblog-budget-bench --daemon build/server/daemon/tblogd
 //   tblog-budget-bench --daemon /tmp/old/tblogd --max-inflight-bytes 32MiB --clients 16
@@ -50,6 +51,9 @@ constexpr uint64_t kMiB = 1 << 20;
 // The documented overhead (README, "Memory"), which each row is held to.
 constexpr uint64_t kFixedOverhead = 48 * kMiB;       // allocator slack, gRPC and worker arenas
 constexpr uint64_t kPerConnectionOverhead = 1 * kMiB;  // transport buffers, stream state
+// A parked WriteBatch call: the 64 KiB stream window of its message, not read
+// until the budget has room (the daemon's kParkedCallBytes).
+constexpr uint64_t kPerParkedCallOverhead = 64 << 10;
 
 struct Config {
   std::string daemon;
@@ -250,7 +254,7 @@ RowResult RunRow(const Config& config, int clients, const std::string& kind,
   row.idle = StatusBytes(pid, "VmRSS").value_or(0);
   row.allowed = row.idle + row.budget + kFixedOverhead +
                 kPerConnectionOverhead * static_cast<uint64_t>(clients) +
-                (mode == "unary" ? row.budget / 4 : 0);
+                (mode == "unary" ? kPerParkedCallOverhead * static_cast<uint64_t>(clients) : 0);
 
   RssSampler sampler(pid);
   std::atomic<int64_t> retries{0};

@@ -22,8 +22,8 @@ void ByteBudget::GrantLocked(Ticket ticket, Waiter& waiter, absl::Time now) {
     reservations_.emplace(ticket, Reservation{waiter.bytes, now, false});
   } else {
     charged_ += waiter.bytes;
-    waiting_bytes_ -= waiter.bytes;
   }
+  waiting_bytes_ -= waiter.held;
 }
 
 void ByteBudget::AdmitLocked(Wakeups& wake) {
@@ -48,7 +48,8 @@ ByteBudget::Grant ByteBudget::Reserve(size_t bytes, OnGranted on_granted) {
   MutexLock lock(&mu_);
   bytes = std::min(bytes, capacity_ - pinned_);  // what pinned bytes leave
   const Ticket ticket = next_ticket_++;
-  Waiter waiter{bytes, /*reservation=*/true, absl::InfiniteFuture(), std::move(on_granted)};
+  Waiter waiter{bytes, /*reservation=*/true, /*held=*/0, absl::InfiniteFuture(),
+                std::move(on_granted)};
   if (waiters_.empty() && FitsLocked(bytes)) {
     GrantLocked(ticket, waiter, absl::Now());
     return {ticket, true};
@@ -72,20 +73,37 @@ void ByteBudget::Commit(Ticket reservation, size_t bytes) {
   Run(wake);
 }
 
-ByteBudget::Grant ByteBudget::ChargeOrWait(size_t bytes, size_t max_waiting, absl::Time expiry,
-                                           OnGranted on_granted) {
-  MutexLock lock(&mu_);
-  if (waiters_.empty() && FitsLocked(bytes)) {
-    charged_ += bytes;
-    return {0, true};
+ByteBudget::Grant ByteBudget::AdmitUnaryLocked(Waiter waiter, size_t max_waiting) {
+  const Ticket ticket = next_ticket_++;
+  if (waiters_.empty() && FitsLocked(waiter.bytes)) {
+    waiter.held = 0;  // never waits
+    GrantLocked(ticket, waiter, absl::Now());
+    return {ticket, true};
   }
   // One request may always wait, however large: otherwise a batch larger
   // than the cap could be refused for as long as others keep the budget busy.
-  if (waiting_bytes_ > 0 && waiting_bytes_ + bytes > max_waiting) return {0, false};
-  const Ticket ticket = next_ticket_++;
-  waiting_bytes_ += bytes;
-  waiters_.emplace(ticket, Waiter{bytes, /*reservation=*/false, expiry, std::move(on_granted)});
+  if (waiting_bytes_ > 0 && waiting_bytes_ + waiter.held > max_waiting) return {0, false};
+  waiting_bytes_ += waiter.held;
+  waiters_.emplace(ticket, std::move(waiter));
   return {ticket, false};
+}
+
+ByteBudget::Grant ByteBudget::ChargeOrWait(size_t bytes, size_t max_waiting, absl::Time expiry,
+                                           OnGranted on_granted) {
+  MutexLock lock(&mu_);
+  const Grant grant = AdmitUnaryLocked(
+      Waiter{bytes, /*reservation=*/false, /*held=*/bytes, expiry, std::move(on_granted)},
+      max_waiting);
+  // A charge needs no ticket once granted.
+  return grant.granted ? Grant{0, true} : grant;
+}
+
+ByteBudget::Grant ByteBudget::ReserveOrWait(size_t bytes, size_t held, size_t max_waiting,
+                                            absl::Time expiry, OnGranted on_granted) {
+  MutexLock lock(&mu_);
+  return AdmitUnaryLocked(Waiter{std::min(bytes, capacity_), /*reservation=*/true, held, expiry,
+                                 std::move(on_granted)},
+                          max_waiting);
 }
 
 bool ByteBudget::Cancel(Ticket ticket) {
@@ -94,7 +112,7 @@ bool ByteBudget::Cancel(Ticket ticket) {
   {
     MutexLock lock(&mu_);
     if (auto it = waiters_.find(ticket); it != waiters_.end()) {
-      if (!it->second.reservation) waiting_bytes_ -= it->second.bytes;
+      waiting_bytes_ -= it->second.held;
       waiters_.erase(it);
       was_waiting = true;
     } else if (auto res = reservations_.find(ticket); res != reservations_.end()) {
@@ -163,7 +181,7 @@ void ByteBudget::Tick(absl::Time now) {
     }
     for (auto it = waiters_.begin(); it != waiters_.end();) {
       if (it->second.expiry <= now) {
-        if (!it->second.reservation) waiting_bytes_ -= it->second.bytes;
+        waiting_bytes_ -= it->second.held;
         wake.emplace_back(std::move(it->second.on_granted), false);
         it = waiters_.erase(it);
       } else {

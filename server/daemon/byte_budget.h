@@ -1,18 +1,20 @@
 // The daemon's in-flight byte budget (--max-inflight-bytes): every byte the
 // daemon holds for client requests, from the moment gRPC could start reading
 // a message until its events are written. It counts
-//   - reservations: room set aside for a Write stream's next message before
-//     the stream asks gRPC to read it (the size of the stream's previous
-//     batch charge, a quarter of the budget for its first), because gRPC
-//     holds a message in memory before the handler sees it;
+//   - reservations: room set aside for a message before the daemon asks gRPC
+//     to read it (a Write stream's next message, a WriteBatch call's one:
+//     the size learnt from the previous batch, --max-message-size when
+//     nothing is known), because gRPC holds a message in memory before the
+//     handler sees it;
 //   - charges: a received batch (its message, plus an estimate of its
 //     conversion buffers: decoded pixels, PNG/WAV, serialized events) while
 //     it waits for a worker; after conversion the charge is settled to what
 //     the batch then holds (its converted events), and released once written.
 // Whatever does not fit waits, in arrival order: a stream does not read, a
-// unary WriteBatch call is parked (its message, which gRPC has already
-// received, counts as "waiting" bytes, capped). So a client that outruns the
-// disk waits in gRPC's flow control instead of growing the daemon's memory.
+// WriteBatch call is parked before its message is read (what the transport
+// buffers of it meanwhile counts as "waiting" bytes, capped). So a client
+// that outruns the disk waits in gRPC's flow control instead of growing the
+// daemon's memory.
 //
 // No deadlock: a request larger than the whole budget is admitted when
 // nothing else is held, and then goes through alone. A stream whose read has
@@ -34,9 +36,9 @@
 
 namespace tblog::daemon {
 
-// Thread-safe. Callbacks given to Reserve and ChargeOrWait run exactly once
-// (unless Cancel takes them back first) on the thread that made room or that
-// called Tick, outside the budget's lock; they must not block.
+// Thread-safe. Callbacks given to Reserve, ReserveOrWait and ChargeOrWait run
+// exactly once (unless Cancel takes them back first) on the thread that made
+// room or that called Tick, outside the budget's lock; they must not block.
 class ByteBudget {
  public:
   // Identifies a waiting request or a granted reservation; never 0.
@@ -80,6 +82,17 @@ class ByteBudget {
   Grant ChargeOrWait(size_t bytes, size_t max_waiting, absl::Time expiry,
                      OnGranted on_granted);
 
+  // A unary call's reservation, for its message not read yet: Reserve, but
+  // a request that must wait holds `held` bytes meanwhile (what the
+  // transport buffers of the message before it is read; counted in
+  // waiting_bytes()) and waits under ChargeOrWait's rules: refused ({0,
+  // false}, `on_granted` dropped) when requests already wait and their held
+  // bytes plus `held` would pass `max_waiting`; `on_granted(false)` from Tick
+  // once `expiry` passes. Granted, it is a reservation like Reserve's (Commit,
+  // Cancel, taken back by Tick when pending for kIdleReservation).
+  Grant ReserveOrWait(size_t bytes, size_t held, size_t max_waiting, absl::Time expiry,
+                      OnGranted on_granted);
+
   // Takes back a waiting request (true: its callback will not run) or a
   // granted reservation (false; the reservation is given back, and a callback
   // already on its way still runs). Unknown tickets: false.
@@ -110,8 +123,8 @@ class ByteBudget {
   void Tick(absl::Time now);
 
   // Reserved + charged bytes (the tblogd_inflight_bytes gauge), its parts,
-  // the bytes of unary messages waiting, and the requests waiting now (the
-  // tblogd_parked_streams gauge: streams and unary calls).
+  // the bytes unary calls hold while they wait, and the requests waiting now
+  // (the tblogd_parked_streams gauge: streams and unary calls).
   size_t used() const;
   size_t charged() const;
   size_t reserved() const;
@@ -123,6 +136,7 @@ class ByteBudget {
   struct Waiter {
     size_t bytes = 0;
     bool reservation = false;  // else a charge of a message already held
+    size_t held = 0;           // counted in waiting_bytes_ while it waits
     absl::Time expiry = absl::InfiniteFuture();
     OnGranted on_granted;
   };
@@ -134,6 +148,9 @@ class ByteBudget {
   using Wakeups = std::vector<std::pair<OnGranted, bool>>;
 
   bool FitsLocked(size_t bytes) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A unary call's request (ChargeOrWait, ReserveOrWait): granted at once,
+  // queued, or refused.
+  Grant AdmitUnaryLocked(Waiter waiter, size_t max_waiting) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void GrantLocked(Ticket ticket, Waiter& waiter, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Grants waiters from the front while they fit; their callbacks go to
@@ -146,7 +163,7 @@ class ByteBudget {
   size_t charged_ ABSL_GUARDED_BY(mu_) = 0;
   size_t reserved_ ABSL_GUARDED_BY(mu_) = 0;
   size_t pinned_ ABSL_GUARDED_BY(mu_) = 0;  // part of charged_ (Pin)
-  size_t waiting_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // unary messages waiting
+  size_t waiting_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // held by unary calls waiting
   Ticket next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<Ticket, Waiter> waiters_ ABSL_GUARDED_BY(mu_);  // FIFO: tickets grow
   std::map<Ticket, Reservation> reservations_ ABSL_GUARDED_BY(mu_);

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_util.h"
+#include "daemon/grpc_status.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 
 namespace tblog::daemon {
@@ -27,10 +28,7 @@ class UnparsableRequestInterceptor final : public grpc::experimental::Intercepto
     }
     if (unparsable_.load(std::memory_order_relaxed) &&
         methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      methods->ModifySendStatus(grpc::Status(
-          grpc::StatusCode::INVALID_ARGUMENT,
-          absl::StrCat(method_, ": the request is not a valid protobuf message of the ",
-                       "method's request type (check the client's copy of the .proto)")));
+      methods->ModifySendStatus(ToGrpc(UnparsableRequestError(method_)));
     }
     methods->Proceed();
   }
@@ -60,6 +58,12 @@ class UnparsableRequestInterceptorFactory final
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
 UnparsableRequestInterceptors() {
   return std::make_unique<UnparsableRequestInterceptorFactory>();
+}
+
+absl::Status UnparsableRequestError(std::string_view method) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(Sv(method), ": the request is not a valid protobuf message of the ",
+                   "method's request type (check the client's copy of the .proto)"));
 }
 
 absl::Status ParseMessage(grpc::ByteBuffer& buffer, google::protobuf::MessageLite& message,

@@ -19,6 +19,9 @@
 //     WithRawCallbackMethod_Write) and parses each message itself
 //     (ParseMessage): a bad one ends the stream with INVALID_ARGUMENT naming
 //     its position in the stream.
+//   - WriteBatch, unary for clients, is served as a streamed method
+//     (write_batch_method.h) and reads its request raw too: one that does
+//     not parse is UnparsableRequestError, as the interceptor answers.
 // Not reachable: a message over --max-message-size is refused by gRPC's
 // transport (RESOURCE_EXHAUSTED, its own message) before anything of the
 // daemon runs; a frame that is not gRPC at all (not HTTP/2, bad
@@ -50,6 +53,11 @@ UnparsableRequestInterceptors();
 // type and its size otherwise. Allocates nothing when it parses.
 absl::Status ParseMessage(grpc::ByteBuffer& buffer, google::protobuf::MessageLite& message,
                           uint64_t position, std::string_view stream);
+
+// The status of a unary call whose request does not parse, naming `method`
+// ("/tblog.v1.TBLog/WriteBatch"): the interceptor's, and WriteBatch's, which
+// reads its request itself (write_batch_call.h).
+absl::Status UnparsableRequestError(std::string_view method);
 
 // `message` serialized for a raw method's write. Never fails for a message
 // the daemon built (protobuf's serialization of a valid message).

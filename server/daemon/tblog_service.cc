@@ -388,7 +388,8 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
 
 
 TBLogService::TBLogService(RunRegistry* registry, RunContext context, CallerIdentityFn identify)
-    : registry_(registry), context_(context), identify_(std::move(identify)) {}
+    : registry_(registry), context_(context), identify_(std::move(identify)),
+      write_batch_sizes_(context.options->limits.max_message_bytes) {}
 
 TBLogService::~TBLogService() = default;
 
@@ -463,42 +464,11 @@ grpc::ServerUnaryReactor* TBLogService::OpenRun(grpc::CallbackServerContext* con
   return reactor;
 }
 
-grpc::ServerUnaryReactor* TBLogService::WriteBatch(grpc::CallbackServerContext* context,
-                                                   const v1::WriteRequest* request,
-                                                   v1::WriteResponse* response) {
-  if (grpc::ServerUnaryReactor* refused = RefuseIfShuttingDown(context)) return refused;
-  // The default reactor only for a refusal: an accepted call has its own.
-  auto refuse = [context](grpc::Status status) {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    reactor->Finish(std::move(status));
-    return reactor;
-  };
-  if (request->run_id().empty()) {
-    return refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "run_id: required"));
-  }
-  if (!request->shm_ring().empty()) {
-    return refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                               "shm_ring: shared memory is for Write streams; WriteBatch "
-                               "takes tensors as bytes"));
-  }
-  if (request->writer_id().empty() && request->sequence() != 0) {
-    return refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                               "writer_id: required for a sequenced batch"));
-  }
-  const std::string caller = Caller(*context);
-  auto guarded = registry_->FindFor(request->run_id(), caller, "write to");
-  if (!guarded.ok()) return refuse(ToGrpc(guarded.status()));
-  // A writer id is held for the call, as a stream holds it (writer_binding.h).
-  std::optional<WriterClaim> claim;
-  if (!request->writer_id().empty()) {
-    auto acquired =
-        WriterClaim::Acquire(guarded->writers, request->run_id(), request->writer_id(), caller);
-    if (!acquired.ok()) return refuse(ToGrpc(acquired.status()));
-    claim = *std::move(acquired);
-  }
-  registry_->Touch(guarded->run, request->writer_id());  // renews the writer's lease
-  return StartWriteBatch(context, request, response, std::move(guarded->run), context_,
-                         &rejection_log_, std::move(claim));
+grpc::ServerReadReactor<grpc::ByteBuffer>* TBLogService::WriteBatch(
+    grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
+  const WriteBatchShared shared{registry_, context_, &rejection_log_, &write_batch_sizes_};
+  return StartWriteBatch(context, response, shared, Caller(*context),
+                         shutting_down() ? Unavailable() : grpc::Status::OK);
 }
 
 grpc::ServerUnaryReactor* TBLogService::Flush(grpc::CallbackServerContext* context,

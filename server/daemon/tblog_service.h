@@ -14,6 +14,7 @@
 #include "daemon/run_registry.h"
 #include "daemon/shm_rings.h"
 #include "daemon/write_batch_call.h"  // kWriteResponseTrailer
+#include "daemon/write_batch_method.h"
 #include "base/sync.h"
 
 // gRPC's generated CallbackService overrides the callback signatures of
@@ -29,9 +30,11 @@ class WriteStream;
 
 // TBLog::CallbackService with the Write stream served raw (grpc::ByteBuffer):
 // the stream parses each message itself, so a message that does not parse is
-// INVALID_ARGUMENT, not the end of the stream (malformed_requests.h).
+// INVALID_ARGUMENT, not the end of the stream (malformed_requests.h); and
+// WriteBatch served as a streamed unary method, its request read once the
+// budget has room (write_batch_method.h).
 using TBLogServiceBase = v1::TBLog::WithCallbackMethod_OpenRun<
-    v1::TBLog::WithRawCallbackMethod_Write<v1::TBLog::WithCallbackMethod_WriteBatch<
+    v1::TBLog::WithRawCallbackMethod_Write<WithStreamedRawCallbackMethod_WriteBatch<
         v1::TBLog::WithCallbackMethod_Flush<v1::TBLog::WithCallbackMethod_CloseRun<
             v1::TBLog::WithCallbackMethod_ListRuns<
                 v1::TBLog::WithCallbackMethod_GetRun<v1::TBLog::Service>>>>>>>;
@@ -63,9 +66,8 @@ class TBLogService final : public TBLogServiceBase {
                                     v1::OpenRunResponse* response) override;
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Write(
       grpc::CallbackServerContext* context) override;
-  grpc::ServerUnaryReactor* WriteBatch(grpc::CallbackServerContext* context,
-                                       const v1::WriteRequest* request,
-                                       v1::WriteResponse* response) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* WriteBatch(grpc::CallbackServerContext* context,
+                                                        grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* Flush(grpc::CallbackServerContext* context,
                                   const v1::FlushRequest* request,
                                   v1::FlushResponse* response) override;
@@ -103,6 +105,7 @@ class TBLogService final : public TBLogServiceBase {
   mutable Mutex mu_;
   std::set<WriteStream*> streams_ ABSL_GUARDED_BY(mu_);
   RejectionLog rejection_log_;  // rejected records and dropped streams, with their peers
+  WriteBatchReadSizes write_batch_sizes_;  // what a WriteBatch caller's next call reserves
 };
 #pragma GCC diagnostic pop
 

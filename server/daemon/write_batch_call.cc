@@ -1,6 +1,8 @@
 #include "daemon/write_batch_call.h"
 
 #include <chrono>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -8,53 +10,94 @@
 #include "absl/time/clock.h"
 #include "daemon/convert/charge.h"
 #include "daemon/grpc_status.h"
+#include "daemon/malformed_requests.h"
 #include "daemon/metrics.h"
+#include "daemon/writer_binding.h"
+#include "tblog/v1/tblog.pb.h"
 
 namespace tblog::daemon {
 namespace {
+
+constexpr char kMethod[] = "/tblog.v1.TBLog/WriteBatch";
 
 std::string Mib(size_t bytes) {
   return absl::StrCat(static_cast<double>(bytes) / (1 << 20), " MiB");
 }
 
-// One WriteBatch call; deleted in OnDone. States: waiting for budget room,
-// submitted to its run, finished.
-class WriteBatchCall final : public grpc::ServerUnaryReactor {
+// One WriteBatch call; deleted in OnDone. States: parked (waiting for a
+// reservation), reading its message, submitted to its run, finished.
+class WriteBatchCall final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  WriteBatchCall(grpc::CallbackServerContext* context, const v1::WriteRequest* request,
-                 v1::WriteResponse* response, std::shared_ptr<Run> run,
-                 const RunContext& run_context, RejectionLog* log,
-                 std::optional<WriterClaim> claim)
+  WriteBatchCall(grpc::CallbackServerContext* context, grpc::ByteBuffer* response,
+                 const WriteBatchShared& shared, std::string caller)
       : context_(context),
-        // See StartWriteBatch: gRPC does not read the request after this.
-        request_(const_cast<v1::WriteRequest*>(request)),
         response_(response),
-        run_(std::move(run)),
-        run_context_(run_context),
-        log_(log),
-        run_id_(request->run_id()),
-        writer_id_(request->writer_id()),
-        charge_(convert::BatchCharge(*request)),
-        claim_(std::move(claim)) {}
+        shared_(shared),
+        budget_(shared.run_context.budget),
+        peer_(context->peer()),
+        caller_(std::move(caller)) {}
 
   void Start() {
-    ByteBudget* budget = run_context_.budget;
+    const size_t bytes = shared_.read_sizes->Claim(peer_, &learnt_);
     ByteBudget::Grant grant;
     {
-      // ChargeOrWait runs no callback itself; OnGranted waits for mu_.
+      // ReserveOrWait runs no callback itself; OnGranted waits for mu_.
       MutexLock lock(&mu_);
-      grant = budget->ChargeOrWait(charge_, budget->capacity() / 4, absl::Now() + kMaxUnaryWait,
-                                   [this](bool granted) { OnGranted(granted); });
-      ticket_ = grant.ticket;
+      grant = budget_->ReserveOrWait(bytes, kParkedCallBytes, budget_->capacity() / 4,
+                                     absl::Now() + kMaxUnaryWait,
+                                     [this](bool granted) { OnGranted(granted); });
+      if (grant.granted) {
+        reservation_ = grant.ticket;
+      } else {
+        ticket_ = grant.ticket;
+      }
     }
     if (grant.granted) {
-      Submit();
+      StartRead(&request_buffer_);
     } else if (grant.ticket == 0) {
+      Unclaim();
       FinishOnce(grpc::Status(
           grpc::StatusCode::RESOURCE_EXHAUSTED,
-          absl::StrCat("tblogd's in-flight budget (--max-inflight-bytes ", Mib(budget->capacity()),
-                       ") is spent and WriteBatch calls already wait with ",
-                       Mib(budget->waiting_bytes()), "; retry later")));
+          absl::StrCat("tblogd's in-flight budget (--max-inflight-bytes ",
+                       Mib(budget_->capacity()), ") is spent and ",
+                       budget_->waiting_bytes() / kParkedCallBytes,
+                       " WriteBatch calls already wait for it (a quarter of it, at ",
+                       kParkedCallBytes >> 10, " KiB each); retry later")));
+    }
+  }
+
+  void OnReadDone(bool ok) override {
+    ByteBudget::Ticket reservation = 0;
+    {
+      MutexLock lock(&mu_);
+      reservation = std::exchange(reservation_, 0);
+    }
+    if (!ok) {
+      // Cancelled, or the client half-closed without sending its request.
+      budget_->Cancel(reservation);
+      Unclaim();
+      FinishOnce(context_->IsCancelled()
+                     ? CancelledStatus()
+                     : ToGrpc(absl::InvalidArgumentError(
+                           absl::StrCat(kMethod, ": the call carries no request message"))));
+      return;
+    }
+    const size_t received = request_buffer_.Length();
+    const bool parsed = ParseMessage(request_buffer_, request_, 1, kMethod).ok();
+    // The message is in memory: its charge (message + conversion estimate)
+    // takes the place of the reservation made for it.
+    const size_t bytes = parsed ? request_.ByteSizeLong() : received;
+    charge_ = parsed ? convert::BatchCharge(request_) : received;
+    budget_->Commit(reservation, charge_);
+    // The caller's next call is probably like this one; while gRPC parses
+    // it, its received bytes and the parsed message are both held.
+    shared_.read_sizes->Learn(peer_, charge_ + bytes, learnt_);
+    learnt_ = false;
+    absl::Status accepted = parsed ? Accept() : UnparsableRequestError(kMethod);
+    if (accepted.ok()) accepted = Submit();
+    if (!accepted.ok()) {
+      budget_->Release(charge_);
+      FinishOnce(ToGrpc(accepted));
     }
   }
 
@@ -63,11 +106,18 @@ class WriteBatchCall final : public grpc::ServerUnaryReactor {
     {
       MutexLock lock(&mu_);
       cancelled_ = true;
-      ticket = std::exchange(ticket_, 0);
+      ticket = ticket_;
     }
-    // Still waiting: it never will be granted now. Otherwise OnGranted (on
-    // its way) or the run's ack finishes the call.
-    if (ticket != 0 && run_context_.budget->Cancel(ticket)) FinishOnce(CancelledStatus());
+    // Still parked: it never will be granted now. Otherwise OnGranted (on
+    // its way), OnReadDone or the run's ack finishes the call.
+    if (ticket != 0 && budget_->Cancel(ticket)) {
+      {
+        MutexLock lock(&mu_);
+        ticket_ = 0;
+      }
+      Unclaim();
+      FinishOnce(CancelledStatus());
+    }
   }
 
   void OnDone() override { delete this; }
@@ -83,13 +133,13 @@ class WriteBatchCall final : public grpc::ServerUnaryReactor {
       if (completed_batches == 0) return;
       grpc::Status status = grpc::Status::OK;
       if (ack.errors_size() > 0) {
-        call_->log_->RecordsRejected(call_->context_->peer(), call_->run_id_, call_->writer_id_,
-                                     ack);
+        call_->shared_.log->RecordsRejected(call_->peer_, call_->run_id_, call_->writer_id_, ack);
         status = grpc::Status(static_cast<grpc::StatusCode>(ack.errors(0).code()),
                               ack.errors(0).message());
         call_->context_->AddTrailingMetadata(kWriteResponseTrailer, ack.SerializeAsString());
+      } else {
+        *call_->response_ = SerializeMessage(ack);
       }
-      *call_->response_ = std::move(ack);
       call_->FinishOnce(status);
     }
 
@@ -105,19 +155,22 @@ class WriteBatchCall final : public grpc::ServerUnaryReactor {
                : grpc::Status(grpc::StatusCode::CANCELLED, "WriteBatch: cancelled");
   }
 
-  // From the budget: room was made (granted), or kMaxUnaryWait passed.
+  // From the budget: the reservation is granted, or kMaxUnaryWait passed.
   void OnGranted(bool granted) {
     bool cancelled = false;
+    ByteBudget::Ticket ticket = 0;
     {
       MutexLock lock(&mu_);
-      ticket_ = 0;
+      ticket = std::exchange(ticket_, 0);
       cancelled = cancelled_;
+      if (granted && !cancelled) reservation_ = ticket;
     }
     if (granted && !cancelled) {
-      Submit();
+      StartRead(&request_buffer_);
       return;
     }
-    if (granted) run_context_.budget->Release(charge_);
+    if (granted) budget_->Cancel(ticket);  // gives the reservation back
+    Unclaim();
     FinishOnce(cancelled ? CancelledStatus()
                          : grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                                         absl::StrCat("WriteBatch waited ",
@@ -126,18 +179,45 @@ class WriteBatchCall final : public grpc::ServerUnaryReactor {
                                                      "(--max-inflight-bytes); retry later")));
   }
 
-  // The charge is held: hands the batch to its run.
-  void Submit() {
-    Metrics* metrics = run_context_.metrics;
-    metrics->bytes_received.fetch_add(request_->ByteSizeLong(), std::memory_order_relaxed);
-    for (const auto& record : request_->records()) metrics->AddReceived(record);
-    // Moved, not copied: the message is held once.
-    absl::Status status =
-        run_->Submit(std::move(*request_), std::make_shared<AckSink>(this), charge_);
-    if (!status.ok()) {
-      run_context_.budget->Release(charge_);
-      FinishOnce(ToGrpc(status));
+  // Checks the request just read (as a Write stream's first message) and
+  // binds its writer id for the call.
+  absl::Status Accept() {
+    run_id_ = request_.run_id();
+    writer_id_ = request_.writer_id();
+    if (run_id_.empty()) return absl::InvalidArgumentError("run_id: required");
+    if (!request_.shm_ring().empty()) {
+      return absl::InvalidArgumentError(
+          "shm_ring: shared memory is for Write streams; WriteBatch takes tensors as bytes");
     }
+    if (writer_id_.empty() && request_.sequence() != 0) {
+      return absl::InvalidArgumentError("writer_id: required for a sequenced batch");
+    }
+    auto guarded = shared_.registry->FindFor(run_id_, caller_, "write to");
+    if (!guarded.ok()) return guarded.status();
+    // A writer id is held for the call, as a stream holds it (writer_binding.h).
+    if (!writer_id_.empty()) {
+      auto claim = WriterClaim::Acquire(guarded->writers, run_id_, writer_id_, caller_);
+      if (!claim.ok()) return claim.status();
+      MutexLock lock(&mu_);
+      claim_ = *std::move(claim);
+    }
+    shared_.registry->Touch(guarded->run, writer_id_);  // renews the writer's lease
+    run_ = std::move(guarded->run);
+    return absl::OkStatus();
+  }
+
+  // The charge is held and the request accepted: hands the batch to its run.
+  absl::Status Submit() {
+    Metrics* metrics = shared_.run_context.metrics;
+    metrics->bytes_received.fetch_add(request_.ByteSizeLong(), std::memory_order_relaxed);
+    for (const auto& record : request_.records()) metrics->AddReceived(record);
+    // Moved, not copied: the message is held once.
+    return run_->Submit(std::move(request_), std::make_shared<AckSink>(this), charge_);
+  }
+
+  // A call that claimed its peer's learnt size and reads no message.
+  void Unclaim() {
+    if (std::exchange(learnt_, false)) shared_.read_sizes->Unclaim(peer_);
   }
 
   void FinishOnce(grpc::Status status) {
@@ -152,17 +232,27 @@ class WriteBatchCall final : public grpc::ServerUnaryReactor {
   }
 
   grpc::CallbackServerContext* const context_;
-  v1::WriteRequest* const request_;
-  v1::WriteResponse* const response_;
-  const std::shared_ptr<Run> run_;
-  const RunContext run_context_;
-  RejectionLog* const log_;
-  const std::string run_id_;     // for the log (the request is moved to the run)
-  const std::string writer_id_;
-  const size_t charge_;
+  grpc::ByteBuffer* const response_;
+  const WriteBatchShared shared_;
+  ByteBudget* const budget_;
+  const std::string peer_;
+  const std::string caller_;  // run_owner.h
+
+  // The read side (learnt_ until the read is done, then the request and
+  // what is derived from it) is touched by one reaction at a time: Start,
+  // then OnGranted or OnCancel, then OnReadDone, which is the last to touch
+  // all but response_ (the ack's).
+  bool learnt_ = false;  // the reservation is the peer's learnt size (WriteBatchReadSizes)
+  grpc::ByteBuffer request_buffer_;
+  v1::WriteRequest request_;
+  size_t charge_ = 0;
+  std::string run_id_;     // for the log (the request is moved to the run)
+  std::string writer_id_;
+  std::shared_ptr<Run> run_;
 
   Mutex mu_;
-  ByteBudget::Ticket ticket_ ABSL_GUARDED_BY(mu_) = 0;  // waiting for the budget
+  ByteBudget::Ticket ticket_ ABSL_GUARDED_BY(mu_) = 0;       // parked for the budget
+  ByteBudget::Ticket reservation_ ABSL_GUARDED_BY(mu_) = 0;  // granted, read in flight
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<WriterClaim> claim_ ABSL_GUARDED_BY(mu_);
@@ -170,14 +260,48 @@ class WriteBatchCall final : public grpc::ServerUnaryReactor {
 
 }  // namespace
 
-grpc::ServerUnaryReactor* StartWriteBatch(grpc::CallbackServerContext* context,
-                                          const v1::WriteRequest* request,
-                                          v1::WriteResponse* response, std::shared_ptr<Run> run,
-                                          const RunContext& run_context, RejectionLog* log,
-                                          std::optional<WriterClaim> claim) {
-  auto* call = new WriteBatchCall(context, request, response, std::move(run), run_context, log,
-                                  std::move(claim));
-  call->Start();
+size_t WriteBatchReadSizes::Claim(const std::string& peer, bool* learnt) {
+  MutexLock lock(&mu_);
+  auto it = peers_.find(peer);
+  *learnt = it != peers_.end() && !it->second.claimed;
+  if (!*learnt) return unknown_;
+  it->second.claimed = true;
+  return it->second.bytes;
+}
+
+void WriteBatchReadSizes::Learn(const std::string& peer, size_t next, bool learnt) {
+  MutexLock lock(&mu_);
+  auto it = peers_.find(peer);
+  if (it == peers_.end()) {
+    if (peers_.size() >= kMaxPeers) {
+      // Peers are connections, most of them long gone: forget the idle ones.
+      absl::erase_if(peers_, [](const auto& entry) { return !entry.second.claimed; });
+    }
+    peers_.emplace(peer, Learnt{next, false});
+    return;
+  }
+  // Another call of the peer may be reading with the learnt size: it stays
+  // claimed until that call learns.
+  it->second.bytes = next;
+  if (learnt) it->second.claimed = false;
+}
+
+void WriteBatchReadSizes::Unclaim(const std::string& peer) {
+  MutexLock lock(&mu_);
+  if (auto it = peers_.find(peer); it != peers_.end()) it->second.claimed = false;
+}
+
+grpc::ServerReadReactor<grpc::ByteBuffer>* StartWriteBatch(grpc::CallbackServerContext* context,
+                                                           grpc::ByteBuffer* response,
+                                                           const WriteBatchShared& shared,
+                                                           std::string caller,
+                                                           grpc::Status refusal) {
+  auto* call = new WriteBatchCall(context, response, shared, std::move(caller));
+  if (refusal.ok()) {
+    call->Start();
+  } else {
+    call->Finish(std::move(refusal));
+  }
   return call;
 }
 

@@ -1,31 +1,39 @@
 // The unary WriteBatch call under the ByteBudget (byte_budget.h).
 //
-// gRPC has read the whole message before the handler runs, so unlike a Write
-// stream a unary call cannot be held back before its bytes arrive. Its batch
-// is charged (message + conversion estimate) at once when that fits the
-// budget and nobody waits before it. Otherwise the call is parked, no thread
-// blocked, in the budget's queue with the streams waiting to read (first come,
-// first served), until the charge fits; its message, already in memory,
-// counts as waiting bytes meanwhile. A call that is still parked after
-// kMaxUnaryWait (or its deadline, or its cancellation) ends with
-// RESOURCE_EXHAUSTED (DEADLINE_EXCEEDED, CANCELLED) and nothing written; a
-// call that would bring the waiting bytes past a quarter of the budget is
-// refused at once with RESOURCE_EXHAUSTED (one call may always wait, however
-// large, so that a batch larger than the quarter is not refused forever). Both are transient: clients retry
-// with backoff (tblog.proto, "Retries").
+// The budget bounds the daemon's memory only if a message is read once the
+// budget has room for it, so WriteBatch is served as gRPC serves a streamed
+// unary method (write_batch_method.h): its request is not read with the call
+// but by this reactor, once the budget grants a reservation for it (FIFO, in
+// line with the Write streams waiting to read). Until then the call is
+// parked, no thread blocked, and HTTP/2 flow control keeps all but one stream
+// window (kParkedCallBytes) of its message in the client. The reservation is
+// --max-message-size (clamped to the budget) for a caller not seen yet, else
+// what its previous call held (WriteBatchReadSizes); once the message is in,
+// its charge (message + conversion estimate) takes the reservation's place.
+//
+// A call that is still parked after kMaxUnaryWait (or its deadline, or its
+// cancellation) ends with RESOURCE_EXHAUSTED (DEADLINE_EXCEEDED, CANCELLED)
+// and nothing written; a call that would bring what the parked calls hold
+// past a quarter of the budget is refused at once with RESOURCE_EXHAUSTED
+// (one call may always wait). Both are transient: clients retry with backoff
+// (tblog.proto, "Retries"). The request is then validated (run, writer,
+// ownership) as before, and the call finishes when its batch is written.
 #ifndef TBLOG_DAEMON_WRITE_BATCH_CALL_H_
 #define TBLOG_DAEMON_WRITE_BATCH_CALL_H_
 
-#include <memory>
-#include <optional>
+#include <cstddef>
+#include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
+#include "base/sync.h"
 #include "daemon/rejection_log.h"
 #include "daemon/run.h"
-#include "daemon/writer_binding.h"
-#include "grpcpp/support/server_callback.h"
+#include "daemon/run_registry.h"
 #include "grpcpp/server_context.h"
-#include "tblog/v1/tblog.pb.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/server_callback.h"
 
 namespace tblog::daemon {
 
@@ -38,18 +46,64 @@ inline constexpr char kWriteResponseTrailer[] = "tblog-write-response-bin";
 // expires it at the daemon's next flush tick after that).
 inline constexpr absl::Duration kMaxUnaryWait = absl::Seconds(30);
 
-// Starts a WriteBatch call whose request was validated and whose run was
-// found; returns its reactor, which finishes the call once the batch is
-// written (or refused). The call takes the contents of `*request` (gRPC built
-// it, non-const, in the call's arena and reads it no more). `context`,
-// `request` and `response` are gRPC's, valid until the call is done;
-// `run_context`'s parts and `log` outlive the call. `claim` (if any) holds
-// the batch's writer id (writer_binding.h) until the call finishes.
-grpc::ServerUnaryReactor* StartWriteBatch(grpc::CallbackServerContext* context,
-                                          const v1::WriteRequest* request,
-                                          v1::WriteResponse* response, std::shared_ptr<Run> run,
-                                          const RunContext& run_context, RejectionLog* log,
-                                          std::optional<WriterClaim> claim);
+// What a parked call holds of its message, not read yet: the HTTP/2 stream
+// window its client may send ahead (gRPC's 64 KiB default; tblogd turns off
+// the window's growth, memory_bound.h). Parked calls are capped at a quarter
+// of the budget counted so.
+inline constexpr size_t kParkedCallBytes = size_t{64} << 10;
+
+// How much to reserve for a WriteBatch call's message before reading it.
+// gRPC names a call's peer by its connection ("ipv4:10.0.0.5:41234"), so a
+// peer is one client channel. A peer's learnt size (its previous message's
+// charge plus its bytes, as gRPC holds both while parsing: a Write stream's
+// rule) serves one of its calls at a time; its other calls, and the calls of
+// a peer not seen, reserve `unknown` (--max-message-size; the budget clamps
+// it). So an under-reservation, should a caller's next message be larger than
+// its last, is at most one message per connection, as for a stream.
+// Thread-safe; remembers at most kMaxPeers peers (then forgets the idle ones).
+class WriteBatchReadSizes {
+ public:
+  static constexpr size_t kMaxPeers = 4096;
+
+  explicit WriteBatchReadSizes(size_t unknown) : unknown_(unknown) {}
+
+  // The reservation for a new call of `peer`; `*learnt` tells whether it is
+  // the peer's learnt size, now claimed until Learn or Unclaim.
+  size_t Claim(const std::string& peer, bool* learnt) ABSL_LOCKS_EXCLUDED(mu_);
+  // The call's message held `next` at its peak: the peer's next reservation.
+  // `learnt`: the call had claimed the peer's learnt size (Claim's answer).
+  void Learn(const std::string& peer, size_t next, bool learnt) ABSL_LOCKS_EXCLUDED(mu_);
+  // A call that claimed the learnt size ends without a message.
+  void Unclaim(const std::string& peer) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Learnt {
+    size_t bytes = 0;
+    bool claimed = false;
+  };
+  const size_t unknown_;
+  Mutex mu_;
+  absl::flat_hash_map<std::string, Learnt> peers_ ABSL_GUARDED_BY(mu_);
+};
+
+// What every WriteBatch call of a service uses; borrowed, outlives the calls.
+struct WriteBatchShared {
+  RunRegistry* registry = nullptr;
+  RunContext run_context;
+  RejectionLog* log = nullptr;
+  WriteBatchReadSizes* read_sizes = nullptr;
+};
+
+// Starts a WriteBatch call and returns its reactor, which reads the request
+// once the budget has room, validates it for `caller` (run_owner.h), and
+// finishes the call once the batch is written (or refused). `context` and
+// `response` are gRPC's, valid until the call is done. A non-OK `refusal`
+// (the daemon is shutting down) finishes the call with it, unread.
+grpc::ServerReadReactor<grpc::ByteBuffer>* StartWriteBatch(grpc::CallbackServerContext* context,
+                                                           grpc::ByteBuffer* response,
+                                                           const WriteBatchShared& shared,
+                                                           std::string caller,
+                                                           grpc::Status refusal);
 
 }  // namespace tblog::daemon
 

@@ -173,6 +173,62 @@ TEST(ByteBudgetTest, AHeldChargeLargerThanTheBudgetIsAdmittedAlone) {
   EXPECT_TRUE(granted);
 }
 
+// A WriteBatch call's reservation for its unread message: in line with the
+// streams, its held bytes (not its reservation) count against the cap on
+// waiting calls, it expires, and once granted it is a reservation.
+TEST(ByteBudgetTest, UnaryReservationsWaitInLineHoldOnlyTheirWindowAndExpire) {
+  ByteBudget budget(100);
+  const absl::Time expiry = absl::Now() + absl::Seconds(30);
+  std::vector<int> outcome;
+  const auto at_once = budget.ReserveOrWait(60, 5, 25, expiry, [](bool) { FAIL(); });
+  ASSERT_TRUE(at_once.granted);
+  EXPECT_EQ(budget.reserved(), 60u);
+  EXPECT_EQ(budget.waiting_bytes(), 0u);  // it never waited
+  // A stream's reservation waits first; the unary ones queue behind it.
+  bool stream_granted = false;
+  EXPECT_FALSE(budget.Reserve(50, [&](bool) { stream_granted = true; }).granted);
+  const auto first = budget.ReserveOrWait(30, 5, 10, expiry, [&](bool granted) {
+    outcome.push_back(granted ? 1 : -1);
+  });
+  EXPECT_FALSE(first.granted);
+  EXPECT_NE(first.ticket, 0u);
+  EXPECT_NE(budget.ReserveOrWait(1000, 5, 10, expiry, [&](bool granted) {
+    outcome.push_back(granted ? 2 : -2);
+  }).ticket, 0u);  // 5 + 5 held <= 10, however large its reservation
+  EXPECT_EQ(budget.waiting_bytes(), 10u);
+  EXPECT_EQ(budget.ReserveOrWait(1, 5, 10, expiry, [](bool) { FAIL(); }).ticket, 0u);  // refused
+  EXPECT_EQ(budget.parked(), 3);
+  // The message of the first reservation is smaller than reserved: room for
+  // the stream and the first call, in order; the large one still waits.
+  budget.Commit(at_once.ticket, 10);
+  EXPECT_TRUE(stream_granted);
+  EXPECT_EQ(outcome, (std::vector<int>{1}));
+  EXPECT_EQ(budget.reserved(), 80u);
+  EXPECT_EQ(budget.waiting_bytes(), 5u);
+  // A granted unary reservation is committed like a stream's.
+  budget.Commit(first.ticket, 20);
+  EXPECT_EQ(budget.reserved(), 50u);
+  EXPECT_EQ(budget.charged(), 30u);
+  budget.Tick(expiry);  // the large one waited too long
+  EXPECT_EQ(outcome, (std::vector<int>{1, -2}));
+  EXPECT_EQ(budget.waiting_bytes(), 0u);
+  EXPECT_EQ(budget.parked(), 0);
+}
+
+// A parked unary reservation that is cancelled (the client gave up) leaves
+// the queue and gives its held bytes back.
+TEST(ByteBudgetTest, ACancelledUnaryReservationLeavesTheQueue) {
+  ByteBudget budget(10);
+  budget.Charge(10);
+  const auto parked = budget.ReserveOrWait(4, 3, 3, absl::InfiniteFuture(), [](bool) { FAIL(); });
+  EXPECT_EQ(budget.waiting_bytes(), 3u);
+  EXPECT_TRUE(budget.Cancel(parked.ticket));
+  EXPECT_EQ(budget.waiting_bytes(), 0u);
+  EXPECT_EQ(budget.parked(), 0);
+  budget.Release(10);
+  EXPECT_EQ(budget.used(), 0u);
+}
+
 TEST(ByteBudgetTest, GrantedCallbackMayReserveAgain) {
   // A stream granted room reads, and reserves for its next read, from inside
   // the callback: the budget's lock is not held then.
