@@ -32,7 +32,9 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "grpcpp/grpcpp.h"
 #include "machine.h"
 #include "support/daemon_process.h"
@@ -45,7 +47,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Config {
   std::string daemon;
-  std::vector<int> contributors = {8, 64, 512};
+  std::string contributors = "8,64,512";
   int tags = 100;
   // Contributions per row (contributors x tags x steps) aim at this many;
   // steps are at least 3.
@@ -168,8 +170,8 @@ int main(int argc, char** argv) {
   Config config;
   CLI::App app("tblog-reduce-bench: the daemon's cost of reductions across writers");
   app.add_option("--daemon", config.daemon, "tblogd binary")->required();
-  app.add_option("--contributors", config.contributors, "contributors per step, one row each")
-      ->delimiter(',');
+  app.add_option("--contributors", config.contributors,
+                 "contributors per step, one row each (comma-separated)");
   app.add_option("--tags", config.tags, "reduced tags per contributor and step");
   app.add_option("--contributions", config.contributions,
                  "contributions per row (sets the steps; at least 3)");
@@ -184,7 +186,12 @@ int main(int argc, char** argv) {
                                "cpu/contribution", "cpu/plain record", "last->point p50",
                                "last->point max", "merge/step", "check");
   int status = 0;
-  for (int contributors : config.contributors) {
+  for (const absl::string_view text : absl::StrSplit(config.contributors, ',')) {
+    int contributors = 0;
+    if (!absl::SimpleAtoi(text, &contributors) || contributors <= 0) {
+      std::cerr << "--contributors: not a positive number: " << text << "\n";
+      return 2;
+    }
     const int steps = std::max(3, config.contributions / std::max(1, contributors * config.tags));
     const Row reduced = RunRow(config, contributors, steps, /*reduce=*/true);
     const Row plain = RunRow(config, contributors, steps, /*reduce=*/false);

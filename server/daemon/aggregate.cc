@@ -25,6 +25,10 @@ std::string_view OpName(v1::ReduceOp op) {
   }
 }
 
+// What a point's entry costs beyond its state and ids (map node, hash set).
+constexpr size_t kPointOverhead = 512;
+constexpr size_t kIdOverhead = sizeof(std::string) + 16;
+
 void Append(Converted& to, Converted from) {
   for (EventOut& event : from.events) to.events.push_back(std::move(event));
 }
@@ -97,6 +101,12 @@ absl::StatusOr<Converted> RunReductions::Absorb(std::string_view writer_id, Conv
       if (metrics_ != nullptr) metrics_->late += ids.size();
       return converted;
     }
+    if (pending_bytes_ + kPointOverhead > kMaxPendingBytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the run's reduced points waiting for their group hold ", pending_bytes_,
+          " bytes, the limit (", kMaxPendingBytes, "); its contributions arrive only at ",
+          "their timeout, or the steps of several tags are far apart"));
+    }
     Point point;
     point.head = c.head;
     point.op = c.op;
@@ -128,12 +138,20 @@ absl::StatusOr<Converted> RunReductions::Absorb(std::string_view writer_id, Conv
       return converted;
     }
   }
+  const size_t bins_before = point.histo.bins.capacity();
   if (point.histogram) {
     point.histo.Merge(c.histo);
   } else {
     point.scalar.Merge(c.scalar, point.contributors.empty());
   }
   point.contributors.insert(ids.begin(), ids.end());
+  size_t added = point.bytes == 0 ? kPointOverhead : 0;
+  if (point.histo.bins.capacity() > bins_before) {
+    added += (point.histo.bins.capacity() - bins_before) * sizeof(uint64_t);
+  }
+  for (const std::string& id : ids) added += kIdOverhead + id.size();
+  point.bytes += added;
+  pending_bytes_ += added;
   point.head.set_wall_time(std::max(point.head.wall_time(), c.head.wall_time()));
   if (metrics_ != nullptr) metrics_->contributions += ids.size();
   if (point.contributors.size() >= point.group_size) {
@@ -146,6 +164,7 @@ absl::StatusOr<Converted> RunReductions::Absorb(std::string_view writer_id, Conv
 }
 
 Converted RunReductions::Finish(const Key& key, Point point, absl::Time now, bool timed_out) {
+  pending_bytes_ -= point.bytes;
   const uint64_t count = point.contributors.size();
   if (timed_out && count < point.group_size) {
     missing_ += point.group_size - count;

@@ -14,8 +14,12 @@
 // keeps a tag's points in step order).
 //
 // Memory: one entry per pending point (a scalar's state is a few numbers; an
-// exponential histogram's, its 1548 bin counts) plus its contributors' ids,
-// and the last step of each reduced series.
+// exponential histogram's, the range of its 1548 bins holding values) plus
+// its contributors' ids, and the last step of each reduced series. The
+// pending points of a run hold at most kMaxPendingBytes: a contribution that
+// would open another point past it is refused (RESOURCE_EXHAUSTED), so
+// writers cannot grow the daemon's memory without bound with points that
+// never complete.
 //
 // Thread safety: every method is thread-safe (one mutex); the run's writer
 // calls Absorb and TakeAll, the daemon's flusher TakeDue, GetRun AddTo.
@@ -43,6 +47,8 @@ namespace tblog::daemon {
 
 class RunReductions {
  public:
+  static constexpr size_t kMaxPendingBytes = size_t{256} << 20;
+
   // `default_timeout` (--reduce-timeout) applies until an OpenRun gives the
   // run its own. `metrics` (borrowed, may be null) gets the daemon-wide counts.
   RunReductions(absl::Duration default_timeout, ReduceMetrics* metrics);
@@ -62,7 +68,8 @@ class RunReductions {
   // and returns `converted` without it, plus the point's events when its
   // group is now complete. INVALID_ARGUMENT (the record is rejected, nothing
   // merged) when the contribution has no group size (neither its own nor the
-  // run's) or disagrees with the point's first one (group size, op, kind).
+  // run's) or disagrees with the point's first one (group size, op, kind);
+  // RESOURCE_EXHAUSTED when it would open a point past kMaxPendingBytes.
   // A late or duplicate contribution is counted and dropped, not an error.
   absl::StatusOr<Converted> Absorb(std::string_view writer_id, Converted converted,
                                    absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
@@ -93,6 +100,7 @@ class RunReductions {
     absl::flat_hash_set<std::string> contributors;
     absl::Time first_arrival;
     absl::Time deadline;
+    size_t bytes = 0;  // about what it holds, in pending_bytes_
   };
   // Hands `point` out: its events, counts, and its series' last step.
   Converted Finish(const Key& key, Point point, absl::Time now, bool timed_out)
@@ -106,6 +114,7 @@ class RunReductions {
   uint32_t group_size_ ABSL_GUARDED_BY(mu_) = 0;                        // 0: not set
   absl::Duration timeout_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();  // 0: the default
   std::map<Key, Point> pending_ ABSL_GUARDED_BY(mu_);
+  size_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<Series, int64_t> last_step_ ABSL_GUARDED_BY(mu_);  // last step handed out
   uint64_t points_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t late_ ABSL_GUARDED_BY(mu_) = 0;

@@ -95,13 +95,10 @@ absl::Status HistogramFromPartial(const v1::HistogramPartial& partial, Histogram
                absl::StrCat("bins ", first, "..", first + size, " go past the ", kNumBins,
                             " bins of the exponential edges"));
   }
-  state.bins.assign(static_cast<size_t>(kNumBins), 0);
+  state.first_bin = static_cast<uint32_t>(first);
+  state.bins.assign(partial.bin_counts().begin(), partial.bin_counts().end());
   uint64_t binned = 0;
-  for (uint64_t i = 0; i < size; ++i) {
-    const uint64_t count = partial.bin_counts(static_cast<int>(i));
-    state.bins[first + i] = count;
-    binned += count;
-  }
+  for (const uint64_t count : state.bins) binned += count;
   if (partial.num() < binned) {
     return Bad("reduce.partial.histogram.num",
                absl::StrCat(partial.num(), " is less than the ", binned, " values in bins"));
@@ -126,7 +123,6 @@ absl::Status HistogramFromPartial(const v1::HistogramPartial& partial, Histogram
 // left of the first bin with data; (DBL_MAX, 0) alone when no bin has data).
 HistogramState HistogramFromProto(const tb::HistogramProto& histo) {
   HistogramState state;
-  state.bins.assign(static_cast<size_t>(kNumBins), 0);
   state.num = static_cast<uint64_t>(histo.num());
   state.min = histo.min();
   state.max = histo.max();
@@ -136,17 +132,21 @@ HistogramState HistogramFromProto(const tb::HistogramProto& histo) {
   const std::span<const double> edges = HistogramBuilder::ExponentialEdges();
   // bucket_limit[0] is edge `first`; bucket j >= 1 is bin first - 1 + j.
   const auto it = std::lower_bound(edges.begin(), edges.end(), histo.bucket_limit(0));
-  const int64_t first = it - edges.begin();
-  for (int j = 1; j < histo.bucket_size(); ++j) {
-    const int64_t bin = first - 1 + j;
-    if (bin >= 0 && bin < kNumBins) {
-      state.bins[static_cast<size_t>(bin)] = static_cast<uint64_t>(histo.bucket(j));
-    }
+  state.first_bin = static_cast<uint32_t>(it - edges.begin());
+  for (int j = 1; j < histo.bucket_size() && state.first_bin + state.bins.size() < kNumBins; ++j) {
+    state.bins.push_back(static_cast<uint64_t>(histo.bucket(j)));
   }
   return state;
 }
 
 }  // namespace
+
+size_t Contribution::Bytes() const {
+  size_t bytes = sizeof(Contribution) + static_cast<size_t>(head.SpaceUsedLong()) +
+                 histo.bins.capacity() * sizeof(uint64_t);
+  for (const std::string& id : contributors) bytes += sizeof(std::string) + id.capacity();
+  return bytes;
+}
 
 std::string KeptContributionTag(std::string_view tag, std::string_view writer_id) {
   return absl::StrCat(Sv(tag), "/by_writer/", Sv(writer_id));
@@ -164,8 +164,23 @@ void ScalarState::Merge(const ScalarState& other, bool first) {
 }
 
 void HistogramState::Merge(const HistogramState& other) {
-  if (bins.empty()) bins.assign(static_cast<size_t>(kNumBins), 0);
-  for (size_t b = 0; b < other.bins.size() && b < bins.size(); ++b) bins[b] += other.bins[b];
+  if (bins.empty()) {
+    first_bin = other.first_bin;
+    bins = other.bins;
+  } else if (!other.bins.empty()) {
+    const size_t first = std::min(first_bin, other.first_bin);
+    const size_t end =
+        std::max(first_bin + bins.size(), other.first_bin + other.bins.size());
+    if (first != first_bin || end != first_bin + bins.size()) {
+      std::vector<uint64_t> wider(end - first);
+      std::copy(bins.begin(), bins.end(), wider.begin() + (first_bin - first));
+      bins = std::move(wider);
+      first_bin = static_cast<uint32_t>(first);
+    }
+    for (size_t b = 0; b < other.bins.size(); ++b) {
+      bins[other.first_bin - first_bin + b] += other.bins[b];
+    }
+  }
   if (other.num > 0) {
     min = num > 0 ? std::min(min, other.min) : other.min;
     max = num > 0 ? std::max(max, other.max) : other.max;
@@ -279,7 +294,9 @@ Converted PointEvents(const v1::Record& head, v1::ReduceOp op, bool histogram,
   tb::Summary::Value value;
   if (histogram) {
     histogram_internal::ExponentialTally tally;
-    if (!histo.bins.empty()) tally.counts.assign(histo.bins.begin(), histo.bins.end());
+    for (size_t b = 0; b < histo.bins.size() && histo.first_bin + b < tally.counts.size(); ++b) {
+      tally.counts[histo.first_bin + b] = histo.bins[b];
+    }
     tally.min = histo.min;
     tally.max = histo.max;
     value = histogram_internal::ExponentialValue(head.tag(), tally,

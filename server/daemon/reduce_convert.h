@@ -41,15 +41,18 @@ struct ScalarState {
   void Merge(const ScalarState& other, bool first);
 };
 
-// An exponential histogram as counts per bin of the fixed edges
-// (HistogramPartial): bins.size() is histogram_internal::kNumBins.
+// An exponential histogram as counts per bin of the fixed edges, as
+// HistogramPartial sends it: bins[i] is bin first_bin + i (of the
+// histogram_internal::kNumBins bins), only the range holding values.
 struct HistogramState {
+  uint32_t first_bin = 0;
   std::vector<uint64_t> bins;
   double min = 0;  // of the finite values; unused when num == 0
   double max = 0;
   uint64_t num = 0;
   double sum = 0;
   double sum_squares = 0;
+  // Adds `other`, widening the range of bins as needed.
   void Merge(const HistogramState& other);
 };
 
@@ -66,6 +69,9 @@ struct Contribution {
   HistogramState histo;
   // The writer ids a ReducePartial lists; empty: the batch's writer alone.
   std::vector<std::string> contributors;
+  // About what it holds in memory (charged to the in-flight budget with the
+  // batch, see convert/charge.h).
+  size_t Bytes() const;
 };
 
 // Validates `record.reduce` against the record (its kind, op, weight, group

@@ -205,23 +205,22 @@ void Run::SubmitEvents(Converted events, Done done) {
     std::move(done)(absl::FailedPreconditionError(absl::StrCat("run \"", run_id_, "\" is closed")));
     return;
   }
-  auto entry = std::make_unique<Entry>();
-  entry->type = Entry::Type::kEvents;
-  entry->ready = true;
-  entry->events = std::move(events);
-  entry->done = std::move(done);
-  Enqueue(std::move(entry));
-  MaybeScheduleWriter();
+  EnqueueEvents(std::move(events), std::move(done));
 }
 
 void Run::WriteDueReductions(absl::Time now) {
   MutexLock lock(&mu_);
   if (closed_ || !reductions_.HasDue(now)) return;  // a close writes every pending point
+  // An I/O error retries the entry like any other (run.h).
+  EnqueueEvents(reductions_.TakeDue(now), [](absl::Status) {});
+}
+
+void Run::EnqueueEvents(Converted events, Done done) {
   auto entry = std::make_unique<Entry>();
   entry->type = Entry::Type::kEvents;
   entry->ready = true;
-  entry->events = reductions_.TakeDue(now);
-  entry->done = [](absl::Status) {};  // an I/O error retries the entry (run.h)
+  entry->events = std::move(events);
+  entry->done = std::move(done);
   Enqueue(std::move(entry));
   MaybeScheduleWriter();
 }

@@ -167,6 +167,8 @@ class Run : public std::enable_shared_from_this<Run> {
   struct GroupResult;
 
   void Enqueue(std::unique_ptr<Entry> entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Enqueues a kEvents entry of `events` and schedules the writer.
+  void EnqueueEvents(Converted events, Done done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts a writer on the pool if the front entry is ready and none runs.
   void MaybeScheduleWriter() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ConvertBatch(Entry* entry) ABSL_LOCKS_EXCLUDED(mu_);

@@ -130,5 +130,52 @@ TEST(RunReductionsTest, GroupSizesAndOpsMustAgree) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(RunReductionsTest, AHistogramPartialMergesWithAWritersValuesBinByBin) {
+  RunReductions reductions(absl::Seconds(30), nullptr);
+  ASSERT_TRUE(reductions.Configure(Group(3)).ok());
+  static const Limits limits = TestLimits();
+  RecordConverter converter(limits, nullptr);
+  // Writer a: the values 1, 2, 3 (one bin each, far from the partial's).
+  const float values[] = {1.0f, 2.0f, 3.0f};
+  v1::Record own;
+  own.set_tag("grad");
+  own.set_step(1);
+  own.mutable_reduce()->set_op(v1::REDUCE_OP_MERGE);
+  own.mutable_histogram()->set_layout(v1::HISTOGRAM_LAYOUT_EXPONENTIAL);
+  own.mutable_histogram()->mutable_values()->set_dtype(v1::DTYPE_FLOAT32);
+  own.mutable_histogram()->mutable_values()->add_shape(3);
+  own.mutable_histogram()->mutable_values()->set_data(values, sizeof values);
+  auto mine = converter.Convert(own, 1700000000.0, "a");
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  ASSERT_TRUE(reductions.Absorb("a", *std::move(mine), kStart).ok());
+  // A forwarder's partial of b and c: 10 values in bin 0 (the lowest).
+  v1::Record forwarded = own;
+  forwarded.mutable_histogram()->clear_values();
+  v1::ReducePartial* partial = forwarded.mutable_reduce()->mutable_partial();
+  partial->add_contributors("b");
+  partial->add_contributors("c");
+  partial->mutable_histogram()->set_first_bin(0);
+  partial->mutable_histogram()->add_bin_counts(10);
+  partial->mutable_histogram()->set_num(10);
+  partial->mutable_histogram()->set_min(-1e20);
+  partial->mutable_histogram()->set_max(-1e20);
+  partial->mutable_histogram()->set_sum(-1e21);
+  auto theirs = converter.Convert(forwarded, 1700000000.0, "fwd");
+  ASSERT_TRUE(theirs.ok()) << theirs.status();
+  auto point = reductions.Absorb("fwd", *std::move(theirs), kStart);
+  ASSERT_TRUE(point.ok()) << point.status();
+  ASSERT_EQ(point->events.size(), 1u);
+  tensorboard::Event event;
+  ASSERT_TRUE(event.ParseFromString(point->events[0].event));
+  const tensorboard::HistogramProto& histo = event.summary().value(0).histo();
+  EXPECT_EQ(histo.num(), 13);
+  EXPECT_EQ(histo.min(), -1e20);
+  EXPECT_EQ(histo.max(), 3.0);
+  double total = 0;
+  for (double count : histo.bucket()) total += count;
+  EXPECT_EQ(total, 13);
+  EXPECT_EQ(histo.bucket(1), 10);  // bin 0, after the empty bucket on the left
+}
+
 }  // namespace
 }  // namespace tblog::daemon

@@ -41,7 +41,8 @@ using ::tblog::testing::DaemonProcess;
 
 constexpr int kRanks = 8;
 
-// reduce_rank_child with WORLD_SIZE=kRanks; its stdout goes to `out_path`.
+// reduce_rank_child with WORLD_SIZE=kRanks (the first of the environment
+// wins); its stdout goes to `out_path`.
 pid_t SpawnRank(const std::string& target, const std::string& run_path, int rank, int steps,
                 int die_after, const std::string& out_path) {
   posix_spawn_file_actions_t actions;
@@ -54,10 +55,12 @@ pid_t SpawnRank(const std::string& target, const std::string& run_path, int rank
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
-  std::vector<std::string> env_strings = {absl::StrCat("WORLD_SIZE=", kRanks)};
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (std::string_view(*e).substr(0, 11) != "WORLD_SIZE=") env_strings.emplace_back(*e);
-  }
+  // The ranks' start barrier: a directory beside the outputs.
+  const std::filesystem::path barrier = std::filesystem::path(out_path).parent_path() / "barrier";
+  std::filesystem::create_directories(barrier);
+  std::vector<std::string> env_strings = {absl::StrCat("WORLD_SIZE=", kRanks),
+                                          absl::StrCat("BARRIER_DIR=", barrier.string())};
+  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
   std::vector<char*> envp;
   for (std::string& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);

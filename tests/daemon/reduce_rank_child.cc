@@ -4,14 +4,21 @@
 // value step + RANK / 8 of "loss" (MEAN), "loss_weighted" (MEAN, weight
 // RANK + 1), "loss_sum", "loss_min", "loss_max" and "ranks" (COUNT). Then it
 // closes and exits 0.
-// With DIE_AFTER > 0 it stops after that step instead: flushes, prints
-// "ready" and waits to be killed (the test sends SIGKILL mid-run).
+// Once its run is open it creates BARRIER_DIR/<RANK> and, before logging,
+// waits until BARRIER_DIR holds WORLD_SIZE files, as the ranks of a job start
+// together (a run whose holders all closed would otherwise close between two
+// slow starts). With DIE_AFTER > 0 it does not wait: it logs alone, stops
+// after that step, flushes, prints "ready" and waits to be killed (the test
+// sends SIGKILL mid-run; its hold outlives it for the writer lease).
 //
-//   WORLD_SIZE=N reduce_rank_child TARGET RUN_PATH RANK STEPS [DIE_AFTER]
+//   WORLD_SIZE=N BARRIER_DIR=D reduce_rank_child TARGET RUN_PATH RANK STEPS [DIE_AFTER]
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "tblog/client.h"
@@ -33,6 +40,18 @@ int main(int argc, char** argv) {
   if (!writer.ok()) {
     std::fprintf(stderr, "open: %s\n", writer.status().ToString().c_str());
     return 1;
+  }
+  const char* barrier = std::getenv("BARRIER_DIR");
+  if (barrier != nullptr) {
+    const std::filesystem::path dir(barrier);
+    std::ofstream(dir / std::to_string(rank)).put('\n');
+    auto count = [&] {
+      return std::distance(std::filesystem::directory_iterator(dir),
+                           std::filesystem::directory_iterator());
+    };
+    while (die_after == 0 && count() < static_cast<long>(options.reduce_group_size)) {
+      usleep(20000);
+    }
   }
   using tblog::v1::ReduceOp;
   for (int step = 1; step <= steps; ++step) {

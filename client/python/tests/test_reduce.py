@@ -17,9 +17,14 @@ RANKS = 4
 STEPS = 3
 
 RANK = """
-import os, sys, numpy as np, tblog
+import os, sys, time, numpy as np, tblog
 rank = int(os.environ["RANK"])
 writer = tblog.SummaryWriter(sys.argv[1], address=sys.argv[2])   # group size: WORLD_SIZE
+# As a job's ranks: all of them hold the run before any logs (and closes),
+# else a run whose holders all closed would close between two slow starts.
+open(os.path.join(sys.argv[3], str(rank)), "w").close()
+while len(os.listdir(sys.argv[3])) < %d:
+    time.sleep(0.02)
 for step in range(1, %d + 1):
     writer.add_scalar("loss", step + rank / 8, global_step=step, reduce="mean")
     writer.add_scalar("loss_w", step + rank / 8, global_step=step, reduce="mean",
@@ -29,13 +34,16 @@ for step in range(1, %d + 1):
     writer.add_histogram("grad", np.arange(rank * 100, rank * 100 + 100, dtype=np.float32),
                          global_step=step, reduce="merge")
 writer.close()
-""" % STEPS
+""" % (RANKS, STEPS)
 
 
-def test_ranks_get_one_point_per_step(daemon):
+def test_ranks_get_one_point_per_step(daemon, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
                WORLD_SIZE=str(RANKS))
-    ranks = [subprocess.Popen([sys.executable, "-c", RANK, "job/ddp", daemon.address],
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    ranks = [subprocess.Popen([sys.executable, "-c", RANK, "job/ddp", daemon.address,
+                               str(barrier)],
                               env=dict(env, RANK=str(rank))) for rank in range(RANKS)]
     for process in ranks:
         assert process.wait(timeout=120) == 0

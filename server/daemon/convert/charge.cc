@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "daemon/reduce_convert.h"
+
 namespace tblog::daemon::convert {
 namespace {
 
@@ -97,6 +99,7 @@ size_t HeldBytes(const Converted& converted) {
     bytes += HeapBytes(file.subrun) + HeapBytes(file.relative_path) + HeapBytes(file.contents);
   }
   for (const std::string& warning : converted.warnings) bytes += HeapBytes(warning);
+  if (converted.contribution != nullptr) bytes += converted.contribution->Bytes();
   return bytes;
 }
 
