@@ -21,7 +21,7 @@ import weakref
 
 import numpy as np
 
-from tblog import _connect, _convert
+from tblog import _connect, _convert, _media
 from tblog._channel import open_channel
 from tblog._stream import CHANNEL_OPTIONS, Stream, Wire, _Record, kind_number, tensor_wire
 from tblog.v1 import tblog_pb2 as pb
@@ -105,6 +105,8 @@ _IMAGE = kind_number("image")
 _AUDIO = kind_number("audio")
 _PR_CURVE = kind_number("pr_curve")
 _EMBEDDING = kind_number("embedding")
+_VIDEO = kind_number("video")
+_MESH = kind_number("mesh")
 _HISTOGRAM_VALUES = _field(pb.Histogram, "values")
 _IMAGE_PIXELS = _field(pb.Image, "pixels")
 _AUDIO_SAMPLES = _field(pb.Audio, "samples")
@@ -113,6 +115,9 @@ _PR_LABELS = _field(pb.PrPredictions, "labels")
 _PR_PREDICTIONS = _field(pb.PrPredictions, "predictions")
 _PR_WEIGHTS = _field(pb.PrPredictions, "weights")
 _EMBEDDING_MATRIX = _field(pb.Embedding, "matrix")
+_EMBEDDING_LABEL_IMG = _field(pb.Embedding, "label_img")
+_VIDEO_FRAMES = _field(pb.Video, "frames")
+_MESH_PARTS = tuple((name, _field(pb.Mesh, name)) for name in ("vertices", "faces", "colors"))
 
 
 class SummaryWriter:
@@ -268,12 +273,15 @@ class SummaryWriter:
     def add_scalar(self, tag, scalar_value, global_step=None, walltime=None, new_style=False,
                    double_precision=False):
         """One point of a scalar curve. new_style=True stores TensorBoard 2's
-        tensor form (default: PyTorch's simple_value). double_precision is
-        accepted for compatibility, but values travel and are stored as
-        float32: tblog.v1.Scalar has no float64 value (see the README's table)."""
+        tensor form (default: PyTorch's simple_value). With new_style=True,
+        double_precision=True stores the value as float64 (a DT_DOUBLE
+        tensor), as PyTorch does; simple_value is float32 in any case."""
         # The hot path: a few dict/list operations, no lock, no protobuf.
         if self._stream.failure is not None or self._closed:
             self._check()
+        if double_precision and new_style:
+            self._scalar_f64(tag, scalar_value, global_step, walltime)
+            return
         kind = type(scalar_value)
         if kind is not float:
             scalar_value = float(scalar_value) if kind is int else _convert.to_float(scalar_value)
@@ -287,6 +295,14 @@ class SummaryWriter:
                        time.time() if walltime is None else walltime))
         if len(points) >= self._max_points:
             self._stream.wait_for_room()
+
+    def _scalar_f64(self, tag, scalar_value, global_step, walltime):
+        # A record of its own: the columns carry float32 values.
+        scalar = pb.Scalar(value_f64=_convert.to_float(scalar_value), style=_TENSOR)
+
+        def fill(record):
+            record.scalar.CopyFrom(scalar)
+        self._record(tag, global_step, walltime, fill, 16)
 
     def _new_tag(self, tag, new_style):
         style = _TENSOR if new_style else _SIMPLE
@@ -491,11 +507,42 @@ class SummaryWriter:
             return _AUDIO, Wire(head.SerializeToString()).add(_AUDIO_SAMPLES, _tensor(parts))
         self._record(tag, global_step, walltime, fill, len(parts[2]))
 
-    def add_video(self, *args, **kwargs):
-        raise NotImplementedError("tblog: add_video is not supported by tblogd")
+    def add_video(self, tag, vid_tensor, global_step=None, fps=4, walltime=None):
+        """Clips [N, T, C, H, W] (uint8, or float in [0, 1]), tiled into one
+        clip as PyTorch tiles them; the daemon encodes a looping GIF shown
+        in the image dashboard (PyTorch's form, without moviepy)."""
+        self._check()
+        frames = _media.video_frames(vid_tensor)
+        parts = _convert.tensor_parts(frames, _PIXELS)
+        rate = float(fps)
+        if not rate > 0 or rate == float("inf"):
+            raise ValueError(f"add_video: fps must be finite and > 0, got {fps!r}")
 
-    def add_mesh(self, *args, **kwargs):
-        raise NotImplementedError("tblog: add_mesh is not supported by tblogd")
+        def fill(record):
+            return _VIDEO, Wire(pb.Video(fps=rate).SerializeToString()).add(_VIDEO_FRAMES,
+                                                                           _tensor(parts))
+        self._record(tag, global_step, walltime, fill, len(parts[2]))
+
+    def add_mesh(self, tag, vertices, colors=None, faces=None, config_dict=None,
+                 global_step=None, walltime=None):
+        """A mesh or point cloud for the mesh plugin: vertices [B, N, 3],
+        optional colors [B, N, 3] in [0, 255] and faces [B, F, 3] (vertex
+        indices); config_dict holds ThreeJS settings, as in PyTorch."""
+        self._check()
+        tensors = {"vertices": _media.mesh_tensor("vertices", vertices),
+                   "faces": _media.mesh_tensor("faces", faces),
+                   "colors": _media.mesh_tensor("colors", colors)}
+        parts = {name: _convert.tensor_parts(array) for name, array in tensors.items()
+                 if array is not None}
+        head = pb.Mesh(config_json=_media.mesh_json(config_dict)).SerializeToString()
+
+        def fill(record):
+            wire = Wire(head)
+            for name, number in _MESH_PARTS:
+                if name in parts:
+                    wire.add(number, _tensor(parts[name]))
+            return _MESH, wire
+        self._record(tag, global_step, walltime, fill, sum(len(p[2]) for p in parts.values()))
 
     def add_onnx_graph(self, *args, **kwargs):
         raise NotImplementedError("tblog: add_onnx_graph is not supported by tblogd")
@@ -604,15 +651,18 @@ class SummaryWriter:
                       metadata_header=None, *, subrun=""):
         """Vectors for the projector: mat [N, D]; metadata one label per row,
         or N rows of len(metadata_header) cells (sent flattened, row-major).
-        label_img is not supported."""
+        label_img [N, C, H, W] (one thumbnail per row, uint8 or float in
+        [0, 1]) becomes the projector's sprite, tiled by the daemon."""
         self._check()
-        if label_img is not None:
-            raise NotImplementedError("tblog: add_embedding(label_img=...) is not supported")
         array = _convert.to_numpy(mat)
         if array.ndim != 2:
             raise ValueError(f"add_embedding: mat must be 2-D [N, D], got shape {array.shape}")
         parts = _convert.tensor_parts(array, _FLOATS)
-        embedding = pb.Embedding()
+        sprite = None
+        if label_img is not None:
+            sprite = _convert.tensor_parts(_media.sprite_images(label_img, array.shape[0]),
+                                           _PIXELS)
+        embedding = pb.Embedding(label_img_layout=pb.PIXEL_LAYOUT_NCHW)
         if metadata is not None:
             if len(metadata) != array.shape[0]:
                 raise ValueError(f"add_embedding: {len(metadata)} metadata rows for "
@@ -629,9 +679,12 @@ class SummaryWriter:
                 embedding.metadata.extend(str(label) for label in metadata)
 
         def fill(record):
-            return _EMBEDDING, Wire(embedding.SerializeToString()).add(_EMBEDDING_MATRIX,
-                                                                       _tensor(parts))
-        self._record(tag, global_step, None, fill, len(parts[2]), subrun)
+            wire = Wire(embedding.SerializeToString()).add(_EMBEDDING_MATRIX, _tensor(parts))
+            if sprite is not None:
+                wire.add(_EMBEDDING_LABEL_IMG, _tensor(sprite))
+            return _EMBEDDING, wire
+        self._record(tag, global_step, None, fill,
+                     len(parts[2]) + (len(sprite[2]) if sprite else 0), subrun)
 
     # ------------------------------------------------------- custom scalars
 
