@@ -263,7 +263,13 @@ class SummaryWriter:
         if len(points) >= self._max_points:
             self._stream.wait_for_room()
 
-    def _record(self, tag, global_step, walltime, fill, nbytes, subrun=""):
+    def _record(self, tag, global_step, walltime, fill, nbytes, subrun="", description=None):
+        if description:
+            text, fill_kind = str(description), fill
+
+            def fill(record):
+                record.description = text
+                return fill_kind(record)
         self._stream.add_record(_Record(
             tag, _step(global_step), time.time() if walltime is None else float(walltime),
             subrun, fill, nbytes))
@@ -334,7 +340,8 @@ class SummaryWriter:
         self._check()
         self._histogram(tag, values, global_step, bins, walltime, max_bins, "")
 
-    def _histogram(self, tag, values, global_step, bins, walltime, max_bins, subrun):
+    def _histogram(self, tag, values, global_step, bins, walltime, max_bins, subrun,
+                   description=None):
         # The training thread pays one copy (tobytes); the message is built
         # on the sender thread.
         parts = _convert.tensor_parts(_convert.to_numpy(values))
@@ -351,7 +358,7 @@ class SummaryWriter:
         def fill(record):
             head = pb.Histogram(layout=layout, bucket_count=bucket_count)
             return _HISTOGRAM, Wire(head.SerializeToString()).add(_HISTOGRAM_VALUES, _tensor(parts))
-        self._record(tag, global_step, walltime, fill, len(parts[2]), subrun)
+        self._record(tag, global_step, walltime, fill, len(parts[2]), subrun, description)
 
     def add_histogram_raw(self, tag, min, max, num, sum, sum_squares, bucket_limits,
                           bucket_counts, global_step=None, walltime=None):
@@ -426,7 +433,8 @@ class SummaryWriter:
             raise ValueError(f"add_images: max_outputs must be at least 1, got {max_outputs}")
         self._image(tag, array, layouts[fmt], global_step, walltime, max_outputs=max_outputs)
 
-    def _image(self, tag, array, layout, global_step, walltime, subrun="", max_outputs=None):
+    def _image(self, tag, array, layout, global_step, walltime, subrun="", max_outputs=None,
+               description=None):
         if array.dtype == np.bool_:
             array = array.astype(np.uint8) * 255
         parts = _convert.tensor_parts(array, _PIXELS)
@@ -438,7 +446,7 @@ class SummaryWriter:
                 head = pb.Image(layout=layout, style=pb.IMAGE_STYLE_TENSOR,
                                 max_outputs=int(max_outputs))
             return _IMAGE, Wire(head.SerializeToString()).add(_IMAGE_PIXELS, _tensor(parts))
-        self._record(tag, global_step, walltime, fill, len(parts[2]), subrun)
+        self._record(tag, global_step, walltime, fill, len(parts[2]), subrun, description)
 
     def _encoded_image(self, tag, encoded, global_step, walltime):
         """PNG or JPEG bytes as PyTorch's Summary.Image (the daemon checks
@@ -646,6 +654,16 @@ class SummaryWriter:
         def fill(record):
             record.graph.CopyFrom(graph)
         self._record("", 0, None, fill, graph.ByteSize())
+
+    def _keras_model_config(self, config_json, subrun=""):
+        """A Keras model's JSON configuration under the fixed tag "keras" at
+        step 0 (what keras.callbacks.TensorBoard(write_graph=True) writes)."""
+        self._check()
+        graph = pb.Graph(keras_model_json=str(config_json))
+
+        def fill(record):
+            record.graph.CopyFrom(graph)
+        self._record("", 0, None, fill, len(graph.keras_model_json), subrun)
 
     def add_embedding(self, mat, metadata=None, label_img=None, global_step=None, tag="default",
                       metadata_header=None, *, subrun=""):

@@ -6,13 +6,13 @@ record of each new kind refused by the daemon with the field named."""
 
 import json
 import os
-import struct
 
 import numpy as np
 import pytest
 
 import eventfile
 import gifdecode
+import pngdecode
 import tblog
 from tblog.tensorboard import plugins_pb2
 
@@ -129,7 +129,7 @@ def test_add_embedding_with_label_img_writes_the_sprite(daemon):
         'embeddings {\n  tensor_name: "pts:00001"\n  metadata_path: "00001/pts/metadata.tsv"\n'
         '  sprite {\n    image_path: "00001/pts/sprite.png"\n    single_image_dim: 6\n'
         '    single_image_dim: 6\n  }\n  tensor_path: "00001/pts/tensors.tsv"\n}\n')
-    sprite = read_png(os.path.join(base, "00001", "pts", "sprite.png"))
+    sprite = pngdecode.read_png_file(os.path.join(base, "00001", "pts", "sprite.png"))
     # ceil(sqrt(5)) = 3 columns, 2 rows, on a 18x18 black square, gray -> RGB.
     assert sprite.shape == (18, 18, 3)
     expected = np.zeros((18, 18), np.uint8)
@@ -165,50 +165,3 @@ def test_add_video_checks_its_arguments_on_the_client(daemon):
             writer.add_video("v", np.zeros((2, 3, 4, 4)))
         with pytest.raises(ValueError, match="fps"):
             writer.add_video("v", np.zeros((1, 2, 3, 4, 4)), fps=0)
-
-
-def read_png(path):
-    """An 8-bit RGB, non-interlaced PNG (what the daemon writes) as [H, W, 3]."""
-    import zlib
-    with open(path, "rb") as f:
-        data = f.read()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, header = 8, b"", None
-    while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + length
-    width, height, depth, color, _, _, interlace = header
-    assert (depth, color, interlace) == (8, 2, 0)
-    raw = zlib.decompress(idat)
-    stride = width * 3
-    out = np.zeros((height, stride), np.uint8)
-    prev = np.zeros(stride, np.int32)
-    for y in range(height):
-        kind = raw[y * (stride + 1)]
-        line = np.frombuffer(raw, np.uint8, stride, y * (stride + 1) + 1).astype(np.int32)
-        cur = np.zeros(stride, np.int32)
-        for x in range(stride):
-            a = cur[x - 3] if x >= 3 else 0
-            b = prev[x]
-            c = prev[x - 3] if x >= 3 else 0
-            if kind == 0:
-                pred = 0
-            elif kind == 1:
-                pred = a
-            elif kind == 2:
-                pred = b
-            elif kind == 3:
-                pred = (a + b) // 2
-            else:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-            cur[x] = (line[x] + pred) & 0xFF
-        out[y] = cur
-        prev = cur
-    return out.reshape(height, width, 3)
