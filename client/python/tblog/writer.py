@@ -33,6 +33,13 @@ _TENSOR = pb.SCALAR_STYLE_TENSOR
 _FLOATS = (1, 2)            # DTYPE_FLOAT32, DTYPE_FLOAT64
 _PIXELS = (1, 2, 4)         # float32, float64, uint8
 
+# The most tensor bytes one record may carry: a record travels in one request,
+# which gRPC caps at 64 MiB on both sides (CHANNEL_OPTIONS, the daemon's
+# default --max-message-size); 1 MiB is left for the record's other fields.
+# A larger record could never be sent (resending it would fail forever), so
+# the add_* call refuses it.
+_MAX_RECORD_BYTES = (64 << 20) - (1 << 20)
+
 _live_writers = weakref.WeakSet()
 _live_lock = threading.Lock()
 
@@ -264,6 +271,11 @@ class SummaryWriter:
             self._stream.wait_for_room()
 
     def _record(self, tag, global_step, walltime, fill, nbytes, subrun="", description=None):
+        if nbytes > _MAX_RECORD_BYTES:
+            raise ValueError(f"tblog: {tag!r} carries {nbytes} bytes of data, more than the "
+                             f"{_MAX_RECORD_BYTES} one record may hold (a request is at most "
+                             "64 MiB); log it in smaller pieces (fewer images per call, a "
+                             "sample of the values)")
         if description:
             text, fill_kind = str(description), fill
 

@@ -165,3 +165,13 @@ def test_add_video_checks_its_arguments_on_the_client(daemon):
             writer.add_video("v", np.zeros((2, 3, 4, 4)))
         with pytest.raises(ValueError, match="fps"):
             writer.add_video("v", np.zeros((1, 2, 3, 4, 4)), fps=0)
+
+
+def test_a_record_too_large_to_send_is_refused_at_the_call(daemon):
+    # 2 x 4096 x 8193 bytes: just over what one request may carry. Before,
+    # the batch failed to send with RESOURCE_EXHAUSTED and was retried forever.
+    with writer_for(daemon, "huge") as writer:
+        with pytest.raises(ValueError, match="more than the .* one record may hold"):
+            writer.add_images("big", np.zeros((2, 1, 4096, 8193), np.uint8), 0)
+        writer.add_scalar("after", 1.0, 0)
+    assert eventfile.scalars(os.path.join(daemon.logdir, "huge"))["after"] == [(0, 1.0)]
