@@ -532,11 +532,10 @@ class SummaryWriter:
         clip as PyTorch tiles them; the daemon encodes a looping GIF shown
         in the image dashboard (PyTorch's form, without moviepy)."""
         self._check()
-        frames = _media.video_frames(vid_tensor)
-        parts = _convert.tensor_parts(frames, _PIXELS)
         rate = float(fps)
         if not rate > 0 or rate == float("inf"):
             raise ValueError(f"add_video: fps must be finite and > 0, got {fps!r}")
+        parts = _convert.tensor_parts(_media.video_frames(vid_tensor), _PIXELS)
 
         def fill(record):
             return _VIDEO, Wire(pb.Video(fps=rate).SerializeToString()).add(_VIDEO_FRAMES,
