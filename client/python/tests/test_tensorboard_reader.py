@@ -86,3 +86,36 @@ def test_tensorboard_reads_tblog_summary(daemon):
     assert list(strings[:2]) == [b"5", b"3"] and len(strings) == 3
     (text,) = acc.Tensors("t")
     assert tensor_util.make_ndarray(text.tensor_proto).reshape(-1)[0] == b"hello"
+
+
+def test_tensorboard_renders_the_keras_model_config(daemon):
+    keras_util = pytest.importorskip("tensorboard.plugins.graph.keras_util")
+    dataclass_compat = pytest.importorskip("tensorboard.dataclass_compat")
+    import tblog.keras
+    from test_keras import Sequential
+    from test_keras_fake import fit
+
+    config = {"class_name": "Sequential", "config": {"name": "seq", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": [None, 4], "name": "input"}},
+        {"class_name": "Dense", "config": {"name": "dense", "units": 3}}]}}
+    model = Sequential()
+    model.to_json = lambda: json.dumps(config)
+    fit(tblog.keras.TensorBoard(log_dir="tb/keras", address=daemon.address), model, 1, 1)
+    path = os.path.join(daemon.logdir, "tb", "keras", "train")
+    (event,) = [e for e in _events(path) if e.HasField("summary")
+                and e.summary.value[0].tag == "keras"]
+    # TensorBoard's loader migrates it to a blob sequence of one JSON string...
+    (migrated,) = dataclass_compat.migrate_event(event, {})
+    value = migrated.summary.value[0]
+    assert value.metadata.data_class == 3              # DATA_CLASS_BLOB_SEQUENCE
+    blob = tensor_util.make_ndarray(value.tensor)[0]
+    # ...that the graphs plugin turns into the conceptual graph.
+    graph = keras_util.keras_model_to_graph_def(json.loads(blob))
+    assert [node.name for node in graph.node] == ["seq/input", "seq/dense"]
+
+
+def _events(run_dir):
+    from tensorboard.backend.event_processing import event_file_loader
+    import glob
+    for path in sorted(glob.glob(os.path.join(run_dir, "*tfevents*"))):
+        yield from event_file_loader.LegacyEventFileLoader(path).Load()
