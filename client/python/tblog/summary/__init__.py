@@ -31,7 +31,7 @@ import types
 import numpy as np
 
 from tblog import _convert
-from tblog.writer import SummaryWriter, _TENSOR
+from tblog.writer import SummaryWriter as _TorchStyleWriter, _TENSOR
 from tblog.v1 import tblog_pb2 as pb
 
 __all__ = ["create_file_writer", "create_noop_writer", "SummaryWriter", "scalar", "histogram",
@@ -59,7 +59,7 @@ class FileWriter:
             options["max_queue"] = int(max_queue)
         if flush_millis is not None:
             options["flush_secs"] = max(1, int(flush_millis) // 1000)
-        self._writer = SummaryWriter(logdir, address=address, **options)
+        self._writer = _TorchStyleWriter(logdir, address=address, **options)
         self._closed = False
 
     @property
@@ -70,7 +70,8 @@ class FileWriter:
     @contextlib.contextmanager
     def as_default(self, step=None):
         """Makes this the default writer inside the block; with `step`, also
-        the default step (restored on exit), as tf.summary's."""
+        the default step (restored on exit). Leaving the block flushes, as
+        TensorFlow's does in eager mode."""
         state = _state()
         state.writers.append(self)
         previous = state.step
@@ -110,6 +111,10 @@ class FileWriter:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# tf.summary.SummaryWriter is the writers' class: isinstance checks keep working.
+SummaryWriter = FileWriter
 
 
 class _NoopWriter:
