@@ -298,3 +298,26 @@ def test_numpy_torch_style_tensors_and_python_numbers_are_all_accepted(daemon):
     assert eventfile.scalars(run) == {"s": [(0, 1.0), (1, 2.5), (2, 3.5)]}
     tags = [(v.tag, step) for step, _, v in eventfile.values(run) if v.tag != "s"]
     assert tags == [("h", 0), ("h", 1), ("i", 0)]
+
+
+def test_a_daemon_restart_loses_nothing_and_duplicates_nothing(daemon):
+    """tblog.summary writes through SummaryWriter's stream: what was logged
+    while the daemon restarted is resent once, histograms and images too."""
+    writer = tf_summary.create_file_writer("api/restart", address=daemon.address)
+    with writer.as_default():
+        for step in range(3):
+            tf_summary.scalar("loss", 1.0 / (step + 1), step=step)
+            tf_summary.histogram("w", np.arange(step + 5.0), step=step)
+    assert daemon.stop() == 0
+    with writer.as_default(step=3):     # the block's flush waits for the daemon to be back
+        tf_summary.scalar("loss", 0.25)
+        tf_summary.image("img", np.zeros((1, 2, 2, 3), np.uint8))
+        daemon.start()
+    with writer.as_default():
+        tf_summary.scalar("loss", 0.2, step=4)
+    writer.close()
+    run = os.path.join(daemon.logdir, "api", "restart")
+    assert eventfile.scalars(run)["loss"] == [(0, 1.0), (1, 0.5), (2, float(np.float32(1 / 3))),
+                                              (3, 0.25), (4, float(np.float32(0.2)))]
+    tags = [(v.tag, step) for step, _, v in eventfile.values(run) if v.tag != "loss"]
+    assert sorted(tags) == [("img", 3), ("w", 0), ("w", 1), ("w", 2)]
