@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+import eventfile
 import tblog
 import tblog.summary as tf_summary
 
@@ -19,10 +20,7 @@ tensor_util = pytest.importorskip("tensorboard.util.tensor_util")
 text_format = pytest.importorskip("google.protobuf.text_format")
 
 
-def accumulator(path):
-    acc = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0, "images": 0})
-    acc.Reload()
-    return acc
+accumulator = eventfile.tensorboard_accumulator
 
 
 def test_tensorboard_reads_the_new_kinds(daemon):

@@ -13,6 +13,7 @@ import os
 import numpy as np
 import pytest
 
+import eventfile
 import tblog
 
 summary = pytest.importorskip("torch.utils.tensorboard.summary")
@@ -21,10 +22,7 @@ hparams_metadata = pytest.importorskip("tensorboard.plugins.hparams.metadata")
 Image = pytest.importorskip("PIL.Image")
 
 
-def accumulator(path):
-    acc = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0, "images": 0})
-    acc.Reload()
-    return acc
+accumulator = eventfile.tensorboard_accumulator
 
 
 def test_lightning_log_hyperparams_through_get_file_writer(daemon):

@@ -14,11 +14,8 @@ namespace tblog {
 namespace {
 
 TensorView View(const std::vector<uint8_t>& data, const std::vector<int64_t>& shape) {
-  TensorView view;
-  view.dtype = DType::kUint8;
-  view.shape = shape;
-  view.data = std::string_view(reinterpret_cast<const char*>(data.data()), data.size());
-  return view;
+  return TensorView{DType::kUint8, shape,
+                    std::string_view(reinterpret_cast<const char*>(data.data()), data.size())};
 }
 
 TEST(SpriteTest, FiveGrayImagesMakeAThreeByThreeSquare) {

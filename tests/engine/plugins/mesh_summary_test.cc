@@ -16,12 +16,9 @@ namespace tblog {
 namespace {
 
 TensorView Floats(const std::vector<float>& data, const std::vector<int64_t>& shape) {
-  TensorView view;
-  view.dtype = DType::kFloat32;
-  view.shape = shape;
-  view.data = std::string_view(reinterpret_cast<const char*>(data.data()),
-                               data.size() * sizeof(float));
-  return view;
+  return TensorView{DType::kFloat32, shape,
+                    std::string_view(reinterpret_cast<const char*>(data.data()),
+                                     data.size() * sizeof(float))};
 }
 
 const std::vector<float> kTriangle = {0, 0, 0, 1, 0, 0, 0, 1, 0};
