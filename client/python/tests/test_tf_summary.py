@@ -321,3 +321,22 @@ def test_a_daemon_restart_loses_nothing_and_duplicates_nothing(daemon):
                                               (3, 0.25), (4, float(np.float32(0.2)))]
     tags = [(v.tag, step) for step, _, v in eventfile.values(run) if v.tag != "loss"]
     assert sorted(tags) == [("img", 3), ("w", 0), ("w", 1), ("w", 2)]
+
+
+def test_real_torch_tensors(daemon):
+    torch = pytest.importorskip("torch")
+    weight = torch.nn.Parameter(torch.arange(12, dtype=torch.float32).reshape(3, 4))
+    writer = tf_summary.create_file_writer("api/torch", address=daemon.address)
+    with writer.as_default(step=torch.tensor(2)):                  # a tensor step too
+        tf_summary.scalar("loss", (weight * 2).sum())             # requires grad: detached
+        tf_summary.histogram("w", weight, buckets=4)
+        tf_summary.image("img", torch.ones(1, 2, 2, 3))
+        hp.hparams({"lr": torch.tensor(0.5)})
+    writer.close()
+    run = os.path.join(daemon.logdir, "api", "torch")
+    assert eventfile.scalars(run)["loss"] == [(2, 132.0)]
+    values = {v.tag: (step, v) for step, _, v in eventfile.values(run)}
+    step, histogram = values["w"]
+    assert step == 2
+    np.testing.assert_array_equal(eventfile.tensor_array(histogram.tensor)[:, 2], [3, 3, 3, 3])
+    assert values["img"][0] == 2
