@@ -34,6 +34,8 @@ RecordKind KindOf(const v1::Record& record) {
     case v1::Record::kGraph: return RecordKind::kGraph;
     case v1::Record::kEmbedding: return RecordKind::kEmbedding;
     case v1::Record::kCustomScalars: return RecordKind::kCustomScalars;
+    case v1::Record::kVideo: return RecordKind::kVideo;
+    case v1::Record::kMesh: return RecordKind::kMesh;
     case v1::Record::KIND_NOT_SET: break;
   }
   return RecordKind::kNone;
@@ -42,7 +44,7 @@ RecordKind KindOf(const v1::Record& record) {
 const char* KindName(RecordKind kind) {
   static constexpr const char* kNames[kNumRecordKinds] = {
       "none", "scalar", "scalars", "histogram", "image", "text", "audio", "pr_curve", "hparams",
-      "graph", "embedding", "custom_scalars"};
+      "graph", "embedding", "custom_scalars", "video", "mesh"};
   return kNames[static_cast<size_t>(kind)];
 }
 

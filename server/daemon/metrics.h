@@ -40,9 +40,9 @@ class WorkerPool;
 // Record kinds, in tblog.v1.Record's oneof order; kNone for a record without one.
 enum class RecordKind {
   kNone, kScalar, kScalars, kHistogram, kImage, kText, kAudio, kPrCurve, kHParams, kGraph,
-  kEmbedding, kCustomScalars,
+  kEmbedding, kCustomScalars, kVideo, kMesh,
 };
-inline constexpr int kNumRecordKinds = 12;
+inline constexpr int kNumRecordKinds = 14;
 RecordKind KindOf(const v1::Record& record);
 const char* KindName(RecordKind kind);
 

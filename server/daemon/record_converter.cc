@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_util.h"
@@ -42,6 +43,8 @@ std::string_view KindName(v1::Record::KindCase kind) {
     case v1::Record::kGraph: return "graph";
     case v1::Record::kEmbedding: return "embedding";
     case v1::Record::kCustomScalars: return "custom_scalars";
+    case v1::Record::kVideo: return "video";
+    case v1::Record::kMesh: return "mesh";
     case v1::Record::KIND_NOT_SET: break;
   }
   return "record";
@@ -119,6 +122,16 @@ absl::StatusOr<Converted> RecordConverter::Convert(const v1::Record& record,
       case v1::Record::kImage: value = convert::ConvertImage(tag, record.image(), limits_); break;
       case v1::Record::kText: value = convert::ConvertText(tag, record.text(), limits_); break;
       case v1::Record::kAudio: value = convert::ConvertAudio(tag, record.audio(), limits_); break;
+      case v1::Record::kVideo: value = convert::ConvertVideo(tag, record.video(), limits_); break;
+      case v1::Record::kMesh: {
+        // One event with a value per component, each described as PyTorch does.
+        absl::StatusOr<std::vector<tb::Summary::Value>> values =
+            convert::ConvertMesh(tag, record.mesh(), limits_);
+        if (!values.ok()) return values.status();
+        for (tb::Summary::Value& component : *values) Describe(record, component);
+        out.events.push_back(convert::SummaryEvent(header, *std::move(values)));
+        return out;
+      }
       case v1::Record::kPrCurve:
         value = convert::ConvertPrCurve(tag, record.pr_curve(), limits_);
         break;

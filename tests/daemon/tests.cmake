@@ -4,7 +4,7 @@ tblog_add_test(names_test SOURCES daemon/names_test.cc LIBS tblog_daemon_convert
 # record_converter_test covers the dispatch and the golden files, one
 # convert_<kind>_test per unit under server/daemon/convert/.
 foreach(unit record_converter convert_scalars convert_histogram convert_image convert_text_audio
-    convert_pr_curve convert_hparams convert_graph_embedding convert_charge)
+    convert_pr_curve convert_hparams convert_graph_embedding convert_charge convert_video_mesh)
   tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon_convert)
 endforeach()
 foreach(unit worker_pool byte_budget checkpoint resume_scan run run_leases run_registry service aggregate

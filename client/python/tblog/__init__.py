@@ -4,6 +4,9 @@
     writer = SummaryWriter()          # daemon at $TBLOG_ADDRESS or 127.0.0.1:6066
     writer.add_scalar("loss", 0.5, global_step=1)
 
+tblog.keras.TensorBoard is Keras' callback; tblog.summary offers tf.summary's
+calls (import tblog.summary as tf_summary).
+
 The package needs the generated protobuf/gRPC modules of proto/tblog/v1 (and
 proto/tblog/tensorboard): scripts/gen_python_stubs.sh writes them to
 tblog/_proto/ inside the package (pip install does it when protoc is found),

@@ -4,8 +4,13 @@ layout, written through tblogd.
 Layout (as Keras writes it): sub-runs `train` and `validation`; per epoch
 `epoch_<metric>` scalars (validation metrics without their "val_" prefix),
 `epoch_learning_rate` when the optimizer has one, `epoch_steps_per_second`
-with write_steps_per_second; `batch_<metric>` every update_freq batches when
-update_freq is "batch" or an int; `evaluation_<metric>_vs_iterations` in
+with write_steps_per_second; `batch_<metric>` (and `batch_steps_per_second`
+with write_steps_per_second) every update_freq batches when update_freq is
+"batch" or an int, at Keras 3's steps: the fit's batches counted from 1, so
+update_freq=2 writes steps 2, 4, ...; with write_graph, the model's
+configuration (model.to_json() of a Sequential or Functional model) as the
+`keras` tag at step 0 in `train`, which the graphs dashboard shows;
+`evaluation_<metric>_vs_iterations` in
 `validation` at each evaluation's end; every histogram_freq epochs one
 histogram per weight, tagged "<weight name>/histogram" (and an image of it,
 "<weight name>/image", with write_images); every embeddings_freq epochs the
@@ -16,12 +21,15 @@ TensorBoard returns an instance of a subclass that also derives from
 keras.callbacks.Callback when Keras (or tf.keras) is importable, so model.fit
 accepts it; otherwise it is a plain object with the same methods, which is
 all a callback list calls.
-Not supported: write_graph (Keras' conceptual graph) and profile_batch (the
-profiler); they are accepted and ignored.
+Not supported: the profiler. A non-zero profile_batch warns once and is
+otherwise ignored (Keras itself has no profiler on the torch and numpy
+backends); write_graph writes the model configuration but not the traced
+train_function graph, which only TensorFlow's tf.function has.
 """
 
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -29,6 +37,7 @@ from tblog import _convert
 from tblog.writer import SummaryWriter, _TENSOR
 
 _keras_classes = {}
+_warned_profile_batch = False
 
 
 def _keras_callback_base():
@@ -87,6 +96,8 @@ class TensorBoard:
                              f"int, got {update_freq!r}")
         self.update_freq = update_freq
         self.profile_batch = profile_batch
+        if profile_batch:
+            _warn_profile_batch(profile_batch)
         self.embeddings_freq = int(embeddings_freq)
         self.embeddings_metadata = embeddings_metadata
         self._address = address
@@ -97,6 +108,7 @@ class TensorBoard:
         self._train_step = 0
         self._epoch_start = None
         self._epoch_batches = 0
+        self._batch_start = None
         self._model_ref = None
 
     # ------------------------------------------------------------- plumbing
@@ -107,6 +119,8 @@ class TensorBoard:
         parent = getattr(super(), "set_model", None)
         if parent is not None:
             parent(model)
+        if self.write_graph:
+            self._write_model_config(model)
 
     def set_params(self, params):
         parent = getattr(super(), "set_params", None)
@@ -131,9 +145,8 @@ class TensorBoard:
 
     def on_train_begin(self, logs=None):
         self.writer  # noqa: B018 - open the run now, so errors show at once
-        iterations = self._optimizer_iterations()
-        if iterations is not None:
-            self._train_step = iterations
+        # Keras 3 counts the batches of each fit() from 1.
+        self._train_step = 0
 
     def on_train_end(self, logs=None):
         self.close()
@@ -142,12 +155,19 @@ class TensorBoard:
         self._epoch_start = time.monotonic()
         self._epoch_batches = 0
 
+    def on_train_batch_begin(self, batch, logs=None):
+        self._train_step += 1
+        self._batch_start = time.monotonic()
+
     def on_train_batch_end(self, batch, logs=None):
         step = self._train_step
-        self._train_step += 1
         self._epoch_batches += 1
         if self.update_freq == "epoch" or step % self.update_freq != 0:
             return
+        if self.write_steps_per_second and self._batch_start is not None:
+            elapsed = time.monotonic() - self._batch_start
+            if elapsed > 0:
+                self._scalar("train", "batch_steps_per_second", 1.0 / elapsed, step)
         for name, value in (logs or {}).items():
             if _is_number(value):
                 self._scalar("train", f"batch_{name}", value, step)
@@ -188,7 +208,6 @@ class TensorBoard:
         the plain class (no Keras importable) has every method a callback list
         calls."""
 
-    on_train_batch_begin = _nothing_to_log
     on_test_begin = on_test_batch_begin = on_test_batch_end = _nothing_to_log
     on_predict_begin = on_predict_end = _nothing_to_log
     on_predict_batch_begin = on_predict_batch_end = _nothing_to_log
@@ -198,6 +217,21 @@ class TensorBoard:
         if self._writer is not None:
             writer, self._writer = self._writer, None
             writer.close()
+
+    # ---------------------------------------------------------------- graph
+
+    def _write_model_config(self, model):
+        """keras_model_summary("keras", model, step=0), as Keras writes it
+        when the model is set: only Sequential and Functional models have a
+        configuration that rebuilds them."""
+        if type(model).__name__ not in ("Sequential", "Functional"):
+            return
+        try:
+            config = model.to_json()
+        except Exception as exc:  # noqa: BLE001 - Keras warns and goes on, too
+            warnings.warn(f"Model failed to serialize as JSON. Ignoring... {exc}")
+            return
+        self.writer._keras_model_config(config, subrun="train")
 
     # -------------------------------------------------------------- weights
 
@@ -262,6 +296,16 @@ class TensorBoard:
             except (TypeError, ValueError):
                 return None
         return None
+
+
+def _warn_profile_batch(profile_batch):
+    global _warned_profile_batch
+    if _warned_profile_batch:
+        return
+    _warned_profile_batch = True
+    warnings.warn(f"tblog.keras.TensorBoard: profile_batch={profile_batch!r} is ignored: tblogd "
+                  "records no profiler traces (Keras has no profiler on the torch and numpy "
+                  "backends either)", stacklevel=3)
 
 
 def _is_number(value):

@@ -21,7 +21,7 @@ import weakref
 
 import numpy as np
 
-from tblog import _connect, _convert, _shm
+from tblog import _connect, _convert, _media, _shm
 from tblog._channel import open_channel
 from tblog._stream import CHANNEL_OPTIONS, Stream, Wire, _Record, kind_number, tensor_wire
 from tblog.v1 import tblog_pb2 as pb
@@ -32,6 +32,13 @@ _SIMPLE = pb.SCALAR_STYLE_SIMPLE_VALUE
 _TENSOR = pb.SCALAR_STYLE_TENSOR
 _FLOATS = (1, 2)            # DTYPE_FLOAT32, DTYPE_FLOAT64
 _PIXELS = (1, 2, 4)         # float32, float64, uint8
+
+# The most tensor bytes one record may carry: a record travels in one request,
+# which gRPC caps at 64 MiB on both sides (CHANNEL_OPTIONS, the daemon's
+# default --max-message-size); 1 MiB is left for the record's other fields.
+# A larger record could never be sent (resending it would fail forever), so
+# the add_* call refuses it.
+_MAX_RECORD_BYTES = (64 << 20) - (1 << 20)
 
 _live_writers = weakref.WeakSet()
 _live_lock = threading.Lock()
@@ -105,6 +112,8 @@ _IMAGE = kind_number("image")
 _AUDIO = kind_number("audio")
 _PR_CURVE = kind_number("pr_curve")
 _EMBEDDING = kind_number("embedding")
+_VIDEO = kind_number("video")
+_MESH = kind_number("mesh")
 _HISTOGRAM_VALUES = _field(pb.Histogram, "values")
 _SCALAR_OPS = {"mean": pb.REDUCE_OP_MEAN, "sum": pb.REDUCE_OP_SUM, "min": pb.REDUCE_OP_MIN,
                "max": pb.REDUCE_OP_MAX, "count": pb.REDUCE_OP_COUNT}
@@ -138,6 +147,9 @@ _PR_LABELS = _field(pb.PrPredictions, "labels")
 _PR_PREDICTIONS = _field(pb.PrPredictions, "predictions")
 _PR_WEIGHTS = _field(pb.PrPredictions, "weights")
 _EMBEDDING_MATRIX = _field(pb.Embedding, "matrix")
+_EMBEDDING_LABEL_IMG = _field(pb.Embedding, "label_img")
+_VIDEO_FRAMES = _field(pb.Video, "frames")
+_MESH_PARTS = tuple((name, _field(pb.Mesh, name)) for name in ("vertices", "faces", "colors"))
 
 
 class SummaryWriter:
@@ -288,10 +300,22 @@ class SummaryWriter:
         if len(points) >= self._max_points:
             self._stream.wait_for_room()
 
-    def _record(self, tag, global_step, walltime, fill, nbytes, subrun="", parts=None):
+    def _record(self, tag, global_step, walltime, fill, nbytes, subrun="", parts=None,
+                description=None):
         # `parts`: the tensor_parts of the record's tensor, whose ring slice
         # (if it has one) is freed once the record's batch is acknowledged.
         slices = (parts[2],) if parts is not None and isinstance(parts[2], _shm.Slice) else ()
+        if nbytes > _MAX_RECORD_BYTES:
+            raise ValueError(f"tblog: {tag!r} carries {nbytes} bytes of data, more than the "
+                             f"{_MAX_RECORD_BYTES} one record may hold (a request is at most "
+                             "64 MiB); log it in smaller pieces (fewer images per call, a "
+                             "sample of the values)")
+        if description:
+            text, fill_kind = str(description), fill
+
+            def fill(record):
+                record.description = text
+                return fill_kind(record)
         self._stream.add_record(_Record(
             tag, _step(global_step), time.time() if walltime is None else float(walltime),
             subrun, fill, nbytes, slices))
@@ -302,9 +326,9 @@ class SummaryWriter:
                    double_precision=False, *, reduce=None, weight=None, group_size=None,
                    keep_contributions=False):
         """One point of a scalar curve. new_style=True stores TensorBoard 2's
-        tensor form (default: PyTorch's simple_value). double_precision is
-        accepted for compatibility, but values travel and are stored as
-        float32: tblog.v1.Scalar has no float64 value (see the README's table).
+        tensor form (default: PyTorch's simple_value). With new_style=True,
+        double_precision=True stores the value as float64 (a DT_DOUBLE
+        tensor), as PyTorch does; simple_value is float32 in any case.
 
         reduce="mean" (or "sum", "min", "max", "count"): this writer's (rank's)
         contribution to one point reduced across the run's writers; the daemon
@@ -323,6 +347,9 @@ class SummaryWriter:
         # The hot path: a few dict/list operations, no lock, no protobuf.
         if self._stream.failure is not None or self._closed:
             self._check()
+        if double_precision and new_style:
+            self._scalar_f64(tag, scalar_value, global_step, walltime)
+            return
         kind = type(scalar_value)
         if kind is not float:
             scalar_value = float(scalar_value) if kind is int else _convert.to_float(scalar_value)
@@ -341,6 +368,14 @@ class SummaryWriter:
         def fill(record):
             record.scalar.CopyFrom(scalar)
             record.reduce.CopyFrom(reduce)
+        self._record(tag, global_step, walltime, fill, 16)
+
+    def _scalar_f64(self, tag, scalar_value, global_step, walltime):
+        # A record of its own: the columns carry float32 values.
+        scalar = pb.Scalar(value_f64=_convert.to_float(scalar_value), style=_TENSOR)
+
+        def fill(record):
+            record.scalar.CopyFrom(scalar)
         self._record(tag, global_step, walltime, fill, 16)
 
     def _new_tag(self, tag, new_style):
@@ -382,7 +417,7 @@ class SummaryWriter:
         self._histogram(tag, values, global_step, bins, walltime, max_bins, "", merge)
 
     def _histogram(self, tag, values, global_step, bins, walltime, max_bins, subrun,
-                   reduce=None):
+                   reduce=None, description=None):
         # The training thread pays one copy (tobytes); the message is built
         # on the sender thread.
         parts = self._stream.tensor_parts(_convert.to_numpy(values))
@@ -401,7 +436,7 @@ class SummaryWriter:
                 record.reduce.CopyFrom(reduce)
             head = pb.Histogram(layout=layout, bucket_count=bucket_count)
             return _HISTOGRAM, Wire(head.SerializeToString()).add(_HISTOGRAM_VALUES, _tensor(parts))
-        self._record(tag, global_step, walltime, fill, len(parts[2]), subrun, parts)
+        self._record(tag, global_step, walltime, fill, len(parts[2]), subrun, parts, description)
 
     def add_histogram_raw(self, tag, min, max, num, sum, sum_squares, bucket_limits,
                           bucket_counts, global_step=None, walltime=None):
@@ -476,7 +511,8 @@ class SummaryWriter:
             raise ValueError(f"add_images: max_outputs must be at least 1, got {max_outputs}")
         self._image(tag, array, layouts[fmt], global_step, walltime, max_outputs=max_outputs)
 
-    def _image(self, tag, array, layout, global_step, walltime, subrun="", max_outputs=None):
+    def _image(self, tag, array, layout, global_step, walltime, subrun="", max_outputs=None,
+               description=None):
         if array.dtype == np.bool_:
             array = array.astype(np.uint8) * 255
         parts = self._stream.tensor_parts(array, _PIXELS)
@@ -488,7 +524,7 @@ class SummaryWriter:
                 head = pb.Image(layout=layout, style=pb.IMAGE_STYLE_TENSOR,
                                 max_outputs=int(max_outputs))
             return _IMAGE, Wire(head.SerializeToString()).add(_IMAGE_PIXELS, _tensor(parts))
-        self._record(tag, global_step, walltime, fill, len(parts[2]), subrun, parts)
+        self._record(tag, global_step, walltime, fill, len(parts[2]), subrun, parts, description)
 
     def _encoded_image(self, tag, encoded, global_step, walltime):
         """PNG or JPEG bytes as PyTorch's Summary.Image (the daemon checks
@@ -557,11 +593,41 @@ class SummaryWriter:
             return _AUDIO, Wire(head.SerializeToString()).add(_AUDIO_SAMPLES, _tensor(parts))
         self._record(tag, global_step, walltime, fill, len(parts[2]))
 
-    def add_video(self, *args, **kwargs):
-        raise NotImplementedError("tblog: add_video is not supported by tblogd")
+    def add_video(self, tag, vid_tensor, global_step=None, fps=4, walltime=None):
+        """Clips [N, T, C, H, W] (uint8, or float in [0, 1]), tiled into one
+        clip as PyTorch tiles them; the daemon encodes a looping GIF shown
+        in the image dashboard (PyTorch's form, without moviepy)."""
+        self._check()
+        rate = float(fps)
+        if not rate > 0 or rate == float("inf"):
+            raise ValueError(f"add_video: fps must be finite and > 0, got {fps!r}")
+        parts = _convert.tensor_parts(_media.video_frames(vid_tensor), _PIXELS)
 
-    def add_mesh(self, *args, **kwargs):
-        raise NotImplementedError("tblog: add_mesh is not supported by tblogd")
+        def fill(record):
+            return _VIDEO, Wire(pb.Video(fps=rate).SerializeToString()).add(_VIDEO_FRAMES,
+                                                                           _tensor(parts))
+        self._record(tag, global_step, walltime, fill, len(parts[2]))
+
+    def add_mesh(self, tag, vertices, colors=None, faces=None, config_dict=None,
+                 global_step=None, walltime=None):
+        """A mesh or point cloud for the mesh plugin: vertices [B, N, 3],
+        optional colors [B, N, 3] in [0, 255] and faces [B, F, 3] (vertex
+        indices); config_dict holds ThreeJS settings, as in PyTorch."""
+        self._check()
+        tensors = {"vertices": _media.mesh_tensor("vertices", vertices),
+                   "faces": _media.mesh_tensor("faces", faces),
+                   "colors": _media.mesh_tensor("colors", colors)}
+        parts = {name: _convert.tensor_parts(array) for name, array in tensors.items()
+                 if array is not None}
+        head = pb.Mesh(config_json=_media.mesh_json(config_dict)).SerializeToString()
+
+        def fill(record):
+            wire = Wire(head)
+            for name, number in _MESH_PARTS:
+                if name in parts:
+                    wire.add(number, _tensor(parts[name]))
+            return _MESH, wire
+        self._record(tag, global_step, walltime, fill, sum(len(p[2]) for p in parts.values()))
 
     def add_onnx_graph(self, *args, **kwargs):
         raise NotImplementedError("tblog: add_onnx_graph is not supported by tblogd")
@@ -666,18 +732,31 @@ class SummaryWriter:
             record.graph.CopyFrom(graph)
         self._record("", 0, None, fill, graph.ByteSize())
 
+    def _keras_model_config(self, config_json, subrun=""):
+        """A Keras model's JSON configuration under the fixed tag "keras" at
+        step 0 (what keras.callbacks.TensorBoard(write_graph=True) writes)."""
+        self._check()
+        graph = pb.Graph(keras_model_json=str(config_json))
+
+        def fill(record):
+            record.graph.CopyFrom(graph)
+        self._record("", 0, None, fill, len(graph.keras_model_json), subrun)
+
     def add_embedding(self, mat, metadata=None, label_img=None, global_step=None, tag="default",
                       metadata_header=None, *, subrun=""):
         """Vectors for the projector: mat [N, D]; metadata one label per row,
         or N rows of len(metadata_header) cells (sent flattened, row-major).
-        label_img is not supported."""
+        label_img [N, C, H, W] (one thumbnail per row, uint8 or float in
+        [0, 1]) becomes the projector's sprite, tiled by the daemon."""
         self._check()
-        if label_img is not None:
-            raise NotImplementedError("tblog: add_embedding(label_img=...) is not supported")
         array = _convert.to_numpy(mat)
         if array.ndim != 2:
             raise ValueError(f"add_embedding: mat must be 2-D [N, D], got shape {array.shape}")
-        embedding = pb.Embedding()
+        sprite = None
+        if label_img is not None:
+            sprite = _convert.tensor_parts(_media.sprite_images(label_img, array.shape[0]),
+                                           _PIXELS)
+        embedding = pb.Embedding(label_img_layout=pb.PIXEL_LAYOUT_NCHW)
         if metadata is not None:
             if len(metadata) != array.shape[0]:
                 raise ValueError(f"add_embedding: {len(metadata)} metadata rows for "
@@ -696,9 +775,12 @@ class SummaryWriter:
         parts = self._stream.tensor_parts(array, _FLOATS)  # after every check: no slice lost
 
         def fill(record):
-            return _EMBEDDING, Wire(embedding.SerializeToString()).add(_EMBEDDING_MATRIX,
-                                                                       _tensor(parts))
-        self._record(tag, global_step, None, fill, len(parts[2]), subrun, parts)
+            wire = Wire(embedding.SerializeToString()).add(_EMBEDDING_MATRIX, _tensor(parts))
+            if sprite is not None:
+                wire.add(_EMBEDDING_LABEL_IMG, _tensor(sprite))
+            return _EMBEDDING, wire
+        self._record(tag, global_step, None, fill,
+                     len(parts[2]) + (len(sprite[2]) if sprite else 0), subrun, parts)
 
     # ------------------------------------------------------- custom scalars
 

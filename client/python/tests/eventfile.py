@@ -125,3 +125,13 @@ def tags_by_plugin(run_dir):
         plugin = value.metadata.plugin_data.plugin_name
         out.setdefault(value.tag, plugin or value.WhichOneof("value"))
     return out
+
+
+def tensorboard_accumulator(run_dir):
+    """TensorBoard's own EventAccumulator over a run, loaded, keeping every
+    tensor and image (the `tensorboard` package must import: callers skip
+    without it)."""
+    from tensorboard.backend.event_processing import event_accumulator
+    acc = event_accumulator.EventAccumulator(run_dir, size_guidance={"tensors": 0, "images": 0})
+    acc.Reload()
+    return acc

@@ -103,8 +103,10 @@ def test_layout_tags_and_steps(fake):
     assert ("validation", "epoch_accuracy") in by_key
     assert ("train", "epoch_learning_rate") in by_key
     assert ("train", "epoch_steps_per_second") in by_key
-    # update_freq=2: batches at global steps 0, 2, 4, ... of 12.
-    assert [s for s, _ in by_key[("train", "batch_loss")]] == [0, 2, 4, 6, 8, 10]
+    # update_freq=2: Keras 3 counts the fit's batches from 1 and writes 2, 4, ..., 12.
+    assert [s for s, _ in by_key[("train", "batch_loss")]] == [2, 4, 6, 8, 10, 12]
+    assert [s for s, _ in by_key[("train", "batch_steps_per_second")]] == [2, 4, 6, 8, 10, 12]
+    assert all(v > 0 for _, v in by_key[("train", "batch_steps_per_second")])
     assert [s for s, _ in by_key[("validation", "evaluation_loss_vs_iterations")]] == [4, 8, 12]
     records = fake.runs["k/run"]
     histograms = [(r.subrun, r.tag, r.step) for r in records if r.WhichOneof("kind") == "histogram"]
@@ -124,6 +126,19 @@ def test_epoch_only_by_default(fake):
     tags = {(s, t) for s, t, _, _ in fake.scalars("k/epoch")}
     assert not any(t.startswith("batch_") for _, t in tags)
     assert not any(r.WhichOneof("kind") == "histogram" for r in fake.runs["k/epoch"])
+
+
+def test_profile_batch_warns_once_and_is_ignored(fake, monkeypatch):
+    monkeypatch.setattr(tblog.keras, "_warned_profile_batch", False)
+    with pytest.warns(UserWarning, match="profile_batch=5 is ignored"):
+        callback = tblog.keras.TensorBoard(log_dir="k/prof", profile_batch=5,
+                                           address=fake.address)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")           # a second callback does not warn again
+        tblog.keras.TensorBoard(log_dir="k/prof2", profile_batch=(2, 4), address=fake.address)
+    fit(callback, FakeModel(), epochs=1, batches=2)
+    assert fake.closed == ["k/prof"]
 
 
 def test_bad_update_freq():

@@ -13,6 +13,7 @@ import os
 import numpy as np
 import pytest
 
+import eventfile
 import tblog
 
 summary = pytest.importorskip("torch.utils.tensorboard.summary")
@@ -21,10 +22,7 @@ hparams_metadata = pytest.importorskip("tensorboard.plugins.hparams.metadata")
 Image = pytest.importorskip("PIL.Image")
 
 
-def accumulator(path):
-    acc = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0, "images": 0})
-    acc.Reload()
-    return acc
+accumulator = eventfile.tensorboard_accumulator
 
 
 def test_lightning_log_hyperparams_through_get_file_writer(daemon):
@@ -82,3 +80,62 @@ def test_tensorboard_reads_hparams_at_open_images_and_raw_histograms(daemon):
     histogram, = acc.Tensors("raw")
     buckets = np.frombuffer(histogram.tensor_proto.tensor_content, np.float64).reshape(-1, 3)
     assert buckets[:, 2].tolist() == counts.tolist()
+
+
+def test_add_mesh_and_double_precision_match_torchs_summaries(daemon):
+    """Value for value against torch.utils.tensorboard.summary's own protos:
+    the same tags, plugin data (parsed with the mesh plugin's proto) and
+    tensor values."""
+    import torch
+    from tensorboard.plugins.mesh import plugin_data_pb2
+    from tensorboard.util import tensor_util
+
+    vertices = torch.tensor([[[1.0, 1, 1], [-1, -1, 1], [1, -1, -1], [-1, 1, -1]]])
+    colors = torch.tensor([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 0, 255]]],
+                          dtype=torch.int)
+    faces = torch.tensor([[[0, 2, 3], [0, 3, 1], [0, 1, 2], [1, 3, 2]]], dtype=torch.int)
+    config = {"camera": {"cls": "PerspectiveCamera", "fov": 75}}
+    theirs = list(summary.mesh("m", vertices=vertices, colors=colors, faces=faces,
+                               config_dict=config).value)
+    theirs += list(summary.scalar("lr", 1 / 3, new_style=True, double_precision=True).value)
+    with tblog.SummaryWriter("parity/mesh", address=daemon.address) as writer:
+        writer.add_mesh("m", vertices, colors=colors, faces=faces, config_dict=config,
+                        global_step=0)
+        writer.add_scalar("lr", 1 / 3, 1, new_style=True, double_precision=True)
+    ours = [v for _, _, v in eventfile.values(os.path.join(daemon.logdir, "parity", "mesh"))]
+    assert [v.tag for v in ours] == [v.tag for v in theirs]
+    for mine, torchs in zip(ours, theirs):
+        assert mine.metadata.plugin_data.plugin_name == torchs.metadata.plugin_data.plugin_name
+        if torchs.metadata.plugin_data.plugin_name == "mesh":
+            parse = plugin_data_pb2.MeshPluginData.FromString
+            assert (parse(mine.metadata.plugin_data.content)
+                    == parse(torchs.metadata.plugin_data.content))
+        assert mine.tensor.dtype == torchs.tensor.dtype
+        a = tensor_util.make_ndarray(mine.tensor)
+        b = tensor_util.make_ndarray(torchs.tensor)
+        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+
+
+def test_add_embedding_sprite_matches_torchs_files(daemon, tmp_path):
+    """torch's own SummaryWriter and tblog write the same sprite.png pixels
+    and the same projector_config.pbtxt for add_embedding(label_img=...)."""
+    import torch
+    from torch.utils.tensorboard import SummaryWriter as TorchWriter
+    import pngdecode
+
+    mat = torch.randn(7, 3, generator=torch.Generator().manual_seed(1))
+    thumbs = torch.rand(7, 3, 5, 5, generator=torch.Generator().manual_seed(2))
+    labels = [f"p{i}" for i in range(7)]
+    torch_dir = tmp_path / "torch"
+    with TorchWriter(str(torch_dir)) as writer:
+        writer.add_embedding(mat, metadata=labels, label_img=thumbs, global_step=1, tag="pts")
+    with tblog.SummaryWriter("parity/sprite", address=daemon.address) as writer:
+        writer.add_embedding(mat, metadata=labels, label_img=thumbs, global_step=1, tag="pts")
+    ours_dir = os.path.join(daemon.logdir, "parity", "sprite")
+    with open(os.path.join(ours_dir, "projector_config.pbtxt")) as f:
+        ours_config = f.read()
+    assert ours_config == (torch_dir / "projector_config.pbtxt").read_text()
+    theirs = np.asarray(Image.open(torch_dir / "00001" / "pts" / "sprite.png").convert("RGB"))
+    ours = pngdecode.read_png_file(os.path.join(ours_dir, "00001", "pts", "sprite.png"))
+    assert ours.shape == theirs.shape
+    assert np.array_equal(ours, theirs)

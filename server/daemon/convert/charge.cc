@@ -58,6 +58,17 @@ size_t ConversionEstimate(const v1::Record& record) {
       }
       return 2 * image.encoded().size() + 64 * kKiB;  // the value's and the event's copies
     }
+    case v1::Record::kVideo:
+      // Every element becomes one 8-bit sample, then one palette index per
+      // pixel and the GIF (at most about the indices), and the event's copy.
+      // Plus the encoder's 2 MiB LZW table.
+      return 4 * Elements(record.video().frames()) + 2048 * kKiB + 64 * kKiB;
+    case v1::Record::kMesh:
+      // Each component becomes float32 tensor_content, then the event's copy.
+      return 3 * record.mesh().ByteSizeLong() + 8 * (Elements(record.mesh().vertices()) +
+                                                     Elements(record.mesh().faces()) +
+                                                     Elements(record.mesh().colors())) +
+             4 * kKiB;
     case v1::Record::kAudio:
       // 16-bit WAV per float sample, its value and event copies.
       return 3 * 2 * Elements(record.audio().samples()) + 64 * kKiB;
@@ -65,8 +76,10 @@ size_t ConversionEstimate(const v1::Record& record) {
     case v1::Record::kPrCurve: return 16 * record.pr_curve().ByteSizeLong() + 64 * kKiB;
     case v1::Record::kEmbedding:
       // The matrix as TSV text (up to ~16 characters per 4-byte float), the
-      // metadata TSV, and their copies in the side files.
-      return 8 * record.embedding().ByteSizeLong() + 64 * kKiB;
+      // metadata TSV, and their copies in the side files; a sprite's pixels
+      // as 8-bit RGB twice (images, then the square canvas) and its PNG.
+      return 8 * record.embedding().ByteSizeLong() +
+             9 * Elements(record.embedding().label_img()) + 64 * kKiB;
     case v1::Record::kGraph: return 4 * record.graph().ByteSizeLong() + 64 * kKiB;
     case v1::Record::kHparams:
     case v1::Record::kCustomScalars:

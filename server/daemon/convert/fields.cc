@@ -140,10 +140,16 @@ void Describe(const v1::Record& record, tb::Summary::Value& value) {
 }
 
 EventOut SummaryEvent(const Header& header, tb::Summary::Value value) {
+  std::vector<tb::Summary::Value> one;
+  one.push_back(std::move(value));
+  return SummaryEvent(header, std::move(one));
+}
+
+EventOut SummaryEvent(const Header& header, std::vector<tb::Summary::Value> values) {
   tb::Event event;
   event.set_wall_time(header.wall_time);
   event.set_step(header.step);
-  *event.mutable_summary()->add_value() = std::move(value);
+  for (tb::Summary::Value& value : values) *event.mutable_summary()->add_value() = std::move(value);
   return EventOut{std::string(header.subrun), EventBytes(event)};
 }
 

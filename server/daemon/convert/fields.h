@@ -83,6 +83,9 @@ void Describe(const v1::Record& record, tb::Summary::Value& value);
 // The Event {header's wall_time and step, summary {value}} for header's subrun.
 EventOut SummaryEvent(const Header& header, tb::Summary::Value value);
 
+// One Event holding several values (a mesh's components), in order.
+EventOut SummaryEvent(const Header& header, std::vector<tb::Summary::Value> values);
+
 }  // namespace tblog::daemon::convert
 
 #endif  // TBLOG_DAEMON_CONVERT_FIELDS_H_

@@ -52,10 +52,32 @@ absl::StatusOr<tb::AttrValue> ToAttr(const v1::AttrValue& attr, std::string_view
   return Bad(field, "no value set");
 }
 
+// keras.callbacks.TensorBoard's keras_model_summary("keras", model).
+tb::Summary::Value KerasModelValue(const std::string& json) {
+  tb::Summary::Value value;
+  value.set_tag("keras");
+  tb::TensorProto* tensor = value.mutable_tensor();
+  tensor->set_dtype(tb::DT_STRING);
+  tensor->mutable_tensor_shape();  // rank 0
+  tensor->add_string_val(json);
+  tb::SummaryMetadata::PluginData* plugin = value.mutable_metadata()->mutable_plugin_data();
+  plugin->set_plugin_name("graph_keras_model");
+  plugin->set_content("1");  // the plugin's version, as Keras writes it
+  return value;
+}
+
 }  // namespace
 
 absl::StatusOr<tb::Event> ConvertGraph(const v1::Graph& graph, const Limits& limits) {
   switch (graph.source_case()) {
+    case v1::Graph::kKerasModelJson: {
+      if (graph.keras_model_json().empty()) return Bad("keras_model_json", "is empty");
+      TBLOG_RETURN_IF_ERROR(
+          ValidateFreeText(graph.keras_model_json(), "keras_model_json", limits.max_text_bytes));
+      tb::Event event;
+      *event.mutable_summary()->add_value() = KerasModelValue(graph.keras_model_json());
+      return event;
+    }
     case v1::Graph::kGraphDef: {
       if (graph.graph_def().empty()) return Bad("graph_def", "is empty");
       absl::StatusOr<tb::Event> event = GraphDefEvent(graph.graph_def());

@@ -1,5 +1,6 @@
-// Graph records: a serialized GraphDef passed through, or a list of nodes
-// (name, op, inputs, device, attributes) that the engine builds into one.
+// Graph records: a serialized GraphDef passed through, a list of nodes
+// (name, op, inputs, device, attributes) that the engine builds into one, or
+// a Keras model's JSON configuration (tag "keras").
 // The node count is bounded by limits.max_graph_nodes; an input that names no
 // node of the list is an error, not a dangling edge.
 #ifndef TBLOG_DAEMON_CONVERT_GRAPH_H_

@@ -15,8 +15,14 @@ namespace tblog::daemon::convert {
 
 absl::StatusOr<tb::Summary::Value> ConvertScalar(std::string_view tag, const v1::Scalar& scalar) {
   switch (scalar.style()) {
-    case v1::SCALAR_STYLE_TENSOR: return ScalarValue(tag, scalar.value());
-    case v1::SCALAR_STYLE_SIMPLE_VALUE: return SimpleScalarValue(tag, scalar.value());
+    case v1::SCALAR_STYLE_TENSOR:
+      return scalar.has_value_f64() ? ScalarValueF64(tag, scalar.value_f64())
+                                    : ScalarValue(tag, scalar.value());
+    case v1::SCALAR_STYLE_SIMPLE_VALUE:
+      // simple_value is a float: a float64 value is rounded, as PyTorch does.
+      return SimpleScalarValue(tag, scalar.has_value_f64()
+                                        ? static_cast<float>(scalar.value_f64())
+                                        : scalar.value());
     default: return Bad("style", UnknownEnum(scalar.style()));
   }
 }

@@ -16,7 +16,9 @@
 
 namespace tblog::daemon::convert {
 
-// The Value of one scalar in its style; an unknown style is an error.
+// The Value of one scalar in its style; an unknown style is an error. A set
+// value_f64 replaces value: a DT_DOUBLE tensor in the tensor style, rounded
+// to float in the simple-value style.
 absl::StatusOr<tb::Summary::Value> ConvertScalar(std::string_view tag, const v1::Scalar& scalar);
 
 // One event per point, in column order, each in its tag entry's subrun.

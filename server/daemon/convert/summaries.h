@@ -1,6 +1,6 @@
 // The converters of the summary kinds whose record becomes exactly one
 // Summary.Value of the record's tag, bounded by the daemon's Limits: images,
-// audio, text and PR curves. A bad record is INVALID_ARGUMENT naming the
+// audio, video, text and PR curves (and a mesh, several values of one event). A bad record is INVALID_ARGUMENT naming the
 // field; nothing is kept of the arguments after the call, and the converters
 // hold no state, so any thread may call them. (Kinds with another result,
 // scalars, histograms, hparams, graphs, embeddings and custom scalars, have
@@ -9,6 +9,7 @@
 #define TBLOG_DAEMON_CONVERT_SUMMARIES_H_
 
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "daemon/options.h"
@@ -36,6 +37,20 @@ absl::StatusOr<tb::Summary::Value> ConvertImage(std::string_view tag, const v1::
 // finite and > 0. Errors name the field (samples, sample_rate).
 absl::StatusOr<tb::Summary::Value> ConvertAudio(std::string_view tag, const v1::Audio& audio,
                                                 const Limits& limits);
+
+// Video: frames [T, H, W, C] (C 1, 3 or 4; uint8 or float in [0, 1]) as
+// the animated GIF of PyTorch's add_video in a Summary.Image (gif.h
+// EncodeAnimatedGif); fps 0 means 4. Each frame is bounded by
+// limits.max_image_pixels and the frames by limits.max_images_per_record.
+absl::StatusOr<tb::Summary::Value> ConvertVideo(std::string_view tag, const v1::Video& video,
+                                                const Limits& limits);
+
+// Mesh: the values of TensorBoard's mesh plugin, "<tag>_VERTEX" and the
+// optional "<tag>_FACE" and "<tag>_COLOR" (mesh_summary.h), for one event.
+// config_json must be UTF-8 of at most limits.max_text_bytes.
+absl::StatusOr<std::vector<tb::Summary::Value>> ConvertMesh(std::string_view tag,
+                                                            const v1::Mesh& mesh,
+                                                            const Limits& limits);
 
 // Text: markdown, in TensorBoard's text plugin layout or (torch_style)
 // PyTorch's add_text one, or a table of strings of rank 1 or 2. Exactly one

@@ -17,6 +17,11 @@ namespace tblog {
 // Any float is accepted (NaN and infinities included, as TensorBoard does).
 tb::Summary::Value ScalarValue(std::string_view tag, float value);
 
+// As ScalarValue with a rank-0 DT_DOUBLE tensor holding `value` in
+// double_val: what PyTorch's add_scalar(new_style=True,
+// double_precision=True) writes. TensorBoard shows it at full precision.
+tb::Summary::Value ScalarValueF64(std::string_view tag, double value);
+
 // The legacy layout PyTorch's add_scalar writes: Value.simple_value and no
 // metadata (both TensorBoard loaders turn it into a scalar).
 tb::Summary::Value SimpleScalarValue(std::string_view tag, float value);

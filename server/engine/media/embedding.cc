@@ -207,7 +207,8 @@ std::string EncodeEmbeddingTag(std::string_view tag) {
 
 absl::StatusOr<ProjectorFiles> BuildProjectorFiles(std::string_view tag, int64_t step,
                                                    const TensorView& matrix,
-                                                   const EmbeddingLabels* labels) {
+                                                   const EmbeddingLabels* labels,
+                                                   const EmbeddingSprite* sprite) {
   TBLOG_RETURN_IF_ERROR(CheckEmbeddingTag(tag));
   if (step < 0) return absl::InvalidArgumentError(absl::StrCat("embedding step ", step, " is negative"));
   TBLOG_RETURN_IF_ERROR(matrix.Validate());
@@ -237,7 +238,8 @@ absl::StatusOr<ProjectorFiles> BuildProjectorFiles(std::string_view tag, int64_t
   }
   const std::string subdir = absl::StrCat(ZeroPadStep(step), "/", EncodeEmbeddingTag(tag));
   ProjectorFiles out;
-  // Field order is EmbeddingInfo's field numbers: tensor_name 1, metadata_path 2, tensor_path 8.
+  // Field order is EmbeddingInfo's field numbers: tensor_name 1, metadata_path 2, sprite 5,
+  // tensor_path 8.
   out.config_block = absl::StrCat("embeddings {\n  tensor_name: ",
                                   TextFormatQuote(absl::StrCat(Sv(tag), ":", ZeroPadStep(step))), "\n");
   if (labels != nullptr) {
@@ -249,6 +251,16 @@ absl::StatusOr<ProjectorFiles> BuildProjectorFiles(std::string_view tag, int64_t
     out.files.emplace_back(subdir + "/metadata.tsv", *std::move(metadata));
     absl::StrAppend(&out.config_block, "  metadata_path: ",
                     TextFormatQuote(subdir + "/metadata.tsv"), "\n");
+  }
+  if (sprite != nullptr) {
+    if (sprite->image_width < 1 || sprite->image_height < 1) {
+      return absl::InvalidArgumentError("sprite thumbnails must be at least 1x1");
+    }
+    out.files.emplace_back(subdir + "/sprite.png", sprite->png);
+    absl::StrAppend(&out.config_block, "  sprite {\n    image_path: ",
+                    TextFormatQuote(subdir + "/sprite.png"), "\n    single_image_dim: ",
+                    sprite->image_width, "\n    single_image_dim: ", sprite->image_height,
+                    "\n  }\n");
   }
   out.files.emplace_back(subdir + "/tensors.tsv", std::move(tensors));
   absl::StrAppend(&out.config_block, "  tensor_path: ", TextFormatQuote(subdir + "/tensors.tsv"),

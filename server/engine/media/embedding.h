@@ -2,6 +2,7 @@
 // lays them out under a run directory:
 //   <5-digit step>/<encoded tag>/tensors.tsv    one point per line, tab-separated
 //   <5-digit step>/<encoded tag>/metadata.tsv   labels (optional)
+//   <5-digit step>/<encoded tag>/sprite.png     thumbnails (optional)
 //   projector_config.pbtxt                      one `embeddings { ... }` block per call
 // Building (pure, thread-safe) is separate from writing (file I/O).
 #ifndef TBLOG_ENGINE_MEDIA_EMBEDDING_H_
@@ -16,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/io/tensor_view.h"
+#include "engine/media/sprite.h"
 
 namespace tblog {
 
@@ -54,10 +56,13 @@ std::string EncodeEmbeddingTag(std::string_view tag);
 // converted to a Python float (float32 -> double exactly) and repr()'d.
 // INVALID_ARGUMENT for a bad tag (empty, ".", "..", not UTF-8, NUL or other
 // control characters), a bad matrix, a label count that does not match the
-// points, or outputs beyond kMaxEmbeddingBytes.
+// points, or outputs beyond kMaxEmbeddingBytes. With `sprite` (sprite.h
+// BuildSprite, one thumbnail per point), also sprite.png and the config's
+// `sprite { image_path single_image_dim: width, height }`.
 absl::StatusOr<ProjectorFiles> BuildProjectorFiles(std::string_view tag, int64_t step,
                                                    const TensorView& matrix,
-                                                   const EmbeddingLabels* labels = nullptr);
+                                                   const EmbeddingLabels* labels = nullptr,
+                                                   const EmbeddingSprite* sprite = nullptr);
 
 // Writes `files` under `run_dir` (created if missing): each file through a
 // temporary file renamed into place, then appends config_block to

@@ -5,3 +5,4 @@ tblog_add_test(hparams_summary_test SOURCES engine/plugins/hparams_summary_test.
 tblog_add_test(custom_scalars_summary_test SOURCES engine/plugins/custom_scalars_summary_test.cc
   LIBS tblog_engine_plugins)
 tblog_add_test(graph_summary_test SOURCES engine/plugins/graph_summary_test.cc LIBS tblog_engine_plugins)
+tblog_add_test(mesh_summary_test SOURCES engine/plugins/mesh_summary_test.cc LIBS tblog_engine_plugins)
