@@ -49,6 +49,9 @@ ScalarEventEncoder::ScalarEventEncoder(std::string_view tag, ScalarStyle style) 
   AppendLengthDelimitedHeader(kEventSummary, wire::LengthDelimitedSize(kSummaryValue, value_bytes),
                               &head_);
   AppendLengthDelimitedHeader(kSummaryValue, value_bytes, &head_);
+  // The Value starts with the tag's key and length, then its bytes.
+  tag_size_ = tag.size();
+  tag_in_head_ = head_.size() + (tag.empty() ? 0 : wire::LengthDelimitedSize(kValueTag, tag.size()) - tag.size());
   head_ += value;
 }
 
