@@ -26,7 +26,8 @@ class ScalarEventEncoder {
  public:
   // Precomputes the bytes every event of `tag` shares: the Summary and Value
   // framing, the tag, the tensor's dtype and shape and the metadata. Copies
-  // what it needs of `tag`. Costs about one protobuf Value; meant to be built
+  // what it needs of `tag`. Costs a few string appends (the tag-independent
+  // tensor and metadata bytes are built once per process); meant to be built
   // once per tag of a batch and used for all its points.
   ScalarEventEncoder(std::string_view tag, ScalarStyle style);
 
