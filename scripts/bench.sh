@@ -2,9 +2,10 @@
 # Every benchmark in one command: builds Release in build-release/, then runs
 # histogram_bench (engine), client_bench (C++ client call cost) and
 # tblog-loadgen against a tblogd child it starts (end-to-end rates next to the
-# same work in-process, with a read-back check), then tblog-budget-bench (the
-# daemon's peak RSS under floods of large records next to
-# --max-inflight-bytes), then tblog-reduce-bench (the daemon's CPU per
+# same work in-process, with a read-back check), tblog-edges-bench (how soon a
+# lone scalar is in the file; the cost of open, flush and close), then
+# tblog-budget-bench (the daemon's peak RSS under floods of large records next
+# to --max-inflight-bytes), then tblog-reduce-bench (the daemon's CPU per
 # contribution reduced across writers, and the time from a step's last
 # contribution to its written point), then tblog-shm-bench (large histograms
 # over shared memory, unix socket and TCP). Prints everything.
@@ -22,7 +23,8 @@ generator=()
 if command -v ninja >/dev/null; then generator=(-G Ninja); fi
 
 cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release >/dev/null
-targets=(histogram_bench tblogd tblog_loadgen tblog_budget_bench tblog_reduce_bench tblog_shm_bench)
+targets=(histogram_bench tblogd tblog_loadgen tblog_budget_bench tblog_reduce_bench tblog_shm_bench
+         tblog_edges_bench)
 if ls bench/client_bench*.cc >/dev/null 2>&1; then targets+=(client_bench); fi
 cmake --build "$build_dir" -j "${TBLOG_JOBS:-2}" --target "${targets[@]}"
 
@@ -48,6 +50,10 @@ echo "+ $build_dir/bench/tblog-loadgen --spawn-daemon $build_dir/server/daemon/t
 echo
 echo "== tblog-shm-bench (large histograms over shared memory, unix socket, TCP, in-process) =="
 "$build_dir/bench/tblog-shm-bench" --daemon "$build_dir/server/daemon/tblogd" || status=1
+
+echo
+echo "== tblog-edges-bench (a lone scalar until it is in the file; Open, flush() and close()) =="
+"$build_dir/bench/tblog-edges-bench" --spawn-daemon "$build_dir/server/daemon/tblogd" || status=1
 
 if [[ "${BUDGET_BENCH_ARGS:-}" != skip ]]; then
   echo

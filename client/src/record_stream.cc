@@ -143,7 +143,14 @@ uint64_t RecordStream::SealLocked(v1::FlushMode flush) {
 
 void RecordStream::AfterAppendLocked() {
   ++stats_.enqueued;
-  if (builder_.bytes() >= options_.max_batch_bytes) SealLocked(v1::FLUSH_MODE_NONE);
+  if (builder_.bytes() >= options_.max_batch_bytes) {
+    SealLocked(v1::FLUSH_MODE_NONE);
+  } else if (builder_.records() == 1 && !InFlightLocked()) {
+    // The first record of a batch while the daemon has nothing of ours to
+    // write: send it now (visible in milliseconds). Under load a batch is
+    // nearly always in flight, so the training thread seldom pays this wakeup.
+    WakeSender();
+  }
 }
 
 absl::Status RecordStream::AddScalar(std::string_view tag, std::string_view subrun, int64_t step,
@@ -258,6 +265,8 @@ void RecordStream::HandleResponseLocked(const v1::WriteResponse& response) {
     }
   }
   AckThroughLocked(options_.retain_until == AckLevel::kDurable ? durable_ : written_);
+  // What gathered while the last batch was in flight goes out now.
+  if (!builder_.empty() && !InFlightLocked()) WakeSender();
 }
 
 void RecordStream::SetActiveCall(grpc::ClientContext* context) {
@@ -410,11 +419,12 @@ RecordStream::StreamEnd RecordStream::RunStream() {
       MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return abort_ || fatal_ || stream_broken_ || HasUnsentLocked() ||
+               (!builder_.empty() && !InFlightLocked()) ||
                (closing_ && (!builder_.empty() || unacked_.empty()));
       };
-      // Records arriving in an empty batch do not wake the sender (that
-      // would cost the training thread a wakeup per batch); it wakes at least
-      // every batch_delay and seals batches that are due.
+      // Records are sent at once when no batch is in flight, else gathered
+      // until its ack (AfterAppendLocked, HandleResponseLocked wake us); the
+      // sender also wakes every batch_delay and seals batches that are due.
       const absl::Time wake =
           builder_.empty() ? absl::Now() + options_.batch_delay : batch_started_ + options_.batch_delay;
       // Waits on wake_mu_, not mu_: a waiter with a condition on mu_ would
@@ -429,8 +439,8 @@ RecordStream::StreamEnd RecordStream::RunStream() {
         break;
       }
       if (stream_broken_) break;
-      if (!builder_.empty() &&
-          (closing_ || absl::Now() >= batch_started_ + options_.batch_delay)) {
+      if (!builder_.empty() && (closing_ || !InFlightLocked() ||
+                                absl::Now() >= batch_started_ + options_.batch_delay)) {
         SealLocked(v1::FLUSH_MODE_NONE);
       }
       for (const SealedBatch& batch : unacked_) {

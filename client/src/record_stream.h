@@ -28,7 +28,9 @@
 //   - Any number of caller threads use the public methods. The record path
 //     (AddScalar, AddRecord) takes mu_ once and never waits on I/O (only,
 //     under kBlock, for buffer room): it appends to the BatchBuilder and, at
-//     max_batch_bytes, seals a batch.
+//     max_batch_bytes, seals a batch. It wakes the sender only when its
+//     record starts a batch while none is in flight (InFlightLocked): then
+//     the record goes out at once; otherwise the reader's ack wakes it.
 //   - One sender thread (started by Start, joined by Close or the
 //     destructor) owns the channel and the blocking calls: OpenRun, the
 //     Write stream's writes, Flush after a reconnect, CloseRun. It holds no
@@ -153,6 +155,11 @@ class RecordStream {
   void RebaseLocked(uint64_t base) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool HasUnsentLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return !unacked_.empty() && unacked_.back().sequence > sent_through_;
+  }
+  // A batch was sent on this stream and not yet acknowledged as written: the
+  // next one waits (gathering records) until then or batch_delay.
+  bool InFlightLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return sent_through_ > written_;
   }
   bool NothingPendingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return builder_.empty() && unacked_.empty();

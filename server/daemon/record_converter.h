@@ -34,6 +34,12 @@ namespace tblog::daemon {
 struct EventOut {
   std::string subrun;
   std::string event;  // a serialized tb::Event with wall_time, step and its payload
+  // When tag_size > 0: the event's first value's tag is
+  // event.substr(tag_offset, tag_size) and its step is `step`, so the writer
+  // need not parse it (set by the scalar converter, which writes millions).
+  uint32_t tag_offset = 0;
+  uint32_t tag_size = 0;
+  int64_t step = 0;
 };
 
 // A file beside the event files (the projector's). Written at

@@ -116,6 +116,7 @@ void RunFiles::StartBatch(const BatchKey& batch) {
   }
   current_ = batch;
   current_parts_.clear();
+  recent_part_ = nullptr;
   current_done_ = batch.empty();
 }
 
@@ -157,10 +158,20 @@ absl::Status RunFiles::SwitchBatch(SubrunWriter& writer, const BatchKey& begin) 
 void RunFiles::NoteStep(const std::string& writer_id, const EventOut& event) {
   if (steps_back_ == nullptr) return;
   std::string_view tag;
-  int64_t step = 0;
-  if (!TagAndStep(event.event, &tag, &step)) return;
-  auto& tags = last_steps_[writer_id][event.subrun];
-  auto it = tags.find(tag);
+  int64_t step = event.step;
+  if (event.tag_size > 0) {
+    tag = std::string_view(event.event).substr(event.tag_offset, event.tag_size);
+  } else if (!TagAndStep(event.event, &tag, &step)) {
+    return;
+  }
+  if (recent_steps_ == nullptr || recent_steps_writer_ != writer_id ||
+      recent_steps_subrun_ != event.subrun) {
+    recent_steps_ = &last_steps_[writer_id][event.subrun];
+    recent_steps_writer_ = writer_id;
+    recent_steps_subrun_ = event.subrun;
+  }
+  TagSteps& tags = *recent_steps_;
+  auto it = tags.find(absl::string_view(tag.data(), tag.size()));  // not std:: in this abseil
   if (it == tags.end()) {
     tags.emplace(std::string(tag), LastStep{step, false});
     return;
@@ -219,7 +230,11 @@ absl::Status RunFiles::WriteEvent(const EventOut& event, const BatchKey& batch, 
   *io = true;
   if (writer.open != batch) TBLOG_RETURN_IF_ERROR(SwitchBatch(writer, batch));
   if (!batch.empty()) {
-    uint64_t& events = current_parts_[event.subrun];
+    if (recent_part_ == nullptr || recent_part_subrun_ != event.subrun) {
+      recent_part_ = &current_parts_[event.subrun];
+      recent_part_subrun_ = event.subrun;
+    }
+    uint64_t& events = *recent_part_;
     if (auto it = skip_.find(batch); it != skip_.end()) {
       if (uint64_t& left = it->second[event.subrun]; left > 0) {
         --left;  // in the files since before the crash

@@ -41,6 +41,7 @@
 #include <string_view>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "base/sync.h"
 #include "daemon/checkpoint.h"
@@ -176,14 +177,27 @@ class RunFiles {
   // (or skipped) there; `current_done_` once NoteBatchWritten saw it.
   BatchKey current_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, uint64_t> current_parts_ ABSL_GUARDED_BY(mu_);
+  // current_parts_'s entry of the last event's sub-run (events of a batch
+  // mostly share one): a lookup per sub-run change, not per event. Reset
+  // whenever current_parts_ is cleared.
+  uint64_t* recent_part_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::string recent_part_subrun_ ABSL_GUARDED_BY(mu_);
   bool current_done_ ABSL_GUARDED_BY(mu_) = true;
   // Per writer, sub-run and tag, the last step written; see steps_back.
   struct LastStep {
     int64_t step;
     bool warned;  // logged once
   };
-  std::map<std::string, std::map<std::string, std::map<std::string, LastStep, std::less<>>>>
-      last_steps_ ABSL_GUARDED_BY(mu_);
+  // Hashed by tag: a run may log 10,000 tags, and this is looked up per point.
+  using TagSteps = absl::flat_hash_map<std::string, LastStep>;
+  std::map<std::string, std::map<std::string, TagSteps>> last_steps_ ABSL_GUARDED_BY(mu_);
+  // The tags of the (writer, sub-run) of the last point noted: a batch's
+  // points mostly share both, so the two map lookups (32-byte writer ids
+  // compared at each level) are paid once per change rather than per point.
+  // Points into last_steps_, whose entries are never erased.
+  TagSteps* recent_steps_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::string recent_steps_writer_ ABSL_GUARDED_BY(mu_);
+  std::string recent_steps_subrun_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t>* const steps_back_;
   // The resume's stream positions of the sub-runs not written since.
   std::vector<CheckpointState::EventFile> resumed_files_ ABSL_GUARDED_BY(mu_);

@@ -231,6 +231,37 @@ int OpenSockets() {
 // its connection meanwhile: tblogd's shutdown waits for its clients'
 // connections to close, and an idle one was noticed only at gRPC's 5 s
 // backup poll, so SIGTERM took seconds instead of milliseconds.
+// A lone record goes out at once when nothing is in flight, and the daemon
+// hands it to the OS as its queue drains: it is in the file with no flush(),
+// although batch_delay (an hour here) would hold a batch that long. Then,
+// while records follow each other, every one still arrives, in order.
+TEST_F(WriterE2eTest, ALoneScalarReachesTheFileWithoutAFlush) {
+  WriterOptions options = OptionsFor(*daemon_, "e2e/lone");
+  options.batch_delay = absl::Hours(1);
+  auto writer = Writer::Open(options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  auto points_in_file = [&] {
+    auto runs = ReadLogdir(daemon_->logdir());
+    return Points(runs["e2e/lone"], "lone").size();
+  };
+  for (size_t n = 1; n <= 3; ++n) {
+    ASSERT_TRUE((*writer)->scalar("lone", static_cast<int64_t>(n), 1.0f).ok());
+    // Generous: milliseconds on an idle machine; the bound only catches a
+    // record held for batch_delay.
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (points_in_file() < n && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(2));
+    ASSERT_EQ(points_in_file(), n) << "scalar " << n << " not in the file without a flush";
+  }
+  for (int64_t step = 4; step <= 2000; ++step) {
+    ASSERT_TRUE((*writer)->scalar("lone", step, 2.0f).ok());
+  }
+  ASSERT_TRUE((*writer)->close().ok());
+  auto runs = ReadLogdir(daemon_->logdir());
+  const auto points = Points(runs["e2e/lone"], "lone");
+  ASSERT_EQ(points.size(), 2000u);
+  for (size_t i = 0; i < points.size(); ++i) EXPECT_EQ(points[i].first, static_cast<int64_t>(i + 1));
+}
+
 TEST_F(WriterE2eTest, ClosedWriterDropsItsConnectionSoSigtermIsQuick) {
   const int sockets_before = OpenSockets();
   auto opened = Writer::Open(OptionsFor(*daemon_, "e2e/closed"));

@@ -153,8 +153,12 @@ struct WriterOptions {
   // it is reached. A single record larger than the bound is refused.
   size_t max_buffer_bytes = size_t{64} << 20;
   OverflowPolicy overflow = OverflowPolicy::kBlock;
-  // A batch is sent when it holds max_batch_bytes, or batch_delay after its
-  // first record: larger/longer = fewer messages, smaller/shorter = fresher.
+  // A record is sent at once when no batch is on its way to the daemon (sent
+  // and not yet acknowledged as written), so a lone scalar reaches the files
+  // within milliseconds. While one is, records gather into the next batch,
+  // sent when the daemon acknowledges, when it holds max_batch_bytes, or
+  // batch_delay after its first record, whichever comes first: a flood goes
+  // out in large batches. larger/longer = fewer messages under load.
   size_t max_batch_bytes = size_t{1} << 20;
   absl::Duration batch_delay = absl::Milliseconds(50);
   // Reconnect delays after a broken stream: doubling from initial to max.

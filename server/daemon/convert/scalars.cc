@@ -74,8 +74,12 @@ absl::StatusOr<Converted> ConvertScalarColumns(const v1::ScalarColumns& columns,
     const v1::ColumnTag& entry = columns.tags(static_cast<int>(index));
     std::optional<ScalarEventEncoder>& encoder = encoders[index];
     if (!encoder) encoder.emplace(entry.tag(), style);
-    out.events.push_back(
-        EventOut{entry.subrun(), encoder->Encode(wall_time, columns.steps(i), columns.values(i))});
+    const int64_t step = columns.steps(i);
+    EventOut& event = out.events.emplace_back(
+        EventOut{entry.subrun(), encoder->Encode(wall_time, step, columns.values(i))});
+    event.tag_offset = static_cast<uint32_t>(encoder->TagOffset(event.event));
+    event.tag_size = static_cast<uint32_t>(encoder->tag_size());
+    event.step = step;
   }
   return out;
 }

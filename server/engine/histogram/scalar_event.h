@@ -26,7 +26,8 @@ class ScalarEventEncoder {
  public:
   // Precomputes the bytes every event of `tag` shares: the Summary and Value
   // framing, the tag, the tensor's dtype and shape and the metadata. Copies
-  // what it needs of `tag`. Costs about one protobuf Value; meant to be built
+  // what it needs of `tag`. Costs a few string appends (the tag-independent
+  // tensor and metadata bytes are built once per process); meant to be built
   // once per tag of a batch and used for all its points.
   ScalarEventEncoder(std::string_view tag, ScalarStyle style);
 
@@ -36,9 +37,19 @@ class ScalarEventEncoder {
   // leaves out proto3 defaults; they read back as 0.
   std::string Encode(double wall_time, int64_t step, float value) const;
 
+  // Where the tag lies in an `event` that Encode returned: its offset (the
+  // tag is event.substr(TagOffset(event), tag_size())). Lets a reader of the
+  // event (the daemon's step order check) skip parsing it.
+  size_t TagOffset(const std::string& event) const {
+    return event.size() - tail_.size() - sizeof(float) - head_.size() + tag_in_head_;
+  }
+  size_t tag_size() const { return tag_size_; }
+
  private:
   std::string head_;  // Event.summary's key and length, Summary.value's, the Value up to the float
   std::string tail_;  // the Value after the float (its metadata)
+  size_t tag_in_head_ = 0;  // offset of the tag's bytes in head_
+  size_t tag_size_ = 0;
 };
 
 }  // namespace tblog

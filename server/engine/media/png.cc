@@ -1,6 +1,7 @@
 #include "engine/media/png.h"
 
 #include <png.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <climits>
@@ -77,7 +78,15 @@ bool RunPngEncoder(PngIo* io, const RawImage& image, int compression_level) {
     return false;
   }
   png_set_write_fn(png, io, WriteToString, FlushNothing);
-  png_set_compression_level(png, compression_level);
+  if (compression_level == -1) {
+    // One cheap filter and run-length matches: most of libpng's default cost
+    // is trying five filters per row and zlib's lazy match search.
+    png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_SUB);
+    png_set_compression_strategy(png, Z_RLE);
+    png_set_compression_level(png, 1);
+  } else {
+    png_set_compression_level(png, compression_level);
+  }
   png_set_IHDR(png, info, static_cast<png_uint_32>(image.width),
                static_cast<png_uint_32>(image.height), 8, ColorType(image.channels),
                PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);

@@ -35,8 +35,13 @@ struct RawImage {
 absl::Status ValidateRawImage(const RawImage& image);
 
 // Encodes `image` as an 8-bit, non-interlaced PNG. compression_level is
-// zlib's, -1 (default) or 0..9. INVALID_ARGUMENT for an invalid image,
-// INTERNAL with libpng's message if libpng fails.
+// zlib's 0..9 (with libpng's adaptive row filters), or -1, the default: the
+// Sub filter on every row and zlib's run-length strategy (Z_RLE). Measured on
+// a 256x256x3 gradient with noise (bench/README.md, "PNG"), -1 costs 20M
+// instructions against 55M for libpng's defaults, and its file was 7%
+// smaller; photographs may come out some percent larger. Any choice decodes
+// to the same pixels. INVALID_ARGUMENT for an invalid image, INTERNAL with
+// libpng's message if libpng fails.
 absl::StatusOr<std::string> EncodePng(const RawImage& image, int compression_level = -1);
 
 // Decodes a PNG of any bit depth, colour type or interlacing to 8 bits per

@@ -58,10 +58,13 @@ TEST(ScalarEventEncoderTest, EventsAreByteIdenticalToProtobuf) {
       for (const int64_t step : steps) {
         for (const float value : values) {
           for (const double wall : walls) {
-            ASSERT_EQ(encoder.Encode(wall, step, value),
-                      ProtobufEvent(tag, style, wall, step, value))
+            const std::string event = encoder.Encode(wall, step, value);
+            ASSERT_EQ(event, ProtobufEvent(tag, style, wall, step, value))
                 << "tag size " << tag.size() << " style " << static_cast<int>(style) << " step "
                 << step << " value " << value << " wall " << wall;
+            // TagOffset finds the tag in the bytes, whatever the prefix's length.
+            ASSERT_EQ(encoder.tag_size(), tag.size());
+            ASSERT_EQ(event.substr(encoder.TagOffset(event), encoder.tag_size()), tag);
           }
         }
       }
