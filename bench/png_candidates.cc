@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "engine/media/image_summary.h"
 #include "engine/media/png_writer.h"
 
 namespace tblog::bench {
@@ -106,6 +107,17 @@ std::vector<PngCandidate> PngCandidates() {
                  [](const RawImage& im) { return EncodeLibpng(im, -1, -1); }});
   all.push_back({"EncodePng (igzip l1 up)", "chosen",
                  [](const RawImage& im) { auto png = EncodePng(im); return png.ok() ? *png : ""; }});
+  // The engine's whole path for a uint8 HWC image record: tensor to image,
+  // encode, Summary.Value. Its PNG is EncodePng's.
+  all.push_back({"MakeImageSummaryV1 u8", "path", [](const RawImage& im) -> std::string {
+                   const int64_t shape[] = {im.height, im.width, im.channels};
+                   const TensorView view{
+                       DType::kUint8, shape,
+                       std::string_view(reinterpret_cast<const char*>(im.pixels.data()),
+                                        im.pixels.size())};
+                   auto value = MakeImageSummaryV1("bench/image", view, ImageLayout::kHWC);
+                   return value.ok() ? value->image().encoded_image_string() : "";
+                 }});
   struct NamedFilter {
     const char* name;
     int libpng;

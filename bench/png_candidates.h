@@ -15,12 +15,14 @@ namespace tblog::bench {
 
 struct PngCandidate {
   std::string name;  // unique, e.g. "libpng z6 adaptive"; selects it on the command line
-  std::string note;  // "old" (the encoder before), "chosen" (EncodePng now) or ""
+  // "old" (the encoder before), "chosen" (EncodePng now), "path" (the
+  // engine's whole image-record conversion around EncodePng) or "".
+  std::string note;
   // Encodes the image; returns the PNG, or "" on failure.
   std::function<std::string(const RawImage&)> encode;
 };
 
-// Every candidate, the old one first and the chosen one second.
+// Every candidate: the old one first, the chosen one second, then the path.
 std::vector<PngCandidate> PngCandidates();
 
 }  // namespace tblog::bench

@@ -4,13 +4,16 @@
 # tblog-loadgen against a tblogd child it starts (end-to-end rates next to the
 # same work in-process, with a read-back check), then tblog-budget-bench (the
 # daemon's peak RSS under floods of large records next to
-# --max-inflight-bytes). Prints everything.
+# --max-inflight-bytes), then tblog-codec-bench (PNG encoders and CRC-32C
+# implementations, the old choice next to the chosen one). Prints everything.
 #
 #   scripts/bench.sh [extra tblog-loadgen args, e.g. --scalars 5000000]
 # Environment: TBLOG_JOBS (default 2); BENCH_BUILD_DIR (default build-release);
 # BENCH_FILTER, a Google Benchmark filter for the micro-benchmarks (default: all);
 # BUDGET_BENCH_ARGS, arguments for tblog-budget-bench (default: its own, a 32MiB
-# budget; BUDGET_BENCH_ARGS=skip leaves it out).
+# budget; BUDGET_BENCH_ARGS=skip leaves it out); CODEC_BENCH_ARGS, arguments for
+# tblog-codec-bench (e.g. --instructions all; CODEC_BENCH_ARGS=skip leaves it out;
+# it needs libspng-dev and libdeflate-dev, and valgrind for instruction counts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${BENCH_BUILD_DIR:-build-release}
@@ -20,6 +23,11 @@ if command -v ninja >/dev/null; then generator=(-G Ninja); fi
 cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release >/dev/null
 targets=(histogram_bench tblogd tblog_loadgen tblog_budget_bench)
 if ls bench/client_bench*.cc >/dev/null 2>&1; then targets+=(client_bench); fi
+codec_bench=0
+if [[ "${CODEC_BENCH_ARGS:-}" != skip ]] && pkg-config --exists spng libdeflate; then
+  codec_bench=1
+  targets+=(tblog_codec_bench)
+fi
 cmake --build "$build_dir" -j "${TBLOG_JOBS:-2}" --target "${targets[@]}"
 
 filter=()
@@ -47,5 +55,11 @@ if [[ "${BUDGET_BENCH_ARGS:-}" != skip ]]; then
   # shellcheck disable=SC2086  # word splitting of the arguments is meant
   "$build_dir/bench/tblog-budget-bench" --daemon "$build_dir/server/daemon/tblogd" \
     ${BUDGET_BENCH_ARGS:-} || status=1
+fi
+if ((codec_bench)); then
+  echo
+  echo "== tblog-codec-bench (PNG encode and CRC-32C per candidate; old next to chosen) =="
+  # shellcheck disable=SC2086  # word splitting of the arguments is meant
+  "$build_dir/bench/tblog-codec-bench" ${CODEC_BENCH_ARGS:-} || status=1
 fi
 exit "$status"
