@@ -1,5 +1,5 @@
 // CRC-32C: ISA-L's crc32_iscsi for buffers of kIsalMinBytes and more (it
-// folds with carry-less multiplies, 5x faster than one chain of crc32
+// folds with carry-less multiplies, 4-5x faster than one chain of crc32
 // instructions from 1 KiB up); below that, where ISA-L's dispatch costs more
 // than it saves, one chain of the SSE4.2 crc32 instruction when the CPU has
 // it, otherwise a slicing-by-8 table. All compute the same reflected
@@ -86,7 +86,7 @@ bool DetectHardware() { return false; }
 const bool kUseHardware = DetectHardware();
 
 // From this size on ISA-L wins (bench/codec_bench.cc: about even at 256
-// bytes, 3.5x faster at 1 KiB).
+// bytes, nearly 4x faster at 1 KiB).
 constexpr size_t kIsalMinBytes = 256;
 
 // ISA-L's CRC takes an int length and works on the un-inverted CRC.
