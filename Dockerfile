@@ -14,7 +14,7 @@ RUN apt-get update \
       build-essential cmake ninja-build pkg-config \
       libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
       libabsl-dev libspdlog-dev libfmt-dev libcli11-dev libpng-dev zlib1g-dev libcpp-httplib-dev \
-      prometheus-cpp-dev \
+      prometheus-cpp-dev libisal-dev \
       libgtest-dev libgmock-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -40,7 +40,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libgrpc++1.51 libgrpc29 libprotobuf32 libspdlog1.10 libfmt9 libpng16-16 zlib1g \
-      libcpp-httplib0.11 libprometheus-cpp-core1.0 \
+      libcpp-httplib0.11 libprometheus-cpp-core1.0 libisal2 \
  && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent tblog \
  && mkdir -p /logs /run/tblog && chown 10001:10001 /logs /run/tblog && chmod 0755 /logs /run/tblog

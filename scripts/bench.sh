@@ -8,14 +8,18 @@
 # to --max-inflight-bytes), then tblog-reduce-bench (the daemon's CPU per
 # contribution reduced across writers, and the time from a step's last
 # contribution to its written point), then tblog-shm-bench (large histograms
-# over shared memory, unix socket and TCP). Prints everything.
+# over shared memory, unix socket and TCP), then tblog-codec-bench (PNG
+# encoders and CRC-32C implementations, the old choice next to the chosen
+# one). Prints everything.
 #
 #   scripts/bench.sh [extra tblog-loadgen args, e.g. --scalars 5000000]
 # Environment: TBLOG_JOBS (default 2); BENCH_BUILD_DIR (default build-release);
 # BENCH_FILTER, a Google Benchmark filter for the micro-benchmarks (default: all);
 # BUDGET_BENCH_ARGS, arguments for tblog-budget-bench (default: its own, a 32MiB
 # budget; BUDGET_BENCH_ARGS=skip leaves it out); REDUCE_BENCH_ARGS, likewise for
-# tblog-reduce-bench.
+# tblog-reduce-bench; CODEC_BENCH_ARGS, arguments for tblog-codec-bench (e.g.
+# --instructions all; CODEC_BENCH_ARGS=skip leaves it out; it needs libspng-dev
+# and libdeflate-dev, and valgrind for instruction counts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${BENCH_BUILD_DIR:-build-release}
@@ -26,6 +30,11 @@ cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release >/dev/nu
 targets=(histogram_bench tblogd tblog_loadgen tblog_budget_bench tblog_reduce_bench tblog_shm_bench
          tblog_edges_bench)
 if ls bench/client_bench*.cc >/dev/null 2>&1; then targets+=(client_bench); fi
+codec_bench=0
+if [[ "${CODEC_BENCH_ARGS:-}" != skip ]] && pkg-config --exists spng libdeflate; then
+  codec_bench=1
+  targets+=(tblog_codec_bench)
+fi
 cmake --build "$build_dir" -j "${TBLOG_JOBS:-2}" --target "${targets[@]}"
 
 filter=()
@@ -68,5 +77,11 @@ if [[ "${REDUCE_BENCH_ARGS:-}" != skip ]]; then
   # shellcheck disable=SC2086  # word splitting of the arguments is meant
   "$build_dir/bench/tblog-reduce-bench" --daemon "$build_dir/server/daemon/tblogd" \
     ${REDUCE_BENCH_ARGS:-} || status=1
+fi
+if ((codec_bench)); then
+  echo
+  echo "== tblog-codec-bench (PNG encode and CRC-32C per candidate; old next to chosen) =="
+  # shellcheck disable=SC2086  # word splitting of the arguments is meant
+  "$build_dir/bench/tblog-codec-bench" ${CODEC_BENCH_ARGS:-} || status=1
 fi
 exit "$status"

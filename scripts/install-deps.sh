@@ -10,12 +10,13 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libabsl-dev libspdlog-dev libfmt-dev libcli11-dev
-  libpng-dev zlib1g-dev libcpp-httplib-dev prometheus-cpp-dev libssl-dev
+  libpng-dev zlib1g-dev libisal-dev libcpp-httplib-dev prometheus-cpp-dev libssl-dev
 )
 case ${1:-} in
   --daemon) ;;
   "") packages+=(
         libgtest-dev libgmock-dev googletest libbenchmark-dev openssl
+        libspng-dev libdeflate-dev valgrind
         python3 python3-grpcio python3-protobuf python3-numpy python3-pytest python3-yaml
         python3-torch python3-prometheus-client) ;;
   *) echo "usage: $0 [--daemon]" >&2; exit 2 ;;

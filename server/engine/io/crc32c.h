@@ -1,5 +1,6 @@
 // CRC-32C (Castagnoli) and TensorFlow's masking of it, as used by TFRecord.
-// Uses the SSE4.2 crc32 instruction when the CPU has it, a table otherwise.
+// Uses ISA-L's crc32_iscsi for large buffers and, for small ones, the SSE4.2
+// crc32 instruction when the CPU has it, a table otherwise. Thread-safe.
 #ifndef TBLOG_ENGINE_IO_CRC32C_H_
 #define TBLOG_ENGINE_IO_CRC32C_H_
 
@@ -20,7 +21,8 @@ inline uint32_t Unmask(uint32_t masked) {
   return (rot >> 17) | (rot << 15);
 }
 
-// True when Extend() runs on the hardware instruction on this CPU.
+// True when Extend() runs on the hardware instruction on this CPU (for
+// buffers below ISA-L's threshold; ISA-L picks its own code per CPU).
 bool IsHardwareAccelerated();
 // The portable table implementation, exposed so tests compare both paths.
 uint32_t ExtendPortable(uint32_t crc, const char* data, size_t n);

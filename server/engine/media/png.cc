@@ -1,7 +1,6 @@
 #include "engine/media/png.h"
 
 #include <png.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <climits>
@@ -20,8 +19,7 @@ namespace {
 // State shared with libpng's callbacks. Plain data only: libpng reports errors
 // by longjmp, which must not skip C++ destructors.
 struct PngIo {
-  std::string* out = nullptr;     // encoding: bytes are appended here
-  const char* in = nullptr;       // decoding: the source bytes
+  const char* in = nullptr;  // the source bytes
   size_t in_size = 0;
   size_t in_pos = 0;
   char error[256] = "";
@@ -36,68 +34,11 @@ void OnPngError(png_structp png, png_const_charp message) {
 // Warnings (e.g. about ancillary chunks) do not change the pixels: ignored.
 void OnPngWarning(png_structp, png_const_charp) {}
 
-void WriteToString(png_structp png, png_bytep data, png_size_t size) {
-  auto* io = static_cast<PngIo*>(png_get_io_ptr(png));
-  io->out->append(reinterpret_cast<const char*>(data), size);
-}
-
-void FlushNothing(png_structp) {}
-
 void ReadFromBuffer(png_structp png, png_bytep data, png_size_t size) {
   auto* io = static_cast<PngIo*>(png_get_io_ptr(png));
   if (size > io->in_size - io->in_pos) png_error(png, "PNG data ends early");
   std::memcpy(data, io->in + io->in_pos, size);
   io->in_pos += size;
-}
-
-int ColorType(int channels) {
-  switch (channels) {
-    case 1: return PNG_COLOR_TYPE_GRAY;
-    case 2: return PNG_COLOR_TYPE_GRAY_ALPHA;
-    case 3: return PNG_COLOR_TYPE_RGB;
-    default: return PNG_COLOR_TYPE_RGBA;
-  }
-}
-
-// Runs libpng's encoder; false with io->error set on failure. Only trivially
-// destructible locals live across setjmp.
-bool RunPngEncoder(PngIo* io, const RawImage& image, int compression_level) {
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, io, OnPngError, OnPngWarning);
-  if (png == nullptr) {
-    std::snprintf(io->error, sizeof(io->error), "png_create_write_struct failed");
-    return false;
-  }
-  png_infop info = png_create_info_struct(png);
-  if (info == nullptr) {
-    png_destroy_write_struct(&png, nullptr);
-    std::snprintf(io->error, sizeof(io->error), "png_create_info_struct failed");
-    return false;
-  }
-  if (setjmp(png_jmpbuf(png))) {
-    png_destroy_write_struct(&png, &info);
-    return false;
-  }
-  png_set_write_fn(png, io, WriteToString, FlushNothing);
-  if (compression_level == -1) {
-    // One cheap filter and run-length matches: most of libpng's default cost
-    // is trying five filters per row and zlib's lazy match search.
-    png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_SUB);
-    png_set_compression_strategy(png, Z_RLE);
-    png_set_compression_level(png, 1);
-  } else {
-    png_set_compression_level(png, compression_level);
-  }
-  png_set_IHDR(png, info, static_cast<png_uint_32>(image.width),
-               static_cast<png_uint_32>(image.height), 8, ColorType(image.channels),
-               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-  png_write_info(png, info);
-  const size_t stride = static_cast<size_t>(image.width) * static_cast<size_t>(image.channels);
-  for (int y = 0; y < image.height; ++y) {
-    png_write_row(png, image.pixels.data() + static_cast<size_t>(y) * stride);
-  }
-  png_write_end(png, nullptr);
-  png_destroy_write_struct(&png, &info);
-  return true;
 }
 
 // Runs libpng's decoder into *image (owned by the caller, so a longjmp leaves
@@ -247,22 +188,6 @@ absl::Status ValidateRawImage(const RawImage& image) {
                                                    " bytes of pixels, got ", image.pixels.size()));
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> EncodePng(const RawImage& image, int compression_level) {
-  TBLOG_RETURN_IF_ERROR(ValidateRawImage(image));
-  if (compression_level < -1 || compression_level > 9) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("PNG compression level ", compression_level, " is not -1 or 0..9"));
-  }
-  std::string out;
-  out.reserve(image.pixels.size() / 2 + 64);
-  PngIo io;
-  io.out = &out;
-  if (!RunPngEncoder(&io, image, compression_level)) {
-    return absl::InternalError(absl::StrCat("libpng failed to encode: ", io.error));
-  }
-  return out;
 }
 
 absl::StatusOr<RawImage> DecodePng(std::string_view png) {

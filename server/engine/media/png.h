@@ -1,6 +1,7 @@
-// PNG encoding and decoding of 8-bit images with libpng, all in memory, and
-// recognition of already-encoded images (PNG, JPEG, GIF, BMP) by signature.
-// Every function is thread-safe: each call has its own libpng state.
+// PNG encoding (the engine's own writer on ISA-L's igzip, png_encode.cc) and
+// decoding (libpng) of 8-bit images, all in memory, and recognition of
+// already-encoded images (PNG, JPEG, GIF, BMP) by signature.
+// Every function is thread-safe: each call has its own codec state.
 #ifndef TBLOG_ENGINE_MEDIA_PNG_H_
 #define TBLOG_ENGINE_MEDIA_PNG_H_
 
@@ -34,14 +35,11 @@ struct RawImage {
 // otherwise INVALID_ARGUMENT naming the bad field.
 absl::Status ValidateRawImage(const RawImage& image);
 
-// Encodes `image` as an 8-bit, non-interlaced PNG. compression_level is
-// zlib's 0..9 (with libpng's adaptive row filters), or -1, the default: the
-// Sub filter on every row and zlib's run-length strategy (Z_RLE). Measured on
-// a 256x256x3 gradient with noise (bench/README.md, "PNG"), -1 costs 20M
-// instructions against 55M for libpng's defaults, and its file was 7%
-// smaller; photographs may come out some percent larger. Any choice decodes
-// to the same pixels. INVALID_ARGUMENT for an invalid image, INTERNAL with
-// libpng's message if libpng fails.
+// Encodes `image` as an 8-bit, non-interlaced PNG (rows filtered with "Up",
+// one IDAT chunk). compression_level is igzip's, 0 (fastest) to 3
+// (smallest), or -1 for the default, 1 (png_writer.h says why).
+// INVALID_ARGUMENT for an invalid image or level; INTERNAL if compression
+// fails.
 absl::StatusOr<std::string> EncodePng(const RawImage& image, int compression_level = -1);
 
 // Decodes a PNG of any bit depth, colour type or interlacing to 8 bits per

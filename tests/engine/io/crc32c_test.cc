@@ -4,6 +4,7 @@
 
 #include <random>
 #include <string>
+#include <string_view>
 
 namespace tblog {
 namespace {
@@ -61,6 +62,29 @@ TEST(Crc32cTest, HardwareMatchesPortableOnRandomBuffers) {
     }
   }
   RecordProperty("hardware", crc32c::IsHardwareAccelerated() ? "yes" : "no");
+}
+
+// Extend switches to ISA-L from 256 bytes: large buffers at every alignment,
+// and a large buffer CRC'd in pieces that straddle the switch both ways, give
+// the table's CRC.
+TEST(Crc32cTest, LargeBuffersMatchPortableAcrossTheIsalSwitch) {
+  std::mt19937 rng(99);
+  std::string buffer((size_t{1} << 20) + 64, '\0');
+  for (char& c : buffer) c = static_cast<char>(rng());
+  for (size_t start = 0; start < 16; ++start) {
+    for (size_t n : {size_t{255}, size_t{256}, size_t{257}, size_t{1000}, size_t{4096} + 3,
+                     size_t{65536}, size_t{1} << 20}) {
+      const char* p = buffer.data() + start;
+      ASSERT_EQ(crc32c::Extend(0xdeadbeefu, p, n), crc32c::ExtendPortable(0xdeadbeefu, p, n))
+          << "start " << start << " length " << n;
+    }
+  }
+  const std::string_view all(buffer.data(), size_t{1} << 20);
+  const uint32_t whole = crc32c::ExtendPortable(0, all.data(), all.size());
+  for (size_t split : {size_t{1}, size_t{100}, size_t{255}, size_t{256}, size_t{70000}}) {
+    const uint32_t head = crc32c::Extend(0, all.data(), split);
+    EXPECT_EQ(crc32c::Extend(head, all.data() + split, all.size() - split), whole) << split;
+  }
 }
 
 }  // namespace

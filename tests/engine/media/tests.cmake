@@ -6,3 +6,5 @@ tblog_add_test(text_summary_test SOURCES engine/media/text_summary_test.cc LIBS 
 tblog_add_test(embedding_test SOURCES engine/media/embedding_test.cc LIBS tblog_engine_media)
 tblog_add_test(gif_test SOURCES engine/media/gif_test.cc LIBS tblog_engine_media)
 tblog_add_test(sprite_test SOURCES engine/media/sprite_test.cc LIBS tblog_engine_media)
+tblog_add_test(png_writer_test SOURCES engine/media/png_writer_test.cc
+  LIBS tblog_engine_media ZLIB::ZLIB)
