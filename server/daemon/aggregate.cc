@@ -180,6 +180,15 @@ Converted RunReductions::Finish(const Key& key, Point point, absl::Time now, boo
   return out;
 }
 
+void RunReductions::NoteWritten(
+    const std::map<std::pair<std::string, std::string>, int64_t>& steps) {
+  MutexLock lock(&mu_);
+  for (const auto& [series, step] : steps) {
+    int64_t& last = last_step_.try_emplace(series, step).first->second;
+    last = std::max(last, step);
+  }
+}
+
 bool RunReductions::HasDue(absl::Time now) const {
   MutexLock lock(&mu_);
   for (const auto& [key, point] : pending_) {

@@ -11,7 +11,9 @@
 // a duplicate (counted, dropped). One for no pending point, at or below the
 // last step handed out for its subrun and tag, is late (counted, dropped):
 // its point was written (or a later one of the series was, and TensorBoard
-// keeps a tag's points in step order).
+// keeps a tag's points in step order). A resumed run learns the last steps
+// its files hold from the resume scan (NoteWritten), so a contribution resent
+// after a daemon crash does not write its point again.
 //
 // Memory: one entry per pending point (a scalar's state is a few numbers; an
 // exponential histogram's, the range of its 1548 bins holding values) plus
@@ -31,6 +33,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
@@ -73,6 +76,14 @@ class RunReductions {
   // A late or duplicate contribution is counted and dropped, not an error.
   absl::StatusOr<Converted> Absorb(std::string_view writer_id, Converted converted,
                                    absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Takes `steps` (per (subrun, tag), a step the run's files hold: the
+  // resume scan's, daemon/resume_scan.h) as the last step handed out of each
+  // series, so that after a restart a contribution at or below it is late,
+  // never a second point (its point, or a later one of the series, is
+  // written). Called before the run takes writes.
+  void NoteWritten(const std::map<std::pair<std::string, std::string>, int64_t>& steps)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // True when a pending point's timeout has passed.
   bool HasDue(absl::Time now) const ABSL_LOCKS_EXCLUDED(mu_);

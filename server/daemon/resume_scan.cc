@@ -121,8 +121,18 @@ class SubrunScan {
       case EventKind::kEvent:
       case EventKind::kUndecodable:
         if (!current_.empty()) ++repair_.resumed.batches[current_].parts[subrun_].events;
+        NoteStep(event);
         return;
     }
+  }
+
+  // Keeps the highest step of each tag (ResumeRepair::last_steps).
+  void NoteStep(std::string_view event) {
+    std::string_view tag;
+    int64_t step = 0;
+    if (!TagAndStep(event, &tag, &step)) return;
+    auto [it, added] = repair_.last_steps.try_emplace({subrun_, std::string(tag)}, step);
+    if (!added) it->second = std::max(it->second, step);
   }
 
   FileSystem& fs_;

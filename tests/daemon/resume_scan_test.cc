@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <utility>
 #include <memory>
 #include <string>
 #include <vector>
@@ -157,6 +158,10 @@ TEST_F(ResumeScanTest, CrashBeforeTheFirstCheckpointResendsNothingTwice) {
   const RecoveredBatch& five = repair->resumed.batches.at({"w", 5});
   EXPECT_EQ(five.parts.at("train").events, 1u);
   EXPECT_FALSE(five.Complete());
+  // The highest step of each (sub-run, tag) read, for the reductions.
+  const std::map<std::pair<std::string, std::string>, int64_t> last_steps = {
+      {{"eval", "eval:x"}, 4}, {{"train", "train:x"}, 5}};
+  EXPECT_EQ(repair->last_steps, last_steps);
 
   {
     auto files = Files(run, repair->writer_sequences, repair->resumed);
