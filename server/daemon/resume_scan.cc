@@ -209,6 +209,8 @@ absl::StatusOr<ResumeRepair> RepairRunForResume(const std::string& run_dir,
     repair.had_checkpoint = true;
     repair.writer_sequences = (*checkpoint)->writer_sequences;
     repair.resumed.batches = std::move((*checkpoint)->batches);
+    repair.reduced_steps = std::move((*checkpoint)->reduced_steps);
+    repair.last_steps = repair.reduced_steps;
     for (auto& file : (*checkpoint)->files) positions[file.subrun] = std::move(file);
   } else if (!checkpoint.ok()) {
     // Scanning all of the daemon's files finds what the checkpoint knew.

@@ -178,7 +178,7 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
 
   std::map<std::string, uint64_t> writer_sequences;
   ResumedFiles resumed_files;
-  std::map<std::pair<std::string, std::string>, int64_t> last_steps;  // ResumeRepair's
+  SeriesSteps last_steps, reduced_steps;  // ResumeRepair's
   bool resumed = false;
   // Runs never nest (run_nesting.h). Serialized by open_mu_ with every other
   // OpenRun, so no run appears around or inside this one meanwhile.
@@ -220,6 +220,7 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
       writer_sequences = std::move(repair->writer_sequences);
       resumed_files = std::move(repair->resumed);
       last_steps = std::move(repair->last_steps);
+      reduced_steps = std::move(repair->reduced_steps);
       resumed = true;
     }
   }
@@ -230,7 +231,7 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
   // A new run takes any settings (a fresh RunReductions); a resumed one
   // never writes again a reduced point its files hold.
   TBLOG_RETURN_IF_ERROR(run->reductions().Configure(request));
-  run->reductions().NoteWritten(last_steps);
+  run->reductions().NoteWritten(last_steps, reduced_steps);
   if (!open_events->events.empty() || !open_events->files.empty()) {
     run->SubmitEvents(*std::move(open_events), [run_path](absl::Status status) {
       if (!status.ok()) {

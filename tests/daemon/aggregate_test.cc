@@ -100,7 +100,8 @@ TEST(RunReductionsTest, ATimedOutPointIsWrittenOnceFromWhatArrived) {
 TEST(RunReductionsTest, StepsTheFilesHoldAreNeverWrittenAgain) {
   RunReductions reductions(absl::Seconds(30), nullptr);
   ASSERT_TRUE(reductions.Configure(Group(2, 2.0)).ok());
-  reductions.NoteWritten({{{"", "loss"}, 5}, {{"eval", "loss"}, 9}});
+  // "loss" at 5 from the scan (any tag it read); eval's from the checkpoint.
+  reductions.NoteWritten({{{"", "loss"}, 5}, {{"", "lr"}, 7}}, {{{"eval", "loss"}, 9}});
   for (int64_t step : {4, 5}) {
     auto resent = reductions.Absorb("a", Contribute("loss", step, 1.0f), kStart);
     ASSERT_TRUE(resent.ok());
@@ -115,6 +116,9 @@ TEST(RunReductionsTest, StepsTheFilesHoldAreNeverWrittenAgain) {
   reductions.AddTo(info);
   EXPECT_EQ(info.reduce_points(), 1u);
   EXPECT_EQ(info.reduce_contributions_late(), 2u);
+  // The checkpoint keeps the reduced series only, not every tag the scan saw.
+  const SeriesSteps checkpointed = {{{"", "loss"}, 6}, {{"eval", "loss"}, 9}};
+  EXPECT_EQ(reductions.WrittenSteps(), checkpointed);
 }
 
 TEST(RunReductionsTest, TakeAllWritesEveryPendingPointInStepOrder) {
