@@ -168,7 +168,7 @@ TEST_F(ResumeScanTest, CrashBeforeTheFirstCheckpointResendsNothingTwice) {
     Resend(*files, *repair, 8, subruns);
     bool synced = false;
     ASSERT_TRUE(files->FlushAll(true, &synced).ok());
-    ASSERT_TRUE(files->WriteCheckpoint(true).ok());
+    ASSERT_TRUE(files->WriteCheckpoint(true, {{{"train", "loss"}, 3}}).ok());
     ASSERT_TRUE(files->CloseAll().ok());
   }
   for (const std::string& subrun : subruns) {
@@ -182,6 +182,10 @@ TEST_F(ResumeScanTest, CrashBeforeTheFirstCheckpointResendsNothingTwice) {
   EXPECT_TRUE(again->had_checkpoint);
   EXPECT_EQ(again->writer_sequences.at("w"), 8u);
   EXPECT_TRUE(again->resumed.batches.empty());
+  // The reductions' steps come back from the checkpoint.
+  const SeriesSteps reduced = {{{"train", "loss"}, 3}};
+  EXPECT_EQ(again->reduced_steps, reduced);
+  EXPECT_EQ(again->last_steps, reduced);
 }
 
 // A batch held in part survives a second crash through the checkpoint.
