@@ -12,8 +12,8 @@
 // last step handed out for its subrun and tag, is late (counted, dropped):
 // its point was written (or a later one of the series was, and TensorBoard
 // keeps a tag's points in step order). A resumed run learns the last steps
-// its files hold from the resume scan (NoteWritten), so a contribution resent
-// after a daemon crash does not write its point again.
+// its files hold from its checkpoint and the resume scan (NoteWritten), so a
+// contribution resent after a daemon crash does not write its point again.
 //
 // Memory: one entry per pending point (a scalar's state is a few numbers; an
 // exponential histogram's, the range of its 1548 bins holding values) plus

@@ -419,14 +419,16 @@ TEST_F(ReduceE2ETest, AReopenedRunNeverWritesAReducedPointAgain) {
   const std::string run = "job/reopened";
   ASSERT_TRUE(OpenRun(run, "a", 2).ok());
   for (int64_t step : {1, 2}) {
-    ASSERT_TRUE(Write(Contribution(run, "a", static_cast<uint64_t>(step), "loss", step, 1.0f)).ok());
-    ASSERT_TRUE(Write(Contribution(run, "b", static_cast<uint64_t>(step), "loss", step, 3.0f)).ok());
+    const auto sequence = static_cast<uint64_t>(step);
+    ASSERT_TRUE(Write(Contribution(run, "a", sequence, "loss", step, 1.0f)).ok());
+    ASSERT_TRUE(Write(Contribution(run, "b", sequence, "loss", step, 3.0f)).ok());
   }
   ASSERT_TRUE(CloseRun(run));
 
   ASSERT_TRUE(OpenRun(run, "c", 2).ok());
   for (int64_t step : {1, 2}) {
-    ASSERT_TRUE(Write(Contribution(run, "c", static_cast<uint64_t>(step), "loss", step, 9.0f)).ok());
+    const auto sequence = static_cast<uint64_t>(step);
+    ASSERT_TRUE(Write(Contribution(run, "c", sequence, "loss", step, 9.0f)).ok());
   }
   ASSERT_TRUE(Write(Contribution(run, "a", 3, "loss", 3, 1.0f)).ok());
   ASSERT_TRUE(Write(Contribution(run, "c", 3, "loss", 3, 5.0f)).ok());
