@@ -174,10 +174,33 @@ Converted RunReductions::Finish(const Key& key, Point point, absl::Time now, boo
   if (metrics_ != nullptr) metrics_->AddPoint(now - point.first_arrival, timed_out);
   Converted out = PointEvents(point.head, point.op, point.histogram, point.style, point.scalar,
                               point.histo, count);
-  int64_t& last = last_step_.try_emplace({std::get<0>(key), std::get<1>(key)}, std::get<2>(key))
-                      .first->second;
+  const Series series{std::get<0>(key), std::get<1>(key)};
+  int64_t& last = last_step_.try_emplace(series, std::get<2>(key)).first->second;
   last = std::max(last, std::get<2>(key));
+  reduced_series_.insert(series);
   return out;
+}
+
+SeriesSteps RunReductions::WrittenSteps() const {
+  MutexLock lock(&mu_);
+  SeriesSteps steps;
+  for (const Series& series : reduced_series_) {
+    if (auto it = last_step_.find(series); it != last_step_.end()) steps.insert(*it);
+  }
+  return steps;
+}
+
+void RunReductions::NoteWritten(const SeriesSteps& steps, const SeriesSteps& reduced) {
+  MutexLock lock(&mu_);
+  for (const auto& [series, step] : reduced) {
+    reduced_series_.insert(series);
+    int64_t& last = last_step_.try_emplace(series, step).first->second;
+    last = std::max(last, step);
+  }
+  for (const auto& [series, step] : steps) {
+    int64_t& last = last_step_.try_emplace(series, step).first->second;
+    last = std::max(last, step);
+  }
 }
 
 bool RunReductions::HasDue(absl::Time now) const {

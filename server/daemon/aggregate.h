@@ -11,7 +11,9 @@
 // a duplicate (counted, dropped). One for no pending point, at or below the
 // last step handed out for its subrun and tag, is late (counted, dropped):
 // its point was written (or a later one of the series was, and TensorBoard
-// keeps a tag's points in step order).
+// keeps a tag's points in step order). A resumed run learns the last steps
+// its files hold from its checkpoint and the resume scan (NoteWritten), so a
+// contribution resent after a daemon crash does not write its point again.
 //
 // Memory: one entry per pending point (a scalar's state is a few numbers; an
 // exponential histogram's, the range of its 1548 bins holding values) plus
@@ -28,9 +30,11 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
@@ -38,6 +42,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/sync.h"
+#include "daemon/checkpoint.h"
 #include "daemon/metrics_reduce.h"
 #include "daemon/record_converter.h"
 #include "daemon/reduce_convert.h"
@@ -73,6 +78,21 @@ class RunReductions {
   // A late or duplicate contribution is counted and dropped, not an error.
   absl::StatusOr<Converted> Absorb(std::string_view writer_id, Converted converted,
                                    absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Takes `steps` (per (subrun, tag), the highest step the run's files hold:
+  // ResumeRepair::last_steps, daemon/resume_scan.h) as the last step handed
+  // out of each series, so that after a restart a contribution at or below it
+  // is late, never a second point (its point, or a later one of the series,
+  // is written). `reduced` (the checkpoint's reduced_steps) names the series
+  // known to be reduced ones: WrittenSteps keeps them. Called before the run
+  // takes writes.
+  void NoteWritten(const SeriesSteps& steps, const SeriesSteps& reduced) ABSL_LOCKS_EXCLUDED(mu_);
+  // The last step of each reduced series (handed out since the start, or
+  // named by NoteWritten's `reduced`), for the run's checkpoint, which gives
+  // them back after a restart (the scan reads only past it). A point handed
+  // out by TakeDue whose events are still queued counts: a crash then loses
+  // that point rather than ever writing it twice.
+  SeriesSteps WrittenSteps() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // True when a pending point's timeout has passed.
   bool HasDue(absl::Time now) const ABSL_LOCKS_EXCLUDED(mu_);
@@ -115,7 +135,12 @@ class RunReductions {
   absl::Duration timeout_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();  // 0: the default
   std::map<Key, Point> pending_ ABSL_GUARDED_BY(mu_);
   size_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<Series, int64_t> last_step_ ABSL_GUARDED_BY(mu_);  // last step handed out
+  // The last step handed out (or that the files hold), by Series: a first
+  // contribution at or below it is late.
+  SeriesSteps last_step_ ABSL_GUARDED_BY(mu_);
+  // The series of last_step_ known to be reduced (not every tag the resume
+  // scan saw): what WrittenSteps checkpoints.
+  std::set<Series> reduced_series_ ABSL_GUARDED_BY(mu_);
   uint64_t points_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t late_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t missing_ ABSL_GUARDED_BY(mu_) = 0;

@@ -74,6 +74,10 @@ std::string EncodeCheckpoint(const CheckpointState& state) {
                       part.complete ? 1 : 0, "\n");
     }
   }
+  for (const auto& [series, step] : state.reduced_steps) {
+    absl::StrAppend(&body, "step ", Encode(series.first), " ", Encode(series.second), " ", step,
+                    "\n");
+  }
   if (state.time != 0) absl::StrAppendFormat(&body, "time %.17g\n", state.time);
   absl::StrAppendFormat(&body, "end %08x\n", crc32c::Value(body));
   return body;
@@ -127,6 +131,15 @@ absl::StatusOr<CheckpointState> DecodeCheckpoint(std::string_view text) {
       RecoveredBatch& batch = state.batches[key];
       batch.parts_expected = std::max(batch.parts_expected, parts_expected);
       batch.parts[subrun] = part;
+    } else if (fields[0] == "step" && fields.size() == 4) {
+      std::pair<std::string, std::string> series;
+      int64_t step = 0;
+      if (!Decode(std::string_view(fields[1].data(), fields[1].size()), &series.first) ||
+          !Decode(std::string_view(fields[2].data(), fields[2].size()), &series.second) ||
+          !absl::SimpleAtoi(fields[3], &step)) {
+        return bad("bad step line");
+      }
+      state.reduced_steps[std::move(series)] = step;
     } else if (fields[0] == "time" && fields.size() == 2) {
       if (!absl::SimpleAtod(fields[1], &state.time)) return bad("bad time line");
     } else if (fields[0] == "end" && fields.size() == 2) {

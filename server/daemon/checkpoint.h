@@ -19,9 +19,14 @@
 //   file <sub-run or "."> <event file name> <length in bytes>
 //   batch <writer-id> <sequence> <sub-runs it completed in, 0 = unknown>
 //         <sub-run> <events it holds there> <1: complete there, 0: not>
+//   step <sub-run> <tag> <last reduced step written>   (reductions, see below)
 //   time <seconds since the epoch, %.17g>        (optional)
 //   end <crc32c of the lines above, hex>
 // (a batch line is one line; one per sub-run a batch has events in.)
+// A step line is the last step the run's reductions (daemon/aggregate.h)
+// handed out for one series before the checkpoint: the resume scan reads the
+// files only past the checkpoint, and a contribution resent after a crash to
+// a point written before it must count as late, not write the point again.
 // Bytes after the "end" line are ignored (a shorter rewrite whose ftruncate
 // did not happen).
 #ifndef TBLOG_DAEMON_CHECKPOINT_H_
@@ -33,6 +38,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -65,6 +71,10 @@ struct RecoveredBatch {
 };
 using RecoveredBatches = std::map<BatchKey, RecoveredBatch>;
 
+// Per series (sub-run, tag), a step: the last reduced point written
+// (CheckpointState::reduced_steps, ResumeRepair::last_steps).
+using SeriesSteps = std::map<std::pair<std::string, std::string>, int64_t>;
+
 struct CheckpointState {
   struct EventFile {
     std::string subrun;     // "" = the run directory itself
@@ -75,6 +85,7 @@ struct CheckpointState {
   std::map<std::string, uint64_t> writer_sequences;  // writer id -> last written sequence
   std::vector<EventFile> files;                      // one per sub-run
   RecoveredBatches batches;  // held in part (before the files' positions)
+  SeriesSteps reduced_steps;  // the reductions' last steps handed out
   // When it was taken, on the event files' clock, and never earlier than the
   // file_version wall_time of any event file the run created before it. For
   // people and tools reading it (the resume goes by positions, not times).

@@ -121,8 +121,18 @@ class SubrunScan {
       case EventKind::kEvent:
       case EventKind::kUndecodable:
         if (!current_.empty()) ++repair_.resumed.batches[current_].parts[subrun_].events;
+        NoteStep(event);
         return;
     }
+  }
+
+  // Keeps the highest step of each tag (ResumeRepair::last_steps).
+  void NoteStep(std::string_view event) {
+    std::string_view tag;
+    int64_t step = 0;
+    if (!TagAndStep(event, &tag, &step)) return;
+    auto [it, added] = repair_.last_steps.try_emplace({subrun_, std::string(tag)}, step);
+    if (!added) it->second = std::max(it->second, step);
   }
 
   FileSystem& fs_;
@@ -199,6 +209,8 @@ absl::StatusOr<ResumeRepair> RepairRunForResume(const std::string& run_dir,
     repair.had_checkpoint = true;
     repair.writer_sequences = (*checkpoint)->writer_sequences;
     repair.resumed.batches = std::move((*checkpoint)->batches);
+    repair.reduced_steps = std::move((*checkpoint)->reduced_steps);
+    repair.last_steps = repair.reduced_steps;
     for (auto& file : (*checkpoint)->files) positions[file.subrun] = std::move(file);
   } else if (!checkpoint.ok()) {
     // Scanning all of the daemon's files finds what the checkpoint knew.

@@ -28,6 +28,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -65,6 +66,13 @@ struct ResumeRepair {
   // For RunFiles (ResumedFiles): batches held in part, and each sub-run's
   // stream position after the scan (its last own file and length).
   ResumedFiles resumed;
+  // Per (sub-run, tag), the highest step of the checkpoint's reduced_steps
+  // and of the events the scan read past it. Reduced points are ordinary
+  // events: the run's RunReductions takes these as its series' last written
+  // steps (NoteWritten), so a resent contribution to a point already written
+  // counts as late instead of writing the point a second time.
+  SeriesSteps last_steps;
+  SeriesSteps reduced_steps;  // the checkpoint's (CheckpointState::reduced_steps)
   int files_scanned = 0;
   uint64_t bytes_scanned = 0;
   int files_truncated = 0;  // torn tails cut

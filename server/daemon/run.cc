@@ -606,7 +606,7 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering
     bool durable = false;
     absl::Status status = run_files_.FlushAll(sync, &durable);
     // After the flush, so the lengths it records are in the files.
-    if (status.ok()) status = run_files_.WriteCheckpoint(durable);
+    if (status.ok()) status = run_files_.WriteCheckpoint(durable, reductions_.WrittenSteps());
     if (status.ok()) context_.metrics->checkpoint_writes.fetch_add(1, std::memory_order_relaxed);
     result.flushed = status.ok();
     result.durable = status.ok() && durable;

@@ -325,9 +325,10 @@ absl::Status RunFiles::FlushAll(bool sync, bool* synced) {
   return first_error;
 }
 
-absl::Status RunFiles::WriteCheckpoint(bool sync) {
+absl::Status RunFiles::WriteCheckpoint(bool sync, SeriesSteps reduced_steps) {
   MutexLock lock(&mu_);
   CheckpointState state;
+  state.reduced_steps = std::move(reduced_steps);
   state.writer_sequences = checkpoint_sequences_;
   state.batches = recovered_;
   if (!current_done_) {

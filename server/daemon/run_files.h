@@ -115,9 +115,11 @@ class RunFiles {
   // Rewrites the checkpoint (creating it on first use) with the sequences
   // noted, the batches the files hold in part, and each sub-run's current
   // file and length (carried over from the resume for the sub-runs not
-  // written since); fsyncs it when `sync`.
+  // written since), and `reduced_steps` (the run's reductions' last steps,
+  // checkpoint.h); fsyncs it when `sync`.
   // Call it after a FlushAll that succeeded, so the lengths are in the files.
-  absl::Status WriteCheckpoint(bool sync) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status WriteCheckpoint(bool sync, SeriesSteps reduced_steps = {})
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Ends each sub-run's open batch and closes every event file (the first
   // error is returned); a later write opens new ones.

@@ -178,6 +178,7 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
 
   std::map<std::string, uint64_t> writer_sequences;
   ResumedFiles resumed_files;
+  SeriesSteps last_steps, reduced_steps;  // ResumeRepair's
   bool resumed = false;
   // Runs never nest (run_nesting.h). Serialized by open_mu_ with every other
   // OpenRun, so no run appears around or inside this one meanwhile.
@@ -218,6 +219,8 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
                    repair->resumed.batches.size(), repair->bytes_removed, repair->files_truncated);
       writer_sequences = std::move(repair->writer_sequences);
       resumed_files = std::move(repair->resumed);
+      last_steps = std::move(repair->last_steps);
+      reduced_steps = std::move(repair->reduced_steps);
       resumed = true;
     }
   }
@@ -225,8 +228,10 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
   auto run = std::make_shared<Run>(context_, run_path, absl::StrCat(logdir_, "/", run_path),
                                    labels, request.filename_suffix(), writer_sequences,
                                    std::move(resumed_files));
-  // A new run takes any settings (a fresh RunReductions).
+  // A new run takes any settings (a fresh RunReductions); a resumed one
+  // never writes again a reduced point its files hold.
   TBLOG_RETURN_IF_ERROR(run->reductions().Configure(request));
+  run->reductions().NoteWritten(last_steps, reduced_steps);
   if (!open_events->events.empty() || !open_events->files.empty()) {
     run->SubmitEvents(*std::move(open_events), [run_path](absl::Status status) {
       if (!status.ok()) {

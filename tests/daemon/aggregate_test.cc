@@ -94,6 +94,33 @@ TEST(RunReductionsTest, ATimedOutPointIsWrittenOnceFromWhatArrived) {
   EXPECT_EQ(info.reduce_contributions_duplicate(), 1u);
 }
 
+// After a restart the run knows the steps its files hold (the resume scan's):
+// a resent contribution to a point written before the crash is late, never a
+// second point; the series goes on above it.
+TEST(RunReductionsTest, StepsTheFilesHoldAreNeverWrittenAgain) {
+  RunReductions reductions(absl::Seconds(30), nullptr);
+  ASSERT_TRUE(reductions.Configure(Group(2, 2.0)).ok());
+  // "loss" at 5 from the scan (any tag it read); eval's from the checkpoint.
+  reductions.NoteWritten({{{"", "loss"}, 5}, {{"", "lr"}, 7}}, {{{"eval", "loss"}, 9}});
+  for (int64_t step : {4, 5}) {
+    auto resent = reductions.Absorb("a", Contribute("loss", step, 1.0f), kStart);
+    ASSERT_TRUE(resent.ok());
+    EXPECT_TRUE(resent->events.empty());
+  }
+  EXPECT_FALSE(reductions.HasDue(kStart + absl::Hours(1)));
+  ASSERT_TRUE(reductions.Absorb("a", Contribute("loss", 6, 1.0f), kStart).ok());
+  auto next = reductions.Absorb("b", Contribute("loss", 6, 3.0f), kStart);
+  ASSERT_TRUE(next.ok());
+  EXPECT_FLOAT_EQ(PointValue(*next), 2.0f);
+  v1::RunInfo info;
+  reductions.AddTo(info);
+  EXPECT_EQ(info.reduce_points(), 1u);
+  EXPECT_EQ(info.reduce_contributions_late(), 2u);
+  // The checkpoint keeps the reduced series only, not every tag the scan saw.
+  const SeriesSteps checkpointed = {{{"", "loss"}, 6}, {{"eval", "loss"}, 9}};
+  EXPECT_EQ(reductions.WrittenSteps(), checkpointed);
+}
+
 TEST(RunReductionsTest, TakeAllWritesEveryPendingPointInStepOrder) {
   RunReductions reductions(absl::Seconds(30), nullptr);
   ASSERT_TRUE(reductions.Configure(Group(2)).ok());

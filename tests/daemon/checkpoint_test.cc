@@ -42,6 +42,8 @@ TEST(CheckpointTest, EncodeDecodeRoundTripWithOddNames) {
   state.writer_sequences["."] = 1;
   state.files.push_back({"", "events.out.tfevents.1.host.1.000001", 1234});
   state.files.push_back({"eval/top 1", "events.out.tfevents.2.host.1.000002.v2", 0});
+  state.reduced_steps[{"", "loss"}] = 42;
+  state.reduced_steps[{"eval/top 1", "acc %/top 5"}] = -3;
   const std::string text = EncodeCheckpoint(state);
   auto decoded = DecodeCheckpoint(text);
   ASSERT_TRUE(decoded.ok()) << decoded.status();

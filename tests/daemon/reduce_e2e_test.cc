@@ -410,5 +410,40 @@ TEST_F(ReduceE2ETest, LateDuplicatePartialAndKeptContributions) {
   EXPECT_FLOAT_EQ(ValueOf(points.at("acc/by_writer/c").at(1)[0]), 1.0f);
 }
 
+// A run closed and opened again (a fresh RunReductions) knows the points its
+// files hold from the checkpoint, which the resume scan reads no further
+// than: a contribution to a point already written is late, never a second
+// point, and the series goes on.
+TEST_F(ReduceE2ETest, AReopenedRunNeverWritesAReducedPointAgain) {
+  StartDaemon({});
+  const std::string run = "job/reopened";
+  ASSERT_TRUE(OpenRun(run, "a", 2).ok());
+  for (int64_t step : {1, 2}) {
+    const auto sequence = static_cast<uint64_t>(step);
+    ASSERT_TRUE(Write(Contribution(run, "a", sequence, "loss", step, 1.0f)).ok());
+    ASSERT_TRUE(Write(Contribution(run, "b", sequence, "loss", step, 3.0f)).ok());
+  }
+  ASSERT_TRUE(CloseRun(run));
+
+  ASSERT_TRUE(OpenRun(run, "c", 2).ok());
+  for (int64_t step : {1, 2}) {
+    const auto sequence = static_cast<uint64_t>(step);
+    ASSERT_TRUE(Write(Contribution(run, "c", sequence, "loss", step, 9.0f)).ok());
+  }
+  ASSERT_TRUE(Write(Contribution(run, "a", 3, "loss", 3, 1.0f)).ok());
+  ASSERT_TRUE(Write(Contribution(run, "c", 3, "loss", 3, 5.0f)).ok());
+  const v1::RunInfo info = GetRun(run);
+  EXPECT_EQ(info.reduce_points(), 1u);
+  EXPECT_EQ(info.reduce_contributions_late(), 2u);
+  ASSERT_TRUE(CloseRun(run));
+
+  const auto points = Points(run);
+  ASSERT_EQ(points.at("loss").size(), 3u);
+  for (const auto& [step, values] : points.at("loss")) {
+    ASSERT_EQ(values.size(), 1u) << "step " << step;
+    EXPECT_FLOAT_EQ(ValueOf(values[0]), step == 3 ? 3.0f : 2.0f) << "step " << step;
+  }
+}
+
 }  // namespace
 }  // namespace tblog

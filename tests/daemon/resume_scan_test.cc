@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <utility>
 #include <memory>
 #include <string>
 #include <vector>
@@ -157,13 +158,17 @@ TEST_F(ResumeScanTest, CrashBeforeTheFirstCheckpointResendsNothingTwice) {
   const RecoveredBatch& five = repair->resumed.batches.at({"w", 5});
   EXPECT_EQ(five.parts.at("train").events, 1u);
   EXPECT_FALSE(five.Complete());
+  // The highest step of each (sub-run, tag) read, for the reductions.
+  const std::map<std::pair<std::string, std::string>, int64_t> last_steps = {
+      {{"eval", "eval:x"}, 4}, {{"train", "train:x"}, 5}};
+  EXPECT_EQ(repair->last_steps, last_steps);
 
   {
     auto files = Files(run, repair->writer_sequences, repair->resumed);
     Resend(*files, *repair, 8, subruns);
     bool synced = false;
     ASSERT_TRUE(files->FlushAll(true, &synced).ok());
-    ASSERT_TRUE(files->WriteCheckpoint(true).ok());
+    ASSERT_TRUE(files->WriteCheckpoint(true, {{{"train", "loss"}, 3}}).ok());
     ASSERT_TRUE(files->CloseAll().ok());
   }
   for (const std::string& subrun : subruns) {
@@ -177,6 +182,10 @@ TEST_F(ResumeScanTest, CrashBeforeTheFirstCheckpointResendsNothingTwice) {
   EXPECT_TRUE(again->had_checkpoint);
   EXPECT_EQ(again->writer_sequences.at("w"), 8u);
   EXPECT_TRUE(again->resumed.batches.empty());
+  // The reductions' steps come back from the checkpoint.
+  const SeriesSteps reduced = {{{"train", "loss"}, 3}};
+  EXPECT_EQ(again->reduced_steps, reduced);
+  EXPECT_EQ(again->last_steps, reduced);
 }
 
 // A batch held in part survives a second crash through the checkpoint.

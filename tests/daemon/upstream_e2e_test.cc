@@ -461,13 +461,10 @@ TEST_F(UpstreamE2eTest, ReducedMeanOfRanksOnTwoNodesSurvivesNodeKills) {
 // the contributions already acknowledged (README "Reductions": pending points
 // live in memory), but no step is ever written twice and the steps stay in
 // order.
-// DISABLED: fails at the reduce branch's 2eb4e56, and in the same way with the
-// ranks writing straight to the upstream (no node daemon in between): after a
-// kill -9, some points written before the crash are written a second time
-// (e.g. 605 points for 600 steps), from the contributions of batches the
-// client resends. To enable once the reductions know, after a restart, which
-// points their files already hold.
-TEST_F(UpstreamE2eTest, DISABLED_ReducedPointsAreNeverWrittenTwiceAcrossUpstreamKills) {
+// Without the resume scan's last steps (RunReductions::NoteWritten) this
+// wrote 605-613 points for 600 steps: resent contributions of batches whose
+// point was written before the crash made their point again.
+TEST_F(UpstreamE2eTest, ReducedPointsAreNeverWrittenTwiceAcrossUpstreamKills) {
   constexpr int64_t kSteps = 600;
   constexpr int kRanks = 4;
   auto upstream = StartUpstream({"--reduce-timeout", "1s"});
