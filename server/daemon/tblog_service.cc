@@ -29,12 +29,16 @@ bool IsBindOnly(const v1::WriteRequest& request) {
          request.flush() == v1::FLUSH_MODE_NONE;
 }
 
-// Merges a newer ack into a pending one: sequences only grow, errors add up.
+// Merges a newer ack into a pending one: sequences only grow, errors and
+// duplicates add up (a client that resent a batch learns of each duplicate
+// once, however many acks the stream coalesced while it was sending).
 void MergeAck(v1::WriteResponse& into, v1::WriteResponse&& from) {
   into.set_written_sequence(std::max(into.written_sequence(), from.written_sequence()));
   into.set_durable_sequence(std::max(into.durable_sequence(), from.durable_sequence()));
   into.set_flushed_sequence(std::max(into.flushed_sequence(), from.flushed_sequence()));
   for (auto& error : *from.mutable_errors()) *into.add_errors() = std::move(error);
+  into.mutable_duplicate_sequences()->Add(from.duplicate_sequences().begin(),
+                                          from.duplicate_sequences().end());
 }
 
 }  // namespace

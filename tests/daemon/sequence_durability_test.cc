@@ -215,6 +215,49 @@ TEST_F(SequenceDurabilityTest, ARestartedSequenceIsRefusedAndAResendIsADuplicate
             (std::vector<std::string>{"x@1", "x@2", "x@3", "x@4", "x@5"}));
 }
 
+// A reconnecting writer resends many batches the daemon already has: every
+// one is listed once in duplicate_sequences, even when the stream coalesces
+// acks that arrive while it is still sending an earlier one (before: the
+// coalesced acks' duplicate lists were dropped).
+TEST_F(SequenceDurabilityTest, EveryResentDuplicateIsListedWhenAcksCoalesce) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  const v1::OpenRunResponse run = Open("durable/resent");
+  constexpr uint64_t kBatches = 20000;
+  {
+    grpc::ClientContext context;
+    std::unique_ptr<Stream> stream = stub_->Write(&context);
+    for (uint64_t sequence = 1; sequence <= kBatches; ++sequence) {
+      ASSERT_TRUE(stream->Write(Batch(run.run_id(), "w", sequence)));
+    }
+    ASSERT_TRUE(ReadUntilWritten(*stream, kBatches));
+    stream->WritesDone();
+    ASSERT_TRUE(stream->Finish().ok());
+  }
+  // All of them again, then one new batch, without reading in between: the
+  // daemon's acks fill the stream's flow-control window, so acks coalesce
+  // behind the one it is still sending.
+  grpc::ClientContext context;
+  std::unique_ptr<Stream> stream = stub_->Write(&context);
+  for (uint64_t sequence = 1; sequence <= kBatches + 1; ++sequence) {
+    ASSERT_TRUE(stream->Write(Batch(run.run_id(), "w", sequence)));
+  }
+  stream->WritesDone();
+  std::vector<uint64_t> duplicates;
+  v1::WriteResponse response;
+  int acks = 0;
+  while (stream->Read(&response)) {
+    ++acks;
+    duplicates.insert(duplicates.end(), response.duplicate_sequences().begin(),
+                      response.duplicate_sequences().end());
+  }
+  ASSERT_TRUE(stream->Finish().ok());
+  std::sort(duplicates.begin(), duplicates.end());
+  std::vector<uint64_t> expected(kBatches);
+  for (uint64_t i = 0; i < kBatches; ++i) expected[i] = i + 1;
+  EXPECT_EQ(duplicates, expected) << acks << " acks";
+  EXPECT_EQ(GetRun(run.run_id()).batches_duplicate(), kBatches);
+}
+
 // One batch, then nothing: the writer gets a durable_sequence ack within
 // about --fsync-interval, without sending more (before: 0 after 8 s).
 TEST_F(SequenceDurabilityTest, AQuietWritersBatchIsDurableWithinTheFsyncInterval) {
