@@ -102,6 +102,16 @@ absl::StatusOr<std::unique_ptr<ShmSocket>> StartShmSocket(FileSystem& fs, const 
   return socket;
 }
 
+// The health (grpc.health.v1.Health) of the whole server and of the TBLog
+// service. `server` may be null (it did not start).
+void SetServing(grpc::Server* server, bool serving) {
+  if (server == nullptr) return;
+  if (auto* health = server->GetHealthCheckService(); health != nullptr) {
+    health->SetServingStatus("", serving);
+    health->SetServingStatus(kServiceName, serving);
+  }
+}
+
 std::chrono::system_clock::time_point ToChrono(absl::Time t) {
   return std::chrono::system_clock::from_time_t(0) +
          std::chrono::microseconds(absl::ToUnixMicros(t));
@@ -219,6 +229,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
     }
     daemon->server_ = builder.BuildAndStart();
   }
+  // gRPC's health service starts with the whole server ("") SERVING: say
+  // NOT_SERVING until Start is done, so that a probe never sends clients to
+  // a daemon still setting up (or failing to).
+  SetServing(daemon->server_.get(), false);
   if (!daemon->server_) {
     return absl::UnavailableError(
         options.listen.empty() ? absl::StrCat("cannot listen on ", unix_uri)
@@ -261,11 +275,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
         [rings = daemon->shm_rings_.get()] { return static_cast<int64_t>(rings->bytes()); });
     spdlog::info("shared memory: clients attach rings on {}", shm_path);
   }
-  auto* health = daemon->server_->GetHealthCheckService();
-  if (health != nullptr) {
-    health->SetServingStatus("", true);
-    health->SetServingStatus(kServiceName, true);
-  }
+  SetServing(daemon->server_.get(), true);
   daemon->flusher_ = std::thread([d = daemon.get()] { d->FlusherLoop(); });
   return daemon;
 }
@@ -323,10 +333,7 @@ absl::Status Daemon::Shutdown(absl::Duration grace) {
   }
   const absl::Time deadline = absl::Now() + grace;
   spdlog::info("shutting down: draining runs (deadline in {})", absl::FormatDuration(grace));
-  if (auto* health = server_->GetHealthCheckService(); health != nullptr) {
-    health->SetServingStatus("", false);
-    health->SetServingStatus(kServiceName, false);
-  }
+  SetServing(server_.get(), false);
   if (shm_socket_) shm_socket_->Stop();  // new clients send bytes
   service_->BeginShutdown();
   if (upstream_service_) upstream_service_->BeginShutdown();

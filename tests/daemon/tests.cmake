@@ -52,6 +52,9 @@ endforeach()
 tblog_add_test(ownership_test SOURCES daemon/ownership_test.cc
   LIBS tblog_daemon tblog_daemon_process)
 tblog_add_test(run_owner_test SOURCES daemon/run_owner_test.cc LIBS tblog_daemon)
+# gRPC health follows Start and shutdown: a real Daemon held part way through
+# its Start by a FileSystem that waits.
+tblog_add_test(health_test SOURCES daemon/health_test.cc LIBS tblog_daemon)
 # The in-flight budget against a real tblogd: parked unary calls, no loss, a
 # batch larger than the budget (README, "Memory").
 tblog_add_test(budget_e2e_test SOURCES daemon/budget_e2e_test.cc
