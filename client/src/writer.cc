@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/dtype.h"
 #include "base/status_util.h"
+#include "record_size.h"
 #include "record_stream.h"
 #include "tblog/client.h"
 
@@ -170,7 +171,9 @@ absl::Status Writer::Append(v1::Record record) {
   // which is in the ring).
   std::optional<v1::Record> sliced;
   if (ShmRing::NamesSlice(record)) sliced = record;
-  absl::Status added = impl_->AddRecord(std::move(record), bytes);
+  // Refused here, since the daemon would refuse it at every resend.
+  absl::Status added = CheckRecordSize(record, bytes);
+  if (added.ok()) added = impl_->AddRecord(std::move(record), bytes);
   if (!added.ok() && sliced) impl_->shm_ring()->Release(*sliced);
   return added;
 }

@@ -308,6 +308,38 @@ TEST_F(WriterE2eTest, RejectedRecordIsReportedAndItsNeighboursWritten) {
   EXPECT_EQ(Points(runs.at("e2e/rejected"), "good").size(), 3u);
 }
 
+// A record no request to the daemon could carry (above its default
+// --max-message-size, 64 MiB) is refused when it is logged, naming it: the
+// daemon would refuse it with RESOURCE_EXHAUSTED at every resend (before:
+// the stream retried it forever and flush() never returned). The writer goes
+// on, and its stream with it.
+TEST_F(WriterE2eTest, ARecordTooLargeForARequestIsRefusedWhenLogged) {
+  WriterOptions options = OptionsFor(*daemon_, "e2e/too_large");
+  options.shm_socket = "off";  // the values travel in the message
+  auto opened = Writer::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Writer& writer = **opened;
+  ASSERT_TRUE(writer.scalar("good", 1, 1.0f).ok());
+  const std::vector<float> values((size_t{64} << 20) / sizeof(float) + 1, 0.5f);
+  const absl::Status refused = writer.histogram("huge", 1, values);
+  EXPECT_TRUE(absl::IsInvalidArgument(refused)) << refused;
+  EXPECT_NE(refused.message().find("\"huge\""), std::string::npos) << refused;
+  EXPECT_NE(refused.message().find("smaller pieces"), std::string::npos) << refused;
+  // Just below the limit goes through.
+  const std::vector<float> fits((size_t{62} << 20) / sizeof(float), 0.25f);
+  ASSERT_TRUE(writer.histogram("large", 1, fits).ok());
+  ASSERT_TRUE(writer.scalar("good", 2, 2.0f).ok());
+  EXPECT_TRUE(writer.flush().ok());
+  EXPECT_TRUE(writer.status().ok()) << writer.status();
+  EXPECT_EQ(writer.stats().reconnects, 0u);
+  EXPECT_TRUE(writer.close().ok());
+  const auto runs = ReadLogdir(daemon_->logdir());
+  ASSERT_TRUE(runs.count("e2e/too_large"));
+  EXPECT_EQ(Points(runs.at("e2e/too_large"), "good").size(), 2u);
+  EXPECT_EQ(CountTag(runs.at("e2e/too_large"), "large"), 1);
+  EXPECT_EQ(CountTag(runs.at("e2e/too_large"), "huge"), 0);
+}
+
 // Steps 0..n-1 of `tag` exactly once each, in order.
 void ExpectEachStepOnce(const std::vector<tb::Event>& events, const std::string& tag, int64_t n) {
   const auto points = Points(events, tag);

@@ -285,7 +285,9 @@ std::span<const std::byte> BytesOf(const R& values) {
 // buffered; the daemon's verdict on it arrives later through status().
 // They return FAILED_PRECONDITION after close(), RESOURCE_EXHAUSTED when the
 // record was dropped (kDropNewest), INVALID_ARGUMENT for inputs that cannot be
-// right (a shape that does not match the data), or the writer's fatal error.
+// right (a shape that does not match the data; a record of more than 63 MiB
+// encoded, which no request to a daemon with the default --max-message-size
+// could carry: the writer goes on without it), or the writer's fatal error.
 class Writer {
  public:
   // Starts the background thread and (unless open_in_background) opens the
