@@ -190,6 +190,8 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
     TBLOG_RETURN_IF_ERROR(
         CheckNoRunNearOnDisk(fs_, logdir_, near, what, /*path_is_parent=*/timestamped));
   }
+  const std::string daemon_id = DaemonIdentity(context_.options->file);
+  std::string owner_record;  // what the run's directory says of its owner
   if (run_path.empty()) {
     auto created = CreateTimestampedDir(request);
     if (!created.ok()) return created.status();
@@ -208,7 +210,13 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
     TBLOG_RETURN_IF_ERROR(
         MakeDirectoriesUnder(fs_, logdir_, run_path, SyncNewDirectories(*context_.options)));
     if (exists) {
-      auto repair = RepairRunForResume(dir, DaemonIdentity(context_.options->file), &fs_);
+      // The owner recorded on disk (run_owner.h) guards a run this process
+      // does not know (any more) as the registry's entry guards one it does.
+      auto record = ReadOwnerRecord(fs_, dir, daemon_id);
+      if (!record.ok()) return record.status();
+      owner_record = *std::move(record);
+      TBLOG_RETURN_IF_ERROR(CheckOwnerRecord(owner_record, caller, run_path));
+      auto repair = RepairRunForResume(dir, daemon_id, &fs_);
       if (!repair.ok()) return Annotate(repair.status(), absl::StrCat("resuming ", run_path));
       for (const std::string& warning : repair->warnings) {
         spdlog::warn("run={} resume: {}", run_path, warning);
@@ -225,6 +233,10 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
     }
   }
 
+  if (!caller.empty() && owner_record != OwnerRecord(caller)) {
+    TBLOG_RETURN_IF_ERROR(WriteOwnerRecord(fs_, absl::StrCat(logdir_, "/", run_path), daemon_id,
+                                           caller, SyncNewDirectories(*context_.options)));
+  }
   auto run = std::make_shared<Run>(context_, run_path, absl::StrCat(logdir_, "/", run_path),
                                    labels, request.filename_suffix(), writer_sequences,
                                    std::move(resumed_files));

@@ -4,6 +4,8 @@
 // the token authentication will name the token's identity. Plus the
 // WriterBindings unit.
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -68,6 +70,10 @@ class RunOwnerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     logdir_ = FreshTempDir("run_owner_test");
+    StartDaemon();
+  }
+  // A daemon on logdir_ (again, after a Restart()).
+  void StartDaemon() {
     DaemonOptions options;
     options.logdir = logdir_.string();
     options.listen = "";
@@ -85,6 +91,12 @@ class RunOwnerTest : public ::testing::Test {
     daemon_ = std::move(*daemon);
     stub_ = v1::TBLog::NewStub(grpc::CreateChannel(daemon_->listening_addresses()[0],
                                                    grpc::InsecureChannelCredentials()));
+  }
+  // Stops the daemon and starts another on the same log directory.
+  void Restart() {
+    ASSERT_TRUE(daemon_->Shutdown(absl::Seconds(10)).ok());
+    daemon_.reset();
+    ASSERT_NO_FATAL_FAILURE(StartDaemon());
   }
   void TearDown() override {
     if (daemon_) {
@@ -215,6 +227,49 @@ TEST_F(RunOwnerTest, WithoutIdentityEveryCallerIsTheSameOwner) {
   v1::FlushRequest all;  // every open run of the caller: not the anonymous one's
   v1::FlushResponse flushed;
   EXPECT_TRUE(stub_->Flush(As("alice").get(), all, &flushed).ok());
+}
+
+// The owner is recorded in the run's .tblogd directory: after a restart the
+// first to open the run is refused unless it is the owner (before: whoever
+// came first took the run over). The record never shows the identity.
+TEST_F(RunOwnerTest, OwnershipOutlivesARestart) {
+  ASSERT_TRUE(Open("alice", "runs/kept").ok());
+  ASSERT_TRUE(WriteBatch("alice", "runs/kept", "w", 1).ok());
+  ASSERT_TRUE(Open("", "runs/anonymous").ok());  // no tokens: nothing recorded
+  ASSERT_NO_FATAL_FAILURE(Restart());
+
+  const grpc::Status taken = Open("mallory", "runs/kept");
+  EXPECT_EQ(taken.error_code(), grpc::StatusCode::PERMISSION_DENIED) << taken.error_message();
+  EXPECT_THAT(taken.error_message(), HasSubstr("another identity"));
+  EXPECT_THAT(taken.error_message(), Not(HasSubstr("alice")));
+  EXPECT_EQ(Open("", "runs/kept").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  bool recorded = false;
+  for (const auto& entry : fs::directory_iterator(logdir_ / "runs/kept/.tblogd")) {
+    if (entry.path().extension() != ".owner") continue;
+    recorded = true;
+    std::ifstream in(entry.path());
+    const std::string record((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_THAT(record, HasSubstr("sha256:"));
+    EXPECT_THAT(record, Not(HasSubstr("alice")));
+  }
+  EXPECT_TRUE(recorded);
+  EXPECT_EQ(WriteBatch("mallory", "runs/kept", "w", 2).error_code(),
+            grpc::StatusCode::NOT_FOUND);  // mallory's OpenRun did not open it
+
+  // Alice resumes her run and writes on; mallory is still refused.
+  ASSERT_TRUE(Open("alice", "runs/kept").ok());
+  ASSERT_TRUE(WriteBatch("alice", "runs/kept", "w", 2).ok());
+  EXPECT_EQ(Open("mallory", "runs/kept").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  // A run the anonymous caller opened had no owner to record: the first
+  // identity to open it now owns it, from then on across restarts too.
+  ASSERT_TRUE(Open("bob", "runs/anonymous").ok());
+  ASSERT_NO_FATAL_FAILURE(Restart());
+  EXPECT_EQ(Open("carol", "runs/anonymous").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(Open("bob", "runs/anonymous").ok());
+  EXPECT_TRUE(Open("alice", "runs/kept").ok());
+  ASSERT_NO_FATAL_FAILURE(Restart());
+  EXPECT_EQ(TagSteps(ReadSummaryEvents(logdir_ / "runs/kept")),
+            (std::vector<std::string>{"x@1", "x@2"}));
 }
 
 }  // namespace
