@@ -9,9 +9,18 @@
 // renew holds; CloseRun and lease expiry release them; the registry closes a
 // run when its last hold goes. Its own thread expires leases, a few times per
 // lease (at least every second).
+//
+// Closed runs: the registry keeps the last kClosedRunsKept closed runs
+// (GetRun and ListRuns show them, later writes get FAILED_PRECONDITION) and
+// forgets older ones once idle (no Write stream or call holds them any more),
+// so a long-lived daemon's memory does not grow with every run it ever
+// opened. A forgotten run is a run on disk like any other: OpenRun resumes
+// it from its files and checkpoint (sequences, what is written, so resends
+// are still duplicates) and its owner's record (run_owner.h).
 #ifndef TBLOG_DAEMON_RUN_REGISTRY_H_
 #define TBLOG_DAEMON_RUN_REGISTRY_H_
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -36,6 +45,10 @@ namespace tblog::daemon {
 // Thread-safe.
 class RunRegistry {
  public:
+  // How many closed runs the registry keeps at most; more only while
+  // something still holds them (ForgetClosedLocked).
+  static constexpr int kClosedRunsKept = 100;
+
   using CloseDone = absl::AnyInvocable<void(absl::StatusOr<v1::RunInfo>) &&>;
 
   // A Write stream's share in its writer's hold on a run (AttachStream);
@@ -146,6 +159,7 @@ class RunRegistry {
     bool released = false;
     std::string owner;    // the identity that opened it first (run_owner.h)
     std::shared_ptr<WriterBindings> writers = std::make_shared<WriterBindings>();
+    uint64_t closed_order = 0;  // when CLOSED: its rank among the closes, from 1
   };
   // What closing one run needs, gathered under mu_ and used after it.
   struct Closing {
@@ -173,6 +187,10 @@ class RunRegistry {
   void FinishClose(Closing closing, CloseDone done) ABSL_LOCKS_EXCLUDED(mu_);
   void StreamEnded(const std::shared_ptr<Run>& run, const std::string& writer_id)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Forgets the oldest closed runs that nothing holds (no Run or bindings
+  // reference but the registry's) while more than kClosedRunsKept are closed.
+  // Returns them, for the caller to drop once mu_ is released.
+  std::vector<std::shared_ptr<Run>> ForgetClosedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LeaseLoop() ABSL_LOCKS_EXCLUDED(lease_mu_);
   void StopLeaseThread() ABSL_LOCKS_EXCLUDED(lease_mu_);
 
@@ -195,6 +213,7 @@ class RunRegistry {
   // Closes queued and not yet done (FinishClose): the destructor waits for
   // them, since their completions use the registry.
   int closes_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t closes_done_ ABSL_GUARDED_BY(mu_) = 0;  // Known::closed_order's source
 
   // The lease thread sleeps on lease_mu_ until stop_ or its next tick.
   Mutex lease_mu_;

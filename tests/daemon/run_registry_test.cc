@@ -540,6 +540,55 @@ TEST_F(RunRegistryTest, ShutdownClosesHeldRunsWithoutASessionEnd) {
   EXPECT_EQ(SessionEndStatus(logdir_ / "paused"), -1);
 }
 
+// A long-lived daemon opens and closes run after run: the registry keeps the
+// last kClosedRunsKept closed ones and forgets older ones (before: every run
+// ever opened stayed in memory). A closed run something still holds is kept
+// until let go. A forgotten run resumes from its files and checkpoint like
+// any run on disk, with its writer's sequence (what the client resends from).
+TEST_F(RunRegistryTest, ClosedRunsAreForgottenPastTheLastOnesKept) {
+  options_.file.sync = SyncPolicy::kNever;  // hundreds of runs on a shared disk
+  constexpr int kRuns = RunRegistry::kClosedRunsKept + 50;
+  const v1::OpenRunResponse first = Open(AtPath("cycle/0"));
+  WriteBatches(first.run_id(), 2);
+  ASSERT_TRUE(Close(first.run_id()).ok());
+  std::shared_ptr<daemon::Run> held;  // as a Write stream of a closed run holds it
+  for (int i = 1; i < kRuns; ++i) {
+    const v1::OpenRunResponse opened = Open(AtPath("cycle/" + std::to_string(i)));
+    if (i == 1) held = registry().Find(opened.run_id());
+    ASSERT_TRUE(Close(opened.run_id()).ok()) << i;
+    // The one just closed may be there a moment longer: its close's end
+    // forgets another after the answer.
+    ASSERT_LE(registry().List().size(), static_cast<size_t>(RunRegistry::kClosedRunsKept + 1));
+  }
+  // Forgetting is done at the end of each close and at each lease tick.
+  auto settles_at = [&](size_t runs) {
+    for (int i = 0; i < 3000; ++i) {
+      registry().ExpireLeases(absl::Now());
+      if (registry().List().size() == runs) return true;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return false;
+  };
+  ASSERT_TRUE(settles_at(RunRegistry::kClosedRunsKept)) << registry().List().size();
+  EXPECT_EQ(registry().Info("cycle/0").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(registry().Info("cycle/1").ok());  // held, though older than those forgotten
+  EXPECT_EQ(registry().Info("cycle/2").status().code(), absl::StatusCode::kNotFound);
+  auto last = registry().Info("cycle/" + std::to_string(kRuns - 1));
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->state(), v1::RUN_STATE_CLOSED);
+  held.reset();  // let go: the oldest now, forgotten at the next close
+  ASSERT_TRUE(Close(Open(AtPath("cycle/next")).run_id()).ok());
+  ASSERT_TRUE(settles_at(RunRegistry::kClosedRunsKept)) << registry().List().size();
+  EXPECT_EQ(registry().Info("cycle/1").status().code(), absl::StatusCode::kNotFound);
+
+  const v1::OpenRunResponse resumed = Open(AtPath("cycle/0", v1::OPEN_MODE_RESUME));
+  EXPECT_TRUE(resumed.resumed());
+  EXPECT_EQ(resumed.writer_sequences().at("w"), 2u);
+  WriteBatches(resumed.run_id(), 3, 3);
+  ASSERT_TRUE(Close(resumed.run_id()).ok());
+  EXPECT_EQ(LossSteps(logdir_ / "cycle/0"),
+            (std::vector<std::string>{"loss@1", "loss@2", "loss@3"}));
+}
+
 }  // namespace
 }  // namespace tblog::daemon
-

@@ -5019,6 +5019,10 @@ type TBLogClient interface {
 	CloseRun(ctx context.Context, in *CloseRunRequest, opts ...grpc.CallOption) (*CloseRunResponse, error)
 	// Runs known to this daemon process (open and closed), with their state,
 	// holders and counters: only the caller's own (all of them without tokens).
+	// The daemon keeps the last 100 closed runs and forgets older ones once no
+	// stream holds them: GetRun answers NOT_FOUND for a forgotten run, a write
+	// to it NOT_FOUND (clients reopen it), and OpenRun resumes it from its
+	// files like any run on disk (its writers' sequences, its owner).
 	ListRuns(ctx context.Context, in *ListRunsRequest, opts ...grpc.CallOption) (*ListRunsResponse, error)
 	GetRun(ctx context.Context, in *GetRunRequest, opts ...grpc.CallOption) (*RunInfo, error)
 }
@@ -5185,6 +5189,10 @@ type TBLogServer interface {
 	CloseRun(context.Context, *CloseRunRequest) (*CloseRunResponse, error)
 	// Runs known to this daemon process (open and closed), with their state,
 	// holders and counters: only the caller's own (all of them without tokens).
+	// The daemon keeps the last 100 closed runs and forgets older ones once no
+	// stream holds them: GetRun answers NOT_FOUND for a forgotten run, a write
+	// to it NOT_FOUND (clients reopen it), and OpenRun resumes it from its
+	// files like any run on disk (its writers' sequences, its owner).
 	ListRuns(context.Context, *ListRunsRequest) (*ListRunsResponse, error)
 	GetRun(context.Context, *GetRunRequest) (*RunInfo, error)
 }
