@@ -93,6 +93,10 @@ class TokenDaemonTest : public ::testing::Test {
     dir_ = FreshTempDir("auth_test");
     token_file_ = dir_ / "tokens";
     WriteFileAtomically(token_file_, absl::StrCat("team-a:", kTokenA, "\n", kTokenB, "\n"));
+    StartDaemon();
+  }
+  // A daemon on dir_ (again, after the test stopped one: a restart).
+  void StartDaemon() {
     DaemonOptions options;
     options.logdir = (dir_ / "logs").string();
     options.listen = "127.0.0.1:0";
@@ -207,6 +211,27 @@ TEST_F(TokenDaemonTest, AMalformedAuthorizationIsUnauthenticated) {
   context.AddMetadata("authorization", std::string("bearer ") + kTokenA);  // scheme: any case
   v1::ListRunsResponse runs;
   EXPECT_TRUE(stub->ListRuns(&context, v1::ListRunsRequest(), &runs).ok());
+}
+
+// Run ownership outlives a restart (run_owner.h): the run team-a's token
+// opened stays team-a's, and the other token is refused (before: the first
+// to reopen it after the restart took it over).
+TEST_F(TokenDaemonTest, ARunsOwnerOutlivesARestart) {
+  auto open = [&](const std::string& token) {
+    v1::OpenRunRequest request;
+    request.set_run_path("owned/run");
+    v1::OpenRunResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return Stub(daemon_->listening_addresses()[0], token)->OpenRun(&context, request, &response);
+  };
+  ASSERT_TRUE(open(kTokenA).ok());
+  ASSERT_TRUE(daemon_->Shutdown(absl::Seconds(10)).ok());
+  daemon_.reset();
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  const grpc::Status taken = open(kTokenB);
+  EXPECT_EQ(taken.error_code(), grpc::StatusCode::PERMISSION_DENIED) << taken.error_message();
+  EXPECT_TRUE(open(kTokenA).ok());
 }
 
 TEST_F(TokenDaemonTest, HealthNeedsNoToken) {
