@@ -1,7 +1,10 @@
 #include "daemon/convert/scalars.h"
 
 #include <cmath>
+#include <functional>
 #include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -29,8 +32,12 @@ absl::StatusOr<tb::Summary::Value> ConvertScalar(std::string_view tag, const v1:
 
 namespace {
 
+// A point's tag: its encoder and sub-run.
+using Resolved = std::pair<std::reference_wrapper<const ScalarEventEncoder>,
+                           std::reference_wrapper<const std::string>>;
+
 // The point loop, shared by both dictionary forms: `resolve(i, index)` gives
-// the encoder and subrun of point i's tag_index, or an error for the record.
+// the Resolved tag of point i's tag_index, or an error for the record.
 template <typename Resolve>
 absl::StatusOr<Converted> EncodePoints(const v1::ScalarColumns& columns, double receive_time,
                                        Resolve&& resolve) {
@@ -47,14 +54,14 @@ absl::StatusOr<Converted> EncodePoints(const v1::ScalarColumns& columns, double 
       }
       if (wall != 0) wall_time = wall;
     }
-    const ScalarEventEncoder* encoder = nullptr;
-    const std::string* subrun = nullptr;
-    TBLOG_RETURN_IF_ERROR(resolve(i, columns.tag_index(i), &encoder, &subrun));
+    absl::StatusOr<Resolved> tag = resolve(i, columns.tag_index(i));
+    if (!tag.ok()) return tag.status();
+    const ScalarEventEncoder& encoder = tag->first;
     const int64_t step = columns.steps(i);
     EventOut& event = out.events.emplace_back(
-        EventOut{*subrun, encoder->Encode(wall_time, step, columns.values(i))});
-    event.tag_offset = static_cast<uint32_t>(encoder->TagOffset(event.event));
-    event.tag_size = static_cast<uint32_t>(encoder->tag_size());
+        EventOut{tag->second, encoder.Encode(wall_time, step, columns.values(i))});
+    event.tag_offset = static_cast<uint32_t>(encoder.TagOffset(event.event));
+    event.tag_size = static_cast<uint32_t>(encoder.tag_size());
     event.step = step;
   }
   return out;
@@ -104,8 +111,7 @@ absl::StatusOr<Converted> ConvertScalarColumns(const v1::ScalarColumns& columns,
     uint32_t last_id = 0;
     const StreamTags::Entry* last = nullptr;
     return EncodePoints(columns, receive_time,
-                        [&](int i, uint32_t id, const ScalarEventEncoder** encoder,
-                            const std::string** subrun) -> absl::Status {
+                        [&](int i, uint32_t id) -> absl::StatusOr<Resolved> {
                           if (last == nullptr || id != last_id) {
                             const StreamTags::Entry* entry =
                                 tags != nullptr ? tags->Find(id, message) : nullptr;
@@ -121,25 +127,20 @@ absl::StatusOr<Converted> ConvertScalarColumns(const v1::ScalarColumns& columns,
                             last = entry;
                             last_id = id;
                           }
-                          *encoder = &last->encoder(style);
-                          *subrun = &last->subrun;
-                          return absl::OkStatus();
+                          return Resolved(last->encoder(style), last->subrun);
                         });
   }
   // Per batch-local dictionary entry, built when first used.
   std::vector<std::optional<ScalarEventEncoder>> encoders(static_cast<size_t>(columns.tags_size()));
   return EncodePoints(columns, receive_time,
-                      [&](int i, uint32_t index, const ScalarEventEncoder** encoder,
-                          const std::string** subrun) -> absl::Status {
+                      [&](int i, uint32_t index) -> absl::StatusOr<Resolved> {
                         if (index >= encoders.size()) {
                           return IndexOutOfRange(i, index, columns.tags_size());
                         }
                         std::optional<ScalarEventEncoder>& built = encoders[index];
                         const v1::ColumnTag& entry = columns.tags(static_cast<int>(index));
                         if (!built) built.emplace(entry.tag(), style);
-                        *encoder = &*built;
-                        *subrun = &entry.subrun();
-                        return absl::OkStatus();
+                        return Resolved(*built, entry.subrun());
                       });
 }
 
