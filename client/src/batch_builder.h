@@ -1,6 +1,14 @@
 // Builds the next WriteRequest of a Writer: scalar points go into columns
-// (ScalarColumns) with a per-batch tag dictionary, other records are appended
-// as they come, and the order of all of them is kept.
+// (ScalarColumns) that refer to the stream's tag dictionary (tblog.proto,
+// WriteRequest.stream_tags), other records are appended as they come, and
+// the order of all of them is kept.
+//
+// Tag ids: each distinct (subrun, tag) gets a process-wide id on first use,
+// and the batch that first uses it defines it in the stream dictionary with
+// that same id, so batches never need rewriting: a new stream (a reconnect)
+// gets every id defined so far first (AppendStreamTags), then the resent
+// batches, whose own definitions are then repeats (allowed). Ids past the
+// dictionary's cap go into columns with a batch-local dictionary instead.
 #ifndef TBLOG_CLIENT_BATCH_BUILDER_H_
 #define TBLOG_CLIENT_BATCH_BUILDER_H_
 
@@ -44,6 +52,10 @@ class BatchBuilder {
   size_t records() const { return records_; }
   // Distinct (subrun, tag) pairs seen since construction.
   size_t interned_tags() const { return tags_.size(); }
+  // Ids defined in the stream dictionary so far: 0 .. stream_tags() - 1.
+  uint32_t stream_tags() const { return stream_ids_; }
+  // Defines ids [first, first + count) (all below stream_tags()) in `request`.
+  void AppendStreamTags(uint32_t first, uint32_t count, v1::WriteRequest* request) const;
 
   // Returns the open batch (records only: sequence, ids and flush are the
   // caller's) and starts an empty one.
@@ -52,8 +64,14 @@ class BatchBuilder {
  private:
   // The process-wide id of (subrun, tag).
   uint32_t Intern(std::string_view tag, std::string_view subrun);
-  // Intern without the recent-tags cache: the map lookup, adding new ids.
+  // Intern without the recent-tags cache: by the caller's addresses, then
+  // the map lookup, adding new ids.
   uint32_t InternSlow(std::string_view tag, std::string_view subrun);
+  // A new id: defines it in the stream dictionary while that has room.
+  uint32_t AddTag(std::string_view tag, std::string_view subrun);
+  bool Is(uint32_t id, std::string_view tag, std::string_view subrun) const {
+    return std::string_view(tags_[id].first) == tag && std::string_view(tags_[id].second) == subrun;
+  }
 
   // A few recently interned tags, by the address of the caller's tag chars:
   // a training loop passes the same literals or strings every step, so the
@@ -67,6 +85,14 @@ class BatchBuilder {
   static constexpr size_t kRecentTags = 16;  // a power of two
   std::array<RecentTag, kRecentTags> recent_{};
 
+  // Beyond the recent tags (a loop over thousands of tags): id by the
+  // caller's tag and subrun addresses and sizes, one hash of four words
+  // instead of hashing the chars; used only if the chars are equal too.
+  // Cleared when callers pass fresh addresses (temporaries) so often that it
+  // outgrows the tags.
+  using AddressKey = std::array<uintptr_t, 4>;
+  absl::flat_hash_map<AddressKey, uint32_t> by_address_;
+
   v1::ScalarStyle style_;
   // (subrun '\0' tag) -> id; tags_[id] = {tag, subrun}.
   absl::flat_hash_map<std::string, uint32_t> tag_ids_;
@@ -78,11 +104,25 @@ class BatchBuilder {
   std::vector<uint32_t> local_epoch_;
   uint32_t epoch_ = 0;
 
+  // The stream dictionary (ids 0 .. stream_ids_ - 1, as tblog.proto caps it).
+  static constexpr uint32_t kMaxStreamIds = 65536;
+  static constexpr size_t kMaxStreamBytes = size_t{1} << 20;
+  uint32_t stream_ids_ = 0;
+  size_t stream_bytes_ = 0;
+  bool stream_full_ = false;  // a tag did not fit: later ones are batch-local too
+
   v1::WriteRequest batch_;
   v1::ScalarColumns* columns_ = nullptr;  // in batch_; null when the last record is not columns
+  bool columns_stream_ = false;           // columns_ refers to stream ids
   size_t bytes_ = 0;
   size_t records_ = 0;
 };
+
+// The definitions a new Write stream starts with: every id `builder` has
+// defined, in `first` (the stream's bind message) and, past a few thousand,
+// in `more` (messages of definitions only, sent right after it).
+void StreamTagMessages(const BatchBuilder& builder, v1::WriteRequest* first,
+                       std::vector<v1::WriteRequest>* more);
 
 }  // namespace tblog
 

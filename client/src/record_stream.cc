@@ -390,12 +390,16 @@ RecordStream::StreamEnd RecordStream::RunStream() {
   std::unique_ptr<Stream> stream = stub_->Write(&context);
   std::string run_id;
   uint64_t written_before = 0;
+  // The bind message defines every tag id so far (batch_builder.h).
+  v1::WriteRequest bind;
+  std::vector<v1::WriteRequest> more_tags;
   {
     MutexLock lock(&mu_);
     written_before = written_;
     stream_broken_ = false;
     sent_through_ = unacked_.empty() ? next_sequence_ - 1 : unacked_.front().sequence - 1;
     run_id = run_id_;
+    StreamTagMessages(builder_, &bind, &more_tags);
   }
   SetActiveCall(&context);
   std::thread reader([this, &stream] { ReadLoop(stream.get()); });
@@ -403,11 +407,14 @@ RecordStream::StreamEnd RecordStream::RunStream() {
   // it has nothing to log yet (tblog.proto, WriteRequest). A failure shows
   // as a failed write below.
   {
-    v1::WriteRequest bind;
     bind.set_run_id(run_id);
     bind.set_writer_id(writer_id_);
     bind.set_shm_ring(ring_token);
-    stream->Write(bind);
+    if (stream->Write(bind)) {
+      for (const v1::WriteRequest& tags : more_tags) {
+        if (!stream->Write(tags)) break;
+      }
+    }
   }
 
   StreamEnd end = StreamEnd::kBroken;

@@ -64,7 +64,8 @@ RecordConverter::RecordConverter(const Limits& limits, ParallelRunner* parallel,
 
 absl::StatusOr<Converted> RecordConverter::Convert(const v1::Record& record,
                                                    double receive_time,
-                                                   std::string_view writer_id) const {
+                                                   std::string_view writer_id,
+                                                   const convert::StreamTagsRef* stream_tags) const {
   const v1::Record::KindCase kind = record.kind_case();
   if (kind == v1::Record::KIND_NOT_SET) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -79,7 +80,7 @@ absl::StatusOr<Converted> RecordConverter::Convert(const v1::Record& record,
   // Returned as is (`cond ? out : status` would copy every event).
   if (kind == v1::Record::kScalars) {
     absl::StatusOr<Converted> out =
-        convert::ConvertScalarColumns(record.scalars(), receive_time, limits_);
+        convert::ConvertScalarColumns(record.scalars(), receive_time, limits_, stream_tags);
     if (!out.ok()) return Annotate(out.status(), prefix());
     return out;
   }
@@ -166,8 +167,8 @@ absl::StatusOr<Converted> RecordConverter::Convert(const v1::Record& record,
   return out;
 }
 
-BatchConversion RecordConverter::ConvertBatch(v1::WriteRequest& request,
-                                              double receive_time) const {
+BatchConversion RecordConverter::ConvertBatch(v1::WriteRequest& request, double receive_time,
+                                              const convert::StreamTagsRef* stream_tags) const {
   // The stream's ring, held (mapped) while its slices are read; without one
   // a slice is refused by ViewTensor, naming the record.
   std::shared_ptr<const ShmRing> ring;
@@ -179,7 +180,7 @@ BatchConversion RecordConverter::ConvertBatch(v1::WriteRequest& request,
   out.converted.reserve(static_cast<size_t>(request.records_size()));
   size_t converted_bytes = 0;
   for (v1::Record& record : *request.mutable_records()) {
-    out.converted.push_back(Convert(record, receive_time, request.writer_id()));
+    out.converted.push_back(Convert(record, receive_time, request.writer_id(), stream_tags));
     if (out.converted.back().ok()) converted_bytes += convert::HeldBytes(*out.converted.back());
     convert::DropPayload(record);
   }

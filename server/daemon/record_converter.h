@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "daemon/convert/stream_tags.h"
 #include "daemon/options.h"
 #include "daemon/shm_ring.h"
 #include "engine/histogram/parallel.h"
@@ -91,16 +92,21 @@ class RecordConverter {
   // epoch) stands in for a wall_time of 0. CPU-heavy for histograms, images,
   // audio, PR curves from predictions and embeddings. `writer_id` (the
   // batch's writer) names a reduced record's kept value (reduce_convert.h).
+  // `stream_tags` (may be null): the dictionary that scalar columns with
+  // stream_tag_ids refer to (convert/stream_tags.h).
   absl::StatusOr<Converted> Convert(const v1::Record& record, double receive_time,
-                                    std::string_view writer_id = {}) const;
+                                    std::string_view writer_id = {},
+                                    const convert::StreamTagsRef* stream_tags = nullptr) const;
 
   // Converts every record of `request`, dropping each record's payload
   // (tensor bytes, pixels, text) once it is converted, so that a batch never
   // holds both its input and its output for long. Tags, steps, sub-runs and
   // kinds stay, for the errors and metrics named after them. Tensors that
   // name a shared-memory slice are read from the ring of request.shm_ring,
-  // which is kept mapped until the batch is converted.
-  BatchConversion ConvertBatch(v1::WriteRequest& request, double receive_time) const;
+  // which is kept mapped until the batch is converted. `stream_tags`: the
+  // dictionary of the batch's stream, as for Convert.
+  BatchConversion ConvertBatch(v1::WriteRequest& request, double receive_time,
+                               const convert::StreamTagsRef* stream_tags = nullptr) const;
 
   // The events written when a run opens: with hparams (values or metrics set),
   // the experiment config and session start at step 0 (style per

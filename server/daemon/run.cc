@@ -18,6 +18,7 @@ struct Run::Entry {
   // the converting worker writes before it sets `ready`.
   v1::WriteRequest request;
   double receive_time = 0;
+  convert::StreamTagsRef stream_tags;  // kBatch: the dictionary of its stream
   std::vector<absl::StatusOr<Converted>> converted;
   std::shared_ptr<AckSink> sink;
   size_t charged_bytes = 0;
@@ -99,7 +100,7 @@ Run::Run(RunContext context, std::string run_id, std::string directory,
 Run::~Run() = default;  // run_files_ closes the files if Close() did not
 
 absl::Status Run::Submit(v1::WriteRequest request, std::shared_ptr<AckSink> sink,
-                         size_t charged_bytes) {
+                         size_t charged_bytes, convert::StreamTagsRef stream_tags) {
   auto entry = std::make_unique<Entry>();
   Entry* raw = entry.get();
   bool convert = false;
@@ -136,6 +137,7 @@ absl::Status Run::Submit(v1::WriteRequest request, std::shared_ptr<AckSink> sink
     entry->request = std::move(request);
     entry->sink = std::move(sink);
     entry->charged_bytes = charged_bytes;
+    entry->stream_tags = std::move(stream_tags);
     Enqueue(std::move(entry));
     // Flushes that waited for this writer's batches can go now, behind them.
     const std::string& writer_id = raw->request.writer_id();
@@ -312,7 +314,7 @@ void Run::ConvertBatch(Entry* entry) {
   // The records' payloads are dropped as they are converted; the batch's
   // charge (message + conversion estimate) becomes what it now holds.
   BatchConversion conversion =
-      context_.converter->ConvertBatch(entry->request, entry->receive_time);
+      context_.converter->ConvertBatch(entry->request, entry->receive_time, &entry->stream_tags);
   entry->converted = std::move(conversion.converted);
   for (const auto& converted : entry->converted) {
     if (!converted.ok()) continue;

@@ -100,8 +100,10 @@ class Run : public std::enable_shared_from_this<Run> {
   // The sequence rule is SequenceContract's (sequence_contract.h); 0 is
   // unsequenced and exempt. Batches at or below what the run holds or has
   // queued are resends: acknowledged as duplicates, not written.
+  // `stream_tags`: the dictionary of the request's stream and its message
+  // number (scalar columns with stream_tag_ids refer to it).
   absl::Status Submit(v1::WriteRequest request, std::shared_ptr<AckSink> sink,
-                      size_t charged_bytes);
+                      size_t charged_bytes, convert::StreamTagsRef stream_tags = {});
 
   // Makes `sink` the receiver of the writer's progress acks (durable_sequence
   // advancing with no new batch). The newest subscriber wins.

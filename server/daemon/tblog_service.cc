@@ -96,6 +96,7 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
     // the lock, as a batch may be large.
     const size_t received = read_buffer_.Length();
     absl::Status parsed = ParseMessage(read_buffer_, request_, ++messages_read_, "Write stream");
+    const absl::Status defined = parsed.ok() ? DefineStreamTags() : absl::OkStatus();
     // The message is in memory: its charge (message + conversion estimate)
     // takes the place of the reservation made for it.
     const size_t bytes = parsed.ok() ? request_.ByteSizeLong() : received;
@@ -108,8 +109,8 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
       if (shutdown_ || !error_.ok()) {
         // Not acknowledged: the client resends it to the next daemon.
         release_bytes = charge;
-      } else if (!parsed.ok()) {
-        error_ = parsed;
+      } else if (!parsed.ok() || !defined.ok()) {
+        error_ = parsed.ok() ? defined : parsed;
         release_bytes = charge;
       } else if (absl::Status status = AcceptLocked(); !status.ok()) {
         error_ = status;
@@ -124,7 +125,8 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
         for (const auto& record : request_.records()) {
           service_->context_.metrics->AddReceived(record);
         }
-        absl::Status submitted = run_->Submit(std::move(request_), sink_, charge);
+        absl::Status submitted =
+            run_->Submit(std::move(request_), sink_, charge, {stream_tags_, messages_read_});
         request_.Clear();
         if (!submitted.ok()) {
           error_ = submitted;
@@ -164,6 +166,7 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
       reservation = std::exchange(reservation_, 0);
     }
     if (reservation != 0) service_->context_.budget->Cancel(reservation);
+    if (stream_tags_ != nullptr) service_->context_.budget->Unpin(stream_tags_->held_bytes());
     sink_->Detach();
     {
       MutexLock lock(&mu_);
@@ -177,6 +180,19 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   void StopForShutdown() { StopReading(/*shutdown=*/true); }
 
  private:
+  // Takes request_'s tag definitions into the stream's dictionary, pinning
+  // what it grows by in the budget until the stream ends. Read side only.
+  absl::Status DefineStreamTags() {
+    if (request_.stream_tags_size() == 0) return absl::OkStatus();
+    if (stream_tags_ == nullptr) {
+      stream_tags_ = std::make_shared<convert::StreamTags>(service_->context_.options->limits);
+    }
+    size_t added = 0;
+    absl::Status status = stream_tags_->Define(request_, messages_read_, &added);
+    service_->context_.budget->Pin(added);
+    return status;
+  }
+
   // Stops reading for good (the client cancelled, or the daemon drains): a
   // stream parked for budget leaves the queue, and Progress() finishes the
   // stream once what it sent is acknowledged.
@@ -360,6 +376,9 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   grpc::ByteBuffer read_buffer_;
   v1::WriteRequest request_;
   uint64_t messages_read_ = 0;  // names a message that does not parse
+  // The stream's tag dictionary (convert/stream_tags.h), made by the first
+  // message that defines a tag; read side, like request_.
+  std::shared_ptr<convert::StreamTags> stream_tags_;
   grpc::ByteBuffer write_buffer_;
   v1::WriteResponse response_;
 

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/status_util.h"
 #include "daemon/convert/charge.h"
 #include "daemon/grpc_status.h"
 #include "daemon/malformed_requests.h"
@@ -211,8 +212,18 @@ class WriteBatchCall final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     Metrics* metrics = shared_.run_context.metrics;
     metrics->bytes_received.fetch_add(request_.ByteSizeLong(), std::memory_order_relaxed);
     for (const auto& record : request_.records()) metrics->AddReceived(record);
+    // A unary call has no stream: its tag definitions hold for this request
+    // only (tblog.proto, WriteRequest.stream_tags), as part of its charge.
+    convert::StreamTagsRef stream_tags;
+    if (request_.stream_tags_size() != 0) {
+      auto tags = std::make_shared<convert::StreamTags>(shared_.run_context.options->limits);
+      size_t added = 0;
+      TBLOG_RETURN_IF_ERROR(tags->Define(request_, 1, &added));
+      stream_tags = {std::move(tags), 1};
+    }
     // Moved, not copied: the message is held once.
-    return run_->Submit(std::move(request_), std::make_shared<AckSink>(this), charge_);
+    return run_->Submit(std::move(request_), std::make_shared<AckSink>(this), charge_,
+                        std::move(stream_tags));
   }
 
   // A call that claimed its peer's learnt size and reads no message.

@@ -17,13 +17,20 @@ Entries Dictionary(const v1::ScalarColumns& columns) {
   return entries;
 }
 
+// The stream dictionary entries a batch defines, and the first id.
+Entries Definitions(const v1::WriteRequest& batch) {
+  Entries entries;
+  for (const auto& entry : batch.stream_tags()) entries.emplace_back(entry.tag(), entry.subrun());
+  return entries;
+}
+
 // A repeated numeric field as a vector, to compare it whole.
 template <typename T>
 std::vector<T> Values(const google::protobuf::RepeatedField<T>& field) {
   return std::vector<T>(field.begin(), field.end());
 }
 
-TEST(BatchBuilderTest, ScalarsGoIntoOneColumnsRecordWithADictionary) {
+TEST(BatchBuilderTest, ScalarsGoIntoOneColumnsRecordThatDefinesItsNewTags) {
   BatchBuilder builder;
   builder.AddScalar("loss", "", 1, 0.5f, 100.0);
   builder.AddScalar("acc", "", 1, 0.25f, 100.5);
@@ -31,12 +38,16 @@ TEST(BatchBuilderTest, ScalarsGoIntoOneColumnsRecordWithADictionary) {
   builder.AddScalar("loss", "train", 2, 0.3f, 101.0);
   EXPECT_EQ(builder.records(), 4u);
   EXPECT_EQ(builder.interned_tags(), 3u);
+  EXPECT_EQ(builder.stream_tags(), 3u);
 
   const v1::WriteRequest batch = builder.TakeBatch();
+  EXPECT_EQ(batch.stream_tags_first_id(), 0u);
+  EXPECT_EQ(Definitions(batch), (Entries{{"loss", ""}, {"acc", ""}, {"loss", "train"}}));
   ASSERT_EQ(batch.records_size(), 1);
   ASSERT_TRUE(batch.records(0).has_scalars());
   const v1::ScalarColumns& columns = batch.records(0).scalars();
-  EXPECT_EQ(Dictionary(columns), (Entries{{"loss", ""}, {"acc", ""}, {"loss", "train"}}));
+  EXPECT_TRUE(columns.stream_tag_ids());
+  EXPECT_EQ(columns.tags_size(), 0);
   EXPECT_EQ(Values(columns.tag_index()), (std::vector<uint32_t>{0, 1, 0, 2}));
   EXPECT_EQ(Values(columns.steps()), (std::vector<int64_t>{1, 1, 2, 2}));
   EXPECT_EQ(Values(columns.values()), (std::vector<float>{0.5f, 0.25f, 0.4f, 0.3f}));
@@ -45,7 +56,7 @@ TEST(BatchBuilderTest, ScalarsGoIntoOneColumnsRecordWithADictionary) {
 
 // Tags are looked up by the address of their chars first: a buffer reused
 // for another tag, or the same tag with another subrun, must still get its own
-// dictionary entry.
+// id.
 TEST(BatchBuilderTest, ReusedTagBufferWithOtherContentsIsAnotherTag) {
   BatchBuilder builder;
   std::string tag = "loss";
@@ -59,10 +70,27 @@ TEST(BatchBuilderTest, ReusedTagBufferWithOtherContentsIsAnotherTag) {
   EXPECT_EQ(builder.interned_tags(), 3u);
 
   const v1::WriteRequest batch = builder.TakeBatch();
+  EXPECT_EQ(Definitions(batch), (Entries{{"loss", ""}, {"lost", ""}, {"lost", "train"}}));
   ASSERT_EQ(batch.records_size(), 1);
   const v1::ScalarColumns& columns = batch.records(0).scalars();
-  EXPECT_EQ(Dictionary(columns), (Entries{{"loss", ""}, {"lost", ""}, {"lost", "train"}}));
   EXPECT_EQ(Values(columns.tag_index()), (std::vector<uint32_t>{0, 1, 2, 1, 0}));
+}
+
+// Past the recent-tags cache (thousands of tags in rotation), by address.
+TEST(BatchBuilderTest, ManyTagsInRotationKeepTheirIds) {
+  BatchBuilder builder;
+  std::vector<std::string> tags;
+  for (int t = 0; t < 3000; ++t) tags.push_back("t" + std::to_string(t));
+  for (int round = 0; round < 3; ++round) {
+    for (const std::string& tag : tags) builder.AddScalar(tag, "", round, 1.0f, 1.0);
+  }
+  builder.AddScalar(std::string("t17"), "", 3, 1.0f, 1.0);  // another address
+  EXPECT_EQ(builder.interned_tags(), 3000u);
+  const v1::WriteRequest batch = builder.TakeBatch();
+  const v1::ScalarColumns& columns = batch.records(0).scalars();
+  ASSERT_EQ(columns.tag_index_size(), 9001);
+  for (int i = 0; i < 9000; ++i) ASSERT_EQ(columns.tag_index(i), static_cast<uint32_t>(i % 3000));
+  EXPECT_EQ(columns.tag_index(9000), 17u);
 }
 
 TEST(BatchBuilderTest, OtherRecordsKeepTheirPlaceBetweenColumns) {
@@ -80,13 +108,12 @@ TEST(BatchBuilderTest, OtherRecordsKeepTheirPlaceBetweenColumns) {
   EXPECT_TRUE(batch.records(0).has_scalars());
   EXPECT_EQ(batch.records(1).tag(), "notes");
   ASSERT_TRUE(batch.records(2).has_scalars());
-  // A new columns record has its own dictionary, in first-use order.
+  EXPECT_EQ(Definitions(batch), (Entries{{"loss", ""}, {"acc", ""}}));
   const v1::ScalarColumns& second = batch.records(2).scalars();
-  EXPECT_EQ(Dictionary(second), (Entries{{"acc", ""}, {"loss", ""}}));
-  EXPECT_EQ(Values(second.tag_index()), (std::vector<uint32_t>{0, 1}));
+  EXPECT_EQ(Values(second.tag_index()), (std::vector<uint32_t>{1, 0}));
 }
 
-TEST(BatchBuilderTest, TakeBatchStartsAnEmptyBatchAndKeepsInternedTags) {
+TEST(BatchBuilderTest, TakeBatchStartsAnEmptyBatchAndKeepsTheDictionary) {
   BatchBuilder builder(v1::SCALAR_STYLE_SIMPLE_VALUE);
   EXPECT_TRUE(builder.empty());
   builder.AddScalar("loss", "", 1, 1.0f, 1.0);
@@ -100,12 +127,48 @@ TEST(BatchBuilderTest, TakeBatchStartsAnEmptyBatchAndKeepsInternedTags) {
   EXPECT_TRUE(builder.empty());
   EXPECT_EQ(builder.bytes(), 0u);
 
+  builder.AddScalar("acc", "", 3, 1.0f, 1.0);
   builder.AddScalar("loss", "", 3, 1.0f, 1.0);
   const v1::WriteRequest second = builder.TakeBatch();
-  EXPECT_EQ(builder.interned_tags(), 1u);
-  // The tag is sent again in the new batch's dictionary: batches stand alone.
-  EXPECT_EQ(Dictionary(second.records(0).scalars()), (Entries{{"loss", ""}}));
-  EXPECT_EQ(Values(second.records(0).scalars().tag_index()), (std::vector<uint32_t>{0}));
+  EXPECT_EQ(builder.interned_tags(), 2u);
+  // Only the new tag is defined: "loss" was, by the first batch.
+  EXPECT_EQ(second.stream_tags_first_id(), 1u);
+  EXPECT_EQ(Definitions(second), (Entries{{"acc", ""}}));
+  EXPECT_EQ(Values(second.records(0).scalars().tag_index()), (std::vector<uint32_t>{1, 0}));
+
+  // A new stream starts with every id defined so far.
+  v1::WriteRequest bind;
+  std::vector<v1::WriteRequest> more;
+  StreamTagMessages(builder, &bind, &more);
+  EXPECT_EQ(bind.stream_tags_first_id(), 0u);
+  EXPECT_EQ(Definitions(bind), (Entries{{"loss", ""}, {"acc", ""}}));
+  EXPECT_TRUE(more.empty());
+}
+
+// Past the dictionary's cap (tblog.proto: 1 MiB of names, 65536 ids), tags
+// go into columns with a batch-local dictionary; the order stays.
+TEST(BatchBuilderTest, TagsPastTheCapUseBatchLocalDictionaries) {
+  BatchBuilder builder;
+  const std::string long_tag(250, 'x');
+  int past_cap = 0;  // the first tag the dictionary had no room for
+  for (int t = 0; builder.stream_tags() == static_cast<uint32_t>(t); ++t) {
+    builder.AddScalar(long_tag + std::to_string(t), "", 1, 1.0f, 1.0);
+    past_cap = t;
+  }
+  EXPECT_LT(builder.stream_tags(), 65536u);
+  EXPECT_LE(Definitions(builder.TakeBatch()).size() * 250, size_t{1} << 20);
+  builder.AddScalar(long_tag + "0", "", 2, 1.0f, 1.0);      // a stream id
+  builder.AddScalar(long_tag + std::to_string(past_cap), "", 2, 1.0f, 1.0);  // past the cap
+  builder.AddScalar("short", "", 2, 1.0f, 1.0);             // past it too: ids stay in order
+  const v1::WriteRequest batch = builder.TakeBatch();
+  EXPECT_EQ(batch.stream_tags_size(), 0);
+  ASSERT_EQ(batch.records_size(), 2);
+  EXPECT_TRUE(batch.records(0).scalars().stream_tag_ids());
+  const v1::ScalarColumns& local = batch.records(1).scalars();
+  EXPECT_FALSE(local.stream_tag_ids());
+  EXPECT_EQ(Dictionary(local),
+            (Entries{{long_tag + std::to_string(past_cap), ""}, {"short", ""}}));
+  EXPECT_EQ(Values(local.tag_index()), (std::vector<uint32_t>{0, 1}));
 }
 
 TEST(BatchBuilderTest, TagAndSubrunDoNotCollide) {

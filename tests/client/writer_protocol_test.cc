@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "support/daemon_process.h"
 #include "base/sync.h"
 #include "record_stream.h"
@@ -57,6 +58,7 @@ class FakeDaemon final : public v1::TBLog::Service {
   int duplicates ABSL_GUARDED_BY(mu) = 0;
   int gaps ABSL_GUARDED_BY(mu) = 0;
   int streams ABSL_GUARDED_BY(mu) = 0;
+  int stream_tag_records ABSL_GUARDED_BY(mu) = 0;  // scalar columns using the stream dictionary
 
   grpc::Status OpenRun(grpc::ServerContext*, const v1::OpenRunRequest* request,
                        v1::OpenRunResponse* response) override {
@@ -81,6 +83,7 @@ class FakeDaemon final : public v1::TBLog::Service {
     std::string writer_id;
     v1::WriteRequest request;
     int batches_on_stream = 0;
+    std::map<uint32_t, v1::ColumnTag> dictionary;  // the stream's (tblog.proto, stream_tags)
     {
       MutexLock lock(&mu);
       ++streams;
@@ -88,6 +91,15 @@ class FakeDaemon final : public v1::TBLog::Service {
     while (stream->Read(&request)) {
       if (!request.writer_id().empty()) writer_id = request.writer_id();
       if (writer_id.empty()) return grpc::Status(grpc::INVALID_ARGUMENT, "no writer_id");
+      for (int i = 0; i < request.stream_tags_size(); ++i) {
+        const v1::ColumnTag& definition = request.stream_tags(i);
+        const auto [it, added] =
+            dictionary.emplace(request.stream_tags_first_id() + static_cast<uint32_t>(i), definition);
+        if (!added && (it->second.tag() != definition.tag() ||
+                       it->second.subrun() != definition.subrun())) {
+          return grpc::Status(grpc::INVALID_ARGUMENT, "fake: an id redefined");
+        }
+      }
       // The stream's bind-only first message, as tblogd ignores it.
       if (request.records_size() == 0 && request.sequence() == 0 &&
           request.flush() == v1::FLUSH_MODE_NONE) {
@@ -106,7 +118,9 @@ class FakeDaemon final : public v1::TBLog::Service {
         } else {
           if (request.sequence() != last + 1) ++gaps;
           last = request.sequence();
-          Store(request, &response);
+          if (!Store(request, dictionary, &response)) {
+            return grpc::Status(grpc::INVALID_ARGUMENT, "fake: undefined stream tag id");
+          }
         }
         if (fault) return grpc::Status(break_code, "injected after write");
         response.set_written_sequence(last);
@@ -133,14 +147,20 @@ class FakeDaemon final : public v1::TBLog::Service {
   }
 
  private:
-  void Store(const v1::WriteRequest& request, v1::WriteResponse* response)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  // False when a point refers to a stream tag id the stream did not define.
+  bool Store(const v1::WriteRequest& request, const std::map<uint32_t, v1::ColumnTag>& dictionary,
+             v1::WriteResponse* response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     for (int i = 0; i < request.records_size(); ++i) {
       const v1::Record& record = request.records(i);
       if (record.has_scalars()) {
         const v1::ScalarColumns& columns = record.scalars();
+        if (columns.stream_tag_ids()) ++stream_tag_records;
         for (int p = 0; p < columns.tag_index_size(); ++p) {
-          const v1::ColumnTag& tag = columns.tags(static_cast<int>(columns.tag_index(p)));
+          const uint32_t index = columns.tag_index(p);
+          if (columns.stream_tag_ids() && dictionary.count(index) == 0) return false;
+          const v1::ColumnTag& tag = columns.stream_tag_ids()
+                                         ? dictionary.at(index)
+                                         : columns.tags(static_cast<int>(index));
           points.push_back({tag.tag(), tag.subrun(), columns.steps(p), columns.values(p)});
         }
       } else if (record.tag() == "bad") {
@@ -155,6 +175,7 @@ class FakeDaemon final : public v1::TBLog::Service {
         if (record.has_histogram()) histograms.push_back(record);
       }
     }
+    return true;
   }
 };
 
@@ -311,6 +332,38 @@ TEST_F(WriterProtocolTest, BrokenStreamsAreResentWithoutLossOrDuplicates) {
   EXPECT_EQ(fake_.opens[1].mode(), v1::OPEN_MODE_RESUME);
   EXPECT_EQ(fake_.opens[1].run_path(), "exp/run");
   EXPECT_FALSE(fake_.opens[1].has_hparams());  // the session exists already
+}
+
+// The stream tag dictionary (tblog.proto, WriteRequest.stream_tags): each
+// tag is defined once per stream, and every new stream defines again what
+// the batches it resends use (the fake fails the stream on an undefined id).
+TEST_F(WriterProtocolTest, StreamTagsAreDefinedAgainOnEveryNewStream) {
+  {
+    MutexLock lock(&fake_.mu);
+    fake_.break_every = 3;  // the third batch of every stream is lost
+  }
+  WriterOptions options = Options();
+  options.max_batch_bytes = 2000;
+  auto writer = Writer::Open(options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  constexpr int kTags = 40;
+  constexpr int64_t kSteps = 60;
+  std::vector<std::string> tags;
+  for (int t = 0; t < kTags; ++t) tags.push_back(absl::StrCat("tag/", t));
+  for (int64_t step = 0; step < kSteps; ++step) {
+    for (const std::string& tag : tags) {
+      // A fresh copy now and then: the same tag from another address.
+      const std::string copy = step % 7 == 0 ? std::string(tag) : std::string();
+      ASSERT_TRUE((*writer)->scalar(copy.empty() ? tag : copy, step, 1.0f).ok()) << tag;
+    }
+  }
+  ASSERT_TRUE((*writer)->flush().ok()) << (*writer)->status();
+  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+  for (const std::string& tag : tags) ASSERT_NO_FATAL_FAILURE(ExpectSteps(tag, kSteps));
+  MutexLock lock(&fake_.mu);
+  EXPECT_GT(fake_.streams, 2);
+  EXPECT_GT(fake_.stream_tag_records, 0);
+  EXPECT_EQ(fake_.points.size(), static_cast<size_t>(kTags * kSteps));
 }
 
 TEST_F(WriterProtocolTest, WrittenButUnacknowledgedBatchesAreNotWrittenTwice) {

@@ -4,10 +4,12 @@
 
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "convert_test_util.h"
+#include "daemon/convert/stream_tags.h"
 #include "engine/histogram/scalar_summary.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -104,6 +106,108 @@ TEST_F(RecordConverterTest, ScalarColumnsEventsAreByteIdenticalToProtobuf) {
       }
     }
   }
+}
+
+// Columns that refer to a stream dictionary (convert/stream_tags.h) give the
+// very events of the same columns with a batch-local dictionary.
+TEST_F(RecordConverterTest, StreamTagIdsGiveTheEventsOfBatchLocalDictionaries) {
+  auto tags = std::make_shared<convert::StreamTags>(limits_);
+  v1::WriteRequest definitions;
+  definitions.set_stream_tags_first_id(3);
+  definitions.add_stream_tags()->set_tag("loss");
+  v1::ColumnTag* eval = definitions.add_stream_tags();
+  eval->set_tag("acc");
+  eval->set_subrun("eval");
+  size_t added = 0;
+  ASSERT_TRUE(tags->Define(definitions, 1, &added).ok());
+  EXPECT_GT(added, 0u);
+  EXPECT_EQ(added, tags->held_bytes());
+  // Defining the same again adds nothing.
+  ASSERT_TRUE(tags->Define(definitions, 2, &added).ok());
+  EXPECT_EQ(added, 0u);
+  const convert::StreamTagsRef ref{tags, 2};
+
+  for (const v1::ScalarStyle style : {v1::SCALAR_STYLE_TENSOR, v1::SCALAR_STYLE_SIMPLE_VALUE}) {
+    v1::Record by_id;
+    v1::Record local;
+    v1::ScalarColumns* ids = by_id.mutable_scalars();
+    ids->set_stream_tag_ids(true);
+    v1::ScalarColumns* columns = local.mutable_scalars();
+    columns->add_tags()->set_tag("loss");
+    *columns->add_tags() = *eval;
+    for (v1::ScalarColumns* c : {ids, columns}) {
+      c->set_style(style);
+      for (int i = 0; i < 6; ++i) {
+        c->add_steps(i);
+        c->add_values(0.5f * static_cast<float>(i));
+        c->add_wall_times(i % 2 == 0 ? 0.0 : 1700000000.5);
+      }
+    }
+    for (uint32_t index : {0u, 1u, 1u, 0u, 0u, 1u}) {
+      columns->add_tag_index(index);
+      ids->add_tag_index(index + 3);
+    }
+    absl::StatusOr<Converted> out = converter_.Convert(by_id, kReceiveTime, "", &ref);
+    ASSERT_TRUE(out.ok()) << out.status();
+    const Converted expected = Ok(local);
+    ASSERT_EQ(out->events.size(), expected.events.size());
+    for (size_t i = 0; i < expected.events.size(); ++i) {
+      EXPECT_EQ(out->events[i].event, expected.events[i].event) << i;
+      EXPECT_EQ(out->events[i].subrun, expected.events[i].subrun) << i;
+      EXPECT_EQ(out->events[i].tag_offset, expected.events[i].tag_offset) << i;
+      EXPECT_EQ(out->events[i].tag_size, expected.events[i].tag_size) << i;
+    }
+  }
+}
+
+TEST_F(RecordConverterTest, StreamTagIdsMustBeDefinedUpToTheBatch) {
+  auto tags = std::make_shared<convert::StreamTags>(limits_);
+  v1::WriteRequest definitions;
+  definitions.add_stream_tags()->set_tag("early");
+  size_t added = 0;
+  ASSERT_TRUE(tags->Define(definitions, 1, &added).ok());
+  definitions.set_stream_tags_first_id(1);
+  definitions.mutable_stream_tags(0)->set_tag("late");
+  definitions.add_stream_tags()->set_tag("bad\n");
+  ASSERT_TRUE(tags->Define(definitions, 5, &added).ok());  // a bad name is the record's error
+
+  v1::Record record;
+  v1::ScalarColumns* columns = record.mutable_scalars();
+  columns->set_stream_tag_ids(true);
+  columns->add_tag_index(0);
+  columns->add_tag_index(1);
+  columns->add_steps(1);
+  columns->add_steps(1);
+  columns->add_values(1.0f);
+  columns->add_values(1.0f);
+  const auto convert = [&](const convert::StreamTagsRef* ref) {
+    return converter_.Convert(record, kReceiveTime, "", ref);
+  };
+  // Message 4 precedes the definition of id 1 (message 5).
+  const convert::StreamTagsRef before{tags, 4};
+  absl::StatusOr<Converted> out = convert(&before);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(out.status().message().find("tag_index[1]: stream tag id 1 is not defined"),
+            std::string::npos)
+      << out.status();
+  const convert::StreamTagsRef at{tags, 5};
+  EXPECT_TRUE(convert(&at).ok());
+  EXPECT_FALSE(convert(nullptr).ok());  // no dictionary: every id undefined
+
+  columns->set_tag_index(1, 2);
+  out = convert(&at);
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.status().message().find("stream tag id 2"), std::string::npos) << out.status();
+  EXPECT_NE(out.status().message().find("control character"), std::string::npos) << out.status();
+
+  columns->set_tag_index(1, 70000);  // past the cap: never defined
+  EXPECT_FALSE(convert(&at).ok());
+  columns->set_tag_index(1, 0);
+  columns->add_tags()->set_tag("x");  // both forms at once
+  out = convert(&at);
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.status().message().find("must be empty with stream_tag_ids"), std::string::npos);
 }
 
 TEST_F(RecordConverterTest, ScalarColumnsRejectInconsistentColumns) {

@@ -88,3 +88,9 @@ tblog_add_test(shm_e2e_test SOURCES daemon/shm_e2e_test.cc
   LIBS tblog_client tblog_engine tblog_api_proto tblog_daemon_process gRPC::grpc++)
 target_include_directories(shm_e2e_test PRIVATE ${PROJECT_SOURCE_DIR}/client/src)
 add_dependencies(shm_e2e_test tblogd)
+# The Write stream's tag dictionary (tblog.proto, WriteRequest.stream_tags)
+# against a real tblogd: across batches and reconnects, undefined ids, the
+# cap, WriteBatch, and byte-identical to batch-local dictionaries.
+tblog_add_test(stream_tags_e2e_test SOURCES daemon/stream_tags_e2e_test.cc
+  LIBS tblog_engine tblog_api_proto tblog_daemon_process gRPC::grpc++)
+add_dependencies(stream_tags_e2e_test tblogd)

@@ -29,6 +29,10 @@ _log = logging.getLogger("tblog")
 _BATCH_BYTES = 4 << 20
 # Scalar points per ScalarColumns record.
 _COLUMN_POINTS = 1 << 16
+# The stream tag dictionary's cap (tblog.proto, WriteRequest.stream_tags):
+# past it, columns carry batch-local dictionaries again.
+_MAX_STREAM_TAGS = 65536
+_MAX_STREAM_TAG_BYTES = 1 << 20
 # Estimated bytes of one buffered scalar point (tuple, ints, float).
 _POINT_BYTES = 48
 # gRPC codes after which the writer reconnects (OpenRun RESUME, with backoff)
@@ -196,6 +200,12 @@ class Stream:
         self._item_records = 0
         self._tags = []            # global tag index -> (tag, subrun, style)
         self._tag_index = {}       # (tag, subrun, style) -> global index
+        # Global indices are also the stream dictionary's ids: those below
+        # _defined went out in some batch's definitions, so a new stream
+        # defines them all in its first message (sender thread).
+        self._defined = 0
+        self._defined_bytes = 0
+        self._stream_tags = True   # False once the tags outgrow the cap
         # Sender state.
         self._sequence = 0
         self._unacked = collections.deque()   # _Batch, by sequence
@@ -455,9 +465,11 @@ class Stream:
             self._stream_queue = _RequestQueue()
             # Binds the stream at once: the writer holds the run while idle,
             # with its shared-memory ring when it has one.
-            self._stream_queue.put(pb.WriteRequest(
-                run_id=self.run_id, writer_id=self.writer_id,
-                shm_ring=self._ring_token).SerializeToString())
+            bind = pb.WriteRequest(run_id=self.run_id, writer_id=self.writer_id,
+                                   shm_ring=self._ring_token)
+            bind.stream_tags.extend(pb.ColumnTag(tag=tag, subrun=subrun)
+                                    for tag, subrun, _ in self._tags[:self._defined])
+            self._stream_queue.put(bind.SerializeToString())
             for request in resend:
                 self._stream_queue.put(request)
             self._stream_broken = False
@@ -643,6 +655,7 @@ class Stream:
             want_flush = flush_token != self._flush_served or periodic
             if periodic:
                 next_flush = now + self._flush_secs
+            defining = self._stream_tags and self._define_tags(tags)
             batches, batch_slices = self._build_batches(items, tags)
             if not batches and want_flush:
                 batches, batch_slices = [Wire()], [()]
@@ -652,6 +665,12 @@ class Stream:
                 self._unwritten_bytes -= taken_bytes
             for i, records in enumerate(batches):
                 head = pb.WriteRequest(run_id=self.run_id, writer_id=self.writer_id)
+                if i == 0 and defining and len(tags) > self._defined:
+                    head.stream_tags_first_id = self._defined
+                    head.stream_tags.extend(pb.ColumnTag(tag=tag, subrun=subrun)
+                                            for tag, subrun, _ in tags[self._defined:])
+                    self._defined_bytes += _name_bytes(tags[self._defined:])
+                    self._defined = len(tags)
                 if i == len(batches) - 1 and want_flush:
                     head.flush = pb.FLUSH_MODE_FLUSH
                 with self._cv:
@@ -673,6 +692,15 @@ class Stream:
                 self._cv.notify_all()
                 if self._closing and not self._items and not self.points:
                     return
+
+    def _define_tags(self, tags):
+        """Whether this round's columns can refer to the stream dictionary
+        with `tags` defined in it (within the cap); once they cannot, the
+        writer goes back to batch-local dictionaries for good."""
+        if (len(tags) > _MAX_STREAM_TAGS or
+                self._defined_bytes + _name_bytes(tags[self._defined:]) > _MAX_STREAM_TAG_BYTES):
+            self._stream_tags = False
+        return self._stream_tags
 
     def _drop_buffer_locked(self):
         self._items = []
@@ -708,7 +736,8 @@ class Stream:
                 offsets.extend(p.offset for p in item.slices if p.data is None)
             else:
                 for start in range(0, len(item), _COLUMN_POINTS):
-                    for columns in _scalar_columns(item[start:start + _COLUMN_POINTS], tags):
+                    for columns in _scalar_columns(item[start:start + _COLUMN_POINTS], tags,
+                                                   self._stream_tags):
                         batch.add(_RECORDS_FIELD, pb.Record(scalars=columns).SerializeToString())
                     if batch.size >= _BATCH_BYTES:
                         batches.append(batch)
@@ -724,27 +753,38 @@ class Stream:
         return batches, slices
 
 
-def _scalar_columns(points, tags):
+def _name_bytes(tags):
+    """The tag and subrun bytes of `tags` entries, as the dictionary's cap counts them."""
+    return sum(len(tag.encode()) + len(subrun.encode()) for tag, subrun, _ in tags)
+
+
+def _scalar_columns(points, tags, stream_tags):
     """ScalarColumns records for points (global tag index, step, value,
-    wall_time): the dictionary is the writer's whole tag list up to the
-    highest index used, so indices need no remapping. One record per scalar
-    style present (almost always one)."""
+    wall_time). With `stream_tags` the indices are the stream dictionary's ids
+    (defined by this batch or earlier messages of the stream); otherwise the
+    dictionary is the writer's whole tag list up to the highest index used, so
+    indices need no remapping either. One record per scalar style present
+    (almost always one)."""
     # One comprehension per column: much faster than zip(*points) on long lists.
     index = [p[0] for p in points]
     used = set(index)
-    top = max(used) + 1
-    dictionary = [pb.ColumnTag(tag=tag, subrun=subrun) for tag, subrun, _ in tags[:top]]
+    if stream_tags:
+        common = {"stream_tag_ids": True}
+    else:
+        top = max(used) + 1
+        common = {"tags": [pb.ColumnTag(tag=tag, subrun=subrun) for tag, subrun, _ in tags[:top]]}
     styles = {tags[i][2] for i in used}
     if len(styles) == 1:
-        return [pb.ScalarColumns(tags=dictionary, tag_index=index, steps=[p[1] for p in points],
+        return [pb.ScalarColumns(tag_index=index, steps=[p[1] for p in points],
                                  values=[p[2] for p in points],
-                                 wall_times=[p[3] for p in points], style=styles.pop())]
+                                 wall_times=[p[3] for p in points], style=styles.pop(), **common)]
     out = []
     for style in sorted(styles):
         chosen = [p for p in points if tags[p[0]][2] == style]
         out.append(pb.ScalarColumns(
-            tags=dictionary, tag_index=[p[0] for p in chosen], steps=[p[1] for p in chosen],
-            values=[p[2] for p in chosen], wall_times=[p[3] for p in chosen], style=style))
+            tag_index=[p[0] for p in chosen], steps=[p[1] for p in chosen],
+            values=[p[2] for p in chosen], wall_times=[p[3] for p in chosen], style=style,
+            **common))
     return out
 
 

@@ -63,9 +63,14 @@ class FakeDaemon(pb_grpc.TBLogServicer):
     def Write(self, request_iterator, context):
         run_id = writer_id = None
         received = 0
+        dictionary = {}  # the stream's tag dictionary: id -> ColumnTag
         for request in request_iterator:
             run_id = request.run_id or run_id
             writer_id = request.writer_id or writer_id
+            for i, definition in enumerate(request.stream_tags):
+                tag_id = request.stream_tags_first_id + i
+                if dictionary.setdefault(tag_id, definition) != definition:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"fake: id {tag_id} redefined")
             if not request.records and not request.sequence and not request.flush:
                 continue  # the stream's bind-only first message: tblogd answers nothing
             with self.lock:
@@ -79,7 +84,7 @@ class FakeDaemon(pb_grpc.TBLogServicer):
                                 sequence=request.sequence, index=index, tag=record.tag, code=3,
                                 message=f"tag {record.tag!r} is refused by the fake"))
                             continue
-                        self.runs[run_id].append(record)
+                        self.runs[run_id].append(_local_tags(record, dictionary, context))
                     self.sequences[key] = request.sequence
                 written = self.sequences.get(key, 0)
                 received += 1
@@ -101,6 +106,11 @@ class FakeDaemon(pb_grpc.TBLogServicer):
         return pb.CloseRunResponse(run=pb.RunInfo(run_id=request.run_id))
 
     # ------------------------------------------------------------- helpers
+    @staticmethod
+    def stream_tag_records():
+        """How many scalar columns records referred to a stream dictionary."""
+        return _STREAM_TAG_RECORDS[0]
+
     def scalars(self, run_path):
         """(subrun, tag, step, value) for every scalar point of a run."""
         out = []
@@ -113,3 +123,28 @@ class FakeDaemon(pb_grpc.TBLogServicer):
                 elif record.WhichOneof("kind") == "scalar":
                     out.append((record.subrun, record.tag, record.step, record.scalar.value))
         return out
+
+
+_STREAM_TAG_RECORDS = [0]
+
+
+def _local_tags(record, dictionary, context):
+    """`record` with scalar columns that refer to the stream dictionary turned
+    into the batch-local form (aborting the stream on an undefined id, as
+    tblogd rejects the record), so the helpers read one form."""
+    if record.WhichOneof("kind") != "scalars" or not record.scalars.stream_tag_ids:
+        return record
+    _STREAM_TAG_RECORDS[0] += 1
+    out = pb.Record()
+    out.CopyFrom(record)
+    columns = out.scalars
+    columns.stream_tag_ids = False
+    local = {}
+    for tag_id in record.scalars.tag_index:
+        if tag_id not in dictionary:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"fake: stream tag id {tag_id} undefined")
+        if tag_id not in local:
+            local[tag_id] = len(local)
+            columns.tags.append(dictionary[tag_id])
+    columns.tag_index[:] = [local[t] for t in record.scalars.tag_index]
+    return out

@@ -102,6 +102,48 @@ def test_broken_stream_resends_without_loss_or_duplicates(fake):
     assert [r.tag for r in fake.runs["exp/resend"] if r.WhichOneof("kind") == "histogram"] == ["h"]
 
 
+def test_stream_tags_are_defined_once_and_again_on_every_new_stream(fake):
+    """Columns refer to the stream's tag dictionary (tblog.proto,
+    WriteRequest.stream_tags): new tags are defined by the batch that first
+    uses them, and a new stream starts with every id so far (the fake fails
+    the stream on an undefined id, which the writer would not survive)."""
+    writer = tblog.SummaryWriter("exp/dict", address=fake.address)
+    fake.break_after = 2
+    tags = [f"t/{i}" for i in range(300)]
+    for step in range(40):
+        for tag in tags[:100 + 5 * step]:
+            writer.add_scalar(tag, float(step), step)
+        if step % 10 == 0:
+            threading.Event().wait(0.06)
+    writer.close()
+    points = fake.scalars("exp/dict")
+    by_tag = {}
+    for _, tag, step, _ in points:
+        by_tag.setdefault(tag, []).append(step)
+    assert len(by_tag) == 295
+    assert by_tag["t/0"] == list(range(40))
+    assert by_tag["t/294"] == [39]
+    assert fake.stream_tag_records() > 0
+    definitions = [len(b.stream_tags) for b in fake.batches]
+    assert sum(definitions) >= 295
+
+
+def test_scalar_columns_fall_back_to_batch_local_tags_past_the_cap(fake, monkeypatch):
+    monkeypatch.setattr(_stream, "_MAX_STREAM_TAGS", 50)
+    with tblog.SummaryWriter("exp/cap", address=fake.address) as writer:
+        for i in range(40):
+            writer.add_scalar(f"a/{i}", 1.0, 0)
+        writer.flush()
+        for i in range(40):
+            writer.add_scalar(f"b/{i}", 2.0, 0)
+    points = fake.scalars("exp/cap")
+    assert sorted(p[1] for p in points) == sorted([f"a/{i}" for i in range(40)] +
+                                                  [f"b/{i}" for i in range(40)])
+    first, *rest = [b for b in fake.batches if b.records]
+    assert len(first.stream_tags) == 40
+    assert all(not b.stream_tags for b in rest)
+
+
 def _log_through_broken_streams(fake, run, **faults):
     """Opens a writer on `run`, then sets the fake's `faults` (its attributes)
     and logs 20000 points; asserts every point arrived once, in order, and the

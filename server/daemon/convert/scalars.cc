@@ -1,7 +1,10 @@
 #include "daemon/convert/scalars.h"
 
 #include <cmath>
+#include <functional>
 #include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -27,8 +30,57 @@ absl::StatusOr<tb::Summary::Value> ConvertScalar(std::string_view tag, const v1:
   }
 }
 
+namespace {
+
+// A point's tag: its encoder and sub-run.
+using Resolved = std::pair<std::reference_wrapper<const ScalarEventEncoder>,
+                           std::reference_wrapper<const std::string>>;
+
+// The point loop, shared by both dictionary forms: `resolve(i, index)` gives
+// the Resolved tag of point i's tag_index, or an error for the record.
+template <typename Resolve>
+absl::StatusOr<Converted> EncodePoints(const v1::ScalarColumns& columns, double receive_time,
+                                       Resolve&& resolve) {
+  const int points = columns.tag_index_size();
+  const bool has_wall_times = columns.wall_times_size() != 0;
+  Converted out;
+  out.events.reserve(static_cast<size_t>(points));
+  for (int i = 0; i < points; ++i) {
+    double wall_time = receive_time;
+    if (has_wall_times) {
+      const double wall = columns.wall_times(i);
+      if (!std::isfinite(wall)) {
+        return Bad(absl::StrCat("wall_times[", i, "]"), absl::StrCat("is ", wall, "; must be finite"));
+      }
+      if (wall != 0) wall_time = wall;
+    }
+    absl::StatusOr<Resolved> tag = resolve(i, columns.tag_index(i));
+    if (!tag.ok()) return tag.status();
+    const ScalarEventEncoder& encoder = tag->first;
+    const int64_t step = columns.steps(i);
+    EventOut& event = out.events.emplace_back(
+        EventOut{tag->second, encoder.Encode(wall_time, step, columns.values(i))});
+    event.tag_offset = static_cast<uint32_t>(encoder.TagOffset(event.event));
+    event.tag_size = static_cast<uint32_t>(encoder.tag_size());
+    event.step = step;
+  }
+  return out;
+}
+
+absl::Status IndexOutOfRange(int i, uint32_t index, int tags) {
+  return Bad(absl::StrCat("tag_index[", i, "]"),
+             absl::StrCat(index, " is out of range (", tags, " tags)"));
+}
+
+}  // namespace
+
 absl::StatusOr<Converted> ConvertScalarColumns(const v1::ScalarColumns& columns,
-                                               double receive_time, const Limits& limits) {
+                                               double receive_time, const Limits& limits,
+                                               const StreamTagsRef* stream_tags) {
+  if (columns.stream_tag_ids() && columns.tags_size() != 0) {
+    return Bad("tags", absl::StrCat("has ", columns.tags_size(),
+                                    " entries; must be empty with stream_tag_ids"));
+  }
   for (int i = 0; i < columns.tags_size(); ++i) {
     const v1::ColumnTag& entry = columns.tags(i);
     absl::Status valid = ValidateTag(entry.tag(), limits);
@@ -52,36 +104,44 @@ absl::StatusOr<Converted> ConvertScalarColumns(const v1::ScalarColumns& columns,
     case v1::SCALAR_STYLE_SIMPLE_VALUE: style = ScalarStyle::kSimpleValue; break;
     default: return Bad("style", UnknownEnum(columns.style()));
   }
-  // Per dictionary entry, built when first used.
-  std::vector<std::optional<ScalarEventEncoder>> encoders(static_cast<size_t>(columns.tags_size()));
-  const bool has_wall_times = columns.wall_times_size() != 0;
-  Converted out;
-  out.events.reserve(static_cast<size_t>(points));
-  for (int i = 0; i < points; ++i) {
-    const uint32_t index = columns.tag_index(i);
-    if (index >= encoders.size()) {
-      return Bad(absl::StrCat("tag_index[", i, "]"),
-                 absl::StrCat(index, " is out of range (", columns.tags_size(), " tags)"));
-    }
-    double wall_time = receive_time;
-    if (has_wall_times) {
-      const double wall = columns.wall_times(i);
-      if (!std::isfinite(wall)) {
-        return Bad(absl::StrCat("wall_times[", i, "]"), absl::StrCat("is ", wall, "; must be finite"));
-      }
-      if (wall != 0) wall_time = wall;
-    }
-    const v1::ColumnTag& entry = columns.tags(static_cast<int>(index));
-    std::optional<ScalarEventEncoder>& encoder = encoders[index];
-    if (!encoder) encoder.emplace(entry.tag(), style);
-    const int64_t step = columns.steps(i);
-    EventOut& event = out.events.emplace_back(
-        EventOut{entry.subrun(), encoder->Encode(wall_time, step, columns.values(i))});
-    event.tag_offset = static_cast<uint32_t>(encoder->TagOffset(event.event));
-    event.tag_size = static_cast<uint32_t>(encoder->tag_size());
-    event.step = step;
+  if (columns.stream_tag_ids()) {
+    const StreamTags* tags = stream_tags != nullptr ? stream_tags->tags.get() : nullptr;
+    const uint64_t message = stream_tags != nullptr ? stream_tags->message : 0;
+    // Consecutive points often share a tag (a batch from one tag's loop).
+    uint32_t last_id = 0;
+    const StreamTags::Entry* last = nullptr;
+    return EncodePoints(columns, receive_time,
+                        [&](int i, uint32_t id) -> absl::StatusOr<Resolved> {
+                          if (last == nullptr || id != last_id) {
+                            const StreamTags::Entry* entry =
+                                tags != nullptr ? tags->Find(id, message) : nullptr;
+                            if (entry == nullptr) {
+                              return Bad(absl::StrCat("tag_index[", i, "]"),
+                                         absl::StrCat("stream tag id ", id,
+                                                      " is not defined on this stream "
+                                                      "(WriteRequest.stream_tags)"));
+                            }
+                            if (!entry->valid.ok()) {
+                              return Annotate(entry->valid, absl::StrCat("tag_index[", i, "]"));
+                            }
+                            last = entry;
+                            last_id = id;
+                          }
+                          return Resolved(last->encoder(style), last->subrun);
+                        });
   }
-  return out;
+  // Per batch-local dictionary entry, built when first used.
+  std::vector<std::optional<ScalarEventEncoder>> encoders(static_cast<size_t>(columns.tags_size()));
+  return EncodePoints(columns, receive_time,
+                      [&](int i, uint32_t index) -> absl::StatusOr<Resolved> {
+                        if (index >= encoders.size()) {
+                          return IndexOutOfRange(i, index, columns.tags_size());
+                        }
+                        std::optional<ScalarEventEncoder>& built = encoders[index];
+                        const v1::ColumnTag& entry = columns.tags(static_cast<int>(index));
+                        if (!built) built.emplace(entry.tag(), style);
+                        return Resolved(*built, entry.subrun());
+                      });
 }
 
 }  // namespace tblog::daemon::convert

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "daemon/convert/stream_tags.h"
 #include "daemon/options.h"
 #include "daemon/record_converter.h"
 #include "engine/io/tensor_view.h"  // the tb:: alias
@@ -25,9 +26,13 @@ absl::StatusOr<tb::Summary::Value> ConvertScalar(std::string_view tag, const v1:
 // Validates every tag entry, that the columns agree in length, each
 // tag_index, each wall time (finite; 0 or no wall_times column means
 // `receive_time`) and the style. The enclosing Record's tag, subrun, step
-// and wall_time are not used: every point carries its own.
+// and wall_time are not used: every point carries its own. With
+// columns.stream_tag_ids, tag_index holds ids of `stream_tags` (the batch's
+// stream dictionary, may be null: then every id is undefined), whose
+// encoders are reused: no tag is validated or encoded per batch.
 absl::StatusOr<Converted> ConvertScalarColumns(const v1::ScalarColumns& columns,
-                                               double receive_time, const Limits& limits);
+                                               double receive_time, const Limits& limits,
+                                               const StreamTagsRef* stream_tags = nullptr);
 
 }  // namespace tblog::daemon::convert
 
