@@ -139,10 +139,8 @@ absl::StatusOr<Converted> RunReductions::Absorb(std::string_view writer_id, Conv
   } else {
     // In the files with its batch, so that acknowledging the batch
     // (written_sequence) means the contribution survives a crash.
-    const std::string record = PartialRecord(c.head, c.op, c.histogram, c.style, group_size,
-                                             c.scalar, c.histo, ids)
-                                   .SerializeAsString();
-    converted.events.push_back(ContributionEvent(c.head.subrun(), record, c.head.wall_time()));
+    converted.events.push_back(ContributionEvent(
+        c.head.subrun(), ContributionRecordBytes(c, group_size, ids), c.head.wall_time()));
   }
   return converted;
 }

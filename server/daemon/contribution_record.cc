@@ -46,6 +46,31 @@ v1::Record PartialRecord(const v1::Record& head, v1::ReduceOp op, bool histogram
   return record;
 }
 
+std::string ContributionRecordBytes(const Contribution& c, uint32_t group_size,
+                                    const std::vector<std::string>& contributors) {
+  if (!c.contributors.empty() || c.histogram) {
+    return PartialRecord(c.head, c.op, c.histogram, c.style, group_size, c.scalar, c.histo,
+                         contributors)
+        .SerializeAsString();
+  }
+  // ConvertContribution made the state {weight * value, weight, value,
+  // value} of a float value: the value and weight give it back exactly.
+  v1::Record record;
+  record.set_tag(c.head.tag());
+  record.set_step(c.head.step());
+  record.set_subrun(c.head.subrun());
+  record.set_wall_time(c.head.wall_time());
+  record.set_display_name(c.head.display_name());
+  record.set_description(c.head.description());
+  record.mutable_scalar()->set_value(static_cast<float>(c.scalar.min));
+  record.mutable_scalar()->set_style(c.style);
+  v1::Reduce& reduce = *record.mutable_reduce();
+  reduce.set_op(c.op);
+  reduce.set_group_size(group_size);
+  if (c.scalar.weight != 1) reduce.set_weight(c.scalar.weight);
+  return record.SerializeAsString();
+}
+
 EventOut ContributionEvent(std::string_view subrun, std::string_view record, double wall_time) {
   EventOut out;
   out.subrun = std::string(subrun);
@@ -58,17 +83,22 @@ EventOut ContributionEvent(std::string_view subrun, std::string_view record, dou
   return out;
 }
 
-absl::StatusOr<Contribution> DecodePartialRecord(std::string_view bytes) {
+absl::StatusOr<Contribution> DecodePartialRecord(std::string_view bytes,
+                                                 std::string_view batch_writer) {
   v1::Record record;
   if (!record.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) ||
-      !record.has_reduce() || !record.reduce().has_partial()) {
-    return absl::DataLossError("contribution record: not a Record with reduce.partial");
+      !record.has_reduce() || record.reduce().keep_contributions()) {
+    return absl::DataLossError("contribution record: not a Record with a reduce");
   }
-  // The partial's checks are a client's; its kept values and limits are not
-  // used (a partial has none).
+  const bool compact = !record.reduce().has_partial();
+  if (compact && (batch_writer.empty() || !record.has_scalar())) {
+    return absl::DataLossError(
+        "contribution record: a compact one outside a batch, or not of a scalar");
+  }
+  // A client's checks; kept values and limits are not used (none is kept).
   Converted converted;
   const absl::Status status =
-      ConvertContribution(record, record.wall_time(), /*writer_id=*/"", Limits{},
+      ConvertContribution(record, record.wall_time(), batch_writer, Limits{},
                           /*parallel=*/nullptr, converted);
   if (!status.ok()) {
     return absl::DataLossError(absl::StrCat("contribution record: ", status.message()));
@@ -76,7 +106,9 @@ absl::StatusOr<Contribution> DecodePartialRecord(std::string_view bytes) {
   if (converted.contribution == nullptr || converted.contribution->group_size == 0) {
     return absl::DataLossError("contribution record: no group size");
   }
-  return *converted.contribution;
+  Contribution c = *converted.contribution;
+  if (compact) c.contributors = {std::string(batch_writer)};
+  return c;
 }
 
 void MarkReducedPoint(EventOut& event) {

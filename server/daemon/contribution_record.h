@@ -11,7 +11,9 @@
 // `histogram` with no values), and `reduce` with the op, the point's group
 // size and a `partial` that holds the contribution's state and its
 // contributors' ids: what a client could send as a ReducePartial, and it is
-// read back through the same validation. TensorBoard's readers skip it as
+// read back through the same validation. One writer's scalar is written
+// compact, as the client sent it (its value and weight, no partial, no writer
+// id: the batch marker before it names the writer). TensorBoard's readers skip it as
 // they skip a batch marker: neither defines the field, and the Event has no
 // summary, graph or session log.
 //
@@ -48,14 +50,27 @@ v1::Record PartialRecord(const v1::Record& head, v1::ReduceOp op, bool histogram
                          v1::ScalarStyle style, uint32_t group_size, const ScalarState& scalar,
                          const HistogramState& histo, const std::vector<std::string>& contributors);
 
-// The event of a contribution record holding `record` (PartialRecord's,
-// serialized), subrun `subrun`, with EventOut::reduced set.
+// The Record a contribution record holds for contribution `c` (of
+// `contributors`) to a point of group size `group_size`, serialized. One
+// writer's scalar (no ReducePartial of its own) is written compact, as the
+// client sent it: its value and weight, no partial and no writer id (the
+// batch marker before it names the writer), about half the bytes of a
+// partial; everything else as PartialRecord.
+std::string ContributionRecordBytes(const Contribution& c, uint32_t group_size,
+                                    const std::vector<std::string>& contributors);
+
+// The event of a contribution record holding `record` (serialized), subrun
+// `subrun`, with EventOut::reduced set.
 EventOut ContributionEvent(std::string_view subrun, std::string_view record, double wall_time);
 
 // Decodes field kContributionField's bytes (or a checkpoint's pending point)
 // into a Contribution with its contributors and group size, validated as a
-// client's ReducePartial is: DATA_LOSS naming what is wrong.
-absl::StatusOr<Contribution> DecodePartialRecord(std::string_view record);
+// client's record is: DATA_LOSS naming what is wrong. `batch_writer` is the
+// writer of the batch the record was written with: the contributor of a
+// compact record (ContributionRecordBytes); "" where there is none (a
+// checkpoint's pending point is always a partial).
+absl::StatusOr<Contribution> DecodePartialRecord(std::string_view record,
+                                                 std::string_view batch_writer = {});
 
 // Marks `event`, a reduced point's event, with field kReducedPointField and
 // EventOut::reduced.

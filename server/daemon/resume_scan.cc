@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_util.h"
 #include "daemon/batch_marker.h"
+#include "daemon/contribution_record.h"
 #include "engine/io/event_reader.h"
 #include "engine/io/record_reader.h"
 #include "tblog/v1/tblog.pb.h"
@@ -77,8 +78,20 @@ class SubrunScan {
       end.file_name = files[i].substr(files[i].rfind('/') + 1);
       end.length = *length;
     }
-    for (auto& [key, records] : contributions_) {
-      for (std::string& record : records) repair_.contributions.push_back(std::move(record));
+    // As partials with their contributors (a compact record's is the writer
+    // of the batch it was written with).
+    for (const auto& [key, records] : contributions_) {
+      for (const auto& [record, writer] : records) {
+        absl::StatusOr<Contribution> c = DecodePartialRecord(record, writer);
+        if (!c.ok()) {
+          repair_.warnings.push_back(absl::StrCat("sub-run \"", subrun_, "\": ", c.status().message()));
+          continue;
+        }
+        repair_.contributions.push_back(PartialRecord(c->head, c->op, c->histogram, c->style,
+                                                      c->group_size, c->scalar, c->histo,
+                                                      c->contributors)
+                                            .SerializeAsString());
+      }
     }
     return end;
   }
@@ -162,15 +175,18 @@ class SubrunScan {
                                               "\": an undecodable contribution record skipped"));
       return;
     }
-    contributions_[{parsed.tag(), parsed.step()}].emplace_back(record);
+    contributions_[{parsed.tag(), parsed.step()}].emplace_back(std::string(record),
+                                                               current_.writer_id);
   }
 
   FileSystem& fs_;
   const std::string subrun_;
   ResumeRepair& repair_;
   BatchKey current_;  // the batch the events being read belong to
-  // Contribution records whose point's event was not read yet, by (tag, step).
-  std::map<std::pair<std::string, int64_t>, std::vector<std::string>> contributions_;
+  // Contribution records whose point's event was not read yet, by (tag,
+  // step), each with the writer of the batch it was written with.
+  std::map<std::pair<std::string, int64_t>, std::vector<std::pair<std::string, std::string>>>
+      contributions_;
 };
 
 }  // namespace

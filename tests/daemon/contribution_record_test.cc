@@ -53,15 +53,24 @@ v1::OpenRunRequest Group(uint32_t size) {
   return request;
 }
 
-// The contribution records among `converted`'s events.
-std::vector<std::string> Records(const Converted& converted) {
+// The contribution records among `converted`'s events (of a batch of
+// `writer`), as the resume scan hands them to Restore: partials.
+std::vector<std::string> Records(const Converted& converted, const std::string& writer) {
   std::vector<std::string> records;
   for (const EventOut& event : converted.events) {
     BatchMarker marker;
     std::string_view record;
     if (ClassifyEvent(event.event, &marker, &record) == EventKind::kContribution) {
       EXPECT_TRUE(event.reduced);
-      records.emplace_back(record);
+      // A writer's scalar is written compact: the batch names its writer.
+      EXPECT_EQ(DecodePartialRecord(record).status().code(), absl::StatusCode::kDataLoss);
+      absl::StatusOr<Contribution> c = DecodePartialRecord(record, writer);
+      EXPECT_TRUE(c.ok()) << c.status();
+      if (!c.ok()) continue;
+      EXPECT_EQ(c->contributors, std::vector<std::string>{writer});
+      records.push_back(PartialRecord(c->head, c->op, c->histogram, c->style, c->group_size,
+                                      c->scalar, c->histo, c->contributors)
+                            .SerializeAsString());
     }
   }
   return records;
@@ -129,6 +138,25 @@ TEST(ContributionRecordTest, RoundTripsAndShowsNothingToTensorBoard) {
   EXPECT_EQ(DecodePartialRecord(no_ids.SerializeAsString()).status().code(),
             absl::StatusCode::kDataLoss);
 
+  // One writer's weighted scalar, compact: the same state back, exactly.
+  Contribution one;
+  one.head = head;
+  one.op = v1::REDUCE_OP_MEAN;
+  one.style = v1::SCALAR_STYLE_SIMPLE_VALUE;
+  one.scalar = ScalarState{2.5 * 0.1f, 2.5, 0.1f, 0.1f};
+  const std::string compact = ContributionRecordBytes(one, 4, {"r2"});
+  EXPECT_LT(compact.size(), PartialRecord(head, one.op, false, one.style, 4, one.scalar, {}, {"r2"})
+                                .SerializeAsString()
+                                .size());
+  absl::StatusOr<Contribution> scalar = DecodePartialRecord(compact, "r2");
+  ASSERT_TRUE(scalar.ok()) << scalar.status();
+  EXPECT_EQ(scalar->scalar.sum, one.scalar.sum);
+  EXPECT_EQ(scalar->scalar.weight, 2.5);
+  EXPECT_EQ(scalar->scalar.min, one.scalar.min);
+  EXPECT_EQ(scalar->style, v1::SCALAR_STYLE_SIMPLE_VALUE);
+  EXPECT_EQ(scalar->group_size, 4u);
+  EXPECT_EQ(scalar->contributors, std::vector<std::string>{"r2"});
+
   // A reduced point's event keeps its summary and is told apart.
   EventOut point;
   tensorboard::Event summary;
@@ -151,7 +179,7 @@ TEST(ContributionRecordTest, PendingPointsAreRestoredWithTheirContributors) {
     auto out = before.Absorb(writer, Contribute(writer, "loss", 7, writer[0] == 'a' ? 1 : 2),
                              kStart);
     ASSERT_TRUE(out.ok()) << out.status();
-    const std::vector<std::string> got = Records(*out);
+    const std::vector<std::string> got = Records(*out, writer);
     ASSERT_EQ(got.size(), 1u) << "one record per contribution to a pending point";
     records.push_back(got[0]);
   }
