@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_util.h"
+#include "daemon/contribution_record.h"
 
 namespace tblog::daemon {
 namespace {
@@ -107,15 +108,7 @@ absl::StatusOr<Converted> RunReductions::Absorb(std::string_view writer_id, Conv
           " bytes, the limit (", kMaxPendingBytes, "); its contributions arrive only at ",
           "their timeout, or the steps of several tags are far apart"));
     }
-    Point point;
-    point.head = c.head;
-    point.op = c.op;
-    point.histogram = c.histogram;
-    point.style = c.style;
-    point.group_size = group_size;
-    point.first_arrival = now;
-    point.deadline = now + TimeoutLocked();
-    it = pending_.emplace(std::move(key), std::move(point)).first;
+    it = pending_.emplace(std::move(key), NewPoint(c, group_size, now)).first;
   } else {
     const Point& point = it->second;
     if (point.group_size != group_size) {
@@ -130,13 +123,45 @@ absl::StatusOr<Converted> RunReductions::Absorb(std::string_view writer_id, Conv
     }
   }
   Point& point = it->second;
+  if (!MergeInto(point, c, ids)) {
+    // A partial cannot be split: it counts whole or not at all.
+    duplicate_ += ids.size();
+    if (metrics_ != nullptr) metrics_->duplicate += ids.size();
+    return converted;
+  }
+  if (metrics_ != nullptr) metrics_->contributions += ids.size();
+  if (point.contributors.size() >= point.group_size) {
+    Point complete = std::move(point);
+    const Key done_key = it->first;
+    pending_.erase(it);
+    // The point's event stands for its contributions' records.
+    Append(converted, Finish(done_key, std::move(complete), now, /*timed_out=*/false));
+  } else {
+    // In the files with its batch, so that acknowledging the batch
+    // (written_sequence) means the contribution survives a crash.
+    converted.events.push_back(ContributionEvent(
+        c.head.subrun(), ContributionRecordBytes(c, group_size, ids), c.head.wall_time()));
+  }
+  return converted;
+}
+
+RunReductions::Point RunReductions::NewPoint(const Contribution& c, uint32_t group_size,
+                                             absl::Time now) const {
+  Point point;
+  point.head = c.head;
+  point.op = c.op;
+  point.histogram = c.histogram;
+  point.style = c.style;
+  point.group_size = group_size;
+  point.first_arrival = now;
+  point.deadline = now + TimeoutLocked();
+  return point;
+}
+
+bool RunReductions::MergeInto(Point& point, const Contribution& c,
+                              const std::vector<std::string>& ids) {
   for (const std::string& id : ids) {
-    if (point.contributors.contains(id)) {
-      // A partial cannot be split: it counts whole or not at all.
-      duplicate_ += ids.size();
-      if (metrics_ != nullptr) metrics_->duplicate += ids.size();
-      return converted;
-    }
+    if (point.contributors.contains(id)) return false;
   }
   const size_t bins_before = point.histo.bins.capacity();
   if (point.histogram) {
@@ -153,14 +178,62 @@ absl::StatusOr<Converted> RunReductions::Absorb(std::string_view writer_id, Conv
   point.bytes += added;
   pending_bytes_ += added;
   point.head.set_wall_time(std::max(point.head.wall_time(), c.head.wall_time()));
-  if (metrics_ != nullptr) metrics_->contributions += ids.size();
-  if (point.contributors.size() >= point.group_size) {
-    Point complete = std::move(point);
-    const Key done_key = it->first;
-    pending_.erase(it);
-    Append(converted, Finish(done_key, std::move(complete), now, /*timed_out=*/false));
+  return true;
+}
+
+RunReductions::RestoreCounts RunReductions::Restore(const std::vector<std::string>& records,
+                                                    absl::Time now) {
+  RestoreCounts counts;
+  MutexLock lock(&mu_);
+  for (const std::string& bytes : records) {
+    absl::StatusOr<Contribution> c = DecodePartialRecord(bytes);
+    if (!c.ok()) {
+      ++counts.undecodable;
+      continue;
+    }
+    Key key{c->head.subrun(), c->head.tag(), c->head.step()};
+    if (auto last = last_step_.find({c->head.subrun(), c->head.tag()});
+        last != last_step_.end() && c->head.step() <= last->second) {
+      continue;  // its point is in the files
+    }
+    auto it = pending_.find(key);
+    if (it == pending_.end()) {
+      it = pending_.emplace(std::move(key), NewPoint(*c, c->group_size, now)).first;
+      ++counts.points;
+    } else if (it->second.group_size != c->group_size || it->second.op != c->op ||
+               it->second.histogram != c->histogram) {
+      ++counts.undecodable;  // never written so: the files were tampered with
+      continue;
+    }
+    // Records overlap only where the scan read past a checkpoint's position
+    // again (a file shorter than it said): the checkpoint's state holds them.
+    if (MergeInto(it->second, *c, c->contributors)) {
+      counts.contributions += c->contributors.size();
+    } else if (it->second.contributors.empty()) {
+      pending_.erase(it);  // ids repeated within the record: never written so
+      --counts.points;
+      ++counts.undecodable;
+    }
   }
-  return converted;
+  for (auto& [key, point] : pending_) {
+    // Complete but its event not in the files (torn): written at the next
+    // tick, with no contributor missing.
+    if (point.contributors.size() >= point.group_size) point.deadline = now;
+  }
+  return counts;
+}
+
+std::vector<std::string> RunReductions::PendingRecords() const {
+  MutexLock lock(&mu_);
+  std::vector<std::string> records;
+  records.reserve(pending_.size());
+  for (const auto& [key, point] : pending_) {
+    const std::vector<std::string> ids(point.contributors.begin(), point.contributors.end());
+    records.push_back(PartialRecord(point.head, point.op, point.histogram, point.style,
+                                    point.group_size, point.scalar, point.histo, ids)
+                          .SerializeAsString());
+  }
+  return records;
 }
 
 Converted RunReductions::Finish(const Key& key, Point point, absl::Time now, bool timed_out) {
@@ -174,6 +247,7 @@ Converted RunReductions::Finish(const Key& key, Point point, absl::Time now, boo
   if (metrics_ != nullptr) metrics_->AddPoint(now - point.first_arrival, timed_out);
   Converted out = PointEvents(point.head, point.op, point.histogram, point.style, point.scalar,
                               point.histo, count);
+  for (EventOut& event : out.events) MarkReducedPoint(event);
   const Series series{std::get<0>(key), std::get<1>(key)};
   int64_t& last = last_step_.try_emplace(series, std::get<2>(key)).first->second;
   last = std::max(last, std::get<2>(key));

@@ -15,6 +15,17 @@
 // its files hold from its checkpoint and the resume scan (NoteWritten), so a
 // contribution resent after a daemon crash does not write its point again.
 //
+// Crash durability: a contribution merged into a point that stays pending is
+// handed back (Absorb) as a contribution record (daemon/contribution_record.h)
+// to be written with its batch, so the batch's acknowledgement means the
+// contribution is in the files; the point's event, once written, stands for
+// its contributions. The run's checkpoint holds every pending point's state
+// (PendingRecords), since the resume scan reads only past it; a resumed run
+// gets the pending points back (Restore: the checkpoint's, then the records
+// the scan read) with their contributors, so a resent contribution of a
+// restored contributor is a duplicate, and later contributions or the timeout
+// (counted from the restart) complete them.
+//
 // Memory: one entry per pending point (a scalar's state is a few numbers; an
 // exponential histogram's, the range of its 1548 bins holding values) plus
 // its contributors' ids, and the last step of each reduced series. The
@@ -24,7 +35,8 @@
 // never complete.
 //
 // Thread safety: every method is thread-safe (one mutex); the run's writer
-// calls Absorb and TakeAll, the daemon's flusher TakeDue, GetRun AddTo.
+// calls Absorb, TakeDue, TakeAll, WrittenSteps and PendingRecords (so what
+// they hand out is in file order), GetRun AddTo.
 #ifndef TBLOG_DAEMON_AGGREGATE_H_
 #define TBLOG_DAEMON_AGGREGATE_H_
 
@@ -35,6 +47,7 @@
 #include <string_view>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
@@ -76,6 +89,9 @@ class RunReductions {
   // run's) or disagrees with the point's first one (group size, op, kind);
   // RESOURCE_EXHAUSTED when it would open a point past kMaxPendingBytes.
   // A late or duplicate contribution is counted and dropped, not an error.
+  // The events handed back that the reductions made (the contribution's
+  // record when its point stays pending, the point's event when it is now
+  // complete) have EventOut::reduced set.
   absl::StatusOr<Converted> Absorb(std::string_view writer_id, Converted converted,
                                    absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -89,10 +105,32 @@ class RunReductions {
   void NoteWritten(const SeriesSteps& steps, const SeriesSteps& reduced) ABSL_LOCKS_EXCLUDED(mu_);
   // The last step of each reduced series (handed out since the start, or
   // named by NoteWritten's `reduced`), for the run's checkpoint, which gives
-  // them back after a restart (the scan reads only past it). A point handed
-  // out by TakeDue whose events are still queued counts: a crash then loses
-  // that point rather than ever writing it twice.
+  // them back after a restart (the scan reads only past it). Taken by the
+  // run's writer (as TakeDue is), so a point it counts is in the files.
   SeriesSteps WrittenSteps() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // What Restore took back.
+  struct RestoreCounts {
+    uint64_t points = 0;        // pending points restored
+    uint64_t contributions = 0; // contributors they hold
+    uint64_t undecodable = 0;   // records skipped (not valid, or disagreeing)
+  };
+  // Restores the pending points of `records` (serialized PartialRecords: the
+  // checkpoint's pending points, then the contribution records the resume
+  // scan read past it; ResumeRepair::contributions), merging the records of
+  // one point and skipping a contributor it holds already. A record at or
+  // below its series' last written step (NoteWritten, so call that first) is
+  // skipped: its point is in the files. A restored point's timeout counts
+  // from `now`; one whose group is complete is due at once. Called before
+  // the run takes writes.
+  RestoreCounts Restore(const std::vector<std::string>& records, absl::Time now)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Every pending point's state, serialized PartialRecords with all its
+  // contributors: for the run's checkpoint (CheckpointState::pending_points),
+  // taken by the run's writer right after the flush that the checkpoint's
+  // positions describe, so the checkpoint and the records past it hold each
+  // contribution once.
+  std::vector<std::string> PendingRecords() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // True when a pending point's timeout has passed.
   bool HasDue(absl::Time now) const ABSL_LOCKS_EXCLUDED(mu_);
@@ -122,6 +160,13 @@ class RunReductions {
     absl::Time deadline;
     size_t bytes = 0;  // about what it holds, in pending_bytes_
   };
+  // A new point of `c`'s key, with nothing merged yet.
+  Point NewPoint(const Contribution& c, uint32_t group_size, absl::Time now) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Merges `c` (of contributors `ids`) into `point`; false (nothing merged)
+  // when the point holds one of `ids` already.
+  bool MergeInto(Point& point, const Contribution& c, const std::vector<std::string>& ids)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands `point` out: its events, counts, and its series' last step.
   Converted Finish(const Key& key, Point point, absl::Time now, bool timed_out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -101,7 +101,8 @@ std::string EncodeBatchMarkerEvent(const BatchMarker& marker, double wall_time) 
   return event;
 }
 
-EventKind ClassifyEvent(std::string_view event_bytes, BatchMarker* marker) {
+EventKind ClassifyEvent(std::string_view event_bytes, BatchMarker* marker,
+                        std::string_view* contribution) {
   EventKind kind = EventKind::kEvent;
   bool marker_ok = true;
   const bool ok = ForEachField(event_bytes, [&](int field, wire::WireType type, uint64_t,
@@ -111,6 +112,11 @@ EventKind ClassifyEvent(std::string_view event_bytes, BatchMarker* marker) {
     } else if (field == kBatchMarkerField && type == wire::kLengthDelimited) {
       kind = EventKind::kMarker;
       marker_ok = DecodeMarker(data, marker);
+    } else if (field == kContributionField && type == wire::kLengthDelimited) {
+      kind = EventKind::kContribution;
+      if (contribution != nullptr) *contribution = data;
+    } else if (field == kReducedPointField && type == wire::kVarint) {
+      kind = EventKind::kReducedPoint;
     }
   });
   if (!ok || !marker_ok) return EventKind::kUndecodable;

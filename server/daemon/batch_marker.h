@@ -42,6 +42,10 @@ namespace tblog::daemon {
 
 // The Event field number of a batch marker: far above TensorBoard's 1..10.
 inline constexpr int kBatchMarkerField = 7474;
+// The Event fields of a contribution record and of a reduced point's event
+// (daemon/contribution_record.h).
+inline constexpr int kContributionField = 7475;
+inline constexpr int kReducedPointField = 7476;
 
 // One writer batch.
 struct BatchKey {
@@ -67,10 +71,15 @@ enum class EventKind {
   kFileVersion,  // the first record of a file
   kMarker,       // a batch marker (*marker filled)
   kUndecodable,  // not an Event: counted as data
+  // daemon/contribution_record.h: not events of their batch.
+  kContribution,  // a contribution record (*contribution: its Record's bytes)
+  kReducedPoint,  // a reduced point's summary event
 };
 // Classifies `event_bytes` by its top-level fields, without parsing the
 // summary (the scan reads every record written since the checkpoint).
-EventKind ClassifyEvent(std::string_view event_bytes, BatchMarker* marker);
+// `contribution` may be null.
+EventKind ClassifyEvent(std::string_view event_bytes, BatchMarker* marker,
+                        std::string_view* contribution = nullptr);
 
 // The step and the first summary value's tag of `event_bytes`; false when it
 // has no summary value with a tag. A wire-level look, cheap enough for every

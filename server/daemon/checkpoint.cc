@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -78,6 +79,9 @@ std::string EncodeCheckpoint(const CheckpointState& state) {
     absl::StrAppend(&body, "step ", Encode(series.first), " ", Encode(series.second), " ", step,
                     "\n");
   }
+  for (const std::string& point : state.pending_points) {
+    absl::StrAppend(&body, "pending ", absl::Base64Escape(point), "\n");
+  }
   if (state.time != 0) absl::StrAppendFormat(&body, "time %.17g\n", state.time);
   absl::StrAppendFormat(&body, "end %08x\n", crc32c::Value(body));
   return body;
@@ -140,6 +144,10 @@ absl::StatusOr<CheckpointState> DecodeCheckpoint(std::string_view text) {
         return bad("bad step line");
       }
       state.reduced_steps[std::move(series)] = step;
+    } else if (fields[0] == "pending" && fields.size() == 2) {
+      std::string point;
+      if (!absl::Base64Unescape(fields[1], &point)) return bad("bad pending line");
+      state.pending_points.push_back(std::move(point));
     } else if (fields[0] == "time" && fields.size() == 2) {
       if (!absl::SimpleAtod(fields[1], &state.time)) return bad("bad time line");
     } else if (fields[0] == "end" && fields.size() == 2) {

@@ -20,6 +20,7 @@
 //   batch <writer-id> <sequence> <sub-runs it completed in, 0 = unknown>
 //         <sub-run> <events it holds there> <1: complete there, 0: not>
 //   step <sub-run> <tag> <last reduced step written>   (reductions, see below)
+//   pending <base64 of a tblog.v1.Record>     (a reduced point still pending)
 //   time <seconds since the epoch, %.17g>        (optional)
 //   end <crc32c of the lines above, hex>
 // (a batch line is one line; one per sub-run a batch has events in.)
@@ -27,6 +28,10 @@
 // handed out for one series before the checkpoint: the resume scan reads the
 // files only past the checkpoint, and a contribution resent after a crash to
 // a point written before it must count as late, not write the point again.
+// A pending line is the state of a reduced point whose group was not
+// complete at the checkpoint, with its contributors, as a contribution record
+// holds it (daemon/contribution_record.h): the contribution records of the
+// files before the checkpoint's positions are not read again.
 // Bytes after the "end" line are ignored (a shorter rewrite whose ftruncate
 // did not happen).
 #ifndef TBLOG_DAEMON_CHECKPOINT_H_
@@ -86,6 +91,9 @@ struct CheckpointState {
   std::vector<EventFile> files;                      // one per sub-run
   RecoveredBatches batches;  // held in part (before the files' positions)
   SeriesSteps reduced_steps;  // the reductions' last steps handed out
+  // The reductions' pending points (RunReductions::PendingRecords):
+  // serialized PartialRecords.
+  std::vector<std::string> pending_points;
   // When it was taken, on the event files' clock, and never earlier than the
   // file_version wall_time of any event file the run created before it. For
   // people and tools reading it (the resume goes by positions, not times).

@@ -41,6 +41,10 @@ struct EventOut {
   uint32_t tag_offset = 0;
   uint32_t tag_size = 0;
   int64_t step = 0;
+  // Written by the run's reductions (a reduced point, or a contribution
+  // record: daemon/contribution_record.h), not one of its batch's own events:
+  // the resume scan does not count it, and a resend does not skip for it.
+  bool reduced = false;
 };
 
 // A file beside the event files (the projector's). Written at

@@ -11,8 +11,10 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_util.h"
 #include "daemon/batch_marker.h"
+#include "daemon/contribution_record.h"
 #include "engine/io/event_reader.h"
 #include "engine/io/record_reader.h"
+#include "tblog/v1/tblog.pb.h"
 
 namespace tblog::daemon {
 namespace {
@@ -76,6 +78,21 @@ class SubrunScan {
       end.file_name = files[i].substr(files[i].rfind('/') + 1);
       end.length = *length;
     }
+    // As partials with their contributors (a compact record's is the writer
+    // of the batch it was written with).
+    for (const auto& [key, records] : contributions_) {
+      for (const auto& [record, writer] : records) {
+        absl::StatusOr<Contribution> c = DecodePartialRecord(record, writer);
+        if (!c.ok()) {
+          repair_.warnings.push_back(absl::StrCat("sub-run \"", subrun_, "\": ", c.status().message()));
+          continue;
+        }
+        repair_.contributions.push_back(PartialRecord(c->head, c->op, c->histogram, c->style,
+                                                      c->group_size, c->scalar, c->histo,
+                                                      c->contributors)
+                                            .SerializeAsString());
+      }
+    }
     return end;
   }
 
@@ -103,7 +120,8 @@ class SubrunScan {
 
   void OnEvent(std::string_view event) {
     BatchMarker marker;
-    switch (ClassifyEvent(event, &marker)) {
+    std::string_view contribution;
+    switch (ClassifyEvent(event, &marker, &contribution)) {
       case EventKind::kFileVersion:
         return;
       case EventKind::kMarker:
@@ -123,22 +141,52 @@ class SubrunScan {
         if (!current_.empty()) ++repair_.resumed.batches[current_].parts[subrun_].events;
         NoteStep(event);
         return;
+      case EventKind::kReducedPoint:  // not one of its batch's events
+        NoteStep(event);
+        return;
+      case EventKind::kContribution:
+        NoteContribution(contribution);
+        return;
     }
   }
 
-  // Keeps the highest step of each tag (ResumeRepair::last_steps).
+  // Keeps the highest step of each tag (ResumeRepair::last_steps), and drops
+  // the contributions held for the tag's points up to it: their point is in
+  // the files.
   void NoteStep(std::string_view event) {
     std::string_view tag;
     int64_t step = 0;
     if (!TagAndStep(event, &tag, &step)) return;
     auto [it, added] = repair_.last_steps.try_emplace({subrun_, std::string(tag)}, step);
     if (!added) it->second = std::max(it->second, step);
+    if (contributions_.empty()) return;
+    const std::string key_tag(tag);
+    contributions_.erase(contributions_.lower_bound({key_tag, INT64_MIN}),
+                         contributions_.upper_bound({key_tag, step}));
+  }
+
+  // Holds a contribution record until its point's event turns up (points
+  // complete in step order, so few are held at a time: those of the points
+  // pending at the end, whatever the length of the files).
+  void NoteContribution(std::string_view record) {
+    v1::Record parsed;
+    if (!parsed.ParseFromArray(record.data(), static_cast<int>(record.size()))) {
+      repair_.warnings.push_back(absl::StrCat("sub-run \"", subrun_,
+                                              "\": an undecodable contribution record skipped"));
+      return;
+    }
+    contributions_[{parsed.tag(), parsed.step()}].emplace_back(std::string(record),
+                                                               current_.writer_id);
   }
 
   FileSystem& fs_;
   const std::string subrun_;
   ResumeRepair& repair_;
   BatchKey current_;  // the batch the events being read belong to
+  // Contribution records whose point's event was not read yet, by (tag,
+  // step), each with the writer of the batch it was written with.
+  std::map<std::pair<std::string, int64_t>, std::vector<std::pair<std::string, std::string>>>
+      contributions_;
 };
 
 }  // namespace
@@ -211,6 +259,7 @@ absl::StatusOr<ResumeRepair> RepairRunForResume(const std::string& run_dir,
     repair.resumed.batches = std::move((*checkpoint)->batches);
     repair.reduced_steps = std::move((*checkpoint)->reduced_steps);
     repair.last_steps = repair.reduced_steps;
+    repair.contributions = std::move((*checkpoint)->pending_points);
     for (auto& file : (*checkpoint)->files) positions[file.subrun] = std::move(file);
   } else if (!checkpoint.ok()) {
     // Scanning all of the daemon's files finds what the checkpoint knew.

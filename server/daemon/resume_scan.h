@@ -73,6 +73,14 @@ struct ResumeRepair {
   // counts as late instead of writing the point a second time.
   SeriesSteps last_steps;
   SeriesSteps reduced_steps;  // the checkpoint's (CheckpointState::reduced_steps)
+  // The reduced points pending at the crash, for RunReductions::Restore
+  // (daemon/aggregate.h): the checkpoint's pending points, then the
+  // contribution records (daemon/contribution_record.h) the scan read past
+  // it whose point's event it did not read, each a serialized PartialRecord.
+  // Records of a point written since are dropped as the scan reads its event,
+  // so this holds about the points pending at the crash, whatever the length
+  // of the files read.
+  std::vector<std::string> contributions;
   int files_scanned = 0;
   uint64_t bytes_scanned = 0;
   int files_truncated = 0;  // torn tails cut

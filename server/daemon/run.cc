@@ -24,6 +24,9 @@ struct Run::Entry {
   size_t charged_bytes = 0;
   // kEvents, kClose
   Converted events;
+  // kEvents: `events` are the reduced points due when the writer takes it
+  // (WriteDueReductions).
+  bool take_due_reductions = false;
   // kFlush, kClose
   bool sync = false;
   Done done;
@@ -213,8 +216,19 @@ void Run::SubmitEvents(Converted events, Done done) {
 void Run::WriteDueReductions(absl::Time now) {
   MutexLock lock(&mu_);
   if (closed_ || !reductions_.HasDue(now)) return;  // a close writes every pending point
-  // An I/O error retries the entry like any other (run.h).
-  EnqueueEvents(reductions_.TakeDue(now), [](absl::Status) {});
+  if (due_reductions_queued_) return;  // one at a time: it takes every due point
+  due_reductions_queued_ = true;
+  // The writer takes the due points when it writes the entry (WriteGroup), so
+  // the reductions' state changes in file order: a checkpoint never counts a
+  // point whose event is not in the files yet. An I/O error retries the entry
+  // like any other (run.h).
+  auto entry = std::make_unique<Entry>();
+  entry->type = Entry::Type::kEvents;
+  entry->ready = true;
+  entry->take_due_reductions = true;
+  entry->done = [](absl::Status) {};
+  Enqueue(std::move(entry));
+  MaybeScheduleWriter();
 }
 
 void Run::EnqueueEvents(Converted events, Done done) {
@@ -554,6 +568,12 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering
       case Entry::Type::kDuplicate:
         break;
       case Entry::Type::kEvents: {
+        if (entry.take_due_reductions) {
+          entry.take_due_reductions = false;
+          entry.events = reductions_.TakeDue(absl::Now());
+          MutexLock lock(&mu_);
+          due_reductions_queued_ = false;
+        }
         bool io = false;
         result.status[i] = run_files_.WriteParts(entry.events, &entry.next_part, &io);
         if (io) {
@@ -608,7 +628,10 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering
     bool durable = false;
     absl::Status status = run_files_.FlushAll(sync, &durable);
     // After the flush, so the lengths it records are in the files.
-    if (status.ok()) status = run_files_.WriteCheckpoint(durable, reductions_.WrittenSteps());
+    if (status.ok()) {
+      status = run_files_.WriteCheckpoint(durable, reductions_.WrittenSteps(),
+                                          reductions_.PendingRecords());
+    }
     if (status.ok()) context_.metrics->checkpoint_writes.fetch_add(1, std::memory_order_relaxed);
     result.flushed = status.ok();
     result.durable = status.ok() && durable;

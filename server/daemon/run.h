@@ -190,6 +190,8 @@ class Run : public std::enable_shared_from_this<Run> {
   std::deque<std::unique_ptr<Entry>> queue_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;   // Close() called: no new entries
+  // WriteDueReductions queued an entry the writer has not taken yet.
+  bool due_reductions_queued_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status sticky_error_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, WriterState> writers_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, ParkedFlush> parked_flushes_ ABSL_GUARDED_BY(mu_);

@@ -235,6 +235,14 @@ absl::Status RunFiles::WriteEvent(const EventOut& event, const BatchKey& batch, 
       recent_part_subrun_ = event.subrun;
     }
     uint64_t& events = *recent_part_;
+    if (event.reduced) {
+      // Not one of the batch's own events (EventOut::reduced): never skipped
+      // nor counted, but the sub-run gets the batch's end marker.
+      TBLOG_RETURN_IF_ERROR(writer.writer->WriteSerialized(event.event));
+      ++writer.records_since_sync;
+      *io = false;
+      return absl::OkStatus();
+    }
     if (auto it = skip_.find(batch); it != skip_.end()) {
       if (uint64_t& left = it->second[event.subrun]; left > 0) {
         --left;  // in the files since before the crash
@@ -325,10 +333,12 @@ absl::Status RunFiles::FlushAll(bool sync, bool* synced) {
   return first_error;
 }
 
-absl::Status RunFiles::WriteCheckpoint(bool sync, SeriesSteps reduced_steps) {
+absl::Status RunFiles::WriteCheckpoint(bool sync, SeriesSteps reduced_steps,
+                                       std::vector<std::string> pending_points) {
   MutexLock lock(&mu_);
   CheckpointState state;
   state.reduced_steps = std::move(reduced_steps);
+  state.pending_points = std::move(pending_points);
   state.writer_sequences = checkpoint_sequences_;
   state.batches = recovered_;
   if (!current_done_) {

@@ -39,6 +39,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -115,10 +116,12 @@ class RunFiles {
   // Rewrites the checkpoint (creating it on first use) with the sequences
   // noted, the batches the files hold in part, and each sub-run's current
   // file and length (carried over from the resume for the sub-runs not
-  // written since), and `reduced_steps` (the run's reductions' last steps,
-  // checkpoint.h); fsyncs it when `sync`.
+  // written since), `reduced_steps` and `pending_points` (the run's
+  // reductions' last steps and pending points, checkpoint.h); fsyncs it when
+  // `sync`.
   // Call it after a FlushAll that succeeded, so the lengths are in the files.
-  absl::Status WriteCheckpoint(bool sync, SeriesSteps reduced_steps = {})
+  absl::Status WriteCheckpoint(bool sync, SeriesSteps reduced_steps = {},
+                               std::vector<std::string> pending_points = {})
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Ends each sub-run's open batch and closes every event file (the first

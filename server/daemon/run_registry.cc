@@ -167,6 +167,7 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
   std::map<std::string, uint64_t> writer_sequences;
   ResumedFiles resumed_files;
   SeriesSteps last_steps, reduced_steps;  // ResumeRepair's
+  std::vector<std::string> pending_contributions;  // ResumeRepair::contributions
   bool resumed = false;
   // Runs never nest (run_nesting.h). Serialized by open_mu_ with every other
   // OpenRun, so no run appears around or inside this one meanwhile.
@@ -217,6 +218,7 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
       resumed_files = std::move(repair->resumed);
       last_steps = std::move(repair->last_steps);
       reduced_steps = std::move(repair->reduced_steps);
+      pending_contributions = std::move(repair->contributions);
       resumed = true;
     }
   }
@@ -232,6 +234,13 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
   // never writes again a reduced point its files hold.
   TBLOG_RETURN_IF_ERROR(run->reductions().Configure(request));
   run->reductions().NoteWritten(last_steps, reduced_steps);
+  if (!pending_contributions.empty()) {
+    const RunReductions::RestoreCounts restored =
+        run->reductions().Restore(pending_contributions, absl::Now());
+    spdlog::info("run={} resume: restored {} pending reduced points ({} contributions, {} "
+                 "records skipped)",
+                 run_path, restored.points, restored.contributions, restored.undecodable);
+  }
   if (!open_events->events.empty() || !open_events->files.empty()) {
     run->SubmitEvents(*std::move(open_events), [run_path](absl::Status status) {
       if (!status.ok()) {

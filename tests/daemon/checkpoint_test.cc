@@ -44,6 +44,8 @@ TEST(CheckpointTest, EncodeDecodeRoundTripWithOddNames) {
   state.files.push_back({"eval/top 1", "events.out.tfevents.2.host.1.000002.v2", 0});
   state.reduced_steps[{"", "loss"}] = 42;
   state.reduced_steps[{"eval/top 1", "acc %/top 5"}] = -3;
+  // Pending points are serialized Records: any bytes, newlines and spaces too.
+  state.pending_points = {std::string("\0\n \xff pending", 12), "", "x"};
   const std::string text = EncodeCheckpoint(state);
   auto decoded = DecodeCheckpoint(text);
   ASSERT_TRUE(decoded.ok()) << decoded.status();

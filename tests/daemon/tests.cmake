@@ -8,6 +8,7 @@ foreach(unit record_converter convert_scalars convert_histogram convert_image co
   tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon_convert)
 endforeach()
 foreach(unit worker_pool byte_budget checkpoint resume_scan run run_leases run_registry service aggregate
+    contribution_record
     config metrics log_rate_limit rejection_log write_batch_call)
   tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon)
 endforeach()
@@ -94,3 +95,8 @@ add_dependencies(shm_e2e_test tblogd)
 tblog_add_test(stream_tags_e2e_test SOURCES daemon/stream_tags_e2e_test.cc
   LIBS tblog_engine tblog_api_proto tblog_daemon_process gRPC::grpc++)
 add_dependencies(stream_tags_e2e_test tblogd)
+# Crash durability of pending reductions (issue 11): the writing tblogd killed
+# with SIGKILL while ranks write reduced scalars and a merged histogram.
+tblog_add_test(reduce_durability_e2e_test SOURCES daemon/reduce_durability_e2e_test.cc
+  LIBS tblog_client tblog_engine tblog_daemon_process)
+add_dependencies(reduce_durability_e2e_test tblogd)
