@@ -35,6 +35,13 @@ struct NodeReduce::RunState {
   std::map<BatchId, HeldBatch> held;
   // Writers seen since this daemon started, with the run's own sequences.
   std::map<std::string, WriterView> writers;
+  // Flushes waiting for batches held (WhenReleased).
+  struct Waiter {
+    std::string writer;
+    uint64_t through;
+    absl::AnyInvocable<void() &&> done;
+  };
+  std::vector<Waiter> waiters;
 };
 
 NodeReduce::NodeReduce(absl::Duration delay) : delay_(delay) {}
@@ -175,6 +182,23 @@ void NodeReduce::Cap(const std::string& run_id, const std::string& writer_id,
   ack.set_durable_sequence(CapValue(*run, writer_id, ack.durable_sequence()));
 }
 
+void NodeReduce::WhenReleased(const std::string& run_id, const std::string& writer_id,
+                              uint64_t through_sequence, absl::AnyInvocable<void() &&> done) {
+  const uint64_t through = through_sequence == 0 ? UINT64_MAX : through_sequence;
+  {
+    MutexLock lock(&mu_);
+    auto run = runs_.find(run_id);
+    if (run != runs_.end()) {
+      const uint64_t first = FirstHeld(*run->second, writer_id);
+      if (first != 0 && first <= through) {
+        run->second->waiters.push_back({writer_id, through, std::move(done)});
+        return;
+      }
+    }
+  }
+  std::move(done)();
+}
+
 uint64_t NodeReduce::CapReported(const std::string& run_id, const std::string& writer_id,
                                  uint64_t written) {
   MutexLock lock(&mu_);
@@ -257,10 +281,16 @@ std::vector<NodePartial> NodeReduce::TakeDue(const std::string& run_id, absl::Ti
       ++it;
       continue;
     }
+    // Recorded here: written, and in a checkpoint (a batch that wrote no
+    // event leaves no marker, so only the checkpoint tells a resume it was
+    // written, and its resend then counts as a duplicate: `resent`).
     const bool written =
         std::all_of(point.batches.begin(), point.batches.end(), [&](const BatchId& id) {
           auto batch = run.held.find(id);
-          return batch == run.held.end() || batch->second.written;
+          if (batch == run.held.end()) return true;
+          auto writer = run.writers.find(id.first);
+          return batch->second.written && writer != run.writers.end() &&
+                 writer->second.flushed >= id.second;
         });
     if (!written || (!all && point.due > now)) {
       blocked = std::move(series);
@@ -284,6 +314,7 @@ void NodeReduce::Acknowledged(const std::string& run_id, const std::vector<NodeP
     int completed = 0;
   };
   std::map<AckSink*, Delivery> deliveries;
+  std::vector<absl::AnyInvocable<void() &&>> flushes;
   {
     MutexLock lock(&mu_);
     auto found = runs_.find(run_id);
@@ -305,6 +336,15 @@ void NodeReduce::Acknowledged(const std::string& run_id, const std::vector<NodeP
     for (const NodePartial& partial : partials) {
       held_bytes_ -= std::min(partial.bytes, held_bytes_);
     }
+    for (auto it = run.waiters.begin(); it != run.waiters.end();) {
+      const uint64_t first = FirstHeld(run, it->writer);
+      if (first != 0 && first <= it->through) {
+        ++it;
+        continue;
+      }
+      flushes.push_back(std::move(it->done));
+      it = run.waiters.erase(it);
+    }
     // The deferred acks: the writer's sequences as the run last gave them,
     // capped below what is still held; one completed batch each.
     for (auto& [weak, writer] : released) {
@@ -322,6 +362,7 @@ void NodeReduce::Acknowledged(const std::string& run_id, const std::vector<NodeP
   for (auto& [key, delivery] : deliveries) {
     delivery.sink->OnAck(std::move(delivery.ack), delivery.completed);
   }
+  for (auto& done : flushes) std::move(done)();
 }
 
 absl::Time NodeReduce::NextDue() const {

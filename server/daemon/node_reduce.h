@@ -53,6 +53,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/sync.h"
@@ -112,9 +113,11 @@ class NodeReduce {
   // is about to acknowledge it: true when a partial still holds its
   // contributions; this class then sends its ack (completed_batches 1) once
   // they are all acknowledged upstream. A point goes upstream only once
-  // every batch it holds got here: so whatever reached the upstream is in
-  // the local files, and a batch the client resends after a crash of this
-  // daemon is either new to both or a local duplicate (`resent` in Take).
+  // every batch it holds got here and was flushed (in the run's checkpoint,
+  // as Cap learns from the flushed_sequence of the run's acks): so whatever
+  // reached the upstream is recorded here, and a batch the client resends
+  // after a crash of this daemon is either new to both or a local duplicate
+  // (`resent` in Take). This costs up to one --flush-interval of latency.
   bool Defer(const std::string& run_id, const std::string& writer_id, uint64_t sequence)
       ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -122,6 +125,13 @@ class NodeReduce {
   // below its first batch still held (and remembers the run's own values,
   // for the deferred acks).
   void Cap(const std::string& run_id, const std::string& writer_id, v1::WriteResponse& ack)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs `done` once no batch of `writer_id` through `through_sequence` (0:
+  // any) is held any more: at once when none is, else from Acknowledged. A
+  // writer's Flush completes only then, since a client takes a completed
+  // Flush as an ack of every batch it covers.
+  void WhenReleased(const std::string& run_id, const std::string& writer_id,
+                    uint64_t through_sequence, absl::AnyInvocable<void() &&> done)
       ABSL_LOCKS_EXCLUDED(mu_);
   // The sequence to report for `writer_id` whose batches the run holds
   // through `written` (OpenRun's writer_sequences): below its first batch

@@ -177,6 +177,18 @@ void Run::Subscribe(const std::string& writer_id, std::weak_ptr<AckSink> sink) {
 
 uint64_t Run::Flush(const std::string& writer_id, uint64_t through_sequence, bool sync,
                     Done done) {
+  if (context_.node_reduce != nullptr && !writer_id.empty()) {
+    // Done only once the upstream has the writer's contributions too: a
+    // client takes the flush as an ack of its batches (node_reduce.h).
+    done = [node_reduce = context_.node_reduce, run_id = run_id_, writer_id, through_sequence,
+            done = std::move(done)](absl::Status status) mutable {
+      if (!status.ok()) return std::move(done)(status);
+      node_reduce->WhenReleased(run_id, writer_id, through_sequence,
+                                [done = std::move(done)]() mutable {
+                                  std::move(done)(absl::OkStatus());
+                                });
+    };
+  }
   ReleasableMutexLock lock(&mu_);
   if (closed_) {
     lock.Release();

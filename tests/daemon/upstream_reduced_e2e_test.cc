@@ -113,6 +113,7 @@ class UpstreamReducedE2eTest : public ::testing::Test {
     options.logdir = LogdirOf(name);
     options.socket_path = SocketOf(name);
     options.log_path = options.socket_path + ".log";
+    options.log_path = absl::StrCat(options.socket_path, ".", ++starts_, ".log");
     options.extra_args = {"--daemon-id", name, "--upstream", "unix:" + SocketOf("upstream"),
                           "--upstream-forward", "reduced", "--flush-interval", "50ms",
                           "--fsync", "flush"};
@@ -178,6 +179,7 @@ class UpstreamReducedE2eTest : public ::testing::Test {
   }
 
   TempDir root_;
+  int starts_ = 0;
 };
 
 TEST_F(UpstreamReducedE2eTest, NodesWriteTheirRecordsAndTheUpstreamTheGlobalPoints) {
