@@ -24,10 +24,9 @@ constexpr absl::Duration kTick = absl::Milliseconds(10);
 constexpr absl::Duration kMinBackoff = absl::Milliseconds(100);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(2);
 
-std::unique_ptr<grpc::ClientContext> CallContext(absl::Duration timeout) {
+std::unique_ptr<grpc::ClientContext> CallContext(absl::Time deadline) {
   auto context = std::make_unique<grpc::ClientContext>();
-  context->set_deadline(std::chrono::system_clock::now() +
-                        std::chrono::microseconds(absl::ToInt64Microseconds(timeout)));
+  context->set_deadline(absl::ToChronoTime(deadline));
   return context;
 }
 
@@ -71,6 +70,15 @@ void NodeReduceSender::Loop() {
       deadline = stop_deadline_;
     }
     const absl::Time now = absl::Now();
+    if (stopping && now >= deadline) {
+      for (const auto& [run_id, up] : upstreams_) {
+        if (up.request) {
+          spdlog::warn("upstream {}: stopping with reduced points of run {} not acknowledged; "
+                       "their writers resend them to the next tblogd", channel_->address(), run_id);
+        }
+      }
+      return;
+    }
     // Stopping: every pending point goes now, until the deadline.
     for (const std::string& run_id : reduce_->RunsWithDue(now, stopping)) upstreams_[run_id];
     bool busy = false;
@@ -85,13 +93,7 @@ void NodeReduceSender::Loop() {
       busy = true;
       if (absl::Now() >= up.retry_at) Attempt(run_id, up);
     }
-    if (stopping && (!busy || absl::Now() >= deadline)) {
-      if (busy) {
-        spdlog::warn("upstream {}: stopping with reduced points not acknowledged; their "
-                     "writers resend them to the next tblogd", channel_->address());
-      }
-      return;
-    }
+    if (stopping && !busy) return;
   }
 }
 
@@ -103,7 +105,7 @@ bool NodeReduceSender::Open(const std::string& run_id, Upstream& up) {
   request.set_reduce_group_size(settings.group_size);
   request.set_reduce_timeout_seconds(settings.timeout_seconds);
   v1::OpenRunResponse response;
-  auto context = CallContext(call_timeout_);
+  auto context = CallContext(CallDeadline());
   const grpc::Status status = channel_->stub().OpenRun(context.get(), request, &response);
   if (!status.ok()) {
     Failed(up, absl::StrCat("OpenRun ", run_id), status.error_message());
@@ -130,7 +132,7 @@ void NodeReduceSender::Attempt(const std::string& run_id, Upstream& up) {
   if (up.request->sequence() == 0) up.request->set_sequence(up.next_sequence++);
   up.request->set_run_id(up.run_id);
   v1::WriteResponse response;
-  auto context = CallContext(call_timeout_);
+  auto context = CallContext(CallDeadline());
   const grpc::Status status = channel_->stub().WriteBatch(context.get(), *up.request, &response);
   switch (status.error_code()) {
     case grpc::StatusCode::OK:
@@ -154,6 +156,11 @@ void NodeReduceSender::Attempt(const std::string& run_id, Upstream& up) {
              status.error_message());
       return;
   }
+}
+
+absl::Time NodeReduceSender::CallDeadline() {
+  MutexLock lock(&mu_);
+  return std::min(absl::Now() + call_timeout_, stop_deadline_);
 }
 
 void NodeReduceSender::Failed(Upstream& up, const std::string& what, const std::string& error) {

@@ -78,6 +78,8 @@ class NodeReduceSender {
   // flight, and handles the answer.
   void Attempt(const std::string& run_id, Upstream& up);
   bool Open(const std::string& run_id, Upstream& up);
+  // Now + call_timeout_, or the stop deadline if sooner.
+  absl::Time CallDeadline() ABSL_LOCKS_EXCLUDED(mu_);
   void Failed(Upstream& up, const std::string& what, const std::string& error);
   void Acked(const std::string& run_id, Upstream& up);
 
