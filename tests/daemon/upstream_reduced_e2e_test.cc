@@ -11,7 +11,9 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -86,6 +88,17 @@ void ExpectEachStep(const Points& points, const std::string& tag, int64_t steps,
   EXPECT_TRUE(missing == 0 && doubled == 0 && wrong == 0)
       << tag << ": " << steps << " steps: " << missing << " missing, " << doubled << " doubled, "
       << wrong << " wrong (" << first_wrong << ")";
+}
+
+// Resident memory of a process, from /proc (0 when it cannot be read).
+int64_t RssBytes(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) != 0) continue;
+    return std::strtoll(line.c_str() + 6, nullptr, 10) * 1024;
+  }
+  return 0;
 }
 
 class UpstreamReducedE2eTest : public ::testing::Test {
@@ -210,6 +223,47 @@ TEST_F(UpstreamReducedE2eTest, NodesWriteTheirRecordsAndTheUpstreamTheGlobalPoin
   }
   // The writers closed: every batch was acknowledged, so every partial was.
   // The upstream writes a point once its group is complete.
+  EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
+  ExpectRuns(kSteps);
+  EXPECT_TRUE((*node_a)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*node_b)->Stop(SIGTERM).ok());
+}
+
+// The upstream is not there while the ranks write: the nodes write the ranks'
+// own points, hold the reduced ones (no ack to the clients meanwhile) within
+// a bounded memory, and send them once the upstream starts.
+TEST_F(UpstreamReducedE2eTest, HoldsReducedPointsUntilTheUpstreamComes) {
+  constexpr int64_t kSteps = 200;
+  auto node_a = StartNode("node-a");
+  ASSERT_TRUE(node_a.ok()) << node_a.status();
+  auto node_b = StartNode("node-b");
+  ASSERT_TRUE(node_b.ok()) << node_b.status();
+  const int64_t rss_before = RssBytes((*node_a)->pid());
+  std::vector<std::unique_ptr<Writer>> writers(kRanks);
+  for (int rank = 0; rank < kRanks; ++rank) {
+    auto writer = Writer::Open(Options(rank));
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    writers[rank] = *std::move(writer);
+  }
+  for (int64_t step = 0; step < kSteps; ++step) {
+    for (int rank = 0; rank < kRanks; ++rank) LogStep(*writers[rank], rank, step);
+  }
+  absl::SleepFor(absl::Seconds(1));
+  // The nodes wrote the ranks' own points, and acknowledged nothing.
+  const Points local = ReadPoints(RunDirOf("node-a"));
+  ASSERT_TRUE(local.count("rank0/own"));
+  EXPECT_EQ(local.at("rank0/own").size(), static_cast<size_t>(kSteps));
+  EXPECT_FALSE(fs::exists(RunDirOf("upstream")));
+  const int64_t rss_held = RssBytes((*node_a)->pid());
+  EXPECT_LT(rss_held - rss_before, int64_t{64} << 20) << rss_before << " -> " << rss_held;
+  std::printf("node-a RSS %lld -> %lld bytes while the upstream was away\n",
+              static_cast<long long>(rss_before), static_cast<long long>(rss_held));
+
+  auto upstream = StartUpstream();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  for (int rank = 0; rank < kRanks; ++rank) {
+    EXPECT_TRUE(writers[rank]->close().ok()) << rank << ": " << writers[rank]->status();
+  }
   EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
   ExpectRuns(kSteps);
   EXPECT_TRUE((*node_a)->Stop(SIGTERM).ok());
