@@ -164,7 +164,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
     if (!channel.ok()) return channel.status();
     daemon->upstream_channel_ = *std::move(channel);
     if (forward_reduced) {
-      const std::string writer_id = NodeWriterId(options.file.hostname);
+      const std::string writer_id = NodeWriterId(options.file.hostname, absl::Now());
       daemon->node_sender_ = std::make_unique<NodeReduceSender>(
           daemon->node_reduce_.get(), daemon->upstream_channel_.get(), writer_id,
           options.upstream.call_timeout);

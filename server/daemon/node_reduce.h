@@ -1,7 +1,8 @@
 // `--upstream-forward reduced` (README "Upstream mode"): a node daemon that
 // writes its runs itself, except the reduced records (Record.reduce), whose
 // contributions it combines per point and forwards to the upstream tblogd as
-// partial aggregates (Reduce.partial) under a writer id of its own. This is
+// partial aggregates (Reduce.partial) under a writer id of its own
+// (NodeWriterId, node_reduce_sender.h). This is
 // the combining half and the acknowledgement gate; node_reduce_sender.h sends
 // the partials.
 //

@@ -32,12 +32,13 @@ std::unique_ptr<grpc::ClientContext> CallContext(absl::Time deadline) {
 
 }  // namespace
 
-std::string NodeWriterId(const std::string& daemon_id) {
-  if (!daemon_id.empty()) return absl::StrCat("tblogd:", daemon_id);
-  // The default --daemon-id, as the event files name it.
-  char name[HOST_NAME_MAX + 1] = {};
-  if (::gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "tblogd:localhost";
-  return absl::StrCat("tblogd:", name);
+std::string NodeWriterId(const std::string& daemon_id, absl::Time start) {
+  std::string id = daemon_id;
+  if (id.empty()) {  // the default --daemon-id, as the event files name it
+    char name[HOST_NAME_MAX + 1] = {};
+    id = ::gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0' ? "localhost" : name;
+  }
+  return absl::StrCat("tblogd:", id, ":", absl::ToUnixMillis(start));
 }
 
 NodeReduceSender::NodeReduceSender(NodeReduce* reduce, UpstreamChannel* channel,

@@ -1,7 +1,7 @@
 // The partial sender of `--upstream-forward reduced` (node_reduce.h): one
 // thread that takes the due points of each run from NodeReduce and sends
 // them to the upstream tblogd as WriteBatch calls of the node's own writer
-// (NodeWriterId: "tblogd:<daemon id>"), with its own consecutive sequence
+// (NodeWriterId: "tblogd:<daemon id>:<start>"), with its own consecutive sequence
 // numbers per run, one batch in flight per run.
 //
 // The hop keeps the guarantees of a client: a batch is resent, with the same
@@ -42,8 +42,12 @@ namespace tblog::daemon {
 
 class UpstreamChannel;
 
-// The writer id a node daemon sends its partials under.
-std::string NodeWriterId(const std::string& daemon_id);
+// The writer id a node daemon started at `start` sends its partials under:
+// "tblogd:<daemon id>:<start, Unix milliseconds>". One per process: a batch
+// the previous process had in flight when it was killed may still reach the
+// upstream after this one opened the run, and must not take a sequence
+// number this one uses (the upstream would drop one of the two as a resend).
+std::string NodeWriterId(const std::string& daemon_id, absl::Time start);
 
 class NodeReduceSender {
  public:

@@ -16,7 +16,7 @@ void AddUpstreamFlags(CLI::App& app, UpstreamOptions& upstream, std::string& tim
                  "What goes upstream: all (every call; each client batch keeps its writer id "
                  "and sequence, and the upstream's acks come back), or reduced (runs are "
                  "written here, and only the reduced records go upstream, combined per step "
-                 "into partials under the writer id tblogd:<daemon id>; README, Upstream mode)")
+                 "into partials under the writer id tblogd:<daemon id>:<start>; README, Upstream mode)")
       ->capture_default_str()
       ->check(CLI::IsMember({"all", "reduced"}))
       ->envname("TBLOG_UPSTREAM_FORWARD");
