@@ -352,8 +352,8 @@ void KillWhileWriting(UpstreamReducedE2eTest& test, const std::vector<std::strin
   }
 }
 
-// FLAKY, so disabled: passes most runs (8 of 10 on a 2-core box at load 17), but
-// about one run in four ends with one rank's contributions missing from a
+// FLAKY, so disabled: passes most runs (12 of 15 on a 2-core box at load 13-17), but
+// about one run in five ends with one rank's contributions missing from a
 // few hundred consecutive steps after a node kill (e.g. "count: 3 for 4"
 // from step 301 on). Cause not found yet (issue 11, fwdred's report): the
 // holes found so far (resends mixed with fresh contributions, batches with
