@@ -156,8 +156,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
   }
   daemon->converter_ = std::make_unique<RecordConverter>(
       daemon->options_.limits, daemon->workers_.get(), daemon->shm_rings_.get());
+  const bool forward_reduced = options.upstream.enabled() && options.upstream.forward == "reduced";
+  if (forward_reduced) daemon->node_reduce_ = std::make_unique<NodeReduce>();
   const RunContext context{&daemon->options_, daemon->converter_.get(), daemon->workers_.get(),
-                           &daemon->budget_, &daemon->metrics_};
+                           &daemon->budget_, &daemon->metrics_, daemon->node_reduce_.get()};
   daemon->registry_ = std::make_unique<RunRegistry>(context, logdir);
   // Run ownership goes by the caller's token or client certificate
   // (auth.h); tests may bring their own identities.
@@ -171,11 +173,20 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
     auto channel = UpstreamChannel::Open(options.upstream, options.limits.max_message_bytes);
     if (!channel.ok()) return channel.status();
     daemon->upstream_channel_ = *std::move(channel);
-    daemon->upstream_service_ = std::make_unique<UpstreamService>(
-        daemon->upstream_channel_.get(), &daemon->budget_, options.limits.max_streams,
-        options.limits.max_message_bytes);
-    spdlog::info("upstream mode: forwarding every call to {} (--upstream-forward {})",
-                 options.upstream.address, options.upstream.forward);
+    if (forward_reduced) {
+      const std::string writer_id = NodeWriterId(options.file.hostname, absl::Now());
+      daemon->node_sender_ = std::make_unique<NodeReduceSender>(
+          daemon->node_reduce_.get(), daemon->upstream_channel_.get(), writer_id,
+          options.upstream.call_timeout);
+      spdlog::info("upstream mode: writing runs here, reduced points to {} as writer {} "
+                   "(--upstream-forward reduced)", options.upstream.address, writer_id);
+    } else {
+      daemon->upstream_service_ = std::make_unique<UpstreamService>(
+          daemon->upstream_channel_.get(), &daemon->budget_, options.limits.max_streams,
+          options.limits.max_message_bytes);
+      spdlog::info("upstream mode: forwarding every call to {} (--upstream-forward {})",
+                   options.upstream.address, options.upstream.forward);
+    }
   }
   daemon->metrics_.AddGauge("tblogd_active_streams", "Open Write streams.",
                             [service = daemon->service_.get(),
@@ -293,9 +304,11 @@ Daemon::~Daemon() {
   shm_socket_.reset();
   service_.reset();
   upstream_service_.reset();  // before the channel its calls use
+  node_sender_.reset();       // likewise
   upstream_channel_.reset();
   workers_.reset();
   registry_.reset();
+  node_reduce_.reset();  // the runs use it
 }
 
 void Daemon::FlusherLoop() {
@@ -338,6 +351,8 @@ absl::Status Daemon::Shutdown(absl::Duration grace) {
   service_->BeginShutdown();
   if (upstream_service_) upstream_service_->BeginShutdown();
   absl::Status status = registry_->CloseAllForShutdown(deadline);
+  // The streams' last acks wait for their partials: send every pending one.
+  if (node_sender_) node_sender_->Stop(deadline);
   const bool streams_done = service_->WaitForStreams(deadline) &&
                             (!upstream_service_ || upstream_service_->WaitForStreams(deadline));
   if (!streams_done && status.ok()) {

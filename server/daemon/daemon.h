@@ -15,6 +15,8 @@
 #include "absl/time/time.h"
 #include "daemon/byte_budget.h"
 #include "daemon/metrics.h"
+#include "daemon/node_reduce.h"
+#include "daemon/node_reduce_sender.h"
 #include "daemon/options.h"
 #include "daemon/record_converter.h"
 #include "daemon/run_registry.h"
@@ -79,6 +81,11 @@ class Daemon {
   // every call over it, registered instead of service_. Null otherwise.
   std::unique_ptr<UpstreamChannel> upstream_channel_;
   std::unique_ptr<UpstreamService> upstream_service_;
+  // `--upstream-forward reduced` (node_reduce.h): service_ writes the runs
+  // here, the runs hand reduced contributions to node_reduce_, and
+  // node_sender_ sends their partials over upstream_channel_. Null otherwise.
+  std::unique_ptr<NodeReduce> node_reduce_;
+  std::unique_ptr<NodeReduceSender> node_sender_;
   // TLS, tokens and their file watchers; before server_, which uses them.
   ListenerCredentials credentials_;
   std::unique_ptr<grpc::Server> server_;

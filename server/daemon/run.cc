@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "daemon/names.h"
+#include "daemon/node_reduce.h"
 #include "spdlog/spdlog.h"
 
 namespace tblog::daemon {
@@ -96,7 +97,11 @@ Run::Run(RunContext context, std::string run_id, std::string directory,
   for (const auto& [writer, sequence] : writer_sequences) {
     WriterState& state = writers_[writer];
     state.enqueued = state.written = state.flushed = state.durable = sequence;
-    state.contract = SequenceContract(sequence);  // the resuming OpenRun reports it
+    // The resuming OpenRun reports it (lower while a node's partials hold
+    // the writer's batches: node_reduce.h).
+    state.contract = SequenceContract(
+        context_.node_reduce ? context_.node_reduce->CapReported(run_id_, writer, sequence)
+                             : sequence);
   }
 }
 
@@ -128,15 +133,20 @@ absl::Status Run::Submit(v1::WriteRequest request, std::shared_ptr<AckSink> sink
     }
     if (sequence != 0 && sequence <= writer.enqueued) {
       entry->type = Entry::Type::kDuplicate;
-      entry->ready = true;
+      // A node forwarding reductions still takes a resent batch's
+      // contributions (node_reduce.h): they are converted, not written.
+      convert = context_.node_reduce != nullptr &&
+                std::any_of(request.records().begin(), request.records().end(),
+                            [](const v1::Record& record) { return record.has_reduce(); });
+      entry->ready = !convert;
       ++batches_duplicate_;
       context_.metrics->batches_duplicate.fetch_add(1, std::memory_order_relaxed);
     } else {
       if (sequence != 0) writer.enqueued = sequence;
       entry->type = Entry::Type::kBatch;
-      entry->receive_time = NowSeconds();
       convert = true;
     }
+    if (convert) entry->receive_time = NowSeconds();
     entry->request = std::move(request);
     entry->sink = std::move(sink);
     entry->charged_bytes = charged_bytes;
@@ -172,6 +182,18 @@ void Run::Subscribe(const std::string& writer_id, std::weak_ptr<AckSink> sink) {
 
 uint64_t Run::Flush(const std::string& writer_id, uint64_t through_sequence, bool sync,
                     Done done) {
+  if (context_.node_reduce != nullptr && !writer_id.empty()) {
+    // Done only once the upstream has the writer's contributions too: a
+    // client takes the flush as an ack of its batches (node_reduce.h).
+    done = [node_reduce = context_.node_reduce, run_id = run_id_, writer_id, through_sequence,
+            done = std::move(done)](absl::Status status) mutable {
+      if (!status.ok()) return std::move(done)(status);
+      node_reduce->WhenReleased(run_id, writer_id, through_sequence,
+                                [done = std::move(done)]() mutable {
+                                  std::move(done)(absl::OkStatus());
+                                });
+    };
+  }
   ReleasableMutexLock lock(&mu_);
   if (closed_) {
     lock.Release();
@@ -292,9 +314,12 @@ std::map<std::string, uint64_t> Run::WriterSequences() {
   std::map<std::string, uint64_t> sequences;
   MutexLock lock(&mu_);
   for (auto& [id, writer] : writers_) {
-    sequences[id] = writer.written;
+    const uint64_t reported =
+        context_.node_reduce ? context_.node_reduce->CapReported(run_id_, id, writer.written)
+                             : writer.written;
+    sequences[id] = reported;
     // Whoever asked, the writer learns no less than this when it reopens.
-    writer.contract.NoteReported(writer.written);
+    writer.contract.NoteReported(reported);
   }
   return sequences;
 }
@@ -442,21 +467,31 @@ void Run::WriteGroups() {
                      std::string(sticky_error_.message()));
         sticky_error_ = absl::OkStatus();
       }
-      auto fill = [](v1::WriteResponse& response, const WriterState& writer) {
+      auto fill = [this](v1::WriteResponse& response, const std::string& writer_id,
+                         const WriterState& writer) {
         response.set_written_sequence(writer.written);
         response.set_durable_sequence(writer.durable);
         response.set_flushed_sequence(writer.flushed);
+        if (context_.node_reduce) context_.node_reduce->Cap(run_id_, writer_id, response);
       };
       for (size_t i = 0; i < group.size(); ++i) {
         if (group[i] == nullptr) continue;  // requeued
         Entry& entry = *group[i];
         if (entry.type != Entry::Type::kBatch && entry.type != Entry::Type::kDuplicate) continue;
         release_bytes += entry.charged_bytes;
+        // Held by partials not yet acknowledged upstream: NodeReduce acks it.
+        const bool deferred =
+            context_.node_reduce && entry.request.sequence() != 0 &&
+            context_.node_reduce->Defer(run_id_, entry.request.writer_id(), entry.request.sequence());
         if (!entry.sink) continue;
         PendingAck& ack = acks[entry.sink.get()];
         ack.sink = entry.sink;
-        ++ack.completed;
-        fill(ack.response, writers_[entry.request.writer_id()]);
+        if (!deferred) ++ack.completed;
+        fill(ack.response, entry.request.writer_id(), writers_[entry.request.writer_id()]);
+        if (deferred) {
+          for (auto& error : entry.errors) *ack.response.add_errors() = std::move(error);
+          continue;
+        }
         if (entry.type == Entry::Type::kBatch) {
           for (auto& error : entry.errors) *ack.response.add_errors() = std::move(error);
         } else {
@@ -483,7 +518,7 @@ void Run::WriteGroups() {
         if (!subscriber || acks.count(subscriber.get()) > 0) continue;
         PendingAck& ack = acks[subscriber.get()];
         ack.sink = std::move(subscriber);
-        fill(ack.response, writer);
+        fill(ack.response, id, writer);
       }
     }
 
@@ -534,8 +569,12 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering
           auto& converted = entry.converted[static_cast<size_t>(j)];
           if (converted.ok() && converted->contribution != nullptr) {
             // Merged once: the result (kept value, completed point) replaces it.
-            converted = reductions_.Absorb(entry.request.writer_id(), *std::move(converted),
-                                           absl::Now());
+            converted = context_.node_reduce
+                            ? context_.node_reduce->Take(run_id_, entry.request.writer_id(),
+                                                         sequence, /*resent=*/false, entry.sink,
+                                                         *std::move(converted))
+                            : reductions_.Absorb(entry.request.writer_id(),
+                                                 *std::move(converted), absl::Now());
           }
           bool io = false;
           absl::Status status =
@@ -566,6 +605,17 @@ void Run::WriteGroup(std::vector<std::unique_ptr<Entry>>& group, bool recovering
         break;
       }
       case Entry::Type::kDuplicate:
+        // Converted only for a node forwarding reductions: the contributions
+        // go upstream again (the upstream drops what it has); nothing is
+        // written.
+        for (auto& converted : entry.converted) {
+          if (converted.ok() && converted->contribution != nullptr) {
+            (void)context_.node_reduce->Take(run_id_, entry.request.writer_id(),
+                                             entry.request.sequence(), /*resent=*/true,
+                                             entry.sink, *std::move(converted));
+          }
+        }
+        entry.converted.clear();
         break;
       case Entry::Type::kEvents: {
         if (entry.take_due_reductions) {

@@ -52,6 +52,8 @@
 
 namespace tblog::daemon {
 
+class NodeReduce;
+
 // The daemon-wide parts a run uses. All borrowed: they are owned by the
 // Daemon and outlive every run (the daemon drains runs before destroying them).
 struct RunContext {
@@ -60,6 +62,9 @@ struct RunContext {
   WorkerPool* workers = nullptr;
   ByteBudget* budget = nullptr;
   Metrics* metrics = nullptr;
+  // `--upstream-forward reduced` only (else null): reduced records go to the
+  // upstream through it instead of the run's own reductions (node_reduce.h).
+  NodeReduce* node_reduce = nullptr;
 };
 
 // Receives the acknowledgements of a writer's batches: a Write stream or a

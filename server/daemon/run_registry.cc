@@ -274,7 +274,9 @@ absl::StatusOr<v1::OpenRunResponse> RunRegistry::OpenRun(const v1::OpenRunReques
   response.set_run_path(run_path);
   response.set_directory(run->directory());
   response.set_resumed(resumed);
-  for (const auto& [writer, sequence] : writer_sequences) {
+  // As the run reports them (lower than its files hold while a node daemon
+  // forwards their reductions: node_reduce.h).
+  for (const auto& [writer, sequence] : run->WriterSequences()) {
     (*response.mutable_writer_sequences())[writer] = sequence;
   }
   return response;

@@ -13,6 +13,7 @@
 #include "daemon/convert/charge.h"
 #include "daemon/flush_call.h"
 #include "daemon/grpc_status.h"
+#include "daemon/node_reduce.h"
 #include "spdlog/spdlog.h"
 
 namespace tblog::daemon {
@@ -477,6 +478,9 @@ grpc::ServerUnaryReactor* TBLogService::OpenRun(grpc::CallbackServerContext* con
   // Directory work and resume repair are file I/O: off the gRPC thread.
   context_.workers->Submit([this, reactor, request, response, caller = Caller(*context)] {
     auto opened = registry_->OpenRun(*request, caller);
+    if (opened.ok() && context_.node_reduce) {
+      context_.node_reduce->NoteOpen(opened->run_id(), *request);  // settings for the upstream
+    }
     if (opened.ok()) {
       *response = *std::move(opened);
       reactor->Finish(grpc::Status::OK);

@@ -14,9 +14,11 @@ void AddUpstreamFlags(CLI::App& app, UpstreamOptions& upstream, std::string& tim
       ->envname("TBLOG_UPSTREAM");
   app.add_option("--upstream-forward", upstream.forward,
                  "What goes upstream: all (every call; each client batch keeps its writer id "
-                 "and sequence, and the upstream's acks come back)")
+                 "and sequence, and the upstream's acks come back), or reduced (runs are "
+                 "written here, and only the reduced records go upstream, combined per step "
+                 "into partials under the writer id tblogd:<daemon id>:<start>; README, Upstream mode)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"all"}))
+      ->check(CLI::IsMember({"all", "reduced"}))
       ->envname("TBLOG_UPSTREAM_FORWARD");
   app.add_flag("--upstream-tls", upstream.tls,
                "TLS to the upstream with the system's CAs (implied by --upstream-tls-*)")

@@ -19,8 +19,10 @@ struct UpstreamOptions {
   // Write stream, WriteBatch, Flush, CloseRun, ListRuns, GetRun) goes to the
   // upstream, each client batch as the same writer_id and sequence, and the
   // upstream's answers (acks, errors) come back unchanged; this daemon writes
-  // nothing itself. The only mode so far: forwarding only the reduced
-  // contributions (and writing the rest here) needs the reductions of issue 11.
+  // nothing itself. "reduced": this daemon writes its runs itself, except the
+  // reduced records, whose contributions it combines per point and sends
+  // upstream as partials under its own writer id (node_reduce.h); a client
+  // batch is acknowledged once written here and its partials upstream.
   std::string forward = "all";
   // How this daemon reaches the upstream: TLS (implied by any file), the CA
   // that signed the upstream's certificate ("" = the system's), a client

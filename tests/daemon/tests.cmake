@@ -10,6 +10,7 @@ endforeach()
 foreach(unit worker_pool byte_budget checkpoint resume_scan run run_leases run_registry service aggregate
     contribution_record
     config metrics log_rate_limit rejection_log write_batch_call)
+    config metrics log_rate_limit rejection_log write_batch_call node_reduce)
   tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon)
 endforeach()
 
@@ -81,6 +82,11 @@ add_dependencies(reduce_e2e_test reduce_rank_child tblogd)
 tblog_add_test(upstream_e2e_test SOURCES daemon/upstream_e2e_test.cc
   LIBS tblog_client tblog_engine tblog_daemon_process)
 add_dependencies(upstream_e2e_test tblogd)
+# --upstream-forward reduced: nodes write their runs and send partials of the
+# reduced records upstream; kill -9 of nodes (and of the upstream).
+tblog_add_test(upstream_reduced_e2e_test SOURCES daemon/upstream_reduced_e2e_test.cc
+  LIBS tblog_client tblog_engine tblog_daemon_process)
+add_dependencies(upstream_reduced_e2e_test tblogd)
 tblog_add_test(upstream_flags_test SOURCES daemon/upstream_flags_test.cc LIBS tblog_daemon)
 # Shared-memory tensors against a real tblogd: equal to bytes, forged and
 # rewritten slices, refused, full and absent rings, a client killed holding

@@ -42,6 +42,12 @@ TEST(UpstreamFlagsTest, OffByDefault) {
   EXPECT_EQ(parsed.command.options.upstream.call_timeout, UpstreamOptions{}.call_timeout);
 }
 
+TEST(UpstreamFlagsTest, ForwardsReducedRecordsOnlyWhenAsked) {
+  const Parsed parsed = Parse({"--upstream", "central:6066", "--upstream-forward", "reduced"});
+  ASSERT_EQ(parsed.command.kind, Command::Kind::kServe) << parsed.err;
+  EXPECT_EQ(parsed.command.options.upstream.forward, "reduced");
+}
+
 TEST(UpstreamFlagsTest, TakesTheAddressTheTokenAndTheTimeout) {
   const std::string token = (testing::FreshTempDir("upstream_flags_test") / "token").string();
   std::ofstream(token) << "  0123456789abcdef0123456789abcdef  \n# comment\n";
