@@ -217,6 +217,7 @@ class Stream:
         # is sent at once (wake()), as the C++ client does. Read without the
         # lock by add_scalar's hot path (a plain attribute under the GIL).
         self.send_now = False
+        self._building = False     # the sender holds records taken from the buffer
         # The live Write stream.
         self._stream_gen = 0
         self._stream_queue = None
@@ -356,6 +357,15 @@ class Stream:
         """Sends everything buffered and waits until the daemon has written and
         flushed it (visible to TensorBoard); then raises pending errors."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cv:
+            # Nothing buffered, and every batch sent is written: in the files,
+            # handed to the OS (WriteResponse.written_sequence), so visible
+            # already: no round trip.
+            written = (not self.points and not self._items and not self._building and
+                       self._written_seq >= self._sequence and not self._stream_broken)
+        if written:
+            self.take_errors()
+            return
         with self._cv:
             self._flush_requested += 1
             token = self._flush_requested
@@ -657,6 +667,7 @@ class Stream:
                 self._take_points_locked()
                 items = self._items
                 self._items = []
+                self._building = bool(items)
                 taken_bytes = self._item_bytes
                 self._item_bytes = 0
                 self._item_records = 0
@@ -692,6 +703,7 @@ class Stream:
                     if not self._stream_broken:
                         self._stream_queue.put(request)
             with self._cv:
+                self._building = False
                 if flush_token != self._flush_served:
                     self._flush_served = flush_token
                     self._flush_served_seq = self._sequence
