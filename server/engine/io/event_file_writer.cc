@@ -271,8 +271,9 @@ class EventFileWriter::Impl {
     }
   }
 
-  // fsyncs the directories holding entries made since the last call, in the
-  // order they were made (outermost last); a failing one stays for a retry.
+  // fsyncs the directories holding entries made since the last call (order
+  // does not matter: nothing is called durable before all are done); a
+  // failing one and those after it stay for a retry.
   absl::Status SyncDirectories() {
     while (!unsynced_dirs_.empty()) {
       TBLOG_RETURN_IF_ERROR(fs_.SyncDir(unsynced_dirs_.front()));
