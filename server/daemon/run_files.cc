@@ -14,14 +14,15 @@
 namespace tblog::daemon {
 
 absl::Status MakeDirectoriesUnder(FileSystem& fs, const std::string& base,
-                                  std::string_view relative, bool sync_parents) {
+                                  std::string_view relative,
+                                  std::vector<std::string>* created_in) {
   std::string path = base;
   for (absl::string_view part : absl::StrSplit(Sv(relative), '/', absl::SkipEmpty())) {
     const std::string parent = path;
     absl::StrAppend(&path, "/", part);
     const absl::Status made = fs.CreateDir(path);
     if (made.ok()) {
-      if (sync_parents) TBLOG_RETURN_IF_ERROR(fs.SyncDir(parent));
+      if (created_in != nullptr) created_in->push_back(parent);
       continue;
     }
     if (!absl::IsAlreadyExists(made)) return made;
@@ -31,6 +32,16 @@ absl::Status MakeDirectoriesUnder(FileSystem& fs, const std::string& base,
       return absl::FailedPreconditionError(
           absl::StrCat(path, " exists and is not a directory (symlinks are not followed)"));
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MakeDirectoriesUnder(FileSystem& fs, const std::string& base,
+                                  std::string_view relative, bool sync_parents) {
+  std::vector<std::string> created_in;
+  TBLOG_RETURN_IF_ERROR(MakeDirectoriesUnder(fs, base, relative, &created_in));
+  if (sync_parents) {
+    for (const std::string& parent : created_in) TBLOG_RETURN_IF_ERROR(fs.SyncDir(parent));
   }
   return absl::OkStatus();
 }
@@ -59,6 +70,9 @@ double Seconds(absl::Time time) { return absl::ToDoubleSeconds(time - absl::Unix
 EventFileOptions OptionsSortingLast(EventFileOptions options, const std::string& daemon_id,
                                     FileSystem& fs, const std::string& dir) {
   options.hostname = daemon_id;
+  // A flush must not wait on the disk: the new file's name is fsynced with
+  // its data (the durable sync), not when it is created.
+  options.defer_directory_syncs = true;
   const uint64_t latest = LatestEventFileSecond(fs, dir);
   const absl::Time now = options.clock();
   const absl::Time floor = absl::FromUnixSeconds(static_cast<int64_t>(latest) + 1);
@@ -202,8 +216,9 @@ absl::StatusOr<RunFiles::SubrunWriter*> RunFiles::Subrun(const std::string& subr
     std::string dir = directory_;
     if (!subrun.empty()) {
       TBLOG_RETURN_IF_ERROR(ValidateRelativePath(subrun, "sub-run", limits_));
-      absl::Status made = MakeDirectoriesUnder(fs_, directory_, subrun,
-                                               file_options_.sync != SyncPolicy::kNever);
+      std::vector<std::string> created_in;
+      absl::Status made = MakeDirectoriesUnder(fs_, directory_, subrun, &created_in);
+      NoteUnsyncedDirs(std::move(created_in));
       if (!made.ok()) {
         *io = IsIoError(made);
         return made;
@@ -324,7 +339,14 @@ absl::Status RunFiles::FlushAll(bool sync, bool* synced) {
   for (auto& [subrun, entry] : subruns_) {
     const uint64_t syncs_before = entry.writer->stats().syncs;
     absl::Status status = EndOpenBatch(entry);
-    if (status.ok()) status = entry.writer->Flush(sync && entry.records_since_sync > 0);
+    // A flush not asked to sync never waits on the disk, not even when the
+    // engine's interval is due: with --fsync interval the syncs come as sync
+    // flushes (Run::sync_due); --fsync flush syncs every flush.
+    if (status.ok()) {
+      status = sync || file_options_.sync == SyncPolicy::kOnFlush
+                   ? entry.writer->Flush(sync && entry.records_since_sync > 0)
+                   : entry.writer->WriteOut();
+    }
     if (status.ok() && entry.writer->stats().syncs > syncs_before) entry.records_since_sync = 0;
     if (entry.records_since_sync > 0) all_synced = false;
     if (!status.ok() && first_error.ok()) first_error = status;
@@ -358,12 +380,35 @@ absl::Status RunFiles::WriteCheckpoint(bool sync, SeriesSteps reduced_steps,
     if (subruns_.count(file.subrun) == 0) state.files.push_back(file);
   }
   if (!checkpoint_) {
-    auto opened = CheckpointFile::Open(directory_, daemon_id_,
-                                       file_options_.sync != SyncPolicy::kNever, &fs_);
+    // Its directory and name are fsynced with the first durable checkpoint
+    // (below), not now: a flush does not wait on the disk.
+    auto opened = CheckpointFile::Open(directory_, daemon_id_, /*sync_directories=*/false, &fs_);
     if (!opened.ok()) return opened.status();
     checkpoint_ = std::move(*opened);
+    NoteUnsyncedDirs({directory_, absl::StrCat(directory_, "/", kCheckpointDir)});
+  }
+  if (sync) {
+    // Recovery ordering: a checkpoint written with sync is what advances
+    // durable_sequence (run.cc acks it only after this returns OK, and only
+    // after FlushAll fsynced every file, each event file writer fsyncing its
+    // own new names first). So the names made since the last durable
+    // checkpoint (sub-run directories, .tblogd, the checkpoint itself) are
+    // fsynced here, before the checkpoint's contents: a durable ack implies
+    // that every entry leading to the acknowledged data survives a machine
+    // crash. A crash before that loses at most entries of data never called
+    // durable, which the writers still hold and resend (the run directory
+    // itself is fsynced when OpenRun creates it).
+    while (!unsynced_dirs_.empty()) {
+      TBLOG_RETURN_IF_ERROR(fs_.SyncDir(*unsynced_dirs_.begin()));
+      unsynced_dirs_.erase(unsynced_dirs_.begin());
+    }
   }
   return checkpoint_->Write(std::move(state), sync);
+}
+
+void RunFiles::NoteUnsyncedDirs(std::vector<std::string> dirs) {
+  if (file_options_.sync == SyncPolicy::kNever) return;  // durability left to the OS
+  for (std::string& dir : dirs) unsynced_dirs_.insert(std::move(dir));
 }
 
 absl::Status RunFiles::CloseAll() { return CloseWriters(/*end_batches=*/true); }

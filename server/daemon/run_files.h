@@ -22,6 +22,14 @@
 // written. New event files are named by the daemon identity and with a second
 // after every event file of their directory, so they sort last.
 //
+// Directory entries (durability): nothing here fsyncs a directory on the
+// way to a flush. The entries RunFiles and its event file writers make (new
+// event files, sub-run directories, .tblogd and the checkpoint) are fsynced
+// with the next durable sync: each event file writer fsyncs its names just
+// before its data (EventFileOptions::defer_directory_syncs), and
+// WriteCheckpoint(sync) fsyncs the others before the checkpoint that lets Run
+// report the data durable. See WriteCheckpoint.
+//
 // Errors: WriteParts tells an I/O error (the file system failed and nothing
 // of the failing part was taken: retry it later) from a refusal of the record
 // (a path through a non-directory, too many sub-runs): a retry resumes at the
@@ -37,6 +45,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +68,10 @@ namespace tblog::daemon {
 // creates, so the new entries survive a machine crash.
 absl::Status MakeDirectoriesUnder(FileSystem& fs, const std::string& base,
                                   std::string_view relative, bool sync_parents = false);
+// Same, leaving the fsyncs to the caller: appends to `*created_in` the parent
+// of each directory it creates (also those created before a failure).
+absl::Status MakeDirectoriesUnder(FileSystem& fs, const std::string& base,
+                                  std::string_view relative, std::vector<std::string>* created_in);
 
 // What the run's event files hold, closed files included: Info()'s figures.
 struct RunFileTotals {
@@ -101,8 +114,8 @@ class RunFiles {
   void NoteBatchWritten(const std::string& writer_id, uint64_t sequence) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Ends each sub-run's open batch with a marker, then hands every event
-  // file's buffer to the OS; with `sync`, also fsyncs the
-  // files holding records not known fsynced. `*synced`: no file holds such
+  // file's buffer to the OS; with `sync` (or the kOnFlush policy), also
+  // fsyncs the files holding records not known fsynced, and never otherwise. `*synced`: no file holds such
   // records now. Every file is flushed; the first error is returned. After an
   // I/O error this is also the test that the files take data again (each
   // writer carries what it still buffers into a fresh file).
@@ -118,7 +131,9 @@ class RunFiles {
   // file and length (carried over from the resume for the sub-runs not
   // written since), `reduced_steps` and `pending_points` (the run's
   // reductions' last steps and pending points, checkpoint.h); fsyncs it when
-  // `sync`.
+  // `sync`, after fsyncing the directories of every entry made since the
+  // last such call (the durable_sequence an OK return lets Run report
+  // implies those names survive a machine crash).
   // Call it after a FlushAll that succeeded, so the lengths are in the files.
   absl::Status WriteCheckpoint(bool sync, SeriesSteps reduced_steps = {},
                                std::vector<std::string> pending_points = {})
@@ -152,6 +167,8 @@ class RunFiles {
   // Ends `entry`'s open batch, if any, with a marker (FlushAll, WriteOutAll).
   absl::Status EndOpenBatch(SubrunWriter& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CloseWriters(bool end_batches) ABSL_LOCKS_EXCLUDED(mu_);
+  // Adds to unsynced_dirs_ (when the policy fsyncs at all).
+  void NoteUnsyncedDirs(std::vector<std::string> dirs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Makes `batch` the one being written; one left unfinished (an I/O error,
   // then a close) is kept among the batches held in part.
   void StartBatch(const BatchKey& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -171,6 +188,9 @@ class RunFiles {
   mutable Mutex mu_;
   std::map<std::string, SubrunWriter> subruns_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<CheckpointFile> checkpoint_ ABSL_GUARDED_BY(mu_);
+  // Directories holding entries made here and not yet fsynced: synced by the
+  // next WriteCheckpoint(sync=true). A set: sub-runs share parents.
+  std::set<std::string> unsynced_dirs_ ABSL_GUARDED_BY(mu_);
   // Per writer, the last batch sequence in the event writers: what the
   // checkpoint records.
   std::map<std::string, uint64_t> checkpoint_sequences_ ABSL_GUARDED_BY(mu_);

@@ -13,6 +13,8 @@ foreach(unit worker_pool byte_budget checkpoint resume_scan run run_leases run_r
     config metrics log_rate_limit rejection_log write_batch_call node_reduce)
   tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon)
 endforeach()
+# RunFiles' directory fsyncs (its recovery side is in resume_scan_test).
+tblog_add_test(run_files_test SOURCES daemon/run_files_test.cc LIBS tblog_daemon)
 
 # The metrics of the real tblogd, scraped and parsed by the official
 # Prometheus text-format parser (Debian's python3-prometheus-client), talking

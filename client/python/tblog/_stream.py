@@ -223,6 +223,11 @@ class Stream:
         self._fatal = None         # set when the writer cannot go on
         self._closing = False
         self._stopped = False
+        # True while the sender waits with no batch in flight: the next record
+        # is sent at once (wake()), as the C++ client does. Read without the
+        # lock by add_scalar's hot path (a plain attribute under the GIL).
+        self.send_now = False
+        self._building = False     # the sender holds records taken from the buffer
         # The live Write stream.
         self._stream_gen = 0
         self._stream_queue = None
@@ -261,6 +266,13 @@ class Stream:
                 self._tags.append(key)
                 self._tag_index[key] = index
             return index
+
+    def wake(self):
+        """Called by a training thread that saw send_now: its record goes out
+        at once instead of at the next send interval."""
+        with self._cv:
+            self.send_now = False
+            self._cv.notify_all()
 
     def _take_points_locked(self):
         points = self.points
@@ -315,7 +327,9 @@ class Stream:
             self._items.append(record)
             self._item_bytes += record.nbytes
             self._item_records += 1
-            if self._item_records >= self._wake_records or self._item_bytes >= _BATCH_BYTES:
+            if (self.send_now or self._item_records >= self._wake_records or
+                    self._item_bytes >= _BATCH_BYTES):
+                self.send_now = False
                 self._cv.notify_all()
             if self._item_bytes + self._unwritten_bytes <= self._max_buffer_bytes:
                 return
@@ -353,6 +367,15 @@ class Stream:
         """Sends everything buffered and waits until the daemon has written and
         flushed it (visible to TensorBoard); then raises pending errors."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cv:
+            # Nothing buffered, and every batch sent is written: in the files,
+            # handed to the OS (WriteResponse.written_sequence), so visible
+            # already: no round trip.
+            written = (not self.points and not self._items and not self._building and
+                       self._written_seq >= self._sequence and not self._stream_broken)
+        if written:
+            self.take_errors()
+            return
         with self._cv:
             self._flush_requested += 1
             token = self._flush_requested
@@ -476,7 +499,8 @@ class Stream:
             self._cv.notify_all()
         call = self._write_call(iter(self._stream_queue))
         self._stream_call = call
-        threading.Thread(target=self._receiver_main, args=(call, generation),
+        self._stream_ended = threading.Event()
+        threading.Thread(target=self._receiver_main, args=(call, generation, self._stream_ended),
                          name="tblog-receiver", daemon=True).start()
 
     def _end_stream(self):
@@ -484,10 +508,9 @@ class Stream:
         if queue is not None:
             queue.close()
         if call is not None:
-            # Give the daemon a moment to answer the half-close, then cancel.
-            deadline = time.monotonic() + 2
-            while call.is_active() and time.monotonic() < deadline:
-                time.sleep(0.01)
+            # Give the daemon a moment to answer the half-close (the receiver
+            # sees the stream end), then cancel.
+            self._stream_ended.wait(2)
             call.cancel()
 
     def _reconnect(self):
@@ -542,13 +565,15 @@ class Stream:
 
     # ------------------------------------------------------------- receiving
 
-    def _receiver_main(self, call, generation):
+    def _receiver_main(self, call, generation, ended):
         status = None
         try:
             for response in call:
                 self._on_response(response)
         except grpc.RpcError as e:
             status = e
+        finally:
+            ended.set()
         with self._cv:
             if generation != self._stream_gen:
                 return
@@ -616,17 +641,27 @@ class Stream:
         next_flush = time.monotonic() + self._flush_secs if self._flush_secs else None
         while True:
             with self._cv:
+                # Send at once when no batch is in flight; gather while one is
+                # (until its ack, a full batch or the send interval), so a lone
+                # record reaches the file in milliseconds and a flood still
+                # goes out in large batches.
                 deadline = time.monotonic() + self._send_interval
                 while (not self._closing and not self._stream_broken and
                        self._flush_requested == self._flush_served and self._fatal is None):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
+                    idle = self._written_seq >= self._sequence
+                    # Set before looking at the buffer: a training thread that
+                    # appends after this look sees it and wakes us.
+                    self.send_now = idle
                     if (self._item_records >= self._wake_records or
                             self._item_bytes >= _BATCH_BYTES or
-                            len(self.points) >= _COLUMN_POINTS):
+                            len(self.points) >= _COLUMN_POINTS or
+                            (idle and (self.points or self._items))):
                         break
                     self._cv.wait(remaining)
+                self.send_now = False
                 if self._fatal is not None:
                     self._drop_buffer_locked()
                     if self._closing:
@@ -644,6 +679,7 @@ class Stream:
                 self._take_points_locked()
                 items = self._items
                 self._items = []
+                self._building = bool(items)
                 taken_bytes = self._item_bytes
                 self._item_bytes = 0
                 self._item_records = 0
@@ -686,6 +722,7 @@ class Stream:
                     if not self._stream_broken:
                         self._stream_queue.put(request)
             with self._cv:
+                self._building = False
                 if flush_token != self._flush_served:
                     self._flush_served = flush_token
                     self._flush_served_seq = self._sequence

@@ -299,6 +299,8 @@ class SummaryWriter:
                        time.time() if walltime is None else float(walltime)))
         if len(points) >= self._max_points:
             self._stream.wait_for_room()
+        elif self._stream.send_now:
+            self._stream.wake()
 
     def _record(self, tag, global_step, walltime, fill, nbytes, subrun="", parts=None,
                 description=None):
@@ -363,6 +365,8 @@ class SummaryWriter:
                        time.time() if walltime is None else walltime))
         if len(points) >= self._max_points:
             self._stream.wait_for_room()
+        elif self._stream.send_now:  # the sender is idle: this point goes out now
+            self._stream.wake()
 
     def _reduced(self, tag, global_step, walltime, reduce, scalar):
         def fill(record):

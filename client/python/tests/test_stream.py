@@ -5,6 +5,7 @@ no daemon binary; test_writer.py covers the real daemon."""
 import os
 import re
 import threading
+import time
 
 import grpc
 import numpy as np
@@ -267,3 +268,27 @@ def test_tensor_records_arrive_intact(fake):
     emb = records["emb"]
     assert emb.step == 7 and list(emb.embedding.metadata) == list("abcdefg")
     assert emb.embedding.matrix.data == values.tobytes()
+
+
+def test_a_lone_record_is_sent_at_once_when_no_batch_is_in_flight(fake, monkeypatch):
+    # A send interval of an hour: only the send-when-idle rule can send it.
+    monkeypatch.setattr(tblog.writer, "Stream",
+                        lambda *args, **kwargs: _stream.Stream(*args, send_interval=3600,
+                                                               **kwargs))
+    with tblog.SummaryWriter("exp/lone", address=fake.address) as writer:
+        for step in (1, 2):  # the second after the first's ack
+            writer.add_scalar("lone", float(step), step)
+            deadline = time.monotonic() + 30
+            while len(fake.scalars("exp/lone")) < step and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert [(s, v) for (_, _, s, v) in fake.scalars("exp/lone")] == [
+                (s, float(s)) for s in range(1, step + 1)]
+        writer.add_text("note", "also at once", 3)
+        deadline = time.monotonic() + 30
+        while len(fake.runs["exp/lone"]) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert fake.runs["exp/lone"][-1].WhichOneof("kind") == "text"
+        # Everything is written: flush() needs no round trip.
+        sent = len(fake.batches)
+        writer.flush()
+        assert len(fake.batches) == sent

@@ -113,8 +113,10 @@ class EventFileWriter::Impl {
     std::vector<std::string> created;  // innermost first
     if (absl::Status status = MakeDirectories(&created); !status.ok()) return error_ = status;
     for (const std::string& dir : sync_dirs ? created : std::vector<std::string>{}) {
-      if (absl::Status status = fs_.SyncDir(Parent(dir)); !status.ok()) return error_ = status;
-      ++stats_.directory_syncs;
+      NoteUnsyncedDir(Parent(dir));
+    }
+    if (!options_.defer_directory_syncs) {
+      if (absl::Status status = SyncDirectories(); !status.ok()) return error_ = status;
     }
     const absl::Time now = options_.clock();
     path_ = absl::StrCat(dir_, "/",
@@ -135,8 +137,10 @@ class EventFileWriter::Impl {
     error_ = absl::OkStatus();
     if (sync_dirs) {
       // The file's data gets fsynced on flush; its name needs the directory's.
-      if (absl::Status status = fs_.SyncDir(dir_); !status.ok()) return error_ = status;
-      ++stats_.directory_syncs;
+      NoteUnsyncedDir(dir_);
+      if (!options_.defer_directory_syncs) {
+        if (absl::Status status = SyncDirectories(); !status.ok()) return error_ = status;
+      }
     }
 
     // Keep the buffered events, drop a file_version meant for an older file.
@@ -244,12 +248,38 @@ class EventFileWriter::Impl {
                      (options_.sync == SyncPolicy::kInterval &&
                       now - last_sync_ >= options_.sync_interval);
     if (!due) return absl::OkStatus();
+    // Deferred names first: data called durable must be reachable after a
+    // machine crash (EventFileOptions::defer_directory_syncs). A failure
+    // leaves the file's tail as it was (not sticky): the next sync retries.
+    if (absl::Status status = SyncDirectories(); !status.ok()) {
+      ++stats_.write_errors;
+      return status;
+    }
     if (absl::Status status = file_->Sync(); !status.ok()) {
       ++stats_.write_errors;
       return error_ = status;
     }
     ++stats_.syncs;
     last_sync_ = now;
+    return absl::OkStatus();
+  }
+
+  void NoteUnsyncedDir(std::string dir) {
+    // Rotations between two fsyncs name the same directory again.
+    if (std::find(unsynced_dirs_.begin(), unsynced_dirs_.end(), dir) == unsynced_dirs_.end()) {
+      unsynced_dirs_.push_back(std::move(dir));
+    }
+  }
+
+  // fsyncs the directories holding entries made since the last call (order
+  // does not matter: nothing is called durable before all are done); a
+  // failing one and those after it stay for a retry.
+  absl::Status SyncDirectories() {
+    while (!unsynced_dirs_.empty()) {
+      TBLOG_RETURN_IF_ERROR(fs_.SyncDir(unsynced_dirs_.front()));
+      unsynced_dirs_.erase(unsynced_dirs_.begin());
+      ++stats_.directory_syncs;
+    }
     return absl::OkStatus();
   }
 
@@ -307,6 +337,8 @@ class EventFileWriter::Impl {
   uint64_t events_in_file_ = 0;        // events written whole to the current file
   absl::Time last_sync_;
   absl::Status error_;  // sticky: the current file's tail is unknown
+  // Directories whose new entries are not yet fsynced (SyncDirectories).
+  std::vector<std::string> unsynced_dirs_;
   // The current file holds part of a record past whole_size_ (a short write
   // whose cut failed so far).
   bool torn_ = false;

@@ -37,6 +37,14 @@ struct EventFileOptions {
   size_t buffer_bytes = 256 * 1024;
   SyncPolicy sync = SyncPolicy::kOnFlush;
   absl::Duration sync_interval = absl::Seconds(5);
+  // Unless `sync` is kNever, a new file's name (and the directories made for
+  // it) must reach the disk before the file's data is called durable. False:
+  // the directories are fsynced as the file is created. True: they are
+  // fsynced just before the file's next fsync, so opening a file costs no
+  // fsync; what a flush without fsync hands to the OS was never promised to
+  // survive a machine crash, and a synced file's name is as durable as with
+  // false. The daemon defers them (its flushes must not wait on the disk).
+  bool defer_directory_syncs = false;
   // Host name in the file name; empty = gethostname().
   std::string hostname;
   // Written as source_metadata.writer in each file's first event, as
@@ -78,7 +86,8 @@ class EventFileWriter {
   // counter makes names unique within the process even in the same second.
   // Writes the file_version "brain.Event:2" record first. Unless the policy
   // is kNever, fsyncs the directory after creating each file (and its parent
-  // when the directory itself was created): once per file, never per write.
+  // when the directory itself was created): once per file, never per write;
+  // with options.defer_directory_syncs, at the file's first fsync instead.
   static absl::StatusOr<std::unique_ptr<EventFileWriter>> Create(std::string dir,
                                                                  EventFileOptions options);
   ~EventFileWriter();  // Close()s, ignoring the error (call Close() to see it).

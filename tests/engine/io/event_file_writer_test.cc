@@ -374,6 +374,35 @@ TEST_F(EventFileWriterTest, NewFilesAndDirectoriesAreSyncedUnlessPolicyIsNever) 
   }
 }
 
+TEST_F(EventFileWriterTest, DeferredDirectorySyncsComeWithTheFilesFsync) {
+  EventFileOptions options = FaultOptions();
+  options.sync = SyncPolicy::kInterval;
+  options.defer_directory_syncs = true;
+  auto writer = EventFileWriter::Create(dir_, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->Write(ScalarEvent(0)).ok());
+  ASSERT_TRUE((*writer)->Flush().ok());  // the interval has not passed: no fsync
+  EXPECT_EQ(faults_.calls(FileOp::kSyncDir), 0);
+  EXPECT_EQ((*writer)->stats().directory_syncs, 0u);
+
+  // A failing directory fsync fails the sync, leaves the file usable, and is
+  // retried by the next one, before the file's own fsync.
+  faults_.Inject(Fault(FileOp::kSyncDir, EIO).Skip(1));
+  EXPECT_FALSE((*writer)->Flush(/*sync=*/true).ok());
+  EXPECT_EQ((*writer)->stats().syncs, 0u);
+  ASSERT_TRUE((*writer)->Write(ScalarEvent(1)).ok());
+  const int file_syncs = faults_.calls(FileOp::kSync);
+  ASSERT_TRUE((*writer)->Flush(/*sync=*/true).ok());
+  // dir_'s parent (for dir_) and dir_ (for the file), each once.
+  EXPECT_EQ((*writer)->stats().directory_syncs, 2u);
+  EXPECT_EQ((*writer)->stats().syncs, 1u);
+  EXPECT_EQ(faults_.calls(FileOp::kSync), file_syncs + 1);
+  ASSERT_TRUE((*writer)->Flush(/*sync=*/true).ok());
+  EXPECT_EQ((*writer)->stats().directory_syncs, 2u);  // nothing new to name
+  ASSERT_TRUE((*writer)->Close().ok());
+  EXPECT_EQ(StepsAcross(Files()), Range(0, 2));
+}
+
 TEST_F(EventFileWriterTest, AnEventAcceptedBeforeAFaultIsKeptAndARefusedOneIsNot) {
   EventFileOptions options = FakeClockOptions();
   options.buffer_bytes = 1;  // every Write hands its record to the OS at once

@@ -1,0 +1,220 @@
+// RunFiles' directory fsyncs: a flush (even the first of a new run, which
+// creates the event file, the sub-run directory, .tblogd and the checkpoint)
+// never waits on an fsync; the durable sync fsyncs every new name before the
+// checkpoint that lets Run report the data durable. The recovery side of
+// RunFiles (markers, resends, torn tails) is in resume_scan_test.cc.
+#include "daemon/run_files.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/sync.h"
+#include "daemon/checkpoint.h"
+#include "daemon_test_util.h"
+#include "gtest/gtest.h"
+#include "support/fault_file_system.h"
+
+namespace tblog::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::FreshTempDir;
+
+// Logs, in order, every directory fsync ("dir <path>") and file fsync
+// ("file <path>") that reaches the file system below it.
+class SyncLog : public FileSystem {
+ public:
+  explicit SyncLog(FileSystem* base) : base_(base) {}
+
+  std::vector<std::string> Take() {
+    MutexLock lock(&mu_);
+    return std::exchange(log_, {});
+  }
+
+  absl::Status CreateDir(const std::string& path) override { return base_->CreateDir(path); }
+  absl::Status SyncDir(const std::string& path) override {
+    absl::Status status = base_->SyncDir(path);
+    if (status.ok()) Note("dir " + path);
+    return status;
+  }
+  absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritable(const std::string& path,
+                                                             OpenMode mode) override {
+    auto file = base_->OpenWritable(path, mode);
+    if (!file.ok()) return file.status();
+    return std::unique_ptr<WritableFile>(new File(this, path, *std::move(file)));
+  }
+  absl::StatusOr<std::unique_ptr<ReadableFile>> OpenReadable(const std::string& path) override {
+    return base_->OpenReadable(path);
+  }
+  absl::Status Remove(const std::string& path) override { return base_->Remove(path); }
+  absl::StatusOr<FileInfo> Stat(const std::string& path) override { return base_->Stat(path); }
+  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override {
+    return base_->ListDir(path);
+  }
+
+ private:
+  class File : public WritableFile {
+   public:
+    File(SyncLog* log, std::string path, std::unique_ptr<WritableFile> base)
+        : log_(log), path_(std::move(path)), base_(std::move(base)) {}
+    absl::Status Append(std::string_view data) override { return base_->Append(data); }
+    absl::Status Truncate(uint64_t size) override { return base_->Truncate(size); }
+    absl::Status Sync() override {
+      absl::Status status = base_->Sync();
+      if (status.ok()) log_->Note("file " + path_);
+      return status;
+    }
+    absl::Status Close() override { return base_->Close(); }
+    uint64_t Size() const override { return base_->Size(); }
+
+   private:
+    SyncLog* log_;
+    const std::string path_;
+    std::unique_ptr<WritableFile> base_;
+  };
+
+  void Note(std::string entry) {
+    MutexLock lock(&mu_);
+    log_.push_back(std::move(entry));
+  }
+
+  FileSystem* base_;
+  Mutex mu_;
+  std::vector<std::string> log_ ABSL_GUARDED_BY(mu_);
+};
+
+EventOut Scalar(const std::string& subrun, int64_t step) {
+  tensorboard::Event event;
+  event.set_step(step);
+  event.set_wall_time(1700000000.0 + static_cast<double>(step));
+  auto* value = event.mutable_summary()->add_value();
+  value->set_tag("x");
+  value->set_simple_value(1.0f);
+  EventOut out;
+  out.subrun = subrun;
+  out.event = event.SerializeAsString();
+  return out;
+}
+
+class RunFilesSyncTest : public ::testing::Test {
+ protected:
+  RunFilesSyncTest() : faults_(FileSystem::Default()), log_(&faults_) {
+    options_.hostname = "node-1";
+    options_.sync = SyncPolicy::kInterval;  // the daemon's policy
+    options_.file_system = &log_;
+    run_ = (dir_ / "run").string();
+    fs::create_directories(run_);
+  }
+
+  // One batch of writer "w" with a point in each of `subruns`.
+  void Write(RunFiles& files, uint64_t sequence, const std::vector<std::string>& subruns) {
+    for (const std::string& subrun : subruns) {
+      Converted converted;
+      converted.events.push_back(Scalar(subrun, static_cast<int64_t>(sequence)));
+      size_t part = 0;
+      bool io = false;
+      ASSERT_TRUE(files.WriteParts(converted, &part, &io, BatchKey{"w", sequence}).ok());
+    }
+    files.NoteBatchWritten("w", sequence);
+  }
+
+  // What Run does for a flush: FlushAll, then the checkpoint; true when the
+  // flush made the data durable.
+  static bool Flush(RunFiles& files, bool sync) {
+    bool durable = false;
+    absl::Status status = files.FlushAll(sync, &durable);
+    if (status.ok()) status = files.WriteCheckpoint(durable);
+    return status.ok() && durable;
+  }
+
+  fs::path dir_ = FreshTempDir("run_files_sync");
+  FaultFileSystem faults_;
+  SyncLog log_;
+  EventFileOptions options_;
+  Limits limits_;
+  std::string run_;
+};
+
+TEST_F(RunFilesSyncTest, FlushOfANewRunWaitsOnNoFsync) {
+  RunFiles files("run", run_, options_, limits_, {});
+  Write(files, 1, {"", "train", "eval/a"});
+  EXPECT_FALSE(Flush(files, /*sync=*/false));
+  EXPECT_TRUE(log_.Take().empty()) << "a flush fsynced something";
+  EXPECT_TRUE(fs::exists(CheckpointPath(run_, "node-1")));
+  // WriteOutAll (after every group) neither.
+  Write(files, 2, {"", "other"});
+  ASSERT_TRUE(files.WriteOutAll().ok());
+  EXPECT_TRUE(log_.Take().empty());
+}
+
+TEST_F(RunFilesSyncTest, DurableSyncFsyncsEveryNewNameBeforeTheCheckpoint) {
+  RunFiles files("run", run_, options_, limits_, {});
+  Write(files, 1, {"", "train", "eval/a"});
+  ASSERT_FALSE(Flush(files, /*sync=*/false));
+  log_.Take();
+  ASSERT_TRUE(Flush(files, /*sync=*/true));
+  const std::vector<std::string> log = log_.Take();
+  const std::string checkpoint = "file " + CheckpointPath(run_, "node-1");
+  ASSERT_FALSE(log.empty());
+  EXPECT_EQ(log.back(), checkpoint) << "the checkpoint's sync is what makes the data durable";
+  auto before_checkpoint = [&](const std::string& entry) {
+    auto it = std::find(log.begin(), log.end(), entry);
+    return it != log.end() && it < log.end() - 1;
+  };
+  // Every directory holding a new entry: the event files' directories, the
+  // sub-run directories' parents, .tblogd's parent and .tblogd.
+  for (const std::string& dir : {run_, run_ + "/train", run_ + "/eval", run_ + "/eval/a",
+                                 run_ + "/" + kCheckpointDir}) {
+    EXPECT_TRUE(before_checkpoint("dir " + dir)) << dir << " not fsynced before the checkpoint";
+  }
+  // Each event file's data too.
+  const int files_synced = static_cast<int>(std::count_if(
+      log.begin(), log.end(), [](const std::string& e) { return e.find("tfevents") != e.npos; }));
+  EXPECT_EQ(files_synced, 3);
+
+  // Nothing new: a later durable sync fsyncs no directory again.
+  Write(files, 2, {"", "train"});
+  ASSERT_TRUE(Flush(files, /*sync=*/true));
+  for (const std::string& entry : log_.Take()) {
+    EXPECT_EQ(entry.rfind("dir ", 0), std::string::npos) << entry;
+  }
+  // A new sub-run's names wait for the next durable sync again.
+  Write(files, 3, {"late"});
+  ASSERT_FALSE(Flush(files, /*sync=*/false));
+  EXPECT_TRUE(log_.Take().empty());
+  ASSERT_TRUE(Flush(files, /*sync=*/true));
+  const std::vector<std::string> later = log_.Take();
+  EXPECT_NE(std::find(later.begin(), later.end(), "dir " + run_), later.end());
+  EXPECT_NE(std::find(later.begin(), later.end(), "dir " + run_ + "/late"), later.end());
+}
+
+TEST_F(RunFilesSyncTest, FailedDirectoryFsyncIsNotDurableAndIsRetried) {
+  RunFiles files("run", run_, options_, limits_, {});
+  Write(files, 1, {"train"});
+  ASSERT_FALSE(Flush(files, /*sync=*/false));
+  faults_.Inject(Fault(FileOp::kSyncDir, EIO).OnPathsWith(kCheckpointDir));
+  EXPECT_FALSE(Flush(files, /*sync=*/true)) << "durable although .tblogd's fsync failed";
+  log_.Take();
+  ASSERT_TRUE(Flush(files, /*sync=*/true));
+  const std::vector<std::string> log = log_.Take();
+  EXPECT_NE(std::find(log.begin(), log.end(), "dir " + run_ + "/" + kCheckpointDir), log.end());
+}
+
+TEST_F(RunFilesSyncTest, NeverPolicyFsyncsNothing) {
+  options_.sync = SyncPolicy::kNever;
+  RunFiles files("run", run_, options_, limits_, {});
+  Write(files, 1, {"", "train"});
+  bool synced = false;
+  ASSERT_TRUE(files.FlushAll(/*sync=*/true, &synced).ok());
+  ASSERT_TRUE(files.WriteCheckpoint(/*sync=*/false).ok());
+  for (const std::string& entry : log_.Take()) {
+    EXPECT_EQ(entry.rfind("dir ", 0), std::string::npos) << entry;
+  }
+}
+
+}  // namespace
+}  // namespace tblog::daemon
