@@ -274,7 +274,9 @@ class Ring:
 
     def close(self):
         self._view = None
-        for old in self._old_maps:
-            old.close()
-        self._map.close()
+        for mapping in self._old_maps + [self._map]:
+            try:
+                mapping.close()
+            except BufferError:
+                pass  # a lent array (tensor_buffer) still uses it: unmapped with it
         os.close(self._fd)

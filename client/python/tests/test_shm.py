@@ -82,9 +82,11 @@ def test_bytes_when_the_ring_is_absent_or_refused(daemon):
     assert tags == ["warm_up", "h"]
 
 
+@pytest.mark.parametrize("daemon_args", [["--fsync-interval", "20ms"]])
 def test_ring_grows_and_a_full_ring_waits(daemon, monkeypatch):
     # 600 KB tensors in a 1 MiB ring: one at a time until the sender grows
-    # it; a full ring holds the caller until an ack frees room (no bytes).
+    # it; a full ring holds the caller until a batch is released (Python
+    # keeps a batch's slices until it is durable, for resends) and frees room.
     monkeypatch.setenv("TBLOG_SHM_RING_BYTES", str(1 << 20))
     values = np.sin(np.arange(150000, dtype=np.float32) * 0.01)
     writer = SummaryWriter("py/grown", address=daemon.address)
