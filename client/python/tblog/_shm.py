@@ -8,13 +8,14 @@ descriptor is passed over the daemon's --shm-socket (SCM_RIGHTS); the daemon
 answers with a token that a Write stream names in WriteRequest.shm_ring.
 Slices are allocated first-fit at the head of the ring and freed as their
 batches are acknowledged (in order), so the ring works as a FIFO. The copy
-into the ring is numpy.copyto, which releases the GIL for large arrays. A
-full ring makes the caller wait (up to ROOM_WAIT) for acknowledgements to
-free room, rather than send a large tensor as bytes; a tensor that leaves
-no room for a second of its size asks the sender to grow the ring (the same
-memfd, extended and mapped again: tblog.proto, ShmAttachRequest.grow_token),
-by powers of two up to $TBLOG_SHM_RING_MAX_BYTES (1 GiB) and what the daemon
-accepts.
+into the ring is numpy.copyto, which releases the GIL for large arrays.
+take(wait=True) makes a caller wait (up to ROOM_WAIT) for room in a full
+ring; the writer does not (its batches keep their slices until durable, so
+room comes only at the daemon's fsync ticks: a full ring sends bytes). A
+tensor that leaves no room for a second of its size asks the sender to grow
+the ring (the same memfd, extended and mapped again: tblog.proto,
+ShmAttachRequest.grow_token), by powers of two up to
+$TBLOG_SHM_RING_MAX_BYTES (1 GiB) and what the daemon accepts.
 
 Thread-safe: the training threads allocate, the sender and receiver threads
 attach and free.
@@ -211,12 +212,12 @@ class Ring:
             self._head = offset + length
             return offset, self._view[offset:offset + nbytes]
 
-    def lend(self, nbytes):
+    def lend(self, nbytes, wait=True):
         """A slice lent to the caller to fill in place (zero-copy): its
         uint8 view, or None as take(). copy_in() of an array over exactly
         that memory names the slice instead of copying; a view dropped
         without being logged gives its slice back."""
-        taken = self.take(nbytes)
+        taken = self.take(nbytes, wait)
         if taken is None:
             return None
         offset, view = taken

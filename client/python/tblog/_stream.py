@@ -267,7 +267,9 @@ class Stream:
         ring = self._ring
         if ring is not None and ring.usable and array.nbytes >= _shm.MIN_SLICE_BYTES:
             code, converted = _convert.tensor_array(array, allowed)
-            slot = ring.copy_in(np.ascontiguousarray(converted))
+            # No wait for room: a batch's slices stay taken until it is
+            # durable (resends), so a full ring frees only at fsync ticks.
+            slot = ring.copy_in(np.ascontiguousarray(converted), wait=False)
             if slot is not None:
                 return code, tuple(int(d) for d in converted.shape), _shm.Slice(*slot)
         elif ring is None and array.nbytes >= _shm.MIN_SLICE_BYTES:
@@ -282,7 +284,7 @@ class Stream:
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         ring = self._ring
         if ring is not None and ring.usable:
-            view = ring.lend(nbytes)
+            view = ring.lend(nbytes, wait=False)
             if view is not None:
                 return view.view(dtype).reshape(shape)
         elif ring is None and nbytes >= _shm.MIN_SLICE_BYTES:

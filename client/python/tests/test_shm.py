@@ -82,11 +82,10 @@ def test_bytes_when_the_ring_is_absent_or_refused(daemon):
     assert tags == ["warm_up", "h"]
 
 
-@pytest.mark.parametrize("daemon_args", [["--fsync-interval", "20ms"]])
-def test_ring_grows_and_a_full_ring_waits(daemon, monkeypatch):
+def test_ring_grows_for_tensors_that_leave_no_room_for_a_second(daemon, monkeypatch):
     # 600 KB tensors in a 1 MiB ring: one at a time until the sender grows
-    # it; a full ring holds the caller until a batch is released (Python
-    # keeps a batch's slices until it is durable, for resends) and frees room.
+    # it; meanwhile a full ring sends bytes (Python keeps a batch's slices
+    # until it is durable, for resends, so it does not wait for room).
     monkeypatch.setenv("TBLOG_SHM_RING_BYTES", str(1 << 20))
     values = np.sin(np.arange(150000, dtype=np.float32) * 0.01)
     writer = SummaryWriter("py/grown", address=daemon.address)
@@ -94,9 +93,9 @@ def test_ring_grows_and_a_full_ring_waits(daemon, monkeypatch):
     writer.flush()
     for step in range(12):
         writer.add_histogram("h", values, step)
-    writer.flush()
+        writer.flush()
     tensors, error = writer._stream.shm_status
-    assert tensors == 12, error
+    assert tensors >= 2, error
     assert writer._stream._ring.size == 2 << 20
     writer.close()
     logged = [v.SerializeToString() for _, _, v in
