@@ -2,6 +2,10 @@
 
     /usr/bin/python3 bench/shm_bench.py --address unix:/path/tblogd.sock [--calls 15]
 
+Start that tblogd with a short --fsync-interval (e.g. 10ms): the Python
+writer keeps a batch's ring slices until the batch is durable (for resends),
+so with the default interval the ring fills and later tensors go as bytes.
+
 Through a real tblogd on this host (its --shm-socket next to the unix socket):
 the median time of add_histogram(values) with room in the ring (each call
 flushed before the next, so the daemon keeps up), of the same through
