@@ -154,6 +154,39 @@ class ShmE2eTest : public ::testing::Test {
     return stream->Finish();
   }
 
+  // A writer on `run` through the ring (`shm`) or with bytes, warmed up.
+  std::unique_ptr<Writer> OpenWarm(const std::string& run, bool shm) {
+    WriterOptions options = OptionsFor(*daemon_, run);
+    if (!shm) options.shm_ring_bytes = 0;
+    auto writer = Writer::Open(options);
+    EXPECT_TRUE(writer.ok()) << writer.status();
+    if (!writer.ok()) return nullptr;
+    WarmUp(**writer);
+    return *std::move(writer);
+  }
+
+  // Opens a writer with `options`, warms it up, logs `count` histograms of
+  // `values` under "h", closes it and checks that the run holds them, all
+  // equal. Returns the writer's stats.
+  WriterStats LogEqualHistograms(const WriterOptions& options, const std::vector<float>& values,
+                                 int count) {
+    auto writer = Writer::Open(options);
+    EXPECT_TRUE(writer.ok()) << writer.status();
+    if (!writer.ok()) return {};
+    WarmUp(**writer);
+    for (int step = 0; step < count; ++step) {
+      EXPECT_TRUE((*writer)->histogram("h", step, std::span<const float>(values)).ok());
+    }
+    EXPECT_TRUE((*writer)->close().ok()) << (*writer)->status();
+    const std::vector<tb::Event> events = RunEvents(daemon_->logdir(), options.run_path);
+    EXPECT_EQ(events.size(), static_cast<size_t>(count) + 1);  // warm_up and the equal ones
+    for (size_t i = 2; i < events.size(); ++i) {
+      EXPECT_EQ(events[i].summary().value(0).tensor().SerializeAsString(),
+                events[1].summary().value(0).tensor().SerializeAsString());
+    }
+    return (*writer)->stats();
+  }
+
   bool Healthy() {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -174,25 +207,22 @@ TEST_F(ShmE2eTest, HistogramImageEmbeddingThroughShmEqualTheSameSentAsBytes) {
   for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 7 % 251);
   const std::vector<float> matrix = Values(200 * 32, 1.0f);
   for (const bool shm : {true, false}) {
-    WriterOptions options = OptionsFor(*daemon_, shm ? "shm/ring" : "shm/bytes");
-    if (!shm) options.shm_ring_bytes = 0;
-    auto writer = Writer::Open(options);
-    ASSERT_TRUE(writer.ok()) << writer.status();
+    auto writer = OpenWarm(shm ? "shm/ring" : "shm/bytes", shm);
+    ASSERT_NE(writer, nullptr);
     RecordOptions at;
     at.wall_time = 1700000000.0;
-    WarmUp(**writer);
-    ASSERT_TRUE((*writer)->histogram("weights", 1, std::span<const float>(weights), {}, at).ok());
-    ASSERT_TRUE((*writer)
+    ASSERT_TRUE(writer->histogram("weights", 1, std::span<const float>(weights), {}, at).ok());
+    ASSERT_TRUE(writer
                     ->histogram("weights_exp", 1, std::span<const float>(weights),
                                 {.layout = v1::HISTOGRAM_LAYOUT_EXPONENTIAL}, at)
                     .ok());
-    ASSERT_TRUE((*writer)
+    ASSERT_TRUE(writer
                     ->image("picture", 1, v1::DTYPE_UINT8, std::as_bytes(std::span(pixels)),
                             {256, 256, 3}, {}, at)
                     .ok());
-    ASSERT_TRUE((*writer)->embedding("points", 1, matrix, 200, 32, {}, {}, at).ok());
-    ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
-    const WriterStats stats = (*writer)->stats();
+    ASSERT_TRUE(writer->embedding("points", 1, matrix, 200, 32, {}, {}, at).ok());
+    ASSERT_TRUE(writer->close().ok()) << writer->status();
+    const WriterStats stats = writer->stats();
     EXPECT_EQ(stats.shm_tensors, shm ? 4u : 0u) << stats.shm_error;
     EXPECT_EQ(stats.errors, 0u);
   }
@@ -336,22 +366,9 @@ TEST_F(ShmE2eTest, FallsBackToBytesWhenTheRingIsFullOrAbsent) {
   options.shm_ring_bytes = 1 << 20;
   options.shm_ring_max_bytes = 1 << 20;  // no growth
   options.overflow = OverflowPolicy::kDropNewest;  // a full ring: bytes at once, no wait
-  auto writer = Writer::Open(options);
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  WarmUp(**writer);
-  for (int step = 0; step < 10; ++step) {
-    ASSERT_TRUE((*writer)->histogram("h", step, std::span<const float>(values)).ok());
-  }
-  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
-  const WriterStats stats = (*writer)->stats();
+  const WriterStats stats = LogEqualHistograms(options, values, 10);
   EXPECT_GE(stats.shm_tensors, 1u) << stats.shm_error;
   EXPECT_LT(stats.shm_tensors, 10u);
-  std::vector<tb::Event> events = RunEvents(daemon_->logdir(), "shm/full");
-  ASSERT_EQ(events.size(), 11u);  // warm_up and ten equal ones
-  for (size_t i = 2; i < events.size(); ++i) {
-    EXPECT_EQ(events[i].summary().value(0).tensor().SerializeAsString(),
-              events[1].summary().value(0).tensor().SerializeAsString());
-  }
 
   // A daemon without a shm socket: bytes, and the reason in the stats.
   daemon_.reset();
@@ -448,23 +465,10 @@ TEST_F(ShmE2eTest, RingGrowsForTensorsThatLeaveNoRoomForASecondAndWaitsWhenFull)
   const std::vector<float> values = Values(150000, 2.0f);
   WriterOptions options = OptionsFor(*daemon_, "shm/grown");
   options.shm_ring_bytes = 1 << 20;
-  auto writer = Writer::Open(options);
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  WarmUp(**writer);
-  for (int step = 0; step < 20; ++step) {
-    ASSERT_TRUE((*writer)->histogram("h", step, std::span<const float>(values)).ok());
-  }
-  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
-  const WriterStats stats = (*writer)->stats();
+  const WriterStats stats = LogEqualHistograms(options, values, 20);
   // Every one through the ring: a full ring waited for acknowledgements.
   EXPECT_EQ(stats.shm_tensors, 20u) << stats.shm_error;
   EXPECT_EQ(stats.shm_ring_bytes, size_t{2} << 20);
-  std::vector<tb::Event> events = RunEvents(daemon_->logdir(), "shm/grown");
-  ASSERT_EQ(events.size(), 21u);
-  for (size_t i = 2; i < events.size(); ++i) {
-    EXPECT_EQ(events[i].summary().value(0).tensor().SerializeAsString(),
-              events[1].summary().value(0).tensor().SerializeAsString());
-  }
   EXPECT_TRUE(Healthy());
 }
 
@@ -556,39 +560,36 @@ TEST_F(ShmE2eTest, HistogramSlotsEqualBytesAndWritesAfterSubmitAreHarmless) {
   StartDaemon();
   const std::vector<float> weights = Values(1 << 20, 3.0f);
   for (const bool shm : {true, false}) {
-    WriterOptions options = OptionsFor(*daemon_, shm ? "shm/slot" : "shm/slot_bytes");
-    if (!shm) options.shm_ring_bytes = 0;
-    auto writer = Writer::Open(options);
-    ASSERT_TRUE(writer.ok()) << writer.status();
+    auto writer = OpenWarm(shm ? "shm/slot" : "shm/slot_bytes", shm);
+    ASSERT_NE(writer, nullptr);
     RecordOptions at;
     at.wall_time = 1700000000.0;
-    WarmUp(**writer);
     for (int step = 1; step <= 3; ++step) {
-      auto slot = (*writer)->histogram_slot<float>("weights", step, weights.size(), {}, at);
+      auto slot = writer->histogram_slot<float>("weights", step, weights.size(), {}, at);
       ASSERT_TRUE(slot.ok()) << slot.status();
       EXPECT_EQ(slot->in_shared_memory(), shm);
       std::span<float> values = slot->values<float>();
       ASSERT_EQ(values.size(), weights.size());
       std::copy(weights.begin(), weights.end(), values.begin());
-      ASSERT_TRUE((*writer)->submit(*std::move(slot)).ok());
+      ASSERT_TRUE(writer->submit(*std::move(slot)).ok());
       // A slot given up without submit() frees its memory.
-      auto dropped = (*writer)->histogram_slot<float>("dropped", step, weights.size());
+      auto dropped = writer->histogram_slot<float>("dropped", step, weights.size());
       ASSERT_TRUE(dropped.ok());
     }
     // A scribbler: the span of a submitted slot, rewritten while the daemon
     // may read it. Garbage in the log at worst.
-    auto slot = (*writer)->histogram_slot<float>("scribbled", 9, weights.size(), {}, at);
+    auto slot = writer->histogram_slot<float>("scribbled", 9, weights.size(), {}, at);
     ASSERT_TRUE(slot.ok());
     std::span<float> scribbled = slot->values<float>();
     std::copy(weights.begin(), weights.end(), scribbled.begin());
-    ASSERT_TRUE((*writer)->submit(*std::move(slot)).ok());
+    ASSERT_TRUE(writer->submit(*std::move(slot)).ok());
     if (shm) {
       for (size_t i = 0; i < scribbled.size(); i += 7) scribbled[i] = (i % 2) ? NAN : 3e38f;
     }
-    EXPECT_EQ((*writer)->submit(*std::move(slot)).code(), absl::StatusCode::kFailedPrecondition);
-    ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
-    EXPECT_EQ((*writer)->stats().shm_tensors, shm ? 4u : 0u) << (*writer)->stats().shm_error;
-    EXPECT_EQ((*writer)->stats().errors, 0u);
+    EXPECT_EQ(writer->submit(*std::move(slot)).code(), absl::StatusCode::kFailedPrecondition);
+    ASSERT_TRUE(writer->close().ok()) << writer->status();
+    EXPECT_EQ(writer->stats().shm_tensors, shm ? 4u : 0u) << writer->stats().shm_error;
+    EXPECT_EQ(writer->stats().errors, 0u);
   }
   const std::vector<tb::Event> ring = RunEvents(daemon_->logdir(), "shm/slot");
   const std::vector<tb::Event> bytes = RunEvents(daemon_->logdir(), "shm/slot_bytes");
