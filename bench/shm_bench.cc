@@ -4,7 +4,10 @@
 // engine, in one run (issue 13's first rows). Per transport and size:
 // elements/s from the first call until flush() returned, the training
 // thread's cost per call, and the total CPU per histogram (this process plus
-// the daemon, from /proc). Benchmarks print; nothing is asserted.
+// the daemon, from /proc); shared memory both through histogram() (one copy
+// into the ring) and through histogram_slot() (zero-copy), with the ring's
+// default size, grown as the tensors ask. A summary gives the issue's rows.
+// Benchmarks print; nothing is asserted.
 //
 //   tblog-shm-bench --daemon build-release/server/daemon/tblogd [--sizes 1048576,16777216]
 #include <netinet/in.h>
@@ -12,7 +15,9 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <algorithm>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,17 +54,60 @@ int FreePort() {
 struct Transport {
   std::string name;
   std::string target;
-  size_t ring_bytes;  // 0: bytes in the messages
+  bool shm;    // false: bytes in the messages
+  bool slots;  // Writer::histogram_slot (zero-copy) instead of histogram()
 };
 
+// One histogram of `values`, through a slot (filled by a copy, standing for
+// the trainer computing its values there; that copy is not counted in
+// `caller_seconds`) or through histogram().
+absl::Status LogOne(Writer& writer, bool slots, const std::string& tag, int64_t step,
+                    const std::vector<float>& values, double* caller_seconds) {
+  if (!slots) {
+    const Clock::time_point start = Clock::now();
+    absl::Status status = writer.histogram(tag, step, std::span<const float>(values));
+    *caller_seconds += SecondsBetween(start, Clock::now());
+    return status;
+  }
+  Clock::time_point start = Clock::now();
+  absl::StatusOr<TensorSlot> slot =
+      writer.histogram_slot<float>(tag, step, values.size());
+  *caller_seconds += SecondsBetween(start, Clock::now());
+  if (!slot.ok()) return slot.status();
+  std::span<float> into = slot->values<float>();
+  std::copy(values.begin(), values.end(), into.begin());
+  start = Clock::now();
+  absl::Status status = writer.submit(*std::move(slot));
+  *caller_seconds += SecondsBetween(start, Clock::now());
+  return status;
+}
+
 // `calls` histograms of `values` through a Writer on `transport`, then flush.
+// The median time of one call when the daemon keeps up (each call flushed
+// before the next, so the ring always has room): the training thread's own
+// cost, without the backpressure of back-to-back calls.
+double MedianCallWithRoom(Writer& writer, bool slots, const std::vector<float>& values) {
+  std::vector<double> seconds;
+  for (int64_t i = 0; i < 15; ++i) {
+    double call = 0;
+    if (!LogOne(writer, slots, "hist/spaced", i, values, &call).ok() || !writer.flush().ok()) break;
+    seconds.push_back(call);
+  }
+  if (seconds.empty()) return 0;
+  std::sort(seconds.begin(), seconds.end());
+  return seconds[seconds.size() / 2];
+}
+
+// `calls` histograms of `values` through a Writer on `transport`, then flush;
+// then, for shared memory, MedianCallWithRoom into `call_with_room`.
 Side ThroughDaemon(const Transport& transport, pid_t daemon_pid, const std::string& run,
-                   int64_t calls, const std::vector<float>& values, uint64_t* shm_tensors) {
+                   int64_t calls, const std::vector<float>& values, WriterStats* stats,
+                   double* call_with_room) {
   Side side;
   WriterOptions options;
   options.target = transport.target;
   options.run_path = run;
-  options.shm_ring_bytes = transport.ring_bytes;
+  if (!transport.shm) options.shm_ring_bytes = 0;  // else the defaults: 64 MiB, grown on demand
   // Room for the tensors in flight either way (a 16M-float histogram is 64 MiB).
   options.max_buffer_bytes = std::max<size_t>(options.max_buffer_bytes, 3 * values.size() * 4);
   options.max_batch_bytes = 1;  // each histogram its own batch, sent at once
@@ -68,8 +116,12 @@ Side ThroughDaemon(const Transport& transport, pid_t daemon_pid, const std::stri
     side.status = writer.status();
     return side;
   }
-  // The ring is made when the first large tensor asks for it: one first.
-  (void)(*writer)->histogram("hist/warm_up", 0, std::span<const float>(values));
+  // The ring is made when the first large tensor asks for it, and grown
+  // when one leaves no room for a second: two first, flushed.
+  double ignored = 0;
+  for (int64_t i = 0; i < 2; ++i) {
+    (void)LogOne(**writer, transport.slots, "hist/warm_up", i, values, &ignored);
+  }
   (void)(*writer)->flush();
   side.calls = calls;
   side.units = static_cast<double>(calls) * static_cast<double>(values.size());
@@ -79,14 +131,15 @@ Side ThroughDaemon(const Transport& transport, pid_t daemon_pid, const std::stri
   const double cpu_start = cpu();
   const Clock::time_point start = Clock::now();
   for (int64_t i = 0; i < calls && side.status.ok(); ++i) {
-    side.status = (*writer)->histogram("hist/values", i, std::span<const float>(values));
+    side.status = LogOne(**writer, transport.slots, "hist/values", i, values, &side.caller_seconds);
   }
-  const Clock::time_point calls_done = Clock::now();
   if (side.status.ok()) side.status = (*writer)->flush();
   side.seconds = SecondsBetween(start, Clock::now());
   side.cpu_seconds = cpu() - cpu_start;
-  side.caller_seconds = SecondsBetween(start, calls_done);
-  *shm_tensors = (*writer)->stats().shm_tensors;
+  *stats = (*writer)->stats();
+  if (side.status.ok() && transport.shm) {
+    *call_with_room = MedianCallWithRoom(**writer, transport.slots, values);
+  }
   if (side.status.ok()) side.status = (*writer)->close();
   return side;
 }
@@ -104,8 +157,45 @@ void PrintRow(const std::string& workload, const Side& side, int64_t calls, doub
       1e3 * side.per_call(), note) << std::flush;
 }
 
-int Run(const std::string& daemon_binary, const std::vector<int64_t>& sizes, int64_t calls,
-        const std::vector<std::string>& daemon_args) {
+// The issue's shared-memory rows, from the rows printed above.
+struct Summary {
+  struct Size {
+    int64_t calls = 1;
+    Side in_process, shm, slots;
+    double shm_call_with_room = 0, slots_call_with_room = 0;
+  };
+  std::map<int64_t, Size> sizes;
+
+  void Print() const {
+    std::cout << "\nissue 13's rows (shared memory; goals in brackets):\n";
+    for (const auto& [size, row] : sizes) {
+      const double local = row.in_process.rate();
+      std::cout << absl::StrFormat(
+          "  %.0fM-float histograms end to end: %.0fM el/s = %.2fx in-process (%.0fM el/s) "
+          "[>= 0.8x%s]\n",
+          static_cast<double>(size) / (1 << 20), row.shm.rate() / 1e6,
+          local > 0 ? row.shm.rate() / local : 0, local / 1e6,
+          size == (1 << 20) ? ", >= 1G el/s with 2 threads" : "");
+      if (size != (1 << 20)) continue;
+      const double calls = static_cast<double>(row.calls);
+      const double cpu = 1e3 * row.shm.cpu_seconds / calls;
+      const double local_cpu = 1e3 * row.in_process.cpu_seconds / calls;
+      std::cout << absl::StrFormat(
+          "  CPU per 1M-float histogram, client + daemon: %.2f ms = %.2fx in-process (%.2f ms) "
+          "[<= 1.3x]\n",
+          cpu, local_cpu > 0 ? cpu / local_cpu : 0, local_cpu);
+      std::cout << absl::StrFormat(
+          "  training-thread cost of a 1M-float histogram (C++), median with room in the ring: "
+          "%.3f ms histogram(), %.3f ms histogram_slot() + submit() [<= 0.5 ms]; back to back, "
+          "waits for the daemon included: %.3f / %.3f ms\n",
+          1e3 * row.shm_call_with_room, 1e3 * row.slots_call_with_room,
+          1e3 * row.shm.caller_seconds / calls, 1e3 * row.slots.caller_seconds / calls);
+    }
+  }
+};
+
+int Run(const std::string& daemon_binary, const std::vector<int64_t>& sizes, int64_t min_calls,
+        int64_t min_elements, const std::vector<std::string>& daemon_args) {
   std::cout << "machine: " << bench::MachineLine() << "\nload average at start: "
             << bench::LoadAverage() << "\n";
   const int port = FreePort();
@@ -114,7 +204,7 @@ int Run(const std::string& daemon_binary, const std::vector<int64_t>& sizes, int
   // Room for a 16M-float histogram as bytes (64 MiB and its framing) in one
   // message, and for it in flight next to a ring.
   options.extra_args = {"--listen", absl::StrCat("127.0.0.1:", port), "--max-message-size",
-                        "256MiB", "--max-inflight-bytes", "1GiB"};
+                        "256MiB", "--max-inflight-bytes", "1GiB", "--log-level", "warn"};
   options.extra_args.insert(options.extra_args.end(), daemon_args.begin(), daemon_args.end());
   auto daemon = testing::DaemonProcess::Start(options);
   if (!daemon.ok()) {
@@ -123,14 +213,18 @@ int Run(const std::string& daemon_binary, const std::vector<int64_t>& sizes, int
   }
   const pid_t pid = (*daemon)->pid();
   const std::vector<Transport> transports = {
-      {"shared memory", (*daemon)->target(), size_t{160} << 20},  // two 16M-float slices
-      {"unix socket", (*daemon)->target(), 0},
-      {"TCP", absl::StrCat("127.0.0.1:", port), 0},
+      {"shared memory", (*daemon)->target(), true, false},
+      {"shared memory, slots", (*daemon)->target(), true, true},
+      {"unix socket", (*daemon)->target(), false, false},
+      {"TCP", absl::StrCat("127.0.0.1:", port), false, false},
   };
+  Summary summary;
   std::cout << absl::StrFormat("\n%-30s | %-15s | %-6s | %-12s | %-12s | %s\n", "workload", "rate",
                                "x in-p", "CPU/histo", "caller/call", "notes");
   std::cout << std::string(110, '-') << "\n";
   for (int64_t size : sizes) {
+    // Enough calls that the flush's round trip does not decide the rate.
+    const int64_t calls = std::max(min_calls, (min_elements + size - 1) / size);
     Config config;
     config.histograms = calls;
     config.histogram_elements = size;
@@ -147,17 +241,34 @@ int Run(const std::string& daemon_binary, const std::vector<int64_t>& sizes, int
                                               static_cast<double>(size) / (1 << 20));
     PrintRow(absl::StrCat(label, " in-process"), local, calls, local.rate(),
              "engine, one thread per core");
+    summary.sizes[size].in_process = local;
+    summary.sizes[size].calls = calls;
     for (const Transport& transport : transports) {
-      uint64_t shm_tensors = 0;
-      const Side side = ThroughDaemon(transport, pid, absl::StrCat("bench/", size, "-", transport.name),
-                                      calls, inputs.histogram_values, &shm_tensors);
-      PrintRow(absl::StrCat(label, " ", transport.name), side, calls, local.rate(),
-               absl::StrCat(shm_tensors, " via the ring"));
+      WriterStats stats;
+      double call_with_room = 0;
+      const Side side =
+          ThroughDaemon(transport, pid, absl::StrCat("bench/", size, "-", transport.name), calls,
+                        inputs.histogram_values, &stats, &call_with_room);
+      std::string note = absl::StrCat(stats.shm_tensors, " of ", calls + 2, " via the ring");
+      if (stats.shm_ring_bytes > 0) {
+        absl::StrAppend(&note, " of ", stats.shm_ring_bytes >> 20, " MiB");
+      }
+      if (call_with_room > 0) {
+        absl::StrAppend(&note, absl::StrFormat("; %.2f ms a call with room", 1e3 * call_with_room));
+      }
+      PrintRow(absl::StrCat(label, " ", transport.name), side, calls, local.rate(), note);
+      Summary::Size& row = summary.sizes[size];
+      if (transport.shm) {
+        (transport.slots ? row.slots : row.shm) = side;
+        (transport.slots ? row.slots_call_with_room : row.shm_call_with_room) = call_with_room;
+      }
     }
   }
+  summary.Print();
   std::cout << "rate: elements/s from the first call until flush() returned; x in-p: rate / "
                "in-process rate;\nCPU/histo: CPU seconds of this process + tblogd per histogram; "
-               "caller/call: time inside Writer::histogram.\nload average at end: "
+               "caller/call: time inside Writer::histogram (slots: histogram_slot + submit, not "
+               "the fill), back to back: waits for ring room included.\nload average at end: "
             << bench::LoadAverage() << "\n";
   return (*daemon)->Stop().ok() ? 0 : 1;
 }
@@ -171,11 +282,16 @@ int main(int argc, char** argv) {
   std::string daemon;
   std::string sizes_text = "1048576,16777216";
   int64_t calls = 8;
+  int64_t min_elements = int64_t{64} << 20;
   std::vector<std::string> daemon_args;
   app.add_option("--daemon", daemon, "The tblogd binary to start")->required();
   app.add_option("--sizes", sizes_text, "Histogram sizes, in float32 elements, comma-separated")
       ->capture_default_str();
-  app.add_option("--histograms", calls, "Histograms per transport and size")->capture_default_str();
+  app.add_option("--histograms", calls, "Histograms per transport and size, at least")
+      ->capture_default_str();
+  app.add_option("--min-elements", min_elements,
+                 "More histograms of a small size, until they hold this many elements")
+      ->capture_default_str();
   app.add_option("--daemon-arg", daemon_args, "Extra argument for tblogd (repeatable)");
   CLI11_PARSE(app, argc, argv);
   std::vector<int64_t> sizes;
@@ -187,5 +303,5 @@ int main(int argc, char** argv) {
     }
     sizes.push_back(n);
   }
-  return tblog::loadgen::Run(daemon, sizes, calls, daemon_args);
+  return tblog::loadgen::Run(daemon, sizes, calls, min_elements, daemon_args);
 }

@@ -73,6 +73,7 @@ WriterStats RecordStream::stats() const {
   if (const ShmRing* ring = shm_ring(); ring != nullptr) {
     copy.shm_tensors = ring->tensors();
     copy.shm_error = std::string(ring->attach_status().message());
+    copy.shm_ring_bytes = ring->size();
   }
   return copy;
 }
@@ -475,6 +476,8 @@ RecordStream::StreamEnd RecordStream::RunStream() {
       v1::WriteRequest bind;
       bind.set_shm_ring(ring_token);
       if (!ring_token.empty() && !stream->Write(bind)) write_failed = true;
+    } else if (!ring_token.empty()) {
+      GrowRingIfWanted();
     }
     for (const auto& request : to_send) {
       if (write_failed) break;

@@ -121,6 +121,10 @@ class RecordStream {
     return ring;
   }
 
+  // Whether a record call waits (bounded) for room in a full ring rather
+  // than send bytes: under OverflowPolicy::kBlock only.
+  bool shm_waits_for_room() const { return options_.overflow == OverflowPolicy::kBlock; }
+
   absl::Status status() const ABSL_LOCKS_EXCLUDED(mu_);
   WriterStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
   std::string run_id() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -183,6 +187,9 @@ class RecordStream {
   // the stream's WriteRequest.shm_ring, or "" when the stream goes without
   // one (its batches' slices are then sent as bytes: ShmRing::Inline).
   std::string AttachRing() ABSL_LOCKS_EXCLUDED(mu_);
+  // Within a stream whose ring is attached (sender thread): grows the ring
+  // when a tensor asked (ShmRing::growth_wanted; record_stream_shm.cc).
+  void GrowRingIfWanted() ABSL_LOCKS_EXCLUDED(mu_);
   // Runs call(&context), a unary RPC on stub_, with the rpc_timeout deadline
   // and registered as the active call (sender thread only).
   template <typename Call>

@@ -6,6 +6,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -21,6 +26,37 @@ constexpr uint64_t kAlign = 64;
 
 absl::Status Errno(const std::string& what) {
   return absl::UnavailableError(absl::StrCat(what, ": ", std::strerror(errno)));
+}
+
+// Copies with non-temporal stores from kStreamingBytes on (x86-64: SSE2 is
+// baseline). A large tensor's copy then neither reads the destination's
+// cache lines first (about a third of memcpy's time on a 4 MB tensor) nor
+// evicts the trainer's working set for data the daemon reads later anyway.
+// `dst` is 64-byte aligned (kAlign).
+constexpr size_t kStreamingBytes = size_t{256} << 10;
+
+void CopyStreaming(std::byte* dst, const std::byte* src, size_t n) {
+#if defined(__x86_64__)
+  if (n >= kStreamingBytes) {
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+      const auto* from = reinterpret_cast<const __m128i*>(src + i);
+      auto* to = reinterpret_cast<__m128i*>(dst + i);
+      const __m128i a = _mm_loadu_si128(from);
+      const __m128i b = _mm_loadu_si128(from + 1);
+      const __m128i c = _mm_loadu_si128(from + 2);
+      const __m128i d = _mm_loadu_si128(from + 3);
+      _mm_stream_si128(to, a);
+      _mm_stream_si128(to + 1, b);
+      _mm_stream_si128(to + 2, c);
+      _mm_stream_si128(to + 3, d);
+    }
+    _mm_sfence();  // the stores are visible before the record names the slice
+    std::memcpy(dst + i, src + i, n - i);
+    return;
+  }
+#endif
+  std::memcpy(dst, src, n);
 }
 
 // The tensor of `record` that may name a slice, or null.
@@ -50,11 +86,13 @@ std::string ShmRing::SocketFor(const std::string& target, const std::string& exp
   return path.empty() ? "" : path + ".shm";
 }
 
-absl::StatusOr<std::unique_ptr<ShmRing>> ShmRing::Create(size_t bytes) {
+absl::StatusOr<std::unique_ptr<ShmRing>> ShmRing::Create(size_t bytes, size_t max_bytes) {
+  max_bytes = std::max(max_bytes, bytes);
   const int fd = ::memfd_create("tblog-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return Errno("memfd_create");
   // Sized, its pages allocated (so that neither side faults them in while
-  // logging), then sealed: the daemon refuses a ring that could shrink.
+  // logging), then sealed: the daemon refuses a ring that could shrink. It
+  // may still grow (Grow).
   if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0 ||
       ::fallocate(fd, 0, 0, static_cast<off_t>(bytes)) != 0 ||
       ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) != 0) {
@@ -62,23 +100,35 @@ absl::StatusOr<std::unique_ptr<ShmRing>> ShmRing::Create(size_t bytes) {
     ::close(fd);
     return status;
   }
-  void* base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-  if (base == MAP_FAILED) {
-    absl::Status status = Errno("mapping the shared-memory ring");
+  // The whole range the ring may grow to, reserved (no memory: PROT_NONE,
+  // MAP_NORESERVE), then the memfd mapped over its start.
+  void* range = ::mmap(nullptr, max_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                       -1, 0);
+  if (range == MAP_FAILED) {
+    absl::Status status = Errno("reserving the shared-memory ring's addresses");
     ::close(fd);
     return status;
   }
-  return std::unique_ptr<ShmRing>(new ShmRing(fd, static_cast<std::byte*>(base), bytes));
+  if (::mmap(range, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd, 0) ==
+      MAP_FAILED) {
+    absl::Status status = Errno("mapping the shared-memory ring");
+    ::munmap(range, max_bytes);
+    ::close(fd);
+    return status;
+  }
+  return std::unique_ptr<ShmRing>(
+      new ShmRing(fd, static_cast<std::byte*>(range), bytes, max_bytes));
 }
 
 ShmRing::~ShmRing() {
-  ::munmap(base_, size_);
+  ::munmap(base_, capacity_);
   ::close(fd_);
 }
 
 absl::StatusOr<v1::ShmAttachResponse> ShmRing::Exchange(const std::string& socket_path, int fd,
                                                         uint64_t ring_bytes,
-                                                        absl::Duration timeout) {
+                                                        absl::Duration timeout,
+                                                        const std::string& grow_token) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (socket_path.size() >= sizeof(address.sun_path)) {
@@ -100,6 +150,7 @@ absl::StatusOr<v1::ShmAttachResponse> ShmRing::Exchange(const std::string& socke
   }
   v1::ShmAttachRequest request;
   request.set_ring_bytes(ring_bytes);
+  request.set_grow_token(grow_token);
   std::string bytes = request.SerializeAsString();
   iovec iov{bytes.data(), bytes.size()};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
@@ -128,7 +179,7 @@ absl::StatusOr<v1::ShmAttachResponse> ShmRing::Exchange(const std::string& socke
 
 absl::StatusOr<std::string> ShmRing::Attach(const std::string& socket_path,
                                             absl::Duration timeout) {
-  absl::StatusOr<v1::ShmAttachResponse> response = Exchange(socket_path, fd_, size_, timeout);
+  absl::StatusOr<v1::ShmAttachResponse> response = Exchange(socket_path, fd_, size(), timeout);
   absl::StatusOr<std::string> token;
   if (!response.ok()) {
     token = response.status();
@@ -141,6 +192,7 @@ absl::StatusOr<std::string> ShmRing::Attach(const std::string& socket_path,
   MutexLock lock(&mu_);
   usable_ = token.ok();
   attach_status_ = token.status();
+  token_ = token.ok() ? *token : "";
   return token;
 }
 
@@ -154,6 +206,54 @@ bool ShmRing::usable() const {
   return usable_;
 }
 
+absl::Status ShmRing::Grow(const std::string& socket_path, absl::Duration timeout) {
+  const size_t wanted = grow_wanted_.exchange(0, std::memory_order_relaxed);
+  std::string token;
+  size_t size = 0;
+  {
+    MutexLock lock(&mu_);
+    token = token_;
+    size = size_;
+  }
+  if (wanted <= size || wanted >= grow_refused_ || token.empty()) return absl::OkStatus();
+  // Extended without allocating: until the daemon accepts the growth, the
+  // new part costs no memory (and, refused, it never will).
+  if (wanted > file_bytes_) {
+    if (::ftruncate(fd_, static_cast<off_t>(wanted)) != 0) {
+      grow_refused_ = wanted;
+      return Errno(absl::StrCat("growing the shared-memory ring to ", wanted, " bytes"));
+    }
+    file_bytes_ = wanted;
+  }
+  absl::StatusOr<v1::ShmAttachResponse> response =
+      Exchange(socket_path, fd_, wanted, timeout, token);
+  absl::Status status;
+  if (!response.ok()) {
+    status = response.status();
+  } else if (response->code() != 0) {
+    status = absl::Status(static_cast<absl::StatusCode>(response->code()),
+                          absl::StrCat("tblogd refused to grow the shared-memory ring to ", wanted,
+                                       " bytes: ", response->message()));
+  } else if (::mmap(base_ + size, wanted - size, PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd_, static_cast<off_t>(size)) ==
+             MAP_FAILED) {
+    // The daemon maps more than we use: harmless, until the next attach.
+    status = Errno("mapping the grown shared-memory ring");
+  }
+  if (!status.ok()) {
+    grow_refused_ = wanted;
+    return status;
+  }
+  MutexLock lock(&mu_);
+  size_ = wanted;
+  return absl::OkStatus();
+}
+
+size_t ShmRing::size() const {
+  MutexLock lock(&mu_);
+  return size_;
+}
+
 size_t ShmRing::used() const {
   MutexLock lock(&mu_);
   if (allocations_.empty()) return 0;
@@ -161,30 +261,29 @@ size_t ShmRing::used() const {
   return head_ > tail ? head_ - tail : size_ - tail + head_;
 }
 
-std::optional<uint64_t> ShmRing::AllocateLocked(uint64_t bytes) {
-  const uint64_t length = (bytes + kAlign - 1) / kAlign * kAlign;
-  uint64_t offset = 0;
-  if (allocations_.empty()) {
-    if (length > size_) return std::nullopt;
-    offset = 0;
-  } else {
-    const uint64_t tail = allocations_.front().offset;
-    if (head_ > tail) {  // in use: [tail, head_); free: [head_, size_) and [0, tail)
-      if (length <= size_ - head_) {
-        offset = head_;
-      } else if (length <= tail) {
-        offset = 0;
-      } else {
-        return std::nullopt;
-      }
-    } else {  // wrapped: in use [tail, size_) and [0, head_); free: [head_, tail)
-      if (length > tail - head_) return std::nullopt;
-      offset = head_;
-    }
+std::optional<uint64_t> ShmRing::FitLocked(uint64_t length) const {
+  if (allocations_.empty()) return length <= size_ ? std::optional<uint64_t>(0) : std::nullopt;
+  const uint64_t tail = allocations_.front().offset;
+  if (head_ > tail) {  // in use: [tail, head_); free: [head_, size_) and [0, tail)
+    if (length <= size_ - head_) return head_;
+    if (length <= tail) return 0;
+    return std::nullopt;
   }
-  allocations_.push_back(Allocation{offset, length, false});
-  head_ = offset + length;
-  return offset;
+  // Wrapped: in use [tail, end of the newest before the wrap) and [0, head_);
+  // free: [head_, tail).
+  if (length > tail - head_) return std::nullopt;
+  return head_;
+}
+
+void ShmRing::WantGrowthLocked(uint64_t length) {
+  if (2 * length <= size_ || size_ >= capacity_) return;
+  size_t target = size_;
+  while (target < 2 * length && target < capacity_) target *= 2;
+  target = std::min(target, capacity_);
+  size_t previous = grow_wanted_.load(std::memory_order_relaxed);
+  while (previous < target &&
+         !grow_wanted_.compare_exchange_weak(previous, target, std::memory_order_relaxed)) {
+  }
 }
 
 void ShmRing::FreeLocked(uint64_t offset) {
@@ -198,21 +297,47 @@ void ShmRing::FreeLocked(uint64_t offset) {
   if (allocations_.empty()) head_ = 0;
 }
 
-bool ShmRing::CopyIn(std::span<const std::byte> data, v1::Tensor* tensor) {
-  if (data.size() < kMinSliceBytes) return false;
-  std::optional<uint64_t> offset;
-  {
-    MutexLock lock(&mu_);
-    if (!usable_) return false;
-    offset = AllocateLocked(data.size());
+std::optional<ShmRing::Slice> ShmRing::Take(size_t bytes, bool wait) {
+  if (bytes < kMinSliceBytes) return std::nullopt;
+  const uint64_t length = (bytes + kAlign - 1) / kAlign * kAlign;
+  MutexLock lock(&mu_);
+  if (!usable_) return std::nullopt;
+  WantGrowthLocked(length);
+  std::optional<uint64_t> offset = FitLocked(length);
+  if (!offset && wait && length <= size_) {
+    // Full of slices on their way: wait for acknowledgements (Release) to
+    // free room rather than send the tensor as bytes, which would cost the
+    // trainer and the daemon four copies. A growth may make room too.
+    const auto room = [this, length]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return !usable_ || allocations_.empty() || FitLocked(length).has_value();
+    };
+    mu_.AwaitWithTimeout(Condition(&room), kRoomWait);
+    offset = usable_ ? FitLocked(length) : std::nullopt;
   }
-  if (!offset) return false;
-  // Outside the lock: the one copy of the tensor on the training thread.
-  std::memcpy(base_ + *offset, data.data(), data.size());
+  if (!offset) return std::nullopt;
+  allocations_.push_back(Allocation{*offset, length, false});
+  head_ = *offset + length;
+  return Slice{*offset, base_ + *offset};
+}
+
+void ShmRing::Point(const Slice& slice, size_t bytes, v1::Tensor* tensor) {
   tensor->clear_data();
-  tensor->mutable_shm()->set_offset(*offset);
-  tensor->mutable_shm()->set_length(data.size());
+  tensor->mutable_shm()->set_offset(slice.offset);
+  tensor->mutable_shm()->set_length(bytes);
   tensors_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void ShmRing::Free(uint64_t offset) {
+  MutexLock lock(&mu_);
+  FreeLocked(offset);
+}
+
+bool ShmRing::CopyIn(std::span<const std::byte> data, v1::Tensor* tensor, bool wait) {
+  std::optional<Slice> slice = Take(data.size(), wait);
+  if (!slice) return false;
+  // Outside the lock: the one copy of the tensor on the training thread.
+  CopyStreaming(slice->data, data.data(), data.size());
+  Point(*slice, data.size(), tensor);
   return true;
 }
 

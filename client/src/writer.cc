@@ -42,7 +42,8 @@ size_t DTypeSize(v1::DType dtype) { return ElementSizeOfDataType(static_cast<int
 // memory instead (shm_ring.h).
 absl::Status FillTensor(v1::DType dtype, std::span<const std::byte> data,
                         const std::vector<int64_t>* shape, v1::Tensor* tensor,
-                        std::string* buffer = nullptr, ShmRing* ring = nullptr) {
+                        std::string* buffer = nullptr, ShmRing* ring = nullptr,
+                        bool wait_for_room = false) {
   const size_t element_size = DTypeSize(dtype);
   if (element_size == 0) {
     return absl::InvalidArgumentError(absl::StrCat("unsupported dtype ", static_cast<int>(dtype)));
@@ -67,7 +68,7 @@ absl::Status FillTensor(v1::DType dtype, std::span<const std::byte> data,
     tensor->add_shape(elements);
   }
   tensor->set_dtype(dtype);
-  if (ring != nullptr && ring->CopyIn(data, tensor)) return absl::OkStatus();
+  if (ring != nullptr && ring->CopyIn(data, tensor, wait_for_room)) return absl::OkStatus();
   if (buffer != nullptr) {
     buffer->assign(reinterpret_cast<const char*>(data.data()), data.size());
     tensor->set_data(std::move(*buffer));  // moved in: no second copy
@@ -92,6 +93,17 @@ void SetReduce(const ReduceOptions& options, v1::Record& record) {
   reduce->set_weight(options.weight);
   reduce->set_group_size(options.group_size);
   reduce->set_keep_contributions(options.keep_contributions);
+}
+
+// A histogram record without its values.
+v1::Record HistogramRecord(std::string_view tag, int64_t step, const HistogramOptions& options,
+                           const RecordOptions& at) {
+  v1::Record record = BaseRecord(tag, step, at);
+  v1::Histogram* histogram = record.mutable_histogram();
+  histogram->set_layout(options.layout);
+  histogram->set_bucket_count(options.bucket_count);
+  if (options.reduce.op != v1::REDUCE_OP_UNSPECIFIED) SetReduce(options.reduce, record);
+  return record;
 }
 
 // "tag '<tag>': <message>", for errors of a record's inputs.
@@ -213,19 +225,62 @@ absl::Status Writer::scalars(std::string_view main_tag, int64_t step,
 absl::Status Writer::histogram(std::string_view tag, int64_t step, v1::DType dtype,
                                std::span<const std::byte> data, const HistogramOptions& options,
                                const RecordOptions& at) {
-  v1::Record record = BaseRecord(tag, step, at);
-  v1::Histogram* histogram = record.mutable_histogram();
-  histogram->set_layout(options.layout);
-  histogram->set_bucket_count(options.bucket_count);
-  if (options.reduce.op != v1::REDUCE_OP_UNSPECIFIED) SetReduce(options.reduce, record);
+  v1::Record record = HistogramRecord(tag, step, options, at);
   ShmRing* ring = impl_->ShmRingFor(data.size());
   std::string buffer = ring != nullptr ? std::string() : impl_->TakeSpareBuffer(data.size());
+  v1::Tensor* values = record.mutable_histogram()->mutable_values();
   if (absl::Status filled =
-          FillTensor(dtype, data, nullptr, histogram->mutable_values(), &buffer, ring);
+          FillTensor(dtype, data, nullptr, values, &buffer, ring, impl_->shm_waits_for_room());
       !filled.ok()) {
     return WithTag(filled, tag);
   }
   return Append(std::move(record));
+}
+
+absl::StatusOr<TensorSlot> Writer::histogram_slot(std::string_view tag, int64_t step,
+                                                  v1::DType dtype, size_t count,
+                                                  const HistogramOptions& options,
+                                                  const RecordOptions& at) {
+  const size_t element_size = DTypeSize(dtype);
+  if (element_size == 0) {
+    return WithTag(absl::InvalidArgumentError(
+                       absl::StrCat("unsupported dtype ", static_cast<int>(dtype))),
+                   tag);
+  }
+  TensorSlot slot;
+  slot.record_ = HistogramRecord(tag, step, options, at);
+  v1::Tensor* values = slot.record_.mutable_histogram()->mutable_values();
+  values->set_dtype(dtype);
+  values->add_shape(static_cast<int64_t>(count));
+  slot.bytes_ = count * element_size;
+  slot.valid_ = true;
+  if (ShmRing* ring = impl_->ShmRingFor(slot.bytes_); ring != nullptr) {
+    std::optional<ShmRing::Slice> taken = ring->Take(slot.bytes_, impl_->shm_waits_for_room());
+    if (taken) {
+      slot.ring_ = ring;
+      slot.offset_ = taken->offset;
+      slot.ring_data_ = taken->data;
+      return slot;
+    }
+  }
+  slot.heap_ = impl_->TakeSpareBuffer(slot.bytes_);
+  slot.heap_.resize(slot.bytes_);
+  return slot;
+}
+
+absl::Status Writer::submit(TensorSlot slot) {
+  if (!slot.valid_) {
+    return absl::FailedPreconditionError("submit: the slot was submitted already or moved from");
+  }
+  v1::Tensor* values = slot.record_.mutable_histogram()->mutable_values();
+  if (slot.ring_ != nullptr) {
+    slot.ring_->Point(ShmRing::Slice{slot.offset_, slot.ring_data_}, slot.bytes_, values);
+    slot.ring_ = nullptr;  // the record holds the slice now (Append frees it if refused)
+  } else {
+    values->set_data(std::move(slot.heap_));
+  }
+  slot.valid_ = false;
+  return Append(std::move(slot.record_));
 }
 
 absl::Status Writer::image(std::string_view tag, int64_t step, v1::DType dtype,
@@ -238,8 +293,8 @@ absl::Status Writer::image(std::string_view tag, int64_t step, v1::DType dtype,
   image->set_max_outputs(options.max_outputs);
   ShmRing* ring = impl_->ShmRingFor(data.size());
   std::string buffer = ring != nullptr ? std::string() : impl_->TakeSpareBuffer(data.size());
-  if (absl::Status filled =
-          FillTensor(dtype, data, &shape, image->mutable_pixels(), &buffer, ring);
+  if (absl::Status filled = FillTensor(dtype, data, &shape, image->mutable_pixels(), &buffer, ring,
+                                       impl_->shm_waits_for_room());
       !filled.ok()) {
     return WithTag(filled, tag);
   }
@@ -344,7 +399,8 @@ absl::Status Writer::embedding(std::string_view tag, int64_t step, std::span<con
   const std::vector<int64_t> shape = {rows, cols};
   if (absl::Status filled =
           FillTensor(v1::DTYPE_FLOAT32, std::as_bytes(matrix), &shape, embedding->mutable_matrix(),
-                     nullptr, impl_->ShmRingFor(matrix.size() * sizeof(float)));
+                     nullptr, impl_->ShmRingFor(matrix.size() * sizeof(float)),
+                     impl_->shm_waits_for_room());
       !filled.ok()) {
     return WithTag(filled, tag);
   }

@@ -45,20 +45,24 @@ absl::StatusOr<std::unique_ptr<ShmRing>> ShmRing::Map(int fd, uint64_t declared_
         "MFD_ALLOW_SEALING, then fcntl F_ADD_SEALS F_SEAL_SHRINK), so that it cannot be "
         "truncated under the daemon's mapping");
   }
-  // Sealed: the size can only grow from here, and the mapping covers what
-  // it is now.
-  const auto size = static_cast<uint64_t>(info.st_size);
-  if (size == 0 || size != declared_bytes) {
+  // Sealed: the size can only grow from here, so a mapping of what it holds
+  // now (or less) never loses its pages. Less: a client whose growth was
+  // refused keeps using, and declares, the size it had.
+  const auto file_size = static_cast<uint64_t>(info.st_size);
+  if (declared_bytes == 0 || declared_bytes > file_size) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "ring_bytes is ", declared_bytes, " but the memfd holds ", size, " bytes (must be equal, > 0)"));
+        "ring_bytes is ", declared_bytes, " but the memfd holds ", file_size,
+        " bytes (must be > 0 and at most that)"));
   }
+  const uint64_t size = declared_bytes;
   // Populated now, while attaching, so that converting a slice takes no page
   // faults (the client pre-faulted the pages; this fills our page tables).
   void* base = ::mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
   if (base == MAP_FAILED) {
     return absl::InternalError(absl::StrCat("mapping a ring of ", size, " bytes: ", std::strerror(errno)));
   }
-  return std::unique_ptr<ShmRing>(new ShmRing(static_cast<const std::byte*>(base), size));
+  return std::unique_ptr<ShmRing>(
+      new ShmRing(static_cast<const std::byte*>(base), size, info.st_dev, info.st_ino));
 }
 
 ShmRing::~ShmRing() { ::munmap(const_cast<std::byte*>(base_), size_); }

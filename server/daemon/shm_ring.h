@@ -20,6 +20,8 @@
 #ifndef TBLOG_DAEMON_SHM_RING_H_
 #define TBLOG_DAEMON_SHM_RING_H_
 
+#include <sys/stat.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -36,8 +38,8 @@ namespace tblog::daemon {
 class ShmRing {
  public:
   // Maps `fd` (taken: closed whatever the outcome) read-only, after checking
-  // that it is a memfd sealed against shrinking (F_SEAL_SHRINK) whose size is
-  // exactly `declared_bytes` (> 0). INVALID_ARGUMENT says what was wrong;
+  // that it is a memfd sealed against shrinking (F_SEAL_SHRINK) that holds
+  // at least `declared_bytes` (> 0), and maps that many. INVALID_ARGUMENT says what was wrong;
   // INTERNAL when mmap fails.
   static absl::StatusOr<std::unique_ptr<ShmRing>> Map(int fd, uint64_t declared_bytes);
 
@@ -46,6 +48,11 @@ class ShmRing {
   ShmRing& operator=(const ShmRing&) = delete;
 
   size_t size() const { return size_; }
+  // Whether `info` (an fstat) is the file this ring maps: a growth
+  // (ShmRings::Grow) must hand over the same memfd.
+  bool IsFile(const struct stat& info) const {
+    return info.st_dev == device_ && info.st_ino == inode_;
+  }
 
   // The bytes [offset, offset + length) of the ring; INVALID_ARGUMENT
   // "<field>: shm: ..." when they are not inside it. The view borrows the
@@ -53,10 +60,13 @@ class ShmRing {
   absl::StatusOr<std::string_view> Slice(const v1::ShmSlice& slice, std::string_view field) const;
 
  private:
-  ShmRing(const std::byte* base, size_t size) : base_(base), size_(size) {}
+  ShmRing(const std::byte* base, size_t size, dev_t device, ino_t inode)
+      : base_(base), size_(size), device_(device), inode_(inode) {}
 
   const std::byte* const base_;
   const size_t size_;
+  const dev_t device_;
+  const ino_t inode_;
 };
 
 // Finds the ring a Write stream bound under its token (ShmRings, in the

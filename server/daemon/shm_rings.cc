@@ -1,6 +1,7 @@
 #include "daemon/shm_rings.h"
 
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -45,10 +46,7 @@ absl::StatusOr<std::string> ShmRings::Attach(int fd, uint64_t ring_bytes, absl::
   // Checked before mapping, so a refused ring costs nothing.
   if (ring_bytes > max_total_bytes_) {
     if (fd >= 0) ::close(fd);
-    return absl::InvalidArgumentError(absl::StrCat(
-        "a ring of ", ring_bytes, " bytes is larger than the rings' share of the in-flight "
-        "budget (", max_total_bytes_, " bytes: half of --max-inflight-bytes); attach a smaller "
-        "ring or raise --max-inflight-bytes"));
+    return TooLarge(ring_bytes);
   }
   absl::StatusOr<std::unique_ptr<ShmRing>> ring = ShmRing::Map(fd, ring_bytes);
   if (!ring.ok()) return ring.status();
@@ -71,6 +69,69 @@ absl::StatusOr<std::string> ShmRings::Attach(int fd, uint64_t ring_bytes, absl::
   // a batch larger than what rings leave still goes through alone.
   budget_->Pin(mapped->size());
   return token;
+}
+
+absl::Status ShmRings::TooLarge(uint64_t ring_bytes) const {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "a ring of ", ring_bytes, " bytes is larger than the rings' share of the in-flight "
+      "budget (", max_total_bytes_, " bytes: half of --max-inflight-bytes); attach a smaller "
+      "ring or raise --max-inflight-bytes"));
+}
+
+absl::Status ShmRings::Grow(int fd, uint64_t ring_bytes, std::string_view token) {
+  struct stat info {};
+  const bool stated = fd >= 0 && ::fstat(fd, &info) == 0;
+  std::shared_ptr<const ShmRing> current;
+  {
+    MutexLock lock(&mu_);
+    auto it = entries_.find(Sv(token));
+    if (it != entries_.end()) current = it->second.ring;
+  }
+  // Every check that needs no mapping comes first: a refused growth costs
+  // no page-table work.
+  absl::Status refused;
+  if (current == nullptr) {
+    refused = absl::NotFoundError(
+        "grow_token: no ring is attached under this token (its stream ended, or it was never "
+        "bound); attach a new ring");
+  } else if (!stated || !current->IsFile(info)) {
+    refused = absl::InvalidArgumentError(
+        "grow_token: the file descriptor is not the memfd attached under this token");
+  } else if (ring_bytes <= current->size()) {
+    refused = absl::InvalidArgumentError(absl::StrCat(
+        "grow: ring_bytes ", ring_bytes, " is not larger than the ring's ", current->size()));
+  } else if (ring_bytes > max_total_bytes_) {
+    refused = TooLarge(ring_bytes);
+  }
+  if (!refused.ok()) {
+    if (fd >= 0) ::close(fd);
+    return refused;
+  }
+  absl::StatusOr<std::unique_ptr<ShmRing>> ring = ShmRing::Map(fd, ring_bytes);
+  if (!ring.ok()) return ring.status();
+  std::shared_ptr<const ShmRing> mapped = *std::move(ring);
+  std::shared_ptr<const ShmRing> replaced;  // unmapped outside the lock, when last
+  size_t added = 0;
+  {
+    MutexLock lock(&mu_);
+    auto it = entries_.find(Sv(token));
+    // Dropped meanwhile, or grown by a racing request to this size or more.
+    if (it == entries_.end() || it->second.ring->size() >= mapped->size()) {
+      return absl::FailedPreconditionError(
+          "grow_token: the ring was dropped or grown meanwhile; attach again");
+    }
+    added = mapped->size() - it->second.ring->size();
+    if (bytes_ + added > max_total_bytes_) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the ", entries_.size(), " rings attached now take ", bytes_, " of the rings' ",
+          max_total_bytes_, " bytes (half of --max-inflight-bytes): no room to grow this one by ",
+          added, "; it keeps its size"));
+    }
+    bytes_ += added;
+    replaced = std::exchange(it->second.ring, std::move(mapped));
+  }
+  budget_->Pin(added);  // outside the lock, as in Attach
+  return absl::OkStatus();
 }
 
 absl::Status ShmRings::Bind(std::string_view token) {

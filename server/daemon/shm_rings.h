@@ -51,6 +51,15 @@ class ShmRings final : public ShmRingLookup {
   // errors are those of ShmAttachResponse.code (tblog.proto).
   absl::StatusOr<std::string> Attach(int fd, uint64_t ring_bytes, absl::Time now);
 
+  // Grows the ring attached under `token` (bound or not) to `ring_bytes`:
+  // `fd` (taken) must be the same memfd, extended by the client to that
+  // size. Maps the larger size, charges the difference under the same
+  // limits as Attach, and replaces the ring that FindBound returns (a
+  // conversion reading the old mapping keeps it until it is done). The
+  // errors are those of ShmAttachResponse.code; on error the ring is as it
+  // was.
+  absl::Status Grow(int fd, uint64_t ring_bytes, std::string_view token);
+
   // Binds the ring attached under `token` to the calling stream, once:
   // FAILED_PRECONDITION when no unbound ring has that token (unknown,
   // expired, or bound already). The stream calls Drop(token) when it ends.
@@ -74,6 +83,9 @@ class ShmRings final : public ShmRingLookup {
     bool bound = false;
     absl::Time expiry;  // for an unbound ring
   };
+
+  // INVALID_ARGUMENT for a ring of `ring_bytes` over max_total_bytes_.
+  absl::Status TooLarge(uint64_t ring_bytes) const;
 
   ByteBudget* const budget_;
   const size_t max_total_bytes_;

@@ -152,6 +152,13 @@ void ShmSocket::Answer(int connection) {
   } else if (ring_fd < 0) {
     token = absl::InvalidArgumentError(
         "no file descriptor came with the request (SCM_RIGHTS): send the ring's memfd");
+  } else if (!request.grow_token().empty()) {
+    absl::Status grown = rings_->Grow(ring_fd, request.ring_bytes(), request.grow_token());
+    if (grown.ok()) {
+      token = request.grow_token();
+    } else {
+      token = grown;
+    }
   } else {
     token = rings_->Attach(ring_fd, request.ring_bytes(), absl::Now());
   }

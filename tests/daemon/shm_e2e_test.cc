@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -153,6 +154,39 @@ class ShmE2eTest : public ::testing::Test {
     return stream->Finish();
   }
 
+  // A writer on `run` through the ring (`shm`) or with bytes, warmed up.
+  std::unique_ptr<Writer> OpenWarm(const std::string& run, bool shm) {
+    WriterOptions options = OptionsFor(*daemon_, run);
+    if (!shm) options.shm_ring_bytes = 0;
+    auto writer = Writer::Open(options);
+    EXPECT_TRUE(writer.ok()) << writer.status();
+    if (!writer.ok()) return nullptr;
+    WarmUp(**writer);
+    return *std::move(writer);
+  }
+
+  // Opens a writer with `options`, warms it up, logs `count` histograms of
+  // `values` under "h", closes it and checks that the run holds them, all
+  // equal. Returns the writer's stats.
+  WriterStats LogEqualHistograms(const WriterOptions& options, const std::vector<float>& values,
+                                 int count) {
+    auto writer = Writer::Open(options);
+    EXPECT_TRUE(writer.ok()) << writer.status();
+    if (!writer.ok()) return {};
+    WarmUp(**writer);
+    for (int step = 0; step < count; ++step) {
+      EXPECT_TRUE((*writer)->histogram("h", step, std::span<const float>(values)).ok());
+    }
+    EXPECT_TRUE((*writer)->close().ok()) << (*writer)->status();
+    const std::vector<tb::Event> events = RunEvents(daemon_->logdir(), options.run_path);
+    EXPECT_EQ(events.size(), static_cast<size_t>(count) + 1);  // warm_up and the equal ones
+    for (size_t i = 2; i < events.size(); ++i) {
+      EXPECT_EQ(events[i].summary().value(0).tensor().SerializeAsString(),
+                events[1].summary().value(0).tensor().SerializeAsString());
+    }
+    return (*writer)->stats();
+  }
+
   bool Healthy() {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -173,25 +207,22 @@ TEST_F(ShmE2eTest, HistogramImageEmbeddingThroughShmEqualTheSameSentAsBytes) {
   for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 7 % 251);
   const std::vector<float> matrix = Values(200 * 32, 1.0f);
   for (const bool shm : {true, false}) {
-    WriterOptions options = OptionsFor(*daemon_, shm ? "shm/ring" : "shm/bytes");
-    if (!shm) options.shm_ring_bytes = 0;
-    auto writer = Writer::Open(options);
-    ASSERT_TRUE(writer.ok()) << writer.status();
+    auto writer = OpenWarm(shm ? "shm/ring" : "shm/bytes", shm);
+    ASSERT_NE(writer, nullptr);
     RecordOptions at;
     at.wall_time = 1700000000.0;
-    WarmUp(**writer);
-    ASSERT_TRUE((*writer)->histogram("weights", 1, std::span<const float>(weights), {}, at).ok());
-    ASSERT_TRUE((*writer)
+    ASSERT_TRUE(writer->histogram("weights", 1, std::span<const float>(weights), {}, at).ok());
+    ASSERT_TRUE(writer
                     ->histogram("weights_exp", 1, std::span<const float>(weights),
                                 {.layout = v1::HISTOGRAM_LAYOUT_EXPONENTIAL}, at)
                     .ok());
-    ASSERT_TRUE((*writer)
+    ASSERT_TRUE(writer
                     ->image("picture", 1, v1::DTYPE_UINT8, std::as_bytes(std::span(pixels)),
                             {256, 256, 3}, {}, at)
                     .ok());
-    ASSERT_TRUE((*writer)->embedding("points", 1, matrix, 200, 32, {}, {}, at).ok());
-    ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
-    const WriterStats stats = (*writer)->stats();
+    ASSERT_TRUE(writer->embedding("points", 1, matrix, 200, 32, {}, {}, at).ok());
+    ASSERT_TRUE(writer->close().ok()) << writer->status();
+    const WriterStats stats = writer->stats();
     EXPECT_EQ(stats.shm_tensors, shm ? 4u : 0u) << stats.shm_error;
     EXPECT_EQ(stats.errors, 0u);
   }
@@ -333,22 +364,11 @@ TEST_F(ShmE2eTest, FallsBackToBytesWhenTheRingIsFullOrAbsent) {
   const std::vector<float> values = Values(150000, 2.0f);  // 600 KB: one fits a 1 MiB ring
   WriterOptions options = OptionsFor(*daemon_, "shm/full");
   options.shm_ring_bytes = 1 << 20;
-  auto writer = Writer::Open(options);
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  WarmUp(**writer);
-  for (int step = 0; step < 10; ++step) {
-    ASSERT_TRUE((*writer)->histogram("h", step, std::span<const float>(values)).ok());
-  }
-  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
-  const WriterStats stats = (*writer)->stats();
+  options.shm_ring_max_bytes = 1 << 20;  // no growth
+  options.overflow = OverflowPolicy::kDropNewest;  // a full ring: bytes at once, no wait
+  const WriterStats stats = LogEqualHistograms(options, values, 10);
   EXPECT_GE(stats.shm_tensors, 1u) << stats.shm_error;
   EXPECT_LT(stats.shm_tensors, 10u);
-  std::vector<tb::Event> events = RunEvents(daemon_->logdir(), "shm/full");
-  ASSERT_EQ(events.size(), 11u);  // warm_up and ten equal ones
-  for (size_t i = 2; i < events.size(); ++i) {
-    EXPECT_EQ(events[i].summary().value(0).tensor().SerializeAsString(),
-              events[1].summary().value(0).tensor().SerializeAsString());
-  }
 
   // A daemon without a shm socket: bytes, and the reason in the stats.
   daemon_.reset();
@@ -437,6 +457,149 @@ TEST_F(ShmE2eTest, SlicesRewrittenAfterHandoverLogGarbageButNeverCrash) {
   // Garbage in, garbage out: every histogram and 8-bit image is written (a
   // float image or embedding that caught a NaN is refused as with bytes).
   EXPECT_GE(RunEvents(daemon_->logdir(), "shm/rewritten").size(), size_t{3} * kRounds);
+}
+
+TEST_F(ShmE2eTest, RingGrowsForTensorsThatLeaveNoRoomForASecondAndWaitsWhenFull) {
+  StartDaemon();
+  // 600 KB tensors in a 1 MiB ring: one at a time until the ring grows.
+  const std::vector<float> values = Values(150000, 2.0f);
+  WriterOptions options = OptionsFor(*daemon_, "shm/grown");
+  options.shm_ring_bytes = 1 << 20;
+  const WriterStats stats = LogEqualHistograms(options, values, 20);
+  // Every one through the ring: a full ring waited for acknowledgements.
+  EXPECT_EQ(stats.shm_tensors, 20u) << stats.shm_error;
+  EXPECT_EQ(stats.shm_ring_bytes, size_t{2} << 20);
+  EXPECT_TRUE(Healthy());
+}
+
+TEST_F(ShmE2eTest, TensorLargerThanAnyRingGoesAsBytes) {
+  StartDaemon({"--max-inflight-bytes", "8MiB"});  // rings: 4 MiB
+  // 6 MB: larger than the ring, and than any ring the daemon would accept.
+  const std::vector<float> large = Values(1500000, 1.0f);
+  const std::vector<float> small = Values(100000, 1.0f);
+  WriterOptions options = OptionsFor(*daemon_, "shm/larger");
+  options.shm_ring_bytes = 1 << 20;
+  options.max_buffer_bytes = 32 << 20;
+  auto writer = Writer::Open(options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  WarmUp(**writer);
+  for (int step = 0; step < 3; ++step) {
+    ASSERT_TRUE((*writer)->histogram("large", step, std::span<const float>(large)).ok());
+    ASSERT_TRUE((*writer)->histogram("small", step, std::span<const float>(small)).ok());
+  }
+  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+  const WriterStats stats = (*writer)->stats();
+  EXPECT_EQ(stats.shm_tensors, 3u) << stats.shm_error;  // the small ones
+  EXPECT_EQ(stats.shm_ring_bytes, size_t{1} << 20);      // its growth was refused
+  EXPECT_EQ(RunEvents(daemon_->logdir(), "shm/larger").size(), 7u);
+  EXPECT_TRUE(Healthy());
+}
+
+TEST_F(ShmE2eTest, GrowthIsCheckedAndChargedToTheBudget) {
+  StartDaemon({"--max-inflight-bytes", "8MiB"});  // rings: 4 MiB
+  const std::string socket = ShmSocketOf(*daemon_);
+  auto first = ShmRing::Create(2 << 20, 64 << 20);
+  auto second = ShmRing::Create(1 << 20, 64 << 20);
+  ASSERT_TRUE(first.ok() && second.ok());
+  auto first_token = (*first)->Attach(socket, absl::Seconds(5));
+  auto second_token = (*second)->Attach(socket, absl::Seconds(5));
+  ASSERT_TRUE(first_token.ok()) << first_token.status();
+  ASSERT_TRUE(second_token.ok()) << second_token.status();
+  // A tensor of 700 KB asks for 2 MiB; the daemon maps it: 4 MiB charged.
+  ASSERT_TRUE((*second)->Take(700 << 10, false).has_value());
+  EXPECT_EQ((*second)->growth_wanted(), size_t{2} << 20);
+  ASSERT_TRUE((*second)->Grow(socket, absl::Seconds(5)).ok());
+  EXPECT_EQ((*second)->size(), size_t{2} << 20);
+  // 1.5 MiB does not fit next to it and asks for 4 MiB: no room for that.
+  EXPECT_FALSE((*second)->Take(1536 << 10, false).has_value());
+  absl::Status refused = (*second)->Grow(socket, absl::Seconds(5));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_EQ((*second)->size(), size_t{2} << 20);
+  // The growth is charged: no room for even a small third ring.
+  auto third = ShmRing::Create(64 << 10);
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ((*third)->Attach(socket, absl::Seconds(5)).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  // A slice in the grown part is read by the daemon.
+  const std::string run_id = OpenRun("shm/grow");
+  std::vector<v1::WriteResponse> acks;
+  EXPECT_TRUE(WriteOnce(run_id, "w1", *second_token,
+                        {SliceHistogram("new_part", (1 << 20) + 4096, 4096, 1024)}, &acks)
+                  .ok());
+  for (const auto& ack : acks) EXPECT_EQ(ack.errors_size(), 0) << ack.DebugString();
+  EXPECT_EQ(RunEvents(daemon_->logdir(), "shm/grow").size(), 1u);
+  // Its stream ended, so the ring and its charge are gone. Its memfd, grown
+  // by the refused request, is larger than the 2 MiB it uses: attaching it
+  // again works (the drop is asynchronous: retried).
+  absl::StatusOr<std::string> again;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(30); absl::Now() < deadline;) {
+    again = (*second)->Attach(socket, absl::Seconds(5));
+    if (again.ok()) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(again.ok()) << again.status();
+  // Forged growths: an unknown token, another memfd, no memfd.
+  const int other = ::memfd_create("other", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  ASSERT_EQ(::ftruncate(other, 4 << 20), 0);
+  ASSERT_EQ(::fcntl(other, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+  auto grow_raw = [&](int fd, uint64_t bytes, const std::string& grow_token) {
+    auto answer = ShmRing::Exchange(socket, fd, bytes, absl::Seconds(5), grow_token);
+    return answer.ok() ? answer->code() : -1;
+  };
+  EXPECT_EQ(grow_raw(other, 4 << 20, "00112233445566778899aabbccddeeff"),
+            static_cast<int>(absl::StatusCode::kNotFound));
+  EXPECT_EQ(grow_raw(other, 3 << 20, *first_token),
+            static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(grow_raw(-1, 3 << 20, *first_token),
+            static_cast<int>(absl::StatusCode::kInvalidArgument));
+  ::close(other);
+  EXPECT_TRUE(Healthy());
+}
+
+TEST_F(ShmE2eTest, HistogramSlotsEqualBytesAndWritesAfterSubmitAreHarmless) {
+  StartDaemon();
+  const std::vector<float> weights = Values(1 << 20, 3.0f);
+  for (const bool shm : {true, false}) {
+    auto writer = OpenWarm(shm ? "shm/slot" : "shm/slot_bytes", shm);
+    ASSERT_NE(writer, nullptr);
+    RecordOptions at;
+    at.wall_time = 1700000000.0;
+    for (int step = 1; step <= 3; ++step) {
+      auto slot = writer->histogram_slot<float>("weights", step, weights.size(), {}, at);
+      ASSERT_TRUE(slot.ok()) << slot.status();
+      EXPECT_EQ(slot->in_shared_memory(), shm);
+      std::span<float> values = slot->values<float>();
+      ASSERT_EQ(values.size(), weights.size());
+      std::copy(weights.begin(), weights.end(), values.begin());
+      ASSERT_TRUE(writer->submit(*std::move(slot)).ok());
+      // A slot given up without submit() frees its memory.
+      auto dropped = writer->histogram_slot<float>("dropped", step, weights.size());
+      ASSERT_TRUE(dropped.ok());
+    }
+    // A scribbler: the span of a submitted slot, rewritten while the daemon
+    // may read it. Garbage in the log at worst.
+    auto slot = writer->histogram_slot<float>("scribbled", 9, weights.size(), {}, at);
+    ASSERT_TRUE(slot.ok());
+    std::span<float> scribbled = slot->values<float>();
+    std::copy(weights.begin(), weights.end(), scribbled.begin());
+    ASSERT_TRUE(writer->submit(*std::move(slot)).ok());
+    if (shm) {
+      for (size_t i = 0; i < scribbled.size(); i += 7) scribbled[i] = (i % 2) ? NAN : 3e38f;
+    }
+    EXPECT_EQ(writer->submit(*std::move(slot)).code(), absl::StatusCode::kFailedPrecondition);
+    ASSERT_TRUE(writer->close().ok()) << writer->status();
+    EXPECT_EQ(writer->stats().shm_tensors, shm ? 4u : 0u) << writer->stats().shm_error;
+    EXPECT_EQ(writer->stats().errors, 0u);
+  }
+  const std::vector<tb::Event> ring = RunEvents(daemon_->logdir(), "shm/slot");
+  const std::vector<tb::Event> bytes = RunEvents(daemon_->logdir(), "shm/slot_bytes");
+  ASSERT_EQ(ring.size(), 5u);  // warm_up, three, the scribbled one
+  ASSERT_EQ(ring.size(), bytes.size());
+  for (size_t i = 1; i < 4; ++i) {
+    EXPECT_EQ(ring[i].summary().SerializeAsString(), bytes[i].summary().SerializeAsString())
+        << "event " << i;
+  }
+  EXPECT_TRUE(Healthy());
 }
 
 // The child of ClientKilledHoldingSlotsLosesItsRing: a writer that logs

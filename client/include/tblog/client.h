@@ -134,11 +134,20 @@ struct WriterOptions {
   // travelling in the messages. Used when the daemon's --shm-socket is
   // reachable: shm_socket, else $TBLOG_SHM_SOCKET, else "<path>.shm" for a
   // "unix:<path>" target ("off" = never). Bytes in the messages whenever the
-  // daemon is remote, refuses the ring or the ring is full. 0 = off. The ring
+  // daemon is remote or refuses the ring, a tensor is larger than the ring,
+  // or the ring stays full (of tensors not yet acknowledged) for 2 s;
+  // under OverflowPolicy::kDropNewest a full ring
+  // means bytes at once. 0 = off. The ring
   // is made and attached by the background thread, not by Open() nor the
   // calls, once the first large tensor (sent as bytes) asks for one.
   std::string shm_socket = DefaultShmSocket();
   size_t shm_ring_bytes = size_t{64} << 20;
+  // How large the ring may grow: a tensor that leaves no room in the ring
+  // for a second one of its size doubles it, up to this and what the daemon
+  // accepts (its rings share half of --max-inflight-bytes), so that large
+  // tensors are copied in while the daemon converts the previous one. Only
+  // addresses are reserved up front; memory is taken as the ring grows.
+  size_t shm_ring_max_bytes = size_t{1} << 30;
   // How scalars are stored: TensorBoard 2's tensors, or PyTorch's simple_value.
   v1::ScalarStyle scalar_style = v1::SCALAR_STYLE_TENSOR;
   // Reductions across writers (ReduceOptions): how many writers contribute
@@ -244,6 +253,9 @@ struct WriterStats {
   // ("" while the ring is attached or was never tried).
   uint64_t shm_tensors = 0;
   std::string shm_error;
+  // The ring's size now (0: none made yet): shm_ring_bytes, or more once
+  // large tensors grew it (WriterOptions::shm_ring_max_bytes).
+  size_t shm_ring_bytes = 0;
 };
 
 namespace client_internal {
@@ -279,6 +291,43 @@ std::span<const std::byte> BytesOf(const R& values) {
   return std::as_bytes(std::span(std::ranges::data(values), std::ranges::size(values)));
 }
 }  // namespace client_internal
+
+class ShmRing;  // the client's shared-memory ring (internal)
+
+// The memory of one tensor that the caller fills in place before the record
+// is logged (Writer::histogram_slot, Writer::submit): a slice of the
+// shared-memory ring, or a plain buffer. Move-only; see histogram_slot.
+class TensorSlot {
+ public:
+  TensorSlot(TensorSlot&& other) noexcept;
+  TensorSlot& operator=(TensorSlot&& other) noexcept;
+  // Gives an unsubmitted slice back to the ring.
+  ~TensorSlot();
+
+  // The slot's bytes, and the same as elements of T (the dtype it was made
+  // for). Valid until submit() or the slot's destruction.
+  std::span<std::byte> bytes();
+  template <typename T>
+  std::span<T> values() {
+    std::span<std::byte> raw = bytes();
+    return {reinterpret_cast<T*>(raw.data()), raw.size() / sizeof(T)};
+  }
+  // Whether the slot lies in the shared-memory ring (zero-copy).
+  bool in_shared_memory() const { return ring_ != nullptr; }
+
+ private:
+  friend class Writer;
+  TensorSlot() = default;
+  void Reset();
+
+  v1::Record record_;          // the record, its tensor without payload
+  size_t bytes_ = 0;
+  ShmRing* ring_ = nullptr;    // borrowed from the Writer; null: heap_
+  uint64_t offset_ = 0;        // in the ring
+  std::byte* ring_data_ = nullptr;
+  std::string heap_;           // the bytes, without a ring
+  bool valid_ = false;         // false once submitted or moved from
+};
 
 // Streams records to tblogd. Create with Open(); destroying it closes it
 // (flushing what is buffered). Record methods return OK once the record is
@@ -323,6 +372,37 @@ class Writer {
   absl::Status histogram(std::string_view tag, int64_t step, v1::DType dtype,
                          std::span<const std::byte> data, const HistogramOptions& options = {},
                          const RecordOptions& at = {});
+
+  // Zero-copy histograms: the memory for `count` values of T (or of `dtype`)
+  // to fill in place, then submit(). With a shared-memory ring the slot is a
+  // slice of it, and the daemon reads the values where the caller wrote
+  // them: no copy on the training thread at all. Without one (a remote
+  // daemon, a ring not attached yet, one full for 2 s, or one smaller
+  // than the tensor) it is an ordinary buffer sent as bytes, so the
+  // caller's code is the same either way.
+  //
+  //   auto slot = writer->histogram_slot<float>("fc1/weight", step, n).value();
+  //   std::span<float> values = slot.values<float>();  // fill it
+  //   writer->submit(std::move(slot));
+  //
+  // A slot is used by one thread at a time and must not outlive its Writer.
+  // Writing into it after submit() logs garbage (the daemon may read it
+  // meanwhile) but is otherwise harmless. A slot dropped without submit()
+  // gives its memory back. Slots in the ring are freed in order, so hold
+  // one no longer than it takes to fill it.
+  template <typename T>
+    requires std::is_arithmetic_v<T>
+  absl::StatusOr<TensorSlot> histogram_slot(std::string_view tag, int64_t step, size_t count,
+                                            const HistogramOptions& options = {},
+                                            const RecordOptions& at = {}) {
+    return histogram_slot(tag, step, client_internal::DTypeOf<T>(), count, options, at);
+  }
+  absl::StatusOr<TensorSlot> histogram_slot(std::string_view tag, int64_t step, v1::DType dtype,
+                                            size_t count, const HistogramOptions& options = {},
+                                            const RecordOptions& at = {});
+  // Logs the record of a filled slot (the same errors as histogram()); the
+  // slot is consumed either way. FAILED_PRECONDITION for a moved-from slot.
+  absl::Status submit(TensorSlot slot);
 
   // Pixels (uint8 in [0,255], float/double in [0,1]) of `shape` in
   // options.layout ({H, W, C} for HWC); the daemon encodes PNG.

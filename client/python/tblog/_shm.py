@@ -9,6 +9,13 @@ answers with a token that a Write stream names in WriteRequest.shm_ring.
 Slices are allocated first-fit at the head of the ring and freed as their
 batches are acknowledged (in order), so the ring works as a FIFO. The copy
 into the ring is numpy.copyto, which releases the GIL for large arrays.
+take(wait=True) makes a caller wait (up to ROOM_WAIT) for room in a full
+ring; the writer does not (its batches keep their slices until durable, so
+room comes only at the daemon's fsync ticks: a full ring sends bytes). A
+tensor that leaves no room for a second of its size asks the sender to grow
+the ring (the same memfd, extended and mapped again: tblog.proto,
+ShmAttachRequest.grow_token), by powers of two up to
+$TBLOG_SHM_RING_MAX_BYTES (1 GiB) and what the daemon accepts.
 
 Thread-safe: the training threads allocate, the sender and receiver threads
 attach and free.
@@ -18,6 +25,7 @@ import mmap
 import os
 import socket
 import threading
+import weakref
 from collections import deque
 
 import numpy as np
@@ -26,6 +34,7 @@ from tblog.v1 import tblog_pb2 as pb
 
 MIN_SLICE_BYTES = 16 << 10  # smaller tensors go as bytes: a slice saves nothing
 DEFAULT_RING_BYTES = 64 << 20
+ROOM_WAIT = 2.0  # seconds a full ring may hold a caller before it sends bytes
 _ALIGN = 64
 
 
@@ -67,7 +76,9 @@ class Ring:
     """One ring: create() it, attach() it to each new stream, copy_in()
     arrays, free() their slices once acknowledged."""
 
-    def __init__(self, nbytes):
+    def __init__(self, nbytes, max_bytes=None):
+        if max_bytes is None:
+            max_bytes = int(os.environ.get("TBLOG_SHM_RING_MAX_BYTES", 1 << 30))
         fd = os.memfd_create("tblog-ring", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         try:
             os.ftruncate(fd, nbytes)
@@ -81,33 +92,85 @@ class Ring:
             raise
         self._fd = fd
         self.size = nbytes
+        self.max_bytes = max(max_bytes, nbytes)
+        self._file_bytes = nbytes  # more than size after a refused growth
+        self._grow_refused = None  # the smallest size the daemon refused
+        self.grow_wanted = 0       # the size a tensor asked for (sender: grow())
+        self._token = ""
+        self._old_maps = []        # mappings before growths, closed with the ring
         self._view = np.frombuffer(self._map, dtype=np.uint8)
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._lent = {}  # address of a lent slice -> (offset, bytes)
         self._allocations = deque()  # [offset, freed], oldest first
         self._head = 0
         self.usable = False
         self.error = ""
         self.tensors = 0  # tensors copy_in took
 
-    def attach(self, path, timeout=2.0):
-        """Hands the ring to the daemon; returns the token, or "" (the reason
-        in .error) when the daemon refuses it or is not there."""
+    def _exchange(self, path, request, timeout):
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
                 s.settimeout(timeout)
                 s.connect(path)
-                request = pb.ShmAttachRequest(ring_bytes=self.size).SerializeToString()
-                socket.send_fds(s, [request], [self._fd])
-                response = pb.ShmAttachResponse.FromString(s.recv(1024))
+                socket.send_fds(s, [request.SerializeToString()], [self._fd])
+                return pb.ShmAttachResponse.FromString(s.recv(1024))
         except OSError as e:
-            response = pb.ShmAttachResponse(code=14, message=f"{path}: {e}")
+            return pb.ShmAttachResponse(code=14, message=f"{path}: {e}")
+
+    def attach(self, path, timeout=2.0):
+        """Hands the ring to the daemon; returns the token, or "" (the reason
+        in .error) when the daemon refuses it or is not there."""
+        response = self._exchange(path, pb.ShmAttachRequest(ring_bytes=self.size), timeout)
         with self._lock:
             self.usable = response.code == 0
             self.error = "" if self.usable else response.message
+            self._token = response.token if self.usable else ""
+            self._room.notify_all()
         return response.token if self.usable else ""
 
-    def _allocate_locked(self, nbytes):
-        length = (nbytes + _ALIGN - 1) // _ALIGN * _ALIGN
+    def grow(self, path, timeout=2.0):
+        """Sender thread: grows the ring to grow_wanted, once the daemon has
+        mapped the larger memfd. Returns "" or why it did not (the ring then
+        keeps its size, and asks for no growth to that size again)."""
+        wanted, self.grow_wanted = self.grow_wanted, 0
+        with self._lock:
+            token, size = self._token, self.size
+        if (not token or wanted <= size or
+                (self._grow_refused is not None and wanted >= self._grow_refused)):
+            return ""
+        try:
+            if wanted > self._file_bytes:
+                os.ftruncate(self._fd, wanted)  # no memory until the daemon takes it
+                self._file_bytes = wanted
+            response = self._exchange(
+                path, pb.ShmAttachRequest(ring_bytes=wanted, grow_token=token), timeout)
+            if response.code != 0:
+                raise OSError(response.message)
+            grown = mmap.mmap(self._fd, wanted, mmap.MAP_SHARED,
+                              mmap.PROT_READ | mmap.PROT_WRITE)
+        except OSError as e:
+            self._grow_refused = wanted
+            return str(e)
+        with self._lock:
+            # Copies in flight write through the old mapping (the same pages):
+            # it stays open until close().
+            self._old_maps.append(self._map)
+            self._map = grown
+            self._view = np.frombuffer(grown, dtype=np.uint8)
+            self.size = wanted
+            self._room.notify_all()
+        return ""
+
+    def _want_growth_locked(self, length):
+        if 2 * length <= self.size or self.size >= self.max_bytes:
+            return
+        target = self.size
+        while target < 2 * length and target < self.max_bytes:
+            target *= 2
+        self.grow_wanted = max(self.grow_wanted, min(target, self.max_bytes))
+
+    def _fit_locked(self, length):
         if not self._allocations:
             offset = 0 if length <= self.size else None
         else:
@@ -121,28 +184,77 @@ class Ring:
                     offset = None
             else:  # wrapped: free [head, tail)
                 offset = self._head if length <= tail - self._head else None
-        if offset is not None:
-            self._allocations.append([offset, False])
-            self._head = offset + length
         return offset
 
-    def copy_in(self, array):
-        """Copies the C-contiguous numpy `array` into a free slice: (offset,
-        length), or None when the ring is not attached, full, or the array
-        is small (the caller sends bytes)."""
-        nbytes = array.nbytes
+    def take(self, nbytes, wait=True):
+        """A free slice of `nbytes`: (offset, a writable uint8 view of it), or
+        None when the ring is not attached, the tensor is small or larger
+        than the ring, or the ring stays full (for ROOM_WAIT, with `wait`).
+        The caller fills the view, then names (offset, nbytes) in a record or
+        free()s it."""
         if nbytes < MIN_SLICE_BYTES:
             return None
+        length = (nbytes + _ALIGN - 1) // _ALIGN * _ALIGN
         with self._lock:
             if not self.usable:
                 return None
-            offset = self._allocate_locked(nbytes)
+            self._want_growth_locked(length)
+            offset = self._fit_locked(length)
+            if offset is None and wait and length <= self.size:
+                # Full of slices on their way: acknowledgements free them.
+                self._room.wait_for(
+                    lambda: not self.usable or not self._allocations or
+                    self._fit_locked(length) is not None, ROOM_WAIT)
+                offset = self._fit_locked(length) if self.usable else None
             if offset is None:
                 return None
-            self.tensors += 1
+            self._allocations.append([offset, False])
+            self._head = offset + length
+            return offset, self._view[offset:offset + nbytes]
+
+    def lend(self, nbytes, wait=True):
+        """A slice lent to the caller to fill in place (zero-copy): its
+        uint8 view, or None as take(). copy_in() of an array over exactly
+        that memory names the slice instead of copying; a view dropped
+        without being logged gives its slice back."""
+        taken = self.take(nbytes, wait)
+        if taken is None:
+            return None
+        offset, view = taken
+        address = view.__array_interface__["data"][0]
+        with self._lock:
+            self._lent[address] = (offset, nbytes)
+        weakref.finalize(view, self._unlend, address, offset)
+        return view
+
+    def _unlend(self, address, offset):
+        with self._lock:
+            lent = self._lent.get(address)
+            if lent is None or lent[0] != offset:
+                return  # logged (copy_in took it), or another lending now
+            del self._lent[address]
+        self.free([offset])
+
+    def copy_in(self, array, wait=True):
+        """Copies the C-contiguous numpy `array` into a free slice: (offset,
+        length), or None as take() (the caller sends bytes). An array that
+        is a lent slice (lend()) is named as it is, without a copy."""
+        address = array.__array_interface__["data"][0]
+        with self._lock:
+            lent = self._lent.get(address)
+            if lent is not None and lent[1] == array.nbytes:
+                del self._lent[address]
+                self.tensors += 1
+                return lent
+        taken = self.take(array.nbytes, wait)
+        if taken is None:
+            return None
+        offset, view = taken
         # Outside the lock, and without the GIL for large arrays.
-        np.copyto(self._view[offset:offset + nbytes], array.reshape(-1).view(np.uint8))
-        return offset, nbytes
+        np.copyto(view, array.reshape(-1).view(np.uint8))
+        with self._lock:
+            self.tensors += 1
+        return offset, array.nbytes
 
     def free(self, offsets):
         with self._lock:
@@ -155,6 +267,7 @@ class Ring:
                 self._allocations.popleft()
             if not self._allocations:
                 self._head = 0
+            self._room.notify_all()
 
     def read(self, offset, length):
         """A copy of a slice's bytes (for a stream the daemon gave no ring)."""
@@ -162,5 +275,9 @@ class Ring:
 
     def close(self):
         self._view = None
-        self._map.close()
+        for mapping in self._old_maps + [self._map]:
+            try:
+                mapping.close()
+            except BufferError:
+                pass  # a lent array (tensor_buffer) still uses it: unmapped with it
         os.close(self._fd)

@@ -289,16 +289,36 @@ class Stream:
         ring = self._ring
         if ring is not None and ring.usable and array.nbytes >= _shm.MIN_SLICE_BYTES:
             code, converted = _convert.tensor_array(array, allowed)
-            slot = ring.copy_in(np.ascontiguousarray(converted))
+            # No wait for room: a batch's slices stay taken until it is
+            # durable (resends), so a full ring frees only at fsync ticks.
+            slot = ring.copy_in(np.ascontiguousarray(converted), wait=False)
             if slot is not None:
                 return code, tuple(int(d) for d in converted.shape), _shm.Slice(*slot)
         elif ring is None and array.nbytes >= _shm.MIN_SLICE_BYTES:
             self._ring_wanted = True
         return _convert.tensor_parts(array, allowed)
 
+    def tensor_buffer(self, shape, dtype):
+        """A new array of `shape` and `dtype` that lies in the shared-memory
+        ring when there is room (SummaryWriter.tensor_buffer), else on the
+        heap."""
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        ring = self._ring
+        if ring is not None and ring.usable:
+            view = ring.lend(nbytes, wait=False)
+            if view is not None:
+                return view.view(dtype).reshape(shape)
+        elif ring is None and nbytes >= _shm.MIN_SLICE_BYTES:
+            self._ring_wanted = True
+        return np.empty(shape, dtype)
+
     def _want_ring(self):
         """Sender thread: makes and attaches the ring a large tensor asked
-        for; the token binds it to the live stream (a message of its own)."""
+        for; the token binds it to the live stream (a message of its own).
+        Grows a live ring a tensor found too small (_shm.Ring.grow)."""
+        if self._ring is not None and self._ring.grow_wanted and self._ring_token:
+            self._ring.grow(self._ring_socket)
         if (not self._ring_wanted or self._ring is not None or self._ring_failed or
                 not self._ring_socket or self._ring_bytes <= 0):
             return

@@ -420,6 +420,15 @@ class SummaryWriter:
             merge = _reduce_message(reduce, None, group_size, keep_contributions, _HISTOGRAM_OPS)
         self._histogram(tag, values, global_step, bins, walltime, max_bins, "", merge)
 
+    def tensor_buffer(self, shape, dtype=np.float32):
+        """Zero-copy: a numpy array to compute a tensor into, then log with
+        add_histogram (or add_image): with a daemon on this host it lies in
+        the shared-memory ring, and the daemon reads it where it was written
+        (no copy on the training thread); else it is a plain array. Log it
+        once; writing into it after logging may log garbage. README
+        "Shared memory"."""
+        return self._stream.tensor_buffer(tuple(np.atleast_1d(shape)), dtype)
+
     def _histogram(self, tag, values, global_step, bins, walltime, max_bins, subrun,
                    reduce=None, description=None):
         # The training thread pays one copy (tobytes); the message is built

@@ -80,3 +80,68 @@ def test_bytes_when_the_ring_is_absent_or_refused(daemon):
     writer.close()
     tags = [v.tag for _, _, v in eventfile.values(os.path.join(daemon.logdir, "py", "fallback"))]
     assert tags == ["warm_up", "h"]
+
+
+def test_ring_grows_for_tensors_that_leave_no_room_for_a_second(daemon, monkeypatch):
+    # 600 KB tensors in a 1 MiB ring: one at a time until the sender grows
+    # it; meanwhile a full ring sends bytes (Python keeps a batch's slices
+    # until it is durable, for resends, so it does not wait for room).
+    monkeypatch.setenv("TBLOG_SHM_RING_BYTES", str(1 << 20))
+    values = np.sin(np.arange(150000, dtype=np.float32) * 0.01)
+    writer = SummaryWriter("py/grown", address=daemon.address)
+    writer.add_histogram("warm_up", np.ones(_shm.MIN_SLICE_BYTES // 4, np.float32), 0)
+    writer.flush()
+    for step in range(12):
+        writer.add_histogram("h", values, step)
+        writer.flush()
+    tensors, error = writer._stream.shm_status
+    assert tensors >= 2, error
+    assert writer._stream._ring.size == 2 << 20
+    writer.close()
+    logged = [v.SerializeToString() for _, _, v in
+              eventfile.values(os.path.join(daemon.logdir, "py", "grown")) if v.tag == "h"]
+    assert len(logged) == 12 and len(set(logged)) == 1
+
+
+def test_ring_take_waits_for_room_and_gives_up():
+    ring = _shm.Ring(1 << 20, max_bytes=1 << 20)
+    ring.usable = True  # not attached: take() and free() only
+    first = ring.take(600 << 10, wait=False)
+    assert first is not None and ring.grow_wanted == 0  # no growth past max_bytes
+    assert ring.take(600 << 10, wait=False) is None
+    assert ring.take(2 << 20) is None  # larger than the ring: at once, no wait
+    _shm.ROOM_WAIT, saved = 0.05, _shm.ROOM_WAIT
+    try:
+        assert ring.take(600 << 10) is None  # full: waited, gave up
+    finally:
+        _shm.ROOM_WAIT = saved
+    ring.free([first[0]])
+    second = ring.take(600 << 10)
+    assert second is not None and second[0] == 0
+    del first, second  # their views hold the mapping open
+    ring.close()
+
+
+def test_tensor_buffer_is_zero_copy_and_equals_bytes(daemon, monkeypatch):
+    values = np.sin(np.arange(1 << 18, dtype=np.float32) * 0.003)
+    logged = {}
+    for name, ring_bytes in (("lent", str(64 << 20)), ("plain", "0")):
+        monkeypatch.setenv("TBLOG_SHM_RING_BYTES", ring_bytes)
+        writer = SummaryWriter(f"py/{name}", address=daemon.address)
+        writer.add_histogram("warm_up", np.ones(_shm.MIN_SLICE_BYTES // 4, np.float32), 0)
+        writer.flush()
+        for step in range(3):
+            buffer = writer.tensor_buffer(values.shape, np.float32)
+            buffer[:] = values
+            writer.add_histogram("w", buffer, step, walltime=1700000000.0)
+        dropped = writer.tensor_buffer(values.shape)  # never logged: given back
+        del dropped
+        writer.flush()
+        tensors, error = writer._stream.shm_status
+        if name == "lent":
+            assert tensors == 3, error  # the dropped one is not counted
+            assert not writer._stream._ring._lent
+        writer.close()
+        logged[name] = [v.SerializeToString() for _, _, v in
+                        eventfile.values(os.path.join(daemon.logdir, "py", name)) if v.tag == "w"]
+    assert len(logged["lent"]) == 3 and logged["lent"] == logged["plain"]
