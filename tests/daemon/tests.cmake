@@ -85,3 +85,8 @@ tblog_add_test(shm_e2e_test SOURCES daemon/shm_e2e_test.cc
   LIBS tblog_client tblog_engine tblog_api_proto tblog_daemon_process gRPC::grpc++)
 target_include_directories(shm_e2e_test PRIVATE ${PROJECT_SOURCE_DIR}/client/src)
 add_dependencies(shm_e2e_test tblogd)
+# Upstream mode's operations: WriteBatch under the node's budget, keepalive
+# with a frozen upstream, token rotation, the tblogd_upstream_* metrics.
+tblog_add_test(upstream_ops_e2e_test SOURCES daemon/upstream_ops_e2e_test.cc
+  LIBS tblog_client tblog_engine tblog_daemon_process)
+add_dependencies(upstream_ops_e2e_test tblogd)
