@@ -31,7 +31,7 @@ ForwardedStream::ForwardedStream(UpstreamService* service)
     return;
   }
   upstream_context_ = service_->channel_->StreamContext();
-  service_->channel_->stub().async()->Write(upstream_context_.get(), &upstream_);
+  service_->channel_->stub()->async()->Write(upstream_context_.get(), &upstream_);
   bool read = false;
   {
     MutexLock lock(&mu_);
@@ -48,6 +48,9 @@ ForwardedStream::ForwardedStream(UpstreamService* service)
 }
 
 void ForwardedStream::OnMessage(Message message) {
+  // A batch, not a message that only binds the stream: the upstream acks it.
+  const bool batch =
+      message.parsed.ok() && (request_.sequence() != 0 || request_.records_size() > 0);
   bool forward = false;
   {
     MutexLock lock(&mu_);
@@ -56,9 +59,13 @@ void ForwardedStream::OnMessage(Message message) {
       forward = upstream_writing_ = true;
       charged_ = message.charge;
       next_reservation_ = message.next_reservation();
+      if (batch) unacked_.push_back(Unacked{request_.sequence(), message.bytes});
     }
   }
   if (forward) {
+    if (batch) {
+      service_->metrics().Forwarded(static_cast<uint64_t>(request_.records_size()), message.bytes);
+    }
     upstream_.StartWrite(&request_);
   } else {
     // Not forwarded: the client resends it if it still matters.
@@ -90,10 +97,21 @@ void ForwardedStream::OnUpstreamWriteDone(bool ok) {
 
 void ForwardedStream::OnUpstreamReadDone(bool ok) {
   if (ok) {
+    uint64_t acked = 0, acked_bytes = 0;
     {
       MutexLock lock(&mu_);
+      // Written upstream: every batch up to its written_sequence (an
+      // unsequenced one is written in order with the others).
+      while (!unacked_.empty() && (unacked_.front().sequence == 0 ||
+                                   unacked_.front().sequence <= upstream_response_.written_sequence())) {
+        ++acked;
+        acked_bytes += unacked_.front().bytes;
+        unacked_.pop_front();
+      }
       replies_.push_back(SerializeMessage(upstream_response_));
     }
+    service_->metrics().Acknowledged(
+        acked, acked_bytes, static_cast<uint64_t>(upstream_response_.duplicate_sequences_size()));
     upstream_response_.Clear();
     upstream_.StartRead(&upstream_response_);  // a reaction may start operations
     Progress();
@@ -204,6 +222,14 @@ void ForwardedStream::Progress() {
 
 void ForwardedStream::OnDone() {
   ReleaseReservation();
+  uint64_t abandoned = 0;
+  {
+    MutexLock lock(&mu_);
+    for (const Unacked& batch : unacked_) abandoned += batch.bytes;
+    unacked_.clear();
+  }
+  // Never acknowledged here: their clients resend them.
+  if (abandoned > 0) service_->metrics().Abandoned(abandoned);
   service_->UnregisterStream(this);
   delete this;
 }

@@ -112,6 +112,13 @@ class ForwardedStream final : public BudgetedReadStream {
   bool upstream_reads_over_ ABSL_GUARDED_BY(mu_) = false;
   bool upstream_done_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status upstream_status_ ABSL_GUARDED_BY(mu_);
+  // Batches sent upstream and not acknowledged yet (their sequence and
+  // size), in order: the tblogd_upstream_* metrics (metrics_upstream.h).
+  struct Unacked {
+    uint64_t sequence = 0;
+    size_t bytes = 0;
+  };
+  std::deque<Unacked> unacked_ ABSL_GUARDED_BY(mu_);
   // Upstream responses not yet sent to the client, serialized, in order.
   std::deque<grpc::ByteBuffer> replies_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;

@@ -10,7 +10,7 @@
 // parsed message and the copy gRPC serializes for the upstream (twice its
 // size). The upstream's answer (the WriteResponse, or its status and the
 // refused batch's WriteResponse trailer) goes back as it came, its status
-// passed through RelayedStatus.
+// passed through RelayedStatus. Counted in the tblogd_upstream_* metrics.
 #ifndef TBLOG_DAEMON_FORWARD_WRITE_BATCH_H_
 #define TBLOG_DAEMON_FORWARD_WRITE_BATCH_H_
 
@@ -23,14 +23,16 @@
 namespace tblog::daemon {
 
 class UpstreamChannel;
+class UpstreamMetrics;
 
 // Starts a forwarded WriteBatch call and returns its reactor. `channel`,
-// `budget` and `read_sizes` are borrowed and outlive the call; `context` and
+// `metrics`, `budget` and `read_sizes` are borrowed and outlive the call; `context` and
 // `response` are gRPC's. A non-OK `refusal` (the node is shutting down)
 // finishes the call with it, unread.
 grpc::ServerReadReactor<grpc::ByteBuffer>* StartForwardedWriteBatch(
     grpc::CallbackServerContext* context, grpc::ByteBuffer* response, UpstreamChannel* channel,
-    ByteBudget* budget, WriteBatchReadSizes* read_sizes, grpc::Status refusal);
+    UpstreamMetrics* metrics, ByteBudget* budget, WriteBatchReadSizes* read_sizes,
+    grpc::Status refusal);
 
 }  // namespace tblog::daemon
 

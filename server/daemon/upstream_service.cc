@@ -26,7 +26,8 @@ grpc::Status RelayedStatus(const grpc::Status& upstream, const std::string& addr
 UpstreamService::UpstreamService(UpstreamChannel* channel, ByteBudget* budget, int max_streams,
                                  size_t max_message_bytes)
     : channel_(channel), budget_(budget), max_streams_(max_streams),
-      max_message_bytes_(max_message_bytes), write_batch_sizes_(max_message_bytes) {}
+      max_message_bytes_(max_message_bytes), write_batch_sizes_(max_message_bytes),
+      metrics_(channel) {}
 
 UpstreamService::~UpstreamService() = default;
 
@@ -81,7 +82,7 @@ grpc::ServerUnaryReactor* UpstreamService::Forward(grpc::CallbackServerContext* 
   // it: the client context lives until the upstream call is done.
   std::shared_ptr<grpc::ClientContext> upstream = channel_->UnaryContext(*context);
   grpc::ClientContext* raw = upstream.get();
-  call(channel_->stub().async(), raw,
+  call(channel_->stub()->async(), raw,
        [this, reactor, upstream = std::move(upstream)](const grpc::Status& status) {
          reactor->Finish(RelayedStatus(status, channel_->address()));
        });
@@ -104,7 +105,7 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* UpstreamService::Wr
 grpc::ServerReadReactor<grpc::ByteBuffer>* UpstreamService::WriteBatch(
     grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
   return StartForwardedWriteBatch(
-      context, response, channel_, budget_, &write_batch_sizes_,
+      context, response, channel_, &metrics_, budget_, &write_batch_sizes_,
       shutting_down_.load(std::memory_order_acquire)
           ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "tblogd is shutting down")
           : grpc::Status::OK);

@@ -34,6 +34,7 @@
 #include "absl/time/time.h"
 #include "base/sync.h"
 #include "daemon/byte_budget.h"
+#include "daemon/metrics_upstream.h"
 #include "daemon/write_batch_call.h"
 #include "daemon/write_batch_method.h"
 
@@ -78,6 +79,9 @@ class UpstreamService final : public UpstreamServiceBase {
   bool WaitForStreams(absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
   // Forwarded Write streams open now (the tblogd_active_streams gauge).
   int ActiveStreams() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The tblogd_upstream_* metrics (thread-safe), counted by the forwarded
+  // streams and calls.
+  UpstreamMetrics& metrics() { return metrics_; }
 
   grpc::ServerUnaryReactor* OpenRun(grpc::CallbackServerContext* context,
                                     const v1::OpenRunRequest* request,
@@ -116,6 +120,7 @@ class UpstreamService final : public UpstreamServiceBase {
   const int max_streams_;
   const size_t max_message_bytes_;
   WriteBatchReadSizes write_batch_sizes_;  // forwarded WriteBatch calls' reservations
+  UpstreamMetrics metrics_;
   std::atomic<bool> shutting_down_{false};
   mutable Mutex mu_;
   std::set<ForwardedStream*> streams_ ABSL_GUARDED_BY(mu_);

@@ -88,5 +88,5 @@ add_dependencies(shm_e2e_test tblogd)
 # Upstream mode's operations: WriteBatch under the node's budget, keepalive
 # with a frozen upstream, token rotation, the tblogd_upstream_* metrics.
 tblog_add_test(upstream_ops_e2e_test SOURCES daemon/upstream_ops_e2e_test.cc
-  LIBS tblog_client tblog_engine tblog_daemon_process)
+  LIBS tblog_client tblog_engine tblog_daemon_process PkgConfig::HTTPLIB)
 add_dependencies(upstream_ops_e2e_test tblogd)

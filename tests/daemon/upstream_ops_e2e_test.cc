@@ -3,6 +3,11 @@
 //   - WriteBatch through the node is charged to the node's in-flight budget:
 //     16 callers of 8 MiB batches keep the node's peak memory within its
 //     budget (forward_write_batch.h);
+//   - keepalive: a frozen upstream (SIGSTOP) is noticed, the node reconnects
+//     once it runs again (SIGCONT), and every point arrives once; the
+//     tblogd_upstream_* metrics, scraped from /metrics, follow it all;
+//   - the node's token file is re-read when it changes: a rotation on both
+//     sides, with an upstream that then refuses the old token.
 #include <signal.h>
 
 #include <atomic>
@@ -12,6 +17,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,10 +26,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "daemon_test_util.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "httplib.h"
 #include "support/daemon_process.h"
+#include "tblog/client.h"
 #include "tblog/v1/tblog.grpc.pb.h"
 
 namespace tblog {
@@ -76,6 +86,26 @@ v1::WriteRequest HistogramBatch(const std::string& run_id, const std::string& wr
   return request;
 }
 
+// The unlabelled samples of a Prometheus text page: name -> value.
+std::map<std::string, double> ParseSamples(const std::string& text) {
+  std::map<std::string, double> samples;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (line.empty() || line[0] == '#' || line.find('{') != absl::string_view::npos) continue;
+    std::vector<absl::string_view> parts = absl::StrSplit(line, ' ');
+    double value = 0;
+    if (parts.size() == 2 && absl::SimpleAtod(parts[1], &value)) samples[std::string(parts[0])] = value;
+  }
+  return samples;
+}
+
+// The text of a daemon's log file.
+std::string ReadLog(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 class UpstreamOpsE2eTest : public ::testing::Test {
  public:
   std::string SocketOf(const std::string& name) const {
@@ -106,6 +136,46 @@ class UpstreamOpsE2eTest : public ::testing::Test {
     options.extra_args = {"--daemon-id", name, "--upstream", "unix:" + SocketOf("upstream")};
     options.extra_args.insert(options.extra_args.end(), extra.begin(), extra.end());
     return DaemonProcess::Start(options);
+  }
+
+  // The node's /metrics, parsed (ParseSamples); the metrics address is read
+  // from the node's log ("metrics on http://ADDRESS/metrics").
+  std::map<std::string, double> ScrapeNode(const std::string& name) {
+    const std::string log = ReadLog(SocketOf(name) + ".log");
+    const size_t at = log.find("metrics on http://");
+    EXPECT_NE(at, std::string::npos) << log;
+    if (at == std::string::npos) return {};
+    const size_t begin = at + std::strlen("metrics on http://");
+    const std::string address = log.substr(begin, log.find("/metrics", begin) - begin);
+    const size_t colon = address.rfind(':');
+    httplib::Client client(address.substr(0, colon), std::stoi(address.substr(colon + 1)));
+    client.set_read_timeout(10, 0);
+    auto response = client.Get("/metrics");
+    EXPECT_TRUE(response && response->status == 200) << address;
+    return response ? ParseSamples(response->body) : std::map<std::string, double>{};
+  }
+
+  // Waits (up to `limit`, generous) until `metric` of node `name` is
+  // `value`; false if it never is.
+  bool AwaitMetric(const std::string& name, const std::string& metric, double value,
+                   absl::Duration limit = absl::Seconds(60)) {
+    const absl::Time deadline = absl::Now() + limit;
+    while (absl::Now() < deadline) {
+      if (ScrapeNode(name)[metric] == value) return true;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return false;
+  }
+
+  WriterOptions Options(const std::string& node, const std::string& writer_id) const {
+    WriterOptions options;
+    options.target = "unix:" + SocketOf(node);
+    options.run_path = kRun;
+    options.writer_id = writer_id;
+    options.initial_backoff = absl::Milliseconds(10);
+    options.max_backoff = absl::Milliseconds(200);
+    options.close_timeout = absl::Seconds(120);
+    return options;
   }
 
   // Opens kRun through `target`: its run id.
@@ -197,6 +267,131 @@ TEST_F(UpstreamOpsE2eTest, UnaryCallersThroughANodeStayWithinItsBudget) {
     ASSERT_NE(it, steps.end()) << "u" << c;
     EXPECT_EQ(it->second, (std::vector<int64_t>{1, 2})) << "u" << c;
   }
+  EXPECT_TRUE((*node)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
+}
+
+// The node pings its upstream every second (--upstream-keepalive 1s). The
+// upstream is frozen (SIGSTOP: its socket stays open, nothing answers):
+// the node notices within keepalive + 5 s and gives the connection up
+// (tblogd_upstream_connected 0; without keepalive it stayed connected for
+// as long as the upstream was frozen), while the rank keeps logging into its
+// buffer. Once the upstream runs again the node reconnects
+// (tblogd_upstream_reconnects_total), the rank resends, and every point is
+// in the upstream's files once. The counters add up: every batch forwarded
+// was acknowledged, nothing is pending.
+TEST_F(UpstreamOpsE2eTest, KeepaliveNoticesAFrozenUpstreamAndTheNodeReconnects) {
+  constexpr int64_t kSteps = 400;
+  auto upstream = StartUpstream();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  auto node = StartNode("node-a", {"--upstream-keepalive", "1s", "--metrics-listen", "127.0.0.1:0"});
+  ASSERT_TRUE(node.ok()) << node.status();
+  ASSERT_TRUE(AwaitMetric("node-a", "tblogd_upstream_connected", 1));
+  auto writer = Writer::Open(Options("node-a", "rank-0"));
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  for (int64_t step = 0; step < kSteps / 2; ++step) {
+    ASSERT_TRUE((*writer)->scalar("loss", step, 1.0f).ok());
+  }
+  ASSERT_TRUE((*writer)->flush().ok()) << (*writer)->status();
+  auto before = ScrapeNode("node-a");
+  EXPECT_GT(before["tblogd_upstream_batches_forwarded_total"], 0);
+  EXPECT_GT(before["tblogd_upstream_records_forwarded_total"], 0);  // scalars go in columns
+  EXPECT_GT(before["tblogd_upstream_bytes_forwarded_total"], 0);
+  EXPECT_EQ(before["tblogd_upstream_reconnects_total"], 0);
+
+  ASSERT_EQ(kill((*upstream)->pid(), SIGSTOP), 0);
+  for (int64_t step = kSteps / 2; step < kSteps; ++step) {
+    ASSERT_TRUE((*writer)->scalar("loss", step, 1.0f).ok());
+  }
+  const absl::Time frozen = absl::Now();
+  const bool noticed = AwaitMetric("node-a", "tblogd_upstream_connected", 0);
+  const absl::Duration noticed_after = absl::Now() - frozen;
+  ASSERT_EQ(kill((*upstream)->pid(), SIGCONT), 0);
+  EXPECT_TRUE(noticed) << "the node still deems a frozen upstream connected";
+  EXPECT_NE(ReadLog(SocketOf("node-a") + ".log").find("connection lost"), std::string::npos);
+
+  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+  EXPECT_TRUE(AwaitMetric("node-a", "tblogd_upstream_connected", 1));
+  auto after = ScrapeNode("node-a");
+  EXPECT_GE(after["tblogd_upstream_reconnects_total"], 1);
+  EXPECT_GT(after["tblogd_upstream_batches_forwarded_total"],
+            before["tblogd_upstream_batches_forwarded_total"]);
+  EXPECT_GT(after["tblogd_upstream_batches_acked_total"],
+            before["tblogd_upstream_batches_acked_total"]);
+  EXPECT_EQ(after["tblogd_upstream_pending_bytes"], 0);
+  EXPECT_LT(after["tblogd_upstream_last_ack_age_seconds"], 60);
+  const auto steps = StepsByTag();
+  ASSERT_TRUE(steps.count("loss"));
+  std::vector<int64_t> want(kSteps);
+  for (int64_t i = 0; i < kSteps; ++i) want[i] = i;
+  EXPECT_EQ(steps.at("loss"), want);
+  std::printf("frozen upstream noticed after %s; forwarded %.0f batches, acked %.0f, resent %.0f\n",
+              absl::FormatDuration(noticed_after).c_str(),
+              after["tblogd_upstream_batches_forwarded_total"],
+              after["tblogd_upstream_batches_acked_total"],
+              after["tblogd_upstream_batches_resent_total"]);
+  EXPECT_TRUE((*node)->Stop(SIGTERM).ok());
+  EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
+}
+
+// Token rotation: the upstream's token file and the node's are rewritten
+// (both re-read within --credentials-reload-interval). Once the upstream
+// knows only the new token, the node's calls are refused UNAUTHENTICATED;
+// once the node's file holds it too, its calls go through again, without a
+// restart of either daemon.
+TEST_F(UpstreamOpsE2eTest, TheNodeRereadsItsTokenFileWhenItChanges) {
+  const std::string tokens = absl::StrCat(root_.path(), "/tokens");
+  const std::string node_token = absl::StrCat(root_.path(), "/node-token");
+  const std::string old_token = "0123456789abcdef0123456789abcdef";
+  const std::string new_token = "fedcba9876543210fedcba9876543210";
+  std::ofstream(tokens) << "node:" << old_token << "\n";
+  std::ofstream(node_token) << old_token << "\n";
+  auto upstream = StartUpstream({"--auth-token-file", tokens, "--credentials-reload-interval", "1s"});
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  auto node = StartNode("node-a", {"--upstream-token-file", node_token,
+                                   "--credentials-reload-interval", "1s"});
+  ASSERT_TRUE(node.ok()) << node.status();
+  auto stub = v1::TBLog::NewStub(Connect((*node)->target()));
+  // ListRuns through the node: its status is the upstream's verdict.
+  auto list = [&] {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    v1::ListRunsResponse response;
+    return stub->ListRuns(&context, v1::ListRunsRequest(), &response).error_code();
+  };
+  // Waits (generously) until ListRuns through the node answers `code`.
+  auto await = [&](grpc::StatusCode code) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    grpc::StatusCode got = list();
+    while (got != code && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(100));
+      got = list();
+    }
+    return got;
+  };
+  ASSERT_EQ(list(), grpc::StatusCode::OK);
+
+  std::ofstream(tokens) << "node:" << new_token << "\n";
+  EXPECT_EQ(await(grpc::StatusCode::UNAUTHENTICATED), grpc::StatusCode::UNAUTHENTICATED)
+      << "the upstream still accepts the old token";
+  std::ofstream(node_token) << new_token << "\n";
+  EXPECT_EQ(await(grpc::StatusCode::OK), grpc::StatusCode::OK)
+      << "the node did not take the new token";
+  EXPECT_NE(ReadLog(SocketOf("node-a") + ".log").find("present the new token"), std::string::npos);
+
+  // A writer through the node writes under the new token.
+  auto writer = Writer::Open(Options("node-a", "rank-0"));
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  for (int64_t step = 0; step < 10; ++step) ASSERT_TRUE((*writer)->scalar("loss", step, 1.0f).ok());
+  ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+  EXPECT_EQ(StepsByTag()["loss"].size(), 10u);
+
+  // A file emptied mid-rotation keeps the current token.
+  std::ofstream(node_token) << "\n";
+  absl::SleepFor(absl::Seconds(2));
+  EXPECT_EQ(list(), grpc::StatusCode::OK);
+  EXPECT_NE(ReadLog(SocketOf("node-a") + ".log").find("keeping the current token"),
+            std::string::npos);
   EXPECT_TRUE((*node)->Stop(SIGTERM).ok());
   EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
 }
