@@ -76,13 +76,8 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* StartForwardedWriteBatch(
     grpc::CallbackServerContext* context, grpc::ByteBuffer* response, UpstreamChannel* channel,
     UpstreamMetrics* metrics, ByteBudget* budget, WriteBatchReadSizes* read_sizes,
     grpc::Status refusal) {
-  auto* call = new ForwardedWriteBatch(context, response, channel, metrics, budget, read_sizes);
-  if (refusal.ok()) {
-    call->Start();
-  } else {
-    call->Finish(std::move(refusal));
-  }
-  return call;
+  return (new ForwardedWriteBatch(context, response, channel, metrics, budget, read_sizes))
+      ->StartOrRefuse(std::move(refusal));
 }
 
 }  // namespace tblog::daemon

@@ -126,6 +126,16 @@ BudgetedWriteBatch::BudgetedWriteBatch(grpc::CallbackServerContext* context,
       read_sizes_(read_sizes),
       charge_fn_(charge) {}
 
+grpc::ServerReadReactor<grpc::ByteBuffer>* BudgetedWriteBatch::StartOrRefuse(
+    grpc::Status refusal) {
+  if (refusal.ok()) {
+    Start();
+  } else {
+    Finish(std::move(refusal));
+  }
+  return this;
+}
+
 void BudgetedWriteBatch::Start() {
   const size_t bytes = read_sizes_->Claim(peer_, &learnt_);
   ByteBudget::Grant grant;
@@ -289,13 +299,8 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* StartWriteBatch(grpc::CallbackServerC
                                                            const WriteBatchShared& shared,
                                                            std::string caller,
                                                            grpc::Status refusal) {
-  auto* call = new WriteBatchCall(context, response, shared, std::move(caller));
-  if (refusal.ok()) {
-    call->Start();
-  } else {
-    call->Finish(std::move(refusal));
-  }
-  return call;
+  return (new WriteBatchCall(context, response, shared, std::move(caller)))
+      ->StartOrRefuse(std::move(refusal));
 }
 
 }  // namespace tblog::daemon

@@ -111,9 +111,11 @@ class BudgetedWriteBatch : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   BudgetedWriteBatch(const BudgetedWriteBatch&) = delete;
   BudgetedWriteBatch& operator=(const BudgetedWriteBatch&) = delete;
 
-  // Claims the peer's size and reserves room for the message (or parks, or
-  // refuses); the read starts once granted.
-  void Start();
+  // Starts the call: with an OK `refusal`, claims the peer's size and
+  // reserves room for the message (or parks, or refuses), and the read
+  // starts once granted; otherwise (the daemon is shutting down) finishes
+  // the call with `refusal`, unread. Returns the call, gRPC's reactor.
+  grpc::ServerReadReactor<grpc::ByteBuffer>* StartOrRefuse(grpc::Status refusal);
 
   void OnReadDone(bool ok) final;
   void OnCancel() final;
@@ -145,6 +147,7 @@ class BudgetedWriteBatch : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   Mutex mu_;
 
  private:
+  void Start();
   grpc::Status CancelledStatus() const;
   // From the budget: the reservation is granted, or kMaxUnaryWait passed.
   void OnGranted(bool granted) ABSL_LOCKS_EXCLUDED(mu_);
