@@ -170,7 +170,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
   daemon->metrics_.AddGauge("tblogd_active_runs", "Open runs.",
                             [registry = daemon->registry_.get()] { return registry->OpenRunCount(); });
   if (options.upstream.enabled()) {
-    auto channel = UpstreamChannel::Open(options.upstream, options.limits.max_message_bytes);
+    auto channel = UpstreamChannel::Open(options.upstream, options.limits.max_message_bytes,
+                                         options.security.credentials_reload_interval);
     if (!channel.ok()) return channel.status();
     daemon->upstream_channel_ = *std::move(channel);
     if (forward_reduced) {
@@ -184,6 +185,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
       daemon->upstream_service_ = std::make_unique<UpstreamService>(
           daemon->upstream_channel_.get(), &daemon->budget_, options.limits.max_streams,
           options.limits.max_message_bytes);
+      daemon->metrics_.AddFamilies([upstream = daemon->upstream_service_.get()](auto* families) {
+        upstream->metrics().AppendTo(families);
+      });
       spdlog::info("upstream mode: forwarding every call to {} (--upstream-forward {})",
                    options.upstream.address, options.upstream.forward);
     }
@@ -212,6 +216,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& reque
   // The address is ours alone: without this, gRPC sets SO_REUSEPORT and a
   // second tblogd on the same port would start and take half the clients.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  AcceptUpstreamKeepalive(builder);  // node daemons ping their upstream (upstream_channel.h)
   auto credentials = SecureListeners(options.security, options.listen);
   if (!credentials.ok()) return credentials.status();
   daemon->credentials_ = *std::move(credentials);

@@ -13,10 +13,13 @@ grpc::Status ShuttingDown() {
   return grpc::Status(grpc::StatusCode::UNAVAILABLE, "tblogd is shutting down");
 }
 
+// A forwarded message is held as it is, never converted here.
+size_t MessageCharge(const v1::WriteRequest& request) { return request.ByteSizeLong(); }
+
 }  // namespace
 
 ForwardedStream::ForwardedStream(UpstreamService* service)
-    : service_(service), budget_(service->budget_) {
+    : BudgetedReadStream(service->budget_, &MessageCharge, "Write stream"), service_(service) {
   grpc::Status refusal;
   if (!service_->RegisterStream(this, &refusal)) {
     {
@@ -28,7 +31,7 @@ ForwardedStream::ForwardedStream(UpstreamService* service)
     return;
   }
   upstream_context_ = service_->channel_->StreamContext();
-  service_->channel_->stub().async()->Write(upstream_context_.get(), &upstream_);
+  service_->channel_->stub()->async()->Write(upstream_context_.get(), &upstream_);
   bool read = false;
   {
     MutexLock lock(&mu_);
@@ -41,92 +44,33 @@ ForwardedStream::ForwardedStream(UpstreamService* service)
   upstream_.AddHold();
   upstream_.StartRead(&upstream_response_);
   upstream_.StartCall();
-  if (read) StartRead(&read_buffer_);
+  if (read) StartBudgetedRead();
 }
 
-bool ForwardedStream::RequestReadLocked() {
-  const ByteBudget::Grant grant =
-      budget_->Reserve(next_reservation_, [this](bool /*reservations never expire*/) { OnGranted(); });
-  if (grant.granted) {
-    reservation_ = grant.ticket;
-    reading_ = true;
-    return true;
-  }
-  waiting_ = grant.ticket;
-  return false;
-}
-
-void ForwardedStream::OnGranted() {
-  bool read_on = false;
-  ByteBudget::Ticket give_back = 0;
-  {
-    MutexLock lock(&mu_);
-    const ByteBudget::Ticket ticket = std::exchange(waiting_, 0);
-    if (!StoppedLocked() && !finished_) {
-      reservation_ = ticket;
-      reading_ = read_on = true;
-    } else {
-      give_back = ticket;
-    }
-  }
-  if (give_back != 0) budget_->Cancel(give_back);
-  if (read_on) {
-    StartRead(&read_buffer_);
-  } else {
-    Progress();
-  }
-}
-
-void ForwardedStream::StopWaiting() {
-  ByteBudget::Ticket waiting = 0;
-  {
-    MutexLock lock(&mu_);
-    waiting = waiting_;
-  }
-  // Not taken back: the grant is on its way, and OnGranted gives it back.
-  if (waiting != 0 && budget_->Cancel(waiting)) {
-    MutexLock lock(&mu_);
-    if (waiting_ == waiting) waiting_ = 0;
-  }
-}
-
-void ForwardedStream::OnReadDone(bool ok) {
-  ByteBudget::Ticket reservation = 0;
-  {
-    MutexLock lock(&mu_);
-    reading_ = false;
-    reservation = std::exchange(reservation_, 0);
-    if (!ok) reads_done_ = true;
-  }
-  if (!ok) {
-    budget_->Cancel(reservation);
-    Progress();
-    return;
-  }
-  // Parsed here rather than by gRPC, so that a bad message is an error and
-  // not the end of the stream (malformed_requests.h); outside the lock.
-  const size_t received = read_buffer_.Length();
-  absl::Status parsed = ParseMessage(read_buffer_, request_, ++messages_read_, "Write stream");
-  const size_t bytes = parsed.ok() ? request_.ByteSizeLong() : received;
-  budget_->Commit(reservation, bytes);
+void ForwardedStream::OnMessage(Message message) {
+  // A batch, not a message that only binds the stream: the upstream acks it.
+  const bool batch =
+      message.parsed.ok() && (request_.sequence() != 0 || request_.records_size() > 0);
   bool forward = false;
   {
     MutexLock lock(&mu_);
-    if (!parsed.ok() && error_.ok()) error_ = parsed;
+    if (!message.parsed.ok() && error_.ok()) error_ = message.parsed;
     if (!StoppedLocked()) {
       forward = upstream_writing_ = true;
-      charged_ = bytes;
-      // While gRPC parses the next message it holds both its bytes and the
-      // parsed message: room for twice one like this.
-      next_reservation_ = 2 * bytes;
+      charged_ = message.charge;
+      next_reservation_ = message.next_reservation();
+      if (batch) unacked_.push_back(Unacked{request_.sequence(), message.bytes});
     }
   }
   if (forward) {
+    if (batch) {
+      service_->metrics().Forwarded(static_cast<uint64_t>(request_.records_size()), message.bytes);
+    }
     upstream_.StartWrite(&request_);
   } else {
     // Not forwarded: the client resends it if it still matters.
     request_.Clear();
-    budget_->Release(bytes);
+    budget_->Release(message.charge);
     Progress();
   }
 }
@@ -145,7 +89,7 @@ void ForwardedStream::OnUpstreamWriteDone(bool ok) {
   }
   budget_->Release(release);
   if (read_on) {
-    StartRead(&read_buffer_);
+    StartBudgetedRead();
   } else {
     Progress();
   }
@@ -153,10 +97,21 @@ void ForwardedStream::OnUpstreamWriteDone(bool ok) {
 
 void ForwardedStream::OnUpstreamReadDone(bool ok) {
   if (ok) {
+    uint64_t acked = 0, acked_bytes = 0;
     {
       MutexLock lock(&mu_);
+      // Written upstream: every batch up to its written_sequence (an
+      // unsequenced one is written in order with the others).
+      while (!unacked_.empty() && (unacked_.front().sequence == 0 ||
+                                   unacked_.front().sequence <= upstream_response_.written_sequence())) {
+        ++acked;
+        acked_bytes += unacked_.front().bytes;
+        unacked_.pop_front();
+      }
       replies_.push_back(SerializeMessage(upstream_response_));
     }
+    service_->metrics().Acknowledged(
+        acked, acked_bytes, static_cast<uint64_t>(upstream_response_.duplicate_sequences_size()));
     upstream_response_.Clear();
     upstream_.StartRead(&upstream_response_);  // a reaction may start operations
     Progress();
@@ -232,7 +187,7 @@ void ForwardedStream::Progress() {
       write_buffer_ = std::move(replies_.front());
       replies_.pop_front();
       writing_ = write = true;
-    } else if (upstream_done_ && !writing_ && waiting_ == 0 &&
+    } else if (upstream_done_ && !writing_ && !WaitingLocked() &&
                (replies_.empty() || client_gone_)) {
       // A client read still in flight is cancelled by Finish.
       finished_ = true;
@@ -266,12 +221,15 @@ void ForwardedStream::Progress() {
 }
 
 void ForwardedStream::OnDone() {
-  ByteBudget::Ticket reservation = 0;
+  ReleaseReservation();
+  uint64_t abandoned = 0;
   {
     MutexLock lock(&mu_);
-    reservation = std::exchange(reservation_, 0);
+    for (const Unacked& batch : unacked_) abandoned += batch.bytes;
+    unacked_.clear();
   }
-  if (reservation != 0) budget_->Cancel(reservation);
+  // Never acknowledged here: their clients resend them.
+  if (abandoned > 0) service_->metrics().Abandoned(abandoned);
   service_->UnregisterStream(this);
   delete this;
 }

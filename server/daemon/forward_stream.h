@@ -7,13 +7,14 @@
 // stream ends with the upstream stream's status (RelayedStatus), once every
 // response before it has been sent.
 //
-// Flow control: one message at a time. The next message is read only after
-// the previous one was handed to the upstream stream (its write completed)
-// and a ByteBudget reservation for it was granted, so the memory a stream
-// holds is one message plus what gRPC buffers.
+// Flow control (budgeted_read.h): one message at a time. The next message is
+// read only after the previous one was handed to the upstream stream (its
+// write completed) and a ByteBudget reservation for it was granted, so the
+// memory a stream holds is one message plus what gRPC buffers. A message is
+// charged as it is (it is not converted here) until its write completes.
 //
 // Threads: gRPC's callback threads run both reactors' reactions, possibly at
-// once; mu_ guards the state they share. No gRPC operation is started with
+// once; mu_ (BudgetedReadStream's) guards the state they share. No gRPC operation is started with
 // mu_ held (Progress() decides under the lock and acts after it). The object
 // deletes itself in the server's OnDone, which comes after Finish, which is
 // called only once the upstream stream is done (or was never started).
@@ -28,7 +29,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "base/sync.h"
-#include "daemon/byte_budget.h"
+#include "daemon/budgeted_read.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/client_callback.h"
@@ -39,14 +40,13 @@ namespace tblog::daemon {
 
 class UpstreamService;
 
-class ForwardedStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+class ForwardedStream final : public BudgetedReadStream {
  public:
   // Registers with `service` (borrowed; it outlives every stream) and starts
   // the upstream stream and the first read; a refused stream (--max-streams,
   // shutdown) is finished at once.
   explicit ForwardedStream(UpstreamService* service);
 
-  void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
   void OnDone() override;
@@ -71,14 +71,14 @@ class ForwardedStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
   void OnUpstreamReadDone(bool ok);
   void OnUpstreamWriteDone(bool ok);
   void OnUpstreamDone(const grpc::Status& status);
-  // The reservation the stream waited for is granted: read on, or give it back.
-  void OnGranted();
-  // Reserves room for the next message: true when granted (the caller starts
-  // the read once it has dropped the lock); otherwise OnGranted reads on.
-  // Reserve never runs callbacks itself, so it may be called under mu_.
-  bool RequestReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Takes back a reservation still waiting, once the stream stops reading.
-  void StopWaiting() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // BudgetedReadStream: a message read goes upstream once the previous one
+  // is written there.
+  void OnMessage(Message message) override;
+  bool ReadsLocked() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !StoppedLocked() && !finished_;
+  }
+  void ReadsOverLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { reads_done_ = true; }
   // Whether nothing more goes upstream: the client is done or gone, the
   // daemon drains, a message was bad, or the upstream stream ended.
   bool StoppedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -86,33 +86,23 @@ class ForwardedStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
   }
   // Decides under mu_, then acts: ends the upstream side once nothing more
   // goes to it, sends the next response, finishes when all is done.
-  void Progress() ABSL_LOCKS_EXCLUDED(mu_);
+  void Progress() override ABSL_LOCKS_EXCLUDED(mu_);
 
   UpstreamService* const service_;
-  ByteBudget* const budget_;
   Upstream upstream_{this};
   std::unique_ptr<grpc::ClientContext> upstream_context_;
-  // The read side (read_buffer_, request_, messages_read_) is touched only
-  // while no client read and no upstream write are in flight; the upstream
-  // read side (upstream_response_) only in its own reaction; write_buffer_
-  // only while no client write is in flight.
-  grpc::ByteBuffer read_buffer_;
-  v1::WriteRequest request_;
-  uint64_t messages_read_ = 0;
+  // The read side (request_) is touched only while no client read and no
+  // upstream write are in flight; the upstream read side
+  // (upstream_response_) only in its own reaction; write_buffer_ only while
+  // no client write is in flight.
   v1::WriteResponse upstream_response_;
   grpc::ByteBuffer write_buffer_;
 
-  Mutex mu_;
-  bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;   // the client half-closed, or is gone
   bool client_gone_ ABSL_GUARDED_BY(mu_) = false;  // cancelled, or a write failed
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status error_ ABSL_GUARDED_BY(mu_);        // a message that did not parse
-  // Budget: the granted reservation of the read in flight, the reservation
-  // waited for, the size of the next one, the charge of the message upstream.
-  ByteBudget::Ticket reservation_ ABSL_GUARDED_BY(mu_) = 0;
-  ByteBudget::Ticket waiting_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t next_reservation_ ABSL_GUARDED_BY(mu_) = 0;
+  // The charge of the message being written upstream.
   size_t charged_ ABSL_GUARDED_BY(mu_) = 0;
   bool upstream_writing_ ABSL_GUARDED_BY(mu_) = false;
   // The hold on the upstream call (ClientBidiReactor::AddHold) that lets this
@@ -122,6 +112,13 @@ class ForwardedStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
   bool upstream_reads_over_ ABSL_GUARDED_BY(mu_) = false;
   bool upstream_done_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status upstream_status_ ABSL_GUARDED_BY(mu_);
+  // Batches sent upstream and not acknowledged yet (their sequence and
+  // size), in order: the tblogd_upstream_* metrics (metrics_upstream.h).
+  struct Unacked {
+    uint64_t sequence = 0;
+    size_t bytes = 0;
+  };
+  std::deque<Unacked> unacked_ ABSL_GUARDED_BY(mu_);
   // Upstream responses not yet sent to the client, serialized, in order.
   std::deque<grpc::ByteBuffer> replies_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;

@@ -164,6 +164,8 @@ void Metrics::AddGauge(std::string name, std::string help, std::function<int64_t
   gauges_.push_back(GaugeSource{std::move(name), std::move(help), std::move(read)});
 }
 
+void Metrics::AddFamilies(FamilySource append) { family_sources_.push_back(std::move(append)); }
+
 std::vector<MetricFamily> Metrics::Collect() const {
   std::vector<MetricFamily> families;
   families.push_back(BuildInfo());
@@ -220,6 +222,7 @@ std::vector<MetricFamily> Metrics::Collect() const {
     families.push_back(MakeFamily(gauge.name, gauge.help, MetricType::Gauge));
     AddSample(families.back(), static_cast<double>(gauge.read()));
   }
+  for (const FamilySource& append : family_sources_) append(&families);
   runs_.AppendTo(&families);
   reduce.AppendTo(&families);
   AppendProcessFamilies(&families);

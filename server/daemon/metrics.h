@@ -113,6 +113,11 @@ class Metrics {
   // every later RenderPrometheus(); call this before RenderPrometheus() can
   // run on another thread. Gauges are rendered in the order they were added.
   void AddGauge(std::string name, std::string help, std::function<int64_t()> read);
+  // Adds the families that `append` builds at scrape time (a component's
+  // own metrics, e.g. metrics_upstream.h), under AddGauge's rules; rendered
+  // after the gauges, in the order they were added.
+  using FamilySource = std::function<void(std::vector<prometheus::MetricFamily>*)>;
+  void AddFamilies(FamilySource append);
 
   // Every family at this moment, in prometheus-cpp's data model.
   std::vector<prometheus::MetricFamily> Collect() const;
@@ -146,6 +151,7 @@ class Metrics {
     std::function<int64_t()> read;
   };
   std::vector<GaugeSource> gauges_;  // set up before serving, read-only after
+  std::vector<FamilySource> family_sources_;  // likewise
 };
 
 }  // namespace tblog::daemon

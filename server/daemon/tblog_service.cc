@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status_util.h"
+#include "daemon/budgeted_read.h"
 #include "daemon/malformed_requests.h"
 #include "daemon/convert/charge.h"
 #include "daemon/flush_call.h"
@@ -45,14 +46,16 @@ void MergeAck(v1::WriteResponse& into, v1::WriteResponse&& from) {
 }  // namespace
 
 // One Write stream. Owns its state; deleted in OnDone(). Reading is the flow
-// control: each StartRead waits for a ByteBudget reservation for the message
-// it reads (gRPC holds the message before OnReadDone sees it).
-class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+// control (budgeted_read.h): each read waits for a ByteBudget reservation for
+// the message it reads, and a message's charge includes its conversion
+// estimate (the run converts it here).
+class WriteStream final : public BudgetedReadStream {
  public:
   // `peer`: the client as gRPC names it (for logs); `caller`: the identity
   // the stream's writes are checked against (run_owner.h).
   WriteStream(TBLogService* service, std::string peer, std::string caller)
-      : service_(service), peer_(std::move(peer)), caller_(std::move(caller)),
+      : BudgetedReadStream(service->context_.budget, &convert::BatchCharge, "Write stream"),
+        service_(service), peer_(std::move(peer)), caller_(std::move(caller)),
         sink_(std::make_shared<Sink>(this)), shm_ring_(service->shm_rings_) {
     grpc::Status refusal;
     if (!service_->RegisterStream(this, &refusal)) {
@@ -75,75 +78,53 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
       next_reservation_ = service_->context_.options->limits.max_message_bytes;
       read = RequestReadLocked();
     }
-    if (read) StartRead(&read_buffer_);
+    if (read) StartBudgetedRead();
   }
 
-  void OnReadDone(bool ok) override {
-    ByteBudget* budget = service_->context_.budget;
-    ByteBudget::Ticket reservation = 0;
-    {
-      MutexLock lock(&mu_);
-      reading_ = false;
-      reservation = std::exchange(reservation_, 0);
-      if (!ok) reads_done_ = true;
-    }
-    if (!ok) {
-      budget->Cancel(reservation);
-      Progress();
-      return;
-    }
-    // Parsed here, not by gRPC, so that a message that does not parse is an
-    // error rather than the end of the stream (malformed_requests.h); outside
-    // the lock, as a batch may be large.
-    const size_t received = read_buffer_.Length();
-    absl::Status parsed = ParseMessage(read_buffer_, request_, ++messages_read_, "Write stream");
-    const absl::Status defined = parsed.ok() ? DefineStreamTags() : absl::OkStatus();
-    // The message is in memory: its charge (message + conversion estimate)
-    // takes the place of the reservation made for it.
-    const size_t bytes = parsed.ok() ? request_.ByteSizeLong() : received;
-    const size_t charge = parsed.ok() ? convert::BatchCharge(request_) : received;
-    budget->Commit(reservation, charge);
+  void OnMessage(Message message) override {
+    // The tag definitions are taken in stream order, on the read side (no
+    // read is in flight until this returns), before the batch is queued.
+    const absl::Status defined = message.parsed.ok() ? DefineStreamTags() : absl::OkStatus();
     size_t release_bytes = 0;
     bool read_on = false;
     {
       MutexLock lock(&mu_);
       if (shutdown_ || !error_.ok()) {
         // Not acknowledged: the client resends it to the next daemon.
-        release_bytes = charge;
-      } else if (!parsed.ok() || !defined.ok()) {
-        error_ = parsed.ok() ? defined : parsed;
-        release_bytes = charge;
+        release_bytes = message.charge;
+      } else if (!message.parsed.ok() || !defined.ok()) {
+        error_ = message.parsed.ok() ? defined : message.parsed;
+        release_bytes = message.charge;
       } else if (absl::Status status = AcceptLocked(); !status.ok()) {
         error_ = status;
-        release_bytes = charge;
+        release_bytes = message.charge;
       } else if (IsBindOnly(request_)) {
         // Only binds the stream (and its writer's hold); nothing to queue.
         request_.Clear();
-        release_bytes = charge;
+        release_bytes = message.charge;
         read_on = RequestReadLocked();
       } else {
-        service_->context_.metrics->bytes_received.fetch_add(bytes, std::memory_order_relaxed);
+        service_->context_.metrics->bytes_received.fetch_add(message.bytes,
+                                                             std::memory_order_relaxed);
         for (const auto& record : request_.records()) {
           service_->context_.metrics->AddReceived(record);
         }
-        absl::Status submitted =
-            run_->Submit(std::move(request_), sink_, charge, {stream_tags_, messages_read_});
+        absl::Status submitted = run_->Submit(std::move(request_), sink_, message.charge,
+                                              {stream_tags_, messages_read()});
         request_.Clear();
         if (!submitted.ok()) {
           error_ = submitted;
-          release_bytes = charge;
+          release_bytes = message.charge;
         } else {
           ++outstanding_;
-          // The next batch is probably like this one; while gRPC parses it,
-          // its received bytes and the parsed message are both held.
-          next_reservation_ = charge + bytes;
+          next_reservation_ = message.next_reservation();
           read_on = RequestReadLocked();
         }
       }
     }
-    if (release_bytes > 0) budget->Release(release_bytes);
+    if (release_bytes > 0) budget_->Release(release_bytes);
     if (read_on) {
-      StartRead(&read_buffer_);
+      StartBudgetedRead();
     } else {
       Progress();
     }
@@ -161,12 +142,7 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   void OnCancel() override { StopReading(/*shutdown=*/false); }
 
   void OnDone() override {
-    ByteBudget::Ticket reservation = 0;
-    {
-      MutexLock lock(&mu_);
-      reservation = std::exchange(reservation_, 0);
-    }
-    if (reservation != 0) service_->context_.budget->Cancel(reservation);
+    ReleaseReservation();
     if (stream_tags_ != nullptr) service_->context_.budget->Unpin(stream_tags_->held_bytes());
     sink_->Detach();
     {
@@ -198,7 +174,6 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   // stream parked for budget leaves the queue, and Progress() finishes the
   // stream once what it sent is acknowledged.
   void StopReading(bool shutdown) {
-    ByteBudget::Ticket waiting = 0;
     {
       MutexLock lock(&mu_);
       if (shutdown) {
@@ -207,31 +182,16 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
         reads_done_ = true;
         writer_claim_.reset();  // the client is gone: a reconnect may take the writer id
       }
-      waiting = waiting_;
     }
-    // Not taken back: the grant is on its way, and OnGranted gives it back.
-    if (waiting != 0 && service_->context_.budget->Cancel(waiting)) {
-      MutexLock lock(&mu_);
-      waiting_ = 0;
-    }
+    StopWaiting();
     Progress();
   }
 
-  // Reserves budget room for the next message: true when granted (the caller
-  // starts the read once it has dropped the lock); otherwise the stream waits
-  // and OnGranted starts the read. Reserve never runs callbacks itself, so it
-  // may be called with mu_ held; the budget's other calls may, so they never are.
-  bool RequestReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const ByteBudget::Grant grant = service_->context_.budget->Reserve(
-        next_reservation_, [this](bool /*granted: reservations never expire*/) { OnGranted(); });
-    if (grant.granted) {
-      reservation_ = grant.ticket;
-      reading_ = true;
-      return true;
-    }
-    waiting_ = grant.ticket;
-    return false;
+  bool ReadsLocked() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !reads_done_ && !shutdown_ && error_.ok() && !finished_;
   }
+
+  void ReadsOverLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { reads_done_ = true; }
 
   // Forwards acks from runs to the stream while it lives. Runs hold it by
   // shared_ptr, so it may outlive the stream; Detach() cuts the link.
@@ -305,31 +265,8 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
     Progress();
   }
 
-  // The reservation the stream waited for is granted (on the thread that
-  // made room): read on, or give it back when the stream stopped reading.
-  void OnGranted() {
-    bool read_on = false;
-    ByteBudget::Ticket give_back = 0;
-    {
-      MutexLock lock(&mu_);
-      const ByteBudget::Ticket ticket = std::exchange(waiting_, 0);
-      if (!reads_done_ && !shutdown_ && error_.ok() && !finished_) {
-        reservation_ = ticket;
-        reading_ = read_on = true;
-      } else {
-        give_back = ticket;
-      }
-    }
-    if (give_back != 0) service_->context_.budget->Cancel(give_back);
-    if (read_on) {
-      StartRead(&read_buffer_);
-    } else {
-      Progress();
-    }
-  }
-
   // Sends the pending ack, or finishes when nothing is left to wait for.
-  void Progress() {
+  void Progress() override {
     bool write = false;
     std::optional<grpc::Status> finish;
     {
@@ -339,7 +276,7 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
         response_ = *std::move(pending_ack_);
         pending_ack_.reset();
         writing_ = write = true;
-      } else if (outstanding_ == 0 && waiting_ == 0 &&
+      } else if (outstanding_ == 0 && !WaitingLocked() &&
                  (reads_done_ || shutdown_ || !error_.ok())) {
         // A read still in flight is cancelled by Finish.
         finished_ = true;
@@ -371,19 +308,15 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   const std::string peer_;                   // the client, as gRPC names it (for logs)
   const std::string caller_;                 // run_owner.h
   const std::shared_ptr<Sink> sink_;
-  // Raw reads and writes (malformed_requests.h): the read side (read_buffer_,
-  // request_ parsed from it, messages_read_) is touched only while no read is
-  // in flight, the write side only while no write is.
-  grpc::ByteBuffer read_buffer_;
-  v1::WriteRequest request_;
-  uint64_t messages_read_ = 0;  // names a message that does not parse
+  // Raw writes (malformed_requests.h): touched only while no write is in
+  // flight (the read side is BudgetedReadStream's).
   // The stream's tag dictionary (convert/stream_tags.h), made by the first
   // message that defines a tag; read side, like request_.
   std::shared_ptr<convert::StreamTags> stream_tags_;
   grpc::ByteBuffer write_buffer_;
   v1::WriteResponse response_;
 
-  Mutex mu_;
+  // mu_ (BudgetedReadStream's) guards the stream's state.
   std::shared_ptr<Run> run_ ABSL_GUARDED_BY(mu_);
   // The stream's share in its writer's hold on run_ (null: not bound yet).
   std::unique_ptr<RunRegistry::StreamHold> hold_ ABSL_GUARDED_BY(mu_);
@@ -395,16 +328,10 @@ class WriteStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   StreamShmRing shm_ring_ ABSL_GUARDED_BY(mu_);
   std::string writer_id_;  // set once, before any ack can arrive
   std::string run_id_;     // set before writer_id_, once
-  bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;  // client done, cancelled or gone
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  // Budget: the granted reservation of the read in flight, the reservation
-  // waited for, and the size of the next one.
-  ByteBudget::Ticket reservation_ ABSL_GUARDED_BY(mu_) = 0;
-  ByteBudget::Ticket waiting_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t next_reservation_ ABSL_GUARDED_BY(mu_) = 0;
   int outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // batches submitted, not yet acknowledged
   std::optional<v1::WriteResponse> pending_ack_ ABSL_GUARDED_BY(mu_);
   absl::Status error_ ABSL_GUARDED_BY(mu_);

@@ -36,12 +36,28 @@ void AddUpstreamFlags(CLI::App& app, UpstreamOptions& upstream, std::string& tim
       ->envname("TBLOG_UPSTREAM_TLS_SERVER_NAME");
   app.add_option("--upstream-token-file", upstream.token_file,
                  "File whose first line is this daemon's bearer token for the upstream "
-                 "(read at start)")
+                 "(re-read when it changes)")
       ->envname("TBLOG_UPSTREAM_TOKEN_FILE");
   app.add_option("--upstream-timeout", timeout,
                  "Deadline of each forwarded unary call (OpenRun, Flush, CloseRun, ...)")
       ->capture_default_str()
       ->envname("TBLOG_UPSTREAM_TIMEOUT");
+  app.add_option_function<std::string>(
+         "--upstream-keepalive",
+         [&upstream](const std::string& text) {
+           absl::Duration parsed;
+           if (!absl::ParseDuration(text, &parsed) || parsed < kMinKeepalive) {
+             throw CLI::ValidationError(
+                 "--upstream-keepalive",
+                 absl::StrCat("'", text, "' is not a duration of at least ",
+                              absl::FormatDuration(kMinKeepalive), " (e.g. 10s)"));
+           }
+           upstream.keepalive = parsed;
+         },
+         "How often to ping the upstream, so that one gone silently (frozen, a dropped "
+         "network) is noticed within this + 5s and the node reconnects")
+      ->default_str(absl::FormatDuration(upstream.keepalive))
+      ->envname("TBLOG_UPSTREAM_KEEPALIVE");
 }
 
 absl::Status FinishUpstreamOptions(const std::string& timeout, UpstreamOptions& upstream) {

@@ -17,7 +17,7 @@ namespace tblog::daemon {
 
 // Adds --upstream, --upstream-forward, --upstream-tls, --upstream-tls-ca,
 // --upstream-tls-cert, --upstream-tls-key, --upstream-tls-server-name,
-// --upstream-token-file and --upstream-timeout (each with its TBLOG_UPSTREAM*
+// --upstream-token-file, --upstream-timeout and --upstream-keepalive (each with its TBLOG_UPSTREAM*
 // environment variable, and a config key like the flag) to `app`, bound to
 // `upstream`; the timeout is read as text into `timeout` (both must outlive
 // parsing; FinishUpstreamOptions parses it).

@@ -34,11 +34,16 @@ struct UpstreamOptions {
   std::string tls_server_name;
   // A file whose first line is the bearer token this daemon presents to the
   // upstream (its own identity there: the upstream's runs belong to it, not
-  // to this daemon's clients). Read at start. "" = no token.
+  // to this daemon's clients). Read at start, and again whenever the file
+  // changes (token rotation, upstream_channel.h). "" = no token.
   std::string token_file;
   // Deadline of each forwarded unary call (OpenRun, Flush, CloseRun, ...),
   // unless the client's own deadline is sooner. Write streams have none.
   absl::Duration call_timeout = absl::Seconds(30);
+  // How often the channel pings the upstream (gRPC keepalive), so that an
+  // upstream gone silently is noticed (upstream_channel.h); at least
+  // kMinKeepalive.
+  absl::Duration keepalive = absl::Seconds(10);
 
   bool enabled() const { return !address.empty(); }
 };

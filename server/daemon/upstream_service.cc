@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/forward_stream.h"
-#include "daemon/write_batch_call.h"  // kWriteResponseTrailer
+#include "daemon/forward_write_batch.h"
 #include "grpcpp/client_context.h"
 
 namespace tblog::daemon {
@@ -26,7 +26,8 @@ grpc::Status RelayedStatus(const grpc::Status& upstream, const std::string& addr
 UpstreamService::UpstreamService(UpstreamChannel* channel, ByteBudget* budget, int max_streams,
                                  size_t max_message_bytes)
     : channel_(channel), budget_(budget), max_streams_(max_streams),
-      max_message_bytes_(max_message_bytes) {}
+      max_message_bytes_(max_message_bytes), write_batch_sizes_(max_message_bytes),
+      metrics_(channel) {}
 
 UpstreamService::~UpstreamService() = default;
 
@@ -81,18 +82,8 @@ grpc::ServerUnaryReactor* UpstreamService::Forward(grpc::CallbackServerContext* 
   // it: the client context lives until the upstream call is done.
   std::shared_ptr<grpc::ClientContext> upstream = channel_->UnaryContext(*context);
   grpc::ClientContext* raw = upstream.get();
-  call(channel_->stub().async(), raw,
-       [this, context, reactor, upstream = std::move(upstream)](const grpc::Status& status) {
-         if (!status.ok()) {
-           // A refused WriteBatch carries its full WriteResponse here
-           // (tblog.proto, WriteBatch); pass it on.
-           for (const auto& [key, value] : upstream->GetServerTrailingMetadata()) {
-             if (key == kWriteResponseTrailer) {
-               context->AddTrailingMetadata(kWriteResponseTrailer,
-                                            std::string(value.data(), value.size()));
-             }
-           }
-         }
+  call(channel_->stub()->async(), raw,
+       [this, reactor, upstream = std::move(upstream)](const grpc::Status& status) {
          reactor->Finish(RelayedStatus(status, channel_->address()));
        });
   return reactor;
@@ -111,12 +102,13 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* UpstreamService::Wr
   return new ForwardedStream(this);  // deletes itself in OnDone
 }
 
-grpc::ServerUnaryReactor* UpstreamService::WriteBatch(grpc::CallbackServerContext* context,
-                                                      const v1::WriteRequest* request,
-                                                      v1::WriteResponse* response) {
-  return Forward(context, [=](auto* async, grpc::ClientContext* upstream, auto done) {
-    async->WriteBatch(upstream, request, response, std::move(done));
-  });
+grpc::ServerReadReactor<grpc::ByteBuffer>* UpstreamService::WriteBatch(
+    grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
+  return StartForwardedWriteBatch(
+      context, response, channel_, &metrics_, budget_, &write_batch_sizes_,
+      shutting_down_.load(std::memory_order_acquire)
+          ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "tblogd is shutting down")
+          : grpc::Status::OK);
 }
 
 grpc::ServerUnaryReactor* UpstreamService::Flush(grpc::CallbackServerContext* context,

@@ -15,7 +15,8 @@
 //     keeps no copy, so a restart of it loses nothing.
 //   - Flow control: a stream's next message is read only once the previous
 //     one was handed to the upstream and the in-flight budget has room
-//     (byte_budget.h), so a slow upstream slows the clients down and this
+//     (byte_budget.h); a WriteBatch call's request only once the budget has
+//     room, and its charge is held until the upstream answers. So a slow upstream slows the clients down and this
 //     daemon's memory stays within --max-inflight-bytes plus the transports'
 //     buffers. While the upstream is down, calls fail with UNAVAILABLE
 //     (naming the upstream) and the clients retry with backoff: they block
@@ -33,6 +34,9 @@
 #include "absl/time/time.h"
 #include "base/sync.h"
 #include "daemon/byte_budget.h"
+#include "daemon/metrics_upstream.h"
+#include "daemon/write_batch_call.h"
+#include "daemon/write_batch_method.h"
 
 // gRPC's generated CallbackService hides the sync signatures by design (see
 // tblog_service.h); the warning points into the generated header, so the
@@ -47,12 +51,12 @@ namespace tblog::daemon {
 
 class ForwardedStream;
 
-// The Write stream served raw, as TBLogService serves it; WriteBatch as a
-// plain unary call: its request is forwarded as it came (the upstream's
-// budget decides when it is written), so it is not charged to this daemon's
-// in-flight budget.
+// The Write stream served raw and WriteBatch as a streamed unary method, as
+// TBLogService serves them: both read their requests only once this
+// daemon's in-flight budget has room (forward_stream.h,
+// forward_write_batch.h).
 using UpstreamServiceBase = v1::TBLog::WithCallbackMethod_OpenRun<
-    v1::TBLog::WithRawCallbackMethod_Write<v1::TBLog::WithCallbackMethod_WriteBatch<
+    v1::TBLog::WithRawCallbackMethod_Write<WithStreamedRawCallbackMethod_WriteBatch<
         v1::TBLog::WithCallbackMethod_Flush<v1::TBLog::WithCallbackMethod_CloseRun<
             v1::TBLog::WithCallbackMethod_ListRuns<
                 v1::TBLog::WithCallbackMethod_GetRun<v1::TBLog::Service>>>>>>>;
@@ -75,15 +79,17 @@ class UpstreamService final : public UpstreamServiceBase {
   bool WaitForStreams(absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
   // Forwarded Write streams open now (the tblogd_active_streams gauge).
   int ActiveStreams() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The tblogd_upstream_* metrics (thread-safe), counted by the forwarded
+  // streams and calls.
+  UpstreamMetrics& metrics() { return metrics_; }
 
   grpc::ServerUnaryReactor* OpenRun(grpc::CallbackServerContext* context,
                                     const v1::OpenRunRequest* request,
                                     v1::OpenRunResponse* response) override;
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Write(
       grpc::CallbackServerContext* context) override;
-  grpc::ServerUnaryReactor* WriteBatch(grpc::CallbackServerContext* context,
-                                       const v1::WriteRequest* request,
-                                       v1::WriteResponse* response) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* WriteBatch(grpc::CallbackServerContext* context,
+                                                        grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* Flush(grpc::CallbackServerContext* context,
                                   const v1::FlushRequest* request,
                                   v1::FlushResponse* response) override;
@@ -113,6 +119,8 @@ class UpstreamService final : public UpstreamServiceBase {
   ByteBudget* const budget_;
   const int max_streams_;
   const size_t max_message_bytes_;
+  WriteBatchReadSizes write_batch_sizes_;  // forwarded WriteBatch calls' reservations
+  UpstreamMetrics metrics_;
   std::atomic<bool> shutting_down_{false};
   mutable Mutex mu_;
   std::set<ForwardedStream*> streams_ ABSL_GUARDED_BY(mu_);

@@ -25,103 +25,16 @@ std::string Mib(size_t bytes) {
   return absl::StrCat(static_cast<double>(bytes) / (1 << 20), " MiB");
 }
 
-// One WriteBatch call; deleted in OnDone. States: parked (waiting for a
-// reservation), reading its message, submitted to its run, finished.
-class WriteBatchCall final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
+// The daemon's own WriteBatch call: the request is validated, handed to its
+// run, and the call finishes when its batch is written (or refused).
+class WriteBatchCall final : public BudgetedWriteBatch {
  public:
   WriteBatchCall(grpc::CallbackServerContext* context, grpc::ByteBuffer* response,
                  const WriteBatchShared& shared, std::string caller)
-      : context_(context),
-        response_(response),
+      : BudgetedWriteBatch(context, response, shared.run_context.budget, shared.read_sizes,
+                           &convert::BatchCharge),
         shared_(shared),
-        budget_(shared.run_context.budget),
-        peer_(context->peer()),
         caller_(std::move(caller)) {}
-
-  void Start() {
-    const size_t bytes = shared_.read_sizes->Claim(peer_, &learnt_);
-    ByteBudget::Grant grant;
-    {
-      // ReserveOrWait runs no callback itself; OnGranted waits for mu_.
-      MutexLock lock(&mu_);
-      grant = budget_->ReserveOrWait(bytes, kParkedCallBytes, budget_->capacity() / 4,
-                                     absl::Now() + kMaxUnaryWait,
-                                     [this](bool granted) { OnGranted(granted); });
-      if (grant.granted) {
-        reservation_ = grant.ticket;
-      } else {
-        ticket_ = grant.ticket;
-      }
-    }
-    if (grant.granted) {
-      StartRead(&request_buffer_);
-    } else if (grant.ticket == 0) {
-      Unclaim();
-      FinishOnce(grpc::Status(
-          grpc::StatusCode::RESOURCE_EXHAUSTED,
-          absl::StrCat("tblogd's in-flight budget (--max-inflight-bytes ",
-                       Mib(budget_->capacity()), ") is spent and ",
-                       budget_->waiting_bytes() / kParkedCallBytes,
-                       " WriteBatch calls already wait for it (a quarter of it, at ",
-                       kParkedCallBytes >> 10, " KiB each); retry later")));
-    }
-  }
-
-  void OnReadDone(bool ok) override {
-    ByteBudget::Ticket reservation = 0;
-    {
-      MutexLock lock(&mu_);
-      reservation = std::exchange(reservation_, 0);
-    }
-    if (!ok) {
-      // Cancelled, or the client half-closed without sending its request.
-      budget_->Cancel(reservation);
-      Unclaim();
-      FinishOnce(context_->IsCancelled()
-                     ? CancelledStatus()
-                     : ToGrpc(absl::InvalidArgumentError(
-                           absl::StrCat(kMethod, ": the call carries no request message"))));
-      return;
-    }
-    const size_t received = request_buffer_.Length();
-    const bool parsed = ParseMessage(request_buffer_, request_, 1, kMethod).ok();
-    // The message is in memory: its charge (message + conversion estimate)
-    // takes the place of the reservation made for it.
-    const size_t bytes = parsed ? request_.ByteSizeLong() : received;
-    charge_ = parsed ? convert::BatchCharge(request_) : received;
-    budget_->Commit(reservation, charge_);
-    // The caller's next call is probably like this one; while gRPC parses
-    // it, its received bytes and the parsed message are both held.
-    shared_.read_sizes->Learn(peer_, charge_ + bytes, learnt_);
-    learnt_ = false;
-    absl::Status accepted = parsed ? Accept() : UnparsableRequestError(kMethod);
-    if (accepted.ok()) accepted = Submit();
-    if (!accepted.ok()) {
-      budget_->Release(charge_);
-      FinishOnce(ToGrpc(accepted));
-    }
-  }
-
-  void OnCancel() override {
-    ByteBudget::Ticket ticket = 0;
-    {
-      MutexLock lock(&mu_);
-      cancelled_ = true;
-      ticket = ticket_;
-    }
-    // Still parked: it never will be granted now. Otherwise OnGranted (on
-    // its way), OnReadDone or the run's ack finishes the call.
-    if (ticket != 0 && budget_->Cancel(ticket)) {
-      {
-        MutexLock lock(&mu_);
-        ticket_ = 0;
-      }
-      Unclaim();
-      FinishOnce(CancelledStatus());
-    }
-  }
-
-  void OnDone() override { delete this; }
 
  private:
   // WriteBatch's ack: finishes the call when its one batch is written. gRPC
@@ -148,37 +61,14 @@ class WriteBatchCall final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     WriteBatchCall* const call_;  // valid until FinishOnce
   };
 
-  grpc::Status CancelledStatus() const {
-    return context_->deadline() <= std::chrono::system_clock::now()
-               ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                              "WriteBatch: the deadline passed while the call waited for "
-                              "tblogd's in-flight budget")
-               : grpc::Status(grpc::StatusCode::CANCELLED, "WriteBatch: cancelled");
+  absl::Status OnRequest() override {
+    absl::Status accepted = Accept();
+    if (accepted.ok()) accepted = Submit();
+    return accepted;
   }
 
-  // From the budget: the reservation is granted, or kMaxUnaryWait passed.
-  void OnGranted(bool granted) {
-    bool cancelled = false;
-    ByteBudget::Ticket ticket = 0;
-    {
-      MutexLock lock(&mu_);
-      ticket = std::exchange(ticket_, 0);
-      cancelled = cancelled_;
-      if (granted && !cancelled) reservation_ = ticket;
-    }
-    if (granted && !cancelled) {
-      StartRead(&request_buffer_);
-      return;
-    }
-    if (granted) budget_->Cancel(ticket);  // gives the reservation back
-    Unclaim();
-    FinishOnce(cancelled ? CancelledStatus()
-                         : grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                        absl::StrCat("WriteBatch waited ",
-                                                     absl::FormatDuration(kMaxUnaryWait),
-                                                     " for tblogd's in-flight budget "
-                                                     "(--max-inflight-bytes); retry later")));
-  }
+  // Before Finish: the client's next call may use the writer id at once.
+  void FinishingLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { claim_.reset(); }
 
   // Checks the request just read (as a Write stream's first message) and
   // binds its writer id for the call.
@@ -226,50 +116,163 @@ class WriteBatchCall final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
                         std::move(stream_tags));
   }
 
-  // A call that claimed its peer's learnt size and reads no message.
-  void Unclaim() {
-    if (std::exchange(learnt_, false)) shared_.read_sizes->Unclaim(peer_);
-  }
-
-  void FinishOnce(grpc::Status status) {
-    {
-      MutexLock lock(&mu_);
-      if (finished_) return;
-      finished_ = true;
-      // Before Finish: the client's next call may use the writer id at once.
-      claim_.reset();
-    }
-    Finish(std::move(status));
-  }
-
-  grpc::CallbackServerContext* const context_;
-  grpc::ByteBuffer* const response_;
   const WriteBatchShared shared_;
-  ByteBudget* const budget_;
-  const std::string peer_;
   const std::string caller_;  // run_owner.h
-
-  // The read side (learnt_ until the read is done, then the request and
-  // what is derived from it) is touched by one reaction at a time: Start,
-  // then OnGranted or OnCancel, then OnReadDone, which is the last to touch
-  // all but response_ (the ack's).
-  bool learnt_ = false;  // the reservation is the peer's learnt size (WriteBatchReadSizes)
-  grpc::ByteBuffer request_buffer_;
-  v1::WriteRequest request_;
-  size_t charge_ = 0;
+  // Set by OnRequest (the read side), before the run can ack.
   std::string run_id_;     // for the log (the request is moved to the run)
   std::string writer_id_;
   std::shared_ptr<Run> run_;
-
-  Mutex mu_;
-  ByteBudget::Ticket ticket_ ABSL_GUARDED_BY(mu_) = 0;       // parked for the budget
-  ByteBudget::Ticket reservation_ ABSL_GUARDED_BY(mu_) = 0;  // granted, read in flight
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<WriterClaim> claim_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace
+
+BudgetedWriteBatch::BudgetedWriteBatch(grpc::CallbackServerContext* context,
+                                       grpc::ByteBuffer* response, ByteBudget* budget,
+                                       WriteBatchReadSizes* read_sizes, ChargeFn charge)
+    : context_(context),
+      response_(response),
+      budget_(budget),
+      peer_(context->peer()),
+      read_sizes_(read_sizes),
+      charge_fn_(charge) {}
+
+grpc::ServerReadReactor<grpc::ByteBuffer>* BudgetedWriteBatch::StartOrRefuse(
+    grpc::Status refusal) {
+  if (refusal.ok()) {
+    Start();
+  } else {
+    Finish(std::move(refusal));
+  }
+  return this;
+}
+
+void BudgetedWriteBatch::Start() {
+  const size_t bytes = read_sizes_->Claim(peer_, &learnt_);
+  ByteBudget::Grant grant;
+  {
+    // ReserveOrWait runs no callback itself; OnGranted waits for mu_.
+    MutexLock lock(&mu_);
+    grant = budget_->ReserveOrWait(bytes, kParkedCallBytes, budget_->capacity() / 4,
+                                   absl::Now() + kMaxUnaryWait,
+                                   [this](bool granted) { OnGranted(granted); });
+    if (grant.granted) {
+      reservation_ = grant.ticket;
+    } else {
+      ticket_ = grant.ticket;
+    }
+  }
+  if (grant.granted) {
+    StartRead(&request_buffer_);
+  } else if (grant.ticket == 0) {
+    Unclaim();
+    FinishOnce(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("tblogd's in-flight budget (--max-inflight-bytes ",
+                     Mib(budget_->capacity()), ") is spent and ",
+                     budget_->waiting_bytes() / kParkedCallBytes,
+                     " WriteBatch calls already wait for it (a quarter of it, at ",
+                     kParkedCallBytes >> 10, " KiB each); retry later")));
+  }
+}
+
+void BudgetedWriteBatch::OnReadDone(bool ok) {
+  ByteBudget::Ticket reservation = 0;
+  {
+    MutexLock lock(&mu_);
+    reservation = std::exchange(reservation_, 0);
+  }
+  if (!ok) {
+    // Cancelled, or the client half-closed without sending its request.
+    budget_->Cancel(reservation);
+    Unclaim();
+    FinishOnce(context_->IsCancelled()
+                   ? CancelledStatus()
+                   : ToGrpc(absl::InvalidArgumentError(
+                         absl::StrCat(kMethod, ": the call carries no request message"))));
+    return;
+  }
+  const size_t received = request_buffer_.Length();
+  const bool parsed = ParseMessage(request_buffer_, request_, 1, kMethod).ok();
+  // The message is in memory: its charge takes the place of the reservation
+  // made for it.
+  const size_t bytes = parsed ? request_.ByteSizeLong() : received;
+  charge_ = parsed ? charge_fn_(request_) : received;
+  budget_->Commit(reservation, charge_);
+  // The caller's next call is probably like this one; while gRPC parses
+  // it, its received bytes and the parsed message are both held.
+  read_sizes_->Learn(peer_, charge_ + bytes, learnt_);
+  learnt_ = false;
+  const absl::Status accepted = parsed ? OnRequest() : UnparsableRequestError(kMethod);
+  if (!accepted.ok()) {
+    budget_->Release(charge_);
+    FinishOnce(ToGrpc(accepted));
+  }
+}
+
+void BudgetedWriteBatch::OnCancel() {
+  ByteBudget::Ticket ticket = 0;
+  {
+    MutexLock lock(&mu_);
+    cancelled_ = true;
+    ticket = ticket_;
+  }
+  // Still parked: it never will be granted now. Otherwise OnGranted (on
+  // its way), OnReadDone or the derived call finishes the call.
+  if (ticket != 0 && budget_->Cancel(ticket)) {
+    {
+      MutexLock lock(&mu_);
+      ticket_ = 0;
+    }
+    Unclaim();
+    FinishOnce(CancelledStatus());
+  }
+}
+
+grpc::Status BudgetedWriteBatch::CancelledStatus() const {
+  return context_->deadline() <= std::chrono::system_clock::now()
+             ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                            "WriteBatch: the deadline passed while the call waited for "
+                            "tblogd's in-flight budget")
+             : grpc::Status(grpc::StatusCode::CANCELLED, "WriteBatch: cancelled");
+}
+
+void BudgetedWriteBatch::OnGranted(bool granted) {
+  bool cancelled = false;
+  ByteBudget::Ticket ticket = 0;
+  {
+    MutexLock lock(&mu_);
+    ticket = std::exchange(ticket_, 0);
+    cancelled = cancelled_;
+    if (granted && !cancelled) reservation_ = ticket;
+  }
+  if (granted && !cancelled) {
+    StartRead(&request_buffer_);
+    return;
+  }
+  if (granted) budget_->Cancel(ticket);  // gives the reservation back
+  Unclaim();
+  FinishOnce(cancelled ? CancelledStatus()
+                       : grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                      absl::StrCat("WriteBatch waited ",
+                                                   absl::FormatDuration(kMaxUnaryWait),
+                                                   " for tblogd's in-flight budget "
+                                                   "(--max-inflight-bytes); retry later")));
+}
+
+void BudgetedWriteBatch::Unclaim() {
+  if (std::exchange(learnt_, false)) read_sizes_->Unclaim(peer_);
+}
+
+void BudgetedWriteBatch::FinishOnce(grpc::Status status) {
+  {
+    MutexLock lock(&mu_);
+    if (finished_) return;
+    finished_ = true;
+    FinishingLocked();
+  }
+  Finish(std::move(status));
+}
 
 size_t WriteBatchReadSizes::Claim(const std::string& peer, bool* learnt) {
   MutexLock lock(&mu_);
@@ -307,13 +310,8 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* StartWriteBatch(grpc::CallbackServerC
                                                            const WriteBatchShared& shared,
                                                            std::string caller,
                                                            grpc::Status refusal) {
-  auto* call = new WriteBatchCall(context, response, shared, std::move(caller));
-  if (refusal.ok()) {
-    call->Start();
-  } else {
-    call->Finish(std::move(refusal));
-  }
-  return call;
+  return (new WriteBatchCall(context, response, shared, std::move(caller)))
+      ->StartOrRefuse(std::move(refusal));
 }
 
 }  // namespace tblog::daemon

@@ -28,12 +28,14 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 #include "base/sync.h"
+#include "daemon/byte_budget.h"
 #include "daemon/rejection_log.h"
 #include "daemon/run.h"
 #include "daemon/run_registry.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
+#include "tblog/v1/tblog.pb.h"
 
 namespace tblog::daemon {
 
@@ -84,6 +86,82 @@ class WriteBatchReadSizes {
   const size_t unknown_;
   Mutex mu_;
   absl::flat_hash_map<std::string, Learnt> peers_ ABSL_GUARDED_BY(mu_);
+};
+
+// The budgeted read of one WriteBatch call, shared by the daemon's own call
+// (StartWriteBatch) and the one a node daemon forwards upstream
+// (forward_write_batch.h): the call is parked until the budget grants a
+// reservation for its message (ReserveOrWait, with kParkedCallBytes held and
+// a quarter of the budget for the parked calls; kMaxUnaryWait at most), then
+// reads it, parses it (UnparsableRequestError when it does not), commits its
+// charge (the ChargeFn) and learns its size for the peer's next call; the
+// derived call then takes the request (OnRequest). A refusal, a cancellation
+// or an expiry finishes the call as write_batch_call.h's header says.
+//
+// Threads: gRPC's reactions and the budget's grant run one after another
+// for the read side (Start, then OnGranted or OnCancel, then OnReadDone,
+// which hands request_ to OnRequest); mu_ guards what a cancellation may
+// touch at the same time, the derived class's state included. The call owns
+// itself and is deleted in OnDone.
+class BudgetedWriteBatch : public grpc::ServerReadReactor<grpc::ByteBuffer> {
+ public:
+  // What a parsed request holds in the budget once read.
+  using ChargeFn = size_t (*)(const v1::WriteRequest& request);
+
+  BudgetedWriteBatch(const BudgetedWriteBatch&) = delete;
+  BudgetedWriteBatch& operator=(const BudgetedWriteBatch&) = delete;
+
+  // Starts the call: with an OK `refusal`, claims the peer's size and
+  // reserves room for the message (or parks, or refuses), and the read
+  // starts once granted; otherwise (the daemon is shutting down) finishes
+  // the call with `refusal`, unread. Returns the call, gRPC's reactor.
+  grpc::ServerReadReactor<grpc::ByteBuffer>* StartOrRefuse(grpc::Status refusal);
+
+  void OnReadDone(bool ok) final;
+  void OnCancel() final;
+  void OnDone() final { delete this; }
+
+ protected:
+  // `context`, `response`: gRPC's, valid until the call is done; `budget`
+  // and `read_sizes` are borrowed and outlive it.
+  BudgetedWriteBatch(grpc::CallbackServerContext* context, grpc::ByteBuffer* response,
+                     ByteBudget* budget, WriteBatchReadSizes* read_sizes, ChargeFn charge);
+  ~BudgetedWriteBatch() override = default;
+
+  // The request (request_) is read, parsed and charged `charge_`: the
+  // derived call takes it. A non-OK status refuses it: the base releases
+  // the charge and finishes with it. Once OK, the call owes the release of
+  // charge_ and a FinishOnce.
+  virtual absl::Status OnRequest() = 0;
+  // Under mu_, once, just before Finish (e.g. to let a writer id go).
+  virtual void FinishingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {}
+  // Finishes the call with `status` unless it is finished already.
+  void FinishOnce(grpc::Status status) ABSL_LOCKS_EXCLUDED(mu_);
+
+  grpc::CallbackServerContext* const context_;
+  grpc::ByteBuffer* const response_;
+  ByteBudget* const budget_;
+  const std::string peer_;  // one client channel (WriteBatchReadSizes)
+  v1::WriteRequest request_;
+  size_t charge_ = 0;  // what request_ holds in the budget, once read
+  Mutex mu_;
+
+ private:
+  void Start();
+  grpc::Status CancelledStatus() const;
+  // From the budget: the reservation is granted, or kMaxUnaryWait passed.
+  void OnGranted(bool granted) ABSL_LOCKS_EXCLUDED(mu_);
+  // A call that claimed its peer's learnt size and reads no message.
+  void Unclaim();
+
+  WriteBatchReadSizes* const read_sizes_;
+  const ChargeFn charge_fn_;
+  bool learnt_ = false;  // the reservation is the peer's learnt size (read side)
+  grpc::ByteBuffer request_buffer_;
+  ByteBudget::Ticket ticket_ ABSL_GUARDED_BY(mu_) = 0;       // parked for the budget
+  ByteBudget::Ticket reservation_ ABSL_GUARDED_BY(mu_) = 0;  // granted, read in flight
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // What every WriteBatch call of a service uses; borrowed, outlives the calls.

@@ -106,3 +106,8 @@ add_dependencies(stream_tags_e2e_test tblogd)
 tblog_add_test(reduce_durability_e2e_test SOURCES daemon/reduce_durability_e2e_test.cc
   LIBS tblog_client tblog_engine tblog_daemon_process)
 add_dependencies(reduce_durability_e2e_test tblogd)
+# Upstream mode's operations: WriteBatch under the node's budget, keepalive
+# with a frozen upstream, token rotation, the tblogd_upstream_* metrics.
+tblog_add_test(upstream_ops_e2e_test SOURCES daemon/upstream_ops_e2e_test.cc
+  LIBS tblog_client tblog_engine tblog_daemon_process PkgConfig::HTTPLIB)
+add_dependencies(upstream_ops_e2e_test tblogd)

@@ -102,9 +102,22 @@ TEST(UpstreamFlagsTest, AnEmptyTokenFileIsRefused) {
   EXPECT_THAT(parsed.err, HasSubstr("has no token"));
 }
 
+TEST(UpstreamFlagsTest, TheKeepaliveIsADurationOfAtLeastASecond) {
+  EXPECT_EQ(Parse({}).command.options.upstream.keepalive, absl::Seconds(10));
+  const Parsed parsed = Parse({"--upstream", "central:6066", "--upstream-keepalive", "2s"});
+  ASSERT_EQ(parsed.command.kind, Command::Kind::kServe) << parsed.err;
+  EXPECT_EQ(parsed.command.options.upstream.keepalive, absl::Seconds(2));
+  for (const char* wrong : {"100ms", "often", "-1s"}) {
+    const Parsed refused = Parse({"--upstream", "central:6066", "--upstream-keepalive", wrong});
+    EXPECT_EQ(refused.command.kind, Command::Kind::kExit) << wrong;
+    EXPECT_THAT(refused.err, HasSubstr("--upstream-keepalive")) << wrong;
+  }
+}
+
 TEST(UpstreamFlagsTest, HelpListsThem) {
   const Parsed parsed = Parse({"--help"});
   EXPECT_THAT(parsed.err, HasSubstr("--upstream-token-file"));
+  EXPECT_THAT(parsed.err, HasSubstr("--upstream-keepalive"));
   EXPECT_THAT(parsed.err, HasSubstr("TBLOG_UPSTREAM"));
 }
 
