@@ -107,7 +107,9 @@ bool NodeReduceSender::Open(const std::string& run_id, Upstream& up) {
   request.set_reduce_timeout_seconds(settings.timeout_seconds);
   v1::OpenRunResponse response;
   auto context = CallContext(CallDeadline());
-  const grpc::Status status = channel_->stub().OpenRun(context.get(), request, &response);
+  // Held through the call: a token rotation swaps the channel's stub.
+  const auto stub = channel_->stub();
+  const grpc::Status status = stub->OpenRun(context.get(), request, &response);
   if (!status.ok()) {
     Failed(up, absl::StrCat("OpenRun ", run_id), status.error_message());
     return false;
@@ -134,7 +136,8 @@ void NodeReduceSender::Attempt(const std::string& run_id, Upstream& up) {
   up.request->set_run_id(up.run_id);
   v1::WriteResponse response;
   auto context = CallContext(CallDeadline());
-  const grpc::Status status = channel_->stub().WriteBatch(context.get(), *up.request, &response);
+  const auto stub = channel_->stub();  // held through the call, as above
+  const grpc::Status status = stub->WriteBatch(context.get(), *up.request, &response);
   switch (status.error_code()) {
     case grpc::StatusCode::OK:
       for (const v1::RecordError& error : response.errors()) {

@@ -165,7 +165,7 @@ class WriteStream final : public BudgetedReadStream {
       stream_tags_ = std::make_shared<convert::StreamTags>(service_->context_.options->limits);
     }
     size_t added = 0;
-    absl::Status status = stream_tags_->Define(request_, messages_read_, &added);
+    absl::Status status = stream_tags_->Define(request_, messages_read(), &added);
     service_->context_.budget->Pin(added);
     return status;
   }
