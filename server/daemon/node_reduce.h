@@ -24,7 +24,8 @@
 // class, through its AckSink, once its last partial is acknowledged
 // (Acknowledged). Every sequence the run reports for a writer (acks,
 // OpenRun's writer_sequences, the resume floor) goes through Cap(): never at
-// or above a batch still held, so a client that reconnects resends it. A
+// or above a batch still held, nor past the last batch the run passed to
+// Defer since this daemon started, so a client that reconnects resends it. A
 // resent batch the local run already holds is a duplicate there, but its
 // contributions are taken again (the upstream drops a contributor it has).
 // After this daemon restarts it knows nothing of what the upstream has, so
