@@ -8,8 +8,7 @@ foreach(unit record_converter convert_scalars convert_histogram convert_image co
   tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon_convert)
 endforeach()
 foreach(unit worker_pool byte_budget checkpoint resume_scan run run_leases run_registry service aggregate
-    contribution_record
-    config metrics log_rate_limit rejection_log write_batch_call node_reduce)
+    contribution_record config metrics log_rate_limit rejection_log write_batch_call node_reduce)
   tblog_add_test(${unit}_test SOURCES daemon/${unit}_test.cc LIBS tblog_daemon)
 endforeach()
 
