@@ -149,10 +149,15 @@ absl::StatusOr<Converted> NodeReduce::Take(const std::string& run_id, const std:
 bool NodeReduce::Defer(const std::string& run_id, const std::string& writer_id,
                        uint64_t sequence) {
   MutexLock lock(&mu_);
-  auto run = runs_.find(run_id);
-  if (run == runs_.end()) return false;
-  auto batch = run->second->held.find({writer_id, sequence});
-  if (batch == run->second->held.end()) return false;
+  auto& run_ptr = runs_[run_id];
+  if (!run_ptr) run_ptr = std::make_unique<RunState>();
+  RunState& run = *run_ptr;
+  // Batches reach here in the order of their sequences (the run writes and
+  // acknowledges them in queue order), each after its Take.
+  uint64_t& reached = run.writers[writer_id].reached;
+  reached = std::max(reached, sequence);
+  auto batch = run.held.find({writer_id, sequence});
+  if (batch == run.held.end()) return false;
   batch->second.written = true;
   batch->second.deferred = true;
   return true;
@@ -164,6 +169,9 @@ uint64_t NodeReduce::FirstHeld(const RunState& run, const std::string& writer) {
 }
 
 uint64_t NodeReduce::CapValue(const RunState& run, const std::string& writer, uint64_t value) {
+  auto view = run.writers.find(writer);
+  if (view != run.writers.end()) value = std::min(value, view->second.reached);
+  else value = 0;  // nothing of it reached Defer since this daemon started
   const uint64_t first = FirstHeld(run, writer);
   return first == 0 ? value : std::min(value, first - 1);
 }

@@ -24,7 +24,8 @@
 // class, through its AckSink, once its last partial is acknowledged
 // (Acknowledged). Every sequence the run reports for a writer (acks,
 // OpenRun's writer_sequences, the resume floor) goes through Cap(): never at
-// or above a batch still held, so a client that reconnects resends it. A
+// or above a batch still held, nor past the last batch the run passed to
+// Defer since this daemon started, so a client that reconnects resends it. A
 // resent batch the local run already holds is a duplicate there, but its
 // contributions are taken again (the upstream drops a contributor it has).
 // After this daemon restarts it knows nothing of what the upstream has, so
@@ -123,7 +124,8 @@ class NodeReduce {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Caps the sequences of an ack the run is about to send to `writer_id`
-  // below its first batch still held (and remembers the run's own values,
+  // below its first batch still held and at the last batch it passed to
+  // Defer since this daemon started (and remembers the run's own values,
   // for the deferred acks).
   void Cap(const std::string& run_id, const std::string& writer_id, v1::WriteResponse& ack)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -183,11 +185,20 @@ class NodeReduce {
     uint64_t written = 0;  // the run's own values, last seen in Cap
     uint64_t flushed = 0;
     uint64_t durable = 0;
+    // The highest sequence the run has handed to Defer since this daemon
+    // started: every batch through it has been taken (Take). A resumed run
+    // starts its sequences at what the checkpoint holds, before the
+    // client's resends of those batches have been taken again; reporting
+    // them then would let the client drop batches whose contributions this
+    // process has not sent upstream yet (lost if it is killed before).
+    uint64_t reached = 0;
   };
   struct RunState;
 
   // The lowest sequence of `writer` still held in `run`, 0 when none.
   static uint64_t FirstHeld(const RunState& run, const std::string& writer);
+  // `value` capped below the first batch of `writer` still held and at the
+  // last one that reached Defer (WriterView::reached).
   static uint64_t CapValue(const RunState& run, const std::string& writer, uint64_t value);
 
   const absl::Duration delay_;

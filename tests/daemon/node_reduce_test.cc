@@ -145,9 +145,34 @@ TEST_F(NodeReduceTest, AWriterNotSeenSinceTheStartIsReportedAtZero) {
   // resends all it holds.
   EXPECT_EQ(reduce_.CapReported(kRun, "a", 40), 0u);
   v1::WriteResponse ack;
-  ack.set_written_sequence(40);
-  reduce_.Cap(kRun, "a", ack);  // it sent again: known from now on
+  ack.set_written_sequence(41);
+  EXPECT_FALSE(reduce_.Defer(kRun, "a", 41));  // it sent again: known from now on
+  reduce_.Cap(kRun, "a", ack);
+  EXPECT_EQ(ack.written_sequence(), 41u);
   EXPECT_EQ(reduce_.CapReported(kRun, "a", 41), 41u);
+}
+
+// A resumed run's sequences start at its checkpoint's (say 55) while the
+// client resends 51..55: an ack must not report a batch this process has not
+// taken yet, or the client drops it before its contribution went upstream
+// (lost if this daemon is killed again meanwhile).
+TEST_F(NodeReduceTest, AResumedWriterIsReportedOnlyThroughWhatItResent) {
+  ASSERT_TRUE(reduce_.Take(kRun, "a", 51, true, sink_a_, ScalarContribution(5, 1.0)).ok());
+  EXPECT_TRUE(reduce_.Defer(kRun, "a", 51));
+  Flushed(reduce_, "a", 55);
+  const std::vector<NodePartial> partials = reduce_.TakeDue(kRun, absl::Now(), true, 100);
+  ASSERT_EQ(partials.size(), 1u);
+  reduce_.Acknowledged(kRun, partials);
+  // 52..55 are still on their way through the run: the ack stops at 51.
+  ASSERT_EQ(sink_a_->completed, 1);
+  EXPECT_EQ(sink_a_->acks.back().durable_sequence(), 51u);
+  v1::WriteResponse ack;
+  ack.set_durable_sequence(55);
+  reduce_.Cap(kRun, "a", ack);
+  EXPECT_EQ(ack.durable_sequence(), 51u);
+  EXPECT_EQ(reduce_.CapReported(kRun, "a", 55), 51u);
+  EXPECT_FALSE(reduce_.Defer(kRun, "a", 52));  // a batch with no contribution
+  EXPECT_EQ(reduce_.CapReported(kRun, "a", 55), 52u);
 }
 
 }  // namespace

@@ -352,23 +352,18 @@ void KillWhileWriting(UpstreamReducedE2eTest& test, const std::vector<std::strin
   }
 }
 
-// FLAKY, so disabled: passes most runs (12 of 15 on a 2-core box at load 13-17), but
-// about one run in five ends with one rank's contributions missing from a
-// few hundred consecutive steps after a node kill (e.g. "count: 3 for 4"
-// from step 301 on). Cause not found yet (issue 11, fwdred's report): the
-// holes found so far (resends mixed with fresh contributions, batches with
-// no local event, the OpenRun that creates a run, Flush, sequences reused by
-// a restarted node) are closed. Run with --gtest_also_run_disabled_tests.
-TEST_F(UpstreamReducedE2eTest, DISABLED_KillNineOfNodesCountsEveryRankOnce) {
+// Two kills of one node close together once lost a rank's contributions
+// over hundreds of steps: the restarted node acknowledged the resent batches
+// from its resumed sequences before taking them again, and the next kill
+// took their partials with it (NodeReduce::WriterView::reached).
+TEST_F(UpstreamReducedE2eTest, KillNineOfNodesCountsEveryRankOnce) {
   KillWhileWriting(*this, {"node-a", "node-b"}, 6, 20261201);
 }
 
-// The full guarantee, with the upstream killed too. An upstream killed with
-// points pending loses the contributions it acknowledged for them (README
-// "Reductions", Crashes) until pending contributions are persisted there
-// (issue 11, engineer "durable"): until then this fails with points missing
-// contributors, and is disabled.
-TEST_F(UpstreamReducedE2eTest, DISABLED_KillNineOfNodesAndUpstreamCountsEveryRankOnce) {
+// The full guarantee, with the upstream killed too: it restores the
+// contributions it acknowledged for pending points from its files
+// (contribution_record.h, RunReductions::Restore).
+TEST_F(UpstreamReducedE2eTest, KillNineOfNodesAndUpstreamCountsEveryRankOnce) {
   KillWhileWriting(*this, {"upstream", "node-a", "node-b"}, 8, 20261202);
 }
 
