@@ -74,6 +74,9 @@ namespace tblog {
 // NOT_FOUND is reopened too (a few times in a row), as the proto says.
 bool IsRetryable(absl::StatusCode code);
 
+// A gRPC status as an absl::Status, its message prefixed with `context`.
+absl::Status FromGrpc(const grpc::Status& status, std::string_view context);
+
 class RecordStream {
  public:
   // Creates the channel; starts nothing. options must have non-zero
