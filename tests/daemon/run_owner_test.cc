@@ -5,8 +5,8 @@
 // WriterBindings unit.
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -248,7 +248,9 @@ TEST_F(RunOwnerTest, OwnershipOutlivesARestart) {
     if (entry.path().extension() != ".owner") continue;
     recorded = true;
     std::ifstream in(entry.path());
-    const std::string record((std::istreambuf_iterator<char>(in)), {});
+    std::ostringstream read;
+    read << in.rdbuf();
+    const std::string record = read.str();
     EXPECT_THAT(record, HasSubstr("sha256:"));
     EXPECT_THAT(record, Not(HasSubstr("alice")));
   }
