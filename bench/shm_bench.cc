@@ -111,6 +111,7 @@ Side ThroughDaemon(const Transport& transport, pid_t daemon_pid, const std::stri
   // Room for the tensors in flight either way (a 16M-float histogram is 64 MiB).
   options.max_buffer_bytes = std::max<size_t>(options.max_buffer_bytes, 3 * values.size() * 4);
   options.max_batch_bytes = 1;  // each histogram its own batch, sent at once
+  options.max_record_bytes = (size_t{256} << 20) - (size_t{1} << 20);  // the daemon's below
   auto writer = Writer::Open(options);
   if (!writer.ok()) {
     side.status = writer.status();

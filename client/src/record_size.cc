@@ -5,14 +5,14 @@
 
 namespace tblog {
 
-absl::Status CheckRecordSize(const v1::Record& record, size_t bytes) {
-  if (bytes <= kMaxRecordBytes) return absl::OkStatus();
+absl::Status CheckRecordSize(const v1::Record& record, size_t bytes, size_t limit) {
+  if (bytes <= limit) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       "tblog: record \"", absl::CHexEscape(record.tag()), "\" is ", bytes,
-      " bytes, more than the ", kMaxRecordBytes,
-      " one record may hold (a request is at most 64 MiB, tblogd's default "
-      "--max-message-size); log it in smaller pieces (fewer images per call, a sample of "
-      "the values)"));
+      " bytes, more than the ", limit,
+      " one record may hold (WriterOptions::max_record_bytes: it must fit the daemon's "
+      "--max-message-size, 64 MiB by default); log it in smaller pieces (fewer images per "
+      "call, a sample of the values)"));
 }
 
 }  // namespace tblog

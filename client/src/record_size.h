@@ -14,14 +14,10 @@
 
 namespace tblog {
 
-// 64 MiB, the daemon's default --max-message-size, less 1 MiB for the rest of
-// the batch the record is sealed in (a batch is sealed once it holds
-// WriterOptions::max_batch_bytes, 1 MiB by default).
-inline constexpr size_t kMaxRecordBytes = (size_t{64} << 20) - (size_t{1} << 20);
-
-// OK when `record`, `bytes` long once encoded, may be sent; INVALID_ARGUMENT
-// naming its tag, its size and the limit otherwise. Thread-safe.
-absl::Status CheckRecordSize(const v1::Record& record, size_t bytes);
+// OK when `record`, `bytes` long once encoded, fits `limit`
+// (WriterOptions::max_record_bytes); INVALID_ARGUMENT naming its tag, its
+// size and the limit otherwise. Thread-safe.
+absl::Status CheckRecordSize(const v1::Record& record, size_t bytes, size_t limit);
 
 }  // namespace tblog
 

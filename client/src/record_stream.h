@@ -134,6 +134,7 @@ class RecordStream {
   std::string run_path() const ABSL_LOCKS_EXCLUDED(mu_);
   const std::string& writer_id() const { return writer_id_; }
   v1::ScalarStyle scalar_style() const { return options_.scalar_style; }
+  size_t max_record_bytes() const { return options_.max_record_bytes; }
 
  private:
   using Stream = grpc::ClientReaderWriter<v1::WriteRequest, v1::WriteResponse>;

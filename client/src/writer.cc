@@ -184,7 +184,7 @@ absl::Status Writer::Append(v1::Record record) {
   std::optional<v1::Record> sliced;
   if (ShmRing::NamesSlice(record)) sliced = record;
   // Refused here, since the daemon would refuse it at every resend.
-  absl::Status added = CheckRecordSize(record, bytes);
+  absl::Status added = CheckRecordSize(record, bytes, impl_->max_record_bytes());
   if (added.ok()) added = impl_->AddRecord(std::move(record), bytes);
   if (!added.ok() && sliced) impl_->shm_ring()->Release(*sliced);
   return added;

@@ -340,6 +340,28 @@ TEST_F(WriterE2eTest, ARecordTooLargeForARequestIsRefusedWhenLogged) {
   EXPECT_EQ(CountTag(runs.at("e2e/too_large"), "huge"), 0);
 }
 
+// WriterOptions::max_record_bytes is the limit checked (set to fit a daemon
+// started with another --max-message-size): here 1 MiB.
+TEST_F(WriterE2eTest, TheRecordLimitIsTheWritersOption) {
+  WriterOptions options = OptionsFor(*daemon_, "e2e/record_limit");
+  options.shm_socket = "off";
+  options.max_record_bytes = size_t{1} << 20;
+  auto opened = Writer::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Writer& writer = **opened;
+  const std::vector<float> over((size_t{2} << 20) / sizeof(float), 0.5f);
+  const absl::Status refused = writer.histogram("over", 1, over);
+  EXPECT_TRUE(absl::IsInvalidArgument(refused)) << refused;
+  EXPECT_NE(refused.message().find("1048576"), std::string::npos) << refused;
+  const std::vector<float> under((size_t{1} << 18) / sizeof(float), 0.25f);
+  ASSERT_TRUE(writer.histogram("under", 1, under).ok());
+  EXPECT_TRUE(writer.close().ok());
+  const auto runs = ReadLogdir(daemon_->logdir());
+  ASSERT_TRUE(runs.count("e2e/record_limit"));
+  EXPECT_EQ(CountTag(runs.at("e2e/record_limit"), "under"), 1);
+  EXPECT_EQ(CountTag(runs.at("e2e/record_limit"), "over"), 0);
+}
+
 // Steps 0..n-1 of `tag` exactly once each, in order.
 void ExpectEachStepOnce(const std::vector<tb::Event>& events, const std::string& tag, int64_t n) {
   const auto points = Points(events, tag);

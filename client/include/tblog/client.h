@@ -170,6 +170,12 @@ struct WriterOptions {
   // out in large batches. larger/longer = fewer messages under load.
   size_t max_batch_bytes = size_t{1} << 20;
   absl::Duration batch_delay = absl::Milliseconds(50);
+  // The largest record (encoded) a record call accepts; a larger one is
+  // refused with INVALID_ARGUMENT when it is logged, since the daemon would
+  // refuse every resend of it. The default fits the daemon's default
+  // --max-message-size (64 MiB) less 1 MiB for the rest of its batch; raise
+  // it with the daemon's --max-message-size (e.g. 256 MiB - 1 MiB).
+  size_t max_record_bytes = (size_t{64} << 20) - (size_t{1} << 20);
   // Reconnect delays after a broken stream: doubling from initial to max.
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(5);
@@ -334,9 +340,9 @@ class TensorSlot {
 // buffered; the daemon's verdict on it arrives later through status().
 // They return FAILED_PRECONDITION after close(), RESOURCE_EXHAUSTED when the
 // record was dropped (kDropNewest), INVALID_ARGUMENT for inputs that cannot be
-// right (a shape that does not match the data; a record of more than 63 MiB
-// encoded, which no request to a daemon with the default --max-message-size
-// could carry: the writer goes on without it), or the writer's fatal error.
+// right (a shape that does not match the data; a record larger than
+// WriterOptions::max_record_bytes, 63 MiB by default: the writer goes on
+// without it), or the writer's fatal error.
 class Writer {
  public:
   // Starts the background thread and (unless open_in_background) opens the
