@@ -224,7 +224,16 @@ void Run::Close(Converted final_events, Done done) {
     entry->ready = true;
     entry->sync = true;
     entry->events = std::move(final_events);
-    entry->done = std::move(done);
+    entry->done = [this, done = std::move(done)](absl::Status status) mutable {
+      std::vector<Done> waiters;
+      {
+        MutexLock lock(&mu_);
+        close_status_ = status;
+        waiters.swap(close_waiters_);
+      }
+      for (Done& waiter : waiters) std::move(waiter)(status);
+      std::move(done)(std::move(status));
+    };
     Enqueue(std::move(entry));
     MaybeScheduleWriter();
   }
@@ -233,6 +242,20 @@ void Run::Close(Converted final_events, Done done) {
         "run \"", run_id_, "\" was closed before writer \"", flush.writer_id, "\" sent batch ",
         flush.through_sequence)));
   }
+}
+
+void Run::WhenClosed(Done done) {
+  absl::Status status;
+  {
+    MutexLock lock(&mu_);
+    if (closed_ && !close_status_.has_value()) {
+      close_waiters_.push_back(std::move(done));
+      return;
+    }
+    status = closed_ ? *close_status_
+                     : absl::FailedPreconditionError(absl::StrCat("run \"", run_id_, "\" is open"));
+  }
+  std::move(done)(std::move(status));
 }
 
 v1::RunInfo Run::Info() const {

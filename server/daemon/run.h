@@ -32,6 +32,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -128,6 +129,10 @@ class Run : public std::enable_shared_from_this<Run> {
   // Writes `final_events`, flushes, syncs, writes the checkpoint and closes
   // the files; later Submits fail. `done` runs when it is all done.
   void Close(Converted final_events, Done done);
+  // Calls `done` with the close's status once Close() has finished (at once
+  // if it has): what a writer's data came to when the run closed under it.
+  // FAILED_PRECONDITION at once while the run is open.
+  void WhenClosed(Done done);
 
   // Queues the events of the reduced points whose timeout has passed
   // (aggregate.h), unless the run is closed (its close writes every pending
@@ -195,6 +200,9 @@ class Run : public std::enable_shared_from_this<Run> {
   std::deque<std::unique_ptr<Entry>> queue_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;   // Close() called: no new entries
+  // Set when the close has finished; until then WhenClosed parks its calls.
+  std::optional<absl::Status> close_status_ ABSL_GUARDED_BY(mu_);
+  std::vector<Done> close_waiters_ ABSL_GUARDED_BY(mu_);
   // WriteDueReductions queued an entry the writer has not taken yet.
   bool due_reductions_queued_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status sticky_error_ ABSL_GUARDED_BY(mu_);

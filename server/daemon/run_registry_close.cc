@@ -76,6 +76,7 @@ void RunRegistry::CloseRun(const std::string& run_id, const std::string& writer_
                            v1::SessionStatus status, CloseDone done) {
   std::optional<Closing> closing;
   std::shared_ptr<Run> still_held;
+  std::shared_ptr<Run> closing_already;
   absl::StatusOr<v1::RunInfo> answer = absl::UnknownError("not answered");
   {
     MutexLock lock(&mu_);
@@ -89,6 +90,8 @@ void RunRegistry::CloseRun(const std::string& run_id, const std::string& writer_
         answer = absl::FailedPreconditionError(absl::StrCat(
             "run \"", run_id, "\" is already ",
             known.state == v1::RUN_STATE_CLOSING ? "closing" : "closed"));
+      } else if (known.state == v1::RUN_STATE_CLOSING) {
+        closing_already = known.run;  // answered once the close has synced
       } else {
         answer = InfoLocked(known);
       }
@@ -110,14 +113,31 @@ void RunRegistry::CloseRun(const std::string& run_id, const std::string& writer_
       }
     }
   }
+  // What this writer sent is durable once `run` has closed: its close syncs.
+  auto answer_when_closed = [this, run_id](const std::shared_ptr<Run>& run, CloseDone done) {
+    run->WhenClosed([this, run_id, done = std::move(done)](absl::Status closed) mutable {
+      if (closed.ok()) {
+        std::move(done)(Info(run_id));
+      } else {
+        std::move(done)(closed);
+      }
+    });
+  };
   if (closing) {
     FinishClose(*std::move(closing), std::move(done));
+  } else if (closing_already) {
+    answer_when_closed(closing_already, std::move(done));
   } else if (still_held) {
-    // The others keep writing; this writer learns that what it sent is durable.
+    // The others keep writing; this writer learns that what it sent is
+    // durable. When the last of them closes the run first (FAILED_PRECONDITION
+    // from the flush), its close is what syncs this writer's data.
     still_held->Flush(writer_id, 0, /*sync=*/true,
-                      [this, run_id, done = std::move(done)](absl::Status flushed) mutable {
+                      [this, run_id, run = still_held, answer_when_closed,
+                       done = std::move(done)](absl::Status flushed) mutable {
                         if (flushed.ok()) {
                           std::move(done)(Info(run_id));
+                        } else if (absl::IsFailedPrecondition(flushed)) {
+                          answer_when_closed(run, std::move(done));
                         } else {
                           std::move(done)(flushed);
                         }

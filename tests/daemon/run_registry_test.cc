@@ -530,6 +530,30 @@ TEST_F(RunRegistryTest, WritersJoiningAndLeavingAtOnceCloseTheRunOnceAtTheEnd) {
   for (const auto& [tag, count] : points) EXPECT_EQ(count, 20) << tag;
 }
 
+// The last writers release at once: one of them closes the run while the
+// others' releases wait for their data to be synced; each is answered OK
+// once the run's close has synced it (the CI failure of 2026-11-30: a
+// release whose flush met the run closed by another answered
+// FAILED_PRECONDITION, and the client's close() failed).
+TEST_F(RunRegistryTest, TheLastWritersReleasingAtOnceAreEachAnsweredOk) {
+  constexpr int kWriters = 4;
+  for (int round = 0; round < 200; ++round) {
+    const std::string name = "race" + std::to_string(round);
+    for (int w = 0; w < kWriters; ++w) Open(HeldBy(name, "rank" + std::to_string(w)));
+    WriteBatches(name, 1);
+    std::vector<absl::StatusOr<v1::RunInfo>> answers(kWriters, absl::UnknownError(""));
+    std::vector<std::thread> threads;
+    for (int w = 0; w < kWriters; ++w) {
+      threads.emplace_back([&, w] { answers[w] = Release(name, "rank" + std::to_string(w)); });
+    }
+    for (std::thread& thread : threads) thread.join();
+    for (int w = 0; w < kWriters; ++w) {
+      ASSERT_TRUE(answers[w].ok()) << "round " << round << " rank" << w << ": " << answers[w].status();
+    }
+    EXPECT_EQ(registry().Info(name)->state(), v1::RUN_STATE_CLOSED);
+  }
+}
+
 TEST_F(RunRegistryTest, ShutdownClosesHeldRunsWithoutASessionEnd) {
   Open(WithHParams(HeldBy("paused", "w")));
   ASSERT_TRUE(registry().CloseAllForShutdown(absl::Now() + absl::Seconds(30)).ok());

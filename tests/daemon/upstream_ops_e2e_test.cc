@@ -277,9 +277,9 @@ TEST_F(UpstreamOpsE2eTest, UnaryCallersThroughANodeStayWithinItsBudget) {
 // (tblogd_upstream_connected 0; without keepalive it stayed connected for
 // as long as the upstream was frozen), while the rank keeps logging into its
 // buffer. Once the upstream runs again the node reconnects
-// (tblogd_upstream_reconnects_total), the rank resends, and every point is
-// in the upstream's files once. The counters add up: every batch forwarded
-// was acknowledged, nothing is pending.
+// (tblogd_upstream_reconnects_total), and every point is in the upstream's
+// files once. Nothing is pending: every batch forwarded was acknowledged or
+// given up with its connection.
 TEST_F(UpstreamOpsE2eTest, KeepaliveNoticesAFrozenUpstreamAndTheNodeReconnects) {
   constexpr int64_t kSteps = 400;
   auto upstream = StartUpstream();
@@ -316,7 +316,12 @@ TEST_F(UpstreamOpsE2eTest, KeepaliveNoticesAFrozenUpstreamAndTheNodeReconnects) 
   EXPECT_GE(after["tblogd_upstream_reconnects_total"], 1);
   EXPECT_GT(after["tblogd_upstream_batches_forwarded_total"],
             before["tblogd_upstream_batches_forwarded_total"]);
-  EXPECT_GT(after["tblogd_upstream_batches_acked_total"],
+  // Not necessarily more acks: the batch forwarded into the frozen upstream
+  // sits in its socket buffer; woken, the upstream may write it from there
+  // after the node gave the connection up (unacked, abandoned), and the
+  // rank's close() then learns from CloseRun that it is durable without a
+  // resend (seen in CI: forwarded 2, acked 1, resent 0).
+  EXPECT_GE(after["tblogd_upstream_batches_acked_total"],
             before["tblogd_upstream_batches_acked_total"]);
   EXPECT_EQ(after["tblogd_upstream_pending_bytes"], 0);
   EXPECT_LT(after["tblogd_upstream_last_ack_age_seconds"], 60);
