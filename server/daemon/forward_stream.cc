@@ -66,6 +66,7 @@ void ForwardedStream::OnMessage(Message message) {
     if (batch) {
       service_->metrics().Forwarded(static_cast<uint64_t>(request_.records_size()), message.bytes);
     }
+    to_upstream_.Release();
     upstream_.StartWrite(&request_);
   } else {
     // Not forwarded: the client resends it if it still matters.
@@ -76,6 +77,7 @@ void ForwardedStream::OnMessage(Message message) {
 }
 
 void ForwardedStream::OnUpstreamWriteDone(bool ok) {
+  to_upstream_.Acquire();
   // gRPC has serialized the message: it no longer needs request_.
   request_.Clear();
   size_t release = 0;

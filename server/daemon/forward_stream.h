@@ -105,6 +105,9 @@ class ForwardedStream final : public BudgetedReadStream {
   // The charge of the message being written upstream.
   size_t charged_ ABSL_GUARDED_BY(mu_) = 0;
   bool upstream_writing_ ABSL_GUARDED_BY(mu_) = false;
+  // request_, from the reaction that starts an upstream write to its
+  // completion on another thread (base/sync.h).
+  HandOff to_upstream_;
   // The hold on the upstream call (ClientBidiReactor::AddHold) that lets this
   // stream start writes from the client's reactions; released once nothing
   // more goes upstream, which lets the upstream call complete.

@@ -1,10 +1,10 @@
 #include "daemon/forward_write_batch.h"
 
-#include <atomic>
 #include <memory>
 #include <string>
 #include <utility>
 
+#include "base/sync.h"
 #include "daemon/malformed_requests.h"
 #include "daemon/metrics_upstream.h"
 #include "daemon/upstream_service.h"  // RelayedStatus
@@ -30,7 +30,7 @@ class ForwardedWriteBatch final : public BudgetedWriteBatch {
     upstream_context_ = channel_->UnaryContext(*context_);
     bytes_ = request_.ByteSizeLong();
     metrics_->Forwarded(static_cast<uint64_t>(request_.records_size()), bytes_);
-    handed_over_.store(true, std::memory_order_release);
+    handed_over_.Release();
     channel_->stub()->async()->WriteBatch(
         upstream_context_.get(), &request_, &upstream_response_,
         [this](const grpc::Status& status) { OnUpstreamDone(status); });
@@ -38,7 +38,7 @@ class ForwardedWriteBatch final : public BudgetedWriteBatch {
   }
 
   void OnUpstreamDone(const grpc::Status& status) {
-    (void)handed_over_.load(std::memory_order_acquire);
+    handed_over_.Acquire();
     bool written = status.ok();
     if (status.ok()) {
       *response_ = SerializeMessage(upstream_response_);
@@ -71,11 +71,9 @@ class ForwardedWriteBatch final : public BudgetedWriteBatch {
   std::unique_ptr<grpc::ClientContext> upstream_context_;
   v1::WriteResponse upstream_response_;
   size_t bytes_ = 0;  // the request's serialized size
-  // Orders what this thread wrote before the upstream call (the request, the
-  // context, the reactor's own state) before the completion, which gRPC runs
-  // on another thread: gRPC core orders the two already, but with
-  // synchronization ThreadSanitizer cannot see (it is not instrumented).
-  std::atomic<bool> handed_over_{false};
+  // The request, the context and the reactor's state, written before the
+  // upstream call, to its completion on another thread (base/sync.h).
+  HandOff handed_over_;
 };
 
 }  // namespace
