@@ -289,9 +289,10 @@ class Stream:
         ring = self._ring
         if ring is not None and ring.usable and array.nbytes >= _shm.MIN_SLICE_BYTES:
             code, converted = _convert.tensor_array(array, allowed)
-            # No wait for room: a batch's slices stay taken until it is
-            # durable (resends), so a full ring frees only at fsync ticks.
-            slot = ring.copy_in(np.ascontiguousarray(converted), wait=False)
+            # A full ring waits (up to _shm.ROOM_WAIT) for the written acks
+            # that free its slices: backpressure that keeps the cheap path.
+            # Not while the stream is down: no ack comes before the reconnect.
+            slot = ring.copy_in(np.ascontiguousarray(converted), wait=not self._stream_broken)
             if slot is not None:
                 return code, tuple(int(d) for d in converted.shape), _shm.Slice(*slot)
         elif ring is None and array.nbytes >= _shm.MIN_SLICE_BYTES:
@@ -306,7 +307,7 @@ class Stream:
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         ring = self._ring
         if ring is not None and ring.usable:
-            view = ring.lend(nbytes, wait=False)
+            view = ring.lend(nbytes, wait=not self._stream_broken)
             if view is not None:
                 return view.view(dtype).reshape(shape)
         elif ring is None and nbytes >= _shm.MIN_SLICE_BYTES:
@@ -639,11 +640,20 @@ class Stream:
                     batch.written = True
                     self._unwritten_bytes -= batch.nbytes
                     self._retained_bytes += batch.nbytes
-            # Keep written batches until durable (a daemon crash loses what is
-            # not durable), but never more than retain_bytes of them.
+            # Keep written batches until durable, for a resend after a machine
+            # crash that loses what was not fsynced, but never more than
+            # retain_bytes of them. A stream with a ring proves the daemon
+            # shares this kernel: what it wrote is in the kernel's page cache,
+            # which only a crash that ends this process too can lose (a
+            # killed daemon finds it in its files), so written is enough.
+            # That frees ring slices at once (the daemon never reads a slice
+            # after its batch's written ack, tblog.proto Tensor.shm), so
+            # back-to-back tensors keep finding room in the ring.
+            same_kernel = bool(self._ring_token)
             while self._unacked and (
                     self._unacked[0].sequence <= self._durable_seq or
-                    (self._unacked[0].written and self._retained_bytes > self._retain_bytes)):
+                    (self._unacked[0].written and
+                     (same_kernel or self._retained_bytes > self._retain_bytes))):
                 self._release(self._unacked.popleft())
             self._cv.notify_all()
 
