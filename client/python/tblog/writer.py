@@ -831,8 +831,12 @@ class SummaryWriter:
     # ---------------------------------------------------------- flush, close
 
     def flush(self, timeout=None):
-        """Blocks until everything logged so far is written by the daemon and
-        visible to TensorBoard; raises TblogError for rejected records."""
+        """Blocks until everything logged so far is written by the daemon: in
+        the run's event files, handed to the OS, so visible to TensorBoard
+        and kept if the daemon is killed (as torch's flush() leaves its event
+        file); not fsynced, so a machine crash may still lose it (the daemon
+        fsyncs every --fsync-interval). Raises TblogError for records the
+        daemon rejected, and DEADLINE_EXCEEDED after `timeout` seconds."""
         if self._closed:
             return
         self._stream.flush(timeout)
