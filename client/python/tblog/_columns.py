@@ -89,7 +89,10 @@ def scalar_records(points, tags, stream_tags):
     index, steps, values, wall_times = zip(*points)
     used = set(index)
     styles = {tags[i][2] for i in used}
-    index = np.frombuffer(array("q", index), np.int64)
+    if len(used) == 1:  # one tag (the usual flood): no conversion of that column
+        index = np.full(len(index), index[0], np.int64)
+    else:
+        index = np.frombuffer(array("q", index), np.int64)
     steps = np.frombuffer(array("q", steps), np.int64)
     # Packed fixed-width fields are little-endian (a no-op here on x86 and ARM).
     values = np.frombuffer(array("f", values), np.float32).astype("<f4", copy=False)
