@@ -39,7 +39,8 @@ _VALUES = _key(_number(pb.ScalarColumns, "values"))
 _WALL_TIMES = _key(_number(pb.ScalarColumns, "wall_times"))
 
 
-def _varint(value):
+def varint(value):
+    """The protobuf varint of a non-negative int."""
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
@@ -49,7 +50,7 @@ def _varint(value):
 
 
 def _field(key, payload):
-    return b"".join((key, _varint(len(payload)), payload))
+    return b"".join((key, varint(len(payload)), payload))
 
 
 def varints(values):

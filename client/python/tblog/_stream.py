@@ -65,15 +65,6 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def _varint(value):
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 class Wire:
     """A serialized protobuf message kept as a list of byte chunks, so large
     payloads (tensor data) are never copied into a message object: the chunks
@@ -93,7 +84,7 @@ class Wire:
             chunks, size = value.chunks, value.size
         else:
             chunks, size = [value], len(value)
-        prefix = _varint(number << 3 | 2) + _varint(size)
+        prefix = _columns.varint(number << 3 | 2) + _columns.varint(size)
         self.chunks.append(prefix)
         self.chunks.extend(chunks)
         self.size += len(prefix) + size

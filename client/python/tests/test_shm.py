@@ -83,14 +83,22 @@ def test_bytes_when_the_ring_is_absent_or_refused(daemon):
     assert tags == ["warm_up", "h"]
 
 
+def _writer_with_a_ring(daemon, monkeypatch, run, ring_bytes):
+    """A writer whose ring of `ring_bytes` is attached: its first large
+    tensor asks for the ring (and goes as bytes); flushed, the ring is there
+    for the next ones."""
+    monkeypatch.setenv("TBLOG_SHM_RING_BYTES", str(ring_bytes))
+    writer = SummaryWriter(run, address=daemon.address)
+    writer.add_histogram("warm_up", np.ones(_shm.MIN_SLICE_BYTES // 4, np.float32), 0)
+    writer.flush()
+    return writer
+
+
 def test_ring_grows_for_tensors_that_leave_no_room_for_a_second(daemon, monkeypatch):
     # 600 KB tensors in a 1 MiB ring: one at a time until the sender grows
     # it (each flushed, so the one before has given its slice back).
-    monkeypatch.setenv("TBLOG_SHM_RING_BYTES", str(1 << 20))
     values = np.sin(np.arange(150000, dtype=np.float32) * 0.01)
-    writer = SummaryWriter("py/grown", address=daemon.address)
-    writer.add_histogram("warm_up", np.ones(_shm.MIN_SLICE_BYTES // 4, np.float32), 0)
-    writer.flush()
+    writer = _writer_with_a_ring(daemon, monkeypatch, "py/grown", 1 << 20)
     for step in range(12):
         writer.add_histogram("h", values, step)
         writer.flush()
@@ -158,11 +166,8 @@ def test_back_to_back_histograms_reuse_the_ring_before_anything_is_durable(daemo
     # 64 tensors of 256 KiB through a 4 MiB ring, with no fsync (nothing ever
     # durable): the ring wraps four times, so every slice is given back at its
     # batch's written ack and the calls wait for room instead of sending bytes.
-    monkeypatch.setenv("TBLOG_SHM_RING_BYTES", str(4 << 20))
     values = np.cos(np.arange(1 << 16, dtype=np.float32) * 0.01)
-    writer = SummaryWriter("py/b2b", address=daemon.address)
-    writer.add_histogram("warm_up", np.ones(_shm.MIN_SLICE_BYTES // 4, np.float32), 0)
-    writer.flush()
+    writer = _writer_with_a_ring(daemon, monkeypatch, "py/b2b", 4 << 20)
     for step in range(64):
         writer.add_histogram("h", values, step)
     writer.flush()
@@ -184,11 +189,8 @@ def test_ring_histograms_survive_a_daemon_kill_once_each(daemon, monkeypatch):
     # resends the others, whose slices it still holds: each step once, with
     # its own values (sum = (step + 1) * base). While the stream is down a
     # full ring does not wait (bytes); once back, the ring is used again.
-    monkeypatch.setenv("TBLOG_SHM_RING_BYTES", str(2 << 20))
     base = np.linspace(0.5, 1.5, 1 << 16, dtype=np.float32)
-    writer = SummaryWriter("py/kill", address=daemon.address)
-    writer.add_histogram("warm_up", np.ones(_shm.MIN_SLICE_BYTES // 4, np.float32), 0)
-    writer.flush()
+    writer = _writer_with_a_ring(daemon, monkeypatch, "py/kill", 2 << 20)
     total = 70
     for step in range(total):
         writer.add_histogram("h", base * (step + 1), step)
