@@ -204,8 +204,10 @@ class Ring:
                 return None
             self._want_growth_locked(length)
             offset = self._fit_locked(length)
-            if offset is None and wait and length <= self.size:
-                # Full of slices on their way: acknowledgements free them.
+            if offset is None and wait and length <= self.size and not self._oldest_lent_locked():
+                # Full of slices on their way: acknowledgements free them, the
+                # oldest first. (When the oldest is lent and not logged yet,
+                # only the caller's own code can free it: no wait.)
                 self._room.wait_for(
                     lambda: not self.usable or not self._allocations or
                     self._fit_locked(length) is not None, ROOM_WAIT)
@@ -215,6 +217,10 @@ class Ring:
             self._allocations.append([offset, False])
             self._head = offset + length
             return offset, self._view[offset:offset + nbytes]
+
+    def _oldest_lent_locked(self):
+        oldest = self._allocations[0][0] if self._allocations else None
+        return any(offset == oldest for offset, _ in self._lent.values())
 
     def lend(self, nbytes, wait=True):
         """A slice lent to the caller to fill in place (zero-copy): its

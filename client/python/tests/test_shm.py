@@ -5,6 +5,7 @@ shm socket, or a ring it refuses, gets bytes."""
 
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -128,6 +129,21 @@ def test_ring_take_waits_for_room_and_gives_up():
     assert second is not None and second[0] == 0
     del first, second  # their views hold the mapping open
     ring.close()
+
+
+def test_ring_full_of_lent_slices_does_not_wait():
+    # tensor_buffer()s not logged yet: no acknowledgement can free them, so
+    # the next one is a plain array at once (not after ROOM_WAIT).
+    ring = _shm.Ring(1 << 20, max_bytes=1 << 20)
+    ring.usable = True
+    lent = ring.lend(600 << 10)
+    assert lent is not None
+    start = time.monotonic()
+    assert ring.lend(600 << 10) is None
+    assert ring.take(600 << 10) is None
+    assert time.monotonic() - start < _shm.ROOM_WAIT / 2
+    del lent  # gives its slice back
+    assert ring.take(600 << 10) is not None
 
 
 def test_tensor_buffer_is_zero_copy_and_equals_bytes(daemon, monkeypatch):
