@@ -210,7 +210,8 @@ class Ring:
                 # only the caller's own code can free it: no wait.)
                 self._room.wait_for(
                     lambda: not self.usable or not self._allocations or
-                    self._fit_locked(length) is not None, ROOM_WAIT)
+                    self._fit_locked(length) is not None or self._oldest_lent_locked(),
+                    ROOM_WAIT)
                 offset = self._fit_locked(length) if self.usable else None
             if offset is None:
                 return None
