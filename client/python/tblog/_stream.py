@@ -638,9 +638,12 @@ class Stream:
             # Keep written batches until durable, for a resend after a machine
             # crash that loses what was not fsynced, but never more than
             # retain_bytes of them. A stream with a ring proves the daemon
-            # shares this kernel: what it wrote is in the kernel's page cache,
-            # which only a crash that ends this process too can lose (a
-            # killed daemon finds it in its files), so written is enough.
+            # that writes shares this kernel (a node daemon forwarding
+            # upstream binds no ring: the upstream does not know its token):
+            # what it wrote is in the kernel's page cache, which only a crash
+            # that ends this process too can lose (a killed daemon finds it in
+            # its files), so written is enough. Were it lost anyway, the
+            # reconnect's resend starts past a gap: OUT_OF_RANGE, not garbage.
             # That frees ring slices at once (the daemon never reads a slice
             # after its batch's written ack, tblog.proto Tensor.shm), so
             # back-to-back tensors keep finding room in the ring.
