@@ -74,7 +74,8 @@ def main():
           f"median {statistics.median(copied):.3f} ms; tensor_buffer + add_histogram: median "
           f"{statistics.median(lent):.3f} ms; back to back: {back_to_back:.3f} ms a call "
           f"[goal <= 0.5 ms], {via_ring} of {args.calls} via the ring; a burst of {args.burst} "
-          f"({ring_mib} MiB ring): {burst:.3f} ms a call, {burst_via_ring} of {args.burst} via the ring"
+          f"({ring_mib} MiB ring): {burst:.3f} ms a call, {burst_via_ring} of {args.burst} "
+          f"via the ring"
           f"{', ' + error if error else ''}; load average {os.getloadavg()[0]:.2f}")
 
 
