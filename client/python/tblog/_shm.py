@@ -10,8 +10,9 @@ Slices are allocated first-fit at the head of the ring and freed as their
 batches are acknowledged (in order), so the ring works as a FIFO. The copy
 into the ring is numpy.copyto, which releases the GIL for large arrays.
 take(wait=True) makes a caller wait (up to ROOM_WAIT) for room in a full
-ring; the writer does not (its batches keep their slices until durable, so
-room comes only at the daemon's fsync ticks: a full ring sends bytes). A
+ring, as the writer does: its batches give their slices back once written
+(the daemon never reads a slice after that ack), so room comes back as fast
+as the daemon converts; a ring still full after ROOM_WAIT sends bytes. A
 tensor that leaves no room for a second of its size asks the sender to grow
 the ring (the same memfd, extended and mapped again: tblog.proto,
 ShmAttachRequest.grow_token), by powers of two up to
@@ -36,6 +37,11 @@ MIN_SLICE_BYTES = 16 << 10  # smaller tensors go as bytes: a slice saves nothing
 DEFAULT_RING_BYTES = 64 << 20
 ROOM_WAIT = 2.0  # seconds a full ring may hold a caller before it sends bytes
 _ALIGN = 64
+# MAP_POPULATE maps every page at once (on the sender thread, which makes and
+# grows the ring): a copy into a fresh part of the ring then takes no page
+# faults on the training thread (measured 2-5 ms instead of 0.35 ms for 4 MiB
+# on the first pass through a 64 MiB ring).
+_MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 
 
 def socket_for(address, explicit=None):
@@ -85,8 +91,7 @@ class Ring:
             os.posix_fallocate(fd, 0, nbytes)  # its pages, before anyone faults them
             import fcntl
             fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL)
-            self._map = mmap.mmap(fd, nbytes, mmap.MAP_SHARED,
-                                  mmap.PROT_READ | mmap.PROT_WRITE)
+            self._map = mmap.mmap(fd, nbytes, _MAP_FLAGS, mmap.PROT_READ | mmap.PROT_WRITE)
         except BaseException:
             os.close(fd)
             raise
@@ -147,8 +152,7 @@ class Ring:
                 path, pb.ShmAttachRequest(ring_bytes=wanted, grow_token=token), timeout)
             if response.code != 0:
                 raise OSError(response.message)
-            grown = mmap.mmap(self._fd, wanted, mmap.MAP_SHARED,
-                              mmap.PROT_READ | mmap.PROT_WRITE)
+            grown = mmap.mmap(self._fd, wanted, _MAP_FLAGS, mmap.PROT_READ | mmap.PROT_WRITE)
         except OSError as e:
             self._grow_refused = wanted
             return str(e)
@@ -200,17 +204,24 @@ class Ring:
                 return None
             self._want_growth_locked(length)
             offset = self._fit_locked(length)
-            if offset is None and wait and length <= self.size:
-                # Full of slices on their way: acknowledgements free them.
+            if offset is None and wait and length <= self.size and not self._oldest_lent_locked():
+                # Full of slices on their way: acknowledgements free them, the
+                # oldest first. (When the oldest is lent and not logged yet,
+                # only the caller's own code can free it: no wait.)
                 self._room.wait_for(
                     lambda: not self.usable or not self._allocations or
-                    self._fit_locked(length) is not None, ROOM_WAIT)
+                    self._fit_locked(length) is not None or self._oldest_lent_locked(),
+                    ROOM_WAIT)
                 offset = self._fit_locked(length) if self.usable else None
             if offset is None:
                 return None
             self._allocations.append([offset, False])
             self._head = offset + length
             return offset, self._view[offset:offset + nbytes]
+
+    def _oldest_lent_locked(self):
+        oldest = self._allocations[0][0] if self._allocations else None
+        return any(offset == oldest for offset, _ in self._lent.values())
 
     def lend(self, nbytes, wait=True):
         """A slice lent to the caller to fill in place (zero-copy): its

@@ -18,7 +18,7 @@ import time
 import grpc
 import numpy as np
 
-from tblog import _convert, _shm
+from tblog import _columns, _convert, _shm
 from tblog.v1 import tblog_pb2 as pb
 from tblog.v1 import tblog_pb2_grpc as pb_grpc
 
@@ -35,6 +35,7 @@ _MAX_STREAM_TAGS = 65536
 _MAX_STREAM_TAG_BYTES = 1 << 20
 # Estimated bytes of one buffered scalar point (tuple, ints, float).
 _POINT_BYTES = 48
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 # gRPC codes after which the writer reconnects (OpenRun RESUME, with backoff)
 # and resends what is not acknowledged: the transient codes of the "Retries"
 # comment in proto/tblog/v1/tblog.proto, where each one's reason is given. The
@@ -64,15 +65,6 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def _varint(value):
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 class Wire:
     """A serialized protobuf message kept as a list of byte chunks, so large
     payloads (tensor data) are never copied into a message object: the chunks
@@ -92,7 +84,7 @@ class Wire:
             chunks, size = value.chunks, value.size
         else:
             chunks, size = [value], len(value)
-        prefix = _varint(number << 3 | 2) + _varint(size)
+        prefix = _columns.varint(number << 3 | 2) + _columns.varint(size)
         self.chunks.append(prefix)
         self.chunks.extend(chunks)
         self.size += len(prefix) + size
@@ -213,7 +205,6 @@ class Stream:
         self._retained_bytes = 0              # written, kept until durable
         self._written_seq = 0
         self._durable_seq = 0
-        self._flushed_seq = 0
         self._flush_requested = 0
         self._flush_served = 0
         self._flush_served_seq = 0
@@ -289,9 +280,10 @@ class Stream:
         ring = self._ring
         if ring is not None and ring.usable and array.nbytes >= _shm.MIN_SLICE_BYTES:
             code, converted = _convert.tensor_array(array, allowed)
-            # No wait for room: a batch's slices stay taken until it is
-            # durable (resends), so a full ring frees only at fsync ticks.
-            slot = ring.copy_in(np.ascontiguousarray(converted), wait=False)
+            # A full ring waits (up to _shm.ROOM_WAIT) for the written acks
+            # that free its slices: backpressure that keeps the cheap path.
+            # Not while the stream is down: no ack comes before the reconnect.
+            slot = ring.copy_in(np.ascontiguousarray(converted), wait=not self._stream_broken)
             if slot is not None:
                 return code, tuple(int(d) for d in converted.shape), _shm.Slice(*slot)
         elif ring is None and array.nbytes >= _shm.MIN_SLICE_BYTES:
@@ -306,7 +298,7 @@ class Stream:
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         ring = self._ring
         if ring is not None and ring.usable:
-            view = ring.lend(nbytes, wait=False)
+            view = ring.lend(nbytes, wait=not self._stream_broken)
             if view is not None:
                 return view.view(dtype).reshape(shape)
         elif ring is None and nbytes >= _shm.MIN_SLICE_BYTES:
@@ -384,13 +376,20 @@ class Stream:
             raise TblogError(f"{first.args[0]}{more}", code=first.code, errors=errors)
 
     def flush(self, timeout=None):
-        """Sends everything buffered and waits until the daemon has written and
-        flushed it (visible to TensorBoard); then raises pending errors."""
+        """Sends everything buffered and waits until the daemon has written
+        it: in the run's files, handed to the OS (WriteResponse.
+        written_sequence), so visible to TensorBoard and kept if the daemon
+        is killed, as torch's SummaryWriter.flush() leaves its event file; not
+        fsynced (a machine crash may lose it). Then raises pending errors.
+
+        No FLUSH request: the daemon hands every batch to the OS before it
+        acknowledges it as written, so the ack of the last batch is the
+        answer (a FLUSH would add the checkpoint's write to the wait, and
+        the daemon writes that every --flush-interval anyway)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cv:
-            # Nothing buffered, and every batch sent is written: in the files,
-            # handed to the OS (WriteResponse.written_sequence), so visible
-            # already: no round trip.
+            # Nothing buffered, and every batch sent is written: visible
+            # already, no round trip.
             written = (not self.points and not self._items and not self._building and
                        self._written_seq >= self._sequence and not self._stream_broken)
         if written:
@@ -403,14 +402,14 @@ class Stream:
             while self._fatal is None and not self._stopped and self._flush_served < token:
                 if not self._wait(deadline):
                     break
+            # The last batch that holds what was buffered at the call; errors
+            # of every batch up to it arrive with their acks.
             target = self._flush_served_seq
-            # The daemon reports flushed_sequence once the flush batch's files
-            # are flushed; errors of earlier batches arrive with their acks.
             while (self._fatal is None and self._flush_served >= token and
-                   self._flushed_seq < target and not self._stopped):
+                   self._written_seq < target and not self._stopped):
                 if not self._wait(deadline):
                     break
-            done = self._flush_served >= token and self._flushed_seq >= target
+            done = self._flush_served >= token and self._written_seq >= target
         self.take_errors()
         if not done:
             raise TblogError(f"tblog: flush did not complete within {timeout} s "
@@ -496,7 +495,6 @@ class Stream:
                 self._release(self._unacked.popleft())
             self._written_seq = max(self._written_seq, have)
             self._durable_seq = max(self._durable_seq, have)
-            self._flushed_seq = max(self._flushed_seq, have)
             resend = [b.request for b in self._unacked]
             for batch in self._unacked:
                 if batch.written:
@@ -630,8 +628,6 @@ class Stream:
                 self._written_seq = response.written_sequence
             if response.durable_sequence > self._durable_seq:
                 self._durable_seq = response.durable_sequence
-            if response.flushed_sequence > self._flushed_seq:
-                self._flushed_seq = response.flushed_sequence
             for batch in self._unacked:
                 if batch.sequence > self._written_seq:
                     break
@@ -639,11 +635,23 @@ class Stream:
                     batch.written = True
                     self._unwritten_bytes -= batch.nbytes
                     self._retained_bytes += batch.nbytes
-            # Keep written batches until durable (a daemon crash loses what is
-            # not durable), but never more than retain_bytes of them.
+            # Keep written batches until durable, for a resend after a machine
+            # crash that loses what was not fsynced, but never more than
+            # retain_bytes of them. A stream with a ring proves the daemon
+            # that writes shares this kernel (a node daemon forwarding
+            # upstream binds no ring: the upstream does not know its token):
+            # what it wrote is in the kernel's page cache, which only a crash
+            # that ends this process too can lose (a killed daemon finds it in
+            # its files), so written is enough. Were it lost anyway, the
+            # reconnect's resend starts past a gap: OUT_OF_RANGE, not garbage.
+            # That frees ring slices at once (the daemon never reads a slice
+            # after its batch's written ack, tblog.proto Tensor.shm), so
+            # back-to-back tensors keep finding room in the ring.
+            same_kernel = bool(self._ring_token)
             while self._unacked and (
                     self._unacked[0].sequence <= self._durable_seq or
-                    (self._unacked[0].written and self._retained_bytes > self._retain_bytes)):
+                    (self._unacked[0].written and
+                     (same_kernel or self._retained_bytes > self._retain_bytes))):
                 self._release(self._unacked.popleft())
             self._cv.notify_all()
 
@@ -706,10 +714,11 @@ class Stream:
                 flush_token = self._flush_requested
                 tags = list(self._tags)
                 self._unwritten_bytes += taken_bytes
+            # flush_secs asks the daemon for a FLUSH (its files flushed and
+            # its checkpoint written); flush() needs only the written acks.
             now = time.monotonic()
-            periodic = next_flush is not None and now >= next_flush
-            want_flush = flush_token != self._flush_served or periodic
-            if periodic:
+            want_flush = next_flush is not None and now >= next_flush
+            if want_flush:
                 next_flush = now + self._flush_secs
             defining = self._stream_tags and self._define_tags(tags)
             batches, batch_slices = self._build_batches(items, tags)
@@ -793,9 +802,8 @@ class Stream:
                 offsets.extend(p.offset for p in item.slices if p.data is None)
             else:
                 for start in range(0, len(item), _COLUMN_POINTS):
-                    for columns in _scalar_columns(item[start:start + _COLUMN_POINTS], tags,
-                                                   self._stream_tags):
-                        batch.add(_RECORDS_FIELD, pb.Record(scalars=columns).SerializeToString())
+                    for record in self._scalar_records(item[start:start + _COLUMN_POINTS], tags):
+                        batch.add(_RECORDS_FIELD, record)
                     if batch.size >= _BATCH_BYTES:
                         batches.append(batch)
                         slices.append(offsets)
@@ -809,40 +817,26 @@ class Stream:
             slices.append(offsets)
         return batches, slices
 
+    def _scalar_records(self, points, tags):
+        """_columns.scalar_records of `points`; a point whose step does not
+        fit int64 (an int global_step is not checked on add_scalar's hot
+        path) is dropped and reported as a rejected record would be."""
+        try:
+            return _columns.scalar_records(points, tags, self._stream_tags)
+        except OverflowError:
+            good = [p for p in points if _INT64_MIN <= p[1] <= _INT64_MAX]
+            bad = next(p for p in points if not _INT64_MIN <= p[1] <= _INT64_MAX)
+            with self._cv:
+                self._errors.append(TblogError(
+                    f"tblog: add_scalar {tags[bad[0]][0]!r}: step {bad[1]} is outside int64; "
+                    f"{len(points) - len(good)} point(s) dropped", code="INVALID_ARGUMENT"))
+                self.failure = self._errors[0]
+            return _columns.scalar_records(good, tags, self._stream_tags) if good else []
+
 
 def _name_bytes(tags):
     """The tag and subrun bytes of `tags` entries, as the dictionary's cap counts them."""
     return sum(len(tag.encode()) + len(subrun.encode()) for tag, subrun, _ in tags)
-
-
-def _scalar_columns(points, tags, stream_tags):
-    """ScalarColumns records for points (global tag index, step, value,
-    wall_time). With `stream_tags` the indices are the stream dictionary's ids
-    (defined by this batch or earlier messages of the stream); otherwise the
-    dictionary is the writer's whole tag list up to the highest index used, so
-    indices need no remapping either. One record per scalar style present
-    (almost always one)."""
-    # One comprehension per column: much faster than zip(*points) on long lists.
-    index = [p[0] for p in points]
-    used = set(index)
-    if stream_tags:
-        common = {"stream_tag_ids": True}
-    else:
-        top = max(used) + 1
-        common = {"tags": [pb.ColumnTag(tag=tag, subrun=subrun) for tag, subrun, _ in tags[:top]]}
-    styles = {tags[i][2] for i in used}
-    if len(styles) == 1:
-        return [pb.ScalarColumns(tag_index=index, steps=[p[1] for p in points],
-                                 values=[p[2] for p in points],
-                                 wall_times=[p[3] for p in points], style=styles.pop(), **common)]
-    out = []
-    for style in sorted(styles):
-        chosen = [p for p in points if tags[p[0]][2] == style]
-        out.append(pb.ScalarColumns(
-            tag_index=[p[0] for p in chosen], steps=[p[1] for p in chosen],
-            values=[p[2] for p in chosen], wall_times=[p[3] for p in chosen], style=style,
-            **common))
-    return out
 
 
 class _RequestQueue:

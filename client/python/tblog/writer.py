@@ -424,9 +424,10 @@ class SummaryWriter:
         """Zero-copy: a numpy array to compute a tensor into, then log with
         add_histogram (or add_image): with a daemon on this host it lies in
         the shared-memory ring, and the daemon reads it where it was written
-        (no copy on the training thread); else it is a plain array. Log it
-        once; writing into it after logging may log garbage. README
-        "Shared memory"."""
+        (no copy on the training thread); else it is a plain array. A full
+        ring waits (at most 2 s) for the daemon to give slices back, unless
+        the oldest is another buffer not logged yet. Log it once; writing
+        into it after logging may log garbage. README "Shared memory"."""
         return self._stream.tensor_buffer(tuple(np.atleast_1d(shape)), dtype)
 
     def _histogram(self, tag, values, global_step, bins, walltime, max_bins, subrun,
@@ -831,8 +832,12 @@ class SummaryWriter:
     # ---------------------------------------------------------- flush, close
 
     def flush(self, timeout=None):
-        """Blocks until everything logged so far is written by the daemon and
-        visible to TensorBoard; raises TblogError for rejected records."""
+        """Blocks until everything logged so far is written by the daemon: in
+        the run's event files, handed to the OS, so visible to TensorBoard
+        and kept if the daemon is killed (as torch's flush() leaves its event
+        file); not fsynced, so a machine crash may still lose it (the daemon
+        fsyncs every --fsync-interval). Raises TblogError for records the
+        daemon rejected, and DEADLINE_EXCEEDED after `timeout` seconds."""
         if self._closed:
             return
         self._stream.flush(timeout)

@@ -129,9 +129,10 @@ def tags_by_plugin(run_dir):
 
 def tensorboard_accumulator(run_dir):
     """TensorBoard's own EventAccumulator over a run, loaded, keeping every
-    tensor and image (the `tensorboard` package must import: callers skip
-    without it)."""
+    scalar, tensor, histogram and image (the `tensorboard` package must
+    import: callers skip without it)."""
     from tensorboard.backend.event_processing import event_accumulator
-    acc = event_accumulator.EventAccumulator(run_dir, size_guidance={"tensors": 0, "images": 0})
+    acc = event_accumulator.EventAccumulator(
+        run_dir, size_guidance={"tensors": 0, "images": 0, "scalars": 0, "histograms": 0})
     acc.Reload()
     return acc

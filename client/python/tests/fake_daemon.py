@@ -26,6 +26,7 @@ class FakeDaemon(pb_grpc.TBLogServicer):
         self.refuse_opens = 0     # answer this many OpenRun calls with open_refusal
         self.open_refusal = grpc.StatusCode.UNAVAILABLE
         self.opens = []           # every OpenRunRequest that was answered OK
+        self.ack_gate = None      # a threading.Event: acks wait until it is set
         self.server = None
         self.port = None
 
@@ -93,6 +94,8 @@ class FakeDaemon(pb_grpc.TBLogServicer):
                     self.break_after = None
             if breaking:
                 context.abort(self.break_code, "fake: stream broken on purpose")
+            if self.ack_gate is not None:
+                self.ack_gate.wait()
             yield pb.WriteResponse(written_sequence=written, durable_sequence=written,
                                    flushed_sequence=written if request.flush else 0,
                                    errors=errors)

@@ -4,6 +4,8 @@ daemon's ring and equal the same records sent as bytes; a daemon without a
 shm socket, or a ring it refuses, gets bytes."""
 
 import os
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -82,15 +84,22 @@ def test_bytes_when_the_ring_is_absent_or_refused(daemon):
     assert tags == ["warm_up", "h"]
 
 
-def test_ring_grows_for_tensors_that_leave_no_room_for_a_second(daemon, monkeypatch):
-    # 600 KB tensors in a 1 MiB ring: one at a time until the sender grows
-    # it; meanwhile a full ring sends bytes (Python keeps a batch's slices
-    # until it is durable, for resends, so it does not wait for room).
-    monkeypatch.setenv("TBLOG_SHM_RING_BYTES", str(1 << 20))
-    values = np.sin(np.arange(150000, dtype=np.float32) * 0.01)
-    writer = SummaryWriter("py/grown", address=daemon.address)
+def _writer_with_a_ring(daemon, monkeypatch, run, ring_bytes):
+    """A writer whose ring of `ring_bytes` is attached: its first large
+    tensor asks for the ring (and goes as bytes); flushed, the ring is there
+    for the next ones."""
+    monkeypatch.setenv("TBLOG_SHM_RING_BYTES", str(ring_bytes))
+    writer = SummaryWriter(run, address=daemon.address)
     writer.add_histogram("warm_up", np.ones(_shm.MIN_SLICE_BYTES // 4, np.float32), 0)
     writer.flush()
+    return writer
+
+
+def test_ring_grows_for_tensors_that_leave_no_room_for_a_second(daemon, monkeypatch):
+    # 600 KB tensors in a 1 MiB ring: one at a time until the sender grows
+    # it (each flushed, so the one before has given its slice back).
+    values = np.sin(np.arange(150000, dtype=np.float32) * 0.01)
+    writer = _writer_with_a_ring(daemon, monkeypatch, "py/grown", 1 << 20)
     for step in range(12):
         writer.add_histogram("h", values, step)
         writer.flush()
@@ -122,6 +131,21 @@ def test_ring_take_waits_for_room_and_gives_up():
     ring.close()
 
 
+def test_ring_full_of_lent_slices_does_not_wait():
+    # tensor_buffer()s not logged yet: no acknowledgement can free them, so
+    # the next one is a plain array at once (not after ROOM_WAIT).
+    ring = _shm.Ring(1 << 20, max_bytes=1 << 20)
+    ring.usable = True
+    lent = ring.lend(600 << 10)
+    assert lent is not None
+    start = time.monotonic()
+    assert ring.lend(600 << 10) is None
+    assert ring.take(600 << 10) is None
+    assert time.monotonic() - start < _shm.ROOM_WAIT / 2
+    del lent  # gives its slice back
+    assert ring.take(600 << 10) is not None
+
+
 def test_tensor_buffer_is_zero_copy_and_equals_bytes(daemon, monkeypatch):
     values = np.sin(np.arange(1 << 18, dtype=np.float32) * 0.003)
     logged = {}
@@ -145,3 +169,63 @@ def test_tensor_buffer_is_zero_copy_and_equals_bytes(daemon, monkeypatch):
         logged[name] = [v.SerializeToString() for _, _, v in
                         eventfile.values(os.path.join(daemon.logdir, "py", name)) if v.tag == "w"]
     assert len(logged["lent"]) == 3 and logged["lent"] == logged["plain"]
+
+
+def _histograms(run_dir, tag):
+    """(step, num, sum) of each histogram of `tag` in the run's files, in file order."""
+    return [(step, v.histo.num, v.histo.sum) for step, _, v in eventfile.values(run_dir)
+            if v.tag == tag]
+
+
+@pytest.mark.parametrize("daemon_args", [["--fsync", "never"]])
+def test_back_to_back_histograms_reuse_the_ring_before_anything_is_durable(daemon, monkeypatch):
+    # 64 tensors of 256 KiB through a 4 MiB ring, with no fsync (nothing ever
+    # durable): the ring wraps four times, so every slice is given back at its
+    # batch's written ack and the calls wait for room instead of sending bytes.
+    values = np.cos(np.arange(1 << 16, dtype=np.float32) * 0.01)
+    writer = _writer_with_a_ring(daemon, monkeypatch, "py/b2b", 4 << 20)
+    for step in range(64):
+        writer.add_histogram("h", values, step)
+    writer.flush()
+    tensors, error = writer._stream.shm_status
+    assert tensors == 64, error
+    assert writer._stream._ring.size == 4 << 20  # wrapped, not grown
+    writer.close()
+    run = os.path.join(daemon.logdir, "py", "b2b")
+    logged = [v.SerializeToString() for _, _, v in eventfile.values(run) if v.tag == "h"]
+    assert len(logged) == 64 and len(set(logged)) == 1
+    assert [step for step, _, _ in _histograms(run, "h")] == list(range(64))
+
+
+@pytest.mark.parametrize("daemon_args", [["--fsync", "never"]])
+def test_ring_histograms_survive_a_daemon_kill_once_each(daemon, monkeypatch):
+    # A 2 MiB ring of 256 KiB tensors wraps every 8 histograms, so slices of
+    # written batches are reused long before the kill. After kill -9 the
+    # restarted daemon finds the written batches in its files; the writer
+    # resends the others, whose slices it still holds: each step once, with
+    # its own values (sum = (step + 1) * base). While the stream is down a
+    # full ring does not wait (bytes); once back, the ring is used again.
+    base = np.linspace(0.5, 1.5, 1 << 16, dtype=np.float32)
+    writer = _writer_with_a_ring(daemon, monkeypatch, "py/kill", 2 << 20)
+    total = 70
+    for step in range(total):
+        writer.add_histogram("h", base * (step + 1), step)
+        if step == 25:
+            assert writer._stream.shm_status[0] == 26
+            daemon.stop(sig=signal.SIGKILL)
+        if step == 35:
+            daemon.start()
+        if step == 59:
+            writer.flush()  # reconnected: the resends are written
+            before = writer._stream.shm_status[0]
+    writer.flush()
+    tensors, error = writer._stream.shm_status
+    assert writer._stream._stream_gen == 2  # one reconnect
+    assert tensors == before + 10, error
+    writer.close()
+    got = _histograms(os.path.join(daemon.logdir, "py", "kill"), "h")
+    assert [step for step, _, _ in got] == list(range(total))
+    expected = float(base.astype(np.float64).sum())
+    for step, num, total_sum in got:
+        assert num == 1 << 16
+        assert total_sum == pytest.approx(expected * (step + 1), rel=1e-5), step

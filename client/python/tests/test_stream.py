@@ -292,3 +292,34 @@ def test_a_lone_record_is_sent_at_once_when_no_batch_is_in_flight(fake, monkeypa
         sent = len(fake.batches)
         writer.flush()
         assert len(fake.batches) == sent
+
+
+def test_flush_waits_for_the_written_ack_and_asks_for_no_flush(fake):
+    # flush() is answered by the written ack of the batch holding the last
+    # point (the daemon hands a batch to the OS before acknowledging it as
+    # written): no FLUSH request, no extra round trip.
+    writer = tblog.SummaryWriter("exp/flush", address=fake.address)
+    fake.ack_gate = threading.Event()
+    for step in range(10000):
+        writer.add_scalar("x", float(step), step)
+    with pytest.raises(tblog.TblogError) as raised:
+        writer.flush(timeout=0.3)  # sent, not acknowledged yet
+    assert raised.value.code == "DEADLINE_EXCEEDED"
+    fake.ack_gate.set()
+    writer.flush(timeout=30)
+    assert [s for (_, _, s, _) in fake.scalars("exp/flush")] == list(range(10000))
+    assert not any(b.flush for b in fake.batches)
+    writer.close()
+
+
+def test_a_step_outside_int64_is_reported_and_the_others_written(fake):
+    # An int global_step is not checked on add_scalar's hot path: the sender
+    # drops a point whose step the wire cannot carry and says so.
+    writer = tblog.SummaryWriter("exp/huge", address=fake.address)
+    writer.add_scalar("x", 1.0, 1)
+    writer.add_scalar("x", 2.0, 1 << 63)
+    writer.add_scalar("x", 3.0, -(1 << 63))
+    with pytest.raises(tblog.TblogError, match=r"step 9223372036854775808 is outside int64"):
+        writer.flush()
+    writer.close()
+    assert [(s, v) for (_, _, s, v) in fake.scalars("exp/huge")] == [(1, 1.0), (-(1 << 63), 3.0)]

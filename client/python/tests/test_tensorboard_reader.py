@@ -117,3 +117,29 @@ def _events(run_dir):
     import glob
     for path in sorted(glob.glob(os.path.join(run_dir, "*tfevents*"))):
         yield from event_file_loader.LegacyEventFileLoader(path).Load()
+
+
+def test_tensorboard_reads_what_flush_returned_for_before_close(daemon, monkeypatch):
+    # flush() is answered by the written acks (no FLUSH): TensorBoard's reader
+    # sees every point at once. Two styles of scalar columns (the encoder's
+    # per-style records) and histograms that wrap a small ring.
+    monkeypatch.setenv("TBLOG_SHM_RING_BYTES", str(1 << 20))
+    values = np.linspace(-2, 2, 1 << 16, dtype=np.float32)
+    writer = tblog.SummaryWriter("tb/flushed", address=daemon.address)
+    for step in range(10000):
+        writer.add_scalar("loss", step * 0.25, step)
+        writer.add_scalar("acc", step % 7, step, new_style=True)
+    for step in range(20):
+        writer.add_histogram("w", values * (step + 1), step)
+    writer.flush()
+    acc = accumulator(os.path.join(daemon.logdir, "tb", "flushed"))
+    assert [(e.step, e.value) for e in acc.Scalars("loss")] == [
+        (step, float(np.float32(step * 0.25))) for step in range(10000)]
+    acc_steps = [(e.step, float(tensor_util.make_ndarray(e.tensor_proto)))
+                 for e in acc.Tensors("acc")]
+    assert acc_steps == [(step, float(step % 7)) for step in range(10000)]
+    histograms = acc.Histograms("w")
+    assert [(h.step, h.histogram_value.num) for h in histograms] == [
+        (step, 1 << 16) for step in range(20)]
+    assert histograms[-1].histogram_value.max == pytest.approx(40)
+    writer.close()
