@@ -259,7 +259,8 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
       "TBLOG_UNIX_SOCKET_GROUP");
   env(app.add_option("--shm-socket", o.shm_socket,
                      "Socket on which same-host clients attach shared memory ('' = "
-                     "<--unix-socket>.shm when serving a unix socket, else none; 'off' = none); "
+                     "<--unix-socket>.shm when serving a unix socket, else none; 'off' = none; "
+                     "none with --upstream-forward all); "
                      "mode and group as --unix-socket's"),
       "TBLOG_SHM_SOCKET");
   env(app.add_option("--file-mode", file_mode,
@@ -422,6 +423,12 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
   }
   if (auto s = CheckSecurityOptions(o.security, o.listen); !s.ok()) return fail(s, "security");
   if (auto s = FinishUpstreamOptions(upstream_timeout, o.upstream); !s.ok()) return fail(s, "upstream");
+  if (o.upstream.forwards_everything() && !o.shm_socket.empty() && o.shm_socket != "off") {
+    return fail(absl::InvalidArgumentError(
+                    "a daemon forwarding every call upstream (--upstream-forward all) serves no "
+                    "shared memory: its clients' records go upstream as bytes"),
+                "--shm-socket");
+  }
   o.file.sync = *SyncPolicyFromName(fsync);  // CLI11 checked it is one of the names
   if (!o.file.hostname.empty()) {
     if (absl::Status id = ValidateDaemonId(o.file.hostname); !id.ok()) return fail(id, "--daemon-id");

@@ -109,7 +109,7 @@ struct DaemonOptions {
   std::string shm_socket;
   // The path shm_socket stands for ("" = no shared memory).
   std::string ShmSocketPath() const {
-    if (shm_socket == "off") return "";
+    if (shm_socket == "off" || upstream.forwards_everything()) return "";
     if (!shm_socket.empty()) return shm_socket;
     return unix_socket.empty() ? "" : unix_socket + ".shm";
   }

@@ -46,6 +46,10 @@ struct UpstreamOptions {
   absl::Duration keepalive = absl::Seconds(10);
 
   bool enabled() const { return !address.empty(); }
+  // Every call goes upstream ("all"): this daemon writes nothing, so it
+  // serves no shared memory (the upstream could not read a slice of a ring
+  // attached here; clients send bytes).
+  bool forwards_everything() const { return enabled() && forward == "all"; }
 };
 
 }  // namespace tblog::daemon

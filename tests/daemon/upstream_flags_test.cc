@@ -48,6 +48,25 @@ TEST(UpstreamFlagsTest, ForwardsReducedRecordsOnlyWhenAsked) {
   EXPECT_EQ(parsed.command.options.upstream.forward, "reduced");
 }
 
+// A node forwarding everything writes nothing, so it serves no shared
+// memory: a ring attached to it would be refused upstream (the upstream has
+// no mapping of it), and the clients would retry and fill its ring budget.
+TEST(UpstreamFlagsTest, ANodeForwardingEverythingServesNoSharedMemory) {
+  const Parsed all = Parse({"--upstream", "central:6066", "--unix-socket", "/run/tblog/s"});
+  ASSERT_EQ(all.command.kind, Command::Kind::kServe) << all.err;
+  EXPECT_EQ(all.command.options.ShmSocketPath(), "");
+  const Parsed reduced = Parse({"--upstream", "central:6066", "--upstream-forward", "reduced",
+                                "--unix-socket", "/run/tblog/s"});
+  ASSERT_EQ(reduced.command.kind, Command::Kind::kServe) << reduced.err;
+  EXPECT_EQ(reduced.command.options.ShmSocketPath(), "/run/tblog/s.shm");
+  const Parsed asked = Parse({"--upstream", "central:6066", "--shm-socket", "/run/tblog/shm"});
+  EXPECT_NE(asked.command.kind, Command::Kind::kServe);
+  EXPECT_THAT(asked.err, HasSubstr("--shm-socket"));
+  EXPECT_THAT(asked.err, HasSubstr("--upstream-forward all"));
+  const Parsed off = Parse({"--upstream", "central:6066", "--shm-socket", "off"});
+  EXPECT_EQ(off.command.kind, Command::Kind::kServe) << off.err;
+}
+
 TEST(UpstreamFlagsTest, TakesTheAddressTheTokenAndTheTimeout) {
   const std::string token = (testing::FreshTempDir("upstream_flags_test") / "token").string();
   std::ofstream(token) << "  0123456789abcdef0123456789abcdef  \n# comment\n";
