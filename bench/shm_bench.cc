@@ -196,7 +196,8 @@ struct Summary {
 };
 
 int Run(const std::string& daemon_binary, const std::vector<int64_t>& sizes, int64_t min_calls,
-        int64_t min_elements, const std::vector<std::string>& daemon_args) {
+        int64_t min_elements, const std::vector<std::string>& daemon_args,
+        const std::vector<std::string>& only) {
   std::cout << "machine: " << bench::MachineLine() << "\nload average at start: "
             << bench::LoadAverage() << "\n";
   const int port = FreePort();
@@ -213,12 +214,17 @@ int Run(const std::string& daemon_binary, const std::vector<int64_t>& sizes, int
     return 1;
   }
   const pid_t pid = (*daemon)->pid();
-  const std::vector<Transport> transports = {
+  std::vector<Transport> transports = {
       {"shared memory", (*daemon)->target(), true, false},
       {"shared memory, slots", (*daemon)->target(), true, true},
       {"unix socket", (*daemon)->target(), false, false},
       {"TCP", absl::StrCat("127.0.0.1:", port), false, false},
   };
+  if (!only.empty()) {
+    std::erase_if(transports, [&](const Transport& transport) {
+      return std::find(only.begin(), only.end(), transport.name) == only.end();
+    });
+  }
   Summary summary;
   std::cout << absl::StrFormat("\n%-30s | %-15s | %-6s | %-12s | %-12s | %s\n", "workload", "rate",
                                "x in-p", "CPU/histo", "caller/call", "notes");
@@ -294,6 +300,10 @@ int main(int argc, char** argv) {
                  "More histograms of a small size, until they hold this many elements")
       ->capture_default_str();
   app.add_option("--daemon-arg", daemon_args, "Extra argument for tblogd (repeatable)");
+  std::vector<std::string> only;
+  app.add_option("--transport", only,
+                 "Only this transport (repeatable): 'shared memory', 'shared memory, slots', "
+                 "'unix socket', 'TCP'; default all");
   CLI11_PARSE(app, argc, argv);
   std::vector<int64_t> sizes;
   for (absl::string_view size : absl::StrSplit(sizes_text, ',')) {
@@ -304,5 +314,5 @@ int main(int argc, char** argv) {
     }
     sizes.push_back(n);
   }
-  return tblog::loadgen::Run(daemon, sizes, calls, min_elements, daemon_args);
+  return tblog::loadgen::Run(daemon, sizes, calls, min_elements, daemon_args, only);
 }
