@@ -32,7 +32,14 @@ double NowSeconds() {
   return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
 }
 
-size_t DTypeSize(v1::DType dtype) { return ElementSizeOfDataType(static_cast<int>(dtype)); }
+// The size of one element of `dtype`; INVALID_ARGUMENT for a dtype without one.
+absl::StatusOr<size_t> DTypeSize(v1::DType dtype) {
+  const size_t size = ElementSizeOfDataType(static_cast<int>(dtype));
+  if (size == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("unsupported dtype ", static_cast<int>(dtype)));
+  }
+  return size;
+}
 
 // The number of elements of a tensor of `shape`: INVALID_ARGUMENT for a
 // negative dimension, or a product that does not fit in memory (no tensor
@@ -59,10 +66,9 @@ absl::Status FillTensor(v1::DType dtype, std::span<const std::byte> data,
                         const std::vector<int64_t>* shape, v1::Tensor* tensor,
                         std::string* buffer = nullptr, ShmRing* ring = nullptr,
                         bool wait_for_room = false) {
-  const size_t element_size = DTypeSize(dtype);
-  if (element_size == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("unsupported dtype ", static_cast<int>(dtype)));
-  }
+  absl::StatusOr<size_t> size = DTypeSize(dtype);
+  if (!size.ok()) return size.status();
+  const size_t element_size = *size;
   if (data.size() % element_size != 0) {
     return absl::InvalidArgumentError(absl::StrCat(data.size(), " bytes is not a whole number of ",
                                                    element_size, "-byte elements"));
@@ -272,29 +278,21 @@ absl::StatusOr<TensorSlot> Writer::histogram_slot(std::string_view tag, int64_t 
                                                   v1::DType dtype, size_t count,
                                                   const HistogramOptions& options,
                                                   const RecordOptions& at) {
-  const size_t element_size = DTypeSize(dtype);
-  if (element_size == 0) {
-    return WithTag(absl::InvalidArgumentError(
-                       absl::StrCat("unsupported dtype ", static_cast<int>(dtype))),
-                   tag);
-  }
+  absl::StatusOr<size_t> element_size = DTypeSize(dtype);
+  if (!element_size.ok()) return WithTag(element_size.status(), tag);
   v1::Record record = HistogramRecord(tag, step, options, at);
   v1::Tensor* values = record.mutable_histogram()->mutable_values();
   values->set_dtype(dtype);
   values->add_shape(static_cast<int64_t>(count));
-  return SlotFor(std::move(record), count * element_size);
+  return SlotFor(std::move(record), count * *element_size);
 }
 
 absl::StatusOr<TensorSlot> Writer::image_slot(std::string_view tag, int64_t step, v1::DType dtype,
                                               const std::vector<int64_t>& shape,
                                               const ImageOptions& options,
                                               const RecordOptions& at) {
-  const size_t element_size = DTypeSize(dtype);
-  if (element_size == 0) {
-    return WithTag(absl::InvalidArgumentError(
-                       absl::StrCat("unsupported dtype ", static_cast<int>(dtype))),
-                   tag);
-  }
+  absl::StatusOr<size_t> element_size = DTypeSize(dtype);
+  if (!element_size.ok()) return WithTag(element_size.status(), tag);
   absl::StatusOr<int64_t> elements = ElementsOf(shape);
   if (!elements.ok()) return WithTag(elements.status(), tag);
   v1::Record record = BaseRecord(tag, step, at);
@@ -305,7 +303,7 @@ absl::StatusOr<TensorSlot> Writer::image_slot(std::string_view tag, int64_t step
   v1::Tensor* pixels = image->mutable_pixels();
   pixels->set_dtype(dtype);
   pixels->mutable_shape()->Assign(shape.begin(), shape.end());
-  return SlotFor(std::move(record), static_cast<size_t>(*elements) * element_size);
+  return SlotFor(std::move(record), static_cast<size_t>(*elements) * *element_size);
 }
 
 absl::StatusOr<TensorSlot> Writer::embedding_slot(std::string_view tag, int64_t step, int64_t rows,
