@@ -408,7 +408,7 @@ class Writer {
                                             size_t count, const HistogramOptions& options = {},
                                             const RecordOptions& at = {});
   // Zero-copy images: the pixels of `shape` (in options.layout: {H, W, C}
-  // for HWC, C in {1, 3, 4}; uint8 in [0, 255], float/double in [0, 1]) to
+  // for HWC, C from 1 to 4; uint8 in [0, 255], float/double in [0, 1]) to
   // fill in place, then submit(); the daemon encodes the PNG from the slot.
   // Otherwise as histogram_slot. INVALID_ARGUMENT for a negative dimension;
   // the daemon checks the rest as for image().
