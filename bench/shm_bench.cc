@@ -12,6 +12,7 @@
 //   tblog-shm-bench --daemon build-release/server/daemon/tblogd [--sizes 1048576,16777216]
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -58,11 +59,26 @@ struct Transport {
   bool slots;  // Writer::histogram_slot (zero-copy) instead of histogram()
 };
 
+// CPU seconds of the calling thread so far.
+double ThreadCpuSeconds() {
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
+}
+
+// The fills of slots (LogOne): what the trainer would spend computing its
+// values anyway, wherever they go.
+struct Fill {
+  double seconds = 0;
+  double cpu_seconds = 0;
+};
+
 // One histogram of `values`, through a slot (filled by a copy, standing for
 // the trainer computing its values there; that copy is not counted in
-// `caller_seconds`) or through histogram().
+// `caller_seconds` but added to `fill`) or through histogram().
 absl::Status LogOne(Writer& writer, bool slots, const std::string& tag, int64_t step,
-                    const std::vector<float>& values, double* caller_seconds) {
+                    const std::vector<float>& values, double* caller_seconds,
+                    Fill* fill = nullptr) {
   if (!slots) {
     const Clock::time_point start = Clock::now();
     absl::Status status = writer.histogram(tag, step, std::span<const float>(values));
@@ -75,7 +91,13 @@ absl::Status LogOne(Writer& writer, bool slots, const std::string& tag, int64_t 
   *caller_seconds += SecondsBetween(start, Clock::now());
   if (!slot.ok()) return slot.status();
   std::span<float> into = slot->values<float>();
+  const double fill_cpu = ThreadCpuSeconds();
+  start = Clock::now();
   std::copy(values.begin(), values.end(), into.begin());
+  if (fill != nullptr) {
+    fill->seconds += SecondsBetween(start, Clock::now());
+    fill->cpu_seconds += ThreadCpuSeconds() - fill_cpu;
+  }
   start = Clock::now();
   absl::Status status = writer.submit(*std::move(slot));
   *caller_seconds += SecondsBetween(start, Clock::now());
@@ -102,7 +124,7 @@ double MedianCallWithRoom(Writer& writer, bool slots, const std::vector<float>& 
 // then, for shared memory, MedianCallWithRoom into `call_with_room`.
 Side ThroughDaemon(const Transport& transport, pid_t daemon_pid, const std::string& run,
                    int64_t calls, const std::vector<float>& values, WriterStats* stats,
-                   double* call_with_room) {
+                   double* call_with_room, double* fill_seconds) {
   Side side;
   WriterOptions options;
   options.target = transport.target;
@@ -131,12 +153,18 @@ Side ThroughDaemon(const Transport& transport, pid_t daemon_pid, const std::stri
   };
   const double cpu_start = cpu();
   const Clock::time_point start = Clock::now();
+  Fill fill;
   for (int64_t i = 0; i < calls && side.status.ok(); ++i) {
-    side.status = LogOne(**writer, transport.slots, "hist/values", i, values, &side.caller_seconds);
+    side.status = LogOne(**writer, transport.slots, "hist/values", i, values,
+                         &side.caller_seconds, &fill);
   }
   if (side.status.ok()) side.status = (*writer)->flush();
+  // The fills' CPU is left out: the in-process side does not count making
+  // its values either, so both count the CPU logging adds to the training
+  // loop. Their time stays in (it holds a core the daemon could use).
   side.seconds = SecondsBetween(start, Clock::now());
-  side.cpu_seconds = cpu() - cpu_start;
+  side.cpu_seconds = cpu() - cpu_start - fill.cpu_seconds;
+  *fill_seconds = fill.seconds;
   *stats = (*writer)->stats();
   if (side.status.ok() && transport.shm) {
     *call_with_room = MedianCallWithRoom(**writer, transport.slots, values);
@@ -177,14 +205,19 @@ struct Summary {
           static_cast<double>(size) / (1 << 20), row.shm.rate() / 1e6,
           local > 0 ? row.shm.rate() / local : 0, local / 1e6,
           size == (1 << 20) ? ", >= 1G el/s with 2 threads" : "");
+      std::cout << absl::StrFormat(
+          "    through histogram_slot(): %.0fM el/s = %.2fx in-process\n",
+          row.slots.rate() / 1e6, local > 0 ? row.slots.rate() / local : 0);
       if (size != (1 << 20)) continue;
       const double calls = static_cast<double>(row.calls);
       const double cpu = 1e3 * row.shm.cpu_seconds / calls;
+      const double slots_cpu = 1e3 * row.slots.cpu_seconds / calls;
       const double local_cpu = 1e3 * row.in_process.cpu_seconds / calls;
       std::cout << absl::StrFormat(
           "  CPU per 1M-float histogram, client + daemon: %.2f ms = %.2fx in-process (%.2f ms) "
-          "[<= 1.3x]\n",
-          cpu, local_cpu > 0 ? cpu / local_cpu : 0, local_cpu);
+          "[<= 1.3x]; through histogram_slot(): %.2f ms = %.2fx\n",
+          cpu, local_cpu > 0 ? cpu / local_cpu : 0, local_cpu, slots_cpu,
+          local_cpu > 0 ? slots_cpu / local_cpu : 0);
       std::cout << absl::StrFormat(
           "  training-thread cost of a 1M-float histogram (C++), median with room in the ring: "
           "%.3f ms histogram(), %.3f ms histogram_slot() + submit() [<= 0.5 ms]; back to back, "
@@ -196,7 +229,8 @@ struct Summary {
 };
 
 int Run(const std::string& daemon_binary, const std::vector<int64_t>& sizes, int64_t min_calls,
-        int64_t min_elements, const std::vector<std::string>& daemon_args) {
+        int64_t min_elements, const std::vector<std::string>& daemon_args,
+        const std::vector<std::string>& only) {
   std::cout << "machine: " << bench::MachineLine() << "\nload average at start: "
             << bench::LoadAverage() << "\n";
   const int port = FreePort();
@@ -213,12 +247,17 @@ int Run(const std::string& daemon_binary, const std::vector<int64_t>& sizes, int
     return 1;
   }
   const pid_t pid = (*daemon)->pid();
-  const std::vector<Transport> transports = {
+  std::vector<Transport> transports = {
       {"shared memory", (*daemon)->target(), true, false},
       {"shared memory, slots", (*daemon)->target(), true, true},
       {"unix socket", (*daemon)->target(), false, false},
       {"TCP", absl::StrCat("127.0.0.1:", port), false, false},
   };
+  if (!only.empty()) {
+    std::erase_if(transports, [&](const Transport& transport) {
+      return std::find(only.begin(), only.end(), transport.name) == only.end();
+    });
+  }
   Summary summary;
   std::cout << absl::StrFormat("\n%-30s | %-15s | %-6s | %-12s | %-12s | %s\n", "workload", "rate",
                                "x in-p", "CPU/histo", "caller/call", "notes");
@@ -241,21 +280,25 @@ int Run(const std::string& daemon_binary, const std::vector<int64_t>& sizes, int
     const std::string label = absl::StrFormat("%lldx %.0fM f32", static_cast<long long>(calls),
                                               static_cast<double>(size) / (1 << 20));
     PrintRow(absl::StrCat(label, " in-process"), local, calls, local.rate(),
-             "engine, one thread per core");
+             "engine: the daemon's kernels and thread count, same buffer each call");
     summary.sizes[size].in_process = local;
     summary.sizes[size].calls = calls;
     for (const Transport& transport : transports) {
       WriterStats stats;
-      double call_with_room = 0;
+      double call_with_room = 0, fill_seconds = 0;
       const Side side =
           ThroughDaemon(transport, pid, absl::StrCat("bench/", size, "-", transport.name), calls,
-                        inputs.histogram_values, &stats, &call_with_room);
+                        inputs.histogram_values, &stats, &call_with_room, &fill_seconds);
       std::string note = absl::StrCat(stats.shm_tensors, " of ", calls + 2, " via the ring");
       if (stats.shm_ring_bytes > 0) {
         absl::StrAppend(&note, " of ", stats.shm_ring_bytes >> 20, " MiB");
       }
       if (call_with_room > 0) {
         absl::StrAppend(&note, absl::StrFormat("; %.2f ms a call with room", 1e3 * call_with_room));
+      }
+      if (transport.slots) {
+        absl::StrAppend(&note, absl::StrFormat("; fills %.2f ms a call, not in CPU",
+                                               1e3 * fill_seconds / static_cast<double>(calls)));
       }
       PrintRow(absl::StrCat(label, " ", transport.name), side, calls, local.rate(), note);
       Summary::Size& row = summary.sizes[size];
@@ -268,8 +311,10 @@ int Run(const std::string& daemon_binary, const std::vector<int64_t>& sizes, int
   summary.Print();
   std::cout << "rate: elements/s from the first call until flush() returned; x in-p: rate / "
                "in-process rate;\nCPU/histo: CPU seconds of this process + tblogd per histogram; "
-               "caller/call: time inside Writer::histogram (slots: histogram_slot + submit, not "
-               "the fill), back to back: waits for ring room included.\nload average at end: "
+               "caller/call: time inside Writer::histogram (slots: histogram_slot + submit), back "
+               "to back: waits for ring room included;\nslots: the fills (the trainer computing "
+               "its values into the slot) are left out of CPU, as in-process leaves out making "
+               "its values (not out of rate).\nload average at end: "
             << bench::LoadAverage() << "\n";
   return (*daemon)->Stop().ok() ? 0 : 1;
 }
@@ -294,6 +339,10 @@ int main(int argc, char** argv) {
                  "More histograms of a small size, until they hold this many elements")
       ->capture_default_str();
   app.add_option("--daemon-arg", daemon_args, "Extra argument for tblogd (repeatable)");
+  std::vector<std::string> only;
+  app.add_option("--transport", only,
+                 "Only this transport (repeatable): 'shared memory', 'shared memory, slots', "
+                 "'unix socket', 'TCP'; default all");
   CLI11_PARSE(app, argc, argv);
   std::vector<int64_t> sizes;
   for (absl::string_view size : absl::StrSplit(sizes_text, ',')) {
@@ -304,5 +353,5 @@ int main(int argc, char** argv) {
     }
     sizes.push_back(n);
   }
-  return tblog::loadgen::Run(daemon, sizes, calls, min_elements, daemon_args);
+  return tblog::loadgen::Run(daemon, sizes, calls, min_elements, daemon_args, only);
 }

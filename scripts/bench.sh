@@ -8,7 +8,8 @@
 # to --max-inflight-bytes), then tblog-reduce-bench (the daemon's CPU per
 # contribution reduced across writers, and the time from a step's last
 # contribution to its written point), then tblog-shm-bench (large histograms
-# over shared memory, unix socket and TCP), then tblog-codec-bench (PNG
+# over shared memory, unix socket and TCP) and bench/shm_bench.py (the same
+# from Python; skipped without python3 and numpy), then tblog-codec-bench (PNG
 # encoders and CRC-32C implementations, the old choice next to the chosen
 # one). Prints everything.
 #
@@ -37,6 +38,42 @@ if [[ "${CODEC_BENCH_ARGS:-}" != skip ]] && pkg-config --exists spng libdeflate;
 fi
 cmake --build "$build_dir" -j "${TBLOG_JOBS:-2}" --target "${targets[@]}"
 
+# The Python shared-memory row: bench/shm_bench.py against a tblogd child on
+# a unix socket (and its .shm side socket) with a 10 ms --fsync-interval (the
+# Python writer keeps a batch's slices until it is durable). Skips, saying
+# why, without a python3 that has numpy and grpc; the Python client's
+# protobuf modules are generated when missing (scripts/gen_python_stubs.sh).
+python_shm_bench() {
+  local python=python3
+  if [[ -x /usr/bin/python3 ]]; then python=/usr/bin/python3; fi  # Debian's numpy and grpc
+  if ! command -v "$python" >/dev/null; then
+    echo "skipped: no python3"
+    return 0
+  fi
+  if ! "$python" -c "import numpy, grpc, google.protobuf" 2>/dev/null; then
+    echo "skipped: $python lacks numpy, grpcio or protobuf (Debian: python3-numpy python3-grpcio python3-protobuf)"
+    return 0
+  fi
+  if [[ ! -f client/python/tblog/_proto/tblog/v1/tblog_pb2.py ]]; then
+    PYTHON="$python" scripts/gen_python_stubs.sh >/dev/null || return 1
+  fi
+  local dir
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/tblog-shm-py.XXXXXX")
+  "$1/server/daemon/tblogd" --logdir "$dir/logs" --unix-socket "$dir/tblogd.sock" --listen "" \
+    --log-level warn &
+  local daemon=$!
+  local tries=0
+  while [[ ! -S "$dir/tblogd.sock" || ! -S "$dir/tblogd.sock.shm" ]] && ((tries++ < 100)); do
+    sleep 0.1
+  done
+  local result=0
+  echo "+ $python bench/shm_bench.py --address unix:$dir/tblogd.sock"
+  "$python" bench/shm_bench.py --address "unix:$dir/tblogd.sock" || result=1
+  kill -TERM "$daemon" && wait "$daemon" || result=1
+  rm -rf "$dir"
+  return "$result"
+}
+
 filter=()
 if [[ -n "${BENCH_FILTER:-}" ]]; then filter=(--benchmark_filter="$BENCH_FILTER"); fi
 status=0
@@ -59,6 +96,10 @@ echo "+ $build_dir/bench/tblog-loadgen --spawn-daemon $build_dir/server/daemon/t
 echo
 echo "== tblog-shm-bench (large histograms over shared memory, unix socket, TCP, in-process) =="
 "$build_dir/bench/tblog-shm-bench" --daemon "$build_dir/server/daemon/tblogd" || status=1
+
+echo
+echo "== bench/shm_bench.py (Python: a 1M-float add_histogram over shared memory) =="
+python_shm_bench "$build_dir" || status=1
 
 echo
 echo "== tblog-edges-bench (a lone scalar until it is in the file; Open, flush() and close()) =="

@@ -67,13 +67,6 @@ const v1::Tensor* SliceTensor(const v1::Record& record) {
   return nullptr;
 }
 
-v1::Tensor* MutableSliceTensor(v1::Record& record) {
-  if (record.has_histogram()) return record.mutable_histogram()->mutable_values();
-  if (record.has_image() && record.image().has_pixels()) return record.mutable_image()->mutable_pixels();
-  if (record.has_embedding()) return record.mutable_embedding()->mutable_matrix();
-  return nullptr;
-}
-
 }  // namespace
 
 std::string ShmRing::SocketFor(const std::string& target, const std::string& explicit_path) {
@@ -361,10 +354,17 @@ bool ShmRing::NamesSlice(const v1::Record& record) {
   return tensor != nullptr && tensor->has_shm();
 }
 
+v1::Tensor* ShmRing::SliceTensorOf(v1::Record& record) {
+  if (record.has_histogram()) return record.mutable_histogram()->mutable_values();
+  if (record.has_image() && record.image().has_pixels()) return record.mutable_image()->mutable_pixels();
+  if (record.has_embedding()) return record.mutable_embedding()->mutable_matrix();
+  return nullptr;
+}
+
 int ShmRing::Inline(v1::WriteRequest& request) {
   int inlined = 0;
   for (v1::Record& record : *request.mutable_records()) {
-    v1::Tensor* tensor = MutableSliceTensor(record);
+    v1::Tensor* tensor = SliceTensorOf(record);
     if (tensor == nullptr || !tensor->has_shm()) continue;
     const v1::ShmSlice slice = tensor->shm();
     tensor->set_data(reinterpret_cast<const char*>(base_) + slice.offset(), slice.length());

@@ -114,6 +114,9 @@ class ShmRing {
   void Release(const v1::Record& record);
   // Whether `record` names a slice.
   static bool NamesSlice(const v1::Record& record);
+  // The tensor of `record` that may name a slice (histogram values, image
+  // pixels, embedding matrix), or null for other kinds.
+  static v1::Tensor* SliceTensorOf(v1::Record& record);
   // Turns `request`'s slices back into bytes in the message and frees them:
   // for a stream the daemon gave no ring. Returns the number of tensors.
   int Inline(v1::WriteRequest& request);

@@ -32,7 +32,29 @@ double NowSeconds() {
   return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
 }
 
-size_t DTypeSize(v1::DType dtype) { return ElementSizeOfDataType(static_cast<int>(dtype)); }
+// The size of one element of `dtype`; INVALID_ARGUMENT for a dtype without one.
+absl::StatusOr<size_t> DTypeSize(v1::DType dtype) {
+  const size_t size = ElementSizeOfDataType(static_cast<int>(dtype));
+  if (size == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("unsupported dtype ", static_cast<int>(dtype)));
+  }
+  return size;
+}
+
+// The number of elements of a tensor of `shape`: INVALID_ARGUMENT for a
+// negative dimension, or a product that does not fit in memory (no tensor
+// of that many elements could be given or filled anyway).
+absl::StatusOr<int64_t> ElementsOf(const std::vector<int64_t>& shape) {
+  int64_t product = 1;
+  for (int64_t dim : shape) {
+    if (dim < 0) return absl::InvalidArgumentError(absl::StrCat("negative dimension ", dim));
+    if (dim != 0 && product > (int64_t{1} << 48) / dim) {
+      return absl::InvalidArgumentError(absl::StrCat("shape of more than 2^48 elements"));
+    }
+    product *= dim;
+  }
+  return product;
+}
 
 // Fills `tensor` with a copy of `data`; checks that data holds whole
 // elements, and product(shape) of them when a shape is given. The copy goes
@@ -44,23 +66,19 @@ absl::Status FillTensor(v1::DType dtype, std::span<const std::byte> data,
                         const std::vector<int64_t>* shape, v1::Tensor* tensor,
                         std::string* buffer = nullptr, ShmRing* ring = nullptr,
                         bool wait_for_room = false) {
-  const size_t element_size = DTypeSize(dtype);
-  if (element_size == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("unsupported dtype ", static_cast<int>(dtype)));
-  }
+  absl::StatusOr<size_t> size = DTypeSize(dtype);
+  if (!size.ok()) return size.status();
+  const size_t element_size = *size;
   if (data.size() % element_size != 0) {
     return absl::InvalidArgumentError(absl::StrCat(data.size(), " bytes is not a whole number of ",
                                                    element_size, "-byte elements"));
   }
   const auto elements = static_cast<int64_t>(data.size() / element_size);
   if (shape != nullptr) {
-    int64_t product = 1;
-    for (int64_t dim : *shape) {
-      if (dim < 0) return absl::InvalidArgumentError(absl::StrCat("negative dimension ", dim));
-      product *= dim;
-    }
-    if (product != elements) {
-      return absl::InvalidArgumentError(absl::StrCat("shape holds ", product, " elements but ",
+    absl::StatusOr<int64_t> product = ElementsOf(*shape);
+    if (!product.ok()) return product.status();
+    if (*product != elements) {
+      return absl::InvalidArgumentError(absl::StrCat("shape holds ", *product, " elements but ",
                                                      elements, " were given"));
     }
     tensor->mutable_shape()->Assign(shape->begin(), shape->end());
@@ -237,25 +255,13 @@ absl::Status Writer::histogram(std::string_view tag, int64_t step, v1::DType dty
   return Append(std::move(record));
 }
 
-absl::StatusOr<TensorSlot> Writer::histogram_slot(std::string_view tag, int64_t step,
-                                                  v1::DType dtype, size_t count,
-                                                  const HistogramOptions& options,
-                                                  const RecordOptions& at) {
-  const size_t element_size = DTypeSize(dtype);
-  if (element_size == 0) {
-    return WithTag(absl::InvalidArgumentError(
-                       absl::StrCat("unsupported dtype ", static_cast<int>(dtype))),
-                   tag);
-  }
+TensorSlot Writer::SlotFor(v1::Record record, size_t bytes) {
   TensorSlot slot;
-  slot.record_ = HistogramRecord(tag, step, options, at);
-  v1::Tensor* values = slot.record_.mutable_histogram()->mutable_values();
-  values->set_dtype(dtype);
-  values->add_shape(static_cast<int64_t>(count));
-  slot.bytes_ = count * element_size;
+  slot.record_ = std::move(record);
+  slot.bytes_ = bytes;
   slot.valid_ = true;
-  if (ShmRing* ring = impl_->ShmRingFor(slot.bytes_); ring != nullptr) {
-    std::optional<ShmRing::Slice> taken = ring->Take(slot.bytes_, impl_->shm_waits_for_room());
+  if (ShmRing* ring = impl_->ShmRingFor(bytes); ring != nullptr) {
+    std::optional<ShmRing::Slice> taken = ring->Take(bytes, impl_->shm_waits_for_room());
     if (taken) {
       slot.ring_ = ring;
       slot.offset_ = taken->offset;
@@ -263,21 +269,70 @@ absl::StatusOr<TensorSlot> Writer::histogram_slot(std::string_view tag, int64_t 
       return slot;
     }
   }
-  slot.heap_ = impl_->TakeSpareBuffer(slot.bytes_);
-  slot.heap_.resize(slot.bytes_);
+  slot.heap_ = impl_->TakeSpareBuffer(bytes);
+  slot.heap_.resize(bytes);
   return slot;
+}
+
+absl::StatusOr<TensorSlot> Writer::histogram_slot(std::string_view tag, int64_t step,
+                                                  v1::DType dtype, size_t count,
+                                                  const HistogramOptions& options,
+                                                  const RecordOptions& at) {
+  absl::StatusOr<size_t> element_size = DTypeSize(dtype);
+  if (!element_size.ok()) return WithTag(element_size.status(), tag);
+  v1::Record record = HistogramRecord(tag, step, options, at);
+  v1::Tensor* values = record.mutable_histogram()->mutable_values();
+  values->set_dtype(dtype);
+  values->add_shape(static_cast<int64_t>(count));
+  return SlotFor(std::move(record), count * *element_size);
+}
+
+absl::StatusOr<TensorSlot> Writer::image_slot(std::string_view tag, int64_t step, v1::DType dtype,
+                                              const std::vector<int64_t>& shape,
+                                              const ImageOptions& options,
+                                              const RecordOptions& at) {
+  absl::StatusOr<size_t> element_size = DTypeSize(dtype);
+  if (!element_size.ok()) return WithTag(element_size.status(), tag);
+  absl::StatusOr<int64_t> elements = ElementsOf(shape);
+  if (!elements.ok()) return WithTag(elements.status(), tag);
+  v1::Record record = BaseRecord(tag, step, at);
+  v1::Image* image = record.mutable_image();
+  image->set_layout(options.layout);
+  image->set_style(options.style);
+  image->set_max_outputs(options.max_outputs);
+  v1::Tensor* pixels = image->mutable_pixels();
+  pixels->set_dtype(dtype);
+  pixels->mutable_shape()->Assign(shape.begin(), shape.end());
+  return SlotFor(std::move(record), static_cast<size_t>(*elements) * *element_size);
+}
+
+absl::StatusOr<TensorSlot> Writer::embedding_slot(std::string_view tag, int64_t step, int64_t rows,
+                                                  int64_t cols, std::vector<std::string> metadata,
+                                                  std::vector<std::string> metadata_header,
+                                                  const RecordOptions& at) {
+  const std::vector<int64_t> shape = {rows, cols};
+  absl::StatusOr<int64_t> elements = ElementsOf(shape);
+  if (!elements.ok()) return WithTag(elements.status(), tag);
+  v1::Record record = BaseRecord(tag, step, at);
+  v1::Embedding* embedding = record.mutable_embedding();
+  v1::Tensor* matrix = embedding->mutable_matrix();
+  matrix->set_dtype(v1::DTYPE_FLOAT32);
+  matrix->mutable_shape()->Assign(shape.begin(), shape.end());
+  for (std::string& label : metadata) embedding->add_metadata(std::move(label));
+  for (std::string& column : metadata_header) embedding->add_metadata_header(std::move(column));
+  return SlotFor(std::move(record), static_cast<size_t>(*elements) * sizeof(float));
 }
 
 absl::Status Writer::submit(TensorSlot slot) {
   if (!slot.valid_) {
     return absl::FailedPreconditionError("submit: the slot was submitted already or moved from");
   }
-  v1::Tensor* values = slot.record_.mutable_histogram()->mutable_values();
+  v1::Tensor* tensor = ShmRing::SliceTensorOf(slot.record_);  // set by SlotFor's callers
   if (slot.ring_ != nullptr) {
-    slot.ring_->Point(ShmRing::Slice{slot.offset_, slot.ring_data_}, slot.bytes_, values);
+    slot.ring_->Point(ShmRing::Slice{slot.offset_, slot.ring_data_}, slot.bytes_, tensor);
     slot.ring_ = nullptr;  // the record holds the slice now (Append frees it if refused)
   } else {
-    values->set_data(std::move(slot.heap_));
+    tensor->set_data(std::move(slot.heap_));
   }
   slot.valid_ = false;
   return Append(std::move(slot.record_));

@@ -602,6 +602,94 @@ TEST_F(ShmE2eTest, HistogramSlotsEqualBytesAndWritesAfterSubmitAreHarmless) {
   EXPECT_TRUE(Healthy());
 }
 
+TEST_F(ShmE2eTest, ImageAndEmbeddingSlotsEqualBytesAndWritesAfterSubmitAreHarmless) {
+  StartDaemon();
+  std::vector<uint8_t> pixels(256 * 256 * 3);
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 7 % 251);
+  const std::vector<float> matrix = Values(200 * 32, 1.0f);
+  const std::vector<std::string> labels = [] {
+    std::vector<std::string> out;
+    for (int i = 0; i < 200; ++i) out.push_back(absl::StrCat("row", i));
+    return out;
+  }();
+  RecordOptions at;
+  at.wall_time = 1700000000.0;
+  // Slots through the ring, slots without a ring (plain buffers), and the
+  // same records sent as bytes by image() and embedding().
+  enum class Mode { kRingSlots, kBufferSlots, kBytes };
+  for (const Mode mode : {Mode::kRingSlots, Mode::kBufferSlots, Mode::kBytes}) {
+    const bool shm = mode == Mode::kRingSlots;
+    const std::string run = mode == Mode::kRingSlots     ? "shm/media_slot"
+                            : mode == Mode::kBufferSlots ? "shm/media_buffer"
+                                                         : "shm/media_bytes";
+    auto writer = OpenWarm(run, shm);
+    ASSERT_NE(writer, nullptr);
+    if (mode == Mode::kBytes) {
+      ASSERT_TRUE(writer
+                      ->image("picture", 1, v1::DTYPE_UINT8, std::as_bytes(std::span(pixels)),
+                              {256, 256, 3}, {}, at)
+                      .ok());
+      ASSERT_TRUE(writer->embedding("points", 1, matrix, 200, 32, labels, {}, at).ok());
+      ASSERT_TRUE(writer
+                      ->image("scribbled", 2, v1::DTYPE_UINT8, std::as_bytes(std::span(pixels)),
+                              {256, 256, 3}, {}, at)
+                      .ok());
+    } else {
+      auto image = writer->image_slot<uint8_t>("picture", 1, {256, 256, 3}, {}, at);
+      ASSERT_TRUE(image.ok()) << image.status();
+      EXPECT_EQ(image->in_shared_memory(), shm);
+      ASSERT_EQ(image->values<uint8_t>().size(), pixels.size());
+      std::copy(pixels.begin(), pixels.end(), image->values<uint8_t>().begin());
+      ASSERT_TRUE(writer->submit(*std::move(image)).ok());
+      auto points = writer->embedding_slot("points", 1, 200, 32, labels, {}, at);
+      ASSERT_TRUE(points.ok()) << points.status();
+      EXPECT_EQ(points->in_shared_memory(), shm);
+      ASSERT_EQ(points->values<float>().size(), matrix.size());
+      std::copy(matrix.begin(), matrix.end(), points->values<float>().begin());
+      ASSERT_TRUE(writer->submit(*std::move(points)).ok());
+      // A slot given up without submit() frees its memory.
+      ASSERT_TRUE(writer->image_slot<uint8_t>("dropped", 1, {256, 256, 3}).ok());
+      // A scribbler: the pixels of a submitted slot, rewritten while the
+      // daemon may encode them. Garbage in the image at worst.
+      auto slot = writer->image_slot<uint8_t>("scribbled", 2, {256, 256, 3}, {}, at);
+      ASSERT_TRUE(slot.ok());
+      std::span<uint8_t> scribbled = slot->values<uint8_t>();
+      std::copy(pixels.begin(), pixels.end(), scribbled.begin());
+      ASSERT_TRUE(writer->submit(*std::move(slot)).ok());
+      if (shm) {
+        for (size_t i = 0; i < scribbled.size(); i += 5) scribbled[i] = static_cast<uint8_t>(i);
+      }
+      EXPECT_EQ(writer->submit(*std::move(slot)).code(), absl::StatusCode::kFailedPrecondition);
+      EXPECT_EQ(writer->image_slot<uint8_t>("negative", 1, {256, -1, 3}).status().code(),
+                absl::StatusCode::kInvalidArgument);
+      EXPECT_EQ(writer->embedding_slot("negative", 1, -2, 32).status().code(),
+                absl::StatusCode::kInvalidArgument);
+    }
+    ASSERT_TRUE(writer->close().ok()) << writer->status();
+    EXPECT_EQ(writer->stats().shm_tensors, shm ? 3u : 0u) << writer->stats().shm_error;
+    EXPECT_EQ(writer->stats().errors, 0u);
+  }
+  const std::vector<tb::Event> bytes = RunEvents(daemon_->logdir(), "shm/media_bytes");
+  ASSERT_EQ(bytes.size(), 3u);  // warm_up, the picture, the scribbled one: the embedding is a side file
+  const std::string tsv = "/00001/points/tensors.tsv";
+  const std::string metadata = "/00001/points/metadata.tsv";
+  const std::string bytes_tsv = ReadFileBytes(daemon_->logdir() + "/shm/media_bytes" + tsv);
+  EXPECT_FALSE(bytes_tsv.empty());
+  EXPECT_FALSE(ReadFileBytes(daemon_->logdir() + "/shm/media_bytes" + metadata).empty());
+  for (const std::string run : {"shm/media_slot", "shm/media_buffer"}) {
+    const std::vector<tb::Event> slots = RunEvents(daemon_->logdir(), run);
+    ASSERT_EQ(slots.size(), bytes.size()) << run;
+    EXPECT_EQ(slots[1].summary().SerializeAsString(), bytes[1].summary().SerializeAsString())
+        << run << ": the picture";
+    EXPECT_EQ(slots[2].summary().value(0).tag(), bytes[2].summary().value(0).tag()) << run;
+    EXPECT_EQ(ReadFileBytes(daemon_->logdir() + "/" + run + tsv), bytes_tsv) << run;
+    EXPECT_EQ(ReadFileBytes(daemon_->logdir() + "/" + run + metadata),
+              ReadFileBytes(daemon_->logdir() + "/shm/media_bytes" + metadata))
+        << run;
+  }
+  EXPECT_TRUE(Healthy());
+}
+
 // The child of ClientKilledHoldingSlotsLosesItsRing: a writer that logs
 // histograms through a ring until it is killed.
 TEST(ShmChild, LogsUntilKilled) {

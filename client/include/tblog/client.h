@@ -301,8 +301,9 @@ std::span<const std::byte> BytesOf(const R& values) {
 class ShmRing;  // the client's shared-memory ring (internal)
 
 // The memory of one tensor that the caller fills in place before the record
-// is logged (Writer::histogram_slot, Writer::submit): a slice of the
-// shared-memory ring, or a plain buffer. Move-only; see histogram_slot.
+// is logged (Writer::histogram_slot, image_slot, embedding_slot, then
+// Writer::submit): a slice of the shared-memory ring, or a plain buffer.
+// Move-only; see histogram_slot.
 class TensorSlot {
  public:
   TensorSlot(TensorSlot&& other) noexcept;
@@ -406,8 +407,38 @@ class Writer {
   absl::StatusOr<TensorSlot> histogram_slot(std::string_view tag, int64_t step, v1::DType dtype,
                                             size_t count, const HistogramOptions& options = {},
                                             const RecordOptions& at = {});
-  // Logs the record of a filled slot (the same errors as histogram()); the
-  // slot is consumed either way. FAILED_PRECONDITION for a moved-from slot.
+  // Zero-copy images: the pixels of `shape` (in options.layout: {H, W, C}
+  // for HWC, C from 1 to 4; uint8 in [0, 255], float/double in [0, 1]) to
+  // fill in place, then submit(); the daemon encodes the PNG from the slot.
+  // Otherwise as histogram_slot. INVALID_ARGUMENT for a negative dimension;
+  // the daemon checks the rest as for image().
+  //
+  //   auto slot = writer->image_slot<uint8_t>("samples/input", step, {h, w, 3}).value();
+  //   render_into(slot.values<uint8_t>());
+  //   writer->submit(std::move(slot));
+  template <typename T>
+    requires std::is_arithmetic_v<T>
+  absl::StatusOr<TensorSlot> image_slot(std::string_view tag, int64_t step,
+                                        const std::vector<int64_t>& shape,
+                                        const ImageOptions& options = {},
+                                        const RecordOptions& at = {}) {
+    return image_slot(tag, step, client_internal::DTypeOf<T>(), shape, options, at);
+  }
+  absl::StatusOr<TensorSlot> image_slot(std::string_view tag, int64_t step, v1::DType dtype,
+                                        const std::vector<int64_t>& shape,
+                                        const ImageOptions& options = {},
+                                        const RecordOptions& at = {});
+  // Zero-copy embeddings: a [rows, cols] float32 matrix, row-major, to fill
+  // in place (slot.values<float>()), then submit(); metadata as for
+  // embedding(). Otherwise as histogram_slot. INVALID_ARGUMENT for a
+  // negative dimension.
+  absl::StatusOr<TensorSlot> embedding_slot(std::string_view tag, int64_t step, int64_t rows,
+                                            int64_t cols, std::vector<std::string> metadata = {},
+                                            std::vector<std::string> metadata_header = {},
+                                            const RecordOptions& at = {});
+  // Logs the record of a filled slot (the same errors as histogram(),
+  // image() or embedding()); the slot is consumed either way.
+  // FAILED_PRECONDITION for a moved-from slot.
   absl::Status submit(TensorSlot slot);
 
   // Pixels (uint8 in [0,255], float/double in [0,1]) of `shape` in
@@ -497,6 +528,10 @@ class Writer {
   class Impl;
   explicit Writer(std::unique_ptr<Impl> impl);
   absl::Status Append(v1::Record record);
+  // The slot of `record`, whose tensor (ShmRing::SliceTensorOf) has its
+  // dtype and shape set and holds `bytes`: a slice of the ring when one is
+  // free, else a buffer.
+  TensorSlot SlotFor(v1::Record record, size_t bytes);
   std::unique_ptr<Impl> impl_;
 };
 
