@@ -94,6 +94,7 @@ void NodeReduceSender::Loop() {
       busy = true;
       if (absl::Now() >= up.retry_at) Attempt(run_id, up);
     }
+    if (!stopping) ReleaseClosed();
     if (stopping && !busy) return;
   }
 }
@@ -159,6 +160,51 @@ void NodeReduceSender::Attempt(const std::string& run_id, Upstream& up) {
       Failed(up, absl::StrCat("WriteBatch ", up.run_id, " #", up.request->sequence()),
              status.error_message());
       return;
+  }
+}
+
+void NodeReduceSender::ReleaseClosed() {
+  for (auto& [run_id, status] : reduce_->TakeReleasable()) releasing_[run_id] = status;
+  for (auto it = releasing_.begin(); it != releasing_.end();) {
+    auto up = upstreams_.find(it->first);
+    if (up == upstreams_.end() || up->second.run_id.empty()) {
+      it = releasing_.erase(it);  // never opened upstream: nothing held there
+      continue;
+    }
+    // An unsequenced partial still in flight goes first; a failed release
+    // waits out its backoff.
+    if (up->second.request || absl::Now() < up->second.retry_at ||
+        !Release(it->first, up->second, it->second)) {
+      ++it;
+      continue;
+    }
+    upstreams_.erase(up);  // a reopened run opens upstream again
+    it = releasing_.erase(it);
+  }
+}
+
+bool NodeReduceSender::Release(const std::string& run_id, Upstream& up,
+                               v1::SessionStatus status) {
+  v1::CloseRunRequest request;
+  request.set_run_id(up.run_id);
+  request.set_writer_id(writer_id_);
+  request.set_status(status);
+  v1::CloseRunResponse response;
+  auto context = CallContext(CallDeadline());
+  const auto stub = channel_->stub();  // held through the call, as above
+  const grpc::Status answer = stub->CloseRun(context.get(), request, &response);
+  switch (answer.error_code()) {
+    case grpc::StatusCode::OK:
+      spdlog::info("upstream {}: run {} closed here: released the node's hold on {} ({})",
+                   channel_->address(), run_id, up.run_id,
+                   v1::RunState_Name(response.run().state()));
+      return true;
+    case grpc::StatusCode::NOT_FOUND:
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return true;  // the upstream forgot or closed the run: nothing is held
+    default:
+      Failed(up, absl::StrCat("CloseRun ", up.run_id), answer.error_message());
+      return false;
   }
 }
 

@@ -383,12 +383,18 @@ TEST_F(UpstreamE2eTest, ReducedPointsAreNeverWrittenTwiceAcrossUpstreamKills) {
   // Each the mean of the four ranks' rank + step: no contributor missing.
   const auto values = ReadPoints(RunDir());
   int64_t wrong = 0;
+  std::string first_wrong;  // what the first few wrong steps hold
   for (const auto& [step, written] : values.at("loss")) {
-    if (written.size() != 1 || std::abs(written[0].value - (static_cast<double>(step) + 1.5)) > 1e-3) {
-      ++wrong;
+    if (written.size() != 1 ||
+        std::abs(written[0].value - (static_cast<double>(step) + 1.5)) > 1e-3) {
+      if (++wrong <= 5) {
+        absl::StrAppend(&first_wrong, " step ", step, ": ", written.size(), " points, ",
+                        written[0].value, " for ", static_cast<double>(step) + 1.5, ";");
+      }
     }
   }
-  EXPECT_EQ(wrong, 0) << "of " << kSteps << " steps, after " << kills << " upstream kills";
+  EXPECT_EQ(wrong, 0) << "of " << kSteps << " steps, after " << kills << " upstream kills:"
+                      << first_wrong;
   std::printf("upstream kills: %d; reduced points written: %zu of %lld steps\n", kills,
               by_tag.at("loss").size(), static_cast<long long>(kSteps));
   StopAll(daemons);

@@ -10,6 +10,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -17,17 +18,21 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
 #include "daemon_test_util.h"
 #include "gtest/gtest.h"
 #include "support/daemon_process.h"
 #include "support/upstream_fixture.h"
 #include "tblog/client.h"
+#include "tblog/v1/tblog.grpc.pb.h"
 
 namespace tblog {
 namespace {
@@ -153,6 +158,100 @@ TEST_F(UpstreamReducedE2eTest, NodesWriteTheirRecordsAndTheUpstreamTheGlobalPoin
   // The writers closed: every batch was acknowledged, so every partial was.
   // The upstream writes a point once its group is complete.
   EXPECT_TRUE(daemons["upstream"]->Stop(SIGTERM).ok());
+  ExpectRuns(kSteps);
+  StopAll(daemons);
+}
+
+// The writer ids holding run `run_id` of the daemon at `target` (GetRun), and
+// the run's state.
+std::pair<std::vector<std::string>, v1::RunState> HoldersOf(v1::TBLog::Stub& stub,
+                                                           const std::string& run_id) {
+  v1::GetRunRequest get;
+  get.set_run_id(run_id);
+  v1::RunInfo info;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  const grpc::Status status = stub.GetRun(&context, get, &info);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  std::vector<std::string> writers;
+  for (const v1::RunHolder& holder : info.holders()) writers.push_back(holder.writer_id());
+  return {writers, info.state()};
+}
+
+// When a node's run closes (its ranks closed), the node releases its own hold
+// on the upstream run (CloseRun of its writer, tblogd:<id>:<start>) once its
+// last partials are acknowledged. An operator's writer opened the upstream
+// run with hparams and holds it: once the ranks closed, it is the only
+// holder left (before, the nodes' holds stayed until their lease ran out:
+// --writer-lease, 600 s here), and its CloseRun closes the run at once,
+// writing the session end.
+TEST_F(UpstreamReducedE2eTest, NodesReleaseTheUpstreamRunWhenTheirRunsClose) {
+  constexpr int64_t kSteps = 50;
+  upstream_args_.insert(upstream_args_.end(), {"--writer-lease", "600s"});
+  Daemons daemons;
+  ASSERT_NO_FATAL_FAILURE(StartUpstreamAndNodes(daemons));
+  auto stub = v1::TBLog::NewStub(::tblog::testing::Connect(daemons["upstream"]->target()));
+  v1::OpenRunRequest open;
+  open.set_run_path(kRun);
+  open.set_writer_id("operator");
+  (*open.mutable_hparams()->mutable_values())["lr"].set_number(0.1);
+  v1::OpenRunResponse opened;
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    const grpc::Status status = stub->OpenRun(&context, open, &opened);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  std::vector<absl::Status> results(kRanks);
+  std::vector<std::thread> ranks;
+  for (int rank = 0; rank < kRanks; ++rank) {
+    ranks.emplace_back([&, rank] {
+      auto writer = Writer::Open(Options(rank));
+      if (!writer.ok()) {
+        results[rank] = writer.status();
+        return;
+      }
+      for (int64_t step = 0; step < kSteps; ++step) LogStep(**writer, rank, step);
+      results[rank] = (*writer)->close();
+    });
+  }
+  for (auto& rank : ranks) rank.join();
+  for (int rank = 0; rank < kRanks; ++rank) {
+    EXPECT_TRUE(results[rank].ok()) << rank << ": " << results[rank];
+  }
+  // The nodes' runs closed with their ranks: their holds upstream go (a
+  // generous bound, far below the lease).
+  const std::vector<std::string> operator_only = {"operator"};
+  auto [holders, state] = HoldersOf(*stub, opened.run_id());
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(60);
+       holders != operator_only && absl::Now() < deadline;) {
+    absl::SleepFor(absl::Milliseconds(50));
+    std::tie(holders, state) = HoldersOf(*stub, opened.run_id());
+  }
+  EXPECT_EQ(holders, operator_only);
+  EXPECT_EQ(state, v1::RUN_STATE_OPEN);
+  EXPECT_EQ(ReadPoints(RunDirOf("upstream")).count("_hparams_/session_end_info"), 0u);
+
+  // The last holder releases the run: it closes, with its session end.
+  v1::CloseRunRequest close;
+  close.set_run_id(opened.run_id());
+  close.set_writer_id("operator");
+  close.set_status(v1::SESSION_STATUS_SUCCESS);
+  v1::CloseRunResponse closed;
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    const grpc::Status status = stub->CloseRun(&context, close, &closed);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  EXPECT_EQ(closed.run().state(), v1::RUN_STATE_CLOSED);
+  std::tie(holders, state) = HoldersOf(*stub, opened.run_id());
+  EXPECT_EQ(state, v1::RUN_STATE_CLOSED);
+  EXPECT_TRUE(holders.empty());
+  const Points upstream = ReadPoints(RunDirOf("upstream"));
+  ASSERT_TRUE(upstream.count("_hparams_/session_end_info"));
+  EXPECT_EQ(upstream.at("_hparams_/session_end_info").size(), 1u);
   ExpectRuns(kSteps);
   StopAll(daemons);
 }
