@@ -104,6 +104,28 @@ class UpstreamReducedE2eTest : public ::tblog::testing::UpstreamFixture {
     (void)writer.scalar(absl::StrCat("rank", rank, "/own"), step, value);
   }
 
+  // Each rank, a thread of its own, opens its writer, logs `steps` steps
+  // (LogStep) and closes: every Open and close must succeed.
+  void WriteAndClose(int64_t steps) {
+    std::vector<absl::Status> results(kRanks);
+    std::vector<std::thread> ranks;
+    for (int rank = 0; rank < kRanks; ++rank) {
+      ranks.emplace_back([&, rank] {
+        auto writer = Writer::Open(Options(rank));
+        if (!writer.ok()) {
+          results[rank] = writer.status();
+          return;
+        }
+        for (int64_t step = 0; step < steps; ++step) LogStep(**writer, rank, step);
+        results[rank] = (*writer)->close();
+      });
+    }
+    for (auto& rank : ranks) rank.join();
+    for (int rank = 0; rank < kRanks; ++rank) {
+      EXPECT_TRUE(results[rank].ok()) << rank << ": " << results[rank];
+    }
+  }
+
   // The upstream run holds the global value of each of `steps` steps, once;
   // each node holds its ranks' own points once and no reduced point.
   void ExpectRuns(int64_t steps) {
@@ -138,23 +160,7 @@ TEST_F(UpstreamReducedE2eTest, NodesWriteTheirRecordsAndTheUpstreamTheGlobalPoin
   Daemons daemons;
   ASSERT_NO_FATAL_FAILURE(StartUpstreamAndNodes(daemons));
 
-  std::vector<absl::Status> results(kRanks);
-  std::vector<std::thread> ranks;
-  for (int rank = 0; rank < kRanks; ++rank) {
-    ranks.emplace_back([&, rank] {
-      auto writer = Writer::Open(Options(rank));
-      if (!writer.ok()) {
-        results[rank] = writer.status();
-        return;
-      }
-      for (int64_t step = 0; step < kSteps; ++step) LogStep(**writer, rank, step);
-      results[rank] = (*writer)->close();
-    });
-  }
-  for (auto& rank : ranks) rank.join();
-  for (int rank = 0; rank < kRanks; ++rank) {
-    EXPECT_TRUE(results[rank].ok()) << rank << ": " << results[rank];
-  }
+  WriteAndClose(kSteps);
   // The writers closed: every batch was acknowledged, so every partial was.
   // The upstream writes a point once its group is complete.
   EXPECT_TRUE(daemons["upstream"]->Stop(SIGTERM).ok());
@@ -203,23 +209,7 @@ TEST_F(UpstreamReducedE2eTest, NodesReleaseTheUpstreamRunWhenTheirRunsClose) {
     ASSERT_TRUE(status.ok()) << status.error_message();
   }
 
-  std::vector<absl::Status> results(kRanks);
-  std::vector<std::thread> ranks;
-  for (int rank = 0; rank < kRanks; ++rank) {
-    ranks.emplace_back([&, rank] {
-      auto writer = Writer::Open(Options(rank));
-      if (!writer.ok()) {
-        results[rank] = writer.status();
-        return;
-      }
-      for (int64_t step = 0; step < kSteps; ++step) LogStep(**writer, rank, step);
-      results[rank] = (*writer)->close();
-    });
-  }
-  for (auto& rank : ranks) rank.join();
-  for (int rank = 0; rank < kRanks; ++rank) {
-    EXPECT_TRUE(results[rank].ok()) << rank << ": " << results[rank];
-  }
+  WriteAndClose(kSteps);
   // The nodes' runs closed with their ranks: their holds upstream go (a
   // generous bound, far below the lease).
   const std::vector<std::string> operator_only = {"operator"};

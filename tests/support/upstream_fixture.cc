@@ -1,6 +1,8 @@
 #include "support/upstream_fixture.h"
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -10,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "daemon/daemon_test_util.h"
 #include "httplib.h"
@@ -162,6 +165,25 @@ void WriteBatchRetryingRefusals(v1::TBLog::Stub& stub, const v1::WriteRequest& r
     ++*refused;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+}
+
+void UpstreamFixture::TearDown() {
+  const char* keep = std::getenv("TBLOG_TEST_KEEP_DIR");
+  if (!HasFailure() || keep == nullptr || *keep == '\0' || root_.path().empty()) return;
+  const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
+  const fs::path to = fs::path(keep) / absl::StrCat(test->test_suite_name(), ".", test->name(),
+                                                    ".", absl::ToUnixMillis(absl::Now()));
+  std::error_code error;  // sockets are skipped: copy what can be copied
+  fs::create_directories(to, error);
+  for (const auto& entry : fs::recursive_directory_iterator(root_.path(), error)) {
+    const fs::path target = to / fs::relative(entry.path(), root_.path());
+    if (entry.is_directory()) {
+      fs::create_directories(target, error);
+    } else if (entry.is_regular_file()) {
+      fs::copy_file(entry.path(), target, fs::copy_options::overwrite_existing, error);
+    }
+  }
+  std::printf("kept the test's daemons' files in %s\n", to.c_str());
 }
 
 std::string UpstreamFixture::SocketOf(const std::string& name) const {

@@ -104,8 +104,13 @@ void WriteBatchRetryingRefusals(v1::TBLog::Stub& stub, const v1::WriteRequest& r
 // (same logdir and socket). Each start logs to a file of its own,
 // "<root>/<name>.sock.<n>.log" (LogOf(name): the latest), so the logs of
 // killed daemons stay to be read.
+//
+// A test that fails leaves its root behind when $TBLOG_TEST_KEEP_DIR names a
+// directory: copied there (logs, log directories) for a post-mortem.
 class UpstreamFixture : public ::testing::Test {
  public:
+  void TearDown() override;
+
   std::string SocketOf(const std::string& name) const;
   std::string LogdirOf(const std::string& name) const;
   // Run `run` as daemon `name` writes it.
