@@ -23,6 +23,10 @@ constexpr size_t kMaxPointsPerBatch = 1024;
 constexpr absl::Duration kTick = absl::Milliseconds(10);
 constexpr absl::Duration kMinBackoff = absl::Milliseconds(100);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(2);
+// How long after trouble with an upstream run the node waits before
+// releasing its hold (node_reduce_sender.h): far above the other nodes'
+// backoff (kMaxBackoff) and partial delay (kNodeReduceDelay).
+constexpr absl::Duration kReleaseGrace = absl::Seconds(10);
 
 std::unique_ptr<grpc::ClientContext> CallContext(absl::Time deadline) {
   auto context = std::make_unique<grpc::ClientContext>();
@@ -154,6 +158,7 @@ void NodeReduceSender::Attempt(const std::string& run_id, Upstream& up) {
       // The upstream lost or closed the run, or our sequences: reopen, which
       // says where they stand, and go on at once.
       up.open = false;
+      up.trouble_at = absl::Now();
       if (Open(run_id, up) && up.request) up.retry_at = absl::InfinitePast();
       return;
     default:
@@ -171,9 +176,11 @@ void NodeReduceSender::ReleaseClosed() {
       it = releasing_.erase(it);  // never opened upstream: nothing held there
       continue;
     }
-    // An unsequenced partial still in flight goes first; a failed release
-    // waits out its backoff.
-    if (up->second.request || absl::Now() < up->second.retry_at ||
+    // An unsequenced partial still in flight goes first; after trouble, the
+    // other nodes come back first (kReleaseGrace).
+    const absl::Time now = absl::Now();
+    if (up->second.request || now < up->second.retry_at ||
+        now < up->second.trouble_at + kReleaseGrace ||
         !Release(it->first, up->second, it->second)) {
       ++it;
       continue;
@@ -217,6 +224,7 @@ void NodeReduceSender::Failed(Upstream& up, const std::string& what, const std::
   const bool first = up.backoff == absl::ZeroDuration();
   up.backoff = first ? kMinBackoff : std::min(2 * up.backoff, kMaxBackoff);
   up.retry_at = absl::Now() + up.backoff;
+  up.trouble_at = absl::Now();
   if (first) {
     spdlog::warn("upstream {}: {}: {}; retrying (the node's clients wait for their acks)",
                  channel_->address(), what, error);

@@ -19,7 +19,11 @@
 // NoteClosed) and its last partials are acknowledged, the node releases its
 // hold on the upstream run (CloseRun with its writer id and the local run's
 // session status), retried likewise, so the upstream run closes as soon as
-// its last holder has, not when the node's lease runs out. After a restart of this daemon the unacknowledged
+// its last holder has, not when the node's lease runs out. Not within
+// kReleaseGrace of trouble with the upstream run (a failed call, a reopen
+// after the upstream lost the run): a restarted upstream knows only the
+// holders that came back, and the other nodes' partials (after their own
+// backoff) must have reopened it before this node's release may close it. After a restart of this daemon the unacknowledged
 // partials are gone with its memory; the clients resend their batches
 // (NodeReduce reports their sequences low enough) and the points are
 // combined and sent again.
@@ -79,6 +83,9 @@ class NodeReduceSender {
     std::vector<NodePartial> partials;
     absl::Time retry_at = absl::InfinitePast();
     absl::Duration backoff = absl::ZeroDuration();
+    // The last failed call or reopen (the upstream restarted, or lost the
+    // run): no release within kReleaseGrace of it.
+    absl::Time trouble_at = absl::InfinitePast();
   };
 
   void Loop();

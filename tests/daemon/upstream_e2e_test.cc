@@ -59,8 +59,9 @@ class UpstreamE2eTest : public ::tblog::testing::UpstreamFixture {
 
   // One thread per rank (results.size() of them, alternating between node-a
   // and node-b), each logging "loss" = rank + step for `steps` steps with
-  // reduce MEAN over a group of all ranks, then closing: its status goes to
-  // results[rank], and `writing` counts down as ranks finish.
+  // reduce MEAN over a group of all ranks, then flushing and, once every rank
+  // has flushed, closing: its status goes to results[rank], and `writing`
+  // counts down as ranks finish logging. Once per test.
   std::vector<std::thread> StartReducingRanks(int64_t steps, std::vector<absl::Status>& results,
                                               std::atomic<int>& writing) {
     std::vector<std::thread> ranks;
@@ -70,21 +71,36 @@ class UpstreamE2eTest : public ::tblog::testing::UpstreamFixture {
             Options(rank % 2 == 0 ? "node-a" : "node-b", absl::StrCat("rank-", rank));
         options.reduce_group_size = static_cast<uint32_t>(results.size());
         auto writer = Writer::Open(options);
-        if (writer.ok()) {
-          for (int64_t step = 0; step < steps; ++step) {
-            (void)(*writer)->scalar("loss", step, static_cast<float>(rank) + static_cast<float>(step),
-                                    ReduceOptions{.op = v1::REDUCE_OP_MEAN});
-            absl::SleepFor(absl::Milliseconds(3));
-          }
-          results[rank] = (*writer)->close();
-        } else {
+        if (!writer.ok()) {
           results[rank] = writer.status();
+          writing.fetch_sub(1);
+          flushed_.fetch_add(1);
+          return;
+        }
+        for (int64_t step = 0; step < steps; ++step) {
+          (void)(*writer)->scalar("loss", step, static_cast<float>(rank) + static_cast<float>(step),
+                                  ReduceOptions{.op = v1::REDUCE_OP_MEAN});
+          absl::SleepFor(absl::Milliseconds(3));
         }
         writing.fetch_sub(1);
+        // Every rank's contributions in the upstream's files before any rank
+        // leaves: a restarted upstream knows only the writers that came back,
+        // so a rank's close could close the run, writing its pending points
+        // from what arrived, before a slower rank had reconnected (seen under
+        // load: 13 of 600 means without one rank). reduce_durability_e2e_test
+        // does the same.
+        results[rank] = (*writer)->flush();
+        flushed_.fetch_add(1);
+        while (flushed_.load() < static_cast<int>(results.size())) {
+          absl::SleepFor(absl::Milliseconds(5));
+        }
+        if (results[rank].ok()) results[rank] = (*writer)->close();
       });
     }
     return ranks;
   }
+
+  std::atomic<int> flushed_{0};  // ranks of StartReducingRanks that have flushed
 };
 
 // Four ranks on two nodes write one run: the upstream's files hold every
