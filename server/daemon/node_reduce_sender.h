@@ -23,10 +23,10 @@
 // kReleaseGrace of trouble with the upstream run (a failed call, a reopen
 // after the upstream lost the run): a restarted upstream knows only the
 // holders that came back, and the other nodes' partials (after their own
-// backoff) must have reopened it before this node's release may close it. After a restart of this daemon the unacknowledged
-// partials are gone with its memory; the clients resend their batches
-// (NodeReduce reports their sequences low enough) and the points are
-// combined and sent again.
+// backoff) must have reopened it before this node's release may close it.
+// After a restart of this daemon the unacknowledged partials are gone with
+// its memory; the clients resend their batches (NodeReduce reports their
+// sequences low enough) and the points are combined and sent again.
 //
 // Thread safety: Stop may be called from any thread; everything else runs on
 // the sender's own thread, which the constructor starts and Stop (or the

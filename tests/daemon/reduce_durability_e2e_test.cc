@@ -78,12 +78,14 @@ TEST_F(ReduceDurabilityE2eTest, KillNineOfTheWritingDaemonLosesNoReducedPoint) {
   std::vector<absl::Status> results(kRanks);
   std::atomic<int> writing{kRanks};
   std::atomic<int> flushed{0};
+  std::atomic<int> opened{0};  // ranks whose Writer::Open has returned
   std::vector<std::thread> ranks;
   for (int rank = 0; rank < kRanks; ++rank) {
     ranks.emplace_back([&, rank] {
       WriterOptions options = DurableOptions("writer", kRun, absl::StrCat("rank-", rank));
       options.reduce_group_size = kRanks;
       auto writer = Writer::Open(options);
+      opened.fetch_add(1);
       if (!writer.ok()) {
         results[rank] = writer.status();
         writing.fetch_sub(1);
@@ -118,11 +120,17 @@ TEST_F(ReduceDurabilityE2eTest, KillNineOfTheWritingDaemonLosesNoReducedPoint) {
       }
     });
   }
-  // The first kill may come while ranks are still opening: Writer::Open
-  // tries its OpenRun again until the daemon is back (open_timeout).
+  // The first kill comes while the ranks open: Writer::Open tries its
+  // OpenRun again until the daemon is back (open_timeout). The others hit
+  // the run being written, however slow the opens (TSan, a loaded machine).
   std::mt19937 random(2026);
-  int kills = 0;
-  while (writing.load() == kRanks && kills < 5) {
+  absl::SleepFor(absl::Milliseconds(std::uniform_int_distribution<int>(0, 20)(random)));
+  EXPECT_FALSE((*daemon)->Stop(SIGKILL).ok());  // killed by signal 9
+  daemon = StartWriter();
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  int kills = 1;
+  while (opened.load() < kRanks) absl::SleepFor(absl::Milliseconds(5));
+  while (writing.load() == kRanks && kills < 6) {
     absl::SleepFor(absl::Milliseconds(std::uniform_int_distribution<int>(100, 400)(random)));
     EXPECT_FALSE((*daemon)->Stop(SIGKILL).ok());  // killed by signal 9
     daemon = StartWriter();
