@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -213,6 +214,7 @@ TEST_F(UpstreamReducedE2eTest, NodesReleaseTheUpstreamRunWhenTheirRunsClose) {
   // The nodes' runs closed with their ranks: their holds upstream go (a
   // generous bound, far below the lease).
   const std::vector<std::string> operator_only = {"operator"};
+  const absl::Time ranks_closed = absl::Now();
   auto [holders, state] = HoldersOf(*stub, opened.run_id());
   for (const absl::Time deadline = absl::Now() + absl::Seconds(60);
        holders != operator_only && absl::Now() < deadline;) {
@@ -220,6 +222,8 @@ TEST_F(UpstreamReducedE2eTest, NodesReleaseTheUpstreamRunWhenTheirRunsClose) {
     std::tie(holders, state) = HoldersOf(*stub, opened.run_id());
   }
   EXPECT_EQ(holders, operator_only);
+  std::printf("the nodes' holds upstream were gone %s after the ranks' closes returned\n",
+              absl::FormatDuration(absl::Now() - ranks_closed).c_str());
   EXPECT_EQ(state, v1::RUN_STATE_OPEN);
   EXPECT_EQ(ReadPoints(RunDirOf("upstream")).count("_hparams_/session_end_info"), 0u);
 
