@@ -495,7 +495,7 @@ void RecordStream::SenderLoop() {
     MutexLock lock(&mu_);
     close_run = drained && options_.close_run && !run_id_.empty();
   }
-  if (close_run) result = CloseRun();
+  if (close_run) result = CloseRunRetrying();
   // No call follows: drop the channel now, closing its connection. An idle
   // connection that a closed Writer kept open held up the daemon's shutdown
   // (the server waits for its connections to go; nothing here polls it, so

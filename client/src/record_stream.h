@@ -185,6 +185,12 @@ class RecordStream {
   StreamEnd RunStream() ABSL_LOCKS_EXCLUDED(mu_);
   void ReadLoop(Stream* stream) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status CloseRun() ABSL_LOCKS_EXCLUDED(mu_);
+  // CloseRun, tried again on a fresh channel after the reconnect backoff
+  // while the daemon is unreachable or slow (UNAVAILABLE, DEADLINE_EXCEEDED:
+  // restarting), until close_timeout cancels it (abort_). A daemon that
+  // answers NOT_FOUND to a try after the first was restarted and holds
+  // nothing of this writer: released.
+  absl::Status CloseRunRetrying() ABSL_LOCKS_EXCLUDED(mu_);
   // At the start of each Write stream, and within one once a large tensor
   // asked for a ring (sender thread): makes the ring the first time it is
   // wanted and hands it to the daemon (record_stream_shm.cc). The token for

@@ -1,6 +1,7 @@
 // RecordStream's connection: the channel, (re)opening the run, the unary calls
 // and the run's close. The stream and its sender loop are in record_stream.cc.
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -127,6 +128,29 @@ absl::Status RecordStream::CloseRun() {
   const grpc::Status status = CallUnary(
       [&](grpc::ClientContext* context) { return stub_->CloseRun(context, request, &response); });
   return FromGrpc(status, "CloseRun");
+}
+
+absl::Status RecordStream::CloseRunRetrying() {
+  absl::Duration backoff = options_.initial_backoff;
+  for (int tries = 1;; ++tries) {
+    const absl::Status closed = CloseRun();
+    // Only what it learnt since its restart: this writer's hold died with
+    // the process it was taken in, and everything it sent is acknowledged.
+    if (tries > 1 && absl::IsNotFound(closed)) return absl::OkStatus();
+    if (!absl::IsUnavailable(closed) && !absl::IsDeadlineExceeded(closed)) return closed;
+    const absl::Time until = absl::Now() + backoff;
+    backoff = std::min(backoff * 2, options_.max_backoff);
+    {
+      MutexLock lock(&mu_);
+      while (!abort_ && absl::Now() < until) {
+        mu_.Unlock();
+        WaitForWake(until);
+        mu_.Lock();
+      }
+      if (abort_) return closed;  // close_timeout passed
+    }
+    NewChannel();
+  }
 }
 
 void RecordStream::NewChannel() {

@@ -9,14 +9,18 @@
 // RecordStream under the pimpl name client.h declares.
 #include <time.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "base/dtype.h"
 #include "base/status_util.h"
 #include "record_size.h"
@@ -190,9 +194,41 @@ absl::StatusOr<std::unique_ptr<Writer>> Writer::Open(WriterOptions options) {
   if (options.max_batch_bytes == 0 || options.max_buffer_bytes == 0) {
     return absl::InvalidArgumentError("max_batch_bytes and max_buffer_bytes must be positive");
   }
-  auto impl = std::make_unique<Impl>(std::move(options));
-  if (absl::Status started = impl->Start(); !started.ok()) return started;
-  return std::unique_ptr<Writer>(new Writer(std::move(impl)));
+  if (options.open_in_background) {  // the sender retries every transient failure itself
+    auto impl = std::make_unique<Impl>(std::move(options));
+    if (absl::Status started = impl->Start(); !started.ok()) return started;
+    return std::unique_ptr<Writer>(new Writer(std::move(impl)));
+  }
+  // The first OpenRun, tried again while the daemon is away (WriterOptions::
+  // open_timeout). Each try is a fresh engine: its sender exits after a
+  // failed first open, and a fresh channel connects as soon as the daemon
+  // listens (an old one waits out gRPC's own reconnect backoff).
+  const absl::Time deadline = absl::Now() + options.open_timeout;
+  absl::Duration backoff = options.initial_backoff;
+  std::mt19937_64 jitter_source(std::random_device{}());
+  for (int tries = 1;; ++tries) {
+    auto impl = std::make_unique<Impl>(options);
+    absl::Status started = impl->Start();
+    if (started.ok()) return std::unique_ptr<Writer>(new Writer(std::move(impl)));
+    if (!absl::IsUnavailable(started) && !absl::IsDeadlineExceeded(started)) return started;
+    // Every try under one writer id: a try whose answer was lost may have
+    // taken a hold on the run; the next one is then the same holder.
+    options.writer_id = impl->writer_id();
+    const absl::Time now = absl::Now();
+    if (now >= deadline) {
+      return absl::Status(started.code(),
+                          absl::StrCat("tblogd at ", options.target, " did not open the run within ",
+                                       "open_timeout=", absl::FormatDuration(options.open_timeout),
+                                       " (", tries, tries == 1 ? " try" : " tries",
+                                       "); the last: ", started.message()));
+    }
+    // A wait in [backoff/2, backoff], as the sender's reconnects: ranks that
+    // all start before their daemon do not all come back in the same
+    // millisecond.
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    absl::SleepFor(std::min(backoff * jitter(jitter_source), deadline - now));
+    backoff = std::min(backoff * 2, options.max_backoff);
+  }
 }
 
 absl::Status Writer::Append(v1::Record record) {

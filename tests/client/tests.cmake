@@ -16,6 +16,11 @@ target_compile_definitions(writer_protocol_test PRIVATE
 tblog_add_test(writer_e2e_test SOURCES client/writer_e2e_test.cc
   LIBS tblog_client tblog_engine tblog_daemon_process)
 add_dependencies(writer_e2e_test tblog_train_example tblogd)
+# Writer::Open's first OpenRun tried again while no daemon listens, or the
+# daemon is killed and restarted, within WriterOptions::open_timeout.
+tblog_add_test(writer_open_e2e_test SOURCES client/writer_open_e2e_test.cc
+  LIBS tblog_client tblog_engine tblog_daemon_process)
+add_dependencies(writer_open_e2e_test tblogd)
 
 # find_package(tblog) from an install prefix. Installs only the tblog_client
 # component, so it needs tblog_client built, nothing else.

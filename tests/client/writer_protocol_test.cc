@@ -48,6 +48,8 @@ class FakeDaemon final : public v1::TBLog::Service {
   mutable Mutex mu;
   std::vector<v1::OpenRunRequest> opens ABSL_GUARDED_BY(mu);
   std::vector<v1::CloseRunRequest> closes ABSL_GUARDED_BY(mu);
+  // The answers of the next CloseRuns, in order (then OK).
+  std::vector<grpc::StatusCode> close_answers ABSL_GUARDED_BY(mu);
   std::vector<v1::FlushRequest> flushes ABSL_GUARDED_BY(mu);
   std::vector<Point> points ABSL_GUARDED_BY(mu);
   std::vector<std::string> other_tags ABSL_GUARDED_BY(mu);
@@ -143,6 +145,11 @@ class FakeDaemon final : public v1::TBLog::Service {
                         v1::CloseRunResponse*) override {
     MutexLock lock(&mu);
     closes.push_back(*request);
+    if (!close_answers.empty()) {
+      const grpc::StatusCode code = close_answers.front();
+      close_answers.erase(close_answers.begin());
+      return grpc::Status(code, "CloseRun answered by the fake");
+    }
     return grpc::Status::OK;
   }
 
@@ -384,6 +391,36 @@ TEST_F(WriterProtocolTest, WrittenButUnacknowledgedBatchesAreNotWrittenTwice) {
   // OpenRun's writer_sequences told the writer what the daemon had: nothing
   // written was sent again.
   EXPECT_EQ(fake_.duplicates, 0);
+}
+
+// close()'s CloseRun is tried again while the daemon is away or slow
+// (restarting): UNAVAILABLE and DEADLINE_EXCEEDED; a NOT_FOUND after them is a
+// restarted daemon that holds nothing of the writer (released). Any other
+// answer is close()'s result at once.
+TEST_F(WriterProtocolTest, CloseRunIsTriedAgainWhileTheDaemonRestarts) {
+  const std::vector<std::pair<std::vector<grpc::StatusCode>, absl::StatusCode>> cases = {
+      {{grpc::UNAVAILABLE, grpc::DEADLINE_EXCEEDED}, absl::StatusCode::kOk},
+      {{grpc::UNAVAILABLE, grpc::NOT_FOUND}, absl::StatusCode::kOk},
+      {{grpc::NOT_FOUND}, absl::StatusCode::kNotFound},
+      {{grpc::PERMISSION_DENIED}, absl::StatusCode::kPermissionDenied},
+  };
+  for (const auto& [answers, result] : cases) {
+    auto writer = Writer::Open(Options());
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    ASSERT_NO_FATAL_FAILURE(LogLoss(**writer, 10));
+    {
+      MutexLock lock(&fake_.mu);
+      fake_.closes.clear();
+      fake_.close_answers = answers;
+    }
+    const absl::Status closed = (*writer)->close();
+    EXPECT_EQ(closed.code(), result) << closed;
+    MutexLock lock(&fake_.mu);
+    const size_t tries = result == absl::StatusCode::kOk && answers.back() != grpc::NOT_FOUND
+                             ? answers.size() + 1
+                             : answers.size();
+    EXPECT_EQ(fake_.closes.size(), tries) << closed;
+  }
 }
 
 // RESOURCE_EXHAUSTED is transient (tblog.proto, "Retries"): a daemon at its

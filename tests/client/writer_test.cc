@@ -30,6 +30,7 @@ WriterOptions Unreachable() {
 TEST(WriterTest, OpenFailsWithoutADaemonUnlessInBackground) {
   WriterOptions options = Unreachable();
   options.open_in_background = false;
+  options.open_timeout = absl::Milliseconds(200);  // tried again that long
   auto writer = Writer::Open(options);
   ASSERT_FALSE(writer.ok());
   EXPECT_TRUE(absl::IsUnavailable(writer.status()) || absl::IsDeadlineExceeded(writer.status()))

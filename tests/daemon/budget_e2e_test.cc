@@ -4,7 +4,6 @@
 // than the whole budget goes through alone (README, "Memory").
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -12,63 +11,23 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "daemon/daemon_test_util.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "support/daemon_process.h"
+#include "support/upstream_fixture.h"
 #include "tblog/v1/tblog.grpc.pb.h"
 
 namespace tblog::daemon {
 namespace {
 
+using ::tblog::testing::BatchOf;
+using ::tblog::testing::Connect;
 using ::tblog::testing::DaemonProcess;
-
-std::shared_ptr<grpc::Channel> Connect(const std::string& target) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection per client
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
-}
+using ::tblog::testing::HistogramRecord;
+using ::tblog::testing::ProcStatusBytes;
+using ::tblog::testing::WriteBatchRetryingRefusals;
 
 constexpr uint64_t kMiB = 1 << 20;
-
-// A memory figure of /proc/<pid>/status ("VmHWM": the peak resident set;
-// "VmRSS"), in bytes; 0 when unreadable.
-uint64_t StatusBytes(pid_t pid, const std::string& field) {
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::stoull(line.substr(field.size() + 1)) * 1024;
-  }
-  return 0;
-}
-
-// A histogram record of `floats` values: its conversion needs little memory,
-// so its charge is about its message.
-v1::Record Histogram(const std::string& tag, int64_t step, size_t floats) {
-  v1::Record record;
-  record.set_tag(tag);
-  record.set_step(step);
-  v1::Tensor* values = record.mutable_histogram()->mutable_values();
-  values->set_dtype(v1::DTYPE_FLOAT32);
-  values->add_shape(static_cast<int64_t>(floats));
-  std::string data(floats * 4, '\0');
-  for (size_t i = 0; i < floats; ++i) {
-    const float value = static_cast<float>(i % 100);
-    std::memcpy(&data[i * 4], &value, 4);
-  }
-  values->set_data(std::move(data));
-  return record;
-}
-
-v1::WriteRequest Batch(const std::string& run_id, const std::string& writer, uint64_t sequence,
-                       v1::Record record) {
-  v1::WriteRequest request;
-  request.set_run_id(run_id);
-  request.set_writer_id(writer);
-  request.set_sequence(sequence);
-  *request.add_records() = std::move(record);
-  return request;
-}
 
 class BudgetE2eTest : public ::testing::Test {
  protected:
@@ -96,7 +55,7 @@ class BudgetE2eTest : public ::testing::Test {
     grpc::ClientContext context;
     auto stream = stub->Write(&context);
     for (int i = 1; i <= batches; ++i) {
-      ASSERT_TRUE(stream->Write(Batch(run_id_, writer, i, Histogram(writer, i, floats))));
+      ASSERT_TRUE(stream->Write(BatchOf(run_id_, writer, i, HistogramRecord(writer, i, floats))));
     }
     stream->WritesDone();
     v1::WriteResponse ack;
@@ -117,24 +76,8 @@ class BudgetE2eTest : public ::testing::Test {
   void UnaryCaller(const std::string& writer, int calls, size_t floats, std::atomic<int>* refused) {
     auto stub = v1::TBLog::NewStub(Connect(daemon_->target()));
     for (int i = 1; i <= calls; ++i) {
-      const v1::WriteRequest request = Batch(run_id_, writer, i, Histogram(writer, i, floats));
-      for (int attempt = 0;; ++attempt) {
-        ASSERT_LT(attempt, 2000) << writer << " never got in";
-        grpc::ClientContext context;
-        context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(300));
-        v1::WriteResponse response;
-        const grpc::Status status = stub->WriteBatch(&context, request, &response);
-        if (status.ok()) {
-          EXPECT_EQ(response.written_sequence(), static_cast<uint64_t>(i));
-          break;
-        }
-        ASSERT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
-            << status.error_message();
-        EXPECT_NE(status.error_message().find("--max-inflight-bytes"), std::string::npos)
-            << status.error_message();
-        ++*refused;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
+      ASSERT_NO_FATAL_FAILURE(WriteBatchRetryingRefusals(
+          *stub, BatchOf(run_id_, writer, i, HistogramRecord(writer, i, floats)), refused));
     }
   }
 
@@ -154,11 +97,7 @@ class BudgetE2eTest : public ::testing::Test {
 
   // tag -> steps, as the run's event files hold them.
   std::map<std::string, std::vector<int64_t>> StepsByTag() {
-    std::map<std::string, std::vector<int64_t>> steps;
-    for (const auto& event : testing::ReadSummaryEvents(run_dir_)) {
-      for (const auto& value : event.summary().value()) steps[value.tag()].push_back(event.step());
-    }
-    return steps;
+    return ::tblog::testing::StepsByTag(run_dir_);
   }
 
   std::unique_ptr<DaemonProcess> daemon_;
@@ -207,7 +146,7 @@ TEST_F(BudgetE2eTest, ManyConcurrentUnaryCallersStayWithinTheBudget) {
   ASSERT_NO_FATAL_FAILURE(StartDaemon("16MiB"));
   constexpr int kCallers = 16, kCalls = 2;
   constexpr size_t kFloats = 2 << 20;  // 8 MiB of float32
-  const uint64_t idle = StatusBytes(daemon_->pid(), "VmRSS");
+  const uint64_t idle = ProcStatusBytes(daemon_->pid(), "VmRSS");
   ASSERT_GT(idle, 0u);
   std::vector<std::thread> threads;
   std::atomic<int> retries{0};
@@ -216,7 +155,7 @@ TEST_F(BudgetE2eTest, ManyConcurrentUnaryCallersStayWithinTheBudget) {
   }
   for (std::thread& thread : threads) thread.join();
   EXPECT_EQ(RecordsWritten(), kCallers * kCalls);
-  const uint64_t peak = StatusBytes(daemon_->pid(), "VmHWM");
+  const uint64_t peak = ProcStatusBytes(daemon_->pid(), "VmHWM");
   // A memory bound, not a timing: the allowance is the benchmark's (48 MiB
   // allocator slack and gRPC, 1 MiB per connection), well below the 128 MiB
   // of messages the callers have in flight.
@@ -255,8 +194,9 @@ TEST_F(BudgetE2eTest, AWriteBatchCallWithoutARequestIsInvalidArgument) {
   }
   grpc::ClientContext context;
   v1::WriteResponse response;
-  ASSERT_TRUE(stub_->WriteBatch(&context, Batch(run_id_, "w", 1, Histogram("w", 1, 16)), &response)
-                  .ok());
+  ASSERT_TRUE(
+      stub_->WriteBatch(&context, BatchOf(run_id_, "w", 1, HistogramRecord("w", 1, 16)), &response)
+          .ok());
   EXPECT_EQ(response.written_sequence(), 1u);
   EXPECT_TRUE(daemon_->Stop().ok());
 }
@@ -272,7 +212,8 @@ TEST_F(BudgetE2eTest, ABatchLargerThanTheBudgetGoesThroughAlone) {
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
     v1::WriteResponse response;
     const grpc::Status status = stub_->WriteBatch(
-        &context, Batch(run_id_, "big-unary", 1, Histogram("big-unary", 1, 1 << 20)), &response);
+        &context, BatchOf(run_id_, "big-unary", 1, HistogramRecord("big-unary", 1, 1 << 20)),
+        &response);
     // Parked behind the stream's batches, or refused while another waits:
     // either way it is a transient answer and a retry gets through.
     if (!status.ok()) {
@@ -282,8 +223,8 @@ TEST_F(BudgetE2eTest, ABatchLargerThanTheBudgetGoesThroughAlone) {
       grpc::ClientContext retry;
       ASSERT_TRUE(stub_
                       ->WriteBatch(&retry,
-                                   Batch(run_id_, "big-unary", 1,
-                                         Histogram("big-unary", 1, 1 << 20)),
+                                   BatchOf(run_id_, "big-unary", 1,
+                                           HistogramRecord("big-unary", 1, 1 << 20)),
                                    &response)
                       .ok());
     }

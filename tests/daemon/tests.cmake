@@ -57,10 +57,20 @@ tblog_add_test(run_owner_test SOURCES daemon/run_owner_test.cc LIBS tblog_daemon
 # gRPC health follows Start and shutdown: a real Daemon held part way through
 # its Start by a FileSystem that waits.
 tblog_add_test(health_test SOURCES daemon/health_test.cc LIBS tblog_daemon)
+# The fixture of the upstream and budget end-to-end tests: named tblogds under
+# one root, writer options, reading points back, memory and metrics, raw
+# WriteBatch calls (tests/support/upstream_fixture.h).
+add_library(tblog_upstream_fixture STATIC support/upstream_fixture.cc)
+target_include_directories(tblog_upstream_fixture PUBLIC ${PROJECT_SOURCE_DIR}/tests)
+target_link_libraries(tblog_upstream_fixture
+  PUBLIC tblog_client tblog_engine tblog_api_proto tblog_daemon_process gRPC::grpc++ GTest::gtest
+  PRIVATE PkgConfig::HTTPLIB)
+# daemon_test_util.h's golden_util.h names the golden files' folder.
+target_compile_definitions(tblog_upstream_fixture PRIVATE TBLOG_GOLDEN_DIR="${TBLOG_GOLDEN_DIR}")
+tblog_set_warnings(tblog_upstream_fixture)
 # The in-flight budget against a real tblogd: parked unary calls, no loss, a
 # batch larger than the budget (README, "Memory").
-tblog_add_test(budget_e2e_test SOURCES daemon/budget_e2e_test.cc
-  LIBS tblog_engine tblog_api_proto tblog_daemon_process gRPC::grpc++)
+tblog_add_test(budget_e2e_test SOURCES daemon/budget_e2e_test.cc LIBS tblog_upstream_fixture)
 # Exclusive addresses: a second real tblogd on a port or socket in use exits
 # non-zero naming it.
 tblog_add_test(address_e2e_test SOURCES daemon/address_e2e_test.cc LIBS tblog_daemon_process)
@@ -79,13 +89,11 @@ target_compile_definitions(reduce_e2e_test PRIVATE
 add_dependencies(reduce_e2e_test reduce_rank_child tblogd)
 # Upstream mode (issue 11): node tblogds forwarding to an upstream tblogd,
 # three real processes killed with SIGKILL and restarted, the upstream away.
-tblog_add_test(upstream_e2e_test SOURCES daemon/upstream_e2e_test.cc
-  LIBS tblog_client tblog_engine tblog_daemon_process)
+tblog_add_test(upstream_e2e_test SOURCES daemon/upstream_e2e_test.cc LIBS tblog_upstream_fixture)
 add_dependencies(upstream_e2e_test tblogd)
 # --upstream-forward reduced: nodes write their runs and send partials of the
 # reduced records upstream; kill -9 of nodes (and of the upstream).
-tblog_add_test(upstream_reduced_e2e_test SOURCES daemon/upstream_reduced_e2e_test.cc
-  LIBS tblog_client tblog_engine tblog_daemon_process)
+tblog_add_test(upstream_reduced_e2e_test SOURCES daemon/upstream_reduced_e2e_test.cc LIBS tblog_upstream_fixture)
 add_dependencies(upstream_reduced_e2e_test tblogd)
 tblog_add_test(upstream_flags_test SOURCES daemon/upstream_flags_test.cc LIBS tblog_daemon)
 # Shared-memory tensors against a real tblogd: equal to bytes, forged and
@@ -103,11 +111,10 @@ tblog_add_test(stream_tags_e2e_test SOURCES daemon/stream_tags_e2e_test.cc
 add_dependencies(stream_tags_e2e_test tblogd)
 # Crash durability of pending reductions (issue 11): the writing tblogd killed
 # with SIGKILL while ranks write reduced scalars and a merged histogram.
-tblog_add_test(reduce_durability_e2e_test SOURCES daemon/reduce_durability_e2e_test.cc
-  LIBS tblog_client tblog_engine tblog_daemon_process)
+tblog_add_test(reduce_durability_e2e_test SOURCES daemon/reduce_durability_e2e_test.cc LIBS tblog_upstream_fixture)
 add_dependencies(reduce_durability_e2e_test tblogd)
 # Upstream mode's operations: WriteBatch under the node's budget, keepalive
 # with a frozen upstream, token rotation, the tblogd_upstream_* metrics.
 tblog_add_test(upstream_ops_e2e_test SOURCES daemon/upstream_ops_e2e_test.cc
-  LIBS tblog_client tblog_engine tblog_daemon_process PkgConfig::HTTPLIB)
+  LIBS tblog_upstream_fixture)
 add_dependencies(upstream_ops_e2e_test tblogd)

@@ -12,12 +12,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,134 +24,30 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
-#include "daemon_test_util.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "httplib.h"
 #include "support/daemon_process.h"
+#include "support/upstream_fixture.h"
 #include "tblog/client.h"
 #include "tblog/v1/tblog.grpc.pb.h"
 
 namespace tblog {
 namespace {
 
-namespace fs = std::filesystem;
-using ::tblog::daemon::testing::ReadSummaryEvents;
-using ::tblog::testing::DaemonProcess;
-using ::tblog::testing::TempDir;
+using ::tblog::testing::BatchOf;
+using ::tblog::testing::Connect;
+using ::tblog::testing::HistogramRecord;
+using ::tblog::testing::ProcStatusBytes;
+using ::tblog::testing::ReadTextFile;
+using ::tblog::testing::ScrapeMetrics;
+using ::tblog::testing::WriteBatchRetryingRefusals;
 
 constexpr uint64_t kMiB = 1 << 20;
 constexpr char kRun[] = "job/run";
 
-// A memory figure of /proc/<pid>/status ("VmHWM": the peak resident set;
-// "VmRSS"), in bytes; 0 when unreadable.
-uint64_t StatusBytes(pid_t pid, const std::string& field) {
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::stoull(line.substr(field.size() + 1)) * 1024;
-  }
-  return 0;
-}
-
-std::shared_ptr<grpc::Channel> Connect(const std::string& target) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection per client
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
-}
-
-// A batch of one histogram record of `floats` float32 values.
-v1::WriteRequest HistogramBatch(const std::string& run_id, const std::string& writer,
-                                uint64_t sequence, size_t floats) {
-  v1::WriteRequest request;
-  request.set_run_id(run_id);
-  request.set_writer_id(writer);
-  request.set_sequence(sequence);
-  v1::Record* record = request.add_records();
-  record->set_tag(writer);
-  record->set_step(static_cast<int64_t>(sequence));
-  v1::Tensor* values = record->mutable_histogram()->mutable_values();
-  values->set_dtype(v1::DTYPE_FLOAT32);
-  values->add_shape(static_cast<int64_t>(floats));
-  std::string data(floats * 4, '\0');
-  for (size_t i = 0; i < floats; ++i) {
-    const float value = static_cast<float>(i % 100);
-    std::memcpy(&data[i * 4], &value, 4);
-  }
-  values->set_data(std::move(data));
-  return request;
-}
-
-// The unlabelled samples of a Prometheus text page: name -> value.
-std::map<std::string, double> ParseSamples(const std::string& text) {
-  std::map<std::string, double> samples;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    if (line.empty() || line[0] == '#' || line.find('{') != absl::string_view::npos) continue;
-    std::vector<absl::string_view> parts = absl::StrSplit(line, ' ');
-    double value = 0;
-    if (parts.size() == 2 && absl::SimpleAtod(parts[1], &value)) samples[std::string(parts[0])] = value;
-  }
-  return samples;
-}
-
-// The text of a daemon's log file.
-std::string ReadLog(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-class UpstreamOpsE2eTest : public ::testing::Test {
+class UpstreamOpsE2eTest : public ::tblog::testing::UpstreamFixture {
  public:
-  std::string SocketOf(const std::string& name) const {
-    return absl::StrCat(root_.path(), "/", name, ".sock");
-  }
-  std::string LogdirOf(const std::string& name) const {
-    return absl::StrCat(root_.path(), "/", name, "-logs");
-  }
-
-  // Starts (or restarts: same logdir and socket) the upstream daemon.
-  absl::StatusOr<std::unique_ptr<DaemonProcess>> StartUpstream(std::vector<std::string> extra = {}) {
-    DaemonProcess::Options options;
-    options.logdir = LogdirOf("upstream");
-    options.socket_path = SocketOf("upstream");
-    options.log_path = options.socket_path + ".log";
-    options.extra_args = {"--daemon-id", "upstream", "--flush-interval", "50ms"};
-    options.extra_args.insert(options.extra_args.end(), extra.begin(), extra.end());
-    return DaemonProcess::Start(options);
-  }
-
-  // Starts node daemon `name`, forwarding to the upstream.
-  absl::StatusOr<std::unique_ptr<DaemonProcess>> StartNode(const std::string& name,
-                                                           std::vector<std::string> extra = {}) {
-    DaemonProcess::Options options;
-    options.logdir = LogdirOf(name);
-    options.socket_path = SocketOf(name);
-    options.log_path = options.socket_path + ".log";
-    options.extra_args = {"--daemon-id", name, "--upstream", "unix:" + SocketOf("upstream")};
-    options.extra_args.insert(options.extra_args.end(), extra.begin(), extra.end());
-    return DaemonProcess::Start(options);
-  }
-
-  // The node's /metrics, parsed (ParseSamples); the metrics address is read
-  // from the node's log ("metrics on http://ADDRESS/metrics").
-  std::map<std::string, double> ScrapeNode(const std::string& name) {
-    const std::string log = ReadLog(SocketOf(name) + ".log");
-    const size_t at = log.find("metrics on http://");
-    EXPECT_NE(at, std::string::npos) << log;
-    if (at == std::string::npos) return {};
-    const size_t begin = at + std::strlen("metrics on http://");
-    const std::string address = log.substr(begin, log.find("/metrics", begin) - begin);
-    const size_t colon = address.rfind(':');
-    httplib::Client client(address.substr(0, colon), std::stoi(address.substr(colon + 1)));
-    client.set_read_timeout(10, 0);
-    auto response = client.Get("/metrics");
-    EXPECT_TRUE(response && response->status == 200) << address;
-    return response ? ParseSamples(response->body) : std::map<std::string, double>{};
-  }
+  UpstreamOpsE2eTest() { upstream_args_ = {"--flush-interval", "50ms"}; }
 
   // Waits (up to `limit`, generous) until `metric` of node `name` is
   // `value`; false if it never is.
@@ -161,21 +55,10 @@ class UpstreamOpsE2eTest : public ::testing::Test {
                    absl::Duration limit = absl::Seconds(60)) {
     const absl::Time deadline = absl::Now() + limit;
     while (absl::Now() < deadline) {
-      if (ScrapeNode(name)[metric] == value) return true;
+      if (ScrapeMetrics(LogOf(name))[metric] == value) return true;
       absl::SleepFor(absl::Milliseconds(100));
     }
     return false;
-  }
-
-  WriterOptions Options(const std::string& node, const std::string& writer_id) const {
-    WriterOptions options;
-    options.target = "unix:" + SocketOf(node);
-    options.run_path = kRun;
-    options.writer_id = writer_id;
-    options.initial_backoff = absl::Milliseconds(10);
-    options.max_backoff = absl::Milliseconds(200);
-    options.close_timeout = absl::Seconds(120);
-    return options;
   }
 
   // Opens kRun through `target`: its run id.
@@ -193,14 +76,8 @@ class UpstreamOpsE2eTest : public ::testing::Test {
 
   // tag -> steps, as the upstream's files hold them.
   std::map<std::string, std::vector<int64_t>> StepsByTag() const {
-    std::map<std::string, std::vector<int64_t>> steps;
-    for (const auto& event : ReadSummaryEvents(fs::path(LogdirOf("upstream")) / kRun)) {
-      for (const auto& value : event.summary().value()) steps[value.tag()].push_back(event.step());
-    }
-    return steps;
+    return ::tblog::testing::StepsByTag(RunDirOf("upstream", kRun));
   }
-
-  TempDir root_;
 };
 
 // 16 unary callers send 8 MiB batches at once through a node whose budget is
@@ -221,7 +98,7 @@ TEST_F(UpstreamOpsE2eTest, UnaryCallersThroughANodeStayWithinItsBudget) {
   ASSERT_TRUE(node.ok()) << node.status();
   const std::string run_id = OpenRun((*node)->target());
   ASSERT_FALSE(run_id.empty());
-  const uint64_t idle = StatusBytes((*node)->pid(), "VmRSS");
+  const uint64_t idle = ProcStatusBytes((*node)->pid(), "VmRSS");
   ASSERT_GT(idle, 0u);
 
   std::atomic<int> retries{0};
@@ -231,29 +108,13 @@ TEST_F(UpstreamOpsE2eTest, UnaryCallersThroughANodeStayWithinItsBudget) {
       auto stub = v1::TBLog::NewStub(Connect((*node)->target()));
       const std::string writer = absl::StrCat("u", c);
       for (int i = 1; i <= kCalls; ++i) {
-        const v1::WriteRequest request = HistogramBatch(run_id, writer, i, kFloats);
-        for (int attempt = 0;; ++attempt) {
-          ASSERT_LT(attempt, 2000) << writer << " never got in";
-          grpc::ClientContext context;
-          context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(300));
-          v1::WriteResponse response;
-          const grpc::Status status = stub->WriteBatch(&context, request, &response);
-          if (status.ok()) {
-            EXPECT_EQ(response.written_sequence(), static_cast<uint64_t>(i));
-            break;
-          }
-          ASSERT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
-              << status.error_message();
-          EXPECT_NE(status.error_message().find("--max-inflight-bytes"), std::string::npos)
-              << status.error_message();
-          ++retries;
-          std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
+        ASSERT_NO_FATAL_FAILURE(WriteBatchRetryingRefusals(
+            *stub, BatchOf(run_id, writer, i, HistogramRecord(writer, i, kFloats)), &retries));
       }
     });
   }
   for (std::thread& caller : callers) caller.join();
-  const uint64_t peak = StatusBytes((*node)->pid(), "VmHWM");
+  const uint64_t peak = ProcStatusBytes((*node)->pid(), "VmHWM");
   // A memory bound, not a timing (budget_e2e_test's allowance).
   const uint64_t allowed = idle + kBudget + 48 * kMiB + kCallers * kMiB;
   EXPECT_LE(peak, allowed) << "peak " << peak / kMiB << " MiB, idle " << idle / kMiB
@@ -287,13 +148,13 @@ TEST_F(UpstreamOpsE2eTest, KeepaliveNoticesAFrozenUpstreamAndTheNodeReconnects) 
   auto node = StartNode("node-a", {"--upstream-keepalive", "1s", "--metrics-listen", "127.0.0.1:0"});
   ASSERT_TRUE(node.ok()) << node.status();
   ASSERT_TRUE(AwaitMetric("node-a", "tblogd_upstream_connected", 1));
-  auto writer = Writer::Open(Options("node-a", "rank-0"));
+  auto writer = Writer::Open(QuickOptions("node-a", kRun, "rank-0"));
   ASSERT_TRUE(writer.ok()) << writer.status();
   for (int64_t step = 0; step < kSteps / 2; ++step) {
     ASSERT_TRUE((*writer)->scalar("loss", step, 1.0f).ok());
   }
   ASSERT_TRUE((*writer)->flush().ok()) << (*writer)->status();
-  auto before = ScrapeNode("node-a");
+  auto before = ScrapeMetrics(LogOf("node-a"));
   EXPECT_GT(before["tblogd_upstream_batches_forwarded_total"], 0);
   EXPECT_GT(before["tblogd_upstream_records_forwarded_total"], 0);  // scalars go in columns
   EXPECT_GT(before["tblogd_upstream_bytes_forwarded_total"], 0);
@@ -308,11 +169,11 @@ TEST_F(UpstreamOpsE2eTest, KeepaliveNoticesAFrozenUpstreamAndTheNodeReconnects) 
   const absl::Duration noticed_after = absl::Now() - frozen;
   ASSERT_EQ(kill((*upstream)->pid(), SIGCONT), 0);
   EXPECT_TRUE(noticed) << "the node still deems a frozen upstream connected";
-  EXPECT_NE(ReadLog(SocketOf("node-a") + ".log").find("connection lost"), std::string::npos);
+  EXPECT_NE(ReadTextFile(LogOf("node-a")).find("connection lost"), std::string::npos);
 
   ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
   EXPECT_TRUE(AwaitMetric("node-a", "tblogd_upstream_connected", 1));
-  auto after = ScrapeNode("node-a");
+  auto after = ScrapeMetrics(LogOf("node-a"));
   EXPECT_GE(after["tblogd_upstream_reconnects_total"], 1);
   EXPECT_GT(after["tblogd_upstream_batches_forwarded_total"],
             before["tblogd_upstream_batches_forwarded_total"]);
@@ -382,10 +243,10 @@ TEST_F(UpstreamOpsE2eTest, TheNodeRereadsItsTokenFileWhenItChanges) {
   std::ofstream(node_token) << new_token << "\n";
   EXPECT_EQ(await(grpc::StatusCode::OK), grpc::StatusCode::OK)
       << "the node did not take the new token";
-  EXPECT_NE(ReadLog(SocketOf("node-a") + ".log").find("present the new token"), std::string::npos);
+  EXPECT_NE(ReadTextFile(LogOf("node-a")).find("present the new token"), std::string::npos);
 
   // A writer through the node writes under the new token.
-  auto writer = Writer::Open(Options("node-a", "rank-0"));
+  auto writer = Writer::Open(QuickOptions("node-a", kRun, "rank-0"));
   ASSERT_TRUE(writer.ok()) << writer.status();
   for (int64_t step = 0; step < 10; ++step) ASSERT_TRUE((*writer)->scalar("loss", step, 1.0f).ok());
   ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
@@ -395,7 +256,7 @@ TEST_F(UpstreamOpsE2eTest, TheNodeRereadsItsTokenFileWhenItChanges) {
   std::ofstream(node_token) << "\n";
   absl::SleepFor(absl::Seconds(2));
   EXPECT_EQ(list(), grpc::StatusCode::OK);
-  EXPECT_NE(ReadLog(SocketOf("node-a") + ".log").find("keeping the current token"),
+  EXPECT_NE(ReadTextFile(LogOf("node-a")).find("keeping the current token"),
             std::string::npos);
   EXPECT_TRUE((*node)->Stop(SIGTERM).ok());
   EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());

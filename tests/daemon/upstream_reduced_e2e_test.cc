@@ -10,59 +10,43 @@
 #include <signal.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
-#include <cstdlib>
+#include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
 #include "daemon_test_util.h"
 #include "gtest/gtest.h"
 #include "support/daemon_process.h"
+#include "support/upstream_fixture.h"
 #include "tblog/client.h"
+#include "tblog/v1/tblog.grpc.pb.h"
 
 namespace tblog {
 namespace {
 
 namespace fs = std::filesystem;
-using ::tblog::daemon::testing::ReadSummaryEvents;
 using ::tblog::testing::DaemonProcess;
-using ::tblog::testing::TempDir;
+using ::tblog::testing::RssBytes;
+using ::tblog::testing::ReadPoints;
 
 constexpr char kRun[] = "job/reduced";
 constexpr int kRanks = 4;
 
-// What the files of a run hold: tag -> step -> the values written (a
-// histogram's: its count of values), in file order.
-using Points = std::map<std::string, std::map<int64_t, std::vector<double>>>;
-
-Points ReadPoints(const fs::path& dir) {
-  Points points;
-  if (!fs::exists(dir)) return points;
-  for (const auto& event : ReadSummaryEvents(dir)) {
-    for (const auto& value : event.summary().value()) {
-      double v = value.simple_value();
-      if (value.has_histo()) {
-        v = value.histo().num();
-      } else if (value.has_tensor() && value.tensor().float_val_size() > 0) {
-        v = value.tensor().float_val(0);
-      } else if (value.has_tensor() && value.tensor().double_val_size() > 0) {
-        v = value.tensor().double_val(0);
-      }
-      points[value.tag()][event.step()].push_back(v);
-    }
-  }
-  return points;
-}
+using Points = ::tblog::testing::WrittenPoints;
 
 // Each step 0..steps-1 of `tag` once with `expected(step)`; else how not.
 template <typename Expected>
@@ -79,9 +63,10 @@ void ExpectEachStep(const Points& points, const std::string& tag, int64_t steps,
       continue;
     }
     if (at->second.size() > 1) ++doubled;
-    if (std::abs(at->second[0] - expected(step)) > 1e-3) {
+    if (std::abs(at->second[0].value - expected(step)) > 1e-3) {
       if (wrong++ == 0) {
-        first_wrong = absl::StrCat("step ", step, ": ", at->second[0], " for ", expected(step));
+        first_wrong =
+            absl::StrCat("step ", step, ": ", at->second[0].value, " for ", expected(step));
       }
     }
   }
@@ -90,60 +75,17 @@ void ExpectEachStep(const Points& points, const std::string& tag, int64_t steps,
       << wrong << " wrong (" << first_wrong << ")";
 }
 
-// Resident memory of a process, from /proc (0 when it cannot be read).
-int64_t RssBytes(pid_t pid) {
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) != 0) continue;
-    return std::strtoll(line.c_str() + 6, nullptr, 10) * 1024;
-  }
-  return 0;
-}
-
-class UpstreamReducedE2eTest : public ::testing::Test {
+class UpstreamReducedE2eTest : public ::tblog::testing::UpstreamFixture {
  public:
-  std::string SocketOf(const std::string& name) const {
-    return absl::StrCat(root_.path(), "/", name, ".sock");
+  UpstreamReducedE2eTest() {
+    node_args_ = {"--upstream-forward", "reduced", "--flush-interval", "50ms", "--fsync", "flush"};
   }
-  std::string LogdirOf(const std::string& name) const {
-    return absl::StrCat(root_.path(), "/", name, "-logs");
-  }
-  fs::path RunDirOf(const std::string& name) const { return fs::path(LogdirOf(name)) / kRun; }
+  fs::path RunDirOf(const std::string& name) const { return UpstreamFixture::RunDirOf(name, kRun); }
   static std::string NodeOf(int rank) { return rank % 2 == 0 ? "node-a" : "node-b"; }
 
-  absl::StatusOr<std::unique_ptr<DaemonProcess>> StartUpstream() {
-    DaemonProcess::Options options;
-    options.logdir = LogdirOf("upstream");
-    options.socket_path = SocketOf("upstream");
-    options.log_path = options.socket_path + ".log";
-    options.extra_args = {"--daemon-id", "upstream", "--flush-interval", "50ms", "--fsync", "flush"};
-    return DaemonProcess::Start(options);
-  }
-
-  absl::StatusOr<std::unique_ptr<DaemonProcess>> StartNode(const std::string& name) {
-    DaemonProcess::Options options;
-    options.logdir = LogdirOf(name);
-    options.socket_path = SocketOf(name);
-    options.log_path = options.socket_path + ".log";
-    options.log_path = absl::StrCat(options.socket_path, ".", ++starts_, ".log");
-    options.extra_args = {"--daemon-id", name, "--upstream", "unix:" + SocketOf("upstream"),
-                          "--upstream-forward", "reduced", "--flush-interval", "50ms",
-                          "--fsync", "flush"};
-    return DaemonProcess::Start(options);
-  }
-
   WriterOptions Options(int rank) const {
-    WriterOptions options;
-    options.target = "unix:" + SocketOf(NodeOf(rank));
-    options.run_path = kRun;
-    options.writer_id = absl::StrCat("rank-", rank);
+    WriterOptions options = DurableOptions(NodeOf(rank), kRun, absl::StrCat("rank-", rank));
     options.reduce_group_size = kRanks;
-    options.retain_until = AckLevel::kDurable;  // a crash of a daemon loses nothing acknowledged
-    options.initial_backoff = absl::Milliseconds(10);
-    options.max_backoff = absl::Milliseconds(200);
-    options.batch_delay = absl::Milliseconds(2);
-    options.close_timeout = absl::Seconds(120);
     return options;
   }
 
@@ -161,6 +103,28 @@ class UpstreamReducedE2eTest : public ::testing::Test {
                            {.layout = v1::HISTOGRAM_LAYOUT_EXPONENTIAL,
                             .reduce = {.op = v1::REDUCE_OP_MERGE}});
     (void)writer.scalar(absl::StrCat("rank", rank, "/own"), step, value);
+  }
+
+  // Each rank, a thread of its own, opens its writer, logs `steps` steps
+  // (LogStep) and closes: every Open and close must succeed.
+  void WriteAndClose(int64_t steps) {
+    std::vector<absl::Status> results(kRanks);
+    std::vector<std::thread> ranks;
+    for (int rank = 0; rank < kRanks; ++rank) {
+      ranks.emplace_back([&, rank] {
+        auto writer = Writer::Open(Options(rank));
+        if (!writer.ok()) {
+          results[rank] = writer.status();
+          return;
+        }
+        for (int64_t step = 0; step < steps; ++step) LogStep(**writer, rank, step);
+        results[rank] = (*writer)->close();
+      });
+    }
+    for (auto& rank : ranks) rank.join();
+    for (int rank = 0; rank < kRanks; ++rank) {
+      EXPECT_TRUE(results[rank].ok()) << rank << ": " << results[rank];
+    }
   }
 
   // The upstream run holds the global value of each of `steps` steps, once;
@@ -190,43 +154,100 @@ class UpstreamReducedE2eTest : public ::testing::Test {
       }
     }
   }
-
-  TempDir root_;
-  int starts_ = 0;
 };
 
 TEST_F(UpstreamReducedE2eTest, NodesWriteTheirRecordsAndTheUpstreamTheGlobalPoints) {
   constexpr int64_t kSteps = 300;
-  auto upstream = StartUpstream();
-  ASSERT_TRUE(upstream.ok()) << upstream.status();
-  auto node_a = StartNode("node-a");
-  ASSERT_TRUE(node_a.ok()) << node_a.status();
-  auto node_b = StartNode("node-b");
-  ASSERT_TRUE(node_b.ok()) << node_b.status();
+  Daemons daemons;
+  ASSERT_NO_FATAL_FAILURE(StartUpstreamAndNodes(daemons));
 
-  std::vector<absl::Status> results(kRanks);
-  std::vector<std::thread> ranks;
-  for (int rank = 0; rank < kRanks; ++rank) {
-    ranks.emplace_back([&, rank] {
-      auto writer = Writer::Open(Options(rank));
-      if (!writer.ok()) {
-        results[rank] = writer.status();
-        return;
-      }
-      for (int64_t step = 0; step < kSteps; ++step) LogStep(**writer, rank, step);
-      results[rank] = (*writer)->close();
-    });
-  }
-  for (auto& rank : ranks) rank.join();
-  for (int rank = 0; rank < kRanks; ++rank) {
-    EXPECT_TRUE(results[rank].ok()) << rank << ": " << results[rank];
-  }
+  WriteAndClose(kSteps);
   // The writers closed: every batch was acknowledged, so every partial was.
   // The upstream writes a point once its group is complete.
-  EXPECT_TRUE((*upstream)->Stop(SIGTERM).ok());
+  EXPECT_TRUE(daemons["upstream"]->Stop(SIGTERM).ok());
   ExpectRuns(kSteps);
-  EXPECT_TRUE((*node_a)->Stop(SIGTERM).ok());
-  EXPECT_TRUE((*node_b)->Stop(SIGTERM).ok());
+  StopAll(daemons);
+}
+
+// The writer ids holding run `run_id` of the daemon at `target` (GetRun), and
+// the run's state.
+std::pair<std::vector<std::string>, v1::RunState> HoldersOf(v1::TBLog::Stub& stub,
+                                                           const std::string& run_id) {
+  v1::GetRunRequest get;
+  get.set_run_id(run_id);
+  v1::RunInfo info;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  const grpc::Status status = stub.GetRun(&context, get, &info);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  std::vector<std::string> writers;
+  for (const v1::RunHolder& holder : info.holders()) writers.push_back(holder.writer_id());
+  return {writers, info.state()};
+}
+
+// When a node's run closes (its ranks closed), the node releases its own hold
+// on the upstream run (CloseRun of its writer, tblogd:<id>:<start>) once its
+// last partials are acknowledged. An operator's writer opened the upstream
+// run with hparams and holds it: once the ranks closed, it is the only
+// holder left (before, the nodes' holds stayed until their lease ran out:
+// --writer-lease, 600 s here), and its CloseRun closes the run at once,
+// writing the session end.
+TEST_F(UpstreamReducedE2eTest, NodesReleaseTheUpstreamRunWhenTheirRunsClose) {
+  constexpr int64_t kSteps = 50;
+  upstream_args_.insert(upstream_args_.end(), {"--writer-lease", "600s"});
+  Daemons daemons;
+  ASSERT_NO_FATAL_FAILURE(StartUpstreamAndNodes(daemons));
+  auto stub = v1::TBLog::NewStub(::tblog::testing::Connect(daemons["upstream"]->target()));
+  v1::OpenRunRequest open;
+  open.set_run_path(kRun);
+  open.set_writer_id("operator");
+  (*open.mutable_hparams()->mutable_values())["lr"].set_number(0.1);
+  v1::OpenRunResponse opened;
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    const grpc::Status status = stub->OpenRun(&context, open, &opened);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  WriteAndClose(kSteps);
+  // The nodes' runs closed with their ranks: their holds upstream go (a
+  // generous bound, far below the lease).
+  const std::vector<std::string> operator_only = {"operator"};
+  const absl::Time ranks_closed = absl::Now();
+  auto [holders, state] = HoldersOf(*stub, opened.run_id());
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(60);
+       holders != operator_only && absl::Now() < deadline;) {
+    absl::SleepFor(absl::Milliseconds(50));
+    std::tie(holders, state) = HoldersOf(*stub, opened.run_id());
+  }
+  EXPECT_EQ(holders, operator_only);
+  std::printf("the nodes' holds upstream were gone %s after the ranks' closes returned\n",
+              absl::FormatDuration(absl::Now() - ranks_closed).c_str());
+  EXPECT_EQ(state, v1::RUN_STATE_OPEN);
+  EXPECT_EQ(ReadPoints(RunDirOf("upstream")).count("_hparams_/session_end_info"), 0u);
+
+  // The last holder releases the run: it closes, with its session end.
+  v1::CloseRunRequest close;
+  close.set_run_id(opened.run_id());
+  close.set_writer_id("operator");
+  close.set_status(v1::SESSION_STATUS_SUCCESS);
+  v1::CloseRunResponse closed;
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    const grpc::Status status = stub->CloseRun(&context, close, &closed);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  EXPECT_EQ(closed.run().state(), v1::RUN_STATE_CLOSED);
+  std::tie(holders, state) = HoldersOf(*stub, opened.run_id());
+  EXPECT_EQ(state, v1::RUN_STATE_CLOSED);
+  EXPECT_TRUE(holders.empty());
+  const Points upstream = ReadPoints(RunDirOf("upstream"));
+  ASSERT_TRUE(upstream.count("_hparams_/session_end_info"));
+  EXPECT_EQ(upstream.at("_hparams_/session_end_info").size(), 1u);
+  ExpectRuns(kSteps);
+  StopAll(daemons);
 }
 
 // The upstream is not there while the ranks write: the nodes write the ranks'
@@ -276,15 +297,8 @@ TEST_F(UpstreamReducedE2eTest, HoldsReducedPointsUntilTheUpstreamComes) {
 // files once.
 void KillWhileWriting(UpstreamReducedE2eTest& test, const std::vector<std::string>& victims,
                       int kills, uint32_t seed) {
-  std::map<std::string, std::unique_ptr<DaemonProcess>> daemons;
-  auto upstream = test.StartUpstream();
-  ASSERT_TRUE(upstream.ok()) << upstream.status();
-  daemons["upstream"] = *std::move(upstream);
-  for (const char* node : {"node-a", "node-b"}) {
-    auto started = test.StartNode(node);
-    ASSERT_TRUE(started.ok()) << started.status();
-    daemons[node] = *std::move(started);
-  }
+  UpstreamReducedE2eTest::Daemons daemons;
+  ASSERT_NO_FATAL_FAILURE(test.StartUpstreamAndNodes(daemons));
   std::atomic<bool> kills_over{false};
   std::vector<absl::Status> results(kRanks);
   std::vector<int64_t> steps(kRanks, 0);
@@ -345,11 +359,7 @@ void KillWhileWriting(UpstreamReducedE2eTest& test, const std::vector<std::strin
   // Stopping the upstream writes its pending points (their groups are whole).
   EXPECT_TRUE(daemons["upstream"]->Stop(SIGTERM).ok());
   test.ExpectRuns(steps[0]);
-  for (auto& [name, daemon] : daemons) {
-    if (name != "upstream") {
-      EXPECT_TRUE(daemon->Stop(SIGTERM).ok()) << name;
-    }
-  }
+  UpstreamReducedE2eTest::StopAll(daemons);
 }
 
 // Two kills of one node close together once lost a rank's contributions

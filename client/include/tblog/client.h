@@ -186,6 +186,17 @@ struct WriterOptions {
   // at once and the run is opened when the daemon becomes reachable (a sidecar
   // that starts after the trainer); records are buffered meanwhile.
   bool open_in_background = false;
+  // How long Open() (open_in_background false) keeps trying its first
+  // OpenRun while the daemon is unreachable or does not answer in time
+  // (UNAVAILABLE, DEADLINE_EXCEEDED: a daemon starting, or restarting after
+  // a crash), each try on a fresh channel after the reconnect backoff
+  // (initial_backoff doubling to max_backoff). Past it, Open() fails with the
+  // last try's code (UNAVAILABLE when nothing listens) and a message naming
+  // the target; the try under way when it passes may take up to rpc_timeout
+  // more. Any other answer (INVALID_ARGUMENT, PERMISSION_DENIED,
+  // UNAUTHENTICATED, RESOURCE_EXHAUSTED, ...) fails Open() at once.
+  // 0 = one try.
+  absl::Duration open_timeout = absl::Seconds(30);
   // Deadline of each unary RPC (OpenRun, Flush, CloseRun).
   absl::Duration rpc_timeout = absl::Seconds(10);
   // How long close() waits for unacknowledged batches before giving up.
