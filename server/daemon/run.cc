@@ -227,7 +227,7 @@ void Run::Close(Converted final_events, Done done) {
     entry->done = [this, done = std::move(done)](absl::Status status) mutable {
       std::vector<Done> waiters;
       {
-        MutexLock lock(&mu_);
+        MutexLock closed_lock(&mu_);
         close_status_ = status;
         waiters.swap(close_waiters_);
       }
