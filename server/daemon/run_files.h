@@ -25,8 +25,8 @@
 // Directory entries (durability): nothing here fsyncs a directory on the
 // way to a flush. The entries RunFiles and its event file writers make (new
 // event files, sub-run directories, .tblogd and the checkpoint) are fsynced
-// with the next durable sync: each event file writer fsyncs its names just
-// before its data (EventFileOptions::defer_directory_syncs), and
+// with the next durable sync: each event file writer fsyncs its names right
+// after its data (EventFileOptions::defer_directory_syncs), and
 // WriteCheckpoint(sync) fsyncs the others before the checkpoint that lets Run
 // report the data durable. See WriteCheckpoint.
 //
