@@ -5,8 +5,10 @@
 #ifndef TBLOG_BASE_WIRE_H_
 #define TBLOG_BASE_WIRE_H_
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -15,6 +17,18 @@ namespace tblog::wire {
 // Appends the low `bytes` bytes of `value`, least significant first.
 inline void AppendLittleEndian(uint64_t value, int bytes, std::string* out) {
   for (int i = 0; i < bytes; ++i) out->push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+}
+
+// Writes the low `bytes` bytes of `value` at `p`, least significant first,
+// and returns the byte after them. For hot paths that size a buffer once and
+// fill it, rather than growing a string byte by byte.
+inline char* StoreLittleEndian(uint64_t value, int bytes, char* p) {
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(p, &value, static_cast<size_t>(bytes));  // one store for a constant size
+    return p + bytes;
+  }
+  for (int i = 0; i < bytes; ++i) *p++ = static_cast<char>((value >> (8 * i)) & 0xff);
+  return p;
 }
 
 // Reads `bytes` bytes at `p`, least significant first.
@@ -53,6 +67,17 @@ inline void AppendVarint(uint64_t value, std::string* out) {
     value >>= 7;
   }
   out->push_back(static_cast<char>(value));
+}
+
+// Writes `value` as a base-128 varint at `p` (room for kMaxVarintBytes) and
+// returns the byte after it.
+inline char* StoreVarint(uint64_t value, char* p) {
+  while (value >= 0x80) {
+    *p++ = static_cast<char>((value & 0x7f) | 0x80);
+    value >>= 7;
+  }
+  *p++ = static_cast<char>(value);
+  return p;
 }
 
 // The key of field `field_number` with `type`; one byte for fields 1..15.

@@ -76,7 +76,9 @@ void BudgetedReadStream::OnReadDone(bool ok) {
   Message message;
   const size_t received = read_buffer_.Length();
   message.parsed = ParseMessage(read_buffer_, request_, ++messages_read_, stream_);
-  message.bytes = message.parsed.ok() ? request_.ByteSizeLong() : received;
+  // The received size is the serialized size (ByteSizeLong() would walk
+  // every packed varint of a scalar batch again to find it).
+  message.bytes = received;
   message.charge = message.parsed.ok() ? charge_(request_) : received;
   // The message is in memory: its charge takes the reservation's place.
   budget_->Commit(reservation, message.charge);

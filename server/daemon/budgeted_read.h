@@ -52,7 +52,7 @@ class BudgetedReadStream : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   // A message read and charged: request_ holds it when `parsed` is OK.
   struct Message {
     absl::Status parsed;  // INVALID_ARGUMENT naming the message when it does not parse
-    size_t bytes = 0;     // its serialized size (what was received, when it does not parse)
+    size_t bytes = 0;     // its serialized size: what was received
     size_t charge = 0;    // what it holds in the budget now (`bytes` when it does not parse)
     // The next message of the stream is probably like this one, and while
     // gRPC parses it, it holds both its received bytes and the parsed

@@ -58,11 +58,39 @@ struct SideFile {
   bool append_unique = false;
 };
 
+// The events of scalar columns (convert/scalars.h), packed: their bytes back
+// to back in one buffer and, per event, where it ends, its step and its
+// series. A batch holds up to millions of points: one string (allocation and
+// free) per point cost more than encoding it, and the writer looks up each
+// series' file and last step once per write rather than per point.
+struct PackedEvents {
+  // The (sub-run, tag) of a run of points.
+  struct Series {
+    std::string subrun;
+    std::string tag;
+  };
+  struct Event {
+    size_t end;       // the event is bytes[previous event's end, end)
+    int64_t step;     // its step (not parsed back out of the bytes)
+    uint32_t series;  // index into `series`
+  };
+  std::string bytes;  // serialized tb::Events, each as EventOut::event
+  std::vector<Event> events;
+  std::vector<Series> series;
+
+  std::string_view event(size_t i) const {
+    const size_t begin = i == 0 ? 0 : events[i - 1].end;
+    return std::string_view(bytes).substr(begin, events[i].end - begin);
+  }
+};
+
 struct Contribution;  // reduce_convert.h
 
-// What one record becomes, in write order.
+// What one record becomes, in write order: the side files, `events`, then
+// `packed`'s events.
 struct Converted {
   std::vector<EventOut> events;
+  PackedEvents packed;  // scalar columns' events (and only theirs)
   std::vector<SideFile> files;
   // A reduced record (Record.reduce): its contribution, which the run merges
   // into its point (aggregate.h) before writing `events` (then only the

@@ -114,11 +114,74 @@ absl::Status RunFiles::WriteParts(const Converted& converted, size_t* next_part,
   MutexLock lock(&mu_);
   if (batch != current_) StartBatch(batch);
   const size_t files = converted.files.size();
-  for (; *next_part < files + converted.events.size(); ++*next_part) {
+  const size_t events = files + converted.events.size();
+  for (; *next_part < events; ++*next_part) {
     const absl::Status status = *next_part < files
                                     ? WriteSideFile(converted.files[*next_part], io)
                                     : WriteEvent(converted.events[*next_part - files], batch, io);
     if (!status.ok()) return status;
+  }
+  if (converted.packed.events.empty()) return absl::OkStatus();
+  size_t index = *next_part - events;
+  const absl::Status status = WritePacked(converted.packed, &index, batch, io);
+  *next_part = events + index;
+  return status;
+}
+
+struct RunFiles::SeriesTarget {
+  SubrunWriter* writer = nullptr;  // null: not looked up yet
+  // With a batch: its current_parts_ entry, its skip_ entry (null: nothing
+  // to skip) and the last step of the series (null: not counted).
+  uint64_t* events = nullptr;
+  uint64_t* skip = nullptr;
+  LastStep* last = nullptr;
+};
+
+absl::Status RunFiles::FindTarget(const PackedEvents::Series& series, const BatchKey& batch,
+                                  bool* io, SeriesTarget& target) {
+  auto subrun = Subrun(series.subrun, io);
+  if (!subrun.ok()) return subrun.status();
+  SubrunWriter& writer = **subrun;
+  // Nothing else writes to the files until WritePacked returns, so the
+  // marker stays the last one before every event of the series.
+  *io = true;
+  if (writer.open != batch) TBLOG_RETURN_IF_ERROR(SwitchBatch(writer, batch));
+  *io = false;
+  target = SeriesTarget{&writer};
+  if (batch.empty()) return absl::OkStatus();
+  target.events = &current_parts_[series.subrun];
+  if (auto it = skip_.find(batch); it != skip_.end()) target.skip = &it->second[series.subrun];
+  if (steps_back_ != nullptr) {
+    target.last = &last_steps_[batch.writer_id][series.subrun][series.tag];
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunFiles::WritePacked(const PackedEvents& packed, size_t* index,
+                                   const BatchKey& batch, bool* io) {
+  std::vector<SeriesTarget> targets(packed.series.size());
+  for (; *index < packed.events.size(); ++*index) {
+    const PackedEvents::Event& event = packed.events[*index];
+    SeriesTarget& target = targets[event.series];
+    if (target.writer == nullptr) {
+      TBLOG_RETURN_IF_ERROR(FindTarget(packed.series[event.series], batch, io, target));
+    }
+    if (target.skip != nullptr && *target.skip > 0) {
+      --*target.skip;  // in the files since before the crash
+      continue;
+    }
+    // As in WriteEvent: an error is the event writer's, the event not taken.
+    if (absl::Status status = target.writer->writer->WriteSerialized(packed.event(*index));
+        !status.ok()) {
+      *io = true;
+      return status;
+    }
+    ++target.writer->records_since_sync;
+    if (target.events != nullptr) ++*target.events;
+    if (target.last != nullptr) {
+      const PackedEvents::Series& series = packed.series[event.series];
+      NoteStep(*target.last, event.step, batch.writer_id, series.subrun, series.tag);
+    }
   }
   return absl::OkStatus();
 }
@@ -186,22 +249,24 @@ void RunFiles::NoteStep(const std::string& writer_id, const EventOut& event) {
   }
   TagSteps& tags = *recent_steps_;
   auto it = tags.find(absl::string_view(tag.data(), tag.size()));  // not std:: in this abseil
-  if (it == tags.end()) {
-    tags.emplace(std::string(tag), LastStep{step, false});
-    return;
-  }
-  LastStep& last = it->second;
-  if (step <= last.step) {
+  if (it == tags.end()) it = tags.emplace(std::string(tag), LastStep{}).first;
+  NoteStep(it->second, step, writer_id, event.subrun, tag);
+}
+
+void RunFiles::NoteStep(LastStep& last, int64_t step, const std::string& writer_id,
+                        std::string_view subrun, std::string_view tag) {
+  if (last.seen && step <= last.step) {
     steps_back_->fetch_add(1, std::memory_order_relaxed);
     if (!last.warned) {  // once per tag in the log; every point in the metric
       last.warned = true;
       spdlog::warn("run={} writer={} sub-run=\"{}\" tag=\"{}\": step {} after step {}: "
                    "TensorBoard hides this tag's points from step {} on (points of one tag "
                    "must come in step order, so from one writer)",
-                   run_id_, writer_id, event.subrun, tag, step, last.step, step);
+                   run_id_, writer_id, subrun, tag, step, last.step, step);
     }
   }
   last.step = step;
+  last.seen = true;
 }
 
 absl::StatusOr<RunFiles::SubrunWriter*> RunFiles::Subrun(const std::string& subrun, bool* io) {

@@ -25,8 +25,8 @@
 // Directory entries (durability): nothing here fsyncs a directory on the
 // way to a flush. The entries RunFiles and its event file writers make (new
 // event files, sub-run directories, .tblogd and the checkpoint) are fsynced
-// with the next durable sync: each event file writer fsyncs its names just
-// before its data (EventFileOptions::defer_directory_syncs), and
+// with the next durable sync: each event file writer fsyncs its names right
+// after its data (EventFileOptions::defer_directory_syncs), and
 // WriteCheckpoint(sync) fsyncs the others before the checkpoint that lets Run
 // report the data durable. See WriteCheckpoint.
 //
@@ -51,7 +51,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "base/sync.h"
 #include "daemon/checkpoint.h"
@@ -158,9 +158,28 @@ class RunFiles {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteEvent(const EventOut& event, const BatchKey& batch, bool* io)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Per series of a PackedEvents, what its events need, looked up at its
+  // first event of a WritePacked call instead of at every event.
+  struct SeriesTarget;
+  // Writes packed's events from *index on, as WriteEvent writes each,
+  // advancing *index past each one written.
+  absl::Status WritePacked(const PackedEvents& packed, size_t* index, const BatchKey& batch,
+                           bool* io) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fills `target` for `series` (its writer; its batch's marker written).
+  absl::Status FindTarget(const PackedEvents::Series& series, const BatchKey& batch, bool* io,
+                          SeriesTarget& target) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Per writer, sub-run and tag, the last step written; see steps_back.
+  struct LastStep {
+    int64_t step = 0;
+    bool seen = false;    // a step was written
+    bool warned = false;  // logged once
+  };
   // Counts (steps_back_) a point of `writer_id` that goes back in step.
   void NoteStep(const std::string& writer_id, const EventOut& event)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Same, for a point at `step` of the series whose last step is `last`.
+  void NoteStep(LastStep& last, int64_t step, const std::string& writer_id,
+                std::string_view subrun, std::string_view tag) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes a marker ending `writer`'s open batch and beginning `begin`.
   absl::Status SwitchBatch(SubrunWriter& writer, const BatchKey& begin)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -208,13 +227,10 @@ class RunFiles {
   uint64_t* recent_part_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::string recent_part_subrun_ ABSL_GUARDED_BY(mu_);
   bool current_done_ ABSL_GUARDED_BY(mu_) = true;
-  // Per writer, sub-run and tag, the last step written; see steps_back.
-  struct LastStep {
-    int64_t step;
-    bool warned;  // logged once
-  };
-  // Hashed by tag: a run may log 10,000 tags, and this is looked up per point.
-  using TagSteps = absl::flat_hash_map<std::string, LastStep>;
+  // Hashed by tag: a run may log 10,000 tags, and this is looked up per
+  // point (per series and write for packed events). Nodes, so that a
+  // SeriesTarget's pointer stays valid while other tags are added.
+  using TagSteps = absl::node_hash_map<std::string, LastStep>;
   std::map<std::string, std::map<std::string, TagSteps>> last_steps_ ABSL_GUARDED_BY(mu_);
   // The tags of the (writer, sub-run) of the last point noted: a batch's
   // points mostly share both, so the two map lookups (32-byte writer ids

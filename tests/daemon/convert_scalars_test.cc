@@ -17,6 +17,33 @@
 namespace tblog::daemon {
 namespace {
 
+// Scalar columns' events, unpacked (Converted::packed): each with its
+// series' subrun and tag, its bytes and its step.
+struct PointOut {
+  std::string subrun;
+  std::string tag;
+  std::string event;
+  int64_t step;
+};
+
+std::vector<PointOut> Points(const Converted& out) {
+  EXPECT_TRUE(out.events.empty());  // columns give packed events only
+  std::vector<PointOut> points;
+  const PackedEvents& packed = out.packed;
+  for (size_t i = 0; i < packed.events.size(); ++i) {
+    const PackedEvents::Series& series = packed.series.at(packed.events[i].series);
+    points.push_back(
+        {series.subrun, series.tag, std::string(packed.event(i)), packed.events[i].step});
+  }
+  return points;
+}
+
+tb::Event ParseEvent(const PointOut& point) {
+  tb::Event event;
+  EXPECT_TRUE(event.ParseFromString(point.event));
+  return event;
+}
+
 TEST_F(RecordConverterTest, ScalarColumnsBecomeOneEventPerPointInOrder) {
   v1::Record record;
   record.set_tag("ignored");
@@ -29,17 +56,19 @@ TEST_F(RecordConverterTest, ScalarColumnsBecomeOneEventPerPointInOrder) {
   for (int64_t step : {1, 1, 2}) columns->add_steps(step);
   for (float value : {0.5f, 0.75f, 0.25f}) columns->add_values(value);
   for (double wall : {100.0, 0.0, 300.0}) columns->add_wall_times(wall);
-  const Converted out = Ok(record);
-  ASSERT_EQ(out.events.size(), 3u);
-  EXPECT_EQ(out.events[0].subrun, "");
-  EXPECT_EQ(out.events[1].subrun, "validation");
-  EXPECT_EQ(out.events[2].subrun, "");
+  const std::vector<PointOut> points = Points(Ok(record));
+  ASSERT_EQ(points.size(), 3u);
+  EXPECT_EQ(points[0].subrun, "");
+  EXPECT_EQ(points[1].subrun, "validation");
+  EXPECT_EQ(points[2].subrun, "");
   const float values[] = {0.5f, 0.75f, 0.25f};
   const int64_t steps[] = {1, 1, 2};
   const double walls[] = {100.0, kReceiveTime, 300.0};
   for (size_t i = 0; i < 3; ++i) {
-    const tb::Event event = ParseEvent(out.events[i]);
+    const tb::Event event = ParseEvent(points[i]);
     EXPECT_EQ(event.step(), steps[i]);
+    EXPECT_EQ(points[i].step, steps[i]);
+    EXPECT_EQ(points[i].tag, "loss");
     EXPECT_EQ(event.wall_time(), walls[i]);
     EXPECT_EQ(event.summary().value(0).tag(), "loss");
     EXPECT_EQ(event.summary().value(0).tensor().float_val(0), values[i]);
@@ -54,9 +83,9 @@ TEST_F(RecordConverterTest, ScalarColumnsWithoutWallTimesUseReceiveTimeAndSimple
   columns->add_tag_index(0);
   columns->add_steps(10);
   columns->add_values(0.9f);
-  const Converted out = Ok(record);
-  ASSERT_EQ(out.events.size(), 1u);
-  const tb::Event event = ParseEvent(out.events[0]);
+  const std::vector<PointOut> points = Points(Ok(record));
+  ASSERT_EQ(points.size(), 1u);
+  const tb::Event event = ParseEvent(points[0]);
   EXPECT_EQ(event.wall_time(), kReceiveTime);
   EXPECT_EQ(event.summary().value(0).simple_value(), 0.9f);
 }
@@ -90,7 +119,8 @@ TEST_F(RecordConverterTest, ScalarColumnsEventsAreByteIdenticalToProtobuf) {
       }
       absl::StatusOr<Converted> out = converter_.Convert(record, receive_time);
       ASSERT_TRUE(out.ok()) << out.status();
-      ASSERT_EQ(out->events.size(), points);
+      const std::vector<PointOut> events = Points(*out);
+      ASSERT_EQ(events.size(), points);
       for (size_t i = 0; i < points; ++i) {
         const std::string& tag = tags[i % tags.size()];
         const float value = columns->values(static_cast<int>(i));
@@ -101,7 +131,9 @@ TEST_F(RecordConverterTest, ScalarColumnsEventsAreByteIdenticalToProtobuf) {
         *expected.mutable_summary()->add_value() = style == v1::SCALAR_STYLE_TENSOR
                                                        ? ScalarValue(tag, value)
                                                        : SimpleScalarValue(tag, value);
-        ASSERT_EQ(out->events[i].event, expected.SerializeAsString())
+        EXPECT_EQ(events[i].tag, tag);
+        EXPECT_EQ(events[i].step, expected.step());
+        ASSERT_EQ(events[i].event, expected.SerializeAsString())
             << "point " << i << " style " << style << " receive_time " << receive_time;
       }
     }
@@ -149,14 +181,19 @@ TEST_F(RecordConverterTest, StreamTagIdsGiveTheEventsOfBatchLocalDictionaries) {
     }
     absl::StatusOr<Converted> out = converter_.Convert(by_id, kReceiveTime, "", &ref);
     ASSERT_TRUE(out.ok()) << out.status();
-    const Converted expected = Ok(local);
-    ASSERT_EQ(out->events.size(), expected.events.size());
-    for (size_t i = 0; i < expected.events.size(); ++i) {
-      EXPECT_EQ(out->events[i].event, expected.events[i].event) << i;
-      EXPECT_EQ(out->events[i].subrun, expected.events[i].subrun) << i;
-      EXPECT_EQ(out->events[i].tag_offset, expected.events[i].tag_offset) << i;
-      EXPECT_EQ(out->events[i].tag_size, expected.events[i].tag_size) << i;
+    const std::vector<PointOut> expected = Points(Ok(local));
+    const std::vector<PointOut> points = Points(*out);
+    ASSERT_EQ(points.size(), expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) {
+      EXPECT_EQ(points[i].event, expected[i].event) << i;
+      EXPECT_EQ(points[i].subrun, expected[i].subrun) << i;
+      EXPECT_EQ(points[i].tag, expected[i].tag) << i;
+      EXPECT_EQ(points[i].step, expected[i].step) << i;
     }
+    // One series per tag used, in order of first use.
+    ASSERT_EQ(out->packed.series.size(), 2u);
+    EXPECT_EQ(out->packed.series[0].tag, "loss");
+    EXPECT_EQ(out->packed.series[1].subrun, "eval");
   }
 }
 

@@ -10,6 +10,7 @@
 #include <utility>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "daemon/batch_marker.h"
@@ -47,6 +48,23 @@ EventOut Scalar(const std::string& subrun, const std::string& tag, int64_t step)
 Converted Record(const std::string& subrun, const std::string& tag, int64_t step) {
   Converted converted;
   converted.events.push_back(Scalar(subrun, tag, step));
+  return converted;
+}
+
+// Points (sub-run, tag, step) as scalar columns convert them: packed.
+Converted Packed(const std::vector<std::tuple<std::string, std::string, int64_t>>& points) {
+  Converted converted;
+  PackedEvents& packed = converted.packed;
+  for (const auto& [subrun, tag, step] : points) {
+    uint32_t series = 0;
+    while (series < packed.series.size() &&
+           (packed.series[series].subrun != subrun || packed.series[series].tag != tag)) {
+      ++series;
+    }
+    if (series == packed.series.size()) packed.series.push_back({subrun, tag});
+    packed.bytes += Scalar(subrun, tag, step).event;
+    packed.events.push_back({packed.bytes.size(), step, series});
+  }
   return converted;
 }
 
@@ -186,6 +204,44 @@ TEST_F(ResumeScanTest, CrashBeforeTheFirstCheckpointResendsNothingTwice) {
   const SeriesSteps reduced = {{{"train", "loss"}, 3}};
   EXPECT_EQ(again->reduced_steps, reduced);
   EXPECT_EQ(again->last_steps, reduced);
+}
+
+// A batch of packed events (scalar columns) killed in the middle: its resend
+// skips, sub-run by sub-run, the points the files hold and writes the rest.
+TEST_F(ResumeScanTest, APackedBatchHeldInPartIsCompletedByItsResend) {
+  const fs::path run = FreshTempDir("scan_packed");
+  const std::vector<std::tuple<std::string, std::string, int64_t>> points = {
+      {"a", "x", 1}, {"b", "y", 1}, {"a", "x", 2}, {"a", "z", 2}, {"b", "y", 2}, {"a", "x", 3}};
+  {
+    auto files = Files(run);
+    size_t part = 0;
+    bool io = false;
+    // Killed after its first three points.
+    const std::vector<std::tuple<std::string, std::string, int64_t>> first(points.begin(),
+                                                                           points.begin() + 3);
+    ASSERT_TRUE(files->WriteParts(Packed(first), &part, &io, BatchKey{"w", 1}).ok());
+  }
+  auto repair = RepairRunForResume(run.string(), kDaemon);
+  ASSERT_TRUE(repair.ok()) << repair.status();
+  const RecoveredBatch& one = repair->resumed.batches.at({"w", 1});
+  EXPECT_EQ(one.parts.at("a").events, 2u);
+  EXPECT_EQ(one.parts.at("b").events, 1u);
+  {
+    auto files = Files(run, repair->writer_sequences, repair->resumed);
+    size_t part = 0;
+    bool io = false;
+    ASSERT_TRUE(files->WriteParts(Packed(points), &part, &io, BatchKey{"w", 1}).ok());
+    EXPECT_EQ(part, points.size());
+    files->NoteBatchWritten("w", 1);
+    ASSERT_TRUE(files->CloseAll().ok());
+  }
+  EXPECT_EQ(TagSteps(ReadSummaryEvents(run / "a")),
+            (std::vector<std::string>{"x@1", "x@2", "z@2", "x@3"}));
+  EXPECT_EQ(TagSteps(ReadSummaryEvents(run / "b")), (std::vector<std::string>{"y@1", "y@2"}));
+  auto again = RepairRunForResume(run.string(), kDaemon);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->resumed.batches.empty());
+  EXPECT_EQ(again->writer_sequences.at("w"), 1u);
 }
 
 // A batch held in part survives a second crash through the checkpoint.

@@ -1,12 +1,17 @@
 // RunFiles' directory fsyncs: a flush (even the first of a new run, which
 // creates the event file, the sub-run directory, .tblogd and the checkpoint)
 // never waits on an fsync; the durable sync fsyncs every new name before the
-// checkpoint that lets Run report the data durable. The recovery side of
-// RunFiles (markers, resends, torn tails) is in resume_scan_test.cc.
+// checkpoint that lets Run report the data durable. Packed events (scalar
+// columns) are written as the same events one by one would be. The recovery
+// side of RunFiles (markers, resends, torn tails) is in resume_scan_test.cc.
 #include "daemon/run_files.h"
 
 #include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <sstream>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -214,6 +219,74 @@ TEST_F(RunFilesSyncTest, NeverPolicyFsyncsNothing) {
   for (const std::string& entry : log_.Take()) {
     EXPECT_EQ(entry.rfind("dir ", 0), std::string::npos) << entry;
   }
+}
+
+// The bytes of every event file under `dir` (sub-runs included), by sub-run,
+// in name order.
+std::map<std::string, std::string> EventFileBytes(const fs::path& dir) {
+  std::map<std::string, std::vector<fs::path>> files;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (entry.path().filename().string().find("tfevents") == std::string::npos) continue;
+    files[fs::relative(entry.path().parent_path(), dir).string()].push_back(entry.path());
+  }
+  std::map<std::string, std::string> bytes;
+  for (auto& [subrun, paths] : files) {
+    std::sort(paths.begin(), paths.end());
+    for (const fs::path& path : paths) {
+      std::ifstream in(path, std::ios::binary);
+      std::stringstream contents;
+      contents << in.rdbuf();
+      bytes[subrun] += contents.str();
+    }
+  }
+  return bytes;
+}
+
+TEST_F(RunFilesSyncTest, PackedEventsAreWrittenAsTheSameEventsOneByOne) {
+  options_.clock = [] { return absl::FromUnixSeconds(1700000000); };  // same file_version, markers
+  // Points of two series, one of them going back in step once.
+  const std::vector<std::pair<std::string, int64_t>> points = {
+      {"", 1}, {"val", 1}, {"", 2}, {"val", 2}, {"", 1}, {"", 3}};
+  Converted one_by_one;
+  Converted packed;
+  packed.packed.series = {{"", "x"}, {"val", "x"}};
+  for (const auto& [subrun, step] : points) {
+    EventOut event = Scalar(subrun, step);
+    packed.packed.bytes += event.event;
+    packed.packed.events.push_back(
+        {packed.packed.bytes.size(), step, subrun.empty() ? 0u : 1u});
+    one_by_one.events.push_back(std::move(event));
+  }
+  std::map<std::string, std::string> written[2];
+  uint64_t steps_back[2] = {0, 0};
+  for (int form = 0; form < 2; ++form) {
+    const fs::path run = dir_ / (form == 0 ? "one_by_one" : "packed");
+    fs::create_directories(run);
+    std::atomic<uint64_t> back{0};
+    RunFiles files("run", run.string(), options_, limits_, {}, {}, &back);
+    const Converted& converted = form == 0 ? one_by_one : packed;
+    const size_t parts = points.size();
+    size_t part = 0;
+    bool io = false;
+    ASSERT_TRUE(files.WriteParts(converted, &part, &io, BatchKey{"w", 1}).ok());
+    ASSERT_EQ(part, parts);
+    files.NoteBatchWritten("w", 1);
+    // A later batch from its 4th part on, as a retry after an I/O error
+    // resumes at the failing part.
+    part = 3;
+    ASSERT_TRUE(files.WriteParts(converted, &part, &io, BatchKey{"w", 2}).ok());
+    EXPECT_EQ(part, parts);
+    files.NoteBatchWritten("w", 2);
+    ASSERT_TRUE(files.CloseAll().ok());
+    written[form] = EventFileBytes(run);
+    steps_back[form] = back.load();
+  }
+  EXPECT_EQ(written[0].size(), 2u);
+  EXPECT_EQ(written[0], written[1]);
+  // Batch 1: step 1 after 2 in ""; batch 2 (points 3..5): 2 after 2 in
+  // "val", 1 after 3 in "".
+  EXPECT_EQ(steps_back[0], 3u);
+  EXPECT_EQ(steps_back[1], steps_back[0]);
 }
 
 }  // namespace

@@ -42,8 +42,8 @@ size_t ConversionEstimate(const v1::Record& record) {
   switch (record.kind_case()) {
     case v1::Record::kScalar: return 512;
     case v1::Record::kScalars:
-      // One event per point: a ~40-byte serialized event in its own string
-      // and its EventOut.
+      // One event per point, packed (PackedEvents): up to ~100 bytes of
+      // event and its 24-byte entry, in buffers grown by doubling.
       return static_cast<size_t>(record.scalars().values_size()) * 192 + kKiB;
     case v1::Record::kHistogram:
       // Read in place; per-thread bucket counts and the value are small.
@@ -107,6 +107,12 @@ size_t HeldBytes(const Converted& converted) {
     // Writing frames a copy of the event into the event file's buffer; small
     // ones share its fixed 256 KiB (README, "Memory"), a large one grows it.
     if (event.event.size() > kLargeEvent) bytes += event.event.size();
+  }
+  const PackedEvents& packed = converted.packed;
+  bytes += HeapBytes(packed.bytes) + packed.events.capacity() * sizeof(PackedEvents::Event) +
+           packed.series.capacity() * sizeof(PackedEvents::Series);
+  for (const PackedEvents::Series& series : packed.series) {
+    bytes += HeapBytes(series.subrun) + HeapBytes(series.tag);
   }
   for (const SideFile& file : converted.files) {
     bytes += HeapBytes(file.subrun) + HeapBytes(file.relative_path) + HeapBytes(file.contents);

@@ -1,5 +1,7 @@
 #include "daemon/convert/scalars.h"
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <functional>
 #include <optional>
@@ -7,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_util.h"
 #include "daemon/convert/fields.h"
@@ -32,19 +35,21 @@ absl::StatusOr<tb::Summary::Value> ConvertScalar(std::string_view tag, const v1:
 
 namespace {
 
-// A point's tag: its encoder and sub-run.
-using Resolved = std::pair<std::reference_wrapper<const ScalarEventEncoder>,
-                           std::reference_wrapper<const std::string>>;
+// A point's tag: its encoder and its series in the PackedEvents.
+using Resolved = std::pair<std::reference_wrapper<const ScalarEventEncoder>, uint32_t>;
 
-// The point loop, shared by both dictionary forms: `resolve(i, index)` gives
-// the Resolved tag of point i's tag_index, or an error for the record.
+// The point loop, shared by both dictionary forms: `resolve(i, index, out)`
+// gives the Resolved tag of point i's tag_index, adding its series to `out`
+// on first use, or an error for the record.
 template <typename Resolve>
 absl::StatusOr<Converted> EncodePoints(const v1::ScalarColumns& columns, double receive_time,
                                        Resolve&& resolve) {
   const int points = columns.tag_index_size();
   const bool has_wall_times = columns.wall_times_size() != 0;
   Converted out;
-  out.events.reserve(static_cast<size_t>(points));
+  PackedEvents& packed = out.packed;
+  packed.events.reserve(static_cast<size_t>(points));
+  size_t used = 0;  // bytes of packed.bytes holding events; the rest is room
   for (int i = 0; i < points; ++i) {
     double wall_time = receive_time;
     if (has_wall_times) {
@@ -54,16 +59,20 @@ absl::StatusOr<Converted> EncodePoints(const v1::ScalarColumns& columns, double 
       }
       if (wall != 0) wall_time = wall;
     }
-    absl::StatusOr<Resolved> tag = resolve(i, columns.tag_index(i));
+    absl::StatusOr<Resolved> tag = resolve(i, columns.tag_index(i), packed);
     if (!tag.ok()) return tag.status();
     const ScalarEventEncoder& encoder = tag->first;
+    if (packed.bytes.size() - used < encoder.max_size()) {
+      // Room for the rest at this size, grown geometrically.
+      const size_t rest = static_cast<size_t>(points - i) * encoder.max_size();
+      packed.bytes.resize(std::max(used + rest, 2 * packed.bytes.size()));
+    }
     const int64_t step = columns.steps(i);
-    EventOut& event = out.events.emplace_back(
-        EventOut{tag->second, encoder.Encode(wall_time, step, columns.values(i))});
-    event.tag_offset = static_cast<uint32_t>(encoder.TagOffset(event.event));
-    event.tag_size = static_cast<uint32_t>(encoder.tag_size());
-    event.step = step;
+    char* const at = packed.bytes.data() + used;
+    used += static_cast<size_t>(encoder.EncodeTo(wall_time, step, columns.values(i), at) - at);
+    packed.events.push_back({used, step, tag->second});
   }
+  packed.bytes.resize(used);
   return out;
 }
 
@@ -107,41 +116,58 @@ absl::StatusOr<Converted> ConvertScalarColumns(const v1::ScalarColumns& columns,
   if (columns.stream_tag_ids()) {
     const StreamTags* tags = stream_tags != nullptr ? stream_tags->tags.get() : nullptr;
     const uint64_t message = stream_tags != nullptr ? stream_tags->message : 0;
-    // Consecutive points often share a tag (a batch from one tag's loop).
-    uint32_t last_id = 0;
-    const StreamTags::Entry* last = nullptr;
-    return EncodePoints(columns, receive_time,
-                        [&](int i, uint32_t id) -> absl::StatusOr<Resolved> {
-                          if (last == nullptr || id != last_id) {
-                            const StreamTags::Entry* entry =
-                                tags != nullptr ? tags->Find(id, message) : nullptr;
-                            if (entry == nullptr) {
-                              return Bad(absl::StrCat("tag_index[", i, "]"),
-                                         absl::StrCat("stream tag id ", id,
-                                                      " is not defined on this stream "
-                                                      "(WriteRequest.stream_tags)"));
-                            }
-                            if (!entry->valid.ok()) {
-                              return Annotate(entry->valid, absl::StrCat("tag_index[", i, "]"));
-                            }
-                            last = entry;
-                            last_id = id;
-                          }
-                          return Resolved(last->encoder(style), last->subrun);
-                        });
+    // The ids met lately, direct-mapped: points rotate over a few tags (or
+    // repeat one), so most find theirs here, with no dictionary lookup or
+    // hashing per point.
+    struct Recent {
+      uint32_t id = StreamTags::kMaxIds;  // no id: ids are below kMaxIds
+      uint32_t series = 0;
+      const StreamTags::Entry* entry = nullptr;
+    };
+    std::array<Recent, 64> recent;
+    // The series of each entry used, in order of first use.
+    absl::flat_hash_map<const StreamTags::Entry*, uint32_t> series;
+    return EncodePoints(
+        columns, receive_time,
+        [&](int i, uint32_t id, PackedEvents& packed) -> absl::StatusOr<Resolved> {
+          Recent& slot = recent[id % recent.size()];
+          if (slot.id != id) {
+            const StreamTags::Entry* entry = tags != nullptr ? tags->Find(id, message) : nullptr;
+            if (entry == nullptr) {
+              return Bad(absl::StrCat("tag_index[", i, "]"),
+                         absl::StrCat("stream tag id ", id,
+                                      " is not defined on this stream (WriteRequest.stream_tags)"));
+            }
+            if (!entry->valid.ok()) {
+              return Annotate(entry->valid, absl::StrCat("tag_index[", i, "]"));
+            }
+            const auto [it, added] =
+                series.try_emplace(entry, static_cast<uint32_t>(packed.series.size()));
+            if (added) packed.series.push_back({entry->subrun, entry->tag});
+            slot = Recent{id, it->second, entry};
+          }
+          return Resolved(slot.entry->encoder(style), slot.series);
+        });
   }
-  // Per batch-local dictionary entry, built when first used.
-  std::vector<std::optional<ScalarEventEncoder>> encoders(static_cast<size_t>(columns.tags_size()));
-  return EncodePoints(columns, receive_time,
-                      [&](int i, uint32_t index) -> absl::StatusOr<Resolved> {
-                        if (index >= encoders.size()) {
-                          return IndexOutOfRange(i, index, columns.tags_size());
-                        }
-                        std::optional<ScalarEventEncoder>& built = encoders[index];
-                        const v1::ColumnTag& entry = columns.tags(static_cast<int>(index));
-                        if (!built) built.emplace(entry.tag(), style);
-                        return Resolved(*built, entry.subrun());
-                      });
+  // Per batch-local dictionary entry, built when first used, with its series.
+  struct Local {
+    std::optional<ScalarEventEncoder> encoder;
+    uint32_t series = 0;
+  };
+  std::vector<Local> locals(static_cast<size_t>(columns.tags_size()));
+  return EncodePoints(
+      columns, receive_time,
+      [&](int i, uint32_t index, PackedEvents& packed) -> absl::StatusOr<Resolved> {
+        if (index >= locals.size()) return IndexOutOfRange(i, index, columns.tags_size());
+        Local& local = locals[index];
+        if (!local.encoder) {
+          const v1::ColumnTag& entry = columns.tags(static_cast<int>(index));
+          local.encoder.emplace(entry.tag(), style);
+          local.series = static_cast<uint32_t>(packed.series.size());
+          packed.series.push_back({entry.subrun(), entry.tag()});
+        }
+        return Resolved(*local.encoder, local.series);
+      });
 }
 
 }  // namespace tblog::daemon::convert

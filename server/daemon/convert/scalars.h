@@ -22,7 +22,8 @@ namespace tblog::daemon::convert {
 // to float in the simple-value style.
 absl::StatusOr<tb::Summary::Value> ConvertScalar(std::string_view tag, const v1::Scalar& scalar);
 
-// One event per point, in column order, each in its tag entry's subrun.
+// One event per point, in column order, into Converted::packed (one series
+// per tag entry used, with its subrun; Converted::events stays empty).
 // Validates every tag entry, that the columns agree in length, each
 // tag_index, each wall time (finite; 0 or no wall_times column means
 // `receive_time`) and the style. The enclosing Record's tag, subrun, step

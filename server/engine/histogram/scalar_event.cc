@@ -1,6 +1,7 @@
 #include "engine/histogram/scalar_event.h"
 
 #include <bit>
+#include <cstring>
 
 #include "base/wire.h"
 #include "engine/histogram/scalar_summary.h"
@@ -11,7 +12,6 @@ namespace {
 
 using wire::AppendLengthDelimited;
 using wire::AppendLengthDelimitedHeader;
-using wire::AppendLittleEndian;
 using wire::AppendVarint;
 using wire::FieldKey;
 
@@ -61,25 +61,30 @@ ScalarEventEncoder::ScalarEventEncoder(std::string_view tag, ScalarStyle style) 
   tag_size_ = tag.size();
   tag_in_head_ = head_.size() + (tag.empty() ? 0 : wire::LengthDelimitedSize(kValueTag, tag.size()) - tag.size());
   head_ += value;
+  max_size_ = wire::VarintSize(kWallTimeKey) + sizeof(double) + wire::VarintSize(kStepKey) +
+              wire::kMaxVarintBytes + head_.size() + sizeof(float) + tail_.size();
 }
 
 std::string ScalarEventEncoder::Encode(double wall_time, int64_t step, float value) const {
-  std::string out;
-  out.reserve(wire::VarintSize(kWallTimeKey) + sizeof(double) + wire::VarintSize(kStepKey) +
-              wire::kMaxVarintBytes + head_.size() + sizeof(float) + tail_.size());
+  std::string out(max_size_, '\0');
+  out.resize(static_cast<size_t>(EncodeTo(wall_time, step, value, out.data()) - out.data()));
+  return out;
+}
+
+char* ScalarEventEncoder::EncodeTo(double wall_time, int64_t step, float value, char* out) const {
   const auto wall_bits = std::bit_cast<uint64_t>(wall_time);
   if (wall_bits != 0) {  // proto3 leaves out a default (+0.0) double; -0.0 is written
-    AppendVarint(kWallTimeKey, &out);
-    AppendLittleEndian(wall_bits, sizeof(double), &out);
+    out = wire::StoreVarint(kWallTimeKey, out);
+    out = wire::StoreLittleEndian(wall_bits, sizeof(double), out);
   }
   if (step != 0) {
-    AppendVarint(kStepKey, &out);
-    AppendVarint(static_cast<uint64_t>(step), &out);  // negative steps take 10 bytes
+    out = wire::StoreVarint(kStepKey, out);
+    out = wire::StoreVarint(static_cast<uint64_t>(step), out);  // negative steps take 10 bytes
   }
-  out += head_;
-  AppendLittleEndian(std::bit_cast<uint32_t>(value), sizeof(float), &out);
-  out += tail_;
-  return out;
+  std::memcpy(out, head_.data(), head_.size());
+  out = wire::StoreLittleEndian(std::bit_cast<uint32_t>(value), sizeof(float), out + head_.size());
+  std::memcpy(out, tail_.data(), tail_.size());
+  return out + tail_.size();
 }
 
 }  // namespace tblog

@@ -36,6 +36,12 @@ class ScalarEventEncoder {
   // wall_time of +0.0 and a step of 0 are left out of the bytes, as protobuf
   // leaves out proto3 defaults; they read back as 0.
   std::string Encode(double wall_time, int64_t step, float value) const;
+  // The same bytes, written at `out` (room for max_size() bytes), with no
+  // allocation; returns the end of what it wrote. What the daemon's scalar
+  // columns use: a batch's events go back to back into one buffer.
+  char* EncodeTo(double wall_time, int64_t step, float value, char* out) const;
+  // The most bytes one event of this tag takes.
+  size_t max_size() const { return max_size_; }
 
   // Where the tag lies in an `event` that Encode returned: its offset (the
   // tag is event.substr(TagOffset(event), tag_size())). Lets a reader of the
@@ -50,6 +56,7 @@ class ScalarEventEncoder {
   std::string tail_;  // the Value after the float (its metadata)
   size_t tag_in_head_ = 0;  // offset of the tag's bytes in head_
   size_t tag_size_ = 0;
+  size_t max_size_ = 0;
 };
 
 }  // namespace tblog

@@ -69,6 +69,14 @@ class WritableFile {
   virtual absl::Status Truncate(uint64_t size) = 0;
   // Makes the written data durable (fdatasync).
   virtual absl::Status Sync() = 0;
+  // Asks the OS to start writing [offset, offset + length) to the disk and
+  // returns without waiting (sync_file_range's SYNC_FILE_RANGE_WRITE): a
+  // hint, so that a later Sync() finds little left to write. Promises no
+  // durability; an error shows at the next Sync(). By default, nothing.
+  virtual void StartWriteback(uint64_t offset, uint64_t length) {
+    (void)offset;
+    (void)length;
+  }
   // Closes the file. Idempotent; later Appends fail.
   virtual absl::Status Close() = 0;
   // The write position: the file's size at open (kAppend) or 0 (kCreateNew,

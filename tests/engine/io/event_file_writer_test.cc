@@ -385,8 +385,8 @@ TEST_F(EventFileWriterTest, DeferredDirectorySyncsComeWithTheFilesFsync) {
   EXPECT_EQ(faults_.calls(FileOp::kSyncDir), 0);
   EXPECT_EQ((*writer)->stats().directory_syncs, 0u);
 
-  // A failing directory fsync fails the sync, leaves the file usable, and is
-  // retried by the next one, before the file's own fsync.
+  // A failing directory fsync fails the sync (the file's own fsync, first,
+  // went through), leaves the file usable, and is retried by the next one.
   faults_.Inject(Fault(FileOp::kSyncDir, EIO).Skip(1));
   EXPECT_FALSE((*writer)->Flush(/*sync=*/true).ok());
   EXPECT_EQ((*writer)->stats().syncs, 0u);
@@ -603,6 +603,112 @@ TEST_F(EventFileWriterTest, DirectoryFaultsAreReportedWithThePath) {
   EXPECT_NE(failed.status().message().find("syncing directory"), absl::string_view::npos)
       << failed.status();
   EXPECT_TRUE(EventFileWriter::Create(dir_ + "/train", options).ok());
+}
+
+}  // namespace
+}  // namespace tblog
+
+namespace tblog {
+namespace {
+
+// Records the StartWriteback calls reaching the files it opens (on the real
+// file system underneath).
+class WritebackLog : public FileSystem {
+ public:
+  struct Call {
+    uint64_t offset;
+    uint64_t length;
+    bool operator==(const Call&) const = default;
+  };
+  std::vector<Call> calls;
+
+  absl::Status CreateDir(const std::string& path) override { return base_->CreateDir(path); }
+  absl::Status SyncDir(const std::string& path) override { return base_->SyncDir(path); }
+  absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritable(const std::string& path,
+                                                             OpenMode mode) override {
+    auto file = base_->OpenWritable(path, mode);
+    if (!file.ok()) return file.status();
+    return std::unique_ptr<WritableFile>(new File(this, *std::move(file)));
+  }
+  absl::StatusOr<std::unique_ptr<ReadableFile>> OpenReadable(const std::string& path) override {
+    return base_->OpenReadable(path);
+  }
+  absl::Status Remove(const std::string& path) override { return base_->Remove(path); }
+  absl::StatusOr<FileInfo> Stat(const std::string& path) override { return base_->Stat(path); }
+  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override {
+    return base_->ListDir(path);
+  }
+
+ private:
+  class File : public WritableFile {
+   public:
+    File(WritebackLog* log, std::unique_ptr<WritableFile> base)
+        : log_(log), base_(std::move(base)) {}
+    absl::Status Append(std::string_view data) override { return base_->Append(data); }
+    absl::Status Truncate(uint64_t size) override { return base_->Truncate(size); }
+    absl::Status Sync() override { return base_->Sync(); }
+    void StartWriteback(uint64_t offset, uint64_t length) override {
+      log_->calls.push_back({offset, length});
+      base_->StartWriteback(offset, length);  // the real sync_file_range
+    }
+    absl::Status Close() override { return base_->Close(); }
+    uint64_t Size() const override { return base_->Size(); }
+
+   private:
+    WritebackLog* log_;
+    std::unique_ptr<WritableFile> base_;
+  };
+
+  FileSystem* base_ = FileSystem::Default();
+};
+
+TEST_F(EventFileWriterTest, WritebackStartsEveryWritebackBytesHandedToTheOs) {
+  WritebackLog log;
+  EventFileOptions options = FakeClockOptions();
+  options.file_system = &log;
+  options.sync = SyncPolicy::kInterval;
+  options.buffer_bytes = 1000;   // a write to the OS every ~1000 bytes
+  options.writeback_bytes = 4000;
+  auto writer = EventFileWriter::Create(dir_, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  for (int64_t step = 0; step < 500; ++step) {
+    ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
+  }
+  ASSERT_TRUE((*writer)->Flush().ok());
+  const uint64_t size = fs::file_size(Files().at(0));
+  // Contiguous ranges from the start of the file, each at least
+  // writeback_bytes and less than that plus one buffer; what is left after
+  // the last is under writeback_bytes.
+  ASSERT_FALSE(log.calls.empty());
+  uint64_t next = 0;
+  for (const WritebackLog::Call& call : log.calls) {
+    EXPECT_EQ(call.offset, next);
+    EXPECT_GE(call.length, options.writeback_bytes);
+    EXPECT_LT(call.length, options.writeback_bytes + options.buffer_bytes + 200);
+    next = call.offset + call.length;
+  }
+  EXPECT_LT(size - next, options.writeback_bytes);
+  ASSERT_TRUE((*writer)->Close().ok());
+  EXPECT_EQ(StepsAcross(Files()), Range(0, 500));
+}
+
+TEST_F(EventFileWriterTest, NoWritebackWhenOffOrWhenThePolicyNeverSyncs) {
+  for (const auto& [writeback, sync] : {std::pair<uint64_t, SyncPolicy>{0, SyncPolicy::kOnFlush},
+                                        {4000, SyncPolicy::kNever}}) {
+    WritebackLog log;
+    EventFileOptions options = FakeClockOptions();
+    options.file_system = &log;
+    options.sync = sync;
+    options.buffer_bytes = 1000;
+    options.writeback_bytes = writeback;
+    auto writer = EventFileWriter::Create(dir_ + "/" + std::to_string(writeback), options);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    for (int64_t step = 0; step < 500; ++step) {
+      ASSERT_TRUE((*writer)->Write(ScalarEvent(step)).ok());
+    }
+    ASSERT_TRUE((*writer)->Close().ok());
+    EXPECT_TRUE(log.calls.empty()) << writeback;
+  }
 }
 
 }  // namespace
