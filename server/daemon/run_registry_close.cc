@@ -121,12 +121,12 @@ void RunRegistry::CloseRun(const std::string& run_id, const std::string& writer_
     }
   }
   // What this writer sent is durable once `run` has closed: its close syncs.
-  auto answer_when_closed = [this, run_id](const std::shared_ptr<Run>& run, CloseDone answer) {
-    run->WhenClosed([this, run_id, answer = std::move(answer)](absl::Status closed) mutable {
+  auto answer_when_closed = [this, run_id](const std::shared_ptr<Run>& run, CloseDone reply) {
+    run->WhenClosed([this, run_id, reply = std::move(reply)](absl::Status closed) mutable {
       if (closed.ok()) {
-        std::move(answer)(Info(run_id));
+        std::move(reply)(Info(run_id));
       } else {
-        std::move(answer)(closed);
+        std::move(reply)(closed);
       }
     });
   };
