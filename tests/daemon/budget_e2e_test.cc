@@ -24,6 +24,7 @@ using ::tblog::testing::BatchOf;
 using ::tblog::testing::Connect;
 using ::tblog::testing::DaemonProcess;
 using ::tblog::testing::HistogramRecord;
+using ::tblog::testing::PeakAllowance;
 using ::tblog::testing::ProcStatusBytes;
 using ::tblog::testing::WriteBatchRetryingRefusals;
 
@@ -156,10 +157,8 @@ TEST_F(BudgetE2eTest, ManyConcurrentUnaryCallersStayWithinTheBudget) {
   for (std::thread& thread : threads) thread.join();
   EXPECT_EQ(RecordsWritten(), kCallers * kCalls);
   const uint64_t peak = ProcStatusBytes(daemon_->pid(), "VmHWM");
-  // A memory bound, not a timing: the allowance is the benchmark's (48 MiB
-  // allocator slack and gRPC, 1 MiB per connection), well below the 128 MiB
-  // of messages the callers have in flight.
-  const uint64_t allowed = idle + kBudget + 48 * kMiB + kCallers * kMiB;
+  // Well below the 128 MiB of messages the callers have in flight.
+  const uint64_t allowed = PeakAllowance(idle, kBudget, kCallers);
   EXPECT_LE(peak, allowed) << "peak " << peak / kMiB << " MiB, idle " << idle / kMiB
                            << " MiB, budget " << kBudget / kMiB << " MiB";
   RecordProperty("peak_mib", static_cast<int>(peak / kMiB));

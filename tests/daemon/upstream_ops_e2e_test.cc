@@ -37,6 +37,7 @@ namespace {
 using ::tblog::testing::BatchOf;
 using ::tblog::testing::Connect;
 using ::tblog::testing::HistogramRecord;
+using ::tblog::testing::PeakAllowance;
 using ::tblog::testing::ProcStatusBytes;
 using ::tblog::testing::ReadTextFile;
 using ::tblog::testing::ScrapeMetrics;
@@ -115,8 +116,7 @@ TEST_F(UpstreamOpsE2eTest, UnaryCallersThroughANodeStayWithinItsBudget) {
   }
   for (std::thread& caller : callers) caller.join();
   const uint64_t peak = ProcStatusBytes((*node)->pid(), "VmHWM");
-  // A memory bound, not a timing (budget_e2e_test's allowance).
-  const uint64_t allowed = idle + kBudget + 48 * kMiB + kCallers * kMiB;
+  const uint64_t allowed = PeakAllowance(idle, kBudget, kCallers);
   EXPECT_LE(peak, allowed) << "peak " << peak / kMiB << " MiB, idle " << idle / kMiB
                            << " MiB, budget " << kBudget / kMiB << " MiB";
   std::printf("node: idle %llu MiB, peak %llu MiB, %d refusals retried\n",

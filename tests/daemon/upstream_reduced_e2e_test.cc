@@ -78,7 +78,8 @@ void ExpectEachStep(const Points& points, const std::string& tag, int64_t steps,
 class UpstreamReducedE2eTest : public ::tblog::testing::UpstreamFixture {
  public:
   UpstreamReducedE2eTest() {
-    node_args_ = {"--upstream-forward", "reduced", "--flush-interval", "50ms", "--fsync", "flush"};
+    node_args_ = {"--upstream-forward", "reduced", "--flush-interval", "50ms", "--fsync", "flush",
+                  "--reduce-timeout", "600s"};  // as the upstream's (upstream_fixture.h)
   }
   fs::path RunDirOf(const std::string& name) const { return UpstreamFixture::RunDirOf(name, kRun); }
   static std::string NodeOf(int rank) { return rank % 2 == 0 ? "node-a" : "node-b"; }

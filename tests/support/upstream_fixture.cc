@@ -82,6 +82,24 @@ uint64_t ProcStatusBytes(pid_t pid, const std::string& field) {
   return 0;
 }
 
+uint64_t PeakAllowance(uint64_t idle, uint64_t budget, int connections) {
+#if defined(__SANITIZE_THREAD__)
+  constexpr bool kThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+  constexpr bool kThreadSanitizer = true;
+#else
+  constexpr bool kThreadSanitizer = false;
+#endif
+#else
+  constexpr bool kThreadSanitizer = false;
+#endif
+  constexpr uint64_t kMiB = uint64_t{1} << 20;
+  const uint64_t shadow = kThreadSanitizer ? 4 : 1;
+  return idle + shadow * budget + (kThreadSanitizer ? 96 : 48) * kMiB +
+         static_cast<uint64_t>(connections) * kMiB;
+}
+
 std::string ReadTextFile(const std::string& path) {
   std::ifstream in(path);
   std::ostringstream text;

@@ -64,6 +64,13 @@ WrittenPoints ReadPoints(const std::filesystem::path& dir);
 uint64_t ProcStatusBytes(pid_t pid, const std::string& field);
 // The resident memory of `pid` now (VmRSS), signed for differences.
 inline int64_t RssBytes(pid_t pid) { return static_cast<int64_t>(ProcStatusBytes(pid, "VmRSS")); }
+// The peak resident set (VmHWM) a daemon may reach above its `idle` one with
+// `budget` bytes of --max-inflight-bytes and `connections` clients: the
+// budget, 48 MiB of allocator slack and gRPC, 1 MiB per connection (the
+// budget benchmark's allowance). A memory bound, not a timing. Under
+// ThreadSanitizer the daemon's shadow memory is resident too (several bytes
+// per byte touched): the budget counts four times and the slack twice.
+uint64_t PeakAllowance(uint64_t idle, uint64_t budget, int connections);
 
 // The unlabelled samples of the /metrics page of the daemon whose log is
 // `log_path` (its address read from the log line "metrics on
@@ -151,8 +158,12 @@ class UpstreamFixture : public ::testing::Test {
  protected:
   // The arguments every upstream (after --daemon-id) and every node (after
   // --daemon-id and --upstream) starts with; a test's constructor may change
-  // them.
-  std::vector<std::string> upstream_args_ = {"--flush-interval", "50ms", "--fsync", "flush"};
+  // them. Every rank contributes to every reduced point in these tests: a
+  // point written at the reduce timeout short of a rank (the default 30 s,
+  // reached by kill-and-restart rounds under TSan on a loaded machine) would
+  // be wrong, so the timeout is out of reach.
+  std::vector<std::string> upstream_args_ = {"--flush-interval", "50ms", "--fsync", "flush",
+                                             "--reduce-timeout", "600s"};
   std::vector<std::string> node_args_;
 
   TempDir root_;
