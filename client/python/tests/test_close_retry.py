@@ -1,0 +1,110 @@
+"""close() survives a daemon killed (SIGKILL) and restarted during the close:
+CloseRun is tried again while the daemon is away (UNAVAILABLE) and a
+restarted daemon's NOT_FOUND releases the writer, as the C++ client's close()
+does (writer_protocol_test). A daemon that does not come back fails close()
+after its timeout, naming the address."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+import eventfile
+import tblog
+import tblog._connect
+
+POINTS = 3000
+
+
+def _log(writer):
+    for step in range(POINTS):
+        writer.add_scalar("x", float(step), step)
+
+
+def _steps(daemon, run):
+    return [s for s, _ in eventfile.scalars(os.path.join(daemon.logdir, run))["x"]]
+
+
+def _restart_later(daemon, delay):
+    """Starts the (killed) daemon again `delay` seconds from now, on its own
+    thread; join the thread before looking at the files."""
+    def start():
+        time.sleep(delay)
+        daemon.start()
+    thread = threading.Thread(target=start, name="restart-tblogd")
+    thread.start()
+    return thread
+
+
+def _kill_when_close_run_starts(daemon, monkeypatch, restart_after=None):
+    """The daemon gets SIGKILL right before close()'s first CloseRun (after
+    its flush: every point is written), and, with `restart_after`, is started
+    again that many seconds later. Returns a list that holds the restart
+    thread once there is one."""
+    original = tblog._connect.close_run
+    threads = []
+
+    def kill_then_close_run(*args, **kwargs):
+        daemon.stop(sig=signal.SIGKILL)
+        if restart_after is not None:
+            threads.append(_restart_later(daemon, restart_after))
+        return original(*args, **kwargs)
+    monkeypatch.setattr(tblog._connect, "close_run", kill_then_close_run)
+    return threads
+
+
+def test_close_run_retried_across_a_daemon_restart(daemon, monkeypatch):
+    """Killed as CloseRun starts, back 0.5 s later: the first try fails
+    (UNAVAILABLE), a later one reaches the restarted daemon, which does not
+    know the run (NOT_FOUND: released). close() returns; every point is in
+    the files once."""
+    writer = tblog.SummaryWriter("py/close-kill", address=daemon.address)
+    _log(writer)
+    threads = _kill_when_close_run_starts(daemon, monkeypatch, restart_after=0.5)
+    start = time.monotonic()
+    writer.close(timeout=30)
+    took = time.monotonic() - start
+    print(f"\nclose across a restart: {took:.2f} s")
+    for thread in threads:
+        thread.join()
+    assert len(threads) == 1          # the hook ran: CloseRun met the kill
+    assert took < 20                  # generous: the retry, not the timeout
+    assert _steps(daemon, "py/close-kill") == list(range(POINTS))
+
+
+def test_close_resends_and_closes_when_killed_as_close_starts(daemon):
+    """Killed right when close() starts, with points not yet flushed, back
+    0.5 s later: the flush resends what the daemon had not written, then the
+    run closes. Every point is in the files once."""
+    writer = tblog.SummaryWriter("py/close-start", address=daemon.address)
+    _log(writer)
+    daemon.stop(sig=signal.SIGKILL)
+    thread = _restart_later(daemon, 0.5)
+    try:
+        writer.close(timeout=30)
+    finally:
+        thread.join()
+    assert _steps(daemon, "py/close-start") == list(range(POINTS))
+
+
+def test_close_fails_after_its_timeout_naming_the_address(daemon, monkeypatch):
+    """No daemon comes back: close() gives up after its timeout (generous
+    bound), with an error that names the address; the points flushed before
+    are in the files."""
+    writer = tblog.SummaryWriter("py/close-gone", address=daemon.address)
+    _log(writer)
+    _kill_when_close_run_starts(daemon, monkeypatch)
+    start = time.monotonic()
+    with pytest.raises(tblog.TblogError) as raised:
+        writer.close(timeout=2)
+    took = time.monotonic() - start
+    message = str(raised.value)
+    assert daemon.address in message, message
+    assert "CloseRun" in message and "timeout" in message, message
+    assert raised.value.code == "UNAVAILABLE", message
+    assert 1.5 <= took < 15, took    # tried for its timeout, then gave up
+    writer.close()                    # idempotent: no second error
+    daemon.start()                    # the fixture stops it (SIGTERM, exit 0)
+    assert _steps(daemon, "py/close-gone") == list(range(POINTS))
