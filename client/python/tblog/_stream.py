@@ -417,7 +417,8 @@ class Stream:
         self.take_errors()
         if not done:
             raise TblogError(f"tblog: flush did not complete within {timeout} s "
-                             f"(daemon unreachable or too slow)", code="DEADLINE_EXCEEDED")
+                             f"(tblogd at {self._address!r} unreachable or too slow)",
+                             code="DEADLINE_EXCEEDED")
 
     def _wait(self, deadline):
         if deadline is None:

@@ -6,6 +6,7 @@ after its timeout, naming the address."""
 
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -27,12 +28,28 @@ def _steps(daemon, run):
     return [s for s, _ in eventfile.scalars(os.path.join(daemon.logdir, run))["x"]]
 
 
+def _start_again(daemon):
+    """Starts the killed daemon and waits until its socket accepts
+    connections (start() may return on the first run's "listening on" line
+    of the shared log, before the new process handles SIGTERM)."""
+    daemon.start()
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            try:
+                s.connect(daemon.socket_path)
+                return
+            except OSError:
+                assert time.monotonic() < deadline, daemon.log()
+        time.sleep(0.01)
+
+
 def _restart_later(daemon, delay):
     """Starts the (killed) daemon again `delay` seconds from now, on its own
     thread; join the thread before looking at the files."""
     def start():
         time.sleep(delay)
-        daemon.start()
+        _start_again(daemon)
     thread = threading.Thread(target=start, name="restart-tblogd")
     thread.start()
     return thread
@@ -106,5 +123,21 @@ def test_close_fails_after_its_timeout_naming_the_address(daemon, monkeypatch):
     assert raised.value.code == "UNAVAILABLE", message
     assert 1.5 <= took < 15, took    # tried for its timeout, then gave up
     writer.close()                    # idempotent: no second error
-    daemon.start()                    # the fixture stops it (SIGTERM, exit 0)
+    _start_again(daemon)              # the fixture stops it (SIGTERM, exit 0)
     assert _steps(daemon, "py/close-gone") == list(range(POINTS))
+
+
+def test_close_with_unsent_points_fails_naming_the_address(daemon):
+    """Killed as close() starts with points not yet flushed, and not back:
+    the flush runs out of time, and its error names the address. Bounded
+    (generously) by the timeout plus the sender's and stream's own waits."""
+    writer = tblog.SummaryWriter("py/close-unsent", address=daemon.address)
+    _log(writer)
+    daemon.stop(sig=signal.SIGKILL)
+    start = time.monotonic()
+    with pytest.raises(tblog.TblogError) as raised:
+        writer.close(timeout=2)
+    took = time.monotonic() - start
+    assert daemon.address in str(raised.value), str(raised.value)
+    assert took < 30, took
+    _start_again(daemon)              # the fixture stops it (SIGTERM, exit 0)
