@@ -2,7 +2,8 @@
 CloseRun is tried again while the daemon is away (UNAVAILABLE) and a
 restarted daemon's NOT_FOUND releases the writer, as the C++ client's close()
 does (writer_protocol_test). A daemon that does not come back fails close()
-after its timeout, naming the address."""
+after its timeout, naming the address. The retry rules themselves (which
+codes, NOT_FOUND only after a retry) against the fake daemon at the end."""
 
 import os
 import signal
@@ -10,11 +11,13 @@ import socket
 import threading
 import time
 
+import grpc
 import pytest
 
 import eventfile
 import tblog
 import tblog._connect
+from fake_daemon import FakeDaemon
 
 POINTS = 3000
 
@@ -141,3 +144,41 @@ def test_close_with_unsent_points_fails_naming_the_address(daemon):
     assert daemon.address in str(raised.value), str(raised.value)
     assert took < 30, took
     _start_again(daemon)              # the fixture stops it (SIGTERM, exit 0)
+
+
+@pytest.fixture
+def fake():
+    daemon = FakeDaemon()
+    daemon.address = daemon.start()
+    yield daemon
+    daemon.stop()
+
+
+def _close_with_refusals(fake, refusals):
+    fake.close_refusals = list(refusals)
+    writer = tblog.SummaryWriter("exp/close", address=fake.address)
+    writer.add_scalar("x", 1.0, 0)
+    writer.close(timeout=10)
+
+
+def test_close_run_retries_unavailable_and_deadline_exceeded(fake):
+    _close_with_refusals(fake, [grpc.StatusCode.UNAVAILABLE,
+                                grpc.StatusCode.DEADLINE_EXCEEDED])
+    assert fake.close_calls == 3 and fake.closed == ["exp/close"]
+
+
+def test_not_found_after_a_retry_is_released(fake):
+    _close_with_refusals(fake, [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND])
+    assert fake.close_calls == 2
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT,
+                                  grpc.StatusCode.FAILED_PRECONDITION])
+def test_other_refusals_fail_close_at_once(fake, code):
+    """NOT_FOUND to the first try is not a restart: the daemon that opened
+    the run does not know it. Refusals are not retried."""
+    with pytest.raises(tblog.TblogError) as raised:
+        _close_with_refusals(fake, [code])
+    assert raised.value.code == code.name, str(raised.value)
+    assert "CloseRun refused on purpose" in str(raised.value)
+    assert fake.close_calls == 1
