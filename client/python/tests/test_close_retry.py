@@ -17,7 +17,6 @@ import pytest
 import eventfile
 import tblog
 import tblog._connect
-from fake_daemon import FakeDaemon
 
 POINTS = 3000
 
@@ -144,14 +143,6 @@ def test_close_with_unsent_points_fails_naming_the_address(daemon):
     assert daemon.address in str(raised.value), str(raised.value)
     assert took < 30, took
     _start_again(daemon)              # the fixture stops it (SIGTERM, exit 0)
-
-
-@pytest.fixture
-def fake():
-    daemon = FakeDaemon()
-    daemon.address = daemon.start()
-    yield daemon
-    daemon.stop()
 
 
 def _close_with_refusals(fake, refusals):
