@@ -68,6 +68,48 @@ def first_open(stream, request, timeout, address):
             raise _error(address, e, timeout) from None
 
 
+def close_run(stream, request, deadline, limit, address, fresh_channels=True):
+    """CloseRun for close(), as the C++ client's CloseRunRetrying: tried again
+    while the daemon is unreachable or slow (UNAVAILABLE, DEADLINE_EXCEEDED:
+    killed, restarting), after the reconnect backoff (50 ms doubling to 1 s)
+    and on a fresh channel (a channel that saw the daemon go keeps failing
+    for seconds after it is back), until `deadline` (time.monotonic();
+    `limit` is its length in seconds, for the message). Each try waits for
+    the time left, at least 1 s, so a close whose flush took all of it still
+    asks once. NOT_FOUND to a try after the first is a restarted daemon that
+    holds nothing of this writer (its hold died with the killed process, and
+    everything it sent was acknowledged as written by the flush before):
+    released. Returns None when closed, else the TblogError to raise (naming
+    `address` when the daemon could not be reached in time)."""
+    backoff = 0.05
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            stream._stub.CloseRun(request, timeout=max(deadline - time.monotonic(), 1.0))
+            return None
+        except grpc.RpcError as e:
+            code = e.code()
+            if tries > 1 and code == grpc.StatusCode.NOT_FOUND:
+                return None
+            if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                # The daemon answered and refused: its message says why.
+                return TblogError(f"tblog: CloseRun failed: {code.name}: {e.details()}",
+                                  code=code.name)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                cause = diagnose(address, e.details() or "") or "reachable but too slow"
+                return TblogError(
+                    f"tblog: CloseRun failed: tblogd at {address!r} did not answer within "
+                    f"close's timeout ({limit:g} s, {tries} tries): {cause} "
+                    f"(gRPC: {code.name}: {e.details()}). A daemon still running keeps the run "
+                    "open until this writer's lease expires.", code=code.name)
+            time.sleep(min(backoff, remaining))
+            backoff = min(backoff * 2, 1.0)
+            if fresh_channels:
+                stream._fresh_channel()
+
+
 def _error(address, rpc_error, timeout):
     code = rpc_error.code()
     details = rpc_error.details() or ""

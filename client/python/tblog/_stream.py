@@ -55,6 +55,9 @@ _RETRYABLE = frozenset({
 # up to this many times in a row with nothing acknowledged; then it is final
 # (tblog.proto, "Retries"; the C++ client's kMaxRunNotFoundInARow).
 _MAX_RUN_NOT_FOUND_IN_A_ROW = 3
+# close()'s limit when given no timeout, counted once flushed (the C++
+# client's WriterOptions::close_timeout).
+_CLOSE_TIMEOUT = 30.0
 
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", 64 << 20),
@@ -228,6 +231,7 @@ class Stream:
         self._run_not_found = 0
         # Shared memory (_shm.py): made by the sender once a large tensor
         # asks for it, attached to every stream; bytes when it cannot be.
+        self._address = address    # named in errors
         self._ring_socket = _shm.socket_for(address)
         self._ring_bytes = int(os.environ.get("TBLOG_SHM_RING_BYTES", _shm.DEFAULT_RING_BYTES))
         self._ring = None
@@ -413,7 +417,8 @@ class Stream:
         self.take_errors()
         if not done:
             raise TblogError(f"tblog: flush did not complete within {timeout} s "
-                             f"(daemon unreachable or too slow)", code="DEADLINE_EXCEEDED")
+                             f"(tblogd at {self._address!r} unreachable or too slow)",
+                             code="DEADLINE_EXCEEDED")
 
     def _wait(self, deadline):
         if deadline is None:
@@ -426,29 +431,34 @@ class Stream:
         return True
 
     def close(self, status=pb.SESSION_STATUS_SUCCESS, timeout=None):
-        """Flushes, ends the stream and closes the run (CloseRun). Idempotent."""
+        """Flushes, ends the stream and closes the run (CloseRun). Idempotent.
+        `timeout` (None: 30 s once flushed) bounds the whole close; CloseRun
+        is tried again while the daemon is away or slow (_connect.close_run)."""
+        limit = _CLOSE_TIMEOUT if timeout is None else float(timeout)
+        deadline = time.monotonic() + limit
         error = None
         try:
             self.flush(timeout)
         except TblogError as e:
             error = e
+        if timeout is None:   # the flush waited as long as it took
+            deadline = time.monotonic() + limit
         with self._cv:
             self._closing = True
             self._cv.notify_all()
         self._sender.join(timeout=5)
         self._end_stream()
-        with self._cv:
-            stub = self._stub
         if self._fatal is None:
-            try:
-                # Releases this writer's hold; the run closes after its last writer.
-                stub.CloseRun(pb.CloseRunRequest(run_id=self.run_id, status=status,
-                                                 writer_id=self.writer_id),
-                              timeout=30 if timeout is None else timeout)
-            except grpc.RpcError as e:
-                if error is None:
-                    error = TblogError(f"tblog: CloseRun failed: {e.code().name}: {e.details()}",
-                                       code=e.code().name)
+            from tblog._connect import close_run
+            # Releases this writer's hold; the run closes after its last writer.
+            request = pb.CloseRunRequest(run_id=self.run_id, status=status,
+                                         writer_id=self.writer_id)
+            # A fresh channel per try only once the sender is gone (it owns
+            # the channel switch while it runs).
+            closed = close_run(self, request, deadline, limit, self._address,
+                               fresh_channels=not self._sender.is_alive())
+            if error is None:
+                error = closed
         with self._cv:
             self._stopped = True
             self._cv.notify_all()

@@ -846,7 +846,16 @@ class SummaryWriter:
         """Flushes, closes the run on the daemon (its hparams session ends as
         SUCCESS) and stops the background threads. Idempotent. Waits at most
         about `timeout` seconds for an unreachable daemon, then raises
-        TblogError (what was not sent is lost)."""
+        TblogError naming the address (what was not sent is lost).
+
+        A daemon killed or restarting during the close does not fail it: the
+        flush resends what the daemon has not written once it is back, and
+        CloseRun is tried again while the daemon is unreachable or slow
+        (UNAVAILABLE, DEADLINE_EXCEEDED), with the reconnect backoff (50 ms
+        doubling to 1 s) on a fresh connection, until `timeout` (counted from
+        the call) has passed. NOT_FOUND to a CloseRun after the first try is a
+        restarted daemon that holds nothing of this writer: released, as the
+        C++ client's close() does. Any other refusal raises at once."""
         if self._closed:
             return
         self._closed = True

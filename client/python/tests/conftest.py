@@ -73,6 +73,17 @@ class Daemon:
 
 
 @pytest.fixture
+def fake():
+    """The in-process fake daemon (fake_daemon.py) on 127.0.0.1; its
+    `address` attribute is where to point a writer."""
+    from fake_daemon import FakeDaemon
+    daemon = FakeDaemon()
+    daemon.address = daemon.start()
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture
 def daemon_args():
     """Extra tblogd flags; a test module overrides this fixture to set some."""
     return []

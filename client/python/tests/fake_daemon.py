@@ -26,6 +26,8 @@ class FakeDaemon(pb_grpc.TBLogServicer):
         self.refuse_opens = 0     # answer this many OpenRun calls with open_refusal
         self.open_refusal = grpc.StatusCode.UNAVAILABLE
         self.opens = []           # every OpenRunRequest that was answered OK
+        self.close_refusals = []  # status codes for the next CloseRun calls, in order
+        self.close_calls = 0      # CloseRun calls received, refused ones too
         self.ack_gate = None      # a threading.Event: acks wait until it is set
         self.server = None
         self.port = None
@@ -104,6 +106,11 @@ class FakeDaemon(pb_grpc.TBLogServicer):
         return pb.FlushResponse()
 
     def CloseRun(self, request, context):
+        with self.lock:
+            self.close_calls += 1
+            refusal = self.close_refusals.pop(0) if self.close_refusals else None
+        if refusal is not None:
+            context.abort(refusal, "fake: CloseRun refused on purpose")
         with self.lock:
             self.closed.append(request.run_id)
         return pb.CloseRunResponse(run=pb.RunInfo(run_id=request.run_id))

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import tblog.keras
-from fake_daemon import FakeDaemon
 
 
 class FakeWeight:
@@ -67,14 +66,6 @@ def fit(callback, model, epochs, batches):
         callback.on_epoch_end(epoch, {"loss": 0.5 - 0.1 * epoch, "accuracy": 0.6,
                                       "val_loss": 0.4, "val_accuracy": 0.65})
     callback.on_train_end()
-
-
-@pytest.fixture
-def fake():
-    daemon = FakeDaemon()
-    daemon.address = daemon.start()
-    yield daemon
-    daemon.stop()
 
 
 def test_importing_does_not_import_keras():

@@ -12,21 +12,11 @@ import numpy as np
 import pytest
 
 import tblog
-from fake_daemon import FakeDaemon
 from tblog import _stream
 from tblog.v1 import tblog_pb2 as pb
 
 PROTO = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                      "..", "..", "..", "proto", "tblog", "v1", "tblog.proto")
-
-
-@pytest.fixture
-def fake():
-    daemon = FakeDaemon()
-    address = daemon.start()
-    daemon.address = address
-    yield daemon
-    daemon.stop()
 
 
 def test_scalars_arrive_in_order_as_columns(fake):
