@@ -446,8 +446,12 @@ class Stream:
         with self._cv:
             self._closing = True
             self._cv.notify_all()
-        self._sender.join(timeout=5)
-        self._end_stream()
+
+        def within(cap):  # waits below end by the deadline
+            return max(0.0, min(cap, deadline - time.monotonic()))
+
+        self._sender.join(timeout=within(5))
+        self._end_stream(within(2))
         if self._fatal is None:
             from tblog._connect import close_run
             # Releases this writer's hold; the run closes after its last writer.
@@ -531,14 +535,14 @@ class Stream:
         threading.Thread(target=self._receiver_main, args=(call, generation, self._stream_ended),
                          name="tblog-receiver", daemon=True).start()
 
-    def _end_stream(self):
+    def _end_stream(self, wait=2):
         queue, call = self._stream_queue, self._stream_call
         if queue is not None:
             queue.close()
         if call is not None:
-            # Give the daemon a moment to answer the half-close (the receiver
-            # sees the stream end), then cancel.
-            self._stream_ended.wait(2)
+            # Give the daemon a moment (`wait` seconds) to answer the
+            # half-close (the receiver sees the stream end), then cancel.
+            self._stream_ended.wait(wait)
             call.cancel()
 
     def _reconnect(self):

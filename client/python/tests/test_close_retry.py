@@ -131,8 +131,9 @@ def test_close_fails_after_its_timeout_naming_the_address(daemon, monkeypatch):
 
 def test_close_with_unsent_points_fails_naming_the_address(daemon):
     """Killed as close() starts with points not yet flushed, and not back:
-    the flush runs out of time, and its error names the address. Bounded
-    (generously) by the timeout plus the sender's and stream's own waits."""
+    the flush runs out of time, and its error names the address. The
+    sender's and the stream's waits end by the deadline too (they added 7 s
+    to it), so it takes the timeout (bounded generously)."""
     writer = tblog.SummaryWriter("py/close-unsent", address=daemon.address)
     _log(writer)
     daemon.stop(sig=signal.SIGKILL)
@@ -140,8 +141,9 @@ def test_close_with_unsent_points_fails_naming_the_address(daemon):
     with pytest.raises(tblog.TblogError) as raised:
         writer.close(timeout=2)
     took = time.monotonic() - start
+    print(f"close(timeout=2) of a writer with unsent points, daemon gone: {took:.2f} s")
     assert daemon.address in str(raised.value), str(raised.value)
-    assert took < 30, took
+    assert took < 6, took
     _start_again(daemon)              # the fixture stops it (SIGTERM, exit 0)
 
 
