@@ -22,6 +22,7 @@
 #include "daemon_test_util.h"
 #include "gtest/gtest.h"
 #include "support/fault_file_system.h"
+#include "support/forwarding_file_system.h"
 
 namespace tblog::daemon {
 namespace {
@@ -31,63 +32,47 @@ using testing::FreshTempDir;
 
 // Logs, in order, every directory fsync ("dir <path>") and file fsync
 // ("file <path>") that reaches the file system below it.
-class SyncLog : public FileSystem {
+class SyncLog : public ::tblog::testing::ForwardingFileSystem {
  public:
-  explicit SyncLog(FileSystem* base) : base_(base) {}
+  explicit SyncLog(FileSystem* base) : ForwardingFileSystem(base) {}
 
   std::vector<std::string> Take() {
     MutexLock lock(&mu_);
     return std::exchange(log_, {});
   }
 
-  absl::Status CreateDir(const std::string& path) override { return base_->CreateDir(path); }
   absl::Status SyncDir(const std::string& path) override {
-    absl::Status status = base_->SyncDir(path);
+    absl::Status status = ForwardingFileSystem::SyncDir(path);
     if (status.ok()) Note("dir " + path);
     return status;
   }
-  absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritable(const std::string& path,
-                                                             OpenMode mode) override {
-    auto file = base_->OpenWritable(path, mode);
-    if (!file.ok()) return file.status();
-    return std::unique_ptr<WritableFile>(new File(this, path, *std::move(file)));
-  }
-  absl::StatusOr<std::unique_ptr<ReadableFile>> OpenReadable(const std::string& path) override {
-    return base_->OpenReadable(path);
-  }
-  absl::Status Remove(const std::string& path) override { return base_->Remove(path); }
-  absl::StatusOr<FileInfo> Stat(const std::string& path) override { return base_->Stat(path); }
-  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override {
-    return base_->ListDir(path);
-  }
 
  private:
-  class File : public WritableFile {
+  class File : public ::tblog::testing::ForwardingWritableFile {
    public:
     File(SyncLog* log, std::string path, std::unique_ptr<WritableFile> base)
-        : log_(log), path_(std::move(path)), base_(std::move(base)) {}
-    absl::Status Append(std::string_view data) override { return base_->Append(data); }
-    absl::Status Truncate(uint64_t size) override { return base_->Truncate(size); }
+        : ForwardingWritableFile(std::move(base)), log_(log), path_(std::move(path)) {}
     absl::Status Sync() override {
-      absl::Status status = base_->Sync();
+      absl::Status status = ForwardingWritableFile::Sync();
       if (status.ok()) log_->Note("file " + path_);
       return status;
     }
-    absl::Status Close() override { return base_->Close(); }
-    uint64_t Size() const override { return base_->Size(); }
 
    private:
     SyncLog* log_;
     const std::string path_;
-    std::unique_ptr<WritableFile> base_;
   };
+
+  std::unique_ptr<WritableFile> Wrap(const std::string& path,
+                                     std::unique_ptr<WritableFile> file) override {
+    return std::make_unique<File>(this, path, std::move(file));
+  }
 
   void Note(std::string entry) {
     MutexLock lock(&mu_);
     log_.push_back(std::move(entry));
   }
 
-  FileSystem* base_;
   Mutex mu_;
   std::vector<std::string> log_ ABSL_GUARDED_BY(mu_);
 };

@@ -15,6 +15,7 @@
 #include "golden_util.h"
 #include "file_size_limit.h"
 #include "support/fault_file_system.h"
+#include "support/forwarding_file_system.h"
 
 namespace tblog {
 namespace {
@@ -613,7 +614,7 @@ namespace {
 
 // Records the StartWriteback calls reaching the files it opens (on the real
 // file system underneath).
-class WritebackLog : public FileSystem {
+class WritebackLog : public testing::ForwardingFileSystem {
  public:
   struct Call {
     uint64_t offset;
@@ -622,44 +623,24 @@ class WritebackLog : public FileSystem {
   };
   std::vector<Call> calls;
 
-  absl::Status CreateDir(const std::string& path) override { return base_->CreateDir(path); }
-  absl::Status SyncDir(const std::string& path) override { return base_->SyncDir(path); }
-  absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritable(const std::string& path,
-                                                             OpenMode mode) override {
-    auto file = base_->OpenWritable(path, mode);
-    if (!file.ok()) return file.status();
-    return std::unique_ptr<WritableFile>(new File(this, *std::move(file)));
-  }
-  absl::StatusOr<std::unique_ptr<ReadableFile>> OpenReadable(const std::string& path) override {
-    return base_->OpenReadable(path);
-  }
-  absl::Status Remove(const std::string& path) override { return base_->Remove(path); }
-  absl::StatusOr<FileInfo> Stat(const std::string& path) override { return base_->Stat(path); }
-  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override {
-    return base_->ListDir(path);
-  }
-
  private:
-  class File : public WritableFile {
+  class File : public testing::ForwardingWritableFile {
    public:
     File(WritebackLog* log, std::unique_ptr<WritableFile> base)
-        : log_(log), base_(std::move(base)) {}
-    absl::Status Append(std::string_view data) override { return base_->Append(data); }
-    absl::Status Truncate(uint64_t size) override { return base_->Truncate(size); }
-    absl::Status Sync() override { return base_->Sync(); }
+        : ForwardingWritableFile(std::move(base)), log_(log) {}
     void StartWriteback(uint64_t offset, uint64_t length) override {
       log_->calls.push_back({offset, length});
-      base_->StartWriteback(offset, length);  // the real sync_file_range
+      ForwardingWritableFile::StartWriteback(offset, length);  // the real sync_file_range
     }
-    absl::Status Close() override { return base_->Close(); }
-    uint64_t Size() const override { return base_->Size(); }
 
    private:
     WritebackLog* log_;
-    std::unique_ptr<WritableFile> base_;
   };
 
-  FileSystem* base_ = FileSystem::Default();
+  std::unique_ptr<WritableFile> Wrap(const std::string&,
+                                     std::unique_ptr<WritableFile> file) override {
+    return std::make_unique<File>(this, std::move(file));
+  }
 };
 
 TEST_F(EventFileWriterTest, WritebackStartsEveryWritebackBytesHandedToTheOs) {
