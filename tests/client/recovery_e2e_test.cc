@@ -26,6 +26,7 @@
 #include "engine/io/event_reader.h"
 #include "engine/io/record_reader.h"
 #include "support/daemon_process.h"
+#include "support/upstream_fixture.h"
 #include "tblog/client.h"
 #include "tblog/tensorboard/event.pb.h"
 
@@ -108,24 +109,12 @@ Points ReadFresh(const std::string& dir) {
   return points;
 }
 
+// Each step 0..steps-1 of `tag` once, in order; else says how not, naming
+// `what` was read.
 void ExpectEachStepOnceInOrder(const Points& points, const std::string& tag, int64_t steps,
                                const std::string& what) {
-  std::vector<int64_t> expected(static_cast<size_t>(steps));
-  for (int64_t i = 0; i < steps; ++i) expected[static_cast<size_t>(i)] = i;
-  auto it = points.find(tag);
-  ASSERT_NE(it, points.end()) << what << ": no " << tag;
-  const std::vector<int64_t>& got = it->second;
-  if (got == expected) return;
-  // Say what is wrong rather than print thousands of steps.
-  std::map<int64_t, int> seen;
-  for (int64_t step : got) ++seen[step];
-  int missing = 0, doubled = 0, out_of_order = 0;
-  for (int64_t i = 0; i < steps; ++i) missing += seen.count(i) == 0 ? 1 : 0;
-  for (const auto& [step, n] : seen) doubled += n > 1 ? n - 1 : 0;
-  for (size_t i = 1; i < got.size(); ++i) out_of_order += got[i] <= got[i - 1] ? 1 : 0;
-  ADD_FAILURE() << what << ": tag " << tag << ": " << got.size() << " points for " << steps
-                << " steps: " << missing << " missing, " << doubled << " doubled, "
-                << out_of_order << " out of order";
+  SCOPED_TRACE(what);
+  ::tblog::testing::ExpectEachStepOnce(points, tag, steps);
 }
 
 class RecoveryE2eTest : public ::testing::Test {

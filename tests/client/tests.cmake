@@ -33,5 +33,5 @@ set_tests_properties(client_install_test PROPERTIES TIMEOUT 600)
 # Append-only recovery and many daemons on one run, against real tblogd
 # processes killed with SIGKILL, read the way TensorBoard tails files.
 tblog_add_test(recovery_e2e_test SOURCES client/recovery_e2e_test.cc
-  LIBS tblog_client tblog_engine tblog_daemon tblog_daemon_process)
+  LIBS tblog_client tblog_engine tblog_daemon tblog_daemon_process tblog_upstream_fixture)
 add_dependencies(recovery_e2e_test tblogd)
