@@ -61,9 +61,10 @@ class EventFileWriter::Impl {
       // next one starts a new file), as one by one.
       const size_t at = buffer_.size();
       const size_t buffer_room = options_.buffer_bytes > at ? options_.buffer_bytes - at : 0;
+      const uint64_t max_file = options_.max_file_bytes;
       uint64_t file_room = UINT64_MAX;
-      if (options_.max_file_bytes > 0 && events_in_file_ > 0) {
-        file_room = options_.max_file_bytes > file_bytes_ ? options_.max_file_bytes - file_bytes_ : 0;
+      if (max_file > 0 && events_in_file_ > 0) {
+        file_room = max_file > file_bytes_ ? max_file - file_bytes_ : 0;
       }
       const size_t first = *accepted;
       size_t last = first;  // one past the chunk's last event

@@ -224,7 +224,8 @@ TEST_F(EventFileWriterTest, RotatesBySizeAndKeepsOrder) {
 std::string SerializedRun(int64_t first, int count, std::vector<size_t>* ends) {
   std::string bytes;
   for (int64_t step = first; step < first + count; ++step) {
-    bytes += ScalarEvent(step, std::string(static_cast<size_t>(step % 37), 'p')).SerializeAsString();
+    const std::string padding(static_cast<size_t>(step % 37), 'p');
+    bytes += ScalarEvent(step, padding).SerializeAsString();
     ends->push_back(bytes.size());
   }
   return bytes;
@@ -261,8 +262,8 @@ TEST_F(EventFileWriterTest, ARunIsWrittenAsItsEventsOneByOne) {
     } else {
       for (size_t i = 0; i < ends.size(); ++i) {
         const size_t begin = i == 0 ? 0 : ends[i - 1];
-        ASSERT_TRUE(
-            (*writer)->WriteSerialized(std::string_view(bytes).substr(begin, ends[i] - begin)).ok());
+        const std::string_view event = std::string_view(bytes).substr(begin, ends[i] - begin);
+        ASSERT_TRUE((*writer)->WriteSerialized(event).ok());
       }
     }
     EXPECT_EQ((*writer)->stats().records_written, 200u);
