@@ -160,27 +160,47 @@ absl::Status RunFiles::FindTarget(const PackedEvents::Series& series, const Batc
 absl::Status RunFiles::WritePacked(const PackedEvents& packed, size_t* index,
                                    const BatchKey& batch, bool* io) {
   std::vector<SeriesTarget> targets(packed.series.size());
-  for (; *index < packed.events.size(); ++*index) {
-    const PackedEvents::Event& event = packed.events[*index];
-    SeriesTarget& target = targets[event.series];
+  const std::vector<PackedEvents::Event>& events = packed.events;
+  while (*index < events.size()) {
+    SeriesTarget& target = targets[events[*index].series];
     if (target.writer == nullptr) {
-      TBLOG_RETURN_IF_ERROR(FindTarget(packed.series[event.series], batch, io, target));
+      TBLOG_RETURN_IF_ERROR(FindTarget(packed.series[events[*index].series], batch, io, target));
     }
     if (target.skip != nullptr && *target.skip > 0) {
       --*target.skip;  // in the files since before the crash
+      ++*index;
       continue;
     }
+    // The run of events from here going to the same file, their series
+    // looked up and nothing of theirs to skip (the usual case: the whole
+    // record), framed in bulk.
+    SubrunWriter& writer = *target.writer;
+    const size_t first = *index;
+    size_t last = first + 1;
+    while (last < events.size()) {
+      const SeriesTarget& next = targets[events[last].series];
+      if (next.writer != &writer || (next.skip != nullptr && *next.skip > 0)) break;
+      ++last;
+    }
+    const size_t base = first == 0 ? 0 : events[first - 1].end;
+    size_t accepted = 0;
     // As in WriteEvent: an error is the event writer's, the event not taken.
-    if (absl::Status status = target.writer->writer->WriteSerialized(packed.event(*index));
-        !status.ok()) {
+    const absl::Status status = writer.writer->WriteSerializedRun(
+        std::string_view(packed.bytes).substr(base, events[last - 1].end - base), last - first,
+        [&](size_t i) { return events[first + i].end - base; }, &accepted);
+    writer.records_since_sync += accepted;
+    for (size_t i = first; i < first + accepted; ++i) {
+      const SeriesTarget& written = targets[events[i].series];
+      if (written.events != nullptr) ++*written.events;
+      if (written.last != nullptr) {
+        const PackedEvents::Series& series = packed.series[events[i].series];
+        NoteStep(*written.last, events[i].step, batch.writer_id, series.subrun, series.tag);
+      }
+    }
+    *index = first + accepted;
+    if (!status.ok()) {
       *io = true;
       return status;
-    }
-    ++target.writer->records_since_sync;
-    if (target.events != nullptr) ++*target.events;
-    if (target.last != nullptr) {
-      const PackedEvents::Series& series = packed.series[event.series];
-      NoteStep(*target.last, event.step, batch.writer_id, series.subrun, series.tag);
     }
   }
   return absl::OkStatus();

@@ -38,17 +38,57 @@ class EventFileWriter::Impl {
   absl::Status Start() { return OpenNewFile(); }
 
   absl::Status WriteSerialized(std::string_view event_bytes) {
-    if (closed_) return absl::FailedPreconditionError(absl::StrCat("writing to closed ", path_));
-    TBLOG_RETURN_IF_ERROR(error_);
-    if (options_.max_file_bytes > 0 && file_bytes_ >= options_.max_file_bytes &&
-        events_in_file_ > 0) {
-      TBLOG_RETURN_IF_ERROR(Rotate());
-    }
+    TBLOG_RETURN_IF_ERROR(ReadyForEvent());
     AppendRecord(event_bytes, /*is_event=*/true);
     ++stats_.records_written;
     // Accepted: a failure here leaves the event buffered for the next file,
     // and error_ reports it from the next call on.
     if (buffer_.size() >= options_.buffer_bytes) (void)WriteBuffer();
+    return absl::OkStatus();
+  }
+
+  absl::Status WriteSerializedRun(std::string_view bytes, size_t count,
+                                  absl::FunctionRef<size_t(size_t)> end_of, size_t* accepted) {
+    *accepted = 0;
+    size_t begin = 0;  // of the next event in `bytes`
+    while (*accepted < count) {
+      // Per chunk, what WriteSerialized checks per event: nothing in a chunk
+      // changes the outcome (a rotation or an error comes only from writing
+      // the buffer, which ends a chunk).
+      TBLOG_RETURN_IF_ERROR(ReadyForEvent());
+      // The events up to the first that fills the buffer (then written) or,
+      // once the file holds an event, that reaches max_file_bytes (then the
+      // next one starts a new file), as one by one.
+      const size_t at = buffer_.size();
+      const size_t buffer_room = options_.buffer_bytes > at ? options_.buffer_bytes - at : 0;
+      const uint64_t max_file = options_.max_file_bytes;
+      uint64_t file_room = UINT64_MAX;
+      if (max_file > 0 && events_in_file_ > 0) {
+        file_room = max_file > file_bytes_ ? max_file - file_bytes_ : 0;
+      }
+      const size_t first = *accepted;
+      size_t last = first;  // one past the chunk's last event
+      size_t framed = 0;
+      size_t end = begin;
+      do {
+        const size_t next = end_of(last++);
+        framed += FramedRecordSize(next - end);
+        end = next;
+      } while (last < count && framed < buffer_room && framed < file_room);
+      buffer_.resize(at + framed);
+      char* p = buffer_.data() + at;
+      for (size_t i = first; i < last; ++i) {
+        const size_t next = end_of(i);
+        p = FrameRecordTo(std::string_view(bytes.data() + begin, next - begin), p);
+        begin = next;
+        pending_.push_back({static_cast<size_t>(p - buffer_.data()), /*is_event=*/true});
+      }
+      file_bytes_ += framed;
+      stats_.records_written += last - first;
+      *accepted = last;
+      // Accepted, as in WriteSerialized.
+      if (buffer_.size() >= options_.buffer_bytes) (void)WriteBuffer();
+    }
     return absl::OkStatus();
   }
 
@@ -96,6 +136,18 @@ class EventFileWriter::Impl {
     size_t end;
     bool is_event;  // false for the file_version record
   };
+
+  // Before an event is taken: fails when closed or in error, and rotates
+  // when the current file is full.
+  absl::Status ReadyForEvent() {
+    if (closed_) return absl::FailedPreconditionError(absl::StrCat("writing to closed ", path_));
+    TBLOG_RETURN_IF_ERROR(error_);
+    if (options_.max_file_bytes > 0 && file_bytes_ >= options_.max_file_bytes &&
+        events_in_file_ > 0) {
+      TBLOG_RETURN_IF_ERROR(Rotate());
+    }
+    return absl::OkStatus();
+  }
 
   void AppendRecord(std::string_view payload, bool is_event) {
     AppendFramedRecord(payload, &buffer_);
@@ -380,6 +432,12 @@ absl::Status EventFileWriter::Write(const tensorboard::Event& event) {
 
 absl::Status EventFileWriter::WriteSerialized(std::string_view event_bytes) {
   return impl_->WriteSerialized(event_bytes);
+}
+
+absl::Status EventFileWriter::WriteSerializedRun(std::string_view bytes, size_t count,
+                                                 absl::FunctionRef<size_t(size_t)> end_of,
+                                                 size_t* accepted) {
+  return impl_->WriteSerializedRun(bytes, count, end_of, accepted);
 }
 
 absl::Status EventFileWriter::Flush(bool sync) { return impl_->Flush(sync); }

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -117,6 +118,15 @@ class EventFileWriter {
   absl::Status Write(const tensorboard::Event& event);
   // Same, for an already-serialized Event.
   absl::Status WriteSerialized(std::string_view event_bytes);
+  // Same as `count` calls of WriteSerialized, one per event of `bytes`
+  // (serialized Events back to back; event i ends at offset end_of(i) of
+  // `bytes`, each end past the previous one), with the same rotation,
+  // buffering and errors, but framed in bulk: the buffer grows once per
+  // buffer-full of events instead of once per event. *accepted: how many
+  // events were taken, all of them unless an error is returned, the error of
+  // the first one not taken.
+  absl::Status WriteSerializedRun(std::string_view bytes, size_t count,
+                                  absl::FunctionRef<size_t(size_t)> end_of, size_t* accepted);
 
   // Hands buffered bytes to the OS and fsyncs per the policy (always when
   // `sync` is true). Notices a deleted or moved file and starts a new one;

@@ -16,11 +16,14 @@ void AppendFramedRecord(std::string_view payload, std::string* out) {
   // cost more than the CRCs.
   const size_t at = out->size();
   out->resize(at + FramedRecordSize(payload.size()));
-  char* const header = out->data() + at;
-  char* p = StoreLittleEndian(payload.size(), 8, header);
-  p = StoreLittleEndian(crc32c::Mask(crc32c::Extend(0, header, 8)), 4, p);
+  FrameRecordTo(payload, out->data() + at);
+}
+
+char* FrameRecordTo(std::string_view payload, char* out) {
+  char* p = StoreLittleEndian(payload.size(), 8, out);
+  p = StoreLittleEndian(crc32c::Mask(crc32c::Extend(0, out, 8)), 4, p);
   if (!payload.empty()) std::memcpy(p, payload.data(), payload.size());
-  StoreLittleEndian(crc32c::Mask(crc32c::Value(payload)), 4, p + payload.size());
+  return StoreLittleEndian(crc32c::Mask(crc32c::Value(payload)), 4, p + payload.size());
 }
 
 }  // namespace tblog

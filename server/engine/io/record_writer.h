@@ -19,6 +19,11 @@ inline size_t FramedRecordSize(size_t payload_size) {
 // Appends the framed record for `payload` to *out.
 void AppendFramedRecord(std::string_view payload, std::string* out);
 
+// Writes the framed record for `payload` at `out`, which has room for
+// FramedRecordSize(payload.size()) bytes; returns the end of what it wrote.
+// For callers that size a buffer once for many records.
+char* FrameRecordTo(std::string_view payload, char* out);
+
 }  // namespace tblog
 
 #endif  // TBLOG_ENGINE_IO_RECORD_WRITER_H_

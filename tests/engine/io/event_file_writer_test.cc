@@ -220,6 +220,66 @@ TEST_F(EventFileWriterTest, RotatesBySizeAndKeepsOrder) {
   EXPECT_EQ(StepsAcross(files), Range(0, 200));
 }
 
+// `count` events of steps from `first`, of varying sizes, serialized back to
+// back; ends[i] is where event i ends.
+std::string SerializedRun(int64_t first, int count, std::vector<size_t>* ends) {
+  std::string bytes;
+  for (int64_t step = first; step < first + count; ++step) {
+    const std::string padding(static_cast<size_t>(step % 37), 'p');
+    bytes += ScalarEvent(step, padding).SerializeAsString();
+    ends->push_back(bytes.size());
+  }
+  return bytes;
+}
+
+// Bulk framing changes nothing on disk: the same files, byte for byte, with
+// the buffer written and the file rotated at the same events.
+TEST_F(EventFileWriterTest, ARunIsWrittenAsItsEventsOneByOne) {
+  EventFileOptions options = FakeClockOptions();
+  options.max_file_bytes = 1000;
+  options.buffer_bytes = 300;
+  std::vector<size_t> ends;
+  const std::string bytes = SerializedRun(0, 200, &ends);
+  std::vector<std::vector<std::string>> contents;
+  for (const bool run : {false, true}) {
+    const std::string dir = dir_ + (run ? "/run" : "/one");
+    auto writer = EventFileWriter::Create(dir, options);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    if (run) {
+      // In three calls, so that a run also starts with a partly full buffer.
+      size_t begin = 0;
+      for (const auto& [first, last] : {std::pair{0, 1}, {1, 120}, {120, 200}}) {
+        size_t accepted = 0;
+        const size_t base = begin;
+        ASSERT_TRUE((*writer)
+                        ->WriteSerializedRun(
+                            std::string_view(bytes).substr(base, ends[last - 1] - base),
+                            static_cast<size_t>(last - first),
+                            [&](size_t i) { return ends[first + i] - base; }, &accepted)
+                        .ok());
+        EXPECT_EQ(accepted, static_cast<size_t>(last - first));
+        begin = ends[last - 1];
+      }
+    } else {
+      for (size_t i = 0; i < ends.size(); ++i) {
+        const size_t begin = i == 0 ? 0 : ends[i - 1];
+        const std::string_view event = std::string_view(bytes).substr(begin, ends[i] - begin);
+        ASSERT_TRUE((*writer)->WriteSerialized(event).ok());
+      }
+    }
+    EXPECT_EQ((*writer)->stats().records_written, 200u);
+    ASSERT_TRUE((*writer)->Close().ok());
+    std::vector<std::string> paths;
+    for (const auto& entry : fs::directory_iterator(dir)) paths.push_back(entry.path().string());
+    std::sort(paths.begin(), paths.end());
+    EXPECT_EQ(StepsAcross(paths), Range(0, 200));
+    contents.emplace_back();
+    for (const std::string& path : paths) contents.back().push_back(ReadFileBytes(path));
+  }
+  EXPECT_GT(contents[0].size(), 5u);
+  EXPECT_EQ(contents[0], contents[1]);
+}
+
 TEST_F(EventFileWriterTest, DeletedFileIsNoticedOnFlush) {
   auto writer = EventFileWriter::Create(dir_, FakeClockOptions());
   ASSERT_TRUE(writer.ok()) << writer.status();
@@ -514,6 +574,28 @@ TEST_F(EventFileWriterTest, NoSpaceOnTheNthWriteIsReportedAndNothingIsCorrupt) {
   ExpectFileHolds(first_path, Range(0, 5), RecordReader::State::kEnd);
 
   // Space again: the next Flush carries step 5 to a fresh file.
+  ExpectRecovered(**writer, first_path, 6);
+}
+
+// A write that fails inside a run: the events before it are taken (the one
+// whose buffer failed stays buffered for the next file), the call says how
+// many, and the rest are refused with the error.
+TEST_F(EventFileWriterTest, ARunStopsAtAFaultAndSaysHowManyItTook) {
+  EventFileOptions options = FaultOptions();
+  options.buffer_bytes = 1;  // every event is one Append
+  auto writer = EventFileWriter::Create(dir_, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const std::string first_path = (*writer)->current_path();
+  faults_.Inject(Fault(FileOp::kAppend, ENOSPC).Skip(5));
+  std::vector<size_t> ends;
+  const std::string bytes = SerializedRun(0, 10, &ends);
+  size_t accepted = 0;
+  const absl::Status refused = (*writer)->WriteSerializedRun(
+      bytes, ends.size(), [&](size_t i) { return ends[i]; }, &accepted);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_EQ(accepted, 6u);  // steps 0..4 written, 5 buffered
+  EXPECT_EQ((*writer)->stats().records_written, 6u);
+  ExpectFileHolds(first_path, Range(0, 5), RecordReader::State::kEnd);
   ExpectRecovered(**writer, first_path, 6);
 }
 
