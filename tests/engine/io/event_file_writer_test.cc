@@ -248,7 +248,8 @@ TEST_F(EventFileWriterTest, ARunIsWrittenAsItsEventsOneByOne) {
     if (run) {
       // In three calls, so that a run also starts with a partly full buffer.
       size_t begin = 0;
-      for (const auto& [first, last] : {std::pair{0, 1}, {1, 120}, {120, 200}}) {
+      for (const auto& [first_event, last] : {std::pair{0, 1}, {1, 120}, {120, 200}}) {
+        const int first = first_event;  // a lambda may not capture a binding (clang 14)
         size_t accepted = 0;
         const size_t base = begin;
         ASSERT_TRUE((*writer)
