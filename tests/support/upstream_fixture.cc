@@ -82,21 +82,35 @@ uint64_t ProcStatusBytes(pid_t pid, const std::string& field) {
   return 0;
 }
 
+namespace {
+
+#if defined(__has_feature)
+#define TBLOG_HAS_FEATURE(x) __has_feature(x)
+#else
+#define TBLOG_HAS_FEATURE(x) 0
+#endif
+#if defined(__SANITIZE_THREAD__) || TBLOG_HAS_FEATURE(thread_sanitizer)
+constexpr bool kThreadSanitizer = true;
+#else
+constexpr bool kThreadSanitizer = false;
+#endif
+#if defined(__SANITIZE_ADDRESS__) || TBLOG_HAS_FEATURE(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#undef TBLOG_HAS_FEATURE
+
+}  // namespace
+
 uint64_t PeakAllowance(uint64_t idle, uint64_t budget, int connections) {
-#if defined(__SANITIZE_THREAD__)
-  constexpr bool kThreadSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-  constexpr bool kThreadSanitizer = true;
-#else
-  constexpr bool kThreadSanitizer = false;
-#endif
-#else
-  constexpr bool kThreadSanitizer = false;
-#endif
   constexpr uint64_t kMiB = uint64_t{1} << 20;
   const uint64_t shadow = kThreadSanitizer ? 4 : 1;
-  return idle + shadow * budget + (kThreadSanitizer ? 96 : 48) * kMiB +
+  // ASan keeps freed memory in its quarantine (quarantine_size_mb, 256 MiB
+  // by default) before reusing it: resident, and not the daemon's doing.
+  const uint64_t quarantine = kAddressSanitizer ? 256 * kMiB : 0;
+  const uint64_t slack = (kThreadSanitizer || kAddressSanitizer ? 96 : 48) * kMiB;
+  return idle + shadow * budget + slack + quarantine +
          static_cast<uint64_t>(connections) * kMiB;
 }
 

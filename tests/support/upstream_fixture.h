@@ -69,7 +69,9 @@ inline int64_t RssBytes(pid_t pid) { return static_cast<int64_t>(ProcStatusBytes
 // budget, 48 MiB of allocator slack and gRPC, 1 MiB per connection (the
 // budget benchmark's allowance). A memory bound, not a timing. Under
 // ThreadSanitizer the daemon's shadow memory is resident too (several bytes
-// per byte touched): the budget counts four times and the slack twice.
+// per byte touched): the budget counts four times; under AddressSanitizer its
+// 256 MiB quarantine of freed memory is added; under either the slack is
+// twice (redzones, the sanitizer's allocator).
 uint64_t PeakAllowance(uint64_t idle, uint64_t budget, int connections);
 
 // The unlabelled samples of the /metrics page of the daemon whose log is
