@@ -35,9 +35,6 @@ struct NodeReduce::RunState {
   std::map<BatchId, HeldBatch> held;
   // Writers seen since this daemon started, with the run's own sequences.
   std::map<std::string, WriterView> writers;
-  // Closed here (NoteClosed) with this session status, until the sender
-  // releases the node's hold upstream (TakeReleasable) or a writer reopens it.
-  std::optional<v1::SessionStatus> closed;
   // Flushes waiting for batches held (WhenReleased).
   struct Waiter {
     std::string writer;
@@ -55,7 +52,6 @@ void NodeReduce::NoteOpen(const std::string& run_id, const v1::OpenRunRequest& r
   MutexLock lock(&mu_);
   auto& run = runs_[run_id];
   if (!run) run = std::make_unique<RunState>();
-  run->closed.reset();  // opened again: the node holds the upstream run again when it sends
   if (run->settings.group_size == 0) run->settings.group_size = request.reduce_group_size();
   if (run->settings.timeout_seconds == 0) {
     run->settings.timeout_seconds = request.reduce_timeout_seconds();
@@ -375,26 +371,6 @@ void NodeReduce::Acknowledged(const std::string& run_id, const std::vector<NodeP
     delivery.sink->OnAck(std::move(delivery.ack), delivery.completed);
   }
   for (auto& done : flushes) std::move(done)();
-}
-
-void NodeReduce::NoteClosed(const std::string& run_id, v1::SessionStatus status) {
-  MutexLock lock(&mu_);
-  auto found = runs_.find(run_id);
-  // A run that never took a contribution here holds nothing upstream.
-  if (found != runs_.end()) found->second->closed = status;
-}
-
-std::vector<std::pair<std::string, v1::SessionStatus>> NodeReduce::TakeReleasable() {
-  std::vector<std::pair<std::string, v1::SessionStatus>> releasable;
-  MutexLock lock(&mu_);
-  for (auto& [id, run] : runs_) {
-    // `held` keeps a batch until every partial holding its contributions is
-    // acknowledged upstream: the node's last partials come first.
-    if (!run->closed || !run->pending.empty() || !run->held.empty()) continue;
-    releasable.emplace_back(id, *run->closed);
-    run->closed.reset();
-  }
-  return releasable;
 }
 
 absl::Time NodeReduce::NextDue() const {

@@ -157,18 +157,6 @@ class NodeReduce {
   // holds any more are acknowledged to their writers.
   void Acknowledged(const std::string& run_id, const std::vector<NodePartial>& partials)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // The local run `run_id` closed for good (its last holder released it, or
-  // its leases ran out; not a shutdown, after which its writers come back)
-  // with session `status`: the sender releases the node's own hold on the
-  // upstream run once nothing of the run is pending or held here
-  // (TakeReleasable). A run opened here again (NoteOpen) is not closed any
-  // more.
-  void NoteClosed(const std::string& run_id, v1::SessionStatus status) ABSL_LOCKS_EXCLUDED(mu_);
-  // For the sender: the runs closed here (NoteClosed) with no point pending
-  // nor awaiting the upstream's ack any more, with their session statuses;
-  // each is returned once per close.
-  std::vector<std::pair<std::string, v1::SessionStatus>> TakeReleasable()
-      ABSL_LOCKS_EXCLUDED(mu_);
   // The earliest time a pending point falls due; InfiniteFuture when none.
   absl::Time NextDue() const ABSL_LOCKS_EXCLUDED(mu_);
 

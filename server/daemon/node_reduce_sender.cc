@@ -23,10 +23,6 @@ constexpr size_t kMaxPointsPerBatch = 1024;
 constexpr absl::Duration kTick = absl::Milliseconds(10);
 constexpr absl::Duration kMinBackoff = absl::Milliseconds(100);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(2);
-// How long after trouble with an upstream run the node waits before
-// releasing its hold (node_reduce_sender.h): far above the other nodes'
-// backoff (kMaxBackoff) and partial delay (kNodeReduceDelay).
-constexpr absl::Duration kReleaseGrace = absl::Seconds(10);
 
 std::unique_ptr<grpc::ClientContext> CallContext(absl::Time deadline) {
   auto context = std::make_unique<grpc::ClientContext>();
@@ -98,7 +94,6 @@ void NodeReduceSender::Loop() {
       busy = true;
       if (absl::Now() >= up.retry_at) Attempt(run_id, up);
     }
-    if (!stopping) ReleaseClosed();
     if (stopping && !busy) return;
   }
 }
@@ -158,60 +153,12 @@ void NodeReduceSender::Attempt(const std::string& run_id, Upstream& up) {
       // The upstream lost or closed the run, or our sequences: reopen, which
       // says where they stand, and go on at once.
       up.open = false;
-      up.trouble_at = absl::Now();
       if (Open(run_id, up) && up.request) up.retry_at = absl::InfinitePast();
       return;
     default:
       Failed(up, absl::StrCat("WriteBatch ", up.run_id, " #", up.request->sequence()),
              status.error_message());
       return;
-  }
-}
-
-void NodeReduceSender::ReleaseClosed() {
-  for (auto& [run_id, status] : reduce_->TakeReleasable()) releasing_[run_id] = status;
-  for (auto it = releasing_.begin(); it != releasing_.end();) {
-    auto up = upstreams_.find(it->first);
-    if (up == upstreams_.end() || up->second.run_id.empty()) {
-      it = releasing_.erase(it);  // never opened upstream: nothing held there
-      continue;
-    }
-    // An unsequenced partial still in flight goes first; after trouble, the
-    // other nodes come back first (kReleaseGrace).
-    const absl::Time now = absl::Now();
-    if (up->second.request || now < up->second.retry_at ||
-        now < up->second.trouble_at + kReleaseGrace ||
-        !Release(it->first, up->second, it->second)) {
-      ++it;
-      continue;
-    }
-    upstreams_.erase(up);  // a reopened run opens upstream again
-    it = releasing_.erase(it);
-  }
-}
-
-bool NodeReduceSender::Release(const std::string& run_id, Upstream& up,
-                               v1::SessionStatus status) {
-  v1::CloseRunRequest request;
-  request.set_run_id(up.run_id);
-  request.set_writer_id(writer_id_);
-  request.set_status(status);
-  v1::CloseRunResponse response;
-  auto context = CallContext(CallDeadline());
-  const auto stub = channel_->stub();  // held through the call, as above
-  const grpc::Status answer = stub->CloseRun(context.get(), request, &response);
-  switch (answer.error_code()) {
-    case grpc::StatusCode::OK:
-      spdlog::info("upstream {}: run {} closed here: released the node's hold on {} ({})",
-                   channel_->address(), run_id, up.run_id,
-                   v1::RunState_Name(response.run().state()));
-      return true;
-    case grpc::StatusCode::NOT_FOUND:
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return true;  // the upstream forgot or closed the run: nothing is held
-    default:
-      Failed(up, absl::StrCat("CloseRun ", up.run_id), answer.error_message());
-      return false;
   }
 }
 
@@ -224,7 +171,6 @@ void NodeReduceSender::Failed(Upstream& up, const std::string& what, const std::
   const bool first = up.backoff == absl::ZeroDuration();
   up.backoff = first ? kMinBackoff : std::min(2 * up.backoff, kMaxBackoff);
   up.retry_at = absl::Now() + up.backoff;
-  up.trouble_at = absl::Now();
   if (first) {
     spdlog::warn("upstream {}: {}: {}; retrying (the node's clients wait for their acks)",
                  channel_->address(), what, error);

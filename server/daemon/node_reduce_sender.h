@@ -15,18 +15,10 @@
 // FAILED_PRECONDITION: a restarted upstream, a run closed when the node's
 // lease ran out) or refuses a sequence (OUT_OF_RANGE). Other failures
 // (UNAVAILABLE, DEADLINE_EXCEEDED, ...) are retried with a backoff of 100 ms
-// doubling to 2 s. When the local run closes for good (NodeReduce::
-// NoteClosed) and its last partials are acknowledged, the node releases its
-// hold on the upstream run (CloseRun with its writer id and the local run's
-// session status), retried likewise, so the upstream run closes as soon as
-// its last holder has, not when the node's lease runs out. Not within
-// kReleaseGrace of trouble with the upstream run (a failed call, a reopen
-// after the upstream lost the run): a restarted upstream knows only the
-// holders that came back, and the other nodes' partials (after their own
-// backoff) must have reopened it before this node's release may close it.
-// After a restart of this daemon the unacknowledged partials are gone with
-// its memory; the clients resend their batches (NodeReduce reports their
-// sequences low enough) and the points are combined and sent again.
+// doubling to 2 s. After a restart of this daemon the unacknowledged
+// partials are gone with its memory; the clients resend their batches
+// (NodeReduce reports their sequences low enough) and the points are
+// combined and sent again.
 //
 // Thread safety: Stop may be called from any thread; everything else runs on
 // the sender's own thread, which the constructor starts and Stop (or the
@@ -83,9 +75,6 @@ class NodeReduceSender {
     std::vector<NodePartial> partials;
     absl::Time retry_at = absl::InfinitePast();
     absl::Duration backoff = absl::ZeroDuration();
-    // The last failed call or reopen (the upstream restarted, or lost the
-    // run): no release within kReleaseGrace of it.
-    absl::Time trouble_at = absl::InfinitePast();
   };
 
   void Loop();
@@ -93,12 +82,6 @@ class NodeReduceSender {
   // flight, and handles the answer.
   void Attempt(const std::string& run_id, Upstream& up);
   bool Open(const std::string& run_id, Upstream& up);
-  // Releases the node's hold on the upstream run of closed `run_id`
-  // (releasing_) once nothing of it is in flight; forgets its Upstream then.
-  void ReleaseClosed();
-  // CloseRun of this node's writer upstream: true when done (or nothing was
-  // held any more: the upstream forgot or closed the run).
-  bool Release(const std::string& run_id, Upstream& up, v1::SessionStatus status);
   // Now + call_timeout_, or the stop deadline if sooner.
   absl::Time CallDeadline() ABSL_LOCKS_EXCLUDED(mu_);
   void Failed(Upstream& up, const std::string& what, const std::string& error);
@@ -109,9 +92,6 @@ class NodeReduceSender {
   const std::string writer_id_;
   const absl::Duration call_timeout_;
   std::map<std::string, Upstream> upstreams_;  // by local run id; the thread's own
-  // Runs closed locally whose upstream hold is still to release, with their
-  // session statuses; the thread's own.
-  std::map<std::string, v1::SessionStatus> releasing_;
 
   Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

@@ -12,7 +12,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "daemon/node_reduce.h"
 #include "spdlog/spdlog.h"
 
 namespace tblog::daemon {
@@ -47,16 +46,10 @@ void RunRegistry::FinishClose(Closing closing, CloseDone done) {
         closing.status, closing.hparams, absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
   }
   std::shared_ptr<Run> run = std::move(closing.run);
-  // A node in `--upstream-forward reduced` mode releases its own hold on the
-  // upstream run once the run's last partials are acknowledged (node_reduce.h);
-  // not at shutdown, after which the writers come back.
-  NodeReduce* const release_upstream = closing.session_end ? context_.node_reduce : nullptr;
   run->Close(std::move(final_events),
-             [this, run, release_upstream, status = closing.status,
-              done = std::move(done)](absl::Status close_status) mutable {
+             [this, run, done = std::move(done)](absl::Status close_status) mutable {
                spdlog::info("run={} closed status={}", run->run_id(),
                             close_status.ok() ? "OK" : std::string(close_status.message()));
-               if (release_upstream != nullptr) release_upstream->NoteClosed(run->run_id(), status);
                absl::StatusOr<v1::RunInfo> result = absl::UnknownError("");
                {
                  MutexLock lock(&mu_);

@@ -113,32 +113,6 @@ TEST_F(NodeReduceTest, AResentContributionGoesAlone) {
   }
 }
 
-// A closed run's hold upstream is released only once nothing of it is pending
-// or awaiting the upstream's ack; once per close; not for a run reopened.
-TEST_F(NodeReduceTest, AClosedRunIsReleasableOnceItsLastPartialsAreAcknowledged) {
-  ASSERT_TRUE(reduce_.Take(kRun, "a", 1, false, sink_a_, ScalarContribution(5, 1.0)).ok());
-  reduce_.Defer(kRun, "a", 1);
-  Flushed(reduce_, "a", 1);
-  reduce_.NoteClosed(kRun, v1::SESSION_STATUS_FAILURE);  // its writer's lease ran out
-  EXPECT_TRUE(reduce_.TakeReleasable().empty());          // step 5 is pending
-  const std::vector<NodePartial> partials = reduce_.TakeDue(kRun, absl::Now(), true, 100);
-  ASSERT_EQ(partials.size(), 1u);
-  EXPECT_TRUE(reduce_.TakeReleasable().empty());  // sent, not acknowledged
-  reduce_.Acknowledged(kRun, partials);
-  const auto releasable = reduce_.TakeReleasable();
-  ASSERT_EQ(releasable.size(), 1u);
-  EXPECT_EQ(releasable[0].first, kRun);
-  EXPECT_EQ(releasable[0].second, v1::SESSION_STATUS_FAILURE);
-  EXPECT_TRUE(reduce_.TakeReleasable().empty());  // once
-
-  reduce_.NoteClosed(kRun, v1::SESSION_STATUS_SUCCESS);
-  reduce_.NoteOpen(kRun, v1::OpenRunRequest());  // a writer reopened it
-  EXPECT_TRUE(reduce_.TakeReleasable().empty());
-  // A run that never took a contribution here holds nothing upstream.
-  reduce_.NoteClosed("other/run", v1::SESSION_STATUS_SUCCESS);
-  EXPECT_TRUE(reduce_.TakeReleasable().empty());
-}
-
 TEST_F(NodeReduceTest, WaitsForTheOtherLocalWritersOrTheDelay) {
   ASSERT_TRUE(reduce_.Take(kRun, "a", 1, false, sink_a_, ScalarContribution(5, 1.0)).ok());
   ASSERT_TRUE(reduce_.Take(kRun, "b", 1, false, sink_b_, ScalarContribution(5, 3.0)).ok());
