@@ -33,9 +33,10 @@ _COLUMN_POINTS = 1 << 16
 # past it, columns carry batch-local dictionaries again.
 _MAX_STREAM_TAGS = 65536
 _MAX_STREAM_TAG_BYTES = 1 << 20
-# Estimated bytes of one buffered scalar point (tuple, ints, float).
+# Estimated bytes of one buffered scalar point (list slots, ints, floats).
 _POINT_BYTES = 48
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+# Entries of Stream.points per point (_columns.FIELDS).
+_FIELDS = _columns.FIELDS
 # gRPC codes after which the writer reconnects (OpenRun RESUME, with backoff)
 # and resends what is not acknowledged: the transient codes of the "Retries"
 # comment in proto/tblog/v1/tblog.proto, where each one's reason is given. The
@@ -176,7 +177,8 @@ class Stream:
         self._open_request = open_request
         self.writer_id = writer_id
         self._max_buffer_bytes = int(max_buffer_bytes)
-        self.max_points = max(1024, self._max_buffer_bytes // _POINT_BYTES)
+        # The most entries `points` holds before add_scalar waits for room.
+        self.max_point_entries = _FIELDS * max(1024, self._max_buffer_bytes // _POINT_BYTES)
         self._retain_bytes = int(retain_bytes if retain_bytes is not None else max_buffer_bytes)
         self._wake_records = max(1, int(wake_records))
         self._flush_secs = float(flush_secs) if flush_secs else 0.0
@@ -185,10 +187,12 @@ class Stream:
         self._lock = threading.Lock()
         self._cv = threading.Condition(self._lock)
         # Buffer (training threads -> sender).
-        # Scalar points (global tag index, step, value, wall_time). The list
-        # object never changes: training threads append without the lock
-        # (list.append is atomic under the GIL) and takers cut a prefix with
-        # `del points[:n]` under the lock, so no append is ever lost.
+        # Scalar points, flat: global tag index, step, value, wall_time per
+        # point (_columns.FIELDS). The list object never changes: training
+        # threads append a point's entries without the lock, all at once
+        # (`points += (...)`, atomic under the GIL as list.append is), and
+        # takers cut a prefix with `del points[:n]` under the lock, so no
+        # point is ever lost or split.
         self.points = []
         self._items = []           # _Record or list of points, in call order
         self._item_bytes = 0
@@ -360,7 +364,7 @@ class Stream:
         with self._cv:
             self._cv.notify_all()
             while (not self._stopped and self._fatal is None and
-                   (len(self.points) >= self.max_points or
+                   (len(self.points) >= self.max_point_entries or
                     self._item_bytes + self._unwritten_bytes > self._max_buffer_bytes)):
                 self._cv.wait(0.5)
 
@@ -699,7 +703,7 @@ class Stream:
                     self.send_now = idle
                     if (self._item_records >= self._wake_records or
                             self._item_bytes >= _BATCH_BYTES or
-                            len(self.points) >= _COLUMN_POINTS or
+                            len(self.points) >= _COLUMN_POINTS * _FIELDS or
                             (idle and (self.points or self._items))):
                         break
                     self._cv.wait(remaining)
@@ -815,8 +819,9 @@ class Stream:
                 batch.add(_RECORDS_FIELD, wire)
                 offsets.extend(p.offset for p in item.slices if p.data is None)
             else:
-                for start in range(0, len(item), _COLUMN_POINTS):
-                    for record in self._scalar_records(item[start:start + _COLUMN_POINTS], tags):
+                step = _COLUMN_POINTS * _FIELDS
+                for start in range(0, len(item), step):
+                    for record in self._scalar_records(item[start:start + step], tags):
                         batch.add(_RECORDS_FIELD, record)
                     if batch.size >= _BATCH_BYTES:
                         batches.append(batch)
@@ -832,20 +837,14 @@ class Stream:
         return batches, slices
 
     def _scalar_records(self, points, tags):
-        """_columns.scalar_records of `points`; a point whose step does not
-        fit int64 (an int global_step is not checked on add_scalar's hot
-        path) is dropped and reported as a rejected record would be."""
-        try:
-            return _columns.scalar_records(points, tags, self._stream_tags)
-        except OverflowError:
-            good = [p for p in points if _INT64_MIN <= p[1] <= _INT64_MAX]
-            bad = next(p for p in points if not _INT64_MIN <= p[1] <= _INT64_MAX)
+        """_columns.checked_records of `points` (flat); the points of a step
+        outside int64 are reported as a rejected record would be."""
+        records, error = _columns.checked_records(points, tags, self._stream_tags)
+        if error is not None:
             with self._cv:
-                self._errors.append(TblogError(
-                    f"tblog: add_scalar {tags[bad[0]][0]!r}: step {bad[1]} is outside int64; "
-                    f"{len(points) - len(good)} point(s) dropped", code="INVALID_ARGUMENT"))
+                self._errors.append(TblogError(error, code="INVALID_ARGUMENT"))
                 self.failure = self._errors[0]
-            return _columns.scalar_records(good, tags, self._stream_tags) if good else []
+        return records
 
 
 def _name_bytes(tags):

@@ -237,7 +237,7 @@ class SummaryWriter:
         self._simple_tags = {}     # tag -> index: add_scalar's own, for speed
         self._tensor_tags = {}
         self._points = self._stream.points
-        self._max_points = self._stream.max_points
+        self._max_point_entries = self._stream.max_point_entries
         # Last: add_* calls of other threads go on without the lock once it is False.
         self._closed = False
         with _live_lock:
@@ -295,9 +295,10 @@ class SummaryWriter:
             index = self._stream.tag_index(tag, subrun, style)
             self._scalar_tags[key] = index
         points = self._points
-        points.append((index, global_step, value,
-                       time.time() if walltime is None else float(walltime)))
-        if len(points) >= self._max_points:
+        # One point's entries in one statement (Stream.points).
+        points += (index, global_step, value,
+                   time.time() if walltime is None else float(walltime))
+        if len(points) >= self._max_point_entries:
             self._stream.wait_for_room()
         elif self._stream.send_now:
             self._stream.wake()
@@ -361,9 +362,11 @@ class SummaryWriter:
         if index is None:
             index = self._new_tag(tag, new_style)
         points = self._points
-        points.append((index, global_step, scalar_value,
-                       time.time() if walltime is None else walltime))
-        if len(points) >= self._max_points:
+        # One point's entries in one statement, atomic under the GIL
+        # (Stream.points): no tuple kept per point.
+        points += (index, global_step, scalar_value,
+                   time.time() if walltime is None else walltime)
+        if len(points) >= self._max_point_entries:
             self._stream.wait_for_room()
         elif self._stream.send_now:  # the sender is idle: this point goes out now
             self._stream.wake()
