@@ -29,6 +29,12 @@ _log = logging.getLogger("tblog")
 _BATCH_BYTES = 4 << 20
 # Scalar points per ScalarColumns record.
 _COLUMN_POINTS = 1 << 16
+# Buffered points that add_scalar encodes at once, on its own thread
+# (Stream.points_full): the encoding then keeps pace with the buffering, in
+# cache, and flush() has at most this many left to encode. Small enough
+# that the call that encodes them stays well under a millisecond, large
+# enough that a record's fixed costs stay small.
+_ENCODE_POINTS = 4096
 # The stream tag dictionary's cap (tblog.proto, WriteRequest.stream_tags):
 # past it, columns carry batch-local dictionaries again.
 _MAX_STREAM_TAGS = 65536
@@ -177,8 +183,10 @@ class Stream:
         self._open_request = open_request
         self.writer_id = writer_id
         self._max_buffer_bytes = int(max_buffer_bytes)
-        # The most entries `points` holds before add_scalar waits for room.
+        # The most entries `points` holds before add_scalar waits for room,
+        # and the entries at which add_scalar calls points_full().
         self.max_point_entries = _FIELDS * max(1024, self._max_buffer_bytes // _POINT_BYTES)
+        self.full_entries = min(_FIELDS * _ENCODE_POINTS, self.max_point_entries)
         self._retain_bytes = int(retain_bytes if retain_bytes is not None else max_buffer_bytes)
         self._wake_records = max(1, int(wake_records))
         self._flush_secs = float(flush_secs) if flush_secs else 0.0
@@ -194,7 +202,8 @@ class Stream:
         # takers cut a prefix with `del points[:n]` under the lock, so no
         # point is ever lost or split.
         self.points = []
-        self._items = []           # _Record or list of points, in call order
+        # _Record, list of points or _columns.Encoded points, in call order.
+        self._items = []
         self._item_bytes = 0
         self._item_records = 0
         self._tags = []            # global tag index -> (tag, subrun, style)
@@ -355,9 +364,19 @@ class Stream:
                 return
         self._wait_for_room()
 
-    def wait_for_room(self):
-        """Blocks while the buffer is over its bounds (the daemon is slower
+    def points_full(self):
+        """Called by a training thread that found full_entries in `points`:
+        encodes them (_encode_points_locked), wakes an idle sender, and
+        blocks while the buffer is over its bounds (the daemon is slower
         than the training loop, or unreachable)."""
+        with self._cv:
+            self._encode_points_locked()
+            if self.send_now or self._item_bytes >= _BATCH_BYTES:
+                self.send_now = False
+                self._cv.notify_all()
+            if (len(self.points) < self.max_point_entries and
+                    self._item_bytes + self._unwritten_bytes <= self._max_buffer_bytes):
+                return
         self._wait_for_room()
 
     def _wait_for_room(self):
@@ -404,6 +423,7 @@ class Stream:
             self.take_errors()
             return
         with self._cv:
+            self._encode_points_locked()
             self._flush_requested += 1
             token = self._flush_requested
             self._cv.notify_all()
@@ -423,6 +443,25 @@ class Stream:
             raise TblogError(f"tblog: flush did not complete within {timeout} s "
                              f"(tblogd at {self._address!r} unreachable or too slow)",
                              code="DEADLINE_EXCEEDED")
+
+    def _encode_points_locked(self):
+        """flush() and points_full(), on the calling thread: encodes the
+        buffered points here, where they are in cache (_columns.Encoded),
+        for the sender to send. Holding the lock keeps them in call order
+        among the buffered records (the receiver's acks wait that long, a
+        fraction of a millisecond). They count as buffered bytes from here."""
+        points = self.points
+        n = len(points)
+        if not n:
+            return
+        taken = points[:n]
+        del points[:n]
+        try:
+            self._items.append(_columns.Encoded(taken, self._tags, self._stream_tags,
+                                                _COLUMN_POINTS))
+        except Exception:  # noqa: BLE001  the sender's own encoding reports it
+            self._items.append(taken)
+        self._item_bytes += n // _FIELDS * _POINT_BYTES
 
     def _wait(self, deadline):
         if deadline is None:
@@ -768,6 +807,9 @@ class Stream:
                     self._unwritten_bytes += nbytes
                     if not self._stream_broken:
                         self._stream_queue.put(request)
+            # Frees the points now, while the daemon writes them, rather than
+            # when the next round takes the buffer (often the next flush()).
+            items = batches = None
             with self._cv:
                 self._building = False
                 if flush_token != self._flush_served:
@@ -819,9 +861,8 @@ class Stream:
                 batch.add(_RECORDS_FIELD, wire)
                 offsets.extend(p.offset for p in item.slices if p.data is None)
             else:
-                step = _COLUMN_POINTS * _FIELDS
-                for start in range(0, len(item), step):
-                    for record in self._scalar_records(item[start:start + step], tags):
+                for records in self._scalar_records(item, tags):
+                    for record in records:
                         batch.add(_RECORDS_FIELD, record)
                     if batch.size >= _BATCH_BYTES:
                         batches.append(batch)
@@ -836,15 +877,22 @@ class Stream:
             slices.append(offsets)
         return batches, slices
 
-    def _scalar_records(self, points, tags):
-        """_columns.checked_records of `points` (flat); the points of a step
-        outside int64 are reported as a rejected record would be."""
-        records, error = _columns.checked_records(points, tags, self._stream_tags)
-        if error is not None:
-            with self._cv:
-                self._errors.append(TblogError(error, code="INVALID_ARGUMENT"))
-                self.failure = self._errors[0]
-        return records
+    def _scalar_records(self, item, tags):
+        """The records of each chunk of at most _COLUMN_POINTS points of
+        `item` (a flat list of points, or _columns.Encoded ones, encoded again
+        if the dictionary form changed since); the points of a step outside
+        int64 are reported as a rejected record would be."""
+        if isinstance(item, _columns.Encoded) and item.stream_tags == self._stream_tags:
+            chunks = item.chunks
+        else:
+            points = item.points if isinstance(item, _columns.Encoded) else item
+            chunks = _columns.chunked(points, tags, self._stream_tags, _COLUMN_POINTS)
+        for records, error in chunks:
+            if error is not None:
+                with self._cv:
+                    self._errors.append(TblogError(error, code="INVALID_ARGUMENT"))
+                    self.failure = self._errors[0]
+            yield records
 
 
 def _name_bytes(tags):

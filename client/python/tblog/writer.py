@@ -237,7 +237,7 @@ class SummaryWriter:
         self._simple_tags = {}     # tag -> index: add_scalar's own, for speed
         self._tensor_tags = {}
         self._points = self._stream.points
-        self._max_point_entries = self._stream.max_point_entries
+        self._full_entries = self._stream.full_entries
         # Last: add_* calls of other threads go on without the lock once it is False.
         self._closed = False
         with _live_lock:
@@ -298,8 +298,8 @@ class SummaryWriter:
         # One point's entries in one statement (Stream.points).
         points += (index, global_step, value,
                    time.time() if walltime is None else float(walltime))
-        if len(points) >= self._max_point_entries:
-            self._stream.wait_for_room()
+        if len(points) >= self._full_entries:
+            self._stream.points_full()
         elif self._stream.send_now:
             self._stream.wake()
 
@@ -366,8 +366,8 @@ class SummaryWriter:
         # (Stream.points): no tuple kept per point.
         points += (index, global_step, scalar_value,
                    time.time() if walltime is None else walltime)
-        if len(points) >= self._max_point_entries:
-            self._stream.wait_for_room()
+        if len(points) >= self._full_entries:
+            self._stream.points_full()
         elif self._stream.send_now:  # the sender is idle: this point goes out now
             self._stream.wake()
 
