@@ -19,6 +19,8 @@ import grpc
 import numpy as np
 
 from tblog import _columns, _convert, _shm
+from tblog._request_queue import RequestQueue
+from tblog._scalar_buffer import COLUMN_POINTS, ENCODE_POINTS, POINT_BYTES, ScalarBuffer
 from tblog.v1 import tblog_pb2 as pb
 from tblog.v1 import tblog_pb2_grpc as pb_grpc
 
@@ -27,22 +29,11 @@ _log = logging.getLogger("tblog")
 # A batch is closed once its records pass this many bytes (one larger record
 # still travels alone); the daemon accepts messages up to 64 MiB by default.
 _BATCH_BYTES = 4 << 20
-# Scalar points per ScalarColumns record.
-_COLUMN_POINTS = 1 << 16
-# Buffered points that add_scalar encodes at once, on its own thread
-# (Stream.points_full): the encoding then keeps pace with the buffering, in
-# cache, and flush() has at most this many left to encode. Small enough
-# that the call that encodes them stays well under a millisecond, large
-# enough that a record's fixed costs stay small.
-_ENCODE_POINTS = 4096
 # The stream tag dictionary's cap (tblog.proto, WriteRequest.stream_tags):
 # past it, columns carry batch-local dictionaries again.
 _MAX_STREAM_TAGS = 65536
 _MAX_STREAM_TAG_BYTES = 1 << 20
-# Estimated bytes of one buffered scalar point (list slots, ints, floats).
-_POINT_BYTES = 48
-# Entries of Stream.points per point (_columns.FIELDS).
-_FIELDS = _columns.FIELDS
+_FIELDS = _columns.FIELDS  # entries of Stream.points per point
 # gRPC codes after which the writer reconnects (OpenRun RESUME, with backoff)
 # and resends what is not acknowledged: the transient codes of the "Retries"
 # comment in proto/tblog/v1/tblog.proto, where each one's reason is given. The
@@ -164,7 +155,7 @@ class _Batch:
         self.slices = slices  # ring offsets, freed with the batch
 
 
-class Stream:
+class Stream(ScalarBuffer):
     """Buffer + sender for one writer of one run. Thread-safe: any thread may
     call the add_* methods, flush() and close()."""
 
@@ -185,8 +176,8 @@ class Stream:
         self._max_buffer_bytes = int(max_buffer_bytes)
         # The most entries `points` holds before add_scalar waits for room,
         # and the entries at which add_scalar calls points_full().
-        self.max_point_entries = _FIELDS * max(1024, self._max_buffer_bytes // _POINT_BYTES)
-        self.full_entries = min(_FIELDS * _ENCODE_POINTS, self.max_point_entries)
+        self.max_point_entries = _FIELDS * max(1024, self._max_buffer_bytes // POINT_BYTES)
+        self.full_entries = min(_FIELDS * ENCODE_POINTS, self.max_point_entries)
         self._retain_bytes = int(retain_bytes if retain_bytes is not None else max_buffer_bytes)
         self._wake_records = max(1, int(wake_records))
         self._flush_secs = float(flush_secs) if flush_secs else 0.0
@@ -364,21 +355,6 @@ class Stream:
                 return
         self._wait_for_room()
 
-    def points_full(self):
-        """Called by a training thread that found full_entries in `points`:
-        encodes them (_encode_points_locked), wakes an idle sender, and
-        blocks while the buffer is over its bounds (the daemon is slower
-        than the training loop, or unreachable)."""
-        with self._cv:
-            self._encode_points_locked()
-            if self.send_now or self._item_bytes >= _BATCH_BYTES:
-                self.send_now = False
-                self._cv.notify_all()
-            if (len(self.points) < self.max_point_entries and
-                    self._item_bytes + self._unwritten_bytes <= self._max_buffer_bytes):
-                return
-        self._wait_for_room()
-
     def _wait_for_room(self):
         with self._cv:
             self._cv.notify_all()
@@ -443,25 +419,6 @@ class Stream:
             raise TblogError(f"tblog: flush did not complete within {timeout} s "
                              f"(tblogd at {self._address!r} unreachable or too slow)",
                              code="DEADLINE_EXCEEDED")
-
-    def _encode_points_locked(self):
-        """flush() and points_full(), on the calling thread: encodes the
-        buffered points here, where they are in cache (_columns.Encoded),
-        for the sender to send. Holding the lock keeps them in call order
-        among the buffered records (the receiver's acks wait that long, a
-        fraction of a millisecond). They count as buffered bytes from here."""
-        points = self.points
-        n = len(points)
-        if not n:
-            return
-        taken = points[:n]
-        del points[:n]
-        try:
-            self._items.append(_columns.Encoded(taken, self._tags, self._stream_tags,
-                                                _COLUMN_POINTS))
-        except Exception:  # noqa: BLE001  the sender's own encoding reports it
-            self._items.append(taken)
-        self._item_bytes += n // _FIELDS * _POINT_BYTES
 
     def _wait(self, deadline):
         if deadline is None:
@@ -560,7 +517,7 @@ class Stream:
                     self._unwritten_bytes += batch.nbytes
             self._stream_gen += 1
             generation = self._stream_gen
-            self._stream_queue = _RequestQueue()
+            self._stream_queue = RequestQueue()
             # Binds the stream at once: the writer holds the run while idle,
             # with its shared-memory ring when it has one.
             bind = pb.WriteRequest(run_id=self.run_id, writer_id=self.writer_id,
@@ -742,7 +699,7 @@ class Stream:
                     self.send_now = idle
                     if (self._item_records >= self._wake_records or
                             self._item_bytes >= _BATCH_BYTES or
-                            len(self.points) >= _COLUMN_POINTS * _FIELDS or
+                            len(self.points) >= COLUMN_POINTS * _FIELDS or
                             (idle and (self.points or self._items))):
                         break
                     self._cv.wait(remaining)
@@ -861,7 +818,11 @@ class Stream:
                 batch.add(_RECORDS_FIELD, wire)
                 offsets.extend(p.offset for p in item.slices if p.data is None)
             else:
-                for records in self._scalar_records(item, tags):
+                for records, error in self._scalar_chunks(item, tags):
+                    if error is not None:  # as a rejected record is reported
+                        with self._cv:
+                            self._errors.append(TblogError(error, code="INVALID_ARGUMENT"))
+                            self.failure = self._errors[0]
                     for record in records:
                         batch.add(_RECORDS_FIELD, record)
                     if batch.size >= _BATCH_BYTES:
@@ -877,54 +838,6 @@ class Stream:
             slices.append(offsets)
         return batches, slices
 
-    def _scalar_records(self, item, tags):
-        """The records of each chunk of at most _COLUMN_POINTS points of
-        `item` (a flat list of points, or _columns.Encoded ones, encoded again
-        if the dictionary form changed since); the points of a step outside
-        int64 are reported as a rejected record would be."""
-        if isinstance(item, _columns.Encoded) and item.stream_tags == self._stream_tags:
-            chunks = item.chunks
-        else:
-            points = item.points if isinstance(item, _columns.Encoded) else item
-            chunks = _columns.chunked(points, tags, self._stream_tags, _COLUMN_POINTS)
-        for records, error in chunks:
-            if error is not None:
-                with self._cv:
-                    self._errors.append(TblogError(error, code="INVALID_ARGUMENT"))
-                    self.failure = self._errors[0]
-            yield records
-
-
 def _name_bytes(tags):
     """The tag and subrun bytes of `tags` entries, as the dictionary's cap counts them."""
     return sum(len(tag.encode()) + len(subrun.encode()) for tag, subrun, _ in tags)
-
-
-class _RequestQueue:
-    """The request iterator of one Write stream: blocks until a request is
-    put or the queue is closed (which half-closes the stream)."""
-
-    def __init__(self):
-        self._items = collections.deque()
-        self._cv = threading.Condition()
-        self._closed = False
-
-    def put(self, request):
-        with self._cv:
-            self._items.append(request)
-            self._cv.notify()
-
-    def close(self):
-        with self._cv:
-            self._closed = True
-            self._cv.notify()
-
-    def __iter__(self):
-        while True:
-            with self._cv:
-                while not self._items and not self._closed:
-                    self._cv.wait()
-                if not self._items:
-                    return
-                request = self._items.popleft()
-            yield request
