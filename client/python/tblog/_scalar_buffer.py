@@ -30,9 +30,11 @@ POINT_BYTES = 48
 # Small enough that such a call stays well under a millisecond, large enough
 # that a record's fixed costs (the daemon's, the encoder's) stay small.
 ENCODE_POINTS = 4096
-# How long a push waits for the sender, then for gRPC, at most (they are
-# idle when it starts: only a loaded machine comes near it).
-_PUSH_WAIT = 0.02
+# How long a push waits for the sender, then for gRPC, at most: they were
+# idle when it started, so only a loaded machine, or a daemon that stopped
+# reading (gRPC's flow control holds the previous request), comes near it.
+# What is not taken by then goes out later, as any buffered record.
+_PUSH_WAIT = 0.005
 
 
 class ScalarBuffer:
