@@ -49,7 +49,9 @@ class ScalarBuffer:
         slower than the training loop, or unreachable)."""
         with self._cv:
             self._encode_points_locked()
-            pushed = self._push_locked()
+            # Past the stream dictionary's cap every record carries its own
+            # dictionary: the sender's rounds keep them few (no push).
+            pushed = self._push_locked() if self._stream_tags else None
             room = (len(self.points) < self.max_point_entries and
                     self._item_bytes + self._unwritten_bytes <= self._max_buffer_bytes)
         if pushed is not None:
@@ -79,15 +81,30 @@ class ScalarBuffer:
             self._cv.wait(remaining)
         return queue, queue.puts
 
+    def _take_points_locked(self):
+        """Moves the buffered points, as they are, behind the buffered records
+        (the sender encodes them); they count as buffered bytes from here."""
+        points = self.points
+        n = len(points)
+        if n:
+            self._items.append(points[:n])
+            del points[:n]
+            self._item_bytes += n // _columns.FIELDS * POINT_BYTES
+
     def _encode_points_locked(self):
         """flush() and points_full(), on the calling thread: encodes the
         buffered points (_columns.Encoded) for the sender to send. Holding
         the lock keeps them in call order among the buffered records (the
         receiver's acks wait that long, a fraction of a millisecond). They
-        count as buffered bytes from here."""
+        count as buffered bytes from here. Past the stream dictionary's cap
+        (a dictionary in every record) they are left to the sender, which
+        encodes a round's points together (merge_point_lists)."""
         points = self.points
         n = len(points)
         if not n:
+            return
+        if not self._stream_tags:
+            self._take_points_locked()
             return
         taken = points[:n]
         del points[:n]
@@ -106,3 +123,17 @@ class ScalarBuffer:
             return item.chunks
         points = item.points if isinstance(item, _columns.Encoded) else item
         return _columns.chunked(points, tags, self._stream_tags, COLUMN_POINTS)
+
+
+def merge_point_lists(items):
+    """`items` (taken from the buffer, in call order) with each run of
+    adjacent flat point lists joined into its first list (extended in place:
+    the lists are the taker's): encoded together, they share one record, so
+    one dictionary when each record carries its own."""
+    merged = []
+    for item in items:
+        if type(item) is list and merged and type(merged[-1]) is list:
+            merged[-1].extend(item)
+        else:
+            merged.append(item)
+    return merged

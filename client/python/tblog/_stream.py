@@ -20,7 +20,8 @@ import numpy as np
 
 from tblog import _columns, _convert, _shm
 from tblog._request_queue import RequestQueue
-from tblog._scalar_buffer import COLUMN_POINTS, ENCODE_POINTS, POINT_BYTES, ScalarBuffer
+from tblog._scalar_buffer import (COLUMN_POINTS, ENCODE_POINTS, POINT_BYTES, ScalarBuffer,
+                                  merge_point_lists)
 from tblog.v1 import tblog_pb2 as pb
 from tblog.v1 import tblog_pb2_grpc as pb_grpc
 
@@ -272,13 +273,6 @@ class Stream(ScalarBuffer):
         with self._cv:
             self.send_now = False
             self._cv.notify_all()
-
-    def _take_points_locked(self):
-        points = self.points
-        n = len(points)
-        if n:
-            self._items.append(points[:n])
-            del points[:n]
 
     def tensor_parts(self, array, allowed=None):
         """_convert.tensor_parts, the bytes in a slice of the shared-memory
@@ -798,7 +792,7 @@ class Stream(ScalarBuffer):
         and per batch the ring offsets its tensors name."""
         batches, slices = [], []
         batch, offsets = Wire(), []
-        for item in items:
+        for item in merge_point_lists(items):
             if isinstance(item, _Record):
                 record = pb.Record(tag=item.tag, step=item.step, wall_time=item.wall_time,
                                    subrun=item.subrun)

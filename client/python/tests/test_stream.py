@@ -339,3 +339,30 @@ def test_points_go_out_while_the_loop_holds_the_gil(fake, monkeypatch):
     writer.close()
     assert [s for (_, _, s, _) in fake.scalars("exp/push")] == list(
         range(3 * _scalar_buffer.ENCODE_POINTS))
+
+
+def test_past_the_cap_a_rounds_points_share_one_dictionary(fake, monkeypatch):
+    # Past the stream dictionary's cap every ScalarColumns record carries the
+    # tag list: add_scalar leaves its points to the sender, whose round
+    # encodes them together, rather than one record (and dictionary) per
+    # ENCODE_POINTS points.
+    monkeypatch.setattr(_stream, "_MAX_STREAM_TAGS", 50)
+    writer = tblog.SummaryWriter("exp/capround", address=fake.address)
+    for i in range(60):
+        writer.add_scalar(f"t/{i}", 0.0, 0)
+    writer.flush()
+    assert not writer._stream._stream_tags
+    sent = len(fake.runs["exp/capround"])
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1000)  # the sender's round comes at flush()
+    try:
+        for step in range(1, 3 * _scalar_buffer.ENCODE_POINTS + 10):
+            writer.add_scalar(f"t/{step % 60}", 1.0, step)
+    finally:
+        sys.setswitchinterval(interval)
+    writer.flush()
+    records = fake.runs["exp/capround"][sent:]
+    assert [r.WhichOneof("kind") for r in records] == ["scalars"]
+    assert len(records[0].scalars.tags) == 60
+    writer.close()
+    assert len(fake.scalars("exp/capround")) == 60 + 3 * _scalar_buffer.ENCODE_POINTS + 9
