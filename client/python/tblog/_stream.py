@@ -382,7 +382,9 @@ class Stream(ScalarBuffer):
         No FLUSH request: the daemon hands every batch to the OS before it
         acknowledges it as written, so the ack of the last batch is the
         answer (a FLUSH would add the checkpoint's write to the wait, and
-        the daemon writes that every --flush-interval anyway)."""
+        the daemon writes that every --flush-interval anyway). The buffered
+        scalar points are encoded here, on the calling thread
+        (tblog/_scalar_buffer.py)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cv:
             # Nothing buffered, and every batch sent is written: visible
