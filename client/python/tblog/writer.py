@@ -294,8 +294,7 @@ class SummaryWriter:
         if index is None:
             index = self._stream.tag_index(tag, subrun, style)
             self._scalar_tags[key] = index
-        points = self._points
-        # One point's entries in one statement (Stream.points).
+        points = self._points  # a point's entries go in at once (Stream.points)
         points += (index, global_step, value,
                    time.time() if walltime is None else float(walltime))
         if len(points) >= self._full_entries:
@@ -361,9 +360,7 @@ class SummaryWriter:
         index = (self._tensor_tags if new_style else self._simple_tags).get(tag)
         if index is None:
             index = self._new_tag(tag, new_style)
-        points = self._points
-        # One point's entries in one statement, atomic under the GIL
-        # (Stream.points): no tuple kept per point.
+        points = self._points  # a point's entries go in at once (Stream.points)
         points += (index, global_step, scalar_value,
                    time.time() if walltime is None else walltime)
         if len(points) >= self._full_entries:
