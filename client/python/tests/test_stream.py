@@ -319,7 +319,7 @@ def test_a_step_outside_int64_is_reported_and_the_others_written(fake):
 def test_points_go_out_while_the_loop_holds_the_gil(fake, monkeypatch):
     # A training loop holds the GIL: the sender and gRPC's request thread run
     # only when it blocks (or at the switch interval, 5 ms, here made longer
-    # than the test). Every ENCODE_POINTS points add_scalar hands what it
+    # than the loop). Every ENCODE_POINTS points add_scalar hands what it
     # encoded to them and waits until gRPC took it (tblog/_scalar_buffer.py),
     # so the daemon writes while the loop runs, not all at flush().
     monkeypatch.setattr(_scalar_buffer, "_PUSH_WAIT", 30.0)  # never reached here
@@ -328,7 +328,7 @@ def test_points_go_out_while_the_loop_holds_the_gil(fake, monkeypatch):
     queue = writer._stream._stream_queue
     taken = queue._taken
     interval = sys.getswitchinterval()
-    sys.setswitchinterval(1000)
+    sys.setswitchinterval(1.0)  # longer than the loop (a blocked thread still yields)
     try:
         for step in range(3 * _scalar_buffer.ENCODE_POINTS):
             writer.add_scalar("x", float(step), step)
@@ -354,7 +354,7 @@ def test_past_the_cap_a_rounds_points_share_one_dictionary(fake, monkeypatch):
     assert not writer._stream._stream_tags
     sent = len(fake.runs["exp/capround"])
     interval = sys.getswitchinterval()
-    sys.setswitchinterval(1000)  # the sender's round comes at flush()
+    sys.setswitchinterval(1.0)  # longer than the loop: the sender's round comes at flush()
     try:
         for step in range(1, 3 * _scalar_buffer.ENCODE_POINTS + 10):
             writer.add_scalar(f"t/{step % 60}", 1.0, step)
