@@ -12,10 +12,12 @@ gRPC's request thread run only every sys.getswitchinterval() (5 ms) while it
 calls add_scalar: without a push, 10,000 points buffered in 4 ms reached the
 daemon only at flush(), which then waited for the daemon to write all of
 them (about 2 ms). A push hands the encoded points to the sender and waits
-until gRPC has taken them (two thread wake-ups, 0.1-0.2 ms every
-ENCODE_POINTS points), and only when both are idle: never at the daemon's
-pace. The daemon then writes while the loop runs, and flush() waits for the
-last few thousand points only.
+until gRPC has taken them: a few thread wake-ups (0.1-1 ms every
+ENCODE_POINTS points, measured under load; _PUSH_WAIT at most), and only
+when the sender is between rounds and gRPC has taken every request before
+(it may still be sending the last), so not at the daemon's pace. The daemon
+then writes while the loop runs, and flush() waits for the last few
+thousand points only.
 """
 
 import time
@@ -44,8 +46,7 @@ class ScalarBuffer:
 
     def points_full(self):
         """Called by a training thread that found full_entries in `points`:
-        encodes them, pushes them to the daemon when the sender and gRPC are
-        idle, and blocks while the buffer is over its bounds (the daemon is
+        encodes them, pushes them to the daemon (_push_locked), and blocks while the buffer is over its bounds (the daemon is
         slower than the training loop, or unreachable)."""
         with self._cv:
             self._encode_points_locked()
@@ -61,8 +62,9 @@ class ScalarBuffer:
             self._wait_for_room()
 
     def _push_locked(self):
-        """Has an idle sender send the buffer now (a flush token: it sends at
-        once, without waiting for a written ack) and returns (the Write
+        """Has the sender, when between rounds and with gRPC's queue drained,
+        send the buffer now (a flush token: it sends at once, without
+        waiting for a written ack) and returns (the Write
         stream's queue, the requests put into it by then), for the caller to
         wait until gRPC took them; None when nothing is to be waited for."""
         queue = self._stream_queue
