@@ -19,6 +19,9 @@ import grpc
 import numpy as np
 
 from tblog import _columns, _convert, _shm
+from tblog._request_queue import RequestQueue
+from tblog._scalar_buffer import (COLUMN_POINTS, ENCODE_POINTS, POINT_BYTES, ScalarBuffer,
+                                  merge_point_lists)
 from tblog.v1 import tblog_pb2 as pb
 from tblog.v1 import tblog_pb2_grpc as pb_grpc
 
@@ -27,15 +30,11 @@ _log = logging.getLogger("tblog")
 # A batch is closed once its records pass this many bytes (one larger record
 # still travels alone); the daemon accepts messages up to 64 MiB by default.
 _BATCH_BYTES = 4 << 20
-# Scalar points per ScalarColumns record.
-_COLUMN_POINTS = 1 << 16
 # The stream tag dictionary's cap (tblog.proto, WriteRequest.stream_tags):
 # past it, columns carry batch-local dictionaries again.
 _MAX_STREAM_TAGS = 65536
 _MAX_STREAM_TAG_BYTES = 1 << 20
-# Estimated bytes of one buffered scalar point (tuple, ints, float).
-_POINT_BYTES = 48
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_FIELDS = _columns.FIELDS  # entries of Stream.points per point
 # gRPC codes after which the writer reconnects (OpenRun RESUME, with backoff)
 # and resends what is not acknowledged: the transient codes of the "Retries"
 # comment in proto/tblog/v1/tblog.proto, where each one's reason is given. The
@@ -157,7 +156,7 @@ class _Batch:
         self.slices = slices  # ring offsets, freed with the batch
 
 
-class Stream:
+class Stream(ScalarBuffer):
     """Buffer + sender for one writer of one run. Thread-safe: any thread may
     call the add_* methods, flush() and close()."""
 
@@ -176,7 +175,10 @@ class Stream:
         self._open_request = open_request
         self.writer_id = writer_id
         self._max_buffer_bytes = int(max_buffer_bytes)
-        self.max_points = max(1024, self._max_buffer_bytes // _POINT_BYTES)
+        # The most entries `points` holds before add_scalar waits for room,
+        # and the entries at which add_scalar calls points_full().
+        self.max_point_entries = _FIELDS * max(1024, self._max_buffer_bytes // POINT_BYTES)
+        self.full_entries = min(_FIELDS * ENCODE_POINTS, self.max_point_entries)
         self._retain_bytes = int(retain_bytes if retain_bytes is not None else max_buffer_bytes)
         self._wake_records = max(1, int(wake_records))
         self._flush_secs = float(flush_secs) if flush_secs else 0.0
@@ -185,12 +187,15 @@ class Stream:
         self._lock = threading.Lock()
         self._cv = threading.Condition(self._lock)
         # Buffer (training threads -> sender).
-        # Scalar points (global tag index, step, value, wall_time). The list
-        # object never changes: training threads append without the lock
-        # (list.append is atomic under the GIL) and takers cut a prefix with
-        # `del points[:n]` under the lock, so no append is ever lost.
+        # Scalar points, flat: global tag index, step, value, wall_time per
+        # point (_columns.FIELDS). The list object never changes: training
+        # threads append a point's entries without the lock, all at once
+        # (`points += (...)`, atomic under the GIL as list.append is), and
+        # takers cut a prefix with `del points[:n]` under the lock, so no
+        # point is ever lost or split.
         self.points = []
-        self._items = []           # _Record or list of points, in call order
+        # _Record, list of points or _columns.Encoded points, in call order.
+        self._items = []
         self._item_bytes = 0
         self._item_records = 0
         self._tags = []            # global tag index -> (tag, subrun, style)
@@ -269,13 +274,6 @@ class Stream:
             self.send_now = False
             self._cv.notify_all()
 
-    def _take_points_locked(self):
-        points = self.points
-        n = len(points)
-        if n:
-            self._items.append(points[:n])
-            del points[:n]
-
     def tensor_parts(self, array, allowed=None):
         """_convert.tensor_parts, the bytes in a slice of the shared-memory
         ring when there is room (an _shm.Slice: one copy, numpy's, without
@@ -351,16 +349,11 @@ class Stream:
                 return
         self._wait_for_room()
 
-    def wait_for_room(self):
-        """Blocks while the buffer is over its bounds (the daemon is slower
-        than the training loop, or unreachable)."""
-        self._wait_for_room()
-
     def _wait_for_room(self):
         with self._cv:
             self._cv.notify_all()
             while (not self._stopped and self._fatal is None and
-                   (len(self.points) >= self.max_points or
+                   (len(self.points) >= self.max_point_entries or
                     self._item_bytes + self._unwritten_bytes > self._max_buffer_bytes)):
                 self._cv.wait(0.5)
 
@@ -389,7 +382,9 @@ class Stream:
         No FLUSH request: the daemon hands every batch to the OS before it
         acknowledges it as written, so the ack of the last batch is the
         answer (a FLUSH would add the checkpoint's write to the wait, and
-        the daemon writes that every --flush-interval anyway)."""
+        the daemon writes that every --flush-interval anyway). The buffered
+        scalar points are encoded here, on the calling thread
+        (tblog/_scalar_buffer.py)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cv:
             # Nothing buffered, and every batch sent is written: visible
@@ -400,6 +395,7 @@ class Stream:
             self.take_errors()
             return
         with self._cv:
+            self._encode_points_locked()
             self._flush_requested += 1
             token = self._flush_requested
             self._cv.notify_all()
@@ -517,7 +513,7 @@ class Stream:
                     self._unwritten_bytes += batch.nbytes
             self._stream_gen += 1
             generation = self._stream_gen
-            self._stream_queue = _RequestQueue()
+            self._stream_queue = RequestQueue()
             # Binds the stream at once: the writer holds the run while idle,
             # with its shared-memory ring when it has one.
             bind = pb.WriteRequest(run_id=self.run_id, writer_id=self.writer_id,
@@ -699,7 +695,7 @@ class Stream:
                     self.send_now = idle
                     if (self._item_records >= self._wake_records or
                             self._item_bytes >= _BATCH_BYTES or
-                            len(self.points) >= _COLUMN_POINTS or
+                            len(self.points) >= COLUMN_POINTS * _FIELDS or
                             (idle and (self.points or self._items))):
                         break
                     self._cv.wait(remaining)
@@ -764,6 +760,9 @@ class Stream:
                     self._unwritten_bytes += nbytes
                     if not self._stream_broken:
                         self._stream_queue.put(request)
+            # Frees the points now, while the daemon writes them, rather than
+            # when the next round takes the buffer (often the next flush()).
+            items = batches = None
             with self._cv:
                 self._building = False
                 if flush_token != self._flush_served:
@@ -795,7 +794,7 @@ class Stream:
         and per batch the ring offsets its tensors name."""
         batches, slices = [], []
         batch, offsets = Wire(), []
-        for item in items:
+        for item in merge_point_lists(items):
             if isinstance(item, _Record):
                 record = pb.Record(tag=item.tag, step=item.step, wall_time=item.wall_time,
                                    subrun=item.subrun)
@@ -815,8 +814,12 @@ class Stream:
                 batch.add(_RECORDS_FIELD, wire)
                 offsets.extend(p.offset for p in item.slices if p.data is None)
             else:
-                for start in range(0, len(item), _COLUMN_POINTS):
-                    for record in self._scalar_records(item[start:start + _COLUMN_POINTS], tags):
+                for records, error in self._scalar_chunks(item, tags):
+                    if error is not None:  # as a rejected record is reported
+                        with self._cv:
+                            self._errors.append(TblogError(error, code="INVALID_ARGUMENT"))
+                            self.failure = self._errors[0]
+                    for record in records:
                         batch.add(_RECORDS_FIELD, record)
                     if batch.size >= _BATCH_BYTES:
                         batches.append(batch)
@@ -831,53 +834,6 @@ class Stream:
             slices.append(offsets)
         return batches, slices
 
-    def _scalar_records(self, points, tags):
-        """_columns.scalar_records of `points`; a point whose step does not
-        fit int64 (an int global_step is not checked on add_scalar's hot
-        path) is dropped and reported as a rejected record would be."""
-        try:
-            return _columns.scalar_records(points, tags, self._stream_tags)
-        except OverflowError:
-            good = [p for p in points if _INT64_MIN <= p[1] <= _INT64_MAX]
-            bad = next(p for p in points if not _INT64_MIN <= p[1] <= _INT64_MAX)
-            with self._cv:
-                self._errors.append(TblogError(
-                    f"tblog: add_scalar {tags[bad[0]][0]!r}: step {bad[1]} is outside int64; "
-                    f"{len(points) - len(good)} point(s) dropped", code="INVALID_ARGUMENT"))
-                self.failure = self._errors[0]
-            return _columns.scalar_records(good, tags, self._stream_tags) if good else []
-
-
 def _name_bytes(tags):
     """The tag and subrun bytes of `tags` entries, as the dictionary's cap counts them."""
     return sum(len(tag.encode()) + len(subrun.encode()) for tag, subrun, _ in tags)
-
-
-class _RequestQueue:
-    """The request iterator of one Write stream: blocks until a request is
-    put or the queue is closed (which half-closes the stream)."""
-
-    def __init__(self):
-        self._items = collections.deque()
-        self._cv = threading.Condition()
-        self._closed = False
-
-    def put(self, request):
-        with self._cv:
-            self._items.append(request)
-            self._cv.notify()
-
-    def close(self):
-        with self._cv:
-            self._closed = True
-            self._cv.notify()
-
-    def __iter__(self):
-        while True:
-            with self._cv:
-                while not self._items and not self._closed:
-                    self._cv.wait()
-                if not self._items:
-                    return
-                request = self._items.popleft()
-            yield request

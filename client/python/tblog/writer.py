@@ -237,7 +237,7 @@ class SummaryWriter:
         self._simple_tags = {}     # tag -> index: add_scalar's own, for speed
         self._tensor_tags = {}
         self._points = self._stream.points
-        self._max_points = self._stream.max_points
+        self._full_entries = self._stream.full_entries
         # Last: add_* calls of other threads go on without the lock once it is False.
         self._closed = False
         with _live_lock:
@@ -294,11 +294,11 @@ class SummaryWriter:
         if index is None:
             index = self._stream.tag_index(tag, subrun, style)
             self._scalar_tags[key] = index
-        points = self._points
-        points.append((index, global_step, value,
-                       time.time() if walltime is None else float(walltime)))
-        if len(points) >= self._max_points:
-            self._stream.wait_for_room()
+        points = self._points  # a point's entries go in at once (Stream.points)
+        points += (index, global_step, value,
+                   time.time() if walltime is None else float(walltime))
+        if len(points) >= self._full_entries:
+            self._stream.points_full()
         elif self._stream.send_now:
             self._stream.wake()
 
@@ -360,11 +360,11 @@ class SummaryWriter:
         index = (self._tensor_tags if new_style else self._simple_tags).get(tag)
         if index is None:
             index = self._new_tag(tag, new_style)
-        points = self._points
-        points.append((index, global_step, scalar_value,
-                       time.time() if walltime is None else walltime))
-        if len(points) >= self._max_points:
-            self._stream.wait_for_room()
+        points = self._points  # a point's entries go in at once (Stream.points)
+        points += (index, global_step, scalar_value,
+                   time.time() if walltime is None else walltime)
+        if len(points) >= self._full_entries:
+            self._stream.points_full()
         elif self._stream.send_now:  # the sender is idle: this point goes out now
             self._stream.wake()
 

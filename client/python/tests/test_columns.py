@@ -12,6 +12,11 @@ from tblog import _columns
 from tblog.v1 import tblog_pb2 as pb
 
 
+def _flat(points):
+    """Points as the buffer holds them (tblog/_columns.py FIELDS)."""
+    return [x for point in points for x in point]
+
+
 def _reference(points, tags, stream_tags):
     """What the encoder replaces: ScalarColumns built by protobuf."""
     styles = sorted({tags[p[0]][2] for p in points})
@@ -42,7 +47,7 @@ def test_records_parse_to_what_protobuf_builds(stream_tags):
                    rng.choice(steps + [rng.randrange(-10, 1 << 20)]),
                    rng.choice(values + [rng.random()]), 1.7e9 + rng.random())
                   for _ in range(rng.randint(1, 500))]
-        encoded = _columns.scalar_records(points, TAGS, stream_tags)
+        encoded = _columns.scalar_records(_flat(points), TAGS, stream_tags)
         expected = _reference(points, TAGS, stream_tags)
         assert len(encoded) == len(expected)
         for got, want in zip(encoded, expected):
@@ -54,7 +59,27 @@ def test_records_parse_to_what_protobuf_builds(stream_tags):
 
 def test_steps_outside_int64_raise_overflow_error():
     with pytest.raises(OverflowError):
-        _columns.scalar_records([(0, 1 << 63, 1.0, 0.0)], TAGS, True)
+        _columns.scalar_records([0, 1 << 63, 1.0, 0.0], TAGS, True)
+
+
+def test_points_with_steps_outside_int64_are_left_out_and_named():
+    points = [(0, 5, 1.0, 1.0), (0, 1 << 63, 2.0, 2.0), (0, -(1 << 64), 3.0, 3.0),
+              (0, 6, 4.0, 4.0)]
+    records, error = _columns.checked_records(_flat(points), TAGS, True)
+    assert error == ("tblog: add_scalar 'loss': step 9223372036854775808 is outside int64; "
+                     "2 point(s) dropped")
+    assert records == _columns.scalar_records(_flat([points[0], points[3]]), TAGS, True)
+    assert _columns.checked_records(_flat(points[:1]), TAGS, True) == (
+        _columns.scalar_records(_flat(points[:1]), TAGS, True), None)
+
+
+def test_values_past_float32_and_int_wall_times_take_the_fallback_path():
+    # struct refuses 1e300 as a float32 and the array path stores inf, as
+    # protobuf does; an int wall time is a float64 like any other.
+    points = [(0, 1, 1e300, 5), (0, 2, -1e300, 1.5)]
+    (got,) = _columns.scalar_records(_flat(points), TAGS, True)
+    (want,) = _reference(points, TAGS, True)
+    assert pb.Record.FromString(got).SerializeToString() == want.SerializeToString()
 
 
 def test_varints_of_every_width():
@@ -62,3 +87,16 @@ def test_varints_of_every_width():
     columns = pb.ScalarColumns(steps=numbers).SerializeToString()
     packed = _columns.varints(np.array(numbers, np.int64))
     assert columns == b"\x1a" + bytes([len(packed)]) + packed  # field 3's key, its length
+
+
+@pytest.mark.parametrize("numbers", [
+    list(range(128, 16384)),                  # all the same width (no byte left out)
+    list(range(0, 300)),                      # widths 1 and 2
+    [1 << 62, (1 << 63) - 1, 5],              # 9 bytes and 1
+    [-1] * 3 + [0],                           # 10 bytes and 1
+    [],
+])
+def test_varints_match_protobuf(numbers):
+    expected = b"".join(pb.ScalarColumns(steps=[n]).SerializeToString()[1:][1:]
+                        for n in numbers)  # each one's key and length byte dropped
+    assert _columns.varints(np.array(numbers, np.int64)) == expected

@@ -4,6 +4,7 @@ no daemon binary; test_writer.py covers the real daemon."""
 
 import os
 import re
+import sys
 import threading
 import time
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 import tblog
-from tblog import _stream
+from tblog import _scalar_buffer, _stream
 from tblog.v1 import tblog_pb2 as pb
 
 PROTO = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -313,3 +314,55 @@ def test_a_step_outside_int64_is_reported_and_the_others_written(fake):
         writer.flush()
     writer.close()
     assert [(s, v) for (_, _, s, v) in fake.scalars("exp/huge")] == [(1, 1.0), (-(1 << 63), 3.0)]
+
+
+def test_points_go_out_while_the_loop_holds_the_gil(fake, monkeypatch):
+    # A training loop holds the GIL: the sender and gRPC's request thread run
+    # only when it blocks (or at the switch interval, 5 ms, here made longer
+    # than the loop). Every ENCODE_POINTS points add_scalar hands what it
+    # encoded to them and waits until gRPC took it (tblog/_scalar_buffer.py),
+    # so the daemon writes while the loop runs, not all at flush().
+    monkeypatch.setattr(_scalar_buffer, "_PUSH_WAIT", 30.0)  # never reached here
+    writer = tblog.SummaryWriter("exp/push", address=fake.address)
+    writer.flush()
+    queue = writer._stream._stream_queue
+    taken = queue._taken
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1.0)  # longer than the loop (a blocked thread still yields)
+    try:
+        for step in range(3 * _scalar_buffer.ENCODE_POINTS):
+            writer.add_scalar("x", float(step), step)
+        sent = queue._taken - taken
+    finally:
+        sys.setswitchinterval(interval)
+    assert sent >= 3
+    writer.close()
+    assert [s for (_, _, s, _) in fake.scalars("exp/push")] == list(
+        range(3 * _scalar_buffer.ENCODE_POINTS))
+
+
+def test_past_the_cap_a_rounds_points_share_one_dictionary(fake, monkeypatch):
+    # Past the stream dictionary's cap every ScalarColumns record carries the
+    # tag list: add_scalar leaves its points to the sender, whose round
+    # encodes them together, rather than one record (and dictionary) per
+    # ENCODE_POINTS points.
+    monkeypatch.setattr(_stream, "_MAX_STREAM_TAGS", 50)
+    writer = tblog.SummaryWriter("exp/capround", address=fake.address)
+    for i in range(60):
+        writer.add_scalar(f"t/{i}", 0.0, 0)
+    writer.flush()
+    assert not writer._stream._stream_tags
+    sent = len(fake.runs["exp/capround"])
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1.0)  # longer than the loop: the sender's round comes at flush()
+    try:
+        for step in range(1, 3 * _scalar_buffer.ENCODE_POINTS + 10):
+            writer.add_scalar(f"t/{step % 60}", 1.0, step)
+    finally:
+        sys.setswitchinterval(interval)
+    writer.flush()
+    records = fake.runs["exp/capround"][sent:]
+    assert [r.WhichOneof("kind") for r in records] == ["scalars"]
+    assert len(records[0].scalars.tags) == 60
+    writer.close()
+    assert len(fake.scalars("exp/capround")) == 60 + 3 * _scalar_buffer.ENCODE_POINTS + 9
