@@ -361,8 +361,11 @@ class SummaryWriter:
         if index is None:
             index = self._new_tag(tag, new_style)
         points = self._points  # a point's entries go in at once (Stream.points)
-        points += (index, global_step, scalar_value,
-                   time.time() if walltime is None else walltime)
+        if walltime is None:
+            walltime = time.time()
+        elif type(walltime) is not float:
+            walltime = float(walltime)  # here, not on the sender (its error would end the stream)
+        points += (index, global_step, scalar_value, walltime)
         if len(points) >= self._full_entries:
             self._stream.points_full()
         elif self._stream.send_now:  # the sender is idle: this point goes out now

@@ -68,6 +68,22 @@ def test_scalars_from_python_numpy_and_torch(daemon):
     assert walls["wall"] == 1700000005.0
 
 
+def test_a_bad_walltime_is_refused_by_the_call_and_the_stream_goes_on(daemon):
+    """add_scalar's walltime is checked on the caller's thread: a bad one raises
+    there, and the points around it still reach the file (it used to fail the
+    sender's encoding, which ended the stream)."""
+    with writer_for(daemon) as writer:
+        writer.add_scalar("loss", 1.0, 0)
+        with pytest.raises((TypeError, ValueError)):
+            writer.add_scalar("loss", 2.0, 1, walltime="yesterday")
+        writer.add_scalar("loss", 3.0, 2, walltime=np.float64(1700000002.0))
+        writer.add_scalar("loss", 4.0, 3, walltime=1700000003)
+    scalars = eventfile.scalars(run_dir(daemon))
+    assert scalars["loss"] == [(0, 1.0), (2, 3.0), (3, 4.0)]
+    walls = [w for _, w, v in eventfile.values(run_dir(daemon)) if v.tag == "loss"]
+    assert walls[1:] == [1700000002.0, 1700000003.0]
+
+
 def test_add_scalars_writes_one_subrun_per_key(daemon):
     with writer_for(daemon) as writer:
         for step in range(3):
