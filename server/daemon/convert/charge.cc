@@ -109,7 +109,7 @@ size_t HeldBytes(const Converted& converted) {
     if (event.event.size() > kLargeEvent) bytes += event.event.size();
   }
   const PackedEvents& packed = converted.packed;
-  bytes += HeapBytes(packed.bytes) + packed.events.capacity() * sizeof(PackedEvents::Event) +
+  bytes += packed.bytes.capacity() + kMallocOverhead + packed.events.capacity() * sizeof(PackedEvents::Event) +
            packed.series.capacity() * sizeof(PackedEvents::Series);
   for (const PackedEvents::Series& series : packed.series) {
     bytes += HeapBytes(series.subrun) + HeapBytes(series.tag);
