@@ -1,7 +1,5 @@
 #include "daemon/packed_events.h"
 
-#include <algorithm>
-#include <cstring>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -11,25 +9,50 @@ namespace tblog::daemon {
 namespace {
 
 struct Storage {
-  PackedBytes bytes;
+  RawBytes bytes;
   std::vector<PackedEvents::Event> events;
 };
 
+// A spare of `capacity` is taken for `wanted`: it holds it, with at most
+// half as much again unused.
+bool Fits(size_t capacity, size_t wanted) {
+  return capacity >= wanted && capacity - wanted <= wanted / 2;
+}
+
+bool WorthKeeping(size_t bytes) {
+  return bytes >= PackedEvents::kMinSpareBytes && bytes <= PackedEvents::kMaxSpareBytes;
+}
+
 class Spares {
  public:
-  // Keeps `storage` when there is room; frees it (in the caller, outside the
-  // lock) otherwise.
+  // Keeps `storage`. When the list is full its oldest spare leaves, in
+  // `storage`, for the caller to free outside the lock: the latest sizes are
+  // the likeliest to fit the next batches.
   void Put(Storage& storage) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
-    if (count_ == PackedEvents::kMaxSpares) return;
-    spares_[count_++] = std::move(storage);
+    if (count_ < PackedEvents::kMaxSpares) {
+      spares_[count_++] = std::move(storage);
+      return;
+    }
+    Storage oldest = std::move(spares_[0]);
+    for (size_t i = 1; i < count_; ++i) spares_[i - 1] = std::move(spares_[i]);
+    spares_[count_ - 1] = std::move(storage);
+    storage = std::move(oldest);
   }
 
-  bool Take(Storage& storage) ABSL_LOCKS_EXCLUDED(mu_) {
+  // Takes a spare that fits (Fits) into `storage`.
+  bool Take(size_t bytes, size_t events, Storage& storage) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
-    if (count_ == 0) return false;
-    storage = std::move(spares_[--count_]);
-    return true;
+    for (size_t i = count_; i-- > 0;) {  // the latest first
+      Storage& spare = spares_[i];
+      if (Fits(spare.bytes.capacity(), bytes) && Fits(spare.events.capacity(), events)) {
+        storage = std::move(spare);
+        if (i != count_ - 1) spare = std::move(spares_[count_ - 1]);
+        --count_;
+        return true;
+      }
+    }
+    return false;
   }
 
  private:
@@ -44,30 +67,7 @@ Spares& TheSpares() {
   return *spares;
 }
 
-bool WorthKeeping(size_t bytes) {
-  return bytes >= PackedEvents::kMinSpareBytes && bytes <= PackedEvents::kMaxSpareBytes;
-}
-
 }  // namespace
-
-void PackedBytes::resize_for_overwrite(size_t size) {
-  if (size > capacity_) {
-    const size_t capacity = std::max(size, 2 * capacity_);
-    // Default-initialised: no zero-fill.
-    std::unique_ptr<char[]> data = std::make_unique_for_overwrite<char[]>(capacity);
-    if (size_ > 0) std::memcpy(data.get(), data_.get(), size_);
-    data_ = std::move(data);
-    capacity_ = capacity;
-  }
-  size_ = size;
-}
-
-PackedBytes& PackedBytes::operator+=(std::string_view bytes) {
-  const size_t at = size_;
-  resize_for_overwrite(at + bytes.size());
-  if (!bytes.empty()) std::memcpy(data_.get() + at, bytes.data(), bytes.size());
-  return *this;
-}
 
 PackedEvents::~PackedEvents() {
   if (!WorthKeeping(bytes.capacity()) || !WorthKeeping(events.capacity() * sizeof(Event))) {
@@ -79,9 +79,9 @@ PackedEvents::~PackedEvents() {
   TheSpares().Put(storage);
 }
 
-void PackedEvents::TakeSpareStorage() {
+void PackedEvents::TakeSpareStorage(size_t bytes_wanted, size_t events_wanted) {
   Storage storage;
-  if (!TheSpares().Take(storage)) return;
+  if (!TheSpares().Take(bytes_wanted, events_wanted, storage)) return;
   bytes = std::move(storage.bytes);
   events = std::move(storage.events);
 }

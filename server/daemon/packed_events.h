@@ -18,58 +18,13 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "engine/io/raw_bytes.h"
+
 namespace tblog::daemon {
-
-// A byte buffer that grows without zero-filling what it adds (std::string's
-// resize writes every new byte, a pass as long as the encoding itself over a
-// batch's millions of events). Move-only in spirit, copyable for tests.
-class PackedBytes {
- public:
-  PackedBytes() = default;
-  PackedBytes(PackedBytes&& other) noexcept
-      : data_(std::move(other.data_)), size_(other.size_), capacity_(other.capacity_) {
-    other.size_ = other.capacity_ = 0;
-  }
-  PackedBytes& operator=(PackedBytes&& other) noexcept {
-    data_ = std::move(other.data_);
-    size_ = other.size_;
-    capacity_ = other.capacity_;
-    other.size_ = other.capacity_ = 0;
-    return *this;
-  }
-  PackedBytes(const PackedBytes& other) { *this += other; }
-  PackedBytes& operator=(const PackedBytes& other) {
-    if (this != &other) {
-      clear();
-      *this += other;
-    }
-    return *this;
-  }
-
-  // Sets the size to `size`. Bytes past the old size are left as they are
-  // (uninitialised on a fresh allocation): the caller writes them. Grows the
-  // capacity to at least twice the old one when it must, keeping the bytes.
-  void resize_for_overwrite(size_t size);
-  void clear() { size_ = 0; }
-  PackedBytes& operator+=(std::string_view bytes);
-
-  char* data() { return data_.get(); }
-  const char* data() const { return data_.get(); }
-  size_t size() const { return size_; }
-  size_t capacity() const { return capacity_; }
-  bool empty() const { return size_ == 0; }
-  operator std::string_view() const { return {data_.get(), size_}; }
-
- private:
-  std::unique_ptr<char[]> data_;
-  size_t size_ = 0;
-  size_t capacity_ = 0;
-};
 
 struct PackedEvents {
   // The (sub-run, tag) of a run of points.
@@ -99,12 +54,16 @@ struct PackedEvents {
   // keeping and the list has room).
   ~PackedEvents();
 
-  // Takes a spare set's buffers, if any, in place of this one's own (which
-  // must be empty); they come back empty, with their capacity. Thread-safe,
-  // as is the destructor.
-  void TakeSpareStorage();
+  // Takes a spare set's buffers in place of this one's own (which must be
+  // empty), if one holds `bytes` and `events` without being much larger
+  // (the daemon's budget counts what a batch holds by capacity, and
+  // ConversionEstimate bounds it); they come back empty, with their
+  // capacity. Thread-safe, as is the destructor.
+  void TakeSpareStorage(size_t bytes, size_t events);
 
-  PackedBytes bytes;  // serialized tb::Events, each as EventOut::event
+  // Serialized tb::Events, each as EventOut::event; grown without zero-fill
+  // (EncodeTo overwrites every byte).
+  RawBytes bytes;
   std::vector<Event> events;
   std::vector<Series> series;
 

@@ -180,8 +180,9 @@ TEST_F(RecordConverterTest, ScalarColumnsOverARecycledBufferAreByteIdenticalToPr
     check(large, *out);
     recycled = out->packed.bytes.data();
   }
-  // Fewer points, shorter events and steps: the old bytes lie past the new.
-  const v1::Record smaller = record_of(30000, {"c"}, 0);
+  // Fewer points with shorter steps (a spare is taken when it is not much
+  // larger than needed): the old bytes lie past the new.
+  const v1::Record smaller = record_of(36000, {"long/tag/of/the/other/batch"}, 0);
   {
     absl::StatusOr<Converted> out = converter_.Convert(smaller, kReceiveTime);
     ASSERT_TRUE(out.ok()) << out.status();

@@ -92,8 +92,8 @@ size_t MessageCharge(const v1::WriteRequest& request) {
   return request.ByteSizeLong() + kBatchOverhead;
 }
 
-size_t BatchCharge(const v1::WriteRequest& request) {
-  size_t bytes = MessageCharge(request);
+size_t BatchCharge(const v1::WriteRequest& request, size_t received) {
+  size_t bytes = received + kBatchOverhead;  // MessageCharge, without walking the message
   for (const v1::Record& record : request.records()) bytes += ConversionEstimate(record);
   return bytes;
 }

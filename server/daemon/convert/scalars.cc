@@ -48,9 +48,6 @@ absl::StatusOr<Converted> EncodePoints(const v1::ScalarColumns& columns, double 
   const bool has_wall_times = columns.wall_times_size() != 0;
   Converted out;
   PackedEvents& packed = out.packed;
-  // A recycled buffer's pages are mapped already (packed_events.h).
-  packed.TakeSpareStorage();
-  packed.events.reserve(static_cast<size_t>(points));
   size_t used = 0;  // bytes of packed.bytes holding events; the rest is room
   for (int i = 0; i < points; ++i) {
     double wall_time = receive_time;
@@ -68,6 +65,11 @@ absl::StatusOr<Converted> EncodePoints(const v1::ScalarColumns& columns, double 
       // Room for the rest at this size (grown geometrically), all of the
       // capacity first; not zero-filled, as EncodeTo overwrites it.
       const size_t rest = static_cast<size_t>(points - i) * encoder.max_size();
+      if (i == 0) {
+        // A recycled buffer's pages are mapped already (packed_events.h).
+        packed.TakeSpareStorage(rest, static_cast<size_t>(points));
+        packed.events.reserve(static_cast<size_t>(points));
+      }
       packed.bytes.resize_for_overwrite(std::max(used + rest, packed.bytes.capacity()));
     }
     const int64_t step = columns.steps(i);
