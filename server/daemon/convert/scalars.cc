@@ -67,8 +67,13 @@ absl::StatusOr<Converted> EncodePoints(const v1::ScalarColumns& columns, double 
       const size_t rest = static_cast<size_t>(points - i) * encoder.max_size();
       if (i == 0) {
         // A recycled buffer's pages are mapped already (packed_events.h).
-        packed.TakeSpareStorage(rest, static_cast<size_t>(points));
-        packed.events.reserve(static_cast<size_t>(points));
+        // A new one gets an eighth more than this batch needs, so that the
+        // next batches of about its size (a client's batches differ by a
+        // few points) fit it once it is recycled.
+        const size_t events = static_cast<size_t>(points);
+        packed.TakeSpareStorage(rest, events);
+        packed.bytes.reserve(rest + rest / 8);
+        packed.events.reserve(events + events / 8);
       }
       packed.bytes.resize_for_overwrite(std::max(used + rest, packed.bytes.capacity()));
     }

@@ -6,15 +6,17 @@
 
 namespace tblog {
 
+void RawBytes::reserve(size_t capacity) {
+  if (capacity <= capacity_) return;
+  // Default-initialised: no zero-fill.
+  std::unique_ptr<char[]> data = std::make_unique_for_overwrite<char[]>(capacity);
+  if (size_ > 0) std::memcpy(data.get(), data_.get(), size_);
+  data_ = std::move(data);
+  capacity_ = capacity;
+}
+
 void RawBytes::resize_for_overwrite(size_t size) {
-  if (size > capacity_) {
-    const size_t capacity = std::max(size, 2 * capacity_);
-    // Default-initialised: no zero-fill.
-    std::unique_ptr<char[]> data = std::make_unique_for_overwrite<char[]>(capacity);
-    if (size_ > 0) std::memcpy(data.get(), data_.get(), size_);
-    data_ = std::move(data);
-    capacity_ = capacity;
-  }
+  if (size > capacity_) reserve(std::max(size, 2 * capacity_));
   size_ = size;
 }
 

@@ -40,6 +40,9 @@ class RawBytes {
   // must grow, the capacity becomes at least twice the old one, and the bytes
   // up to the old size are kept.
   void resize_for_overwrite(size_t size);
+  // Grows the capacity to at least `capacity` (exactly that when it grows),
+  // keeping the bytes.
+  void reserve(size_t capacity);
   // Appends `bytes` (which must not lie in this buffer).
   RawBytes& operator+=(std::string_view bytes);
   // Drops the first `n` (<= size()) bytes, keeping the capacity.
