@@ -79,7 +79,7 @@ void BudgetedReadStream::OnReadDone(bool ok) {
   // The received size is the serialized size (ByteSizeLong() would walk
   // every packed varint of a scalar batch again to find it).
   message.bytes = received;
-  message.charge = message.parsed.ok() ? charge_(request_) : received;
+  message.charge = message.parsed.ok() ? charge_(request_, received) : received;
   // The message is in memory: its charge takes the reservation's place.
   budget_->Commit(reservation, message.charge);
   OnMessage(std::move(message));

@@ -46,8 +46,9 @@ namespace tblog::daemon {
 
 class BudgetedReadStream : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  // What a parsed request holds in the budget (byte_budget.h, "charges").
-  using ChargeFn = size_t (*)(const v1::WriteRequest& request);
+  // What a parsed request holds in the budget (byte_budget.h, "charges"),
+  // given its serialized size (what was received).
+  using ChargeFn = size_t (*)(const v1::WriteRequest& request, size_t received);
 
   // A message read and charged: request_ holds it when `parsed` is OK.
   struct Message {

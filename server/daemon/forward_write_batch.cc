@@ -14,7 +14,7 @@ namespace tblog::daemon {
 namespace {
 
 // The parsed message, and the copy gRPC serializes to send it upstream.
-size_t ForwardCharge(const v1::WriteRequest& request) { return 2 * request.ByteSizeLong(); }
+size_t ForwardCharge(const v1::WriteRequest& /*request*/, size_t received) { return 2 * received; }
 
 class ForwardedWriteBatch final : public BudgetedWriteBatch {
  public:

@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "daemon/convert/stream_tags.h"
 #include "daemon/options.h"
+#include "daemon/packed_events.h"
 #include "daemon/shm_ring.h"
 #include "engine/histogram/parallel.h"
 #include "tblog/v1/tblog.pb.h"
@@ -56,32 +57,6 @@ struct SideFile {
   std::string relative_path;
   std::string contents;
   bool append_unique = false;
-};
-
-// The events of scalar columns (convert/scalars.h), packed: their bytes back
-// to back in one buffer and, per event, where it ends, its step and its
-// series. A batch holds up to millions of points: one string (allocation and
-// free) per point cost more than encoding it, and the writer looks up each
-// series' file and last step once per write rather than per point.
-struct PackedEvents {
-  // The (sub-run, tag) of a run of points.
-  struct Series {
-    std::string subrun;
-    std::string tag;
-  };
-  struct Event {
-    size_t end;       // the event is bytes[previous event's end, end)
-    int64_t step;     // its step (not parsed back out of the bytes)
-    uint32_t series;  // index into `series`
-  };
-  std::string bytes;  // serialized tb::Events, each as EventOut::event
-  std::vector<Event> events;
-  std::vector<Series> series;
-
-  std::string_view event(size_t i) const {
-    const size_t begin = i == 0 ? 0 : events[i - 1].end;
-    return std::string_view(bytes).substr(begin, events[i].end - begin);
-  }
 };
 
 struct Contribution;  // reduce_convert.h

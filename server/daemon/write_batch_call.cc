@@ -197,7 +197,7 @@ void BudgetedWriteBatch::OnReadDone(bool ok) {
   // The message is in memory: its charge takes the place of the reservation
   // made for it.
   const size_t bytes = parsed ? request_.ByteSizeLong() : received;
-  charge_ = parsed ? charge_fn_(request_) : received;
+  charge_ = parsed ? charge_fn_(request_, received) : received;
   budget_->Commit(reservation, charge_);
   // The caller's next call is probably like this one; while gRPC parses
   // it, its received bytes and the parsed message are both held.

@@ -105,8 +105,9 @@ class WriteBatchReadSizes {
 // itself and is deleted in OnDone.
 class BudgetedWriteBatch : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  // What a parsed request holds in the budget once read.
-  using ChargeFn = size_t (*)(const v1::WriteRequest& request);
+  // What a parsed request holds in the budget once read, given its
+  // serialized size (what was received).
+  using ChargeFn = size_t (*)(const v1::WriteRequest& request, size_t received);
 
   BudgetedWriteBatch(const BudgetedWriteBatch&) = delete;
   BudgetedWriteBatch& operator=(const BudgetedWriteBatch&) = delete;

@@ -34,7 +34,7 @@ TEST(ConvertChargeTest, TheEstimateCoversWhatAConvertedBatchHolds) {
   for (v1::Record record : {NoiseImage(256, 256), tblog::testing::ScalarColumnRecord(10000, 0.5f)}) {
     v1::WriteRequest request;
     *request.add_records() = record;
-    const size_t charge = convert::BatchCharge(request);
+    const size_t charge = convert::BatchCharge(request, request.ByteSizeLong());
     EXPECT_GT(charge, request.ByteSizeLong());
     const BatchConversion conversion = converter.ConvertBatch(request, kReceiveTime);
     ASSERT_EQ(conversion.converted.size(), 1u);

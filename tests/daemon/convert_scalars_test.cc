@@ -6,8 +6,10 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "convert_test_util.h"
 #include "daemon/convert/stream_tags.h"
 #include "engine/histogram/scalar_summary.h"
@@ -138,6 +140,89 @@ TEST_F(RecordConverterTest, ScalarColumnsEventsAreByteIdenticalToProtobuf) {
       }
     }
   }
+}
+
+// Scalar columns of `points` points rotating over `tags`, steps from `step0`.
+v1::Record ColumnsRecord(size_t points, const std::vector<std::string>& tags, int64_t step0) {
+  v1::Record record;
+  v1::ScalarColumns* columns = record.mutable_scalars();
+  for (const std::string& tag : tags) columns->add_tags()->set_tag(tag);
+  for (size_t i = 0; i < points; ++i) {
+    columns->add_tag_index(static_cast<uint32_t>(i % tags.size()));
+    columns->add_steps(step0 + static_cast<int64_t>(i));
+    columns->add_values(static_cast<float>(i) / 3);
+  }
+  return record;
+}
+
+// `out`, converted from ColumnsRecord's `record` at kReceiveTime, holds the
+// very bytes protobuf writes for each point, and nothing more.
+void ExpectProtobufBytes(const v1::Record& record, const Converted& out) {
+  const std::vector<PointOut> events = Points(out);
+  const v1::ScalarColumns& columns = record.scalars();
+  ASSERT_EQ(events.size(), static_cast<size_t>(columns.values_size()));
+  size_t bytes = 0;
+  for (int i = 0; i < columns.values_size(); ++i) {
+    tb::Event expected;
+    expected.set_wall_time(kReceiveTime);
+    expected.set_step(columns.steps(i));
+    *expected.mutable_summary()->add_value() =
+        ScalarValue(columns.tags(static_cast<int>(columns.tag_index(i))).tag(), columns.values(i));
+    ASSERT_EQ(events[static_cast<size_t>(i)].event, expected.SerializeAsString()) << "point " << i;
+    bytes += events[static_cast<size_t>(i)].event.size();
+  }
+  EXPECT_EQ(out.packed.bytes.size(), bytes);
+}
+
+// A batch's packed buffers go to a spare list when it is freed, and the next
+// batch encodes over the old, unzeroed bytes (packed_events.h): its events are
+// still exactly protobuf's, whether it is smaller or larger than the one
+// before or takes other tags (other event sizes).
+TEST_F(RecordConverterTest, ScalarColumnsOverARecycledBufferAreByteIdenticalToProtobuf) {
+  const v1::Record large = ColumnsRecord(40000, {"long/tag/of/the/first/batch", "b"}, 1 << 20);
+  const char* recycled = nullptr;
+  {
+    absl::StatusOr<Converted> out = converter_.Convert(large, kReceiveTime);
+    ASSERT_TRUE(out.ok()) << out.status();
+    ExpectProtobufBytes(large, *out);
+    recycled = out->packed.bytes.data();
+  }
+  // Fewer points with shorter steps (a spare is taken when it is not much
+  // larger than needed): the old bytes lie past the new.
+  const v1::Record smaller = ColumnsRecord(36000, {"long/tag/of/the/other/batch"}, 0);
+  {
+    absl::StatusOr<Converted> out = converter_.Convert(smaller, kReceiveTime);
+    ASSERT_TRUE(out.ok()) << out.status();
+    ExpectProtobufBytes(smaller, *out);
+    EXPECT_EQ(out->packed.bytes.data(), recycled) << "the freed batch's buffer was not reused";
+  }
+  // More points than the recycled buffer holds: it grows.
+  const v1::Record larger = ColumnsRecord(90000, {"d", "a/longer/tag/than/before/with/more/bytes"}, 7);
+  absl::StatusOr<Converted> out = converter_.Convert(larger, kReceiveTime);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ExpectProtobufBytes(larger, *out);
+}
+
+// The daemon converts on several worker threads and frees batches on the
+// runs' threads: the spare list is shared. Threads converting and freeing
+// batches of different sizes at once each get their own bytes (run under
+// TSan by scripts/sanitize.sh).
+TEST_F(RecordConverterTest, ScalarColumnsConvertedOnManyThreadsAtOnceKeepTheirBytes) {
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([this, t] {
+      for (int round = 0; round < 6; ++round) {
+        const v1::Record record = ColumnsRecord(
+            static_cast<size_t>(8000 + 3000 * ((t + round) % 4)),
+            {absl::StrCat("thread", t, "/round", round), std::string(static_cast<size_t>(t + 1), 'x')},
+            round * 1000);
+        absl::StatusOr<Converted> out = converter_.Convert(record, kReceiveTime);
+        ASSERT_TRUE(out.ok()) << out.status();
+        ExpectProtobufBytes(record, *out);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
 }
 
 // Columns that refer to a stream dictionary (convert/stream_tags.h) give the

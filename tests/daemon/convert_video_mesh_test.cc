@@ -205,7 +205,7 @@ TEST_F(ConvertVideoMeshTest, TheChargeCoversWhatVideosAndMeshesHold) {
   for (v1::Record record : {VideoRecord({8, 64, 64, 3}), MeshRecord(true, true)}) {
     v1::WriteRequest request;
     *request.add_records() = record;
-    const size_t charge = convert::BatchCharge(request);
+    const size_t charge = convert::BatchCharge(request, request.ByteSizeLong());
     const BatchConversion conversion = converter_.ConvertBatch(request, kReceiveTime);
     ASSERT_TRUE(conversion.converted[0].ok()) << conversion.converted[0].status();
     EXPECT_LT(conversion.held_bytes, charge) << record.kind_case();

@@ -92,8 +92,8 @@ size_t MessageCharge(const v1::WriteRequest& request) {
   return request.ByteSizeLong() + kBatchOverhead;
 }
 
-size_t BatchCharge(const v1::WriteRequest& request) {
-  size_t bytes = MessageCharge(request);
+size_t BatchCharge(const v1::WriteRequest& request, size_t received) {
+  size_t bytes = received + kBatchOverhead;  // MessageCharge, without walking the message
   for (const v1::Record& record : request.records()) bytes += ConversionEstimate(record);
   return bytes;
 }
@@ -109,7 +109,7 @@ size_t HeldBytes(const Converted& converted) {
     if (event.event.size() > kLargeEvent) bytes += event.event.size();
   }
   const PackedEvents& packed = converted.packed;
-  bytes += HeapBytes(packed.bytes) + packed.events.capacity() * sizeof(PackedEvents::Event) +
+  bytes += packed.bytes.capacity() + kMallocOverhead + packed.events.capacity() * sizeof(PackedEvents::Event) +
            packed.series.capacity() * sizeof(PackedEvents::Series);
   for (const PackedEvents::Series& series : packed.series) {
     bytes += HeapBytes(series.subrun) + HeapBytes(series.tag);

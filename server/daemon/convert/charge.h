@@ -24,8 +24,10 @@ size_t ConversionEstimate(const v1::Record& record);
 size_t MessageCharge(const v1::WriteRequest& request);
 
 // A received batch's charge: MessageCharge and its records' conversion
-// estimates.
-size_t BatchCharge(const v1::WriteRequest& request);
+// estimates. `received` is its serialized size (what was read), which
+// request.ByteSizeLong() would find again by walking every packed varint of
+// a scalar batch.
+size_t BatchCharge(const v1::WriteRequest& request, size_t received);
 
 // Heap and object bytes a converted record holds until it is written,
 // including the framed copy that writing makes of each large event.

@@ -48,7 +48,6 @@ absl::StatusOr<Converted> EncodePoints(const v1::ScalarColumns& columns, double 
   const bool has_wall_times = columns.wall_times_size() != 0;
   Converted out;
   PackedEvents& packed = out.packed;
-  packed.events.reserve(static_cast<size_t>(points));
   size_t used = 0;  // bytes of packed.bytes holding events; the rest is room
   for (int i = 0; i < points; ++i) {
     double wall_time = receive_time;
@@ -63,16 +62,27 @@ absl::StatusOr<Converted> EncodePoints(const v1::ScalarColumns& columns, double 
     if (!tag.ok()) return tag.status();
     const ScalarEventEncoder& encoder = tag->first;
     if (packed.bytes.size() - used < encoder.max_size()) {
-      // Room for the rest at this size, grown geometrically.
+      // Room for the rest at this size (grown geometrically), all of the
+      // capacity first; not zero-filled, as EncodeTo overwrites it.
       const size_t rest = static_cast<size_t>(points - i) * encoder.max_size();
-      packed.bytes.resize(std::max(used + rest, 2 * packed.bytes.size()));
+      if (i == 0) {
+        // A recycled buffer's pages are mapped already (packed_events.h).
+        // A new one gets an eighth more than this batch needs, so that the
+        // next batches of about its size (a client's batches differ by a
+        // few points) fit it once it is recycled.
+        const size_t events = static_cast<size_t>(points);
+        packed.TakeSpareStorage(rest, events);
+        packed.bytes.reserve(rest + rest / 8);
+        packed.events.reserve(events + events / 8);
+      }
+      packed.bytes.resize_for_overwrite(std::max(used + rest, packed.bytes.capacity()));
     }
     const int64_t step = columns.steps(i);
     char* const at = packed.bytes.data() + used;
     used += static_cast<size_t>(encoder.EncodeTo(wall_time, step, columns.values(i), at) - at);
     packed.events.push_back({used, step, tag->second});
   }
-  packed.bytes.resize(used);
+  packed.bytes.resize_for_overwrite(used);
   return out;
 }
 

@@ -32,6 +32,7 @@ constexpr uint32_t kStepKey = FieldKey(kEventStep, wire::kVarint);
 
 ScalarEventEncoder::ScalarEventEncoder(std::string_view tag, ScalarStyle style) {
   std::string value;  // the Summary.Value up to the float
+  std::string tail;   // the Value after the float (its metadata)
   if (!tag.empty()) AppendLengthDelimited(kValueTag, tag, &value);
   if (style == ScalarStyle::kSimpleValue) {
     AppendVarint(FieldKey(kValueSimpleValue, wire::kFixed32), &value);
@@ -51,18 +52,21 @@ ScalarEventEncoder::ScalarEventEncoder(std::string_view tag, ScalarStyle style) 
     }();
     AppendLengthDelimitedHeader(kValueTensor, model.tensor.size(), &value);
     value.append(model.tensor, 0, model.tensor.size() - sizeof(float));
-    AppendLengthDelimited(kValueMetadata, model.metadata, &tail_);
+    AppendLengthDelimited(kValueMetadata, model.metadata, &tail);
   }
-  const size_t value_bytes = value.size() + sizeof(float) + tail_.size();
+  const size_t value_bytes = value.size() + sizeof(float) + tail.size();
   AppendLengthDelimitedHeader(kEventSummary, wire::LengthDelimitedSize(kSummaryValue, value_bytes),
-                              &head_);
-  AppendLengthDelimitedHeader(kSummaryValue, value_bytes, &head_);
+                              &body_);
+  AppendLengthDelimitedHeader(kSummaryValue, value_bytes, &body_);
   // The Value starts with the tag's key and length, then its bytes.
   tag_size_ = tag.size();
-  tag_in_head_ = head_.size() + (tag.empty() ? 0 : wire::LengthDelimitedSize(kValueTag, tag.size()) - tag.size());
-  head_ += value;
+  tag_in_body_ = body_.size() + (tag.empty() ? 0 : wire::LengthDelimitedSize(kValueTag, tag.size()) - tag.size());
+  body_ += value;
+  value_at_ = body_.size();
+  body_.append(sizeof(float), '\0');
+  body_ += tail;
   max_size_ = wire::VarintSize(kWallTimeKey) + sizeof(double) + wire::VarintSize(kStepKey) +
-              wire::kMaxVarintBytes + head_.size() + sizeof(float) + tail_.size();
+              wire::kMaxVarintBytes + body_.size();
 }
 
 std::string ScalarEventEncoder::Encode(double wall_time, int64_t step, float value) const {
@@ -81,10 +85,9 @@ char* ScalarEventEncoder::EncodeTo(double wall_time, int64_t step, float value, 
     out = wire::StoreVarint(kStepKey, out);
     out = wire::StoreVarint(static_cast<uint64_t>(step), out);  // negative steps take 10 bytes
   }
-  std::memcpy(out, head_.data(), head_.size());
-  out = wire::StoreLittleEndian(std::bit_cast<uint32_t>(value), sizeof(float), out + head_.size());
-  std::memcpy(out, tail_.data(), tail_.size());
-  return out + tail_.size();
+  std::memcpy(out, body_.data(), body_.size());
+  wire::StoreLittleEndian(std::bit_cast<uint32_t>(value), sizeof(float), out + value_at_);
+  return out + body_.size();
 }
 
 }  // namespace tblog

@@ -47,14 +47,17 @@ class ScalarEventEncoder {
   // tag is event.substr(TagOffset(event), tag_size())). Lets a reader of the
   // event (the daemon's step order check) skip parsing it.
   size_t TagOffset(const std::string& event) const {
-    return event.size() - tail_.size() - sizeof(float) - head_.size() + tag_in_head_;
+    return event.size() - body_.size() + tag_in_body_;
   }
   size_t tag_size() const { return tag_size_; }
 
  private:
-  std::string head_;  // Event.summary's key and length, Summary.value's, the Value up to the float
-  std::string tail_;  // the Value after the float (its metadata)
-  size_t tag_in_head_ = 0;  // offset of the tag's bytes in head_
+  // Every event's bytes after its wall_time and step: Event.summary's key
+  // and length, Summary.value's, the Value, with the float's 4 bytes (at
+  // value_at_) to be replaced. One copy per point, then the value.
+  std::string body_;
+  size_t value_at_ = 0;
+  size_t tag_in_body_ = 0;  // offset of the tag's bytes in body_
   size_t tag_size_ = 0;
   size_t max_size_ = 0;
 };

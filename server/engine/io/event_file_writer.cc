@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "engine/io/raw_bytes.h"
 #include "engine/io/record_writer.h"
 #include "base/status_util.h"
 
@@ -75,7 +76,7 @@ class EventFileWriter::Impl {
         framed += FramedRecordSize(next - end);
         end = next;
       } while (last < count && framed < buffer_room && framed < file_room);
-      buffer_.resize(at + framed);
+      buffer_.resize_for_overwrite(at + framed);  // FrameRecordTo writes every byte
       char* p = buffer_.data() + at;
       for (size_t i = first; i < last; ++i) {
         const size_t next = end_of(i);
@@ -150,7 +151,9 @@ class EventFileWriter::Impl {
   }
 
   void AppendRecord(std::string_view payload, bool is_event) {
-    AppendFramedRecord(payload, &buffer_);
+    const size_t at = buffer_.size();
+    buffer_.resize_for_overwrite(at + FramedRecordSize(payload.size()));
+    FrameRecordTo(payload, buffer_.data() + at);
     pending_.push_back({buffer_.size(), is_event});
     file_bytes_ += FramedRecordSize(payload.size());
   }
@@ -202,7 +205,7 @@ class EventFileWriter::Impl {
     size_t start = 0;
     for (const PendingRecord& record : pending_) {
       if (record.is_event) {
-        carried.append(buffer_, start, record.end - start);
+        carried.append(buffer_.view().substr(start, record.end - start));
         carried_records.push_back({carried.size(), true});
       }
       start = record.end;
@@ -264,12 +267,10 @@ class EventFileWriter::Impl {
     const size_t done_bytes = done == 0 ? 0 : pending_[done - 1].end;
     stats_.bytes_written += done_bytes;
     if (status.ok()) StartWriteback();
-    buffer_.erase(0, done_bytes);
+    buffer_.erase_front(done_bytes);
     // One large record grew the buffer past its size: give the memory back
     // (the daemon's budget counts a record's copy only until it is written).
-    if (buffer_.empty() && buffer_.capacity() > 2 * options_.buffer_bytes) {
-      std::string().swap(buffer_);
-    }
+    if (buffer_.empty() && buffer_.capacity() > 2 * options_.buffer_bytes) buffer_ = RawBytes();
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<ptrdiff_t>(done));
     for (PendingRecord& record : pending_) record.end -= done_bytes;
     if (!status.ok()) {
@@ -398,7 +399,7 @@ class EventFileWriter::Impl {
   std::string path_;
   std::unique_ptr<WritableFile> file_;  // null before the first file and after Close()
   FileInfo identity_;                   // of the file at path_ when we created it
-  std::string buffer_;                 // whole framed records not yet written
+  RawBytes buffer_;                    // whole framed records not yet written
   std::vector<PendingRecord> pending_;  // the records in buffer_, in order
   uint64_t file_bytes_ = 0;            // current file: written + buffered
   uint64_t events_in_file_ = 0;        // events written whole to the current file

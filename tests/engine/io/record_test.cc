@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "base/wire.h"
+#include "engine/io/crc32c.h"
 #include "engine/io/record_reader.h"
 #include "engine/io/record_writer.h"
 
@@ -49,6 +51,19 @@ TEST(RecordWriterTest, AppendsAfterExistingBytes) {
   AppendFramedRecord("abc", &bytes);
   EXPECT_EQ(bytes.substr(0, 6), "prefix");
   EXPECT_EQ(bytes.size(), 6 + FramedRecordSize(3));
+}
+
+// The length's CRC is looked up below 512 bytes and computed from there on:
+// both agree with the portable table's CRC of the 8 length bytes, on either
+// side of the boundary.
+TEST(RecordWriterTest, LengthCrcsMatchThePortableCrcAtEveryLength) {
+  for (size_t n = 0; n < 1100; ++n) {
+    const std::string payload(n, 'p');
+    std::string framed(FramedRecordSize(n), '\0');
+    ASSERT_EQ(FrameRecordTo(payload, framed.data()), framed.data() + framed.size());
+    const uint32_t expected = crc32c::Mask(crc32c::ExtendPortable(0, framed.data(), 8));
+    ASSERT_EQ(wire::LoadLittleEndian(framed, 8, 4), expected) << "length " << n;
+  }
 }
 
 TEST(RecordReaderTest, RoundTrip) {

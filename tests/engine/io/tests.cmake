@@ -1,6 +1,7 @@
 tblog_add_test(tensor_view_test SOURCES engine/io/tensor_view_test.cc LIBS tblog_engine_io)
 tblog_add_test(crc32c_test SOURCES engine/io/crc32c_test.cc LIBS tblog_engine_io)
 tblog_add_test(record_test SOURCES engine/io/record_test.cc LIBS tblog_engine_io)
+tblog_add_test(raw_bytes_test SOURCES engine/io/raw_bytes_test.cc LIBS tblog_engine_io)
 tblog_add_test(event_file_writer_test SOURCES engine/io/event_file_writer_test.cc LIBS tblog_engine_io)
 tblog_add_test(event_reader_test SOURCES engine/io/event_reader_test.cc LIBS tblog_engine_io)
 tblog_add_test(golden_read_test SOURCES engine/io/golden_read_test.cc LIBS tblog_engine_io)
