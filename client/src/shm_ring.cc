@@ -12,7 +12,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -57,6 +59,76 @@ void CopyStreaming(std::byte* dst, const std::byte* src, size_t n) {
   }
 #endif
   std::memcpy(dst, src, n);
+}
+
+// The range of float32 values a copy saw: finite when every value was
+// (no NaN went by; lo and hi are then not infinite either).
+struct SeenRange {
+  float lo = std::numeric_limits<float>::infinity();
+  float hi = -std::numeric_limits<float>::infinity();
+  bool nan = false;
+
+  bool finite() const { return !nan && std::isfinite(lo) && std::isfinite(hi); }
+  void Add(float v) {
+    nan = nan || std::isnan(v);
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);  // a NaN keeps lo and hi: std::min and max return their first
+  }
+};
+
+// CopyStreaming of float32 values (n a multiple of 4) that also finds their
+// range, for ShmSlice.range. The min and max ride along the copy's loads: the
+// loop waits on memory, not on them. Below kStreamingBytes the stores are
+// plain, as CopyStreaming's memcpy.
+SeenRange CopyFloatsWithRange(std::byte* dst, const std::byte* src, size_t n) {
+  SeenRange seen;
+  size_t i = 0;
+#if defined(__x86_64__)
+  __m128 lo = _mm_set1_ps(seen.lo), hi = _mm_set1_ps(seen.hi);
+  __m128 nan = _mm_setzero_ps();  // all ones in a lane that saw a NaN
+  const bool streaming = n >= kStreamingBytes;
+  for (; i + 64 <= n; i += 64) {
+    const auto* from = reinterpret_cast<const float*>(src + i);
+    auto* to = reinterpret_cast<float*>(dst + i);
+    const __m128 a = _mm_loadu_ps(from);
+    const __m128 b = _mm_loadu_ps(from + 4);
+    const __m128 c = _mm_loadu_ps(from + 8);
+    const __m128 d = _mm_loadu_ps(from + 12);
+    if (streaming) {
+      _mm_stream_ps(to, a);
+      _mm_stream_ps(to + 4, b);
+      _mm_stream_ps(to + 8, c);
+      _mm_stream_ps(to + 12, d);
+    } else {
+      _mm_storeu_ps(to, a);
+      _mm_storeu_ps(to + 4, b);
+      _mm_storeu_ps(to + 8, c);
+      _mm_storeu_ps(to + 12, d);
+    }
+    // minps/maxps give their second operand when one is NaN: a NaN is
+    // skipped here and caught by the unordered compares.
+    lo = _mm_min_ps(_mm_min_ps(a, b), _mm_min_ps(_mm_min_ps(c, d), lo));
+    hi = _mm_max_ps(_mm_max_ps(a, b), _mm_max_ps(_mm_max_ps(c, d), hi));
+    nan = _mm_or_ps(nan, _mm_or_ps(_mm_cmpunord_ps(a, b), _mm_cmpunord_ps(c, d)));
+  }
+  if (streaming) _mm_sfence();  // the stores are visible before the record names the slice
+  alignas(16) float lows[4], highs[4], nans[4];
+  _mm_store_ps(lows, lo);
+  _mm_store_ps(highs, hi);
+  _mm_store_ps(nans, nan);
+  for (int lane = 0; lane < 4; ++lane) {
+    seen.lo = std::min(seen.lo, lows[lane]);
+    seen.hi = std::max(seen.hi, highs[lane]);
+    seen.nan = seen.nan || std::isnan(nans[lane]);  // all ones is a NaN
+  }
+#endif
+  std::memcpy(dst + i, src + i, n - i);
+  for (; i + sizeof(float) <= n; i += sizeof(float)) {
+    float v;
+    std::memcpy(&v, src + i, sizeof v);
+    seen.Add(v);
+  }
+  return seen;
 }
 
 // The tensor of `record` that may name a slice, or null.
@@ -325,10 +397,22 @@ void ShmRing::Free(uint64_t offset) {
   FreeLocked(offset);
 }
 
-bool ShmRing::CopyIn(std::span<const std::byte> data, v1::Tensor* tensor, bool wait) {
+bool ShmRing::CopyIn(std::span<const std::byte> data, v1::Tensor* tensor, bool wait,
+                     bool with_range) {
   std::optional<Slice> slice = Take(data.size(), wait);
   if (!slice) return false;
   // Outside the lock: the one copy of the tensor on the training thread.
+  if (with_range && tensor->dtype() == v1::DTYPE_FLOAT32 && data.size() % sizeof(float) == 0) {
+    const SeenRange seen = CopyFloatsWithRange(slice->data, data.data(), data.size());
+    Point(*slice, data.size(), tensor);
+    // Only a range the daemon can count from (tblog.proto): all finite, a width.
+    if (seen.finite() && seen.lo < seen.hi) {
+      v1::ShmSlice::Range* range = tensor->mutable_shm()->mutable_range();
+      range->set_min(seen.lo);
+      range->set_max(seen.hi);
+    }
+    return true;
+  }
   CopyStreaming(slice->data, data.data(), data.size());
   Point(*slice, data.size(), tensor);
   return true;
