@@ -547,11 +547,17 @@ TEST(HistogramRangeHintTest, ZeroSignsAreTheDataNotTheHint) {
   }
 }
 
-TEST(HistogramRangeHintTest, WrongHintsGiveTheExactHistogram) {
-  std::mt19937 rng(13);
+// n standard normal floats.
+std::vector<float> NormalFloats(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> values(300000);
+  std::vector<float> values(n);
   for (float& v : values) v = normal(rng);
+  return values;
+}
+
+TEST(HistogramRangeHintTest, WrongHintsGiveTheExactHistogram) {
+  const std::vector<float> values = NormalFloats(300000, 13);
   const OwnedTensor t = FloatTensor(values);
   const HistogramRangeHint right = TrueRange(values);
   const auto below = [](double v) { return std::nextafter(static_cast<float>(v), -FLT_MAX); };
@@ -582,10 +588,7 @@ TEST(HistogramRangeHintTest, WrongHintsGiveTheExactHistogram) {
 }
 
 TEST(HistogramRangeHintTest, NonFiniteValuesBreakTheHint) {
-  std::mt19937 rng(17);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> values(100000);
-  for (float& v : values) v = normal(rng);
+  const std::vector<float> values = NormalFloats(100000, 17);
   const HistogramRangeHint finite_range = TrueRange(values);
   ThreadParallelRunner runner(2);
   for (const float odd : {std::numeric_limits<float>::quiet_NaN(),
