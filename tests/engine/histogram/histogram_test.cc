@@ -621,6 +621,14 @@ TEST(HistogramRangeHintTest, EmptyAllEqualOtherDtypesAndZeroBucketsIgnoreIt) {
   ExpectHintGivesTheSameResult(MakeTensor(std::vector<double>{1.0, 2.0, 3.0}, DType::kFloat64),
                                {1, 3}, false, "float64");
   ExpectHintGivesTheSameResult(FloatTensor({1.0f, 2.0f, 3.0f}), {1, 3}, true, "three floats");
+  // The portable code has no checked one-pass count: it makes both passes.
+  const OwnedTensor wave = FloatTensor(NormalFloats(5000, 3));
+  const HistogramSummary fast = BuildUniformWithHint(wave, TrueRange(NormalFloats(5000, 3)));
+  const PortableKernelsOnly scope;
+  const HistogramSummary portable =
+      BuildUniformWithHint(wave, TrueRange(NormalFloats(5000, 3)));
+  EXPECT_FALSE(portable.range_hint_held);
+  EXPECT_EQ(portable.value.SerializeAsString(), fast.value.SerializeAsString());
 }
 
 // ---- Exponential layout -------------------------------------------------------------
