@@ -286,3 +286,23 @@ def test_uniform_histograms_with_ranges_equal_bytes(daemon, monkeypatch):
         runs[name] = _values_by_tag(os.path.join(daemon.logdir, "py", f"ranges_{name}"))
     for tag in cases:
         assert runs["ring"][tag] == runs["bytes"][tag], tag
+
+
+def test_only_uniform_histograms_ask_for_a_range(daemon, monkeypatch):
+    asked = []
+    copy_in = _shm.Ring.copy_in
+
+    def spy(self, array, wait=True, with_range=False):
+        asked.append(with_range)
+        return copy_in(self, array, wait, with_range)
+
+    monkeypatch.setattr(_shm.Ring, "copy_in", spy)
+    values = np.sin(np.arange(1 << 16, dtype=np.float32))
+    writer = SummaryWriter("py/asked", address=daemon.address)
+    writer.add_histogram("warm_up", np.ones(_shm.MIN_SLICE_BYTES // 4, np.float32), 0)
+    writer.flush()
+    writer.add_histogram("uniform", values, 1, bins=30)
+    writer.add_histogram("tensorflow", values, 1, bins="tensorflow")
+    writer.add_histogram("default", values, 1)  # PyTorch's default: bins="tensorflow"
+    writer.close()
+    assert asked == [True, False, False]
