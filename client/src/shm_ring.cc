@@ -12,7 +12,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -35,28 +37,84 @@ absl::Status Errno(const std::string& what) {
 // `dst` is 64-byte aligned (kAlign).
 constexpr size_t kStreamingBytes = size_t{256} << 10;
 
-void CopyStreaming(std::byte* dst, const std::byte* src, size_t n) {
+// The range of float32 values a copy saw: finite when every value was
+// (no NaN went by; lo and hi are then not infinite either).
+struct SeenRange {
+  float lo = std::numeric_limits<float>::infinity();
+  float hi = -std::numeric_limits<float>::infinity();
+  bool nan = false;
+
+  bool finite() const { return !nan && std::isfinite(lo) && std::isfinite(hi); }
+  void Add(float v) {
+    nan = nan || std::isnan(v);
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);  // a NaN keeps lo and hi: std::min and max return their first
+  }
+};
+
+// The copy into a slice, streaming from kStreamingBytes on. kFindRange (n a
+// multiple of 4, float32 values): it also finds their range for
+// ShmSlice.range, in the same loop, whatever n. The min and max ride along
+// the copy's loads: the loop waits on memory, not on them (a 4 MiB copy took
+// 0.154 ms either way, by a micro-benchmark).
+template <bool kFindRange>
+SeenRange CopyIntoSlice(std::byte* dst, const std::byte* src, size_t n) {
+  SeenRange seen;
+  size_t i = 0;
 #if defined(__x86_64__)
-  if (n >= kStreamingBytes) {
-    size_t i = 0;
+  const bool streaming = n >= kStreamingBytes;
+  if (streaming || kFindRange) {
+    __m128 lo = _mm_set1_ps(seen.lo), hi = _mm_set1_ps(seen.hi);
+    __m128 nan = _mm_setzero_ps();  // all ones in a lane that saw a NaN
     for (; i + 64 <= n; i += 64) {
-      const auto* from = reinterpret_cast<const __m128i*>(src + i);
-      auto* to = reinterpret_cast<__m128i*>(dst + i);
-      const __m128i a = _mm_loadu_si128(from);
-      const __m128i b = _mm_loadu_si128(from + 1);
-      const __m128i c = _mm_loadu_si128(from + 2);
-      const __m128i d = _mm_loadu_si128(from + 3);
-      _mm_stream_si128(to, a);
-      _mm_stream_si128(to + 1, b);
-      _mm_stream_si128(to + 2, c);
-      _mm_stream_si128(to + 3, d);
+      const auto* from = reinterpret_cast<const float*>(src + i);
+      auto* to = reinterpret_cast<float*>(dst + i);
+      const __m128 a = _mm_loadu_ps(from);
+      const __m128 b = _mm_loadu_ps(from + 4);
+      const __m128 c = _mm_loadu_ps(from + 8);
+      const __m128 d = _mm_loadu_ps(from + 12);
+      if (streaming) {
+        _mm_stream_ps(to, a);
+        _mm_stream_ps(to + 4, b);
+        _mm_stream_ps(to + 8, c);
+        _mm_stream_ps(to + 12, d);
+      } else {
+        _mm_storeu_ps(to, a);
+        _mm_storeu_ps(to + 4, b);
+        _mm_storeu_ps(to + 8, c);
+        _mm_storeu_ps(to + 12, d);
+      }
+      if constexpr (kFindRange) {
+        // minps/maxps give their second operand when one is NaN: a NaN is
+        // skipped here and caught by the unordered compares.
+        lo = _mm_min_ps(_mm_min_ps(a, b), _mm_min_ps(_mm_min_ps(c, d), lo));
+        hi = _mm_max_ps(_mm_max_ps(a, b), _mm_max_ps(_mm_max_ps(c, d), hi));
+        nan = _mm_or_ps(nan, _mm_or_ps(_mm_cmpunord_ps(a, b), _mm_cmpunord_ps(c, d)));
+      }
     }
-    _mm_sfence();  // the stores are visible before the record names the slice
-    std::memcpy(dst + i, src + i, n - i);
-    return;
+    if (streaming) _mm_sfence();  // the stores are visible before the record names the slice
+    if constexpr (kFindRange) {
+      alignas(16) float lows[4], highs[4], nans[4];
+      _mm_store_ps(lows, lo);
+      _mm_store_ps(highs, hi);
+      _mm_store_ps(nans, nan);
+      for (int lane = 0; lane < 4; ++lane) {
+        seen.lo = std::min(seen.lo, lows[lane]);
+        seen.hi = std::max(seen.hi, highs[lane]);
+        seen.nan = seen.nan || std::isnan(nans[lane]);  // all ones is a NaN
+      }
+    }
   }
 #endif
-  std::memcpy(dst, src, n);
+  std::memcpy(dst + i, src + i, n - i);
+  if constexpr (kFindRange) {
+    for (; i + sizeof(float) <= n; i += sizeof(float)) {
+      float v;
+      std::memcpy(&v, src + i, sizeof v);
+      seen.Add(v);
+    }
+  }
+  return seen;
 }
 
 // The tensor of `record` that may name a slice, or null.
@@ -325,11 +383,23 @@ void ShmRing::Free(uint64_t offset) {
   FreeLocked(offset);
 }
 
-bool ShmRing::CopyIn(std::span<const std::byte> data, v1::Tensor* tensor, bool wait) {
+bool ShmRing::CopyIn(std::span<const std::byte> data, v1::Tensor* tensor, bool wait,
+                     bool with_range) {
   std::optional<Slice> slice = Take(data.size(), wait);
   if (!slice) return false;
   // Outside the lock: the one copy of the tensor on the training thread.
-  CopyStreaming(slice->data, data.data(), data.size());
+  if (with_range && tensor->dtype() == v1::DTYPE_FLOAT32 && data.size() % sizeof(float) == 0) {
+    const SeenRange seen = CopyIntoSlice<true>(slice->data, data.data(), data.size());
+    Point(*slice, data.size(), tensor);
+    // Only a range the daemon can count from (tblog.proto): all finite, a width.
+    if (seen.finite() && seen.lo < seen.hi) {
+      v1::ShmSlice::Range* range = tensor->mutable_shm()->mutable_range();
+      range->set_min(seen.lo);
+      range->set_max(seen.hi);
+    }
+    return true;
+  }
+  CopyIntoSlice<false>(slice->data, data.data(), data.size());
   Point(*slice, data.size(), tensor);
   return true;
 }

@@ -104,8 +104,12 @@ class ShmRing {
   // when Take gives no slice (the caller sends bytes). The copy runs
   // outside the lock, with non-temporal stores for large tensors: the
   // training thread does not wait for the destination's cache lines, and
-  // the copy does not evict the trainer's working set.
-  bool CopyIn(std::span<const std::byte> data, v1::Tensor* tensor, bool wait = false);
+  // the copy does not evict the trainer's working set. `with_range` and a
+  // float32 `tensor` (dtype set): the copy also finds the values' min and
+  // max, sent as ShmSlice.range when all are finite and differ, so that the
+  // daemon reads the slice once for a uniform histogram instead of twice.
+  bool CopyIn(std::span<const std::byte> data, v1::Tensor* tensor, bool wait = false,
+              bool with_range = false);
 
   // Frees the slices `request`'s tensors name (an acknowledged batch). Only
   // reads the request's records, so the sender may be writing it meanwhile.

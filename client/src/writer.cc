@@ -65,11 +65,11 @@ absl::StatusOr<int64_t> ElementsOf(const std::vector<int64_t>& shape) {
 // into `buffer` when given (a spare one, see RecordStream::TakeSpareBuffer),
 // which the tensor then owns: no allocation when its capacity suffices.
 // With a `ring` that takes it, the copy goes into a slice of the shared
-// memory instead (shm_ring.h).
+// memory instead (shm_ring.h), with the values' range when `with_range`.
 absl::Status FillTensor(v1::DType dtype, std::span<const std::byte> data,
                         const std::vector<int64_t>* shape, v1::Tensor* tensor,
                         std::string* buffer = nullptr, ShmRing* ring = nullptr,
-                        bool wait_for_room = false) {
+                        bool wait_for_room = false, bool with_range = false) {
   absl::StatusOr<size_t> size = DTypeSize(dtype);
   if (!size.ok()) return size.status();
   const size_t element_size = *size;
@@ -90,7 +90,9 @@ absl::Status FillTensor(v1::DType dtype, std::span<const std::byte> data,
     tensor->add_shape(elements);
   }
   tensor->set_dtype(dtype);
-  if (ring != nullptr && ring->CopyIn(data, tensor, wait_for_room)) return absl::OkStatus();
+  if (ring != nullptr && ring->CopyIn(data, tensor, wait_for_room, with_range)) {
+    return absl::OkStatus();
+  }
   if (buffer != nullptr) {
     buffer->assign(reinterpret_cast<const char*>(data.data()), data.size());
     tensor->set_data(std::move(*buffer));  // moved in: no second copy
@@ -283,8 +285,10 @@ absl::Status Writer::histogram(std::string_view tag, int64_t step, v1::DType dty
   ShmRing* ring = impl_->ShmRingFor(data.size());
   std::string buffer = ring != nullptr ? std::string() : impl_->TakeSpareBuffer(data.size());
   v1::Tensor* values = record.mutable_histogram()->mutable_values();
+  // A uniform histogram's range spares the daemon a pass (ShmSlice.range).
   if (absl::Status filled =
-          FillTensor(dtype, data, nullptr, values, &buffer, ring, impl_->shm_waits_for_room());
+          FillTensor(dtype, data, nullptr, values, &buffer, ring, impl_->shm_waits_for_room(),
+                     options.layout == v1::HISTOGRAM_LAYOUT_UNIFORM);
       !filled.ok()) {
     return WithTag(filled, tag);
   }

@@ -304,6 +304,177 @@ TEST_F(ShmE2eTest, ForgedSlicesAreInvalidArgumentNamingTheRecord) {
   EXPECT_TRUE(Healthy());
 }
 
+// Float32 values for the range tests: a wave with signed zeros, and `odd`
+// (NaN, an infinity, ...) at a few places when given.
+std::vector<float> RangeCase(size_t n, float scale, std::optional<float> odd = std::nullopt) {
+  std::vector<float> values = Values(n, scale);
+  values[n / 3] = -0.0f;
+  values[n / 2] = 0.0f;
+  if (odd.has_value()) {
+    for (size_t i : {size_t{5}, n / 4, n - 1}) values[i] = *odd;
+  }
+  return values;
+}
+
+TEST_F(ShmE2eTest, TheClientSendsTheRangeOfUniformHistogramsItCopies) {
+  StartDaemon();
+  auto ring = ShmRing::Create(8 << 20);
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  ASSERT_TRUE((*ring)->Attach(ShmSocketOf(*daemon_), absl::Seconds(5)).ok());
+  // Where the ring's bytes are, to check the copies.
+  std::optional<ShmRing::Slice> first = (*ring)->Take(ShmRing::kMinSliceBytes, false);
+  ASSERT_TRUE(first.has_value());
+  const std::byte* const base = first->data - first->offset;
+  (*ring)->Free(first->offset);
+  // Sizes below and above the streaming copy's threshold, and ones whose
+  // tail is not a whole 64-byte block.
+  for (const size_t n : {size_t{4096}, size_t{4099}, size_t{1} << 18, (size_t{1} << 18) + 13}) {
+    for (const bool with_range : {true, false}) {
+      std::vector<float> values = RangeCase(n, 2.0f);
+      values[n - 1] = 7.5f;  // the max in the tail
+      values[n - 2] = -7.5f;
+      v1::Tensor tensor;
+      tensor.set_dtype(v1::DTYPE_FLOAT32);
+      ASSERT_TRUE((*ring)->CopyIn(std::as_bytes(std::span(values)), &tensor, false, with_range));
+      EXPECT_EQ(std::memcmp(base + tensor.shm().offset(), values.data(), n * sizeof(float)), 0)
+          << n;
+      ASSERT_EQ(tensor.shm().has_range(), with_range) << n;
+      if (with_range) {
+        EXPECT_EQ(tensor.shm().range().min(), -7.5) << n;
+        EXPECT_EQ(tensor.shm().range().max(), 7.5) << n;
+      }
+      (*ring)->Free(tensor.shm().offset());
+    }
+    // No range where the daemon could not count from it.
+    for (const float odd : {NAN, INFINITY, -INFINITY}) {
+      const std::vector<float> values = RangeCase(n, 2.0f, odd);
+      v1::Tensor tensor;
+      tensor.set_dtype(v1::DTYPE_FLOAT32);
+      ASSERT_TRUE((*ring)->CopyIn(std::as_bytes(std::span(values)), &tensor, false, true));
+      EXPECT_FALSE(tensor.shm().has_range()) << odd << " n " << n;
+      (*ring)->Free(tensor.shm().offset());
+    }
+    const std::vector<float> equal(n, 3.0f);
+    v1::Tensor tensor;
+    tensor.set_dtype(v1::DTYPE_FLOAT32);
+    ASSERT_TRUE((*ring)->CopyIn(std::as_bytes(std::span(equal)), &tensor, false, true));
+    EXPECT_FALSE(tensor.shm().has_range()) << "all equal, n " << n;
+    (*ring)->Free(tensor.shm().offset());
+    v1::Tensor doubles;
+    doubles.set_dtype(v1::DTYPE_FLOAT64);
+    const std::vector<double> wide(n / 2 + 1, 1.0);
+    ASSERT_TRUE((*ring)->CopyIn(std::as_bytes(std::span(wide)), &doubles, false, true));
+    EXPECT_FALSE(doubles.shm().has_range()) << "float64, n " << n;
+    (*ring)->Free(doubles.shm().offset());
+  }
+}
+
+TEST_F(ShmE2eTest, RangeHintsRightOrForgedGiveTheHistogramOfTheBytes) {
+  StartDaemon();
+  auto ring = ShmRing::Create(8 << 20);
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  auto token = (*ring)->Attach(ShmSocketOf(*daemon_), absl::Seconds(5));
+  ASSERT_TRUE(token.ok()) << token.status();
+  const std::string run_id = OpenRun("shm/ranges");
+  constexpr size_t kFloats = 100000;  // a few chunks: split across the workers
+  struct Case {
+    std::string name;
+    std::vector<float> values;
+  };
+  std::vector<Case> cases = {
+      {"wave", RangeCase(kFloats, 3.0f)},
+      {"nan", RangeCase(kFloats, 3.0f, NAN)},
+      {"inf", RangeCase(kFloats, 3.0f, INFINITY)},
+      {"minus_inf", RangeCase(kFloats, 3.0f, -INFINITY)},
+      {"equal", std::vector<float>(kFloats, 1.25f)},
+  };
+  // Non-negative, its first zero -0.0: the min's sign is the data's.
+  cases.push_back({"relu", RangeCase(kFloats, 3.0f)});
+  for (float& v : cases.back().values) v = v > 0 ? v : (v == 0 ? v : 0.0f);
+  cases.back().values[0] = -0.0f;
+  std::vector<v1::Record> records;
+  std::vector<std::string> tags;
+  for (const Case& c : cases) {
+    std::optional<ShmRing::Slice> slice = (*ring)->Take(kFloats * sizeof(float), false);
+    ASSERT_TRUE(slice.has_value()) << c.name;
+    std::memcpy(slice->data, c.values.data(), kFloats * sizeof(float));
+    float lo = INFINITY, hi = -INFINITY;
+    for (float v : c.values) {
+      if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+    }
+    const float below = std::nextafter(lo, -INFINITY), above = std::nextafter(hi, INFINITY);
+    const std::vector<std::pair<std::string, std::optional<std::pair<double, double>>>> hints = {
+        {"none", std::nullopt},
+        {"right", std::pair<double, double>{lo, hi}},
+        {"right_other_zero_sign", std::pair<double, double>{lo == 0 ? -lo : lo, hi}},
+        {"too_wide", std::pair<double, double>{below, above}},
+        {"too_wide_below", std::pair<double, double>{lo - 1, hi}},
+        {"too_narrow", std::pair<double, double>{std::nextafter(lo, INFINITY), hi}},
+        {"too_narrow_above", std::pair<double, double>{lo, std::nextafter(hi, -INFINITY)}},
+        {"far_off", std::pair<double, double>{100, 200}},
+        {"swapped", std::pair<double, double>{hi, lo}},
+        {"equal", std::pair<double, double>{lo, lo}},
+        {"nan", std::pair<double, double>{NAN, hi}},
+        {"infinite", std::pair<double, double>{-INFINITY, INFINITY}},
+        {"not_a_float", std::pair<double, double>{lo + 1e-12, hi}},
+    };
+    v1::Record bytes = SliceHistogram(c.name + "/bytes", 0, 0, kFloats);
+    bytes.mutable_histogram()->mutable_values()->clear_shm();
+    bytes.mutable_histogram()->mutable_values()->set_data(c.values.data(),
+                                                          kFloats * sizeof(float));
+    records.push_back(bytes);
+    tags.push_back(c.name + "/bytes");
+    for (const auto& [hint_name, hint] : hints) {
+      v1::Record record =
+          SliceHistogram(c.name + "/" + hint_name, slice->offset, kFloats * sizeof(float), kFloats);
+      if (hint.has_value()) {
+        v1::ShmSlice::Range* range =
+            record.mutable_histogram()->mutable_values()->mutable_shm()->mutable_range();
+        range->set_min(hint->first);
+        range->set_max(hint->second);
+      }
+      records.push_back(record);
+    }
+  }
+  // A range on an exponential histogram and on an image: ignored.
+  v1::Record exponential = records[1];
+  exponential.set_tag("wave/exponential");
+  exponential.mutable_histogram()->set_layout(v1::HISTOGRAM_LAYOUT_EXPONENTIAL);
+  exponential.mutable_histogram()->mutable_values()->mutable_shm()->mutable_range()->set_min(5);
+  exponential.mutable_histogram()->mutable_values()->mutable_shm()->mutable_range()->set_max(6);
+  records.push_back(exponential);
+  v1::Record exponential_bytes = records[0];
+  exponential_bytes.set_tag("wave/exponential_bytes");
+  exponential_bytes.mutable_histogram()->set_layout(v1::HISTOGRAM_LAYOUT_EXPONENTIAL);
+  records.push_back(exponential_bytes);
+
+  std::vector<v1::WriteResponse> acks;
+  grpc::Status status = WriteOnce(run_id, "w1", *token, records, &acks);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  for (const v1::WriteResponse& ack : acks) {
+    EXPECT_EQ(ack.errors_size(), 0) << ack.errors(0).tag() << ": " << ack.errors(0).message();
+  }
+  EXPECT_TRUE(Healthy());
+  std::map<std::string, tb::Summary::Value> written;
+  for (const tb::Event& event : RunEvents(daemon_->logdir(), "shm/ranges")) {
+    for (const tb::Summary::Value& value : event.summary().value()) written[value.tag()] = value;
+  }
+  ASSERT_EQ(written.size(), records.size());
+  for (const v1::Record& record : records) {
+    const std::string& tag = record.tag();
+    const std::string bytes_tag =
+        tag.starts_with("wave/exponential") ? "wave/exponential_bytes"
+                                            : tag.substr(0, tag.find('/')) + "/bytes";
+    ASSERT_TRUE(written.count(tag)) << tag;
+    // The whole value but its tag: the tensor, and the metadata.
+    tb::Summary::Value value = written[tag], expected = written[bytes_tag];
+    value.clear_tag();
+    expected.clear_tag();
+    EXPECT_TRUE(value.SerializeAsString() == expected.SerializeAsString())
+        << tag << " differs from " << bytes_tag;
+  }
+}
+
 TEST_F(ShmE2eTest, RingsThatAreNotSealedMemfdsOrTooLargeAreRefused) {
   StartDaemon({"--max-inflight-bytes", "8MiB"});
   const std::string socket = ShmSocketOf(*daemon_);
@@ -423,6 +594,12 @@ TEST_F(ShmE2eTest, SlicesRewrittenAfterHandoverLogGarbageButNeverCrash) {
       record.mutable_histogram()->set_layout(layout);
       records.push_back(record);
     }
+    // With the seed's range as its hint (ShmSlice.range), which the
+    // scribbles make wrong while the daemon counts.
+    v1::Record hinted = SliceHistogram("hinted", 0, kBytes, static_cast<int64_t>(floats));
+    hinted.mutable_histogram()->mutable_values()->mutable_shm()->mutable_range()->set_min(-1);
+    hinted.mutable_histogram()->mutable_values()->mutable_shm()->mutable_range()->set_max(1);
+    records.push_back(hinted);
     v1::Record image;
     image.set_tag("image");
     v1::Tensor* pixels = image.mutable_image()->mutable_pixels();
@@ -456,7 +633,7 @@ TEST_F(ShmE2eTest, SlicesRewrittenAfterHandoverLogGarbageButNeverCrash) {
   EXPECT_TRUE(Healthy());
   // Garbage in, garbage out: every histogram and 8-bit image is written (a
   // float image or embedding that caught a NaN is refused as with bytes).
-  EXPECT_GE(RunEvents(daemon_->logdir(), "shm/rewritten").size(), size_t{3} * kRounds);
+  EXPECT_GE(RunEvents(daemon_->logdir(), "shm/rewritten").size(), size_t{4} * kRounds);
 }
 
 TEST_F(ShmE2eTest, RingGrowsForTensorsThatLeaveNoRoomForASecondAndWaitsWhenFull) {

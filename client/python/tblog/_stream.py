@@ -98,8 +98,10 @@ def tensor_wire(code, shape, data):
     that names the _shm.Slice `data` (Tensor.shm)."""
     if isinstance(data, _shm.Slice):
         if data.data is None:
-            return Wire(pb.Tensor(dtype=code, shape=shape, shm=pb.ShmSlice(
-                offset=data.offset, length=data.length)).SerializeToString())
+            shm = pb.ShmSlice(offset=data.offset, length=data.length)
+            if data.range is not None:
+                shm.range.min, shm.range.max = data.range
+            return Wire(pb.Tensor(dtype=code, shape=shape, shm=shm).SerializeToString())
         data = data.data
     return Wire(pb.Tensor(dtype=code, shape=shape).SerializeToString()).add(
         pb.Tensor.DESCRIPTOR.fields_by_name["data"].number, data)
@@ -274,18 +276,20 @@ class Stream(ScalarBuffer):
             self.send_now = False
             self._cv.notify_all()
 
-    def tensor_parts(self, array, allowed=None):
+    def tensor_parts(self, array, allowed=None, with_range=False):
         """_convert.tensor_parts, the bytes in a slice of the shared-memory
         ring when there is room (an _shm.Slice: one copy, numpy's, without
         the GIL), else bytes. Asks the sender for a ring at the first large
-        tensor."""
+        tensor. `with_range`: the slice carries the values' range (a uniform
+        histogram's, _shm.Ring.copy_in)."""
         ring = self._ring
         if ring is not None and ring.usable and array.nbytes >= _shm.MIN_SLICE_BYTES:
             code, converted = _convert.tensor_array(array, allowed)
             # A full ring waits (up to _shm.ROOM_WAIT) for the written acks
             # that free its slices: backpressure that keeps the cheap path.
             # Not while the stream is down: no ack comes before the reconnect.
-            slot = ring.copy_in(np.ascontiguousarray(converted), wait=not self._stream_broken)
+            slot = ring.copy_in(np.ascontiguousarray(converted), wait=not self._stream_broken,
+                                with_range=with_range)
             if slot is not None:
                 return code, tuple(int(d) for d in converted.shape), _shm.Slice(*slot)
         elif ring is None and array.nbytes >= _shm.MIN_SLICE_BYTES:

@@ -437,7 +437,11 @@ class SummaryWriter:
                    reduce=None, description=None):
         # The training thread pays one copy (tobytes); the message is built
         # on the sender thread.
-        parts = self._stream.tensor_parts(_convert.to_numpy(values))
+        # A uniform histogram's slice carries its range (tblog.proto
+        # ShmSlice.range): the daemon then reads it once instead of twice.
+        parts = self._stream.tensor_parts(_convert.to_numpy(values),
+                                          with_range=not (isinstance(bins, str)
+                                                          and bins == "tensorflow"))
         layout, bucket_count = pb.HISTOGRAM_LAYOUT_UNIFORM, 0
         if isinstance(bins, str) and bins == "tensorflow":
             layout = pb.HISTOGRAM_LAYOUT_EXPONENTIAL

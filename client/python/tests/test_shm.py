@@ -229,3 +229,80 @@ def test_ring_histograms_survive_a_daemon_kill_once_each(daemon, monkeypatch):
     for step, num, total_sum in got:
         assert num == 1 << 16
         assert total_sum == pytest.approx(expected * (step + 1), rel=1e-5), step
+
+
+def test_value_range_is_only_a_range_the_daemon_can_count_from():
+    values = np.sin(np.arange(1 << 16, dtype=np.float32) * 0.01)
+    values[7] = -2.5
+    values[9] = 4.0
+    assert _shm.value_range(values) == (-2.5, 4.0)
+    for odd in (np.nan, np.inf, -np.inf):
+        bad = values.copy()
+        bad[100] = odd
+        assert _shm.value_range(bad) is None, odd
+    assert _shm.value_range(np.full(1000, 1.5, np.float32)) is None  # all equal
+    assert _shm.value_range(values.astype(np.float64)) is None  # float32 only
+    assert _shm.value_range(np.zeros(0, np.float32)) is None
+
+
+def test_ring_copies_carry_the_range_when_asked():
+    ring = _shm.Ring(1 << 20, max_bytes=1 << 20)
+    ring.usable = True  # not attached: copy_in() and free() only
+    values = np.linspace(-3, 5, 1 << 16, dtype=np.float32)
+    offset, length, value_range = ring.copy_in(values, wait=False, with_range=True)
+    assert (length, value_range) == (values.nbytes, (-3.0, 5.0))
+    assert ring.read(offset, length) == values.tobytes()
+    ring.free([offset])
+    offset, _, value_range = ring.copy_in(values, wait=False)
+    assert value_range is None
+    ring.free([offset])
+    ring.close()
+
+
+def test_uniform_histograms_with_ranges_equal_bytes(daemon, monkeypatch):
+    # Through the ring the slices carry their range (ShmSlice.range), which
+    # the daemon counts from after checking it: the same bytes as without,
+    # whatever the values (NaN and infinities give no range; a zero min or
+    # max keeps the data's sign; all equal gives none either).
+    wave = np.sin(np.arange(1 << 18, dtype=np.float32) * 0.003) * 2
+    cases = {"wave": wave, "all_equal": np.full(1 << 16, 0.5, np.float32)}
+    for name, odd in (("nan", np.nan), ("inf", np.inf), ("minus_inf", -np.inf)):
+        cases[name] = wave.copy()
+        cases[name][[3, 5000, -1]] = odd
+    cases["relu"] = np.maximum(wave, np.float32(0))
+    cases["relu"][0] = -0.0
+    runs = {}
+    for name, ring_bytes in (("ring", str(64 << 20)), ("bytes", "0")):
+        monkeypatch.setenv("TBLOG_SHM_RING_BYTES", ring_bytes)
+        writer = SummaryWriter(f"py/ranges_{name}", address=daemon.address)
+        writer.add_histogram("warm_up", np.ones(_shm.MIN_SLICE_BYTES // 4, np.float32), 0)
+        writer.flush()
+        for tag, values in cases.items():
+            writer.add_histogram(tag, values, 1, bins=30, walltime=1700000000.0)
+        writer.flush()
+        tensors, error = writer._stream.shm_status
+        assert tensors == (len(cases) if name == "ring" else 0), error
+        writer.close()
+        runs[name] = _values_by_tag(os.path.join(daemon.logdir, "py", f"ranges_{name}"))
+    for tag in cases:
+        assert runs["ring"][tag] == runs["bytes"][tag], tag
+
+
+def test_only_uniform_histograms_ask_for_a_range(daemon, monkeypatch):
+    asked = []
+    copy_in = _shm.Ring.copy_in
+
+    def spy(self, array, wait=True, with_range=False):
+        asked.append(with_range)
+        return copy_in(self, array, wait, with_range)
+
+    monkeypatch.setattr(_shm.Ring, "copy_in", spy)
+    values = np.sin(np.arange(1 << 16, dtype=np.float32))
+    writer = SummaryWriter("py/asked", address=daemon.address)
+    writer.add_histogram("warm_up", np.ones(_shm.MIN_SLICE_BYTES // 4, np.float32), 0)
+    writer.flush()
+    writer.add_histogram("uniform", values, 1, bins=30)
+    writer.add_histogram("tensorflow", values, 1, bins="tensorflow")
+    writer.add_histogram("default", values, 1)  # PyTorch's default: bins="tensorflow"
+    writer.close()
+    assert asked == [True, False, False]

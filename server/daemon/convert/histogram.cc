@@ -1,5 +1,7 @@
 #include "daemon/convert/histogram.h"
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "daemon/convert/fields.h"
 
@@ -29,7 +31,14 @@ absl::StatusOr<HistogramSummary> ConvertHistogram(std::string_view tag,
                                                 limits.max_histogram_buckets));
       }
       options.bucket_count = static_cast<int>(buckets);
-      return HistogramBuilder(options).Uniform(tag, *view);
+      // A client's range of a shared-memory slice (tblog.proto, ShmSlice.range):
+      // checked by the builder, which then reads the slice once instead of twice.
+      std::optional<HistogramRangeHint> hint;
+      if (const v1::Tensor& values = histogram.values();
+          values.has_shm() && values.shm().has_range()) {
+        hint = HistogramRangeHint{values.shm().range().min(), values.shm().range().max()};
+      }
+      return HistogramBuilder(options).Uniform(tag, *view, hint);
     }
     case v1::HISTOGRAM_LAYOUT_EXPONENTIAL:
       if (histogram.bucket_count() != 0) {

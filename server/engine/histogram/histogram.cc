@@ -96,14 +96,77 @@ MinMax ScanRange(DType dtype, const char* base, int64_t begin, int64_t end) {
   return histogram_internal::ScanMinMax(dtype, base, begin, end);
 }
 
+// Runs count(begin, end, counts) over every task of `plan` into counts of
+// its own, and adds them up: k counts.
+std::vector<uint64_t> CountTasks(
+    const TaskPlan& plan, ParallelRunner* runner, int k,
+    absl::FunctionRef<void(int task, int64_t begin, int64_t end, std::vector<uint64_t>& local)>
+        count) {
+  std::vector<std::vector<uint64_t>> task_counts(static_cast<size_t>(plan.num_tasks));
+  RunTasks(plan, runner, [&](int task) {
+    std::vector<uint64_t>& local = task_counts[static_cast<size_t>(task)];
+    local.assign(static_cast<size_t>(k), 0);
+    count(task, plan.ElementAt(plan.ChunkBegin(task)), plan.ElementAt(plan.ChunkBegin(task + 1)),
+          local);
+  });
+  std::vector<uint64_t> counts(static_cast<size_t>(k));
+  for (const std::vector<uint64_t>& local : task_counts) {
+    for (size_t i = 0; i < counts.size(); ++i) counts[i] += local[i];
+  }
+  return counts;
+}
+
+// The uniform layout in one pass, from a range hint checked in that pass
+// (HistogramBuilder::Uniform): nullopt when the hint does not
+// apply or is wrong, and the caller then makes both passes. When the range
+// the pass reads is exactly the hint's, every value was finite and in
+// [min, max], so the counts are those the second pass would make from the
+// first pass's range (which is that range: same width, same buckets), and
+// the range itself, zero signs included, is the first pass's.
+std::optional<tb::Summary::Value> UniformFromHint(std::string_view tag, const TensorView& data,
+                                                  int k, const TaskPlan& plan,
+                                                  const HistogramRangeHint& hint,
+                                                  ParallelRunner* runner) {
+#if TBLOG_HISTOGRAM_HAVE_AVX2_KERNELS
+  // An all-equal input (min == max) has no counting pass to check in.
+  if (data.dtype != DType::kFloat32 || !UseAvx2Kernels() || k == 0 || plan.num_elements == 0 ||
+      !(hint.min < hint.max) || !std::isfinite(hint.max - hint.min)) {
+    return std::nullopt;
+  }
+  const UniformBoundaries boundaries(k, (hint.max - hint.min) / k);
+  const std::optional<FloatUniformBuckets> buckets =
+      FloatUniformBuckets::Make(k, hint.min, hint.max, boundaries);
+  if (!buckets.has_value()) return std::nullopt;
+  const char* base = data.data.data();
+  std::vector<std::optional<MinMax>> seen(static_cast<size_t>(plan.num_tasks));
+  std::vector<uint64_t> counts = CountTasks(
+      plan, runner, k,
+      [&](int task, int64_t begin, int64_t end, std::vector<uint64_t>& local) {
+        seen[static_cast<size_t>(task)] =
+            histogram_internal::CountUniformFloatCheckedAvx2(base, begin, end, *buckets, local);
+      });
+  MinMax range;
+  for (const std::optional<MinMax>& part : seen) {
+    if (!part.has_value()) return std::nullopt;  // NaN or Inf
+    range.Merge(*part);
+  }
+  if (range.min != hint.min || range.max != hint.max) return std::nullopt;
+  return histogram_internal::UniformValue(tag, k, range, counts);
+#else
+  (void)tag, (void)data, (void)k, (void)plan, (void)hint, (void)runner;
+  return std::nullopt;
+#endif
+}
+
 }  // namespace
 
 std::span<const double> HistogramBuilder::ExponentialEdges() {
   return ExponentialBins::Get().edges();
 }
 
-absl::StatusOr<HistogramSummary> HistogramBuilder::Uniform(std::string_view tag,
-                                                           const TensorView& data) const {
+absl::StatusOr<HistogramSummary> HistogramBuilder::Uniform(
+    std::string_view tag, const TensorView& data,
+    std::optional<HistogramRangeHint> range_hint) const {
   TBLOG_RETURN_IF_ERROR(ValidateInput(tag, data));
   const int k = options_.bucket_count;
   if (k < 0 || k > kMaxBucketCount) {
@@ -112,6 +175,12 @@ absl::StatusOr<HistogramSummary> HistogramBuilder::Uniform(std::string_view tag,
   }
   const char* base = data.data.data();
   const TaskPlan plan = PlanTasks(data.num_elements(), options_.runner);
+  if (range_hint.has_value()) {
+    if (std::optional<tb::Summary::Value> value =
+            UniformFromHint(tag, data, k, plan, *range_hint, options_.runner)) {
+      return HistogramSummary{*std::move(value), 0, true};
+    }
+  }
 
   // Pass 1: range and non-finite values.
   std::vector<MinMax> ranges(static_cast<size_t>(plan.num_tasks));
@@ -136,32 +205,26 @@ absl::StatusOr<HistogramSummary> HistogramBuilder::Uniform(std::string_view tag,
                 UseAvx2Kernels()
             ? FloatUniformBuckets::Make(k, range.min, range.max, boundaries)
             : std::nullopt;
-    std::vector<std::vector<uint64_t>> task_counts(static_cast<size_t>(plan.num_tasks));
-    RunTasks(plan, options_.runner, [&](int task) {
-      const int64_t begin = plan.ElementAt(plan.ChunkBegin(task));
-      const int64_t end = plan.ElementAt(plan.ChunkBegin(task + 1));
-      std::vector<uint64_t>& local = task_counts[static_cast<size_t>(task)];
-      local.assign(static_cast<size_t>(k), 0);
+    counts = CountTasks(
+        plan, options_.runner, k,
+        [&](int, int64_t begin, int64_t end, std::vector<uint64_t>& local) {
 #if TBLOG_HISTOGRAM_HAVE_AVX2_KERNELS
-      if (float_buckets.has_value()) {
-        histogram_internal::CountUniformFloatAvx2(base, begin, end, *float_buckets, local);
-        return;
-      }
+          if (float_buckets.has_value()) {
+            histogram_internal::CountUniformFloatAvx2(base, begin, end, *float_buckets, local);
+            return;
+          }
 #endif
-      if (use_boundaries) {
-        histogram_internal::CountUniform(data.dtype, base, begin, end, range.min, boundaries,
-                                         local);
-      } else {
-        histogram_internal::CountUniformByDivision(data.dtype, base, begin, end, range.min,
-                                                   width, local);
-      }
-    });
-    for (const std::vector<uint64_t>& local : task_counts) {
-      for (size_t i = 0; i < counts.size(); ++i) counts[i] += local[i];
-    }
+          if (use_boundaries) {
+            histogram_internal::CountUniform(data.dtype, base, begin, end, range.min,
+                                             boundaries, local);
+          } else {
+            histogram_internal::CountUniformByDivision(data.dtype, base, begin, end, range.min,
+                                                       width, local);
+          }
+        });
   }
   return HistogramSummary{histogram_internal::UniformValue(tag, k, range, counts),
-                          range.nonfinite.count};
+                          range.nonfinite.count, false};
 }
 
 absl::StatusOr<HistogramSummary> HistogramBuilder::Exponential(std::string_view tag,
@@ -198,7 +261,7 @@ absl::StatusOr<HistogramSummary> HistogramBuilder::Exponential(std::string_view 
   const int64_t finite_count = data.num_elements() - total.nonfinite.count;
   return HistogramSummary{
       histogram_internal::ExponentialValue(tag, total, finite_count, sum, sum_squares),
-      total.nonfinite.count};
+      total.nonfinite.count, false};
 }
 
 namespace histogram_internal {

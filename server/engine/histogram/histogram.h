@@ -23,6 +23,7 @@
 #define TBLOG_ENGINE_HISTOGRAM_HISTOGRAM_H_
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 
@@ -36,6 +37,15 @@ namespace tblog {
 enum class NonFinitePolicy {
   kSkip,    // leave NaN/Inf out and count them
   kReject,  // fail with INVALID_ARGUMENT
+};
+
+// The range of an input's values as its sender claims it (tblog.proto's
+// ShmSlice.range: a client that found it while copying the tensor into
+// shared memory). Advisory, never trusted: see
+// HistogramBuilder::Uniform.
+struct HistogramRangeHint {
+  double min = 0;
+  double max = 0;
 };
 
 struct HistogramBuilderOptions {
@@ -52,6 +62,8 @@ struct HistogramBuilderOptions {
 struct HistogramSummary {
   tb::Summary::Value value;
   int64_t nonfinite_count = 0;  // NaN/Inf values skipped (0 under kReject)
+  // Uniform: a range hint was given and held, so the data was read once.
+  bool range_hint_held = false;
 };
 
 // Builds histogram Values. Holds only its options; const methods are
@@ -71,7 +83,17 @@ class HistogramBuilder {
   // (finite) data -> k rows of zeros; all values equal v -> every edge v and
   // all the count in the last row. INVALID_ARGUMENT for an invalid view, a
   // bucket_count outside [0, kMaxBucketCount], or non-finite data under kReject.
-  absl::StatusOr<HistogramSummary> Uniform(std::string_view tag, const TensorView& data) const;
+  //
+  // range_hint (float32 input with the AVX2 kernels; ignored otherwise): a
+  // claimed range of the values (every value finite, min < max the smallest
+  // and largest) lets Uniform count in one pass over the data instead of
+  // two, checking the claim in that pass. When the claim is wrong (a value
+  // outside it or non-finite, or the claimed min or max not among the
+  // values) the work is redone as without a hint, so the result is always
+  // exactly the one without it; a wrong hint costs one more pass.
+  absl::StatusOr<HistogramSummary> Uniform(
+      std::string_view tag, const TensorView& data,
+      std::optional<HistogramRangeHint> range_hint = std::nullopt) const;
 
   // Exponential layout, numpy.histogram semantics over ExponentialEdges()
   // (bins [e_i, e_i+1), the last one closed; values beyond the outer edges,

@@ -92,11 +92,15 @@ void MatchScalarZeroSigns(const char* base, int64_t begin, int64_t end, FloatRan
 
 // CountUniform for all-finite float32 data in [min, max], eight at a time.
 // Indices go through a block buffer into four count arrays, so that runs of
-// equal buckets do not wait on each other's increments.
-[[gnu::target("avx2")]] void CountUniformFloatKernel(const char* base, int64_t begin,
-                                                     int64_t end,
-                                                     const FloatUniformBuckets& buckets,
-                                                     std::vector<uint64_t>& counts) {
+// equal buckets do not wait on each other's increments. With kTrackRange it
+// also returns the range of what it read (as ScanFloatRangeKernel would): a
+// few more vector operations beside the gathers, which bound the loop, so
+// that a range the caller was given can be checked in the same pass.
+template <bool kTrackRange>
+[[gnu::target("avx2")]] FloatRange CountUniformFloatKernel(const char* base, int64_t begin,
+                                                           int64_t end,
+                                                           const FloatUniformBuckets& buckets,
+                                                           std::vector<uint64_t>& counts) {
   constexpr int64_t kBlock = 1024;
   const size_t k = counts.size();
   std::vector<uint64_t> lanes(4 * k);
@@ -109,13 +113,25 @@ void MatchScalarZeroSigns(const char* base, int64_t begin, int64_t end, FloatRan
   const __m256i zero = _mm256_setzero_si256();
   const __m256i last = _mm256_set1_epi32(buckets.last());
   const __m256i minus_one = _mm256_set1_epi32(-1);
+  const __m256i magnitude_mask = _mm256_set1_epi32(0x7fffffff);
   const float* const thresholds = buckets.thresholds();
+  __m256 seen_lo = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  __m256 seen_hi = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  __m256i largest_magnitude = zero;  // as bits: >= 0x7f800000 is NaN/Inf
+  FloatRange seen;
+  uint32_t largest = 0;
   alignas(32) int32_t index[kBlock];
   for (int64_t block = begin; block < end; block += kBlock) {
     const int64_t n = std::min(kBlock, end - block);
     int64_t j = 0;
     for (; j + 8 <= n; j += 8) {
       const __m256 x = _mm256_loadu_ps(FloatsAt(base, block + j));
+      if constexpr (kTrackRange) {
+        seen_lo = _mm256_min_ps(x, seen_lo);
+        seen_hi = _mm256_max_ps(x, seen_hi);
+        largest_magnitude = _mm256_max_epu32(
+            largest_magnitude, _mm256_and_si256(_mm256_castps_si256(x), magnitude_mask));
+      }
       const __m256 guess = _mm256_mul_ps(_mm256_sub_ps(x, min), scale);
       const __m256i i =
           _mm256_min_epi32(_mm256_max_epi32(_mm256_cvttps_epi32(guess), zero), last);
@@ -125,8 +141,8 @@ void MatchScalarZeroSigns(const char* base, int64_t begin, int64_t end, FloatRan
       const __m256i reached_below = _mm256_castps_si256(_mm256_cmp_ps(x, below, _CMP_GE_OQ));
       const __m256i reached_above = _mm256_castps_si256(_mm256_cmp_ps(x, above, _CMP_GE_OQ));
       // Clamped to [0, last]: NaN, or a value outside [min, max] (data that
-      // changed since the range pass: a rewritten shared-memory slice),
-      // would otherwise index below or past the counts.
+      // changed since the range pass: a rewritten shared-memory slice; or a
+      // wrong range hint), would otherwise index below or past the counts.
       const __m256i bucket = _mm256_min_epi32(
           _mm256_max_epi32(_mm256_sub_epi32(_mm256_sub_epi32(_mm256_add_epi32(i, minus_one),
                                                              reached_below),
@@ -135,7 +151,15 @@ void MatchScalarZeroSigns(const char* base, int64_t begin, int64_t end, FloatRan
           last);
       _mm256_store_si256(reinterpret_cast<__m256i*>(index + j), bucket);
     }
-    for (; j < n; ++j) index[j] = buckets.Of(LoadFloat(base, block + j));
+    for (; j < n; ++j) {
+      const float v = LoadFloat(base, block + j);
+      if constexpr (kTrackRange) {
+        seen.lo = std::min(seen.lo, v);
+        seen.hi = std::max(seen.hi, v);
+        largest = std::max(largest, std::bit_cast<uint32_t>(v) & 0x7fffffffu);
+      }
+      index[j] = buckets.Of(v);
+    }
     j = 0;
     for (; j + 4 <= n; j += 4) {
       ++lane0[index[j]];
@@ -146,6 +170,20 @@ void MatchScalarZeroSigns(const char* base, int64_t begin, int64_t end, FloatRan
     for (; j < n; ++j) ++lane0[index[j]];
   }
   for (size_t b = 0; b < k; ++b) counts[b] += lane0[b] + lane1[b] + lane2[b] + lane3[b];
+  if constexpr (kTrackRange) {
+    alignas(32) float lows[8], highs[8];
+    alignas(32) uint32_t magnitudes[8];
+    _mm256_store_ps(lows, seen_lo);
+    _mm256_store_ps(highs, seen_hi);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(magnitudes), largest_magnitude);
+    for (int lane = 0; lane < 8; ++lane) {
+      seen.lo = std::min(seen.lo, lows[lane]);
+      seen.hi = std::max(seen.hi, highs[lane]);
+      largest = std::max(largest, magnitudes[lane]);
+    }
+    seen.all_finite = largest < 0x7f800000u;
+  }
+  return seen;
 }
 
 // Per-task counts of the float32 kernel: four interleaved sets (so runs of
@@ -285,10 +323,10 @@ void FinishExponentialFloatTask(const char* base, int64_t begin, int64_t end,
   if (tally.max == 0) tally.max = FirstZero(base, begin, end);
 }
 
-}  // namespace
-
-std::optional<MinMax> ScanFloatMinMaxAvx2(const char* base, int64_t begin, int64_t end) {
-  FloatRange range = ScanFloatRangeKernel(base, begin, end);
+// The MinMax of an all-finite range of floats a kernel found, zero signs
+// matched to the scalar scan's; nullopt when a value was NaN or Inf.
+std::optional<MinMax> FiniteMinMax(const char* base, int64_t begin, int64_t end,
+                                   FloatRange range) {
   if (!range.all_finite) return std::nullopt;
   MatchScalarZeroSigns(base, begin, end, range);
   MinMax out;
@@ -298,9 +336,22 @@ std::optional<MinMax> ScanFloatMinMaxAvx2(const char* base, int64_t begin, int64
   return out;
 }
 
+}  // namespace
+
+std::optional<MinMax> ScanFloatMinMaxAvx2(const char* base, int64_t begin, int64_t end) {
+  return FiniteMinMax(base, begin, end, ScanFloatRangeKernel(base, begin, end));
+}
+
 void CountUniformFloatAvx2(const char* base, int64_t begin, int64_t end,
                            const FloatUniformBuckets& buckets, std::vector<uint64_t>& counts) {
-  CountUniformFloatKernel(base, begin, end, buckets, counts);
+  CountUniformFloatKernel<false>(base, begin, end, buckets, counts);
+}
+
+std::optional<MinMax> CountUniformFloatCheckedAvx2(const char* base, int64_t begin, int64_t end,
+                                                   const FloatUniformBuckets& buckets,
+                                                   std::vector<uint64_t>& counts) {
+  return FiniteMinMax(base, begin, end,
+                      CountUniformFloatKernel<true>(base, begin, end, buckets, counts));
 }
 
 void TallyExponentialFloatTaskAvx2(const char* base, const TaskPlan& plan, int task,

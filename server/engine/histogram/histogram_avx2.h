@@ -48,6 +48,15 @@ std::optional<MinMax> ScanFloatMinMaxAvx2(const char* base, int64_t begin, int64
 void CountUniformFloatAvx2(const char* base, int64_t begin, int64_t end,
                            const FloatUniformBuckets& buckets, std::vector<uint64_t>& counts);
 
+// CountUniformFloatAvx2 over elements claimed to be finite and within
+// [min, max] of `buckets` (a range hint), which it checks in the same pass:
+// returns the range it read, as ScanFloatMinMaxAvx2 would, or nullopt when an
+// element is NaN or Inf. The counts are right only when that range lies
+// within [min, max]; the caller compares it and otherwise starts again.
+std::optional<MinMax> CountUniformFloatCheckedAvx2(const char* base, int64_t begin, int64_t end,
+                                                   const FloatUniformBuckets& buckets,
+                                                   std::vector<uint64_t>& counts);
+
 // TallyExponentialTask for a float32 buffer. Blocks holding a NaN or Inf are
 // redone by the portable TallyExponentialRange, so any input is accepted.
 void TallyExponentialFloatTaskAvx2(const char* base, const TaskPlan& plan, int task,

@@ -479,6 +479,158 @@ TEST(HistogramKernelTest, NonFiniteValuesGiveTheSameBytesAsThePortableCode) {
   EXPECT_EQ(fast_exponential.nonfinite_count, 4);
 }
 
+// ---- Range hints (a shared-memory client's claimed min and max) ---------------
+
+// Uniform with a range hint, which must give the bytes of Uniform without one.
+HistogramSummary BuildUniformWithHint(const OwnedTensor& t, HistogramRangeHint hint,
+                                      HistogramBuilderOptions options = {}) {
+  auto built = HistogramBuilder(options).Uniform("h", t.view(), hint);
+  EXPECT_TRUE(built.ok()) << built.status();
+  return built.ok() ? *std::move(built) : HistogramSummary{};
+}
+
+// Checks that `hint` changes nothing of the result, and whether it held.
+void ExpectHintGivesTheSameResult(const OwnedTensor& t, HistogramRangeHint hint, bool held,
+                                  const std::string& what, HistogramBuilderOptions options = {}) {
+  const HistogramSummary plain = BuildUniform(t, options);
+  const HistogramSummary hinted = BuildUniformWithHint(t, hint, options);
+  EXPECT_EQ(hinted.value.SerializeAsString(), plain.value.SerializeAsString()) << what;
+  EXPECT_EQ(hinted.nonfinite_count, plain.nonfinite_count) << what;
+  EXPECT_FALSE(plain.range_hint_held) << what;
+  if (histogram_internal::Avx2KernelsAvailable()) {
+    EXPECT_EQ(hinted.range_hint_held, held) << what << " [" << hint.min << ", " << hint.max << "]";
+  }
+}
+
+// The range of finite floats as the client computes it (any zero sign).
+HistogramRangeHint TrueRange(const std::vector<float>& values) {
+  const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+  return {*lo, *hi};
+}
+
+TEST(HistogramRangeHintTest, RightHintCountsInOnePassToTheSameBytes) {
+  ThreadParallelRunner runner(3);
+  for (const auto& [name, values] : KernelInputs()) {
+    const OwnedTensor t = FloatTensor(values);
+    const HistogramRangeHint hint = TrueRange(values);
+    for (int k : {1, 2, 30, 10000}) {
+      for (ParallelRunner* threads : {static_cast<ParallelRunner*>(nullptr),
+                                      static_cast<ParallelRunner*>(&runner)}) {
+        // Held when there is a width to count in and the kernels' float
+        // buckets can be made (FloatUniformBuckets::Make: a range within
+        // FLT_MAX, a scale that is a normal float).
+        const double scale = k / (hint.max - hint.min);
+        const bool held = hint.min < hint.max && hint.max - hint.min <= FLT_MAX &&
+                          scale >= FLT_MIN && scale <= FLT_MAX;
+        ExpectHintGivesTheSameResult(t, hint, held,
+                                     name + " k " + std::to_string(k) + (threads ? " threaded" : ""),
+                                     {.bucket_count = k, .runner = threads});
+      }
+    }
+  }
+}
+
+TEST(HistogramRangeHintTest, ZeroSignsAreTheDataNotTheHint) {
+  // The first zero of the data decides the sign of a zero min or max, as
+  // without a hint; a hint with the other sign is numerically right, holds,
+  // and changes no byte.
+  for (const std::vector<float>& values :
+       {std::vector<float>{0.0f, -0.0f, 1.0f, 2.0f}, std::vector<float>{-0.0f, 0.0f, 1.0f},
+        std::vector<float>{-1.0f, 0.0f, -0.0f}, std::vector<float>{-2.0f, -0.0f, 0.0f}}) {
+    const OwnedTensor t = FloatTensor(values);
+    const HistogramRangeHint hint = TrueRange(values);
+    for (const HistogramRangeHint& signed_hint :
+         {hint, HistogramRangeHint{-hint.min == 0 ? -hint.min : hint.min,
+                                   hint.max == 0 ? -hint.max : hint.max}}) {
+      ExpectHintGivesTheSameResult(t, signed_hint, true, "zeros", {.bucket_count = 3});
+    }
+  }
+}
+
+// n standard normal floats.
+std::vector<float> NormalFloats(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> values(n);
+  for (float& v : values) v = normal(rng);
+  return values;
+}
+
+TEST(HistogramRangeHintTest, WrongHintsGiveTheExactHistogram) {
+  const std::vector<float> values = NormalFloats(300000, 13);
+  const OwnedTensor t = FloatTensor(values);
+  const HistogramRangeHint right = TrueRange(values);
+  const auto below = [](double v) { return std::nextafter(static_cast<float>(v), -FLT_MAX); };
+  const auto above = [](double v) { return std::nextafter(static_cast<float>(v), FLT_MAX); };
+  const double inf = std::numeric_limits<double>::infinity();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const std::vector<std::pair<std::string, HistogramRangeHint>> wrong = {
+      {"too wide below", {below(right.min), right.max}},
+      {"too wide above", {right.min, above(right.max)}},
+      {"much too wide", {right.min - 100, right.max + 100}},
+      {"too narrow below", {above(right.min), right.max}},
+      {"too narrow above", {right.min, below(right.max)}},
+      {"much too narrow", {-0.5, 0.5}},
+      {"between two floats", {right.min + (above(right.min) - right.min) / 2, right.max}},
+      {"swapped", {right.max, right.min}},
+      {"empty", {right.min, right.min}},
+      {"NaN", {nan, right.max}},
+      {"infinite", {-inf, inf}},
+      {"wider than a float", {-1e300, 1e300}},
+      {"zeros", {0, 0}},
+  };
+  ThreadParallelRunner runner(2);
+  for (const auto& [what, hint] : wrong) {
+    ExpectHintGivesTheSameResult(t, hint, false, what);
+    ExpectHintGivesTheSameResult(t, hint, false, what + " threaded", {.runner = &runner});
+  }
+  ExpectHintGivesTheSameResult(t, right, true, "right", {.runner = &runner});
+}
+
+TEST(HistogramRangeHintTest, NonFiniteValuesBreakTheHint) {
+  const std::vector<float> values = NormalFloats(100000, 17);
+  const HistogramRangeHint finite_range = TrueRange(values);
+  ThreadParallelRunner runner(2);
+  for (const float odd : {std::numeric_limits<float>::quiet_NaN(),
+                          std::numeric_limits<float>::infinity(),
+                          -std::numeric_limits<float>::infinity()}) {
+    for (size_t at : {size_t{0}, size_t{12345}, values.size() - 1}) {  // vector part and tail
+      std::vector<float> odd_values = values;
+      odd_values[at] = odd;
+      const OwnedTensor t = FloatTensor(odd_values);
+      const std::string what = std::to_string(odd) + " at " + std::to_string(at);
+      ExpectHintGivesTheSameResult(t, finite_range, false, what);
+      ExpectHintGivesTheSameResult(t, finite_range, false, what + " threaded",
+                                   {.runner = &runner});
+      // Under kReject the error is the one without a hint.
+      const HistogramBuilder reject({.non_finite = NonFinitePolicy::kReject});
+      EXPECT_EQ(reject.Uniform("h", t.view(), finite_range).status(),
+                reject.Uniform("h", t.view()).status())
+          << what;
+    }
+  }
+}
+
+TEST(HistogramRangeHintTest, EmptyAllEqualOtherDtypesAndZeroBucketsIgnoreIt) {
+  ExpectHintGivesTheSameResult(FloatTensor({}), {0, 1}, false, "empty");
+  ExpectHintGivesTheSameResult(FloatTensor({2.5f, 2.5f, 2.5f}), {2.5, 2.5}, false, "all equal");
+  ExpectHintGivesTheSameResult(FloatTensor({2.5f, 2.5f, 2.5f}), {1.5, 2.5}, false,
+                               "all equal, hint too wide");
+  ExpectHintGivesTheSameResult(FloatTensor({1.0f, 2.0f}), {1, 2}, false, "no buckets",
+                               {.bucket_count = 0});
+  ExpectHintGivesTheSameResult(MakeTensor(std::vector<double>{1.0, 2.0, 3.0}, DType::kFloat64),
+                               {1, 3}, false, "float64");
+  ExpectHintGivesTheSameResult(FloatTensor({1.0f, 2.0f, 3.0f}), {1, 3}, true, "three floats");
+  // The portable code has no checked one-pass count: it makes both passes.
+  const OwnedTensor wave = FloatTensor(NormalFloats(5000, 3));
+  const HistogramSummary fast = BuildUniformWithHint(wave, TrueRange(NormalFloats(5000, 3)));
+  const PortableKernelsOnly scope;
+  const HistogramSummary portable =
+      BuildUniformWithHint(wave, TrueRange(NormalFloats(5000, 3)));
+  EXPECT_FALSE(portable.range_hint_held);
+  EXPECT_EQ(portable.value.SerializeAsString(), fast.value.SerializeAsString());
+}
+
 // ---- Exponential layout -------------------------------------------------------------
 
 TEST(HistogramExponentialTest, EdgesAreTensorFlowDefaults) {
