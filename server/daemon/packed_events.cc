@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "base/sync.h"
 
 namespace tblog::daemon {
 namespace {
@@ -29,7 +29,7 @@ class Spares {
   // `storage`, for the caller to free outside the lock: the latest sizes are
   // the likeliest to fit the next batches.
   void Put(Storage& storage) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (count_ < PackedEvents::kMaxSpares) {
       spares_[count_++] = std::move(storage);
       return;
@@ -42,7 +42,7 @@ class Spares {
 
   // Takes a spare that fits (Fits) into `storage`.
   bool Take(size_t bytes, size_t events, Storage& storage) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (size_t i = count_; i-- > 0;) {  // the latest first
       Storage& spare = spares_[i];
       if (Fits(spare.bytes.capacity(), bytes) && Fits(spare.events.capacity(), events)) {
@@ -56,7 +56,7 @@ class Spares {
   }
 
  private:
-  absl::Mutex mu_;
+  Mutex mu_;  // tblog::Mutex (base/sync.h): seen by TSan
   Storage spares_[PackedEvents::kMaxSpares] ABSL_GUARDED_BY(mu_);
   size_t count_ ABSL_GUARDED_BY(mu_) = 0;
 };
