@@ -92,6 +92,10 @@ TEST_F(ReduceDurabilityE2eTest, KillNineOfTheWritingDaemonLosesNoReducedPoint) {
         flushed.fetch_add(1);
         return;
       }
+      // All ranks write together, so the kills below come while all of them
+      // write, however long one rank's open took (its retries after the
+      // first kill; on a loaded machine under TSan, seconds).
+      while (opened.load() < kRanks) absl::SleepFor(absl::Milliseconds(1));
       for (int64_t step = 0; step < kSteps; ++step) {
         const float value = static_cast<float>(rank) + static_cast<float>(step);
         (void)(*writer)->scalar("loss", step, value, ReduceOptions{.op = v1::REDUCE_OP_MEAN});
