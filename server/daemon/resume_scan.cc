@@ -142,7 +142,7 @@ class SubrunScan {
         NoteStep(event);
         return;
       case EventKind::kReducedPoint:  // not one of its batch's events
-        NoteStep(event);
+        NoteStep(event, /*reduced=*/true);
         return;
       case EventKind::kContribution:
         NoteContribution(contribution);
@@ -153,12 +153,20 @@ class SubrunScan {
   // Keeps the highest step of each tag (ResumeRepair::last_steps), and drops
   // the contributions held for the tag's points up to it: their point is in
   // the files.
-  void NoteStep(std::string_view event) {
+  // A reduced point's step also goes to reduced_steps: the run's next
+  // checkpoint names the series' last reduced step only if the run knows
+  // the series is reduced (RunReductions::WrittenSteps), and the resume
+  // after that one reads only past that checkpoint.
+  void NoteStep(std::string_view event, bool reduced = false) {
     std::string_view tag;
     int64_t step = 0;
     if (!TagAndStep(event, &tag, &step)) return;
     auto [it, added] = repair_.last_steps.try_emplace({subrun_, std::string(tag)}, step);
     if (!added) it->second = std::max(it->second, step);
+    if (reduced) {
+      auto [r, r_added] = repair_.reduced_steps.try_emplace({subrun_, std::string(tag)}, step);
+      if (!r_added) r->second = std::max(r->second, step);
+    }
     if (contributions_.empty()) return;
     const std::string key_tag(tag);
     contributions_.erase(contributions_.lower_bound({key_tag, INT64_MIN}),

@@ -72,7 +72,10 @@ struct ResumeRepair {
   // steps (NoteWritten), so a resent contribution to a point already written
   // counts as late instead of writing the point a second time.
   SeriesSteps last_steps;
-  SeriesSteps reduced_steps;  // the checkpoint's (CheckpointState::reduced_steps)
+  // The same for reduced series only: the checkpoint's reduced_steps and the
+  // reduced points the scan read past it. NoteWritten marks these series as
+  // reduced, so the run's next checkpoint keeps their steps.
+  SeriesSteps reduced_steps;
   // The reduced points pending at the crash, for RunReductions::Restore
   // (daemon/aggregate.h): the checkpoint's pending points, then the
   // contribution records (daemon/contribution_record.h) the scan read past

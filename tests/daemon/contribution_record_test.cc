@@ -325,6 +325,64 @@ TEST_F(ContributionScanTest, OnlyThePointsPendingAtTheCrashComeBack) {
   EXPECT_EQ(info.reduce_contributions_missing(), 0u);
 }
 
+// Two crashes in a row: the first resume finds a series' reduced points only
+// by its scan (its checkpoint knew none of them), and the daemon after it
+// writes a checkpoint before it completes a point of that series. That
+// checkpoint must still name the series' last reduced step: the next resume
+// scans only past it, and a resent contribution to a point written before the
+// first crash must count as late, not start the point again.
+TEST_F(ContributionScanTest, AReducedStepFoundByAScanSurvivesTheNextCheckpoint) {
+  const fs::path run = FreshTempDir("contrib_twice");
+  {
+    RunReductions reductions(absl::Seconds(30), nullptr);
+    ASSERT_TRUE(reductions.Configure(Group(3)).ok());
+    auto files = Files(run);
+    uint64_t sequence = 0;
+    for (int64_t step = 1; step <= 3; ++step) {
+      for (const char* writer : {"a", "b", "c"}) {
+        ASSERT_TRUE(WriteContribution(*files, reductions, writer, ++sequence, step, 1).ok());
+      }
+    }
+    bool synced = false;
+    ASSERT_TRUE(files->FlushAll(false, &synced).ok());
+    // Killed before any checkpoint.
+  }
+  {
+    auto repair = RepairRunForResume(run.string(), kDaemon);
+    ASSERT_TRUE(repair.ok()) << repair.status();
+    EXPECT_FALSE(repair->had_checkpoint);
+    RunReductions reductions(absl::Seconds(30), nullptr);
+    ASSERT_TRUE(reductions.Configure(Group(3)).ok());
+    reductions.NoteWritten(repair->last_steps, repair->reduced_steps);
+    auto files = std::make_unique<RunFiles>("run", run.string(), options_, limits_,
+                                            repair->writer_sequences, repair->resumed);
+    // A checkpoint, as Run writes it at its flush, before any new point.
+    bool synced = false;
+    ASSERT_TRUE(files->FlushAll(false, &synced).ok());
+    ASSERT_TRUE(
+        files->WriteCheckpoint(false, reductions.WrittenSteps(), reductions.PendingRecords()).ok());
+    // Killed again.
+  }
+  auto repair = RepairRunForResume(run.string(), kDaemon);
+  ASSERT_TRUE(repair.ok()) << repair.status();
+  EXPECT_TRUE(repair->had_checkpoint);
+  RunReductions reductions(absl::Seconds(30), nullptr);
+  ASSERT_TRUE(reductions.Configure(Group(3)).ok());
+  reductions.NoteWritten(repair->last_steps, repair->reduced_steps);
+  {
+    auto files = std::make_unique<RunFiles>("run", run.string(), options_, limits_,
+                                            repair->writer_sequences, repair->resumed);
+    // A client that never saw step 3's batch acknowledged as durable resends it.
+    ASSERT_TRUE(WriteContribution(*files, reductions, "a", 7, 3, 1).ok());
+    EXPECT_TRUE(reductions.PendingRecords().empty()) << "step 3 started again";
+    ASSERT_TRUE(files->CloseAll().ok());
+  }
+  v1::RunInfo info;
+  reductions.AddTo(info);
+  EXPECT_EQ(info.reduce_contributions_late(), 1u);
+  EXPECT_EQ(Points(run), (std::vector<std::string>{"loss@1=1", "loss@2=1", "loss@3=1"}));
+}
+
 // A crash in the middle of a contribution record (a short write, and the cut
 // back that would follow it never happens): the scan cuts the torn record and
 // restores the whole ones; the torn one's batch was never acknowledged, and
