@@ -186,116 +186,157 @@ template <bool kTrackRange>
   return seen;
 }
 
-// Per-task counts of the float32 kernel: four interleaved sets (so runs of
+// Per-task counts of the float32 kernels: four interleaved sets (so runs of
 // one bin do not wait on each other's increments), each with one more slot
 // for values beyond the outer edges.
 constexpr int kLaneBins = kNumBins + 1;
 using ExponentialLanes = std::vector<uint64_t>;  // 4 * kLaneBins
 
-// The pass over one summation chunk of float32, its sums starting from zero.
-// Bins of eight values at a time come from ExponentialBins' float tables; a
-// block with a NaN or Inf is redone by the scalar code. The sums stay one
-// sequential chain in index order, as the determinism contract and byte
-// equality with PyTorch need: they bound the speed, and the rest of the work
-// hides under them.
-[[gnu::target("avx2")]] void TallyExponentialFloatChunkKernel(
-    const char* base, int64_t begin, int64_t end, const ExponentialBins& bins,
-    ExponentialTally& tally, ExponentialLanes& lanes, double& sum, double& sum_squares) {
-  constexpr int64_t kBlock = 512;
-  uint64_t* const lane0 = lanes.data();
+// Elements whose bins the vector code finds into a buffer before they are
+// summed and counted. Divides HistogramBuilder::kChunkElements.
+constexpr int64_t kExponentialBlock = 512;
+static_assert(HistogramBuilder::kChunkElements % kExponentialBlock == 0);
+
+// ExponentialBins' float tables as the vector code uses them, made once per
+// call so that the hot loops keep them in registers.
+struct ExponentialVectors {
+  __m256i key_base, last_key, negative_row_key, negative_row;
+  __m256i zero_bin, last_bin, below_zero_bin, outside_bin;
+  __m256 outside;
+  const int32_t* counts;
+  const float* next_thresholds;
+};
+
+[[gnu::target("avx2")]] ExponentialVectors MakeExponentialVectors(const ExponentialBins& bins) {
+  ExponentialVectors v;
+  v.key_base = _mm256_set1_epi32(static_cast<int32_t>(bins.float_key_base()));
+  v.last_key = _mm256_set1_epi32(bins.float_keys_per_row() - 1);
+  v.negative_row_key = _mm256_set1_epi32(bins.float_keys_per_row());
+  v.negative_row = _mm256_set1_epi32(ExponentialBins::kThresholdRow);
+  v.zero_bin = _mm256_set1_epi32(kZeroBin);
+  v.last_bin = _mm256_set1_epi32(kNumBins - 1);
+  v.below_zero_bin = _mm256_set1_epi32(kZeroBin - 1);
+  v.outside_bin = _mm256_set1_epi32(kNumBins);
+  v.outside = _mm256_set1_ps(bins.float_outside());
+  v.counts = bins.float_counts();
+  v.next_thresholds = bins.float_thresholds() + 1;
+  return v;
+}
+
+// Finds the bins of the n floats from element `block` into bin_of
+// (kNumBins for a value beyond the outer edges) and widens lo/hi by the
+// whole groups of eight among them. Returns false, leaving lo/hi alone, when
+// one of the n is NaN or Inf: the caller then redoes the block with the
+// scalar code and bin_of means nothing. kWhole: n is a multiple of 8.
+template <bool kWhole>
+[[gnu::target("avx2"), gnu::always_inline]] inline bool BinExponentialFloatBlock(
+    const char* base, int64_t block, int64_t n, const ExponentialBins& bins,
+    const ExponentialVectors& v, int32_t* bin_of, __m256& lo, __m256& hi) {
+  const __m256i magnitude_mask = _mm256_set1_epi32(0x7fffffff);
+  const __m256i zero = _mm256_setzero_si256();
+  __m256 block_lo = lo, block_hi = hi;
+  __m256i largest_magnitude = zero;
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 x = _mm256_loadu_ps(FloatsAt(base, block + j));
+    const __m256i magnitude_bits = _mm256_and_si256(_mm256_castps_si256(x), magnitude_mask);
+    largest_magnitude = _mm256_max_epu32(largest_magnitude, magnitude_bits);
+    block_lo = _mm256_min_ps(x, block_lo);
+    block_hi = _mm256_max_ps(x, block_hi);
+    const __m256 a = _mm256_castsi256_ps(magnitude_bits);
+    const __m256i negative =
+        _mm256_castps_si256(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
+    __m256i key = _mm256_sub_epi32(
+        _mm256_srli_epi32(magnitude_bits, ExponentialBins::kFloatKeyShift), v.key_base);
+    key = _mm256_min_epi32(_mm256_max_epi32(key, zero), v.last_key);
+    key = _mm256_add_epi32(key, _mm256_and_si256(negative, v.negative_row_key));
+    __m256i count = _mm256_i32gather_epi32(v.counts, key, 4);
+    const __m256 next = _mm256_i32gather_ps(
+        v.next_thresholds, _mm256_add_epi32(count, _mm256_and_si256(negative, v.negative_row)),
+        4);
+    count = _mm256_sub_epi32(count, _mm256_castps_si256(_mm256_cmp_ps(a, next, _CMP_GE_OQ)));
+    const __m256i positive_bin = _mm256_min_epi32(_mm256_add_epi32(count, v.zero_bin), v.last_bin);
+    const __m256i negative_bin = _mm256_sub_epi32(v.below_zero_bin, count);
+    __m256i bin = _mm256_blendv_epi8(positive_bin, negative_bin, negative);
+    bin = _mm256_blendv_epi8(bin, v.outside_bin,
+                             _mm256_castps_si256(_mm256_cmp_ps(a, v.outside, _CMP_GE_OQ)));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(bin_of + j), bin);
+  }
+  bool finite = true;
+  for (; !kWhole && j < n; ++j) {
+    const float x = LoadFloat(base, block + j);
+    finite = finite && std::isfinite(x);
+    const int bin = finite ? bins.BinOf(x) : 0;
+    bin_of[j] = bin < 0 ? kNumBins : bin;
+  }
+  alignas(32) uint32_t magnitudes[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(magnitudes), largest_magnitude);
+  for (uint32_t m : magnitudes) finite = finite && m < 0x7f800000u;
+  if (finite) {
+    lo = block_lo;
+    hi = block_hi;
+  }
+  return finite;
+}
+
+// Adds an all-finite block, whose bins BinExponentialFloatBlock found, to the
+// sums (one chain in index order) and the lanes' counts; the min/max of its
+// last n % 8 values, which the vectors did not see, to scalar_lo/hi.
+[[gnu::always_inline]] inline void SumAndCountFloatBlock(const char* base, int64_t block,
+                                                         int64_t n, const int32_t* bin_of,
+                                                         uint64_t* lanes, double& scalar_lo,
+                                                         double& scalar_hi, double& s,
+                                                         double& s2) {
+  uint64_t* const lane0 = lanes;
   uint64_t* const lane1 = lane0 + kLaneBins;
   uint64_t* const lane2 = lane1 + kLaneBins;
   uint64_t* const lane3 = lane2 + kLaneBins;
-  const __m256i magnitude_mask = _mm256_set1_epi32(0x7fffffff);
-  const __m256i key_base = _mm256_set1_epi32(static_cast<int32_t>(bins.float_key_base()));
-  const __m256i zero = _mm256_setzero_si256();
-  const __m256i last_key = _mm256_set1_epi32(bins.float_keys_per_row() - 1);
-  const __m256i negative_row_key = _mm256_set1_epi32(bins.float_keys_per_row());
-  const __m256i negative_row = _mm256_set1_epi32(ExponentialBins::kThresholdRow);
-  const __m256i zero_bin = _mm256_set1_epi32(kZeroBin);
-  const __m256i last_bin = _mm256_set1_epi32(kNumBins - 1);
-  const __m256i below_zero_bin = _mm256_set1_epi32(kZeroBin - 1);
-  const __m256i outside_bin = _mm256_set1_epi32(kNumBins);
-  const __m256 outside = _mm256_set1_ps(bins.float_outside());
-  const int32_t* const counts = bins.float_counts();
-  const float* const next_thresholds = bins.float_thresholds() + 1;
-  __m256 lo = _mm256_set1_ps(std::numeric_limits<float>::infinity());
-  __m256 hi = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-  double scalar_lo = tally.min, scalar_hi = tally.max, s = 0, s2 = 0;
-  alignas(32) int32_t bin_of[kBlock];
-  for (int64_t block = begin; block < end; block += kBlock) {
-    const int64_t n = std::min(kBlock, end - block);
-    __m256 block_lo = lo, block_hi = hi;
-    __m256i largest_magnitude = zero;
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8) {
-      const __m256 x = _mm256_loadu_ps(FloatsAt(base, block + j));
-      const __m256i magnitude_bits = _mm256_and_si256(_mm256_castps_si256(x), magnitude_mask);
-      largest_magnitude = _mm256_max_epu32(largest_magnitude, magnitude_bits);
-      block_lo = _mm256_min_ps(x, block_lo);
-      block_hi = _mm256_max_ps(x, block_hi);
-      const __m256 a = _mm256_castsi256_ps(magnitude_bits);
-      const __m256i negative =
-          _mm256_castps_si256(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
-      __m256i key = _mm256_sub_epi32(
-          _mm256_srli_epi32(magnitude_bits, ExponentialBins::kFloatKeyShift), key_base);
-      key = _mm256_min_epi32(_mm256_max_epi32(key, zero), last_key);
-      key = _mm256_add_epi32(key, _mm256_and_si256(negative, negative_row_key));
-      __m256i count = _mm256_i32gather_epi32(counts, key, 4);
-      const __m256 next = _mm256_i32gather_ps(
-          next_thresholds, _mm256_add_epi32(count, _mm256_and_si256(negative, negative_row)), 4);
-      count = _mm256_sub_epi32(count, _mm256_castps_si256(_mm256_cmp_ps(a, next, _CMP_GE_OQ)));
-      const __m256i positive_bin = _mm256_min_epi32(_mm256_add_epi32(count, zero_bin), last_bin);
-      const __m256i negative_bin = _mm256_sub_epi32(below_zero_bin, count);
-      __m256i bin = _mm256_blendv_epi8(positive_bin, negative_bin, negative);
-      bin = _mm256_blendv_epi8(bin, outside_bin,
-                               _mm256_castps_si256(_mm256_cmp_ps(a, outside, _CMP_GE_OQ)));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(bin_of + j), bin);
-    }
-    bool finite = true;
-    for (; j < n; ++j) {
-      const float v = LoadFloat(base, block + j);
-      finite = finite && std::isfinite(v);
-      const int bin = finite ? bins.BinOf(v) : 0;
-      bin_of[j] = bin < 0 ? kNumBins : bin;
-    }
-    alignas(32) uint32_t magnitudes[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(magnitudes), largest_magnitude);
-    for (uint32_t m : magnitudes) finite = finite && m < 0x7f800000u;
-    if (!finite) {
-      TallyExponentialRange<PlainElement<float, float>>(base, block, block + n, bins, tally,
-                                                         scalar_lo, scalar_hi, s, s2);
-      continue;
-    }
-    lo = block_lo;
-    hi = block_hi;
-    for (j = 0; j < n - 8 + 1; j += 8) {  // the vector part's values, whole
-      for (int64_t v = j; v < j + 8; v += 4) {
-        const double x0 = LoadFloat(base, block + v), x1 = LoadFloat(base, block + v + 1);
-        const double x2 = LoadFloat(base, block + v + 2), x3 = LoadFloat(base, block + v + 3);
-        s += x0;
-        s2 += x0 * x0;
-        s += x1;
-        s2 += x1 * x1;
-        s += x2;
-        s2 += x2 * x2;
-        s += x3;
-        s2 += x3 * x3;
-        ++lane0[bin_of[v]];
-        ++lane1[bin_of[v + 1]];
-        ++lane2[bin_of[v + 2]];
-        ++lane3[bin_of[v + 3]];
-      }
-    }
-    for (; j < n; ++j) {  // the scalar tail, whose min/max the vectors did not see
-      const double x = LoadFloat(base, block + j);
-      scalar_lo = x < scalar_lo ? x : scalar_lo;
-      scalar_hi = x > scalar_hi ? x : scalar_hi;
-      s += x;
-      s2 += x * x;
-      ++lane0[bin_of[j]];
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {  // the vector part's values, whole
+    for (int64_t v = j; v < j + 8; v += 4) {
+      const double x0 = LoadFloat(base, block + v), x1 = LoadFloat(base, block + v + 1);
+      const double x2 = LoadFloat(base, block + v + 2), x3 = LoadFloat(base, block + v + 3);
+      s += x0;
+      s2 += x0 * x0;
+      s += x1;
+      s2 += x1 * x1;
+      s += x2;
+      s2 += x2 * x2;
+      s += x3;
+      s2 += x3 * x3;
+      ++lane0[bin_of[v]];
+      ++lane1[bin_of[v + 1]];
+      ++lane2[bin_of[v + 2]];
+      ++lane3[bin_of[v + 3]];
     }
   }
+  for (; j < n; ++j) {  // the scalar tail
+    const double x = LoadFloat(base, block + j);
+    scalar_lo = x < scalar_lo ? x : scalar_lo;
+    scalar_hi = x > scalar_hi ? x : scalar_hi;
+    s += x;
+    s2 += x * x;
+    ++lane0[bin_of[j]];
+  }
+}
+
+// The scalar code's pass over a block holding a NaN or Inf. The multi-chunk
+// kernel meets blocks out of index order (the same block of each chunk in
+// turn), so the tally's first non-finite index is kept the smallest seen.
+void TallyFloatBlockWithNonFinite(const char* base, int64_t block, int64_t n,
+                                  const ExponentialBins& bins, ExponentialTally& tally,
+                                  double& scalar_lo, double& scalar_hi, double& s, double& s2) {
+  NonFiniteTally seen = tally.nonfinite;
+  tally.nonfinite = {};
+  TallyExponentialRange<PlainElement<float, float>>(base, block, block + n, bins, tally,
+                                                     scalar_lo, scalar_hi, s, s2);
+  seen.Merge(tally.nonfinite);
+  tally.nonfinite = seen;
+}
+
+// Folds the vector min/max into the scalar ones and stores them in the tally.
+[[gnu::target("avx2")]] void StoreFloatRange(__m256 lo, __m256 hi, double scalar_lo,
+                                             double scalar_hi, ExponentialTally& tally) {
   alignas(32) float lows[8], highs[8];
   _mm256_store_ps(lows, lo);
   _mm256_store_ps(highs, hi);
@@ -305,8 +346,123 @@ using ExponentialLanes = std::vector<uint64_t>;  // 4 * kLaneBins
   }
   tally.min = scalar_lo;
   tally.max = scalar_hi;
+}
+
+// The pass over one summation chunk of float32, its sums starting from zero.
+// Bins of eight values at a time come from ExponentialBins' float tables; a
+// block with a NaN or Inf is redone by the scalar code. The sums are one
+// sequential chain in index order, as the determinism contract and byte
+// equality with PyTorch need: here they bound the speed, and the rest of the
+// work hides under them. Whole chunks go through the multi-chunk kernel
+// below instead; this one takes a chunk left alone (the last, short one).
+[[gnu::target("avx2")]] void TallyExponentialFloatChunkKernel(
+    const char* base, int64_t begin, int64_t end, const ExponentialBins& bins,
+    ExponentialTally& tally, ExponentialLanes& lanes, double& sum, double& sum_squares) {
+  const ExponentialVectors v = MakeExponentialVectors(bins);
+  __m256 lo = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  __m256 hi = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  double scalar_lo = tally.min, scalar_hi = tally.max, s = 0, s2 = 0;
+  alignas(32) int32_t bin_of[kExponentialBlock];
+  for (int64_t block = begin; block < end; block += kExponentialBlock) {
+    const int64_t n = std::min(kExponentialBlock, end - block);
+    if (BinExponentialFloatBlock<false>(base, block, n, bins, v, bin_of, lo, hi)) {
+      SumAndCountFloatBlock(base, block, n, bin_of, lanes.data(), scalar_lo, scalar_hi, s, s2);
+    } else {
+      TallyFloatBlockWithNonFinite(base, block, n, bins, tally, scalar_lo, scalar_hi, s, s2);
+    }
+  }
+  StoreFloatRange(lo, hi, scalar_lo, scalar_hi, tally);
   sum = s;
   sum_squares = s2;
+}
+
+// Adds four values, one of each chain, to the four chains of sums: one
+// vector add for four sequential adds, each lane rounding as the scalar
+// `s += x; s2 += x * x` does (a multiply then an add, never fused).
+[[gnu::target("avx2"), gnu::always_inline]] inline void AddToChains(__m128 x4, __m256d& s,
+                                                                    __m256d& s2) {
+  const __m256d x = _mm256_cvtps_pd(x4);
+  s = _mm256_add_pd(s, x);
+  s2 = _mm256_add_pd(s2, _mm256_mul_pd(x, x));
+}
+
+// The pass over kChunks (2 to 4) whole summation chunks side by side, the
+// first from element `first`: the same results as the one-chunk kernel run
+// on each, but each chunk's sums are one lane of a vector, still one chain
+// in its own index order, so the adds' latency is paid once per kChunks
+// values. sums and sum_squares get kChunks entries.
+template <int kChunks>
+[[gnu::target("avx2")]] void TallyExponentialFloatChunksKernel(
+    const char* base, int64_t first, const ExponentialBins& bins, ExponentialTally& tally,
+    ExponentialLanes& lanes, double* sums, double* sum_squares) {
+  static_assert(kChunks >= 2 && kChunks <= 4);
+  constexpr int64_t kChunk = HistogramBuilder::kChunkElements;
+  const ExponentialVectors v = MakeExponentialVectors(bins);
+  uint64_t* const lane0 = lanes.data();
+  uint64_t* const lane1 = lane0 + kLaneBins;
+  uint64_t* const lane2 = lane1 + kLaneBins;
+  uint64_t* const lane3 = lane2 + kLaneBins;
+  __m256 lo = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  __m256 hi = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  double scalar_lo = tally.min, scalar_hi = tally.max;
+  __m256d s = _mm256_setzero_pd(), s2 = _mm256_setzero_pd();
+  alignas(32) int32_t bin_of[kChunks][kExponentialBlock];
+  // Lanes past kChunks read the last chunk again; their sums are dropped.
+  int64_t chunk_at[4];
+  for (int c = 0; c < 4; ++c) chunk_at[c] = first + std::min(c, kChunks - 1) * kChunk;
+  for (int64_t offset = 0; offset < kChunk; offset += kExponentialBlock) {
+    bool all_finite = true;
+    bool finite[kChunks];
+    for (int c = 0; c < kChunks; ++c) {
+      finite[c] = BinExponentialFloatBlock<true>(base, chunk_at[c] + offset, kExponentialBlock, bins,
+                                           v, bin_of[c], lo, hi);
+      all_finite = all_finite && finite[c];
+    }
+    if (!all_finite) {  // rare: each chunk's block on its own, its chain out of the vector
+      alignas(32) double chain[4], chain2[4];
+      _mm256_store_pd(chain, s);
+      _mm256_store_pd(chain2, s2);
+      for (int c = 0; c < kChunks; ++c) {
+        if (finite[c]) {
+          SumAndCountFloatBlock(base, chunk_at[c] + offset, kExponentialBlock, bin_of[c],
+                                lanes.data(), scalar_lo, scalar_hi, chain[c], chain2[c]);
+        } else {
+          TallyFloatBlockWithNonFinite(base, chunk_at[c] + offset, kExponentialBlock, bins, tally,
+                                       scalar_lo, scalar_hi, chain[c], chain2[c]);
+        }
+      }
+      s = _mm256_load_pd(chain);
+      s2 = _mm256_load_pd(chain2);
+      continue;
+    }
+    for (int64_t j = 0; j < kExponentialBlock; j += 4) {
+      // Row c: values j..j+3 of chunk c; transposed, column k: value j+k of
+      // every chunk.
+      __m128 r0 = _mm_loadu_ps(FloatsAt(base, chunk_at[0] + offset + j));
+      __m128 r1 = _mm_loadu_ps(FloatsAt(base, chunk_at[1] + offset + j));
+      __m128 r2 = _mm_loadu_ps(FloatsAt(base, chunk_at[2] + offset + j));
+      __m128 r3 = _mm_loadu_ps(FloatsAt(base, chunk_at[3] + offset + j));
+      _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+      AddToChains(r0, s, s2);
+      AddToChains(r1, s, s2);
+      AddToChains(r2, s, s2);
+      AddToChains(r3, s, s2);
+      for (int c = 0; c < kChunks; ++c) {
+        ++lane0[bin_of[c][j]];
+        ++lane1[bin_of[c][j + 1]];
+        ++lane2[bin_of[c][j + 2]];
+        ++lane3[bin_of[c][j + 3]];
+      }
+    }
+  }
+  StoreFloatRange(lo, hi, scalar_lo, scalar_hi, tally);
+  alignas(32) double chain[4], chain2[4];
+  _mm256_store_pd(chain, s);
+  _mm256_store_pd(chain2, s2);
+  for (int c = 0; c < kChunks; ++c) {
+    sums[c] = chain[c];
+    sum_squares[c] = chain2[c];
+  }
 }
 
 // Adds the kernel's lanes into the tally's counts (the outside slot is
@@ -358,14 +514,42 @@ void TallyExponentialFloatTaskAvx2(const char* base, const TaskPlan& plan, int t
                                    const ExponentialBins& bins, ExponentialTally& tally,
                                    std::span<double> chunk_sums,
                                    std::span<double> chunk_sum_squares) {
+  constexpr int64_t kChunk = HistogramBuilder::kChunkElements;
   ExponentialLanes lanes(4 * kLaneBins);
-  for (int64_t c = plan.ChunkBegin(task); c < plan.ChunkBegin(task + 1); ++c) {
-    TallyExponentialFloatChunkKernel(base, plan.ElementAt(c), plan.ElementAt(c + 1), bins, tally,
-                                     lanes, chunk_sums[static_cast<size_t>(c)],
-                                     chunk_sum_squares[static_cast<size_t>(c)]);
+  const int64_t task_end = plan.ChunkBegin(task + 1);
+  int64_t c = plan.ChunkBegin(task);
+  while (c < task_end) {
+    // Whole chunks go side by side, up to four; a last short chunk, or one
+    // whole chunk left over, alone.
+    int64_t whole = 0;
+    while (whole < 4 && c + whole < task_end &&
+           plan.ElementAt(c + whole + 1) - plan.ElementAt(c + whole) == kChunk) {
+      ++whole;
+    }
+    const size_t at = static_cast<size_t>(c);
+    switch (whole) {
+      case 4:
+        TallyExponentialFloatChunksKernel<4>(base, plan.ElementAt(c), bins, tally, lanes,
+                                             &chunk_sums[at], &chunk_sum_squares[at]);
+        break;
+      case 3:
+        TallyExponentialFloatChunksKernel<3>(base, plan.ElementAt(c), bins, tally, lanes,
+                                             &chunk_sums[at], &chunk_sum_squares[at]);
+        break;
+      case 2:
+        TallyExponentialFloatChunksKernel<2>(base, plan.ElementAt(c), bins, tally, lanes,
+                                             &chunk_sums[at], &chunk_sum_squares[at]);
+        break;
+      default:
+        whole = 1;
+        TallyExponentialFloatChunkKernel(base, plan.ElementAt(c), plan.ElementAt(c + 1), bins,
+                                         tally, lanes, chunk_sums[at], chunk_sum_squares[at]);
+        break;
+    }
+    c += whole;
   }
   FinishExponentialFloatTask(base, plan.ElementAt(plan.ChunkBegin(task)),
-                             plan.ElementAt(plan.ChunkBegin(task + 1)), lanes, tally);
+                             plan.ElementAt(task_end), lanes, tally);
 }
 
 }  // namespace tblog::histogram_internal

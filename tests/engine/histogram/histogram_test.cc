@@ -479,6 +479,77 @@ TEST(HistogramKernelTest, NonFiniteValuesGiveTheSameBytesAsThePortableCode) {
   EXPECT_EQ(fast_exponential.nonfinite_count, 4);
 }
 
+// Every exponential edge as a float, and its neighbours: the float32
+// kernel's key table must settle each with its one comparison.
+TEST(HistogramKernelTest, EveryExponentialEdgeGivesTheBinOfThePortableCode) {
+  std::vector<float> values;
+  for (double e : HistogramBuilder::ExponentialEdges()) {
+    const float f = static_cast<float>(e);
+    for (float v : {f, std::nextafter(f, -FLT_MAX), std::nextafter(f, FLT_MAX)}) {
+      values.push_back(v);
+    }
+  }
+  // One value per histogram, so that each is checked on its own; eight
+  // copies of it, as the vector code takes eight at a time.
+  for (float v : values) {
+    const OwnedTensor t = FloatTensor(std::vector<float>(8, v));
+    const std::string fast = BuildExponential(t).value.SerializeAsString();
+    const PortableKernelsOnly scope;
+    EXPECT_EQ(fast, BuildExponential(t).value.SerializeAsString()) << v;
+  }
+}
+
+// Whole chunks go through the kernel that sums two to four of them side by
+// side; a short last chunk and odd ones through the one-chunk kernel. Every
+// split (no runner: one task; 2 and 3 threads: tasks of one to four chunks)
+// must give the bytes of the portable code, non-finite values included: the
+// side-by-side kernel meets its blocks out of index order, and must still
+// name the first non-finite value.
+TEST(HistogramKernelTest, ChunksSummedSideBySideGiveTheBytesOfThePortableCode) {
+  if (!histogram_internal::Avx2KernelsAvailable()) {
+    GTEST_SKIP() << "no AVX2 on this machine: only the portable code runs";
+  }
+  constexpr int64_t kChunk = HistogramBuilder::kChunkElements;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  ThreadParallelRunner two(2), three(3);
+  for (int64_t n : {2 * kChunk, 3 * kChunk, 4 * kChunk + 1000, 9 * kChunk - 5, 17 * kChunk}) {
+    std::vector<float> values(static_cast<size_t>(n));
+    for (float& v : values) v = normal(rng);
+    std::vector<float> with_nonfinite = values;
+    // A NaN early in the last whole chunk, found before the Inf late in
+    // chunk 0 when the chunks go side by side.
+    const int64_t last_whole = n / kChunk - 1;
+    with_nonfinite[static_cast<size_t>(last_whole * kChunk + 10)] =
+        std::numeric_limits<float>::quiet_NaN();
+    with_nonfinite[static_cast<size_t>(kChunk - 100)] = std::numeric_limits<float>::infinity();
+    for (ParallelRunner* threads : {static_cast<ParallelRunner*>(nullptr),
+                                    static_cast<ParallelRunner*>(&two),
+                                    static_cast<ParallelRunner*>(&three)}) {
+      for (const std::vector<float>* input : {&values, &with_nonfinite}) {
+        const OwnedTensor t = FloatTensor(*input);
+        const std::string what = "n " + std::to_string(n) + (threads ? " threaded" : "") +
+                                 (input == &values ? "" : " non-finite");
+        const HistogramSummary fast = BuildExponential(t, {.runner = threads});
+        const auto fast_rejected =
+            HistogramBuilder({.non_finite = NonFinitePolicy::kReject, .runner = threads})
+                .Exponential("h", t.view());
+        const PortableKernelsOnly scope;
+        const HistogramSummary portable = BuildExponential(t, {.runner = threads});
+        EXPECT_EQ(fast.value.SerializeAsString(), portable.value.SerializeAsString()) << what;
+        EXPECT_EQ(fast.nonfinite_count, portable.nonfinite_count) << what;
+        if (input != &values) {
+          EXPECT_EQ(fast.nonfinite_count, 2) << what;
+          EXPECT_NE(fast_rejected.status().message().find(
+                        "the first at flat index " + std::to_string(kChunk - 100)),
+                    std::string::npos)
+              << what << ": " << fast_rejected.status();
+        }
+      }
+    }
+  }
+}
+
 // ---- Range hints (a shared-memory client's claimed min and max) ---------------
 
 // Uniform with a range hint, which must give the bytes of Uniform without one.
