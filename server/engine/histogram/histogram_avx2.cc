@@ -200,11 +200,11 @@ static_assert(HistogramBuilder::kChunkElements % kExponentialBlock == 0);
 // ExponentialBins' float tables as the vector code uses them, made once per
 // call so that the hot loops keep them in registers.
 struct ExponentialVectors {
-  __m256i key_base, last_key, negative_row_key, negative_row;
+  __m256i key_base, last_key, negative_row_key;
   __m256i zero_bin, last_bin, below_zero_bin, outside_bin;
   __m256 outside;
-  const int32_t* counts;
-  const float* next_thresholds;
+  __m256i cell_low_mask, split_mask, one;
+  const uint32_t* cells;
 };
 
 [[gnu::target("avx2")]] ExponentialVectors MakeExponentialVectors(const ExponentialBins& bins) {
@@ -212,14 +212,15 @@ struct ExponentialVectors {
   v.key_base = _mm256_set1_epi32(static_cast<int32_t>(bins.float_key_base()));
   v.last_key = _mm256_set1_epi32(bins.float_keys_per_row() - 1);
   v.negative_row_key = _mm256_set1_epi32(bins.float_keys_per_row());
-  v.negative_row = _mm256_set1_epi32(ExponentialBins::kThresholdRow);
   v.zero_bin = _mm256_set1_epi32(kZeroBin);
   v.last_bin = _mm256_set1_epi32(kNumBins - 1);
   v.below_zero_bin = _mm256_set1_epi32(kZeroBin - 1);
   v.outside_bin = _mm256_set1_epi32(kNumBins);
   v.outside = _mm256_set1_ps(bins.float_outside());
-  v.counts = bins.float_counts();
-  v.next_thresholds = bins.float_thresholds() + 1;
+  v.cell_low_mask = _mm256_set1_epi32(ExponentialBins::kFloatCellLowMask);
+  v.split_mask = _mm256_set1_epi32((1 << ExponentialBins::kFloatCellCountShift) - 1);
+  v.one = _mm256_set1_epi32(1);
+  v.cells = bins.float_cells();
   return v;
 }
 
@@ -250,11 +251,14 @@ template <bool kWhole>
         _mm256_srli_epi32(magnitude_bits, ExponentialBins::kFloatKeyShift), v.key_base);
     key = _mm256_min_epi32(_mm256_max_epi32(key, zero), v.last_key);
     key = _mm256_add_epi32(key, _mm256_and_si256(negative, v.negative_row_key));
-    __m256i count = _mm256_i32gather_epi32(v.counts, key, 4);
-    const __m256 next = _mm256_i32gather_ps(
-        v.next_thresholds, _mm256_add_epi32(count, _mm256_and_si256(negative, v.negative_row)),
-        4);
-    count = _mm256_sub_epi32(count, _mm256_castps_si256(_mm256_cmp_ps(a, next, _CMP_GE_OQ)));
+    const __m256i cell =
+        _mm256_i32gather_epi32(reinterpret_cast<const int*>(v.cells), key, 4);
+    // below: all ones (-1) when a's low bits are under the cell's split.
+    const __m256i below = _mm256_cmpgt_epi32(_mm256_and_si256(cell, v.split_mask),
+                                             _mm256_and_si256(magnitude_bits, v.cell_low_mask));
+    const __m256i count = _mm256_add_epi32(
+        _mm256_srli_epi32(cell, ExponentialBins::kFloatCellCountShift),
+        _mm256_add_epi32(below, v.one));
     const __m256i positive_bin = _mm256_min_epi32(_mm256_add_epi32(count, v.zero_bin), v.last_bin);
     const __m256i negative_bin = _mm256_sub_epi32(v.below_zero_bin, count);
     __m256i bin = _mm256_blendv_epi8(positive_bin, negative_bin, negative);

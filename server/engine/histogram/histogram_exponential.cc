@@ -79,7 +79,13 @@ void ExponentialBins::BuildFloatTables() {
       const float cell_low =
           std::bit_cast<float>((float_key_base_ + static_cast<uint32_t>(k)) << kFloatKeyShift);
       while (count < kPositiveEdges && row[count + 1] <= cell_low) ++count;
-      float_counts_.push_back(count);
+      // The one threshold that may lie inside the cell is the next one; it
+      // does when it has the cell's key.
+      const uint32_t next = std::bit_cast<uint32_t>(row[count + 1]);
+      const uint32_t split = next >> kFloatKeyShift == float_key_base_ + static_cast<uint32_t>(k)
+                                 ? next & kFloatCellLowMask
+                                 : kFloatCellNoSplit;
+      float_cells_.push_back(static_cast<uint32_t>(count) << kFloatCellCountShift | split);
     }
   }
 }

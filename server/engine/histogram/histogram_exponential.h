@@ -71,17 +71,24 @@ class ExponentialBins {
   // for a float a, "edge e <= a" is "a >= the smallest float >= e" and
   // "e < a" is "a >= the smallest float > e". Row s (0: x >= 0, 1: x < 0)
   // of float_thresholds holds those floats, -1 first and +inf last as
-  // positive_ does; row s of float_counts holds, per key (a float's exponent
+  // positive_ does. Row s of float_cells holds, per key (a float's exponent
   // and top 4 mantissa bits, less float_key_base), how many of row s's
-  // thresholds are <= the key's lowest float. A key cell spans a ratio below
-  // 1.1, so at most one threshold lies inside it: one compare settles it.
-  // Four bits (cells of ratio <= 17/16) keep the table at about 14 KiB, so
-  // that the kernel's gathers from it stay in L1 (six bits: about 54 KiB).
+  // thresholds are <= the key's lowest float (bits kFloatCellCountShift and
+  // up). A key cell spans a ratio of at most 17/16 < 1.1, so at most one
+  // threshold lies inside it; the low bits hold that threshold's bits below
+  // the key (kFloatCellLowMask), or kFloatCellNoSplit when there is none.
+  // Within a cell the floats are ordered as those low bits, so a's bin is
+  // the count plus one when a's low bits are at least the split: one table
+  // read and one integer compare. Four key bits keep the table at about
+  // 14 KiB, so that the kernel's gathers from it stay in L1.
   static constexpr int kFloatKeyShift = 23 - 4;
+  static constexpr uint32_t kFloatCellLowMask = (uint32_t{1} << kFloatKeyShift) - 1;
+  static constexpr uint32_t kFloatCellNoSplit = kFloatCellLowMask + 1;  // above any low bits
+  static constexpr int kFloatCellCountShift = kFloatKeyShift + 1;
   static constexpr int kThresholdRow = kPositiveEdges + 2;
 
   const float* float_thresholds() const { return float_thresholds_.data(); }
-  const int32_t* float_counts() const { return float_counts_.data(); }
+  const uint32_t* float_cells() const { return float_cells_.data(); }
   uint32_t float_key_base() const { return float_key_base_; }
   int32_t float_keys_per_row() const { return float_keys_per_row_; }
   // |x| >= this: beyond the last edge, in no bin.
@@ -104,7 +111,7 @@ class ExponentialBins {
   }
 
   std::vector<float> float_thresholds_;  // 2 rows of kThresholdRow
-  std::vector<int32_t> float_counts_;    // 2 rows of float_keys_per_row_
+  std::vector<uint32_t> float_cells_;    // 2 rows of float_keys_per_row_
   uint32_t float_key_base_ = 0;
   int32_t float_keys_per_row_ = 0;
 
