@@ -52,6 +52,12 @@ class ShmRing {
   // in place (Grow) without moving. Errors are the system's (memfd_create,
   // ftruncate, mmap), the caller then sends bytes.
   static absl::StatusOr<std::unique_ptr<ShmRing>> Create(size_t bytes, size_t max_bytes = 0);
+  // The size a ring of `bytes` grows to for a tensor of `tensor_bytes`:
+  // doubled until it holds two of them (so that the trainer copies one in
+  // while the daemon converts the other), at most `max_bytes`, never less
+  // than `bytes`. Growth (Take) and the first ring's size (RecordStream)
+  // follow this one rule.
+  static size_t SizeFor(size_t tensor_bytes, size_t bytes, size_t max_bytes);
   ~ShmRing();
   ShmRing(const ShmRing&) = delete;
   ShmRing& operator=(const ShmRing&) = delete;
