@@ -312,7 +312,9 @@ void Run::Enqueue(std::unique_ptr<Entry> entry) { queue_.push_back(std::move(ent
 void Run::MaybeScheduleWriter() {
   if (writing_ || queue_.empty() || !queue_.front()->ready) return;
   writing_ = true;
-  context_.workers->Submit([self = shared_from_this()] { self->WriteGroups(); });
+  // First in line: the writer is short, and its acks free what the client
+  // waits for (WorkerPool::SubmitFirst).
+  context_.workers->SubmitFirst([self = shared_from_this()] { self->WriteGroups(); });
 }
 
 void Run::ConvertBatch(Entry* entry) {
