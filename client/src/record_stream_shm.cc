@@ -10,54 +10,39 @@
 #include "record_stream.h"
 
 namespace tblog {
-namespace {
-
-// Makes a ring of `bytes` into `*ring` and attaches it: the token, or why
-// not (`*ring` stays null when making it failed, see ShmRing::Create).
-absl::StatusOr<std::string> MakeRing(size_t bytes, size_t max_bytes, const std::string& socket,
-                                     absl::Duration timeout, std::unique_ptr<ShmRing>* ring) {
-  auto made = ShmRing::Create(bytes, max_bytes);
-  if (!made.ok()) return made.status();
-  *ring = *std::move(made);
-  return (*ring)->Attach(socket, timeout);
-}
-
-}  // namespace
 
 std::string RecordStream::AttachRing() {
   const std::string socket = ShmRing::SocketFor(options_.target, options_.shm_socket);
   if (socket.empty() || options_.shm_ring_bytes == 0 || ring_failed_) return "";
   // Short: the daemon answers at once or is not there (bytes then).
   const absl::Duration timeout = std::min(options_.rpc_timeout, absl::Seconds(2));
-  if (ring_ != nullptr) {
-    auto token = ring_->Attach(socket, timeout);
-    return token.ok() ? *token : "";
-  }
-  const size_t tensor = ring_wanted_.load(std::memory_order_relaxed);
-  if (tensor == 0) return "";  // no large tensor yet
-  // Sized at once for the tensor that asked (ShmRing::SizeFor), rather than
-  // grown when the next one fills it: a growth maps the ring again on both
-  // sides and allocates its new part meanwhile, with the training thread
-  // waiting for room (48 ms from 64 to 128 MiB for 16M floats, bench/README.md).
-  const size_t sized =
-      ShmRing::SizeFor(tensor, options_.shm_ring_bytes, options_.shm_ring_max_bytes);
-  absl::StatusOr<std::string> token =
-      MakeRing(sized, options_.shm_ring_max_bytes, socket, timeout, &ring_);
-  if (!token.ok() && ring_ != nullptr && sized > options_.shm_ring_bytes &&
-      token.status().code() != absl::StatusCode::kUnavailable) {
-    // Refused at that size (the daemon's rings share half its in-flight
-    // budget): shm_ring_bytes, as without the tensor's hint. UNAVAILABLE
-    // (no daemon at the socket) would not answer a smaller ring either.
-    ring_.reset();
-    token = MakeRing(options_.shm_ring_bytes, options_.shm_ring_max_bytes, socket, timeout, &ring_);
-  }
   if (ring_ == nullptr) {
-    ring_failed_ = true;  // e.g. no memfd here: bytes, for good
-    return "";
+    const size_t tensor = ring_wanted_.load(std::memory_order_relaxed);
+    if (tensor == 0) return "";  // no large tensor yet
+    // Sized at once for the tensor that asked (ShmRing::SizeFor), rather
+    // than grown when the next one fills it: a growth maps the ring again
+    // on both sides and allocates its new part meanwhile, with the training
+    // thread waiting for room (48 ms from 64 to 128 MiB for 16M floats,
+    // bench/README.md).
+    auto ring = ShmRing::Create(
+        ShmRing::SizeFor(tensor, options_.shm_ring_bytes, options_.shm_ring_max_bytes),
+        options_.shm_ring_max_bytes);
+    if (!ring.ok()) {
+      ring_failed_ = true;  // e.g. no memfd here: bytes, for good
+      return "";
+    }
+    ring_ = *std::move(ring);
+    ring_view_.store(ring_.get(), std::memory_order_release);
   }
-  // Published once attached (or refused): the record path only ever sees
-  // this one ring.
-  ring_view_.store(ring_.get(), std::memory_order_release);
+  absl::StatusOr<std::string> token = ring_->Attach(socket, timeout);
+  // Refused at that size (the daemon's rings share half its in-flight
+  // budget) before any slice was taken: shm_ring_bytes, as without the
+  // tensor's hint. UNAVAILABLE (no daemon at the socket) would not answer
+  // a smaller ring either.
+  if (!token.ok() && token.status().code() != absl::StatusCode::kUnavailable &&
+      ring_->ShrinkUnused(options_.shm_ring_bytes)) {
+    token = ring_->Attach(socket, timeout);
+  }
   return token.ok() ? *token : "";
 }
 

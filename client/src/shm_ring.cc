@@ -300,6 +300,17 @@ absl::Status ShmRing::Grow(const std::string& socket_path, absl::Duration timeou
   return absl::OkStatus();
 }
 
+bool ShmRing::ShrinkUnused(size_t bytes) {
+  MutexLock lock(&mu_);
+  if (!allocations_.empty() || usable_ || bytes >= size_) return false;
+  // The pages stay mapped here; nothing reads or writes past size_.
+  (void)::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(bytes),
+                    static_cast<off_t>(file_bytes_ - bytes));
+  grow_refused_ = size_;  // what the daemon just refused; no growth asks for it again
+  size_ = bytes;
+  return true;
+}
+
 size_t ShmRing::size() const {
   MutexLock lock(&mu_);
   return size_;

@@ -79,6 +79,13 @@ class ShmRing {
                                                         absl::Duration timeout,
                                                         const std::string& grow_token = "");
 
+  // Makes an attached-nowhere ring of more than `bytes` a ring of `bytes`
+  // (sender thread): what follows a refusal of its size. Its pages past
+  // `bytes` are given back (the memfd keeps its size: it cannot shrink),
+  // and no growth to its old size or more is asked (Grow). False, touching
+  // nothing, when the ring is attached, holds a slice, or is not larger.
+  bool ShrinkUnused(size_t bytes);
+
   // Whether the last Attach succeeded: records use slices only then.
   bool usable() const;
 
