@@ -10,13 +10,15 @@
 // Benchmarks print; nothing is asserted.
 //
 //   tblog-shm-bench --daemon build-release/server/daemon/tblogd [--sizes 1048576,16777216]
+#include <dirent.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
+#include <cstdio>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -50,6 +52,30 @@ int FreePort() {
   }
   ::close(fd);
   return port;
+}
+
+// CPU seconds of every thread of `pid` so far, in nanoseconds
+// (/proc/<pid>/task/*/schedstat), falling back to /proc/<pid>/stat's clock
+// ticks. The ticks (10 ms) were too coarse: a default run's 64 histograms of
+// 1M floats cost the daemon about 100 ms, which they gave to +-10%. A thread
+// that ends between two readings loses what it ran since the first (tblogd's
+// workers and polling threads live as long as it does).
+double DaemonCpuSeconds(pid_t pid) {
+  const std::string tasks = absl::StrCat("/proc/", pid, "/task");
+  DIR* dir = ::opendir(tasks.c_str());
+  if (dir == nullptr) return bench::ProcessCpuSeconds(pid).value_or(0);
+  unsigned long long nanoseconds = 0;
+  while (const dirent* task = ::readdir(dir)) {
+    if (task->d_name[0] == '.') continue;
+    const std::string path = absl::StrCat(tasks, "/", task->d_name, "/schedstat");
+    if (FILE* file = std::fopen(path.c_str(), "r")) {
+      unsigned long long on_cpu = 0;
+      if (std::fscanf(file, "%llu", &on_cpu) == 1) nanoseconds += on_cpu;
+      std::fclose(file);
+    }
+  }
+  ::closedir(dir);
+  return static_cast<double>(nanoseconds) * 1e-9;
 }
 
 struct Transport {
@@ -124,7 +150,7 @@ double MedianCallWithRoom(Writer& writer, bool slots, const std::vector<float>& 
 // then, for shared memory, MedianCallWithRoom into `call_with_room`.
 Side ThroughDaemon(const Transport& transport, pid_t daemon_pid, const std::string& run,
                    int64_t calls, const std::vector<float>& values, WriterStats* stats,
-                   double* call_with_room, double* fill_seconds) {
+                   double* call_with_room, double* fill_seconds, double* daemon_cpu_seconds) {
   Side side;
   WriterOptions options;
   options.target = transport.target;
@@ -149,9 +175,10 @@ Side ThroughDaemon(const Transport& transport, pid_t daemon_pid, const std::stri
   side.calls = calls;
   side.units = static_cast<double>(calls) * static_cast<double>(values.size());
   const auto cpu = [&] {
-    return OwnCpuSeconds() + bench::ProcessCpuSeconds(daemon_pid).value_or(0);
+    return OwnCpuSeconds() + DaemonCpuSeconds(daemon_pid);
   };
   const double cpu_start = cpu();
+  const double daemon_cpu_start = DaemonCpuSeconds(daemon_pid);
   const Clock::time_point start = Clock::now();
   Fill fill;
   for (int64_t i = 0; i < calls && side.status.ok(); ++i) {
@@ -164,6 +191,7 @@ Side ThroughDaemon(const Transport& transport, pid_t daemon_pid, const std::stri
   // loop. Their time stays in (it holds a core the daemon could use).
   side.seconds = SecondsBetween(start, Clock::now());
   side.cpu_seconds = cpu() - cpu_start - fill.cpu_seconds;
+  *daemon_cpu_seconds = DaemonCpuSeconds(daemon_pid) - daemon_cpu_start;
   *fill_seconds = fill.seconds;
   *stats = (*writer)->stats();
   if (side.status.ok() && transport.shm) {
@@ -184,6 +212,25 @@ void PrintRow(const std::string& workload, const Side& side, int64_t calls, doub
       "%-30s | %9.0fM el/s | %6.2f | %9.2f ms | %9.2f ms | %s\n", workload, side.rate() / 1e6,
       in_process_rate > 0 ? side.rate() / in_process_rate : 1.0, 1e3 * side.cpu_seconds / per,
       1e3 * side.per_call(), note) << std::flush;
+}
+
+// A transport row's notes: how many tensors went through the ring, the
+// call with room, tblogd's share of the CPU and (slots) the fills.
+std::string RowNote(const WriterStats& stats, int64_t calls, bool slots, double call_with_room,
+                    double fill_seconds, double daemon_cpu_seconds) {
+  const double per = static_cast<double>(calls);
+  std::string note = absl::StrCat(stats.shm_tensors, " of ", calls + 2, " via the ring");
+  if (stats.shm_ring_bytes > 0) absl::StrAppend(&note, " of ", stats.shm_ring_bytes >> 20, " MiB");
+  if (call_with_room > 0) {
+    absl::StrAppend(&note, absl::StrFormat("; %.2f ms a call with room", 1e3 * call_with_room));
+  }
+  absl::StrAppend(&note,
+                  absl::StrFormat("; CPU %.2f ms tblogd", 1e3 * daemon_cpu_seconds / per));
+  if (slots) {
+    absl::StrAppend(&note, absl::StrFormat("; fills %.2f ms a call, not in CPU",
+                                           1e3 * fill_seconds / per));
+  }
+  return note;
 }
 
 // The shared-memory rows, from the rows printed above.
@@ -285,21 +332,13 @@ int Run(const std::string& daemon_binary, const std::vector<int64_t>& sizes, int
     summary.sizes[size].calls = calls;
     for (const Transport& transport : transports) {
       WriterStats stats;
-      double call_with_room = 0, fill_seconds = 0;
-      const Side side =
-          ThroughDaemon(transport, pid, absl::StrCat("bench/", size, "-", transport.name), calls,
-                        inputs.histogram_values, &stats, &call_with_room, &fill_seconds);
-      std::string note = absl::StrCat(stats.shm_tensors, " of ", calls + 2, " via the ring");
-      if (stats.shm_ring_bytes > 0) {
-        absl::StrAppend(&note, " of ", stats.shm_ring_bytes >> 20, " MiB");
-      }
-      if (call_with_room > 0) {
-        absl::StrAppend(&note, absl::StrFormat("; %.2f ms a call with room", 1e3 * call_with_room));
-      }
-      if (transport.slots) {
-        absl::StrAppend(&note, absl::StrFormat("; fills %.2f ms a call, not in CPU",
-                                               1e3 * fill_seconds / static_cast<double>(calls)));
-      }
+      double call_with_room = 0, fill_seconds = 0, daemon_cpu = 0;
+      const Side side = ThroughDaemon(transport, pid,
+                                      absl::StrCat("bench/", size, "-", transport.name), calls,
+                                      inputs.histogram_values, &stats, &call_with_room,
+                                      &fill_seconds, &daemon_cpu);
+      const std::string note = RowNote(stats, calls, transport.slots, call_with_room,
+                                       fill_seconds, daemon_cpu);
       PrintRow(absl::StrCat(label, " ", transport.name), side, calls, local.rate(), note);
       Summary::Size& row = summary.sizes[size];
       if (transport.shm) {
@@ -310,7 +349,8 @@ int Run(const std::string& daemon_binary, const std::vector<int64_t>& sizes, int
   }
   summary.Print();
   std::cout << "rate: elements/s from the first call until flush() returned; x in-p: rate / "
-               "in-process rate;\nCPU/histo: CPU seconds of this process + tblogd per histogram; "
+               "in-process rate;\nCPU/histo: CPU seconds of this process + tblogd per histogram "
+               "(notes: tblogd's share); "
                "caller/call: time inside Writer::histogram (slots: histogram_slot + submit), back "
                "to back: waits for ring room included;\nslots: the fills (the trainer computing "
                "its values into the slot) are left out of CPU, as in-process leaves out making "

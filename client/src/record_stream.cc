@@ -366,7 +366,8 @@ RecordStream::StreamEnd RecordStream::RunStream() {
       }
     }
     bool write_failed = false;
-    if (ring_token.empty() && ring_ == nullptr && ring_wanted_.load(std::memory_order_relaxed)) {
+    if (ring_token.empty() && ring_ == nullptr &&
+        ring_wanted_.load(std::memory_order_relaxed) != 0) {
       // The first large tensor (sent as bytes): a ring for the next ones,
       // bound by a message of its own (tblog.proto, WriteRequest.shm_ring).
       ring_token = AttachRing();

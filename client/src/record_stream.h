@@ -119,7 +119,10 @@ class RecordStream {
   ShmRing* ShmRingFor(size_t bytes) {
     ShmRing* ring = shm_ring();
     if (ring == nullptr && bytes >= ShmRing::kMinSliceBytes) {
-      ring_wanted_.store(true, std::memory_order_relaxed);
+      size_t wanted = ring_wanted_.load(std::memory_order_relaxed);
+      while (wanted < bytes &&
+             !ring_wanted_.compare_exchange_weak(wanted, bytes, std::memory_order_relaxed)) {
+      }
     }
     return ring;
   }
@@ -265,7 +268,8 @@ class RecordStream {
   // with this. ring_failed_ (sender only): making it failed, never retried.
   std::unique_ptr<ShmRing> ring_;
   std::atomic<ShmRing*> ring_view_{nullptr};
-  std::atomic<bool> ring_wanted_{false};  // ShmRingFor saw a large tensor
+  // The largest tensor ShmRingFor saw before the ring was made (0: none).
+  std::atomic<size_t> ring_wanted_{0};
   bool ring_failed_ = false;
 
   // The sender's wake-up flag (see WaitForWake), set after the state change.

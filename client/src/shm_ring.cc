@@ -300,6 +300,17 @@ absl::Status ShmRing::Grow(const std::string& socket_path, absl::Duration timeou
   return absl::OkStatus();
 }
 
+bool ShmRing::ShrinkUnused(size_t bytes) {
+  MutexLock lock(&mu_);
+  if (!allocations_.empty() || usable_ || bytes >= size_) return false;
+  // The pages stay mapped here; nothing reads or writes past size_.
+  (void)::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(bytes),
+                    static_cast<off_t>(file_bytes_ - bytes));
+  grow_refused_ = size_;  // what the daemon just refused; no growth asks for it again
+  size_ = bytes;
+  return true;
+}
+
 size_t ShmRing::size() const {
   MutexLock lock(&mu_);
   return size_;
@@ -326,11 +337,16 @@ std::optional<uint64_t> ShmRing::FitLocked(uint64_t length) const {
   return head_;
 }
 
+size_t ShmRing::SizeFor(size_t tensor_bytes, size_t bytes, size_t max_bytes) {
+  const size_t length = (tensor_bytes + kAlign - 1) / kAlign * kAlign;
+  size_t target = bytes;
+  while (target > 0 && target < 2 * length && target < max_bytes) target *= 2;
+  return std::max(bytes, std::min(target, max_bytes));
+}
+
 void ShmRing::WantGrowthLocked(uint64_t length) {
   if (2 * length <= size_ || size_ >= capacity_) return;
-  size_t target = size_;
-  while (target < 2 * length && target < capacity_) target *= 2;
-  target = std::min(target, capacity_);
+  const size_t target = SizeFor(length, size_, capacity_);
   size_t previous = grow_wanted_.load(std::memory_order_relaxed);
   while (previous < target &&
          !grow_wanted_.compare_exchange_weak(previous, target, std::memory_order_relaxed)) {

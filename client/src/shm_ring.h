@@ -52,6 +52,12 @@ class ShmRing {
   // in place (Grow) without moving. Errors are the system's (memfd_create,
   // ftruncate, mmap), the caller then sends bytes.
   static absl::StatusOr<std::unique_ptr<ShmRing>> Create(size_t bytes, size_t max_bytes = 0);
+  // The size a ring of `bytes` grows to for a tensor of `tensor_bytes`:
+  // doubled until it holds two of them (so that the trainer copies one in
+  // while the daemon converts the other), at most `max_bytes`, never less
+  // than `bytes`. Growth (Take) and the first ring's size (RecordStream)
+  // follow this one rule.
+  static size_t SizeFor(size_t tensor_bytes, size_t bytes, size_t max_bytes);
   ~ShmRing();
   ShmRing(const ShmRing&) = delete;
   ShmRing& operator=(const ShmRing&) = delete;
@@ -72,6 +78,13 @@ class ShmRing {
                                                         uint64_t ring_bytes,
                                                         absl::Duration timeout,
                                                         const std::string& grow_token = "");
+
+  // Makes an attached-nowhere ring of more than `bytes` a ring of `bytes`
+  // (sender thread): what follows a refusal of its size. Its pages past
+  // `bytes` are given back (the memfd keeps its size: it cannot shrink),
+  // and no growth to its old size or more is asked (Grow). False, touching
+  // nothing, when the ring is attached, holds a slice, or is not larger.
+  bool ShrinkUnused(size_t bytes);
 
   // Whether the last Attach succeeded: records use slices only then.
   bool usable() const;

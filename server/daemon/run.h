@@ -181,8 +181,9 @@ class Run : public std::enable_shared_from_this<Run> {
   void Enqueue(std::unique_ptr<Entry> entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Enqueues a kEvents entry of `events` and schedules the writer.
   void EnqueueEvents(Converted events, Done done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Starts a writer on the pool if the front entry is ready and none runs.
-  void MaybeScheduleWriter() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts a writer on the pool if the front entry is ready and none runs;
+  // `first`: ahead of the tasks waiting (WorkerPool::SubmitFirst).
+  void MaybeScheduleWriter(bool first = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ConvertBatch(Entry* entry) ABSL_LOCKS_EXCLUDED(mu_);
   // The group-commit loop; runs on a worker while writing_ is true.
   void WriteGroups() ABSL_LOCKS_EXCLUDED(mu_);

@@ -27,6 +27,11 @@ void WorkerPool::Submit(absl::AnyInvocable<void() &&> task) {
   queue_.push_back(std::move(task));
 }
 
+void WorkerPool::SubmitFirst(absl::AnyInvocable<void() &&> task) {
+  MutexLock lock(&mu_);
+  queue_.push_front(std::move(task));
+}
+
 int64_t WorkerPool::queued_tasks() const {
   MutexLock lock(&mu_);
   return static_cast<int64_t>(queue_.size());

@@ -37,6 +37,13 @@ class WorkerPool final : public ParallelRunner {
   // Queues `task` to run once on a worker. Must not be called after (or
   // during) destruction.
   void Submit(absl::AnyInvocable<void() &&> task);
+  // Queues `task` ahead of every task waiting (not of those running), for
+  // short tasks that others wait on: a run's writer, whose acknowledgements
+  // free the client's shared-memory slices and the budget. Behind the
+  // conversions queued meanwhile, the ack of a large histogram waited for
+  // the next one's conversion, and the client's copy of the one after
+  // could not overlap it (bench/README.md, shared memory).
+  void SubmitFirst(absl::AnyInvocable<void() &&> task);
 
   // ParallelRunner. Helper tasks go to the front of the queue; the caller runs
   // every chunk no idle worker has claimed, so calling it from a worker (all

@@ -187,6 +187,32 @@ class ShmE2eTest : public ::testing::Test {
     return (*writer)->stats();
   }
 
+  // A writer on `run` with a 1 MiB ring: `large` first when `large_first`
+  // (it makes the ring), else a warm-up; then three steps of `large` and
+  // of a 400 KB "small", and close. Returns its stats.
+  WriterStats LogLargeAndSmall(const std::string& run, const std::vector<float>& large,
+                               bool large_first) {
+    const std::vector<float> small = Values(100000, 1.0f);
+    WriterOptions options = OptionsFor(*daemon_, run);
+    options.shm_ring_bytes = 1 << 20;
+    options.max_buffer_bytes = 32 << 20;
+    auto writer = Writer::Open(options);
+    EXPECT_TRUE(writer.ok()) << writer.status();
+    if (!writer.ok()) return {};
+    if (large_first) {
+      EXPECT_TRUE((*writer)->histogram("large", 0, std::span<const float>(large)).ok());
+      EXPECT_TRUE((*writer)->flush().ok());
+    } else {
+      WarmUp(**writer);
+    }
+    for (int step = 1; step < 4; ++step) {
+      EXPECT_TRUE((*writer)->histogram("large", step, std::span<const float>(large)).ok());
+      EXPECT_TRUE((*writer)->histogram("small", step, std::span<const float>(small)).ok());
+    }
+    EXPECT_TRUE((*writer)->close().ok()) << (*writer)->status();
+    return (*writer)->stats();
+  }
+
   bool Healthy() {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -649,23 +675,56 @@ TEST_F(ShmE2eTest, RingGrowsForTensorsThatLeaveNoRoomForASecondAndWaitsWhenFull)
   EXPECT_TRUE(Healthy());
 }
 
-TEST_F(ShmE2eTest, TensorLargerThanAnyRingGoesAsBytes) {
-  StartDaemon({"--max-inflight-bytes", "8MiB"});  // rings: 4 MiB
-  // 6 MB: larger than the ring, and than any ring the daemon would accept.
-  const std::vector<float> large = Values(1500000, 1.0f);
-  const std::vector<float> small = Values(100000, 1.0f);
-  WriterOptions options = OptionsFor(*daemon_, "shm/larger");
+// The rule growth follows, and the first ring's size (record_stream_shm.cc).
+TEST(ShmRingSizeTest, DoublesUntilTwoTensorsFitWithinTheMaximum) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  EXPECT_EQ(ShmRing::SizeFor(100 << 10, 64 * kMiB, 1024 * kMiB), 64 * kMiB);  // fits twice
+  EXPECT_EQ(ShmRing::SizeFor(64 * kMiB, 64 * kMiB, 1024 * kMiB), 128 * kMiB);  // 16M floats
+  EXPECT_EQ(ShmRing::SizeFor(33 * kMiB, 64 * kMiB, 1024 * kMiB), 128 * kMiB);
+  EXPECT_EQ(ShmRing::SizeFor(600 << 10, kMiB, 1024 * kMiB), 2 * kMiB);
+  EXPECT_EQ(ShmRing::SizeFor(600 * kMiB, 64 * kMiB, 1024 * kMiB), 1024 * kMiB);  // capped
+  EXPECT_EQ(ShmRing::SizeFor(600 * kMiB, 64 * kMiB, 100 * kMiB), 100 * kMiB);
+  EXPECT_EQ(ShmRing::SizeFor(kMiB, 64 * kMiB, 32 * kMiB), 64 * kMiB);  // never below the start
+}
+
+TEST_F(ShmE2eTest, TheFirstRingIsSizedForTheTensorThatAskedForIt) {
+  StartDaemon();
+  // 600 KB tensors, shm_ring_bytes 1 MiB: the ring is made at 2 MiB at once.
+  const std::vector<float> values = Values(150000, 3.0f);
+  WriterOptions options = OptionsFor(*daemon_, "shm/sized");
   options.shm_ring_bytes = 1 << 20;
-  options.max_buffer_bytes = 32 << 20;
   auto writer = Writer::Open(options);
   ASSERT_TRUE(writer.ok()) << writer.status();
-  WarmUp(**writer);
-  for (int step = 0; step < 3; ++step) {
-    ASSERT_TRUE((*writer)->histogram("large", step, std::span<const float>(large)).ok());
-    ASSERT_TRUE((*writer)->histogram("small", step, std::span<const float>(small)).ok());
+  for (int step = 0; step < 6; ++step) {
+    ASSERT_TRUE((*writer)->histogram("h", step, std::span<const float>(values)).ok());
+    if (step == 0) {
+      ASSERT_TRUE((*writer)->flush().ok());  // the first one made the ring
+    }
   }
   ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
   const WriterStats stats = (*writer)->stats();
+  EXPECT_EQ(stats.shm_ring_bytes, size_t{2} << 20) << stats.shm_error;
+  EXPECT_EQ(stats.shm_tensors, 5u);  // all but the first, sent as bytes before the ring
+  EXPECT_EQ(RunEvents(daemon_->logdir(), "shm/sized").size(), 6u);
+  EXPECT_TRUE(Healthy());
+}
+
+TEST_F(ShmE2eTest, AFirstRingRefusedAtTheTensorsSizeFallsBackToTheDefaultSize) {
+  StartDaemon({"--max-inflight-bytes", "8MiB"});  // rings: 4 MiB at most
+  // A 2.4 MB tensor first asks for an 8 MiB ring, which the daemon refuses;
+  // the writer attaches one of shm_ring_bytes instead, for the smaller ones.
+  const WriterStats stats = LogLargeAndSmall("shm/refused", Values(600000, 1.0f), true);
+  EXPECT_EQ(stats.shm_error, "");
+  EXPECT_EQ(stats.shm_tensors, 3u);  // the small ones; the large ones as bytes
+  EXPECT_EQ(stats.shm_ring_bytes, size_t{1} << 20);
+  EXPECT_EQ(RunEvents(daemon_->logdir(), "shm/refused").size(), 7u);
+  EXPECT_TRUE(Healthy());
+}
+
+TEST_F(ShmE2eTest, TensorLargerThanAnyRingGoesAsBytes) {
+  StartDaemon({"--max-inflight-bytes", "8MiB"});  // rings: 4 MiB
+  // 6 MB: larger than the ring, and than any ring the daemon would accept.
+  const WriterStats stats = LogLargeAndSmall("shm/larger", Values(1500000, 1.0f), false);
   EXPECT_EQ(stats.shm_tensors, 3u) << stats.shm_error;  // the small ones
   EXPECT_EQ(stats.shm_ring_bytes, size_t{1} << 20);      // its growth was refused
   EXPECT_EQ(RunEvents(daemon_->logdir(), "shm/larger").size(), 7u);

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 
 namespace tblog::daemon {
@@ -16,6 +17,26 @@ TEST(WorkerPoolTest, RunsEverySubmittedTaskOnce) {
     for (size_t i = 0; i < runs.size(); ++i) pool.Submit([&runs, i] { runs[i].fetch_add(1); });
   }  // the destructor runs what is queued
   for (size_t i = 0; i < runs.size(); ++i) EXPECT_EQ(runs[i].load(), 1) << i;
+}
+
+// A run's writer goes ahead of the conversions already waiting (run.cc).
+TEST(WorkerPoolTest, SubmitFirstRunsAheadOfTheWaitingTasks) {
+  std::vector<int> order;  // written by the one worker only
+  absl::Notification release;
+  {
+    WorkerPool pool(1);
+    absl::Notification busy;
+    pool.Submit([&] {
+      busy.Notify();
+      release.WaitForNotification();
+    });
+    busy.WaitForNotification();  // the worker is taken: what follows waits
+    pool.Submit([&] { order.push_back(1); });
+    pool.Submit([&] { order.push_back(2); });
+    pool.SubmitFirst([&] { order.push_back(0); });
+    release.Notify();
+  }  // the destructor runs what is queued
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2}));
 }
 
 TEST(WorkerPoolTest, ParallelForRunsEveryIndexOnce) {

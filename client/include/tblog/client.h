@@ -139,7 +139,9 @@ struct WriterOptions {
   // under OverflowPolicy::kDropNewest a full ring
   // means bytes at once. 0 = off. The ring
   // is made and attached by the background thread, not by Open() nor the
-  // calls, once the first large tensor (sent as bytes) asks for one.
+  // calls, once the first large tensor (sent as bytes) asks for one: large
+  // enough for two of that tensor (shm_ring_bytes doubled, as growth does,
+  // up to shm_ring_max_bytes), or shm_ring_bytes if the daemon refuses that.
   std::string shm_socket = DefaultShmSocket();
   size_t shm_ring_bytes = size_t{64} << 20;
   // How large the ring may grow: a tensor that leaves no room in the ring
