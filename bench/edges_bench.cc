@@ -114,6 +114,10 @@ absl::StatusOr<std::vector<double>> Visible(const Config& config, const std::str
 
 struct Edges {
   std::vector<double> open_ms, flush_ms, close_ms;
+  // Per run: how long the --close-scalars scalar() calls took, and how many
+  // of the run's records were not yet acknowledged as written when close()
+  // was called (what close() waits for: the daemon fell that far behind).
+  std::vector<double> calls_ms, backlog;
 };
 
 absl::StatusOr<Edges> MeasureEdges(const Config& config, const std::string& target) {
@@ -129,12 +133,17 @@ absl::StatusOr<Edges> MeasureEdges(const Config& config, const std::string& targ
     start = Clock::now();
     EDGES_RETURN_IF_ERROR((*writer)->flush());
     edges.flush_ms.push_back(MsSince(start));
+    const Clock::time_point loop_start = Clock::now();
     for (int64_t i = 0; i < config.close_scalars; ++i) {
       EDGES_RETURN_IF_ERROR((*writer)->scalar("edges/close", i, static_cast<float>(i)));
     }
+    const double loop_ms = MsSince(loop_start);
+    const WriterStats at_close = (*writer)->stats();
     start = Clock::now();
     EDGES_RETURN_IF_ERROR((*writer)->close());
     edges.close_ms.push_back(MsSince(start));
+    edges.calls_ms.push_back(loop_ms);
+    edges.backlog.push_back(static_cast<double>(at_close.enqueued - at_close.acknowledged));
   }
   return edges;
 }
@@ -183,6 +192,15 @@ int Run(const Config& config) {
         Percentile(edges->open_ms, 0.5), config.flush_scalars, Percentile(edges->flush_ms, 0.5),
         config.close_scalars, Percentile(edges->close_ms, 0.5), Percentile(edges->close_ms, 1.0),
         config.repeat);
+    // Each run's close(), in order: its spread (two groups, or one) says
+    // more than the median.
+    std::cout << "close() per run (ms):";
+    for (double ms : edges->close_ms) std::cout << absl::StrFormat(" %.1f", ms);
+    std::cout << "\nits backlog per run (records not yet acknowledged when close() was called):";
+    for (double records : edges->backlog) std::cout << absl::StrFormat(" %.0f", records);
+    std::cout << "\nthe scalar() calls before it per run (ms):";
+    for (double ms : edges->calls_ms) std::cout << absl::StrFormat(" %.1f", ms);
+    std::cout << "\n";
   } else {
     std::cout << "edges: FAILED: " << edges.status().message() << "\n";
     ok = false;

@@ -11,6 +11,10 @@ namespace {
 struct Storage {
   RawBytes bytes;
   std::vector<PackedEvents::Event> events;
+
+  size_t held() const {
+    return bytes.capacity() + events.capacity() * sizeof(PackedEvents::Event);
+  }
 };
 
 // A spare of `capacity` is taken for `wanted`: it holds it, with at most
@@ -25,19 +29,26 @@ bool WorthKeeping(size_t bytes) {
 
 class Spares {
  public:
-  // Keeps `storage`. When the list is full its oldest spare leaves, in
-  // `storage`, for the caller to free outside the lock: the latest sizes are
-  // the likeliest to fit the next batches.
-  void Put(Storage& storage) ABSL_LOCKS_EXCLUDED(mu_) {
+  // Keeps `storage`. When the list is full, or would hold more than
+  // kMaxSpareTotalBytes, its oldest spares leave, into `evicted`, for the
+  // caller to free outside the lock: the latest sizes are the likeliest to
+  // fit the next batches.
+  void Put(Storage& storage, std::vector<Storage>& evicted) ABSL_LOCKS_EXCLUDED(mu_) {
     MutexLock lock(&mu_);
-    if (count_ < PackedEvents::kMaxSpares) {
-      spares_[count_++] = std::move(storage);
-      return;
+    size_t drop = 0;  // the oldest spares that leave
+    size_t held = held_ + storage.held();
+    while (drop < count_ && (count_ - drop >= PackedEvents::kMaxSpares ||
+                             held > PackedEvents::kMaxSpareTotalBytes)) {
+      held -= spares_[drop].held();
+      evicted.push_back(std::move(spares_[drop]));
+      ++drop;
     }
-    Storage oldest = std::move(spares_[0]);
-    for (size_t i = 1; i < count_; ++i) spares_[i - 1] = std::move(spares_[i]);
-    spares_[count_ - 1] = std::move(storage);
-    storage = std::move(oldest);
+    if (drop > 0) {  // (never a self-move: it would empty the spare)
+      for (size_t i = drop; i < count_; ++i) spares_[i - drop] = std::move(spares_[i]);
+      count_ -= drop;
+    }
+    spares_[count_++] = std::move(storage);
+    held_ = held;
   }
 
   // Takes a spare that fits (Fits) into `storage`.
@@ -46,8 +57,10 @@ class Spares {
     for (size_t i = count_; i-- > 0;) {  // the latest first
       Storage& spare = spares_[i];
       if (Fits(spare.bytes.capacity(), bytes) && Fits(spare.events.capacity(), events)) {
+        held_ -= spare.held();
         storage = std::move(spare);
-        if (i != count_ - 1) spare = std::move(spares_[count_ - 1]);
+        // The rest keep their order, oldest first (Put drops from the front).
+        for (size_t j = i + 1; j < count_; ++j) spares_[j - 1] = std::move(spares_[j]);
         --count_;
         return true;
       }
@@ -59,6 +72,7 @@ class Spares {
   Mutex mu_;  // tblog::Mutex (base/sync.h): seen by TSan
   Storage spares_[PackedEvents::kMaxSpares] ABSL_GUARDED_BY(mu_);
   size_t count_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t held_ ABSL_GUARDED_BY(mu_) = 0;  // Storage::held() of spares_[0, count_)
 };
 
 // Never destroyed: a PackedEvents may die during static destruction.
@@ -76,7 +90,10 @@ PackedEvents::~PackedEvents() {
   Storage storage{std::move(bytes), std::move(events)};
   storage.bytes.clear();
   storage.events.clear();
-  TheSpares().Put(storage);
+  // A single set never exceeds the total (2 x kMaxSpareBytes <= it).
+  static_assert(2 * kMaxSpareBytes <= kMaxSpareTotalBytes);
+  std::vector<Storage> evicted;  // freed here, outside the lock
+  TheSpares().Put(storage, evicted);
 }
 
 void PackedEvents::TakeSpareStorage(size_t bytes_wanted, size_t events_wanted) {

@@ -10,9 +10,14 @@
 // 6 MiB, which malloc gives back to the kernel when freed (the trim of a
 // thread's heap), so every batch faulted in fresh zeroed pages: a profile of
 // the daemon draining 1M scalars showed the page faults (and the unmaps) as
-// its largest cost, above the encoding itself. At most kMaxSpares sets of at
-// most kMaxSpareBytes each are kept, so an idle daemon holds at most a few
-// tens of MiB more than it would otherwise.
+// its largest cost, above the encoding itself. A client sending faster than
+// the run's writer writes leaves several converted batches waiting at once
+// (the worker pool converts them as they arrive), and each of them needs a
+// set: with room for only two spares, nearly every batch of such a backlog
+// faulted in a fresh one. So up to kMaxSpares sets are kept, of at most
+// kMaxSpareBytes per buffer and kMaxSpareTotalBytes in all (the oldest
+// leaving first): an idle daemon holds at most 64 MiB more than it would
+// otherwise, what two sets of the largest kept size came to before.
 #ifndef TBLOG_DAEMON_PACKED_EVENTS_H_
 #define TBLOG_DAEMON_PACKED_EVENTS_H_
 
@@ -38,12 +43,14 @@ struct PackedEvents {
     uint32_t series;  // index into `series`
   };
 
-  // Spare sets kept for reuse, and the largest buffer kept (bytes or
-  // events' capacity in bytes); a smaller buffer than kMinSpareBytes costs
-  // little to allocate and is not kept.
-  static constexpr size_t kMaxSpares = 2;
+  // Spare sets kept for reuse, the largest buffer kept (bytes or events'
+  // capacity in bytes), and the most all spares hold together; a smaller
+  // buffer than kMinSpareBytes costs little to allocate and is not kept.
+  // Eight sets of a 1 MiB batch of scalars (about 7.5 MiB each) fit.
+  static constexpr size_t kMaxSpares = 8;
   static constexpr size_t kMinSpareBytes = size_t{64} << 10;
   static constexpr size_t kMaxSpareBytes = size_t{16} << 20;
+  static constexpr size_t kMaxSpareTotalBytes = size_t{64} << 20;
 
   PackedEvents() = default;
   PackedEvents(PackedEvents&&) noexcept = default;

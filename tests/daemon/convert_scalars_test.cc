@@ -2,6 +2,7 @@
 // single scalar is in record_converter_test with the common fields.
 #include "daemon/record_converter.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -201,6 +202,37 @@ TEST_F(RecordConverterTest, ScalarColumnsOverARecycledBufferAreByteIdenticalToPr
   absl::StatusOr<Converted> out = converter_.Convert(larger, kReceiveTime);
   ASSERT_TRUE(out.ok()) << out.status();
   ExpectProtobufBytes(larger, *out);
+}
+
+// A backlog: several batches converted before any is written (a client
+// sending faster than the run's writer) hold several sets of buffers at once.
+// Once they are freed, as many next batches of about their size each get one
+// of them back rather than fresh memory to fault in (packed_events.h).
+TEST_F(RecordConverterTest, ABacklogOfBatchesGetsItsBuffersBackOnceFreed) {
+  constexpr size_t kBacklog = 6;  // <= kMaxSpares, and 6 x ~4 MiB < the total bound
+  static_assert(kBacklog <= PackedEvents::kMaxSpares);
+  std::vector<const char*> freed;
+  {
+    std::vector<Converted> backlog;
+    for (size_t b = 0; b < kBacklog; ++b) {
+      absl::StatusOr<Converted> out =
+          converter_.Convert(ColumnsRecord(50000, {absl::StrCat("backlog/", b)}, 0), kReceiveTime);
+      ASSERT_TRUE(out.ok()) << out.status();
+      freed.push_back(out->packed.bytes.data());
+      backlog.push_back(*std::move(out));
+    }
+  }
+  std::vector<Converted> next;
+  size_t reused = 0;
+  for (size_t b = 0; b < kBacklog; ++b) {
+    const v1::Record record = ColumnsRecord(49000, {absl::StrCat("next/", b)}, 0);
+    absl::StatusOr<Converted> out = converter_.Convert(record, kReceiveTime);
+    ASSERT_TRUE(out.ok()) << out.status();
+    ExpectProtobufBytes(record, *out);
+    if (std::find(freed.begin(), freed.end(), out->packed.bytes.data()) != freed.end()) ++reused;
+    next.push_back(*std::move(out));
+  }
+  EXPECT_EQ(reused, kBacklog) << "a freed batch's buffers were not reused";
 }
 
 // The daemon converts on several worker threads and frees batches on the
