@@ -243,7 +243,7 @@ class Stream(ScalarBuffer):
         self._ring_bytes = int(os.environ.get("TBLOG_SHM_RING_BYTES", _shm.DEFAULT_RING_BYTES))
         self._ring = None
         self._ring_token = ""      # the live stream's (sender thread)
-        self._ring_wanted = False
+        self._ring_wanted = 0  # bytes of the largest tensor that asked for a ring
         self._ring_failed = False
 
         # Fails fast, naming the address and the cause (tblog/_connect.py).
@@ -293,7 +293,7 @@ class Stream(ScalarBuffer):
             if slot is not None:
                 return code, tuple(int(d) for d in converted.shape), _shm.Slice(*slot)
         elif ring is None and array.nbytes >= _shm.MIN_SLICE_BYTES:
-            self._ring_wanted = True
+            self._ring_wanted = max(self._ring_wanted, array.nbytes)
         return _convert.tensor_parts(array, allowed)
 
     def tensor_buffer(self, shape, dtype):
@@ -308,24 +308,33 @@ class Stream(ScalarBuffer):
             if view is not None:
                 return view.view(dtype).reshape(shape)
         elif ring is None and nbytes >= _shm.MIN_SLICE_BYTES:
-            self._ring_wanted = True
+            self._ring_wanted = max(self._ring_wanted, nbytes)
         return np.empty(shape, dtype)
 
     def _want_ring(self):
         """Sender thread: makes and attaches the ring a large tensor asked
-        for; the token binds it to the live stream (a message of its own).
-        Grows a live ring a tensor found too small (_shm.Ring.grow)."""
+        for, room for two of it (_shm.size_for) or $TBLOG_SHM_RING_BYTES if
+        the daemon refuses that size; the token binds it to the live stream
+        (a message of its own). Grows a live ring a tensor found too small
+        (_shm.Ring.grow)."""
         if self._ring is not None and self._ring.grow_wanted and self._ring_token:
             self._ring.grow(self._ring_socket)
         if (not self._ring_wanted or self._ring is not None or self._ring_failed or
                 not self._ring_socket or self._ring_bytes <= 0):
             return
-        try:
-            ring = _shm.Ring(self._ring_bytes)
-        except (OSError, AttributeError, ValueError):  # no memfd here: bytes, for good
-            self._ring_failed = True
-            return
-        token = ring.attach(self._ring_socket)
+        sizes = [_shm.size_for(self._ring_wanted, self._ring_bytes, _shm.max_ring_bytes())]
+        if sizes[0] > self._ring_bytes:
+            sizes.append(self._ring_bytes)
+        for size in sizes:
+            try:
+                ring = _shm.Ring(size)
+            except (OSError, AttributeError, ValueError):  # no memfd here: bytes, for good
+                self._ring_failed = True
+                return
+            token = ring.attach(self._ring_socket)
+            if token or size == sizes[-1]:
+                break
+            ring.close()  # refused at this size: the default next
         with self._cv:
             self._ring = ring
             if token and not self._stream_broken:

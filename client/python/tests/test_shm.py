@@ -112,6 +112,55 @@ def test_ring_grows_for_tensors_that_leave_no_room_for_a_second(daemon, monkeypa
     assert len(logged) == 12 and len(set(logged)) == 1
 
 
+def test_size_for_doubles_until_two_tensors_fit():
+    assert _shm.size_for(600000, 1 << 20, 1 << 30) == 2 << 20
+    assert _shm.size_for(100, 1 << 20, 1 << 30) == 1 << 20  # never below the default
+    assert _shm.size_for(64 << 20, 64 << 20, 1 << 30) == 128 << 20
+    assert _shm.size_for(1 << 30, 64 << 20, 256 << 20) == 256 << 20  # at most the cap
+
+
+def test_first_ring_is_sized_for_the_tensor_that_asked_for_it(daemon, monkeypatch):
+    # A 600 KB tensor asks for the ring: 2 MiB at once, not 1 MiB grown on
+    # the second tensor (the daemon maps a grown ring while the trainer waits).
+    monkeypatch.setenv("TBLOG_SHM_RING_BYTES", str(1 << 20))
+    values = np.sin(np.arange(150000, dtype=np.float32) * 0.01)
+    writer = SummaryWriter("py/sized", address=daemon.address)
+    for step in range(4):
+        writer.add_histogram("h", values, step)
+        writer.flush()
+    tensors, error = writer._stream.shm_status
+    assert tensors == 3, error  # the first went as bytes, while the ring was made
+    assert writer._stream._ring.size == 2 << 20
+    assert writer._stream._ring._old_maps == []  # made at that size, never grown
+    writer.close()
+    logged = [v.SerializeToString() for _, _, v in
+              eventfile.values(os.path.join(daemon.logdir, "py", "sized")) if v.tag == "h"]
+    assert len(logged) == 4 and len(set(logged)) == 1
+
+
+@pytest.mark.parametrize("daemon_args", [["--max-inflight-bytes", "8MiB"]])  # rings: 4 MiB
+def test_first_ring_refused_at_its_size_falls_back_to_the_default(daemon, monkeypatch):
+    # A 2.4 MB tensor asks for an 8 MiB ring, which the daemon refuses; the
+    # writer attaches one of TBLOG_SHM_RING_BYTES for the smaller tensors.
+    monkeypatch.setenv("TBLOG_SHM_RING_BYTES", str(1 << 20))
+    large = np.ones(600000, np.float32)
+    small = np.ones(100000, np.float32)
+    writer = SummaryWriter("py/refused", address=daemon.address)
+    writer.add_histogram("large", large, 0)
+    writer.flush()
+    for step in range(1, 4):
+        writer.add_histogram("large", large, step)
+        writer.add_histogram("small", small, step)
+        writer.flush()
+    tensors, error = writer._stream.shm_status
+    assert error == ""
+    assert writer._stream._ring.size == 1 << 20
+    assert tensors == 3  # the small ones; the large ones as bytes
+    writer.close()
+    tags = [v.tag for _, _, v in eventfile.values(os.path.join(daemon.logdir, "py", "refused"))]
+    assert sorted(tags) == ["large"] * 4 + ["small"] * 3
+
+
 def test_ring_take_waits_for_room_and_gives_up():
     ring = _shm.Ring(1 << 20, max_bytes=1 << 20)
     ring.usable = True  # not attached: take() and free() only
