@@ -285,6 +285,7 @@ void RecordStream::ReadLoop(Stream* stream) {
 RecordStream::StreamEnd RecordStream::RunStream() {
   grpc::ClientContext context;
   std::string ring_token = AttachRing();
+  RingTried();
   std::unique_ptr<Stream> stream = stub_->Write(&context);
   std::string run_id;
   uint64_t written_before = 0;
@@ -324,6 +325,7 @@ RecordStream::StreamEnd RecordStream::RunStream() {
       MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return abort_ || fatal_ || stream_broken_ || HasUnsentLocked() ||
+               ring_urgent_.load(std::memory_order_relaxed) ||
                (!builder_.empty() && !InFlightLocked()) ||
                (closing_ && (!builder_.empty() || unacked_.empty()));
       };
@@ -377,6 +379,7 @@ RecordStream::StreamEnd RecordStream::RunStream() {
     } else if (!ring_token.empty()) {
       GrowRingIfWanted();
     }
+    RingTried();
     for (const auto& request : to_send) {
       if (write_failed) break;
       if (first_message) {

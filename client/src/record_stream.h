@@ -115,8 +115,11 @@ class RecordStream {
   ShmRing* shm_ring() const { return ring_view_.load(std::memory_order_acquire); }
   // shm_ring() for a tensor of `bytes`; when there is no ring yet and the
   // tensor is large, asks the sender to make one (RunStream), so that only
-  // writers that log large tensors pay for a ring. Lock-free.
+  // writers that log large tensors pay for a ring. Lock-free, except for a
+  // tensor too large to travel as bytes (more than max_record_bytes), which
+  // has no other way than the ring: ShmRingForOversize.
   ShmRing* ShmRingFor(size_t bytes) {
+    if (bytes > options_.max_record_bytes) return ShmRingForOversize(bytes);
     ShmRing* ring = shm_ring();
     if (ring == nullptr && bytes >= ShmRing::kMinSliceBytes) {
       size_t wanted = ring_wanted_.load(std::memory_order_relaxed);
@@ -126,6 +129,15 @@ class RecordStream {
     }
     return ring;
   }
+
+  // Asks the sender to make the ring, or grow it to hold a tensor of
+  // `bytes` (ShmRing::WantGrowthFor), and waits until it has tried, at most
+  // kOversizeRingWait: the ring then, or null. Only for a tensor that
+  // cannot travel as bytes.
+  ShmRing* ShmRingForOversize(size_t bytes) ABSL_LOCKS_EXCLUDED(mu_, ring_mu_);
+  static constexpr absl::Duration kOversizeRingWait = absl::Seconds(5);
+  // Why a tensor did not go through the ring, for the error that refuses it.
+  std::string ShmMissReason() const;
 
   // Whether a record call waits (bounded) for room in a full ring rather
   // than send bytes: under OverflowPolicy::kBlock only.
@@ -265,12 +277,19 @@ class RecordStream {
   TensorBufferPool spare_buffers_ ABSL_GUARDED_BY(mu_);
   // The shared-memory ring: made by the sender (AttachRing) and then
   // published in ring_view_ for the record path and the reader; destroyed
-  // with this. ring_failed_ (sender only): making it failed, never retried.
+  // with this. ring_failed_ (set by the sender): making it failed, never
+  // retried.
   std::unique_ptr<ShmRing> ring_;
   std::atomic<ShmRing*> ring_view_{nullptr};
   // The largest tensor ShmRingFor saw before the ring was made (0: none).
   std::atomic<size_t> ring_wanted_{0};
-  bool ring_failed_ = false;
+  std::atomic<bool> ring_failed_{false};
+  // ShmRingForOversize's call to the sender, which wakes for it and, once
+  // it has tried to make or grow the ring (RingTried), counts ring_tries_.
+  std::atomic<bool> ring_urgent_{false};
+  Mutex ring_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  uint64_t ring_tries_ ABSL_GUARDED_BY(ring_mu_) = 0;
+  void RingTried() ABSL_LOCKS_EXCLUDED(ring_mu_);
 
   // The sender's wake-up flag (see WaitForWake), set after the state change.
   Mutex wake_mu_ ABSL_ACQUIRED_AFTER(mu_);

@@ -346,11 +346,29 @@ size_t ShmRing::SizeFor(size_t tensor_bytes, size_t bytes, size_t max_bytes) {
 
 void ShmRing::WantGrowthLocked(uint64_t length) {
   if (2 * length <= size_ || size_ >= capacity_) return;
-  const size_t target = SizeFor(length, size_, capacity_);
+  RaiseGrowthWanted(SizeFor(length, size_, capacity_));
+}
+
+void ShmRing::RaiseGrowthWanted(size_t target) {
   size_t previous = grow_wanted_.load(std::memory_order_relaxed);
   while (previous < target &&
          !grow_wanted_.compare_exchange_weak(previous, target, std::memory_order_relaxed)) {
   }
+}
+
+bool ShmRing::WantGrowthFor(size_t bytes) {
+  const uint64_t length = (bytes + kAlign - 1) / kAlign * kAlign;
+  MutexLock lock(&mu_);
+  if (length <= size_) return false;
+  const size_t refused = grow_refused_.load(std::memory_order_relaxed);
+  for (const size_t target :
+       {SizeFor(length, size_, capacity_), SizeFor((length + 1) / 2, size_, capacity_)}) {
+    if (target >= length && target < refused) {
+      RaiseGrowthWanted(target);
+      return true;
+    }
+  }
+  return false;
 }
 
 void ShmRing::FreeLocked(uint64_t offset) {

@@ -138,6 +138,13 @@ class ShmRing {
   // for a stream the daemon gave no ring. Returns the number of tensors.
   int Inline(v1::WriteRequest& request);
 
+  // For a tensor too large to travel as bytes, which has no other way than
+  // the ring (RecordStream::ShmRingFor): asks the sender to grow the ring
+  // to hold two of it or, once the daemon refused that, one. False, asking
+  // nothing, when the ring holds it already or no growth could (the
+  // capacity, or a size the daemon refused).
+  bool WantGrowthFor(size_t bytes);
+
   // The size the ring should grow to (a tensor asked, Take), or 0. Sender
   // thread: then Grow().
   size_t growth_wanted() const { return grow_wanted_.load(std::memory_order_relaxed); }
@@ -167,6 +174,7 @@ class ShmRing {
   void FreeLocked(uint64_t offset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Asks the sender for a ring that holds two slices of `length`.
   void WantGrowthLocked(uint64_t length) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RaiseGrowthWanted(size_t target);
 
   const int fd_;
   std::byte* const base_;  // the reserved range of capacity_ bytes
@@ -174,9 +182,10 @@ class ShmRing {
   mutable Mutex mu_;
   size_t size_ ABSL_GUARDED_BY(mu_);  // what the daemon maps, and slices use
   // Sender thread only: the memfd's size (a refused growth leaves it larger
-  // than size_, its extra pages never touched), the smallest refused size.
+  // than size_, its extra pages never touched). The smallest size refused:
+  // written by the sender, read by WantGrowthFor.
   size_t file_bytes_;
-  size_t grow_refused_ = SIZE_MAX;
+  std::atomic<size_t> grow_refused_{SIZE_MAX};
   std::atomic<size_t> grow_wanted_{0};
   // Live allocations in ring order, oldest first; head_ is where the next
   // one starts (offset of the byte after the newest).

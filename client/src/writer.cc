@@ -241,6 +241,11 @@ absl::Status Writer::Append(v1::Record record) {
   if (ShmRing::NamesSlice(record)) sliced = record;
   // Refused here, since the daemon would refuse it at every resend.
   absl::Status added = CheckRecordSize(record, bytes, impl_->max_record_bytes());
+  if (!added.ok() && ShmRing::SliceTensorOf(record) != nullptr) {
+    // A tensor in the ring counts only its slice's name: this one is bytes.
+    added = absl::InvalidArgumentError(absl::StrCat(
+        added.message(), "; it could not go through shared memory: ", impl_->ShmMissReason()));
+  }
   if (added.ok()) added = impl_->AddRecord(std::move(record), bytes);
   if (!added.ok() && sliced) impl_->shm_ring()->Release(*sliced);
   return added;

@@ -731,6 +731,89 @@ TEST_F(ShmE2eTest, TensorLargerThanAnyRingGoesAsBytes) {
   EXPECT_TRUE(Healthy());
 }
 
+// A tensor larger than a record may carry as bytes (max_record_bytes, here
+// 1 MiB instead of 63 so that the tensors stay small) has no way but the
+// ring: the call waits for the sender to make the ring, or to grow it, so
+// that it holds the tensor, instead of refusing it.
+TEST_F(ShmE2eTest, ATensorLargerThanARecordWaitsForARingThatHoldsIt) {
+  StartDaemon();
+  const std::vector<float> values = Values(400000, 2.0f);  // 1.6 MB
+  std::vector<std::string> expected;  // the same histograms sent as bytes
+  {
+    WriterOptions options = OptionsFor(*daemon_, "shm/oversize_bytes");
+    options.shm_ring_bytes = 0;
+    auto writer = Writer::Open(options);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    for (int step = 0; step < 3; ++step) {
+      ASSERT_TRUE((*writer)->histogram("h", step, std::span<const float>(values)).ok());
+    }
+    ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+    for (const tb::Event& event : RunEvents(daemon_->logdir(), "shm/oversize_bytes")) {
+      expected.push_back(event.summary().value(0).SerializeAsString());
+    }
+    ASSERT_EQ(expected.size(), 3u);
+  }
+  // "first": the first call makes the ring (4 MiB: room for two). "grown":
+  // a warm-up made a 1 MiB ring, which the first call grows.
+  for (const std::string run : {"shm/oversize_first", "shm/oversize_grown"}) {
+    SCOPED_TRACE(run);
+    WriterOptions options = OptionsFor(*daemon_, run);
+    options.shm_ring_bytes = 1 << 20;
+    options.max_record_bytes = 1 << 20;
+    auto writer = Writer::Open(options);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    const bool grown = run == "shm/oversize_grown";
+    if (grown) WarmUp(**writer);
+    for (int step = 0; step < 3; ++step) {
+      ASSERT_TRUE((*writer)->histogram("h", step, std::span<const float>(values)).ok())
+          << (*writer)->status();
+    }
+    ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+    const WriterStats stats = (*writer)->stats();
+    EXPECT_EQ(stats.shm_tensors, 3u) << stats.shm_error;
+    EXPECT_EQ(stats.shm_ring_bytes, size_t{4} << 20);
+    std::vector<std::string> logged;
+    for (const tb::Event& event : RunEvents(daemon_->logdir(), run)) {
+      if (event.summary().value(0).tag() == "h") {
+        logged.push_back(event.summary().value(0).SerializeAsString());
+      }
+    }
+    EXPECT_EQ(logged, expected);
+  }
+  EXPECT_TRUE(Healthy());
+}
+
+// When no ring can hold such a tensor, the call refuses it with
+// INVALID_ARGUMENT saying why, and the writer goes on.
+TEST_F(ShmE2eTest, ATensorLargerThanARecordWithNoRingToHoldItIsRefusedSayingWhy) {
+  StartDaemon({"--max-inflight-bytes", "8MiB"});  // rings: 4 MiB at most
+  const std::vector<float> values = Values(1500000, 1.0f);  // 6 MB
+  const std::vector<std::pair<size_t, std::string>> cases = {
+      {size_t{1} << 20, "the shared-memory ring (1048576 bytes"},  // 16, 8 MiB refused
+      {0, "no shared memory with the daemon"}};                    // shm off
+  for (const auto& [ring_bytes, why] : cases) {
+    SCOPED_TRACE(why);
+    const std::string run = absl::StrCat("shm/refused_oversize_", ring_bytes);
+    WriterOptions options = OptionsFor(*daemon_, run);
+    options.shm_ring_bytes = ring_bytes;
+    options.max_record_bytes = 1 << 20;
+    auto writer = Writer::Open(options);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    const absl::Status refused =
+        (*writer)->histogram("big", 0, std::span<const float>(values));
+    EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << refused;
+    const std::string message(refused.message());
+    EXPECT_NE(message.find("could not go through shared memory: " + why), std::string::npos)
+        << message;
+    ASSERT_TRUE((*writer)->scalar("after", 1, 2.0f).ok());
+    ASSERT_TRUE((*writer)->close().ok()) << (*writer)->status();
+    const std::vector<tb::Event> events = RunEvents(daemon_->logdir(), run);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].summary().value(0).tag(), "after");
+  }
+  EXPECT_TRUE(Healthy());
+}
+
 TEST_F(ShmE2eTest, GrowthIsCheckedAndChargedToTheBudget) {
   StartDaemon({"--max-inflight-bytes", "8MiB"});  // rings: 4 MiB
   const std::string socket = ShmSocketOf(*daemon_);

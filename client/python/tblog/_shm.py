@@ -200,6 +200,32 @@ class Ring:
             self._room.notify_all()
         return ""
 
+    def _growth_for_locked(self, length):
+        # Room for two (size_for), or, once the daemon refused that, for one
+        # (a tensor too large for a request has no other way); None when
+        # neither can be had.
+        for target in (size_for(length, self.size, self.max_bytes),
+                       size_for((length + 1) // 2, self.size, self.max_bytes)):
+            if target >= length and (self._grow_refused is None or target < self._grow_refused):
+                return target
+        return None
+
+    def could_grow_for(self, nbytes):
+        """Whether a growth could let the ring hold a tensor of `nbytes` that
+        it cannot hold now (within max_bytes, below a size the daemon refused)."""
+        length = (nbytes + _ALIGN - 1) // _ALIGN * _ALIGN
+        with self._lock:
+            return length > self.size and self._growth_for_locked(length) is not None
+
+    def want_growth(self, nbytes):
+        """Asks the sender (grow()) for room for a tensor of `nbytes` that the
+        ring cannot hold: for two of it, or for one when two was refused."""
+        length = (nbytes + _ALIGN - 1) // _ALIGN * _ALIGN
+        with self._lock:
+            target = self._growth_for_locked(length)
+            if target is not None:
+                self.grow_wanted = max(self.grow_wanted, target)
+
     def _want_growth_locked(self, length):
         if 2 * length <= self.size or self.size >= self.max_bytes:
             return

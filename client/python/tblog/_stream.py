@@ -35,6 +35,16 @@ _BATCH_BYTES = 4 << 20
 _MAX_STREAM_TAGS = 65536
 _MAX_STREAM_TAG_BYTES = 1 << 20
 _FIELDS = _columns.FIELDS  # entries of Stream.points per point
+# The most tensor bytes one record may carry as bytes: a record travels in one
+# request, which gRPC caps at 64 MiB on both sides (CHANNEL_OPTIONS, the
+# daemon's default --max-message-size); 1 MiB is left for the record's other
+# fields. A larger record could never be sent (resending it would fail
+# forever), so the add_* call refuses it, unless its tensor goes through the
+# shared-memory ring (then the request carries only the slice's name).
+MAX_RECORD_BYTES = (64 << 20) - (1 << 20)
+# How long a tensor too large for a request waits for the sender to make (or
+# grow) a ring that can hold it: a MAP_POPULATE of 256 MiB takes about 0.1 s.
+_RING_WAIT = 5.0
 # gRPC codes after which the writer reconnects (OpenRun RESUME, with backoff)
 # and resends what is not acknowledged: the transient codes of the "Retries"
 # comment in proto/tblog/v1/tblog.proto, where each one's reason is given. The
@@ -245,6 +255,10 @@ class Stream(ScalarBuffer):
         self._ring_token = ""      # the live stream's (sender thread)
         self._ring_wanted = 0  # bytes of the largest tensor that asked for a ring
         self._ring_failed = False
+        # Set by a training thread that wants the ring made or grown now
+        # (_ring_urgent_locked): wakes the sender, which clears it once it has
+        # tried.
+        self._ring_urgent = False
 
         # Fails fast, naming the address and the cause (tblog/_connect.py).
         from tblog._connect import first_open
@@ -280,8 +294,11 @@ class Stream(ScalarBuffer):
         """_convert.tensor_parts, the bytes in a slice of the shared-memory
         ring when there is room (an _shm.Slice: one copy, numpy's, without
         the GIL), else bytes. Asks the sender for a ring at the first large
-        tensor. `with_range`: the slice carries the values' range (a uniform
-        histogram's, _shm.Ring.copy_in)."""
+        tensor. A tensor too large to travel as bytes waits (up to
+        _RING_WAIT) for a ring that can hold it. `with_range`: the slice
+        carries the values' range (a uniform histogram's, _shm.Ring.copy_in)."""
+        if array.nbytes > MAX_RECORD_BYTES:
+            self._ring_for_oversize(array.nbytes)
         ring = self._ring
         if ring is not None and ring.usable and array.nbytes >= _shm.MIN_SLICE_BYTES:
             code, converted = _convert.tensor_array(array, allowed)
@@ -293,8 +310,60 @@ class Stream(ScalarBuffer):
             if slot is not None:
                 return code, tuple(int(d) for d in converted.shape), _shm.Slice(*slot)
         elif ring is None and array.nbytes >= _shm.MIN_SLICE_BYTES:
-            self._ring_wanted = max(self._ring_wanted, array.nbytes)
+            self._want_ring_for(array.nbytes)
         return _convert.tensor_parts(array, allowed)
+
+    def _want_ring_for(self, nbytes):
+        """Asks the sender for a ring for a tensor of `nbytes`; the first ask
+        wakes it, so the ring is made now rather than after the ack the
+        sender may be waiting for (the tensors until then go as bytes)."""
+        if self._ring_wanted == 0:
+            with self._cv:
+                self._ring_wanted = max(self._ring_wanted, nbytes)
+                self._ring_urgent_locked()
+        else:
+            self._ring_wanted = max(self._ring_wanted, nbytes)
+
+    def _ring_urgent_locked(self):
+        if self._ring_socket and self._ring_bytes > 0 and not self._ring_failed:
+            self._ring_urgent = True
+            self._cv.notify_all()
+
+    def _ring_for_oversize(self, nbytes):
+        """A tensor of `nbytes`, more than a request can carry, goes through
+        the ring or not at all: asks the sender to make the ring, or to grow
+        it to hold the tensor, and waits (up to _RING_WAIT) until it has
+        tried. The caller then takes a slice, or sends bytes that _record
+        refuses (naming the ring's error, shm_error)."""
+        deadline = time.monotonic() + _RING_WAIT
+        with self._cv:
+            while not self._stopped and self._fatal is None:
+                ring = self._ring
+                if ring is None:
+                    self._ring_wanted = max(self._ring_wanted, nbytes)
+                elif not ring.usable or not ring.could_grow_for(nbytes):
+                    return  # as large as it gets: a slice if there is room
+                else:
+                    ring.want_growth(nbytes)
+                self._ring_urgent_locked()
+                remaining = deadline - time.monotonic()
+                if not self._ring_urgent or remaining <= 0:
+                    return  # no ring to be had here, or the sender is stuck
+                self._cv.wait(remaining)
+
+    @property
+    def shm_error(self):
+        """Why a tensor could not go through shared memory, for errors."""
+        ring = self._ring
+        if not self._ring_socket or self._ring_bytes <= 0:
+            return "no shared memory with the daemon (remote, or TBLOG_SHM_SOCKET=off)"
+        if ring is None:
+            return "no shared-memory ring" + (" (memfd unavailable)" if self._ring_failed else "")
+        if not ring.usable:
+            return f"the shared-memory ring could not be attached: {ring.error}"
+        return (f"the shared-memory ring ({ring.size} bytes, growth up to "
+                f"{ring.max_bytes} bytes: TBLOG_SHM_RING_MAX_BYTES, and what the daemon "
+                "accepts) had no room for it")
 
     def tensor_buffer(self, shape, dtype):
         """A new array of `shape` and `dtype` that lies in the shared-memory
@@ -308,13 +377,14 @@ class Stream(ScalarBuffer):
             if view is not None:
                 return view.view(dtype).reshape(shape)
         elif ring is None and nbytes >= _shm.MIN_SLICE_BYTES:
-            self._ring_wanted = max(self._ring_wanted, nbytes)
+            self._want_ring_for(nbytes)
         return np.empty(shape, dtype)
 
     def _want_ring(self):
         """Sender thread: makes and attaches the ring a large tensor asked
-        for, room for two of it (_shm.size_for) or $TBLOG_SHM_RING_BYTES if
-        the daemon refuses that size; the token binds it to the live stream
+        for, room for two of it (_shm.size_for), or, for a tensor too large
+        for a request, one, or else $TBLOG_SHM_RING_BYTES, the first size the
+        daemon accepts; the token binds it to the live stream
         (a message of its own). Grows a live ring a tensor found too small
         (_shm.Ring.grow)."""
         if self._ring is not None and self._ring.grow_wanted and self._ring_token:
@@ -322,9 +392,11 @@ class Stream(ScalarBuffer):
         if (not self._ring_wanted or self._ring is not None or self._ring_failed or
                 not self._ring_socket or self._ring_bytes <= 0):
             return
-        sizes = [_shm.size_for(self._ring_wanted, self._ring_bytes, _shm.max_ring_bytes())]
-        if sizes[0] > self._ring_bytes:
-            sizes.append(self._ring_bytes)
+        cap = _shm.max_ring_bytes()
+        sizes = [_shm.size_for(self._ring_wanted, self._ring_bytes, cap)]
+        if self._ring_wanted > MAX_RECORD_BYTES:  # room for one, if not for two
+            sizes.append(_shm.size_for((self._ring_wanted + 1) // 2, self._ring_bytes, cap))
+        sizes = sorted(set(sizes + [self._ring_bytes]), reverse=True)
         for size in sizes:
             try:
                 ring = _shm.Ring(size)
@@ -706,7 +778,7 @@ class Stream(ScalarBuffer):
                     # Set before looking at the buffer: a training thread that
                     # appends after this look sees it and wakes us.
                     self.send_now = idle
-                    if (self._item_records >= self._wake_records or
+                    if (self._ring_urgent or self._item_records >= self._wake_records or
                             self._item_bytes >= _BATCH_BYTES or
                             len(self.points) >= COLUMN_POINTS * _FIELDS or
                             (idle and (self.points or self._items))):
@@ -727,6 +799,9 @@ class Stream(ScalarBuffer):
                 continue
             self._want_ring()
             with self._cv:
+                if self._ring_urgent:
+                    self._ring_urgent = False
+                    self._cv.notify_all()  # _ring_for_oversize
                 self._take_points_locked()
                 items = self._items
                 self._items = []

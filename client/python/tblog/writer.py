@@ -23,7 +23,8 @@ import numpy as np
 
 from tblog import _connect, _convert, _media, _shm
 from tblog._channel import open_channel
-from tblog._stream import CHANNEL_OPTIONS, Stream, Wire, _Record, kind_number, tensor_wire
+from tblog._stream import (CHANNEL_OPTIONS, MAX_RECORD_BYTES, Stream, Wire, _Record, kind_number,
+                           tensor_wire)
 from tblog.v1 import tblog_pb2 as pb
 
 DEFAULT_ADDRESS = "127.0.0.1:6066"
@@ -33,12 +34,6 @@ _TENSOR = pb.SCALAR_STYLE_TENSOR
 _FLOATS = (1, 2)            # DTYPE_FLOAT32, DTYPE_FLOAT64
 _PIXELS = (1, 2, 4)         # float32, float64, uint8
 
-# The most tensor bytes one record may carry: a record travels in one request,
-# which gRPC caps at 64 MiB on both sides (CHANNEL_OPTIONS, the daemon's
-# default --max-message-size); 1 MiB is left for the record's other fields.
-# A larger record could never be sent (resending it would fail forever), so
-# the add_* call refuses it.
-_MAX_RECORD_BYTES = (64 << 20) - (1 << 20)
 
 _live_writers = weakref.WeakSet()
 _live_lock = threading.Lock()
@@ -307,11 +302,14 @@ class SummaryWriter:
         # `parts`: the tensor_parts of the record's tensor, whose ring slice
         # (if it has one) is freed once the record's batch is acknowledged.
         slices = (parts[2],) if parts is not None and isinstance(parts[2], _shm.Slice) else ()
-        if nbytes > _MAX_RECORD_BYTES:
+        if nbytes > MAX_RECORD_BYTES:
+            # (A tensor in the ring counts 0 bytes here: its request names the slice.)
+            via = (f", and it could not go through shared memory: {self._stream.shm_error}"
+                   if parts is not None else "")
             raise ValueError(f"tblog: {tag!r} carries {nbytes} bytes of data, more than the "
-                             f"{_MAX_RECORD_BYTES} one record may hold (a request is at most "
-                             "64 MiB); log it in smaller pieces (fewer images per call, a "
-                             "sample of the values)")
+                             f"{MAX_RECORD_BYTES} one request may carry (64 MiB in all){via}; "
+                             "log it in smaller pieces (fewer images per call, a sample of "
+                             "the values)")
         if description:
             text, fill_kind = str(description), fill
 

@@ -355,3 +355,49 @@ def test_only_uniform_histograms_ask_for_a_range(daemon, monkeypatch):
     writer.add_histogram("default", values, 1)  # PyTorch's default: bins="tensorflow"
     writer.close()
     assert asked == [True, False, False]
+
+
+# 17M float32 values: 68 MB, more than one request may carry (64 MiB), so they
+# can only travel through the ring.
+_OVERSIZE = 17 << 20
+
+
+def test_a_tensor_larger_than_a_request_goes_through_the_ring_from_the_first_call(daemon):
+    # The first call waits for the sender to make a ring that holds the
+    # tensor (rather than sending bytes that no request can carry); the
+    # second finds it made.
+    values = np.ones(_OVERSIZE, np.float32)
+    writer = SummaryWriter("py/oversize", address=daemon.address)
+    writer.add_scalar("before", 1.0, 0)
+    for step in range(2):
+        values[step] = 3.0
+        writer.add_histogram("big", values, step)
+    writer.add_scalar("after", 2.0, 0)
+    writer.flush()
+    tensors, error = writer._stream.shm_status
+    assert tensors == 2, error
+    writer.close()
+    run = os.path.join(daemon.logdir, "py", "oversize")
+    assert _histograms(run, "big") == [(0, _OVERSIZE, _OVERSIZE + 2.0),
+                                       (1, _OVERSIZE, _OVERSIZE + 4.0)]
+    assert sorted(v.tag for _, _, v in eventfile.values(run) if v.tag != "big") == \
+        ["after", "before"]
+
+
+@pytest.mark.parametrize("daemon_args", [["--shm-socket", "off"], []])
+def test_a_tensor_larger_than_a_request_without_a_ring_is_refused_naming_why(daemon, monkeypatch,
+                                                                           daemon_args):
+    # No shm socket at the daemon; or rings capped below the tensor
+    # (TBLOG_SHM_RING_MAX_BYTES): ValueError naming the ring's state, and the
+    # writer goes on.
+    monkeypatch.setenv("TBLOG_SHM_RING_MAX_BYTES", str(64 << 20))
+    writer = SummaryWriter("py/refused_oversize", address=daemon.address)
+    started = time.monotonic()
+    why = "could not be attached" if daemon_args else "had no room for it"
+    with pytest.raises(ValueError, match=f"could not go through shared memory: .*{why}"):
+        writer.add_histogram("big", np.ones(_OVERSIZE, np.float32), 0)
+    assert time.monotonic() - started < 4.0  # the sender answered; no _RING_WAIT
+    writer.add_scalar("after", 2.0, 0)
+    writer.close()
+    run = os.path.join(daemon.logdir, "py", "refused_oversize")
+    assert [v.tag for _, _, v in eventfile.values(run)] == ["after"]
