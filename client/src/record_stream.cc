@@ -55,7 +55,24 @@ RecordStream::RecordStream(WriterOptions options)
       writer_id_(options_.writer_id.empty() ? RandomWriterId() : options_.writer_id),
       builder_(options_.scalar_style),
       spare_buffers_(options_.max_buffer_bytes / 4) {
+  max_record_bytes_.store(options_.max_record_bytes, std::memory_order_relaxed);
+  {
+    MutexLock lock(&mu_);
+    batch_limit_ = std::min(options_.max_batch_bytes, message_room_);
+  }
   NewChannel();
+}
+
+void RecordStream::LearnMessageLimitLocked(uint64_t max_message_bytes) {
+  // 0: a daemon older than the field, with the default that
+  // WriterOptions' defaults fit. The rest of a request (its head, the tag
+  // definitions) gets 1 MiB, as in max_record_bytes' default; tblogd
+  // accepts no limit below 4 MiB.
+  if (max_message_bytes == 0) return;
+  message_room_ = max_message_bytes - std::min<uint64_t>(max_message_bytes / 4, 1 << 20);
+  max_record_bytes_.store(std::min(options_.max_record_bytes, message_room_),
+                          std::memory_order_relaxed);
+  batch_limit_ = std::min(options_.max_batch_bytes, message_room_);
 }
 
 RecordStream::~RecordStream() {
@@ -145,7 +162,7 @@ uint64_t RecordStream::SealLocked(v1::FlushMode flush) {
 
 void RecordStream::AfterAppendLocked() {
   ++stats_.enqueued;
-  if (builder_.bytes() >= options_.max_batch_bytes) {
+  if (builder_.bytes() >= batch_limit_) {
     SealLocked(v1::FLUSH_MODE_NONE);
   } else if (builder_.records() == 1 && !InFlightLocked()) {
     // The first record of a batch while the daemon has nothing of ours to
@@ -168,6 +185,11 @@ absl::Status RecordStream::AddScalar(std::string_view tag, std::string_view subr
 absl::Status RecordStream::AddRecord(v1::Record&& record, size_t bytes) {
   MutexLock lock(&mu_);
   if (absl::Status room = ReserveLocked(bytes); !room.ok()) return room;
+  // A large record that would take the open batch past the limit starts a
+  // batch of its own: no request exceeds the daemon's --max-message-size.
+  if (!builder_.empty() && builder_.bytes() + bytes > message_room_) {
+    SealLocked(v1::FLUSH_MODE_NONE);
+  }
   if (builder_.empty()) batch_started_ = absl::Now();
   builder_.AddRecord(std::move(record), bytes);
   AfterAppendLocked();

@@ -119,7 +119,7 @@ class RecordStream {
   // tensor too large to travel as bytes (more than max_record_bytes), which
   // has no other way than the ring: ShmRingForOversize.
   ShmRing* ShmRingFor(size_t bytes) {
-    if (bytes > options_.max_record_bytes) return ShmRingForOversize(bytes);
+    if (bytes > max_record_bytes()) return ShmRingForOversize(bytes);
     ShmRing* ring = shm_ring();
     if (ring == nullptr && bytes >= ShmRing::kMinSliceBytes) {
       size_t wanted = ring_wanted_.load(std::memory_order_relaxed);
@@ -149,7 +149,10 @@ class RecordStream {
   std::string run_path() const ABSL_LOCKS_EXCLUDED(mu_);
   const std::string& writer_id() const { return writer_id_; }
   v1::ScalarStyle scalar_style() const { return options_.scalar_style; }
-  size_t max_record_bytes() const { return options_.max_record_bytes; }
+  // The largest record a record call accepts: WriterOptions::
+  // max_record_bytes, or less when the daemon's --max-message-size
+  // (OpenRunResponse.max_message_bytes) is smaller (LearnMessageLimit).
+  size_t max_record_bytes() const { return max_record_bytes_.load(std::memory_order_relaxed); }
 
  private:
   using Stream = grpc::ClientReaderWriter<v1::WriteRequest, v1::WriteResponse>;
@@ -290,6 +293,15 @@ class RecordStream {
   Mutex ring_mu_ ABSL_ACQUIRED_AFTER(mu_);
   uint64_t ring_tries_ ABSL_GUARDED_BY(ring_mu_) = 0;
   void RingTried() ABSL_LOCKS_EXCLUDED(ring_mu_);
+
+  // What the daemon's --max-message-size leaves for a request's records
+  // (LearnMessageLimitLocked; 63 MiB until known): record calls refuse a
+  // larger record (max_record_bytes_, at most this), a batch is sealed
+  // before a record would take it past this, and at batch_limit_.
+  size_t message_room_ ABSL_GUARDED_BY(mu_) = (size_t{64} << 20) - (size_t{1} << 20);
+  std::atomic<size_t> max_record_bytes_{0};
+  size_t batch_limit_ ABSL_GUARDED_BY(mu_) = 0;
+  void LearnMessageLimitLocked(uint64_t max_message_bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // The sender's wake-up flag (see WaitForWake), set after the state change.
   Mutex wake_mu_ ABSL_ACQUIRED_AFTER(mu_);

@@ -65,6 +65,7 @@ absl::Status RecordStream::Connect() {
     MutexLock lock(&mu_);
     run_id_ = response.run_id();
     run_path_ = response.run_path();
+    LearnMessageLimitLocked(response.max_message_bytes());
     auto it = response.writer_sequences().find(writer_id_);
     const uint64_t daemon_has = it == response.writer_sequences().end() ? 0 : it->second;
     // A writer id the run already knows (a restarted trainer that passes a

@@ -291,7 +291,8 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
                      "written); past it, streams are not read and WriteBatch calls wait. "
                      "Memory = this + a fixed overhead (README, Memory)")
           ->capture_default_str(), "TBLOG_MAX_INFLIGHT_BYTES");
-  env(app.add_option("--max-message-size", max_message, "Largest request accepted")
+  env(app.add_option("--max-message-size", max_message,
+                     "Largest request accepted, 4MiB to 2GiB; clients learn it at OpenRun")
           ->capture_default_str(), "TBLOG_MAX_MESSAGE_SIZE");
   env(app.add_option("--shutdown-grace", shutdown_grace,
                      "On SIGTERM/SIGINT, time allowed to drain queues before exit")
@@ -403,10 +404,13 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
   else return fail(b.status(), "--max-file-size");
   if (auto b = ParseByteSize(max_inflight); b.ok()) o.max_inflight_bytes = *b;
   else return fail(b.status(), "--max-inflight-bytes");
-  if (auto b = ParseByteSize(max_message); b.ok() && *b > 0 && *b <= (uint64_t{2} << 30)) {
+  // At least 4 MiB (gRPC's own default): clients leave 1 MiB of a request
+  // for its head and tag definitions (OpenRunResponse.max_message_bytes).
+  if (auto b = ParseByteSize(max_message);
+      b.ok() && *b >= (uint64_t{4} << 20) && *b <= (uint64_t{2} << 30)) {
     o.limits.max_message_bytes = *b;
   } else {
-    return fail(b.ok() ? absl::InvalidArgumentError("must be between 1 byte and 2GiB") : b.status(),
+    return fail(b.ok() ? absl::InvalidArgumentError("must be between 4MiB and 2GiB") : b.status(),
                 "--max-message-size");
   }
   if (auto m = ParseModeKeeping(unix_socket_mode, 0); m.ok()) o.unix_socket_mode = *m;

@@ -410,6 +410,7 @@ grpc::ServerUnaryReactor* TBLogService::OpenRun(grpc::CallbackServerContext* con
     }
     if (opened.ok()) {
       *response = *std::move(opened);
+      response->set_max_message_bytes(context_.options->limits.max_message_bytes);
       reactor->Finish(grpc::Status::OK);
     } else {
       reactor->Finish(ToGrpc(opened.status()));

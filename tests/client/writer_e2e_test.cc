@@ -362,6 +362,47 @@ TEST_F(WriterE2eTest, TheRecordLimitIsTheWritersOption) {
   EXPECT_EQ(CountTag(runs.at("e2e/record_limit"), "over"), 0);
 }
 
+// A daemon started with a smaller --max-message-size (here 4 MiB) tells the
+// writer at OpenRun (OpenRunResponse.max_message_bytes): a record that no
+// request could carry is refused when it is logged, naming the limit, and a
+// large record that fits alone goes in a batch of its own. Before, the
+// writer sent them, the daemon refused the request with RESOURCE_EXHAUSTED
+// at every resend, and flush() never returned.
+TEST_F(WriterE2eTest, TheWriterLearnsTheDaemonsMessageLimit) {
+  ASSERT_TRUE(daemon_->Stop(SIGTERM).ok());
+  DaemonProcess::Options small;
+  small.extra_args = {"--max-message-size", "4MiB"};
+  auto daemon = DaemonProcess::Start(small);
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  daemon_ = std::move(*daemon);
+  WriterOptions options = OptionsFor(*daemon_, "e2e/learnt_limit");
+  options.shm_socket = "off";  // the values travel in the message
+  options.max_batch_bytes = size_t{2} << 20;
+  auto opened = Writer::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Writer& writer = **opened;
+  ASSERT_TRUE(writer.scalar("good", 1, 1.0f).ok());
+  const std::vector<float> over((size_t{3} << 20) / sizeof(float) + 1024, 0.5f);
+  const absl::Status refused = writer.histogram("over", 1, over);
+  EXPECT_TRUE(absl::IsInvalidArgument(refused)) << refused;
+  EXPECT_NE(refused.message().find("3145728"), std::string::npos) << refused;  // 4 MiB - 1 MiB
+  // 1.9 MB, then 2.9 MB: together more than a request holds, each alone not.
+  const std::vector<float> first((size_t{19} << 20) / 10 / sizeof(float), 0.25f);
+  const std::vector<float> second((size_t{29} << 20) / 10 / sizeof(float), 0.75f);
+  ASSERT_TRUE(writer.histogram("fits", 1, first).ok());
+  ASSERT_TRUE(writer.histogram("fits", 2, second).ok());
+  ASSERT_TRUE(writer.scalar("good", 2, 2.0f).ok());
+  EXPECT_TRUE(writer.flush().ok()) << writer.status();
+  EXPECT_TRUE(writer.status().ok()) << writer.status();
+  EXPECT_EQ(writer.stats().reconnects, 0u);
+  EXPECT_TRUE(writer.close().ok());
+  const auto runs = ReadLogdir(daemon_->logdir());
+  ASSERT_TRUE(runs.count("e2e/learnt_limit"));
+  EXPECT_EQ(Points(runs.at("e2e/learnt_limit"), "good").size(), 2u);
+  EXPECT_EQ(CountTag(runs.at("e2e/learnt_limit"), "fits"), 2);
+  EXPECT_EQ(CountTag(runs.at("e2e/learnt_limit"), "over"), 0);
+}
+
 // Steps 0..n-1 of `tag` exactly once each, in order.
 void ExpectEachStepOnce(const std::vector<tb::Event>& events, const std::string& tag, int64_t n) {
   const auto points = Points(events, tag);

@@ -192,6 +192,7 @@ TEST_F(ConfigTest, BadValuesAreErrorsNamingTheFlag) {
       {{"--max-inflight-bytes", "12XB"}, "--max-inflight-bytes"},
       {{"--max-file-size", "lots"}, "--max-file-size"},
       {{"--max-message-size", "3GiB"}, "--max-message-size"},
+      {{"--max-message-size", "1MiB"}, "--max-message-size"},  // clients keep 1 MiB of it
       {{"--fsync", "always"}, "--fsync"},
       {{"--log-format", "xml"}, "--log-format"},
       {{"--workers", "many"}, "--workers"},

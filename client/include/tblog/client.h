@@ -174,11 +174,14 @@ struct WriterOptions {
   absl::Duration batch_delay = absl::Milliseconds(50);
   // The largest record (encoded) a record call accepts; a larger one is
   // refused with INVALID_ARGUMENT when it is logged, since the daemon would
-  // refuse every resend of it. A larger tensor still goes through the
-  // shared-memory ring, where its record carries only the slice's name: the
-  // call waits (up to 5 s) for the ring to be made or grown to hold it. The default fits the daemon's default
-  // --max-message-size (64 MiB) less 1 MiB for the rest of its batch; raise
-  // it with the daemon's --max-message-size (e.g. 256 MiB - 1 MiB).
+  // refuse every resend of it. The default fits the daemon's default
+  // --max-message-size (64 MiB) less 1 MiB for the rest of its batch; a
+  // daemon with a smaller one lowers it when the run is opened
+  // (OpenRunResponse.max_message_bytes), and batches are cut below it too.
+  // Raise it with the daemon's --max-message-size (e.g. 256 MiB - 1 MiB). A
+  // larger tensor still goes through the shared-memory ring, where its
+  // record carries only the slice's name: the call waits (up to 5 s) for the
+  // ring to be made or grown to hold it.
   size_t max_record_bytes = (size_t{64} << 20) - (size_t{1} << 20);
   // Reconnect delays after a broken stream: doubling from initial to max.
   absl::Duration initial_backoff = absl::Milliseconds(100);

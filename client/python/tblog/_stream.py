@@ -42,6 +42,8 @@ _FIELDS = _columns.FIELDS  # entries of Stream.points per point
 # forever), so the add_* call refuses it, unless its tensor goes through the
 # shared-memory ring (then the request carries only the slice's name).
 MAX_RECORD_BYTES = (64 << 20) - (1 << 20)
+# A daemon whose --max-message-size is smaller (OpenRunResponse.
+# max_message_bytes) lowers both this and _BATCH_BYTES: see _learn_limit.
 # How long a tensor too large for a request waits for the sender to make (or
 # grow) a ring that can hold it: a MAP_POPULATE of 256 MiB takes about 0.1 s.
 _RING_WAIT = 5.0
@@ -259,6 +261,9 @@ class Stream(ScalarBuffer):
         # (_ring_urgent_locked): wakes the sender, which clears it once it has
         # tried.
         self._ring_urgent = False
+        # What a request may carry (_learn_limit, from each OpenRun's answer).
+        self.max_record_bytes = MAX_RECORD_BYTES
+        self._batch_bytes = _BATCH_BYTES
 
         # Fails fast, naming the address and the cause (tblog/_connect.py).
         from tblog._connect import first_open
@@ -297,7 +302,7 @@ class Stream(ScalarBuffer):
         tensor. A tensor too large to travel as bytes waits (up to
         _RING_WAIT) for a ring that can hold it. `with_range`: the slice
         carries the values' range (a uniform histogram's, _shm.Ring.copy_in)."""
-        if array.nbytes > MAX_RECORD_BYTES:
+        if array.nbytes > self.max_record_bytes:
             self._ring_for_oversize(array.nbytes)
         ring = self._ring
         if ring is not None and ring.usable and array.nbytes >= _shm.MIN_SLICE_BYTES:
@@ -394,7 +399,7 @@ class Stream(ScalarBuffer):
             return
         cap = _shm.max_ring_bytes()
         sizes = [_shm.size_for(self._ring_wanted, self._ring_bytes, cap)]
-        if self._ring_wanted > MAX_RECORD_BYTES:  # room for one, if not for two
+        if self._ring_wanted > self.max_record_bytes:  # room for one, if not for two
             sizes.append(_shm.size_for((self._ring_wanted + 1) // 2, self._ring_bytes, cap))
         sizes = sorted(set(sizes + [self._ring_bytes]), reverse=True)
         for size in sizes:
@@ -578,9 +583,21 @@ class Stream(ScalarBuffer):
         if old is not None:
             old.close()
 
+    def _learn_limit(self, max_message_bytes):
+        """The daemon's --max-message-size (0 from an older daemon: 64 MiB,
+        which the defaults fit): a request larger than it would be refused
+        at every resend (tblog.proto, OpenRunResponse.max_message_bytes).
+        Records get what it leaves after 1 MiB for the request's head and
+        tag definitions, and batches are cut below that."""
+        if max_message_bytes:
+            room = max_message_bytes - min(max_message_bytes // 4, 1 << 20)
+            self.max_record_bytes = min(MAX_RECORD_BYTES, room)
+            self._batch_bytes = min(_BATCH_BYTES, room)
+
     def _connect(self, response):
         """Starts a Write stream after OpenRun answered `response`, dropping the
         batches the daemon already has and resending the others in order."""
+        self._learn_limit(response.max_message_bytes)
         have = response.writer_sequences.get(self.writer_id, 0)
         # A stream without a ring sends the slices of its new batches as bytes;
         # batches serialized with slices before are resent as they are.
@@ -895,7 +912,7 @@ class Stream(ScalarBuffer):
                 wire = Wire(record.SerializeToString())
                 if kind is not None:
                     wire.add(*kind)
-                if batch.size and batch.size + wire.size > _BATCH_BYTES:
+                if batch.size and batch.size + wire.size > self._batch_bytes:
                     batches.append(batch)
                     slices.append(offsets)
                     batch, offsets = Wire(), []
@@ -908,12 +925,12 @@ class Stream(ScalarBuffer):
                             self._errors.append(TblogError(error, code="INVALID_ARGUMENT"))
                             self.failure = self._errors[0]
                     for record in records:
+                        if batch.size and batch.size + len(record) > self._batch_bytes:
+                            batches.append(batch)
+                            slices.append(offsets)
+                            batch, offsets = Wire(), []
                         batch.add(_RECORDS_FIELD, record)
-                    if batch.size >= _BATCH_BYTES:
-                        batches.append(batch)
-                        slices.append(offsets)
-                        batch, offsets = Wire(), []
-            if batch.size >= _BATCH_BYTES:
+            if batch.size >= self._batch_bytes:
                 batches.append(batch)
                 slices.append(offsets)
                 batch, offsets = Wire(), []

@@ -23,8 +23,7 @@ import numpy as np
 
 from tblog import _connect, _convert, _media, _shm
 from tblog._channel import open_channel
-from tblog._stream import (CHANNEL_OPTIONS, MAX_RECORD_BYTES, Stream, Wire, _Record, kind_number,
-                           tensor_wire)
+from tblog._stream import CHANNEL_OPTIONS, Stream, Wire, _Record, kind_number, tensor_wire
 from tblog.v1 import tblog_pb2 as pb
 
 DEFAULT_ADDRESS = "127.0.0.1:6066"
@@ -302,14 +301,15 @@ class SummaryWriter:
         # `parts`: the tensor_parts of the record's tensor, whose ring slice
         # (if it has one) is freed once the record's batch is acknowledged.
         slices = (parts[2],) if parts is not None and isinstance(parts[2], _shm.Slice) else ()
-        if nbytes > MAX_RECORD_BYTES:
+        limit = self._stream.max_record_bytes
+        if nbytes > limit:
             # (A tensor in the ring counts 0 bytes here: its request names the slice.)
             via = (f", and it could not go through shared memory: {self._stream.shm_error}"
                    if parts is not None else "")
             raise ValueError(f"tblog: {tag!r} carries {nbytes} bytes of data, more than the "
-                             f"{MAX_RECORD_BYTES} one request may carry (64 MiB in all){via}; "
-                             "log it in smaller pieces (fewer images per call, a sample of "
-                             "the values)")
+                             f"{limit} one request may carry (tblogd's --max-message-size, "
+                             f"64 MiB by default, less 1 MiB){via}; log it in smaller pieces "
+                             "(fewer images per call, a sample of the values)")
         if description:
             text, fill_kind = str(description), fill
 

@@ -167,11 +167,37 @@ def test_add_video_checks_its_arguments_on_the_client(daemon):
             writer.add_video("v", np.zeros((1, 2, 3, 4, 4)), fps=0)
 
 
-def test_a_record_too_large_to_send_is_refused_at_the_call(daemon):
-    # 2 x 4096 x 8193 bytes: just over what one request may carry. Before,
+def test_a_record_too_large_to_send_is_refused_at_the_call(daemon, monkeypatch):
+    # 2 x 4096 x 8193 bytes: just over what one request may carry, and no
+    # shared memory to take it instead (test_shm.py has the ring). Before,
     # the batch failed to send with RESOURCE_EXHAUSTED and was retried forever.
+    monkeypatch.setenv("TBLOG_SHM_SOCKET", "off")
     with writer_for(daemon, "huge") as writer:
-        with pytest.raises(ValueError, match="more than the .* one record may hold"):
+        with pytest.raises(ValueError, match="more than the .* one request may carry .*"
+                                             "no shared memory with the daemon"):
             writer.add_images("big", np.zeros((2, 1, 4096, 8193), np.uint8), 0)
         writer.add_scalar("after", 1.0, 0)
     assert eventfile.scalars(os.path.join(daemon.logdir, "huge"))["after"] == [(0, 1.0)]
+
+
+@pytest.mark.parametrize("daemon_args", [["--max-message-size", "4MiB"]])
+def test_the_writer_learns_the_daemons_message_limit(daemon, monkeypatch):
+    # OpenRunResponse.max_message_bytes: a record no request could carry is
+    # refused at the call, naming the limit (4 MiB - 1 MiB), and batches are
+    # cut below it: 1.9 + 2.9 MB of histograms and 300k scalars (five column
+    # records) go out in requests the daemon accepts. Before, they were
+    # refused with RESOURCE_EXHAUSTED at every resend and flush() never
+    # returned.
+    monkeypatch.setenv("TBLOG_SHM_SOCKET", "off")
+    with writer_for(daemon, "learnt_limit") as writer:
+        with pytest.raises(ValueError, match="more than the 3145728 one request may carry"):
+            writer.add_histogram("over", np.ones((3 << 20) // 4 + 1024, np.float32), 0)
+        writer.add_histogram("fits", np.ones(1900000 // 4, np.float32), 1)
+        writer.add_histogram("fits", np.ones(2900000 // 4, np.float32), 2)
+        for step in range(300000):
+            writer.add_scalar("loss", 1.0, step)
+        writer.flush(timeout=60)
+    values = list(eventfile.values(os.path.join(daemon.logdir, "learnt_limit")))
+    assert [step for step, _, v in values if v.tag == "fits"] == [1, 2]
+    assert sum(v.tag == "loss" for _, _, v in values) == 300000
+    assert not any(v.tag == "over" for _, _, v in values)
