@@ -145,6 +145,7 @@ class Ring:
         self._head = 0
         self.usable = False
         self.error = ""
+        self.unreachable = False
         self.tensors = 0  # tensors copy_in took
 
     def _exchange(self, path, request, timeout):
@@ -164,6 +165,7 @@ class Ring:
         with self._lock:
             self.usable = response.code == 0
             self.error = "" if self.usable else response.message
+            self.unreachable = response.code == 14  # no daemon answers at `path`
             self._token = response.token if self.usable else ""
             self._room.notify_all()
         return response.token if self.usable else ""

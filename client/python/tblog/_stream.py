@@ -409,9 +409,9 @@ class Stream(ScalarBuffer):
                 self._ring_failed = True
                 return
             token = ring.attach(self._ring_socket)
-            if token or size == sizes[-1]:
-                break
-            ring.close()  # refused at this size: the default next
+            if token or size == sizes[-1] or ring.unreachable:
+                break  # (no daemon at the socket takes a smaller ring either)
+            ring.close()  # refused at this size: a smaller one next
         with self._cv:
             self._ring = ring
             if token and not self._stream_broken:

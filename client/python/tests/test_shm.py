@@ -161,6 +161,29 @@ def test_first_ring_refused_at_its_size_falls_back_to_the_default(daemon, monkey
     assert sorted(tags) == ["large"] * 4 + ["small"] * 3
 
 
+@pytest.mark.parametrize("daemon_args", [["--shm-socket", "off"]])
+def test_no_smaller_ring_is_tried_when_no_daemon_answers_at_the_socket(daemon, monkeypatch):
+    # Refused, the first ring is made again at the default size; unanswered
+    # (no shm socket), it is not: a second memfd would get no answer either.
+    monkeypatch.setenv("TBLOG_SHM_RING_BYTES", str(1 << 20))
+    made = []
+    init = _shm.Ring.__init__
+
+    def counting(self, nbytes, max_bytes=None):
+        made.append(nbytes)
+        init(self, nbytes, max_bytes)
+
+    monkeypatch.setattr(_shm.Ring, "__init__", counting)
+    writer = SummaryWriter("py/unanswered", address=daemon.address)
+    for step in range(2):
+        writer.add_histogram("h", np.ones(600000, np.float32), step)
+        writer.flush()
+    tensors, error = writer._stream.shm_status
+    assert tensors == 0 and error
+    writer.close()
+    assert made == [8 << 20]  # room for two 2.4 MB tensors; no 1 MiB retry
+
+
 def test_ring_take_waits_for_room_and_gives_up():
     ring = _shm.Ring(1 << 20, max_bytes=1 << 20)
     ring.usable = True  # not attached: take() and free() only
