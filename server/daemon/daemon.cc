@@ -19,6 +19,7 @@
 #include "daemon/permissions.h"
 #include "daemon/malformed_requests.h"
 #include "daemon/memory_bound.h"
+#include "daemon/packed_events.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server.h"
@@ -326,6 +327,7 @@ void Daemon::FlusherLoop() {
     // Idle reads give their budget reservations back; parked WriteBatch
     // calls past their wait expire.
     budget_.Tick(now);
+    PackedEvents::ReleaseIdleSpares(now);  // converted scalars' buffers, once idle
     for (const auto& run : registry_->OpenRuns()) {
       run->WriteDueReductions(now);  // reduced points past their timeout
       // Synced per the event file sync policy, or now when data has waited

@@ -1,7 +1,9 @@
 #include "daemon/packed_events.h"
 
 #include <utility>
+#include <vector>
 
+#include "absl/time/clock.h"
 #include "absl/base/thread_annotations.h"
 #include "base/sync.h"
 
@@ -49,6 +51,24 @@ class Spares {
     }
     spares_[count_++] = std::move(storage);
     held_ = held;
+    last_used_ = absl::Now();
+  }
+
+  // Moves every spare into `freed` if none was taken or put since `since`;
+  // returns the bytes they hold.
+  size_t TakeAllIfIdle(absl::Time since, std::vector<Storage>& freed) ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
+    if (last_used_ > since) return 0;
+    const size_t bytes = held_;
+    for (size_t i = 0; i < count_; ++i) freed.push_back(std::move(spares_[i]));
+    count_ = 0;
+    held_ = 0;
+    return bytes;
+  }
+
+  size_t held() const ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
+    return held_;
   }
 
   // Takes a spare that fits (Fits) into `storage`.
@@ -62,6 +82,7 @@ class Spares {
         // The rest keep their order, oldest first (Put drops from the front).
         for (size_t j = i + 1; j < count_; ++j) spares_[j - 1] = std::move(spares_[j]);
         --count_;
+        last_used_ = absl::Now();
         return true;
       }
     }
@@ -69,10 +90,11 @@ class Spares {
   }
 
  private:
-  Mutex mu_;  // tblog::Mutex (base/sync.h): seen by TSan
+  mutable Mutex mu_;  // tblog::Mutex (base/sync.h): seen by TSan
   Storage spares_[PackedEvents::kMaxSpares] ABSL_GUARDED_BY(mu_);
   size_t count_ ABSL_GUARDED_BY(mu_) = 0;
   size_t held_ ABSL_GUARDED_BY(mu_) = 0;  // Storage::held() of spares_[0, count_)
+  absl::Time last_used_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // a Take or Put
 };
 
 // Never destroyed: a PackedEvents may die during static destruction.
@@ -95,6 +117,13 @@ PackedEvents::~PackedEvents() {
   std::vector<Storage> evicted;  // freed here, outside the lock
   TheSpares().Put(storage, evicted);
 }
+
+size_t PackedEvents::ReleaseIdleSpares(absl::Time now) {
+  std::vector<Storage> freed;  // freed here, outside the lock
+  return TheSpares().TakeAllIfIdle(now - kIdleRelease, freed);
+}
+
+size_t PackedEvents::SpareBytes() { return TheSpares().held(); }
 
 void PackedEvents::TakeSpareStorage(size_t bytes_wanted, size_t events_wanted) {
   Storage storage;

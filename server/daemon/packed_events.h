@@ -16,8 +16,11 @@
 // set: with room for only two spares, nearly every batch of such a backlog
 // faulted in a fresh one. So up to kMaxSpares sets are kept, of at most
 // kMaxSpareBytes per buffer and kMaxSpareTotalBytes in all (the oldest
-// leaving first): an idle daemon holds at most 64 MiB more than it would
-// otherwise, what two sets of the largest kept size came to before.
+// leaving first): at most 64 MiB more than the daemon would hold otherwise,
+// what two sets of the largest kept size came to before, and only while
+// scalars flow: the daemon's flush tick frees the spares once none was taken
+// or given back for kIdleRelease (ReleaseIdleSpares), so an idle daemon
+// holds none (README, Memory).
 #ifndef TBLOG_DAEMON_PACKED_EVENTS_H_
 #define TBLOG_DAEMON_PACKED_EVENTS_H_
 
@@ -27,6 +30,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "engine/io/raw_bytes.h"
 
 namespace tblog::daemon {
@@ -67,6 +71,13 @@ struct PackedEvents {
   // ConversionEstimate bounds it); they come back empty, with their
   // capacity. Thread-safe, as is the destructor.
   void TakeSpareStorage(size_t bytes, size_t events);
+
+  // Frees every spare set when none was taken or given back since
+  // `now - kIdleRelease`; returns the bytes freed. Thread-safe.
+  static constexpr absl::Duration kIdleRelease = absl::Seconds(2);
+  static size_t ReleaseIdleSpares(absl::Time now);
+  // The bytes the spare sets hold now (tests, metrics).
+  static size_t SpareBytes();
 
   // Serialized tb::Events, each as EventOut::event; grown without zero-fill
   // (EncodeTo overwrites every byte).

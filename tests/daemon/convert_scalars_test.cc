@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "convert_test_util.h"
 #include "daemon/convert/stream_tags.h"
 #include "engine/histogram/scalar_summary.h"
@@ -233,6 +234,32 @@ TEST_F(RecordConverterTest, ABacklogOfBatchesGetsItsBuffersBackOnceFreed) {
     next.push_back(*std::move(out));
   }
   EXPECT_EQ(reused, kBacklog) << "a freed batch's buffers were not reused";
+}
+
+// The spares are freed once none was taken or given back for kIdleRelease
+// (the daemon's flush tick calls ReleaseIdleSpares), so an idle daemon does
+// not keep up to 64 MiB of them; not before.
+TEST_F(RecordConverterTest, SparesAreFreedOnceIdle) {
+  {
+    absl::StatusOr<Converted> out =
+        converter_.Convert(ColumnsRecord(50000, {"idle/a"}, 0), kReceiveTime);
+    ASSERT_TRUE(out.ok()) << out.status();
+  }  // freed: its buffers are spares now
+  const size_t held = PackedEvents::SpareBytes();
+  ASSERT_GT(held, size_t{1} << 20);
+  EXPECT_EQ(PackedEvents::ReleaseIdleSpares(absl::Now()), 0u);  // just used
+  EXPECT_EQ(PackedEvents::SpareBytes(), held);
+  EXPECT_EQ(PackedEvents::ReleaseIdleSpares(absl::Now() + PackedEvents::kIdleRelease +
+                                            absl::Seconds(1)),
+            held);
+  EXPECT_EQ(PackedEvents::SpareBytes(), 0u);
+  // The next batch allocates afresh, and its buffers are kept again.
+  {
+    absl::StatusOr<Converted> out =
+        converter_.Convert(ColumnsRecord(50000, {"idle/b"}, 0), kReceiveTime);
+    ASSERT_TRUE(out.ok()) << out.status();
+  }
+  EXPECT_GT(PackedEvents::SpareBytes(), size_t{1} << 20);
 }
 
 // The daemon converts on several worker threads and frees batches on the
